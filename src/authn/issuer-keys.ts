@@ -1,0 +1,111 @@
+import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
+import type { IssuerPolicy } from '../policy/compiled-policy.js';
+import { KeySetError } from './key-set-errors.js';
+import { readKeySet, type FetchKeySet } from './read-key-set.js';
+
+/** What happened to one attempt at obtaining a key set: for logs and metrics. */
+export interface KeySetFetchEvent {
+  readonly issuer: string;
+  readonly outcome: 'ok' | 'error';
+  /** Why it was fetched. */
+  readonly trigger: 'initial' | 'expired' | 'unknown_key';
+  readonly keys?: number;
+  readonly error?: string;
+}
+
+export interface IssuerKeysOptions {
+  readonly issuer: IssuerPolicy;
+  readonly fetchKeySet: FetchKeySet;
+  /** Milliseconds since the epoch; injected so tests control time. */
+  readonly now: () => number;
+  readonly onFetch?: (event: KeySetFetchEvent) => void;
+}
+
+type LocalKeySet = ReturnType<typeof createLocalJWKSet>;
+
+/** While no keys are held, a failed fetch is retried after at most this long (ms), whatever the cooldown. */
+const EMPTY_RETRY_MS = 5000; // 5 seconds
+
+/**
+ * One issuer's verification keys: fetched on first use, cached for `jwks_cache_ttl`, fetched again for a
+ * token whose `kid` is unknown (key rotation), and never fetched more than once per
+ * `jwks_refresh_cooldown`. Concurrent requests share one fetch. Keys are found only by the token's `kid`
+ * and `alg` in this set; `jku`, `x5u` and embedded `jwk` header parameters are never followed.
+ */
+export class IssuerKeys {
+  private keySet: LocalKeySet | undefined;
+  private fetchedAt = 0;
+  private lastAttemptAt = Number.NEGATIVE_INFINITY;
+  private inflight: Promise<void> | undefined;
+
+  constructor(private readonly options: IssuerKeysOptions) {}
+
+  /** A jose key resolver for `jwtVerify`. Throws `KeySetError` (`ERR_JWKS_UNAVAILABLE`) when no keys are held. */
+  readonly getKey: JWTVerifyGetKey = async (header, token) => {
+    const keySet = await this.current();
+    try {
+      return await keySet(header, token);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY' || !this.mayFetch()) throw error;
+      await this.refresh('unknown_key');
+      const refreshed = this.keySet ?? keySet;
+      return refreshed(header, token);
+    }
+  };
+
+  /** Fetches the keys now unless a fetch is under way or the cooldown forbids it. Never throws. */
+  async prefetch(): Promise<void> {
+    if (this.keySet === undefined && this.mayFetch()) await this.refresh('initial');
+  }
+
+  /** Whether keys are held (fetched at least once and not lost). */
+  get ready(): boolean {
+    return this.keySet !== undefined;
+  }
+
+  private async current(): Promise<LocalKeySet> {
+    const { issuer, now } = this.options;
+    if (this.keySet === undefined) {
+      if (this.mayFetch()) await this.refresh('initial');
+    } else if (now() - this.fetchedAt >= issuer.jwksCacheTtlSeconds * 1000 && this.mayFetch()) {
+      await this.refresh('expired'); // on failure the stale keys stay in use: the issuer may be briefly down
+    }
+    if (this.keySet === undefined) {
+      throw new KeySetError(
+        'ERR_JWKS_UNAVAILABLE',
+        issuer.issuer,
+        `no keys are available for issuer ${issuer.issuer}`,
+      );
+    }
+    return this.keySet;
+  }
+
+  private mayFetch(): boolean {
+    if (this.inflight !== undefined) return true; // joining a fetch under way costs nothing
+    const cooldown =
+      this.keySet === undefined
+        ? Math.min(EMPTY_RETRY_MS, this.options.issuer.jwksRefreshCooldownSeconds * 1000)
+        : this.options.issuer.jwksRefreshCooldownSeconds * 1000;
+    return this.options.now() - this.lastAttemptAt >= cooldown;
+  }
+
+  private refresh(trigger: KeySetFetchEvent['trigger']): Promise<void> {
+    this.inflight ??= this.fetchOnce(trigger).finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  private async fetchOnce(trigger: KeySetFetchEvent['trigger']): Promise<void> {
+    const { issuer, fetchKeySet, now, onFetch } = this.options;
+    this.lastAttemptAt = now();
+    try {
+      const { keys } = await readKeySet(issuer.keys, fetchKeySet);
+      this.keySet = createLocalJWKSet({ keys: keys as never });
+      this.fetchedAt = now();
+      onFetch?.({ issuer: issuer.issuer, outcome: 'ok', trigger, keys: keys.length });
+    } catch (error) {
+      onFetch?.({ issuer: issuer.issuer, outcome: 'error', trigger, error: (error as Error).message });
+    }
+  }
+}

@@ -1,0 +1,82 @@
+import { readFile, stat } from 'node:fs/promises';
+import type { KeySource } from '../policy/compiled-policy.js';
+
+/** Bounds on reading a key set, so that a broken or hostile issuer cannot exhaust this process. */
+export const KEY_SET_LIMITS = Object.freeze({
+  maxBytes: 512 * 1024, // 512 KiB: real key sets are a few KiB
+  maxKeys: 100, // keys in one set
+  timeoutMs: 5000, // 5 seconds for the whole fetch, body included
+});
+
+/** How key sets are fetched over HTTP; injectable so tests never touch the network. */
+export type FetchKeySet = (url: URL, init: { signal: AbortSignal }) => Promise<Response>;
+
+/**
+ * Reads a JSON Web Key Set (RFC 7517 section 5) from its source and checks its outer shape. Key-level
+ * checks are jose's (`createLocalJWKSet`).
+ *
+ * @throws Error with a message fit for logs (never key material).
+ */
+export async function readKeySet(source: KeySource, fetchKeySet: FetchKeySet): Promise<{ keys: unknown[] }> {
+  const text =
+    source.kind === 'file'
+      ? await readKeySetFile(source.path)
+      : await fetchKeySetText(source.uri, fetchKeySet);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error('the key set is not valid JSON');
+  }
+  const keys = (parsed as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys)) throw new Error('the key set has no "keys" array');
+  if (keys.length > KEY_SET_LIMITS.maxKeys)
+    throw new Error(`the key set has more than ${KEY_SET_LIMITS.maxKeys} keys`);
+  return { keys };
+}
+
+async function readKeySetFile(path: string): Promise<string> {
+  const info = await stat(path);
+  if (!info.isFile()) throw new Error(`${path} is not a file`);
+  if (info.size > KEY_SET_LIMITS.maxBytes)
+    throw new Error(`${path} is larger than ${KEY_SET_LIMITS.maxBytes} bytes`);
+  return readFile(path, 'utf8');
+}
+
+async function fetchKeySetText(uri: URL, fetchKeySet: FetchKeySet): Promise<string> {
+  const signal = AbortSignal.timeout(KEY_SET_LIMITS.timeoutMs);
+  const response = await fetchKeySet(uri, { signal });
+  if (response.status !== 200) {
+    await response.body?.cancel();
+    throw new Error(`${uri.href} answered HTTP ${response.status}`);
+  }
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > KEY_SET_LIMITS.maxBytes) {
+    await response.body?.cancel();
+    throw new Error(`${uri.href} sent more than ${KEY_SET_LIMITS.maxBytes} bytes`);
+  }
+  if (response.body === null) return '';
+  // Read incrementally so an endless or oversized body is cut off, not buffered.
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > KEY_SET_LIMITS.maxBytes) {
+      await reader.cancel();
+      throw new Error(`${uri.href} sent more than ${KEY_SET_LIMITS.maxBytes} bytes`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The default HTTP fetch: no redirects (a key set that moves is a configuration change), JSON only. */
+export const fetchKeySetOverHttp: FetchKeySet = (url, { signal }) =>
+  fetch(url, {
+    signal,
+    redirect: 'error',
+    headers: { accept: 'application/json, application/jwk-set+json' },
+  });

@@ -1,0 +1,28 @@
+/** Why a presented token was refused. Each maps to 401 `invalid_token`. */
+export type InvalidTokenReason =
+  | 'token_too_large'
+  | 'token_malformed'
+  | 'token_issuer_unknown'
+  | 'token_algorithm_not_allowed'
+  | 'token_key_unknown'
+  | 'token_signature_invalid'
+  | 'token_expired'
+  | 'token_not_yet_valid'
+  | 'token_audience_mismatch'
+  | 'token_claims_invalid';
+
+/** What verification established about a token whose signature and claims checked out. */
+export interface VerifiedToken {
+  readonly issuer: string;
+  /** `sub`, when the token has one. Checked to be safe to put in a header. */
+  readonly subject: string | undefined;
+  /** Granted scopes, from `scope` (space-separated string) or `scp` (array or string). */
+  readonly scopes: ReadonlySet<string>;
+}
+
+/** The outcome of verifying one bearer token. Faults are data here too: the caller decides the answer. */
+export type TokenVerification =
+  | { readonly kind: 'verified'; readonly token: VerifiedToken }
+  | { readonly kind: 'invalid'; readonly reason: InvalidTokenReason; readonly description: string }
+  /** The issuer's keys could not be obtained (none cached): not the client's fault, answered 503. */
+  | { readonly kind: 'keys_unavailable'; readonly issuer: string };

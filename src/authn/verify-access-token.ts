@@ -1,0 +1,142 @@
+import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
+import type { IssuerKeys } from './issuer-keys.js';
+import { KeySetError } from './key-set-errors.js';
+import { grantedScopes } from './granted-scopes.js';
+import type { InvalidTokenReason, TokenVerification } from './token-verification.js';
+
+export interface VerifyContext {
+  readonly policy: CompiledPolicy;
+  readonly keysFor: (issuer: string) => IssuerKeys | undefined;
+  /** Milliseconds since the epoch. */
+  readonly now: () => number;
+}
+
+/** When several keys in a set could have signed a token without `kid`, at most this many are tried. */
+const MAX_CANDIDATE_KEYS = 8;
+
+const invalid = (reason: InvalidTokenReason, description: string): TokenVerification => ({
+  kind: 'invalid',
+  reason,
+  description,
+});
+
+/**
+ * Verifies a bearer access token (a JWS-signed JWT) against the policy's trusted issuers: size, issuer,
+ * allowed algorithm, signature with the issuer's published keys, `exp` (required), `nbf`, `aud`, and the
+ * shape of the claims this service relies on. Never throws for anything about the token; an unexpected
+ * internal fault propagates.
+ */
+export async function verifyAccessToken(token: string, context: VerifyContext): Promise<TokenVerification> {
+  const { policy } = context;
+  if (token.length > policy.maxTokenBytes) return invalid('token_too_large', 'the token is too large');
+
+  // The unverified `iss` only selects which issuer's rules and keys apply; jwtVerify checks it again.
+  let unverified: JWTPayload;
+  try {
+    unverified = decodeJwt(token);
+  } catch {
+    return invalid('token_malformed', 'the token is not a well-formed JWT');
+  }
+  const issuer = typeof unverified.iss === 'string' ? policy.issuers.get(unverified.iss) : undefined;
+  const keys = issuer === undefined ? undefined : context.keysFor(issuer.issuer);
+  if (issuer === undefined || keys === undefined) {
+    return invalid('token_issuer_unknown', 'the token was not issued by a trusted issuer');
+  }
+
+  let payload: JWTPayload;
+  try {
+    payload = await verifyWithIssuer(token, issuer, keys.getKey, context.now);
+  } catch (error) {
+    if (error instanceof KeySetError && error.code === 'ERR_JWKS_UNAVAILABLE') {
+      return { kind: 'keys_unavailable', issuer: issuer.issuer };
+    }
+    const refused = refusalFor(error);
+    if (refused === undefined) throw error;
+    return refused;
+  }
+
+  const subject = payload.sub;
+  if (subject !== undefined && !isHeaderSafe(subject)) {
+    return invalid('token_claims_invalid', 'the sub claim is not a usable subject');
+  }
+  const scopes = grantedScopes(payload);
+  if (scopes === undefined) return invalid('token_claims_invalid', 'the scope claim is malformed');
+  return { kind: 'verified', token: { issuer: issuer.issuer, subject, scopes } };
+}
+
+async function verifyWithIssuer(
+  token: string,
+  issuer: IssuerPolicy,
+  getKey: JWTVerifyGetKey,
+  now: () => number,
+): Promise<JWTPayload> {
+  const options = {
+    issuer: issuer.issuer,
+    audience: [...issuer.audiences],
+    algorithms: [...issuer.algorithms],
+    clockTolerance: issuer.clockToleranceSeconds,
+    requiredClaims: ['exp'],
+    currentDate: new Date(now()),
+  };
+  try {
+    return (await jwtVerify(token, getKey, options)).payload;
+  } catch (error) {
+    if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error;
+    // No `kid` and several keys fit: try each (bounded), as jose documents for this case.
+    let tried = 0;
+    for await (const key of error) {
+      if (++tried > MAX_CANDIDATE_KEYS) break;
+      try {
+        return (await jwtVerify(token, key, options)).payload;
+      } catch (attempt) {
+        if (!(attempt instanceof errors.JWSSignatureVerificationFailed)) throw attempt;
+      }
+    }
+    throw new errors.JWSSignatureVerificationFailed();
+  }
+}
+
+/** Maps jose's error codes (stable, documented) to why the token is refused. */
+function refusalFor(error: unknown): TokenVerification | undefined {
+  const code = (error as { code?: unknown }).code;
+  switch (code) {
+    case 'ERR_JWT_EXPIRED':
+      return invalid('token_expired', 'the token has expired');
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED': {
+      const claim = (error as errors.JWTClaimValidationFailed).claim;
+      if (claim === 'nbf') return invalid('token_not_yet_valid', 'the token is not valid yet');
+      if (claim === 'aud') return invalid('token_audience_mismatch', 'the token is not meant for this API');
+      if (claim === 'iss')
+        return invalid('token_issuer_unknown', 'the token was not issued by a trusted issuer');
+      if (claim === 'exp') return invalid('token_claims_invalid', 'the token has no valid exp claim');
+      return invalid('token_claims_invalid', `the ${String(claim)} claim is invalid`);
+    }
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return invalid(
+        'token_algorithm_not_allowed',
+        'the token is signed with an algorithm that is not allowed',
+      );
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+      return invalid('token_key_unknown', 'the token is signed with an unknown key');
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return invalid('token_signature_invalid', 'the token signature is invalid');
+    case 'ERR_JWS_INVALID':
+    case 'ERR_JWT_INVALID':
+    case 'ERR_JOSE_NOT_SUPPORTED':
+    case 'ERR_JWK_INVALID':
+    case 'ERR_JWKS_INVALID':
+    case 'ERR_JOSE_GENERIC':
+      return invalid('token_malformed', 'the token is not a well-formed JWT');
+    default:
+      // WebCrypto refusing a key (e.g. an RSA modulus too short) is jose's TypeError, not a JOSE code.
+      if (error instanceof TypeError)
+        return invalid('token_key_unknown', 'the token is signed with an unusable key');
+      return undefined;
+  }
+}
+
+/** A claim copied into a request header must be short and free of control characters. */
+function isHeaderSafe(value: string): boolean {
+  return value.length > 0 && value.length <= 1024 && !/\p{Cc}/u.test(value);
+}

@@ -1,0 +1,37 @@
+import type { InvalidTokenReason } from '../authn/token-verification.js';
+import type { CompiledRoute } from '../policy/compiled-policy.js';
+
+/** Why a request was denied: a closed set, mapped to status and challenge in `answer-for-decision.ts`. */
+export type DenialCode =
+  | 'no_route' // no route matches (403, no challenge)
+  | 'path_invalid' // the path cannot be matched safely (400)
+  | 'credentials_missing' // no bearer credentials (401, bare challenge)
+  | 'credentials_malformed' // RFC 6750 invalid_request (400)
+  | InvalidTokenReason // RFC 6750 invalid_token (401)
+  | 'insufficient_scope' // RFC 6750 insufficient_scope (403)
+  | 'keys_unavailable'; // the issuer's keys cannot be obtained (503)
+
+/** The outcome of authorising one request; data, not an error. */
+export type Decision =
+  | {
+      readonly kind: 'allow';
+      readonly route: CompiledRoute;
+      /** Present when a token was verified (protected routes). */
+      readonly identity?: {
+        readonly issuer: string;
+        readonly subject: string | undefined;
+        readonly scopes: ReadonlySet<string>;
+      };
+    }
+  | {
+      readonly kind: 'deny';
+      readonly code: DenialCode;
+      /** Human-readable, safe to send to the client: never echoes the token or claims. */
+      readonly description: string;
+      readonly route?: CompiledRoute;
+      /** For `insufficient_scope`: the route's required scopes, and which of them the token lacks. */
+      readonly requiredScopes?: readonly string[];
+      readonly missingScopes?: readonly string[];
+      readonly issuer?: string;
+      readonly subject?: string;
+    };

@@ -1,0 +1,134 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { IDENTITY_HEADERS } from '../authz/answer-for-decision.js';
+import { fromCents, Ledger } from './ledger.js';
+
+const MAX_BODY_BYTES = 16 * 1024; // 16 KiB: a transfer is a few dozen bytes
+
+export interface RunningBank {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * The stub banking upstream behind Envoy. It trusts `x-auth-subject` because only Envoy can reach it
+ * and the authz service sets that header (and strips client copies) on every allowed request.
+ *
+ * - `GET /balance` → 200 `{"account", "balance"}`
+ * - `POST /transfer` `{"to": "bob", "amount": 25}` → 201 `{"from", "to", "amount", "balance"}`
+ * - `GET /healthz` → 200
+ */
+export async function startBank(options: {
+  host: string;
+  port: number;
+  logger: Logger;
+}): Promise<RunningBank> {
+  const ledger = new Ledger();
+  const server: Server = createServer((request, response) => {
+    handle(ledger, request, response).catch((error: unknown) => {
+      options.logger.error({ event: 'bank_error', err: error }, 'bank request failed');
+      if (!response.headersSent) send(response, 500, { error: 'internal_error' });
+      else response.destroy();
+    });
+  });
+  server.requestTimeout = 10_000; // 10 seconds
+  server.headersTimeout = 5_000; // 5 seconds
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  options.logger.info({ event: 'started', host: options.host, port }, 'bank listening');
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(ledger: Ledger, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const path = (request.url ?? '/').split('?')[0];
+  if (path === '/healthz') return send(response, 200, { status: 'ok' });
+  if (path !== '/balance' && path !== '/transfer') return send(response, 404, { error: 'not_found' });
+
+  const subject = request.headers[IDENTITY_HEADERS.subject];
+  if (typeof subject !== 'string' || subject === '') {
+    return send(response, 401, { error: 'unauthenticated', error_description: 'no authenticated subject' });
+  }
+  if (path === '/balance') {
+    if (request.method !== 'GET')
+      return send(response, 405, { error: 'method_not_allowed' }, { allow: 'GET' });
+    const balance = ledger.balanceOf(subject);
+    if (balance === undefined) return send(response, 503, { error: 'no_capacity' });
+    return send(response, 200, { account: subject, balance: fromCents(balance) });
+  }
+  if (request.method !== 'POST')
+    return send(response, 405, { error: 'method_not_allowed' }, { allow: 'POST' });
+  if (!/^application\/json\s*(;|$)/i.test(request.headers['content-type'] ?? '')) {
+    return send(response, 415, {
+      error: 'unsupported_media_type',
+      error_description: 'send application/json',
+    });
+  }
+  const body = await readBody(request);
+  if (body === undefined) return send(response, 413, { error: 'payload_too_large' });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return send(response, 400, { error: 'invalid_body', error_description: 'the body is not JSON' });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return send(response, 400, {
+      error: 'invalid_body',
+      error_description: 'send {"to": "...", "amount": 25}',
+    });
+  }
+  const { to, amount } = parsed as { to?: unknown; amount?: unknown };
+  const result = ledger.transfer(subject, to, amount);
+  if (!result.ok) {
+    const status = result.refusal === 'insufficient_funds' ? 409 : 400;
+    return send(response, status, { error: result.refusal });
+  }
+  return send(response, 201, { from: subject, to, amount, balance: fromCents(result.balanceCents) });
+}
+
+function readBody(request: IncomingMessage): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        // Stop keeping data but let the rest drain, so the 413 can still be sent.
+        request.removeAllListeners('data');
+        request.resume();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.on('error', reject);
+  });
+}
+
+function send(
+  response: ServerResponse,
+  status: number,
+  body: object,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  response.end(text);
+}

@@ -1,0 +1,129 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { LevelWithSilent } from 'pino';
+import { parseDurationSeconds } from '../policy/duration.js';
+import { DEFAULT_DEV_DIR, DEV_AUDIENCE, DEV_ISSUER } from '../dev/dev-keys.js';
+import { parseListenAddress, type ListenAddress } from './listen-address.js';
+import { UsageError } from './usage-error.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Defaults for every command, with units. */
+export const COMMAND_DEFAULTS = Object.freeze({
+  authzListen: '127.0.0.1:9001',
+  bankListen: '127.0.0.1:8080',
+  logLevel: 'info' as LevelWithSilent,
+  devTokenTtlSeconds: 600, // 10 minutes
+  maxDevTokenTtlSeconds: 86_400, // 24 hours
+  shutdownGraceMs: 10_000, // 10 seconds
+});
+
+const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function parse(argv: readonly string[], options: NonNullable<ParseArgsConfig['options']>) {
+  try {
+    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function logLevel(value: string | undefined, source: string): LevelWithSilent {
+  if (value === undefined) return COMMAND_DEFAULTS.logLevel;
+  if (!LOG_LEVELS.includes(value as LevelWithSilent)) {
+    throw new UsageError(`${source}: "${value}" is not one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return value as LevelWithSilent;
+}
+
+export interface ServeConfig {
+  readonly policyFile: string;
+  readonly listen: ListenAddress;
+  readonly logLevel: LevelWithSilent;
+}
+
+/** `authz serve --policy FILE [--listen HOST:PORT] [--log-level L]`; env AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL. */
+export function serveConfig(argv: readonly string[], env: Env): ServeConfig {
+  const values = parse(argv, {
+    policy: { type: 'string' },
+    listen: { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  const policyFile = (values['policy'] as string | undefined) ?? env['AUTHZ_POLICY'];
+  if (policyFile === undefined || policyFile === '') {
+    throw new UsageError('--policy FILE (or AUTHZ_POLICY) is required');
+  }
+  const listenFlag = values['listen'] as string | undefined;
+  const listen = listenFlag ?? env['AUTHZ_LISTEN'] ?? COMMAND_DEFAULTS.authzListen;
+  const levelFlag = values['log-level'] as string | undefined;
+  return Object.freeze({
+    policyFile,
+    listen: parseListenAddress(listen, listenFlag !== undefined ? '--listen' : 'AUTHZ_LISTEN'),
+    logLevel: logLevel(
+      levelFlag ?? env['AUTHZ_LOG_LEVEL'],
+      levelFlag !== undefined ? '--log-level' : 'AUTHZ_LOG_LEVEL',
+    ),
+  });
+}
+
+export interface BankConfig {
+  readonly listen: ListenAddress;
+  readonly logLevel: LevelWithSilent;
+}
+
+/** `authz bank [--listen HOST:PORT]`; env BANK_LISTEN. */
+export function bankConfig(argv: readonly string[], env: Env): BankConfig {
+  const values = parse(argv, { listen: { type: 'string' }, 'log-level': { type: 'string' } });
+  const listenFlag = values['listen'] as string | undefined;
+  const levelFlag = values['log-level'] as string | undefined;
+  return Object.freeze({
+    listen: parseListenAddress(listenFlag ?? env['BANK_LISTEN'] ?? COMMAND_DEFAULTS.bankListen, '--listen'),
+    logLevel: logLevel(
+      levelFlag ?? env['AUTHZ_LOG_LEVEL'],
+      levelFlag !== undefined ? '--log-level' : 'AUTHZ_LOG_LEVEL',
+    ),
+  });
+}
+
+export interface DevTokenConfig {
+  readonly scopes: readonly string[];
+  readonly subject: string;
+  readonly ttlSeconds: number;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly devDir: string;
+}
+
+/** `authz dev-token --scope "a b" [--sub alice] [--ttl 10m] [--issuer URL] [--audience AUD]`; env AUTHZ_DEV_DIR. */
+export function devTokenConfig(argv: readonly string[], env: Env): DevTokenConfig {
+  const values = parse(argv, {
+    scope: { type: 'string', default: '' },
+    sub: { type: 'string', default: 'alice' },
+    ttl: { type: 'string', default: String(COMMAND_DEFAULTS.devTokenTtlSeconds) },
+    issuer: { type: 'string', default: DEV_ISSUER },
+    audience: { type: 'string', default: DEV_AUDIENCE },
+  });
+  const scopes = String(values['scope'])
+    .split(' ')
+    .filter((s) => s !== '');
+  for (const scope of scopes) {
+    if (!/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(scope))
+      throw new UsageError(`--scope: "${scope}" is not a scope token`);
+  }
+  const subject = String(values['sub']);
+  if (subject === '' || /\p{Cc}/u.test(subject))
+    throw new UsageError('--sub must be a non-empty printable string');
+  const ttlSeconds = parseDurationSeconds(values['ttl']);
+  if (ttlSeconds === undefined || ttlSeconds < 1 || ttlSeconds > COMMAND_DEFAULTS.maxDevTokenTtlSeconds) {
+    throw new UsageError(
+      `--ttl: "${String(values['ttl'])}" must be a duration from 1s to 24h (e.g. 90s, 10m, 1h)`,
+    );
+  }
+  return Object.freeze({
+    scopes: Object.freeze(scopes),
+    subject,
+    ttlSeconds,
+    issuer: String(values['issuer']),
+    audience: String(values['audience']),
+    devDir: env['AUTHZ_DEV_DIR'] ?? DEFAULT_DEV_DIR,
+  });
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+import { startBank } from '../bank/bank-server.js';
+import { ensureDevKeys } from '../dev/dev-keys.js';
+import { mintDevToken } from '../dev/mint-dev-token.js';
+import { createLogger } from '../log/create-logger.js';
+import { PolicyError } from '../policy/policy-error.js';
+import { startAuthzServer } from '../server/authz-server.js';
+import { bankConfig, COMMAND_DEFAULTS, devTokenConfig, serveConfig } from './command-config.js';
+import { UsageError } from './usage-error.js';
+
+const USAGE = `usage: authz <command> [options]
+
+commands:
+  serve --policy FILE [--listen HOST:PORT] [--log-level LEVEL]
+        the ext_authz gRPC server and gRPC health (default listen ${COMMAND_DEFAULTS.authzListen};
+        env AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL)
+  bank [--listen HOST:PORT]
+        the stub banking upstream (default listen ${COMMAND_DEFAULTS.bankListen})
+  dev-token --scope "view:balance transfer:funds" [--sub alice] [--ttl 10m] [--issuer URL] [--audience AUD]
+        DEVELOPMENT ONLY: prints a token signed with a local key kept in .authz-dev/ (env AUTHZ_DEV_DIR)
+`;
+
+/** Stops a long-running command gracefully on SIGTERM or SIGINT. */
+function onShutdown(close: () => Promise<void>): void {
+  let closing = false;
+  const stop = () => {
+    if (closing) return;
+    closing = true;
+    close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+async function run(argv: readonly string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const env = process.env;
+  switch (command) {
+    case 'serve': {
+      const config = serveConfig(rest, env);
+      const logger = createLogger({ level: config.logLevel });
+      const server = await startAuthzServer({
+        policyFile: config.policyFile,
+        listen: config.listen.text,
+        logger,
+      });
+      onShutdown(() => server.close(COMMAND_DEFAULTS.shutdownGraceMs));
+      return;
+    }
+    case 'bank': {
+      const config = bankConfig(rest, env);
+      const logger = createLogger({ level: config.logLevel });
+      const bank = await startBank({ host: config.listen.host, port: config.listen.port, logger });
+      onShutdown(() => bank.close());
+      return;
+    }
+    case 'dev-token': {
+      const config = devTokenConfig(rest, env);
+      const keys = await ensureDevKeys(config.devDir);
+      process.stdout.write((await mintDevToken(keys, config)) + '\n');
+      return;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+run(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    process.stderr.write(`authz: ${error.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (error instanceof PolicyError) {
+    process.stderr.write(`authz: the policy cannot be used (${error.code}):\n${error.message}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`authz: ${(error as Error).message ?? String(error)}\n`);
+  process.exit(1);
+});

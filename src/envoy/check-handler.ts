@@ -1,0 +1,62 @@
+import type { Logger } from 'pino';
+import { answerForDecision } from '../authz/answer-for-decision.js';
+import { decideAccess, routeRequest } from '../authz/decide.js';
+import type { Decision } from '../authz/decision.js';
+import type { KeyRing } from '../authn/key-ring.js';
+import { verifyAccessToken } from '../authn/verify-access-token.js';
+import type { CompiledPolicy } from '../policy/compiled-policy.js';
+import { logDecision } from '../log/decision-log.js';
+import type { CheckRequestMessage, CheckResponseMessage } from './check-messages.js';
+import { checkResponseForAnswer } from './check-response-for-answer.js';
+import { requestFactsFromCheck } from './request-facts-from-check.js';
+
+/** The policy in force and the keys of its issuers; swapped together, read once per request. */
+export interface ActivePolicy {
+  readonly policy: CompiledPolicy;
+  readonly keyRing: KeyRing;
+}
+
+export interface CheckHandlerDependencies {
+  readonly active: () => ActivePolicy;
+  readonly logger: Logger;
+  /** Milliseconds since the epoch. */
+  readonly now: () => number;
+}
+
+/**
+ * The Envoy adapter: CheckRequest in, CheckResponse out. Every request, allowed or denied, is answered
+ * with a CheckResponse and logged exactly once; only an internal fault rejects (a gRPC error), which Envoy
+ * turns into `status_on_error` because `failure_mode_allow` is off.
+ */
+export function createCheckHandler(deps: CheckHandlerDependencies) {
+  return async function check(request: CheckRequestMessage): Promise<CheckResponseMessage> {
+    const started = performance.now();
+    const { policy, keyRing } = deps.active(); // one version for the whole request
+    const facts = requestFactsFromCheck(request);
+
+    const step = routeRequest(policy, facts);
+    let decision: Decision;
+    if (step.kind === 'decided') {
+      decision = step.decision;
+    } else {
+      const verification = await verifyAccessToken(step.token, {
+        policy,
+        keysFor: (issuer) => keyRing.keysFor(issuer),
+        now: deps.now,
+      });
+      decision = decideAccess(step.route, verification);
+    }
+
+    const answer = answerForDecision(decision, policy.realm);
+    logDecision(deps.logger, {
+      decision,
+      answer,
+      method: facts.method,
+      target: facts.target,
+      requestId: facts.requestId,
+      policyVersion: policy.version,
+      durationMs: performance.now() - started,
+    });
+    return checkResponseForAnswer(answer);
+  };
+}

@@ -1,0 +1,30 @@
+/** The parts of `envoy.service.auth.v3.CheckRequest` this service reads, as proto-loader decodes them. */
+export interface CheckRequestMessage {
+  attributes?: {
+    request?: {
+      http?: {
+        id?: string;
+        method?: string;
+        headers?: Record<string, string>;
+        header_map?: { headers?: { key?: string; value?: string; raw_value?: Buffer | Uint8Array }[] } | null;
+        path?: string;
+        host?: string;
+      } | null;
+    } | null;
+  } | null;
+}
+
+/** `envoy.config.core.v3.HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD`. */
+export const OVERWRITE_IF_EXISTS_OR_ADD = 2;
+
+export interface HeaderValueOptionMessage {
+  header: { key: string; value: string };
+  append_action: number;
+}
+
+/** `envoy.service.auth.v3.CheckResponse`, as this service writes it. */
+export interface CheckResponseMessage {
+  status: { code: number; message: string };
+  denied_response?: { status: { code: number }; headers: HeaderValueOptionMessage[]; body: string };
+  ok_response?: { headers: HeaderValueOptionMessage[]; headers_to_remove: string[] };
+}

@@ -1,0 +1,37 @@
+import type { RequestFacts } from '../authz/decide.js';
+import type { CheckRequestMessage } from './check-messages.js';
+
+/** Request facts plus what the adapter needs for logging. */
+export interface CheckedRequest extends RequestFacts {
+  /** Envoy's request id (`x-request-id`), for correlating logs; empty when absent. */
+  readonly requestId: string;
+}
+
+/**
+ * Reads the facts authorisation needs from an Envoy CheckRequest. Envoy sends headers either as a map
+ * (names lower-cased, repeated headers joined with ",") or, with `encode_raw_headers`, as `header_map`
+ * with one entry per header line; both are read so that repeated Authorization headers are always seen.
+ */
+export function requestFactsFromCheck(request: CheckRequestMessage): CheckedRequest {
+  const http = request.attributes?.request?.http ?? undefined;
+  const authorization: string[] = [];
+  const entries = http?.header_map?.headers ?? [];
+  if (entries.length > 0) {
+    for (const entry of entries) {
+      if ((entry.key ?? '').toLowerCase() !== 'authorization') continue;
+      const raw = entry.raw_value;
+      authorization.push(
+        raw !== undefined && raw.length > 0 ? Buffer.from(raw).toString('latin1') : (entry.value ?? ''),
+      );
+    }
+  } else {
+    const value = http?.headers?.['authorization'];
+    if (value !== undefined) authorization.push(value);
+  }
+  return {
+    method: http?.method ?? '',
+    target: http?.path ?? '',
+    authorization,
+    requestId: (http?.id ?? '').slice(0, 128),
+  };
+}

@@ -1,0 +1,42 @@
+import type { Logger } from 'pino';
+import type { Decision } from '../authz/decision.js';
+import type { Answer } from '../authz/answer-for-decision.js';
+
+/** The fields of one decision log line. Never the token, never claims beyond subject and issuer. */
+export interface DecisionLogInput {
+  readonly decision: Decision;
+  readonly answer: Answer;
+  readonly method: string;
+  readonly target: string;
+  readonly requestId: string;
+  readonly policyVersion: string;
+  readonly durationMs: number;
+}
+
+const MAX_LOGGED_PATH = 512; // characters
+
+/** Writes the one structured line every decision gets. */
+export function logDecision(logger: Logger, input: DecisionLogInput): void {
+  const { decision, answer } = input;
+  const queryAt = input.target.search(/[?#]/);
+  const path = (queryAt === -1 ? input.target : input.target.slice(0, queryAt)).slice(0, MAX_LOGGED_PATH);
+  const identity = decision.kind === 'allow' ? decision.identity : decision;
+  logger.info(
+    {
+      event: 'decision',
+      decision: decision.kind,
+      status: answer.kind === 'allow' ? 200 : answer.status,
+      reason: decision.kind === 'allow' ? 'allowed' : decision.code,
+      route: decision.route?.name ?? null,
+      method: input.method.slice(0, 32),
+      path,
+      subject: identity?.subject ?? null,
+      issuer: identity?.issuer ?? null,
+      missing_scopes: decision.kind === 'deny' ? (decision.missingScopes ?? []) : [],
+      policy_version: input.policyVersion,
+      request_id: input.requestId || null,
+      duration_ms: Math.round(input.durationMs * 1000) / 1000,
+    },
+    'decision',
+  );
+}

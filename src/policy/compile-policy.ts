@@ -1,0 +1,367 @@
+import { createHash } from 'node:crypto';
+import { dirname, resolve } from 'node:path';
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type {
+  CompiledPolicy,
+  CompiledRoute,
+  IssuerPolicy,
+  KeySource,
+  RouteAccess,
+} from './compiled-policy.js';
+import { parseDurationSeconds } from './duration.js';
+import { PolicyError, type PolicyProblem } from './policy-error.js';
+import policySchema from './policy.schema.json' with { type: 'json' };
+import { compileRoutePattern, RoutePatternError } from './route-pattern.js';
+
+/** Defaults and bounds for optional policy settings, in one place. */
+export const POLICY_DEFAULTS = Object.freeze({
+  maxTokenBytes: 8192, // bytes
+  clockToleranceSeconds: 30, // 30 seconds
+  maxClockToleranceSeconds: 300, // 5 minutes
+  jwksCacheTtlSeconds: 300, // 5 minutes
+  minJwksCacheTtlSeconds: 10, // 10 seconds
+  maxJwksCacheTtlSeconds: 86_400, // 24 hours
+  jwksRefreshCooldownSeconds: 30, // 30 seconds
+  minJwksRefreshCooldownSeconds: 1, // 1 second
+  maxJwksRefreshCooldownSeconds: 3600, // 1 hour
+});
+
+// Compiled once per process: the schema is static.
+const validateSchema = new Ajv2020({
+  allErrors: true,
+  strict: true,
+  strictRequired: false,
+  allowUnionTypes: true,
+}).compile(policySchema);
+
+/** The policy as the schema guarantees it, before semantic checks. */
+interface PolicyDocument {
+  version: 1;
+  realm: string;
+  max_token_bytes?: number;
+  issuers: {
+    issuer: string;
+    audiences: string[];
+    jwks_uri?: string;
+    jwks_file?: string;
+    algorithms: string[];
+    clock_tolerance?: number | string;
+    jwks_cache_ttl?: number | string;
+    jwks_refresh_cooldown?: number | string;
+  }[];
+  routes: { methods?: string[]; path: string; scopes?: string[]; public?: boolean }[];
+}
+
+type PathSegment = string | number;
+
+/**
+ * Parses, validates and compiles policy text. Pure: reads no files (a `jwks_file` is resolved against
+ * `file`'s folder but not opened; see `loadPolicy`).
+ *
+ * @param text the YAML source.
+ * @param file the file name used in error messages and to resolve relative paths.
+ * @throws PolicyError with every problem found, each with line, column and document path.
+ */
+export function compilePolicy(text: string, file: string): CompiledPolicy {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, strict: true, prettyErrors: false });
+  const locator = new Locator(file, doc, lineCounter);
+
+  if (doc.errors.length > 0) {
+    throw new PolicyError(
+      'ERR_POLICY_SYNTAX',
+      doc.errors.map((error) => locator.atOffset(error.pos[0], `YAML syntax: ${firstLine(error.message)}`)),
+    );
+  }
+  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (!validateSchema(data)) {
+    throw new PolicyError('ERR_POLICY_INVALID', schemaProblems(validateSchema.errors ?? [], locator));
+  }
+  const policy = data as unknown as PolicyDocument;
+  const problems: PolicyProblem[] = [];
+  const report = (path: PathSegment[], message: string): void => {
+    problems.push(locator.at(path, message));
+  };
+
+  const issuers = new Map<string, IssuerPolicy>();
+  policy.issuers.forEach((entry, i) => {
+    const issuer = compileIssuer(entry, ['issuers', i], dirname(file), report);
+    if (issuer === undefined) return;
+    if (issuers.has(issuer.issuer))
+      report(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is listed twice`);
+    issuers.set(issuer.issuer, issuer);
+  });
+
+  const routes: CompiledRoute[] = [];
+  policy.routes.forEach((entry, i) => {
+    const route = compileRoute(entry, i, locator.lineOf(['routes', i]), report);
+    if (route !== undefined) routes.push(route);
+  });
+
+  if (problems.length > 0) throw new PolicyError('ERR_POLICY_INVALID', problems);
+  return Object.freeze({
+    version: createHash('sha256').update(text).digest('hex').slice(0, 16),
+    source: file,
+    realm: policy.realm,
+    maxTokenBytes: policy.max_token_bytes ?? POLICY_DEFAULTS.maxTokenBytes,
+    issuers,
+    routes: Object.freeze(routes),
+  });
+}
+
+type Report = (path: PathSegment[], message: string) => void;
+
+function compileIssuer(
+  entry: PolicyDocument['issuers'][number],
+  at: PathSegment[],
+  baseDir: string,
+  report: Report,
+): IssuerPolicy | undefined {
+  let keys: KeySource | undefined;
+  if (entry.jwks_uri !== undefined) {
+    const problem = jwksUriProblem(entry.jwks_uri);
+    if (problem === undefined) keys = { kind: 'uri', uri: new URL(entry.jwks_uri) };
+    else report([...at, 'jwks_uri'], problem);
+  } else if (entry.jwks_file !== undefined) {
+    keys = { kind: 'file', path: resolve(baseDir, entry.jwks_file) };
+  }
+  const duration = (key: string, value: unknown, fallback: number, min: number, max: number) => {
+    if (value === undefined) return fallback;
+    const seconds = parseDurationSeconds(value);
+    if (seconds === undefined || seconds < min || seconds > max) {
+      report([...at, key], `must be a duration from ${min}s to ${max}s (whole seconds, or 30s / 5m / 1h)`);
+      return fallback;
+    }
+    return seconds;
+  };
+  const d = POLICY_DEFAULTS;
+  const issuer: IssuerPolicy = {
+    issuer: entry.issuer,
+    audiences: Object.freeze([...entry.audiences]),
+    algorithms: Object.freeze([...entry.algorithms]),
+    keys: keys ?? { kind: 'file', path: '' },
+    clockToleranceSeconds: duration(
+      'clock_tolerance',
+      entry.clock_tolerance,
+      d.clockToleranceSeconds,
+      0,
+      d.maxClockToleranceSeconds,
+    ),
+    jwksCacheTtlSeconds: duration(
+      'jwks_cache_ttl',
+      entry.jwks_cache_ttl,
+      d.jwksCacheTtlSeconds,
+      d.minJwksCacheTtlSeconds,
+      d.maxJwksCacheTtlSeconds,
+    ),
+    jwksRefreshCooldownSeconds: duration(
+      'jwks_refresh_cooldown',
+      entry.jwks_refresh_cooldown,
+      d.jwksRefreshCooldownSeconds,
+      d.minJwksRefreshCooldownSeconds,
+      d.maxJwksRefreshCooldownSeconds,
+    ),
+  };
+  return keys === undefined ? undefined : Object.freeze(issuer);
+}
+
+/** Keys fetched in clear text could be swapped by anyone on the path, so only loopback may use http. */
+function jwksUriProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return `"${text}" is not an absolute URL`;
+  }
+  if (url.username !== '' || url.password !== '') return 'must not carry credentials';
+  if (url.hash !== '') return 'must not have a fragment';
+  if (url.protocol === 'https:') return undefined;
+  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return undefined;
+  return 'must be an https URL (http is accepted only for a loopback host such as 127.0.0.1)';
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+function compileRoute(
+  entry: PolicyDocument['routes'][number],
+  index: number,
+  line: number,
+  report: Report,
+): CompiledRoute | undefined {
+  const at: PathSegment[] = ['routes', index];
+  let ok = true;
+
+  entry.methods?.forEach((method, m) => {
+    if (method !== method.toUpperCase()) {
+      report([...at, 'methods', m], `HTTP methods are case-sensitive: write "${method.toUpperCase()}"`);
+      ok = false;
+    }
+  });
+
+  let matchesPath: ((path: string) => boolean) | undefined;
+  try {
+    matchesPath = compileRoutePattern(entry.path);
+  } catch (error) {
+    if (!(error instanceof RoutePatternError)) throw error;
+    report([...at, 'path'], `path pattern "${entry.path}" ${error.message}`);
+    ok = false;
+  }
+
+  let access: RouteAccess | undefined;
+  if (entry.public === true && entry.scopes !== undefined) {
+    report([...at, 'scopes'], 'a public route takes no scopes: remove "scopes" or "public: true"');
+  } else if (entry.public === true) {
+    access = { kind: 'public' };
+  } else if (entry.scopes !== undefined) {
+    access = { kind: 'protected', scopes: Object.freeze([...entry.scopes]) };
+  } else {
+    report(
+      at,
+      'say what the route requires: "scopes: [...]" (an empty list: any valid token) or "public: true"',
+    );
+  }
+
+  if (!ok || matchesPath === undefined || access === undefined) return undefined;
+  const methods = entry.methods === undefined ? null : new Set(entry.methods);
+  return Object.freeze({
+    index,
+    line,
+    methods,
+    pattern: entry.path,
+    name: `${entry.methods?.join(',') ?? '*'} ${entry.path}`,
+    matchesPath,
+    access,
+  });
+}
+
+/** Turns schema errors into one clear problem per place, located in the file. */
+function schemaProblems(errors: readonly ErrorObject[], locator: Locator): PolicyProblem[] {
+  const oneOfPaths = new Set(errors.filter((e) => e.keyword === 'oneOf').map((e) => e.instancePath));
+  const seen = new Set<string>();
+  const problems: PolicyProblem[] = [];
+  for (const error of errors) {
+    const path = pointerToPath(error.instancePath);
+    // Branch errors under a failed oneOf are noise; the oneOf error itself says what to do.
+    if (oneOfPaths.has(error.instancePath) && error.keyword !== 'oneOf') continue;
+    let target = path;
+    let message: string;
+    switch (error.keyword) {
+      case 'additionalProperties': {
+        const key = String(error.params['additionalProperty']);
+        const allowed = Object.keys((error.parentSchema as { properties?: object }).properties ?? {});
+        target = [...path, key];
+        message = `unknown key "${key}" (allowed: ${allowed.join(', ')})`;
+        break;
+      }
+      case 'required':
+        message = `missing required key "${String(error.params['missingProperty'])}"`;
+        break;
+      case 'oneOf':
+        message =
+          path[0] === 'issuers' && path.length === 2
+            ? 'give exactly one of "jwks_uri" or "jwks_file"'
+            : 'must be a duration: whole seconds (30) or a number with a unit (30s, 5m, 1h)';
+        break;
+      case 'const':
+        message = `must be ${JSON.stringify(error.params['allowedValue'])}`;
+        break;
+      case 'enum':
+        message = `must be one of: ${(error.params['allowedValues'] as unknown[]).join(', ')}`;
+        break;
+      case 'pattern':
+        message = patternMessage(path);
+        break;
+      case 'uniqueItems':
+        message = 'lists the same value twice';
+        break;
+      default:
+        message = error.message ?? 'is not valid';
+    }
+    const key = `${target.join('.')}\u0000${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(locator.at(target, message));
+  }
+  return problems;
+}
+
+function patternMessage(path: PathSegment[]): string {
+  if (path.includes('methods')) return 'is not an HTTP method name';
+  if (path.includes('scopes'))
+    return 'is not a scope token (RFC 6749 section 3.3: no spaces, quotes or backslashes)';
+  if (path[0] === 'realm') return 'may hold printable ASCII only, without quotes or backslashes';
+  return 'has an unexpected form';
+}
+
+function pointerToPath(pointer: string): PathSegment[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((raw) => raw.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((segment) => (/^\d+$/.test(segment) ? Number(segment) : segment));
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0] ?? message;
+}
+
+/** Maps document paths and offsets to file positions. */
+class Locator {
+  constructor(
+    private readonly file: string,
+    private readonly doc: Document,
+    private readonly lines: LineCounter,
+  ) {}
+
+  at(path: PathSegment[], message: string): PolicyProblem {
+    const offset = this.offsetOf(path);
+    return { ...this.position(offset), path: displayPath(path), message };
+  }
+
+  atOffset(offset: number, message: string): PolicyProblem {
+    return { ...this.position(offset), path: '', message };
+  }
+
+  lineOf(path: PathSegment[]): number {
+    return this.position(this.offsetOf(path)).line;
+  }
+
+  private position(offset: number | undefined): Pick<PolicyProblem, 'file' | 'line' | 'column'> {
+    if (offset === undefined) return { file: this.file, line: 0, column: 0 };
+    const { line, col } = this.lines.linePos(offset);
+    return { file: this.file, line, column: col };
+  }
+
+  /** The deepest node on `path` that exists; for a map key, the key itself. */
+  private offsetOf(path: PathSegment[]): number | undefined {
+    let node: unknown = this.doc.contents;
+    let offset = rangeStart(node);
+    for (const segment of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((item) => (item.key as { value?: unknown } | null)?.value === segment);
+        if (pair === undefined) break;
+        offset = rangeStart(pair.key) ?? offset;
+        node = pair.value;
+        if (node !== null) offset = rangeStart(node) ?? offset;
+      } else if (isSeq(node) && typeof segment === 'number') {
+        node = node.items[segment];
+        offset = rangeStart(node) ?? offset;
+      } else {
+        break;
+      }
+    }
+    return offset;
+  }
+}
+
+function rangeStart(node: unknown): number | undefined {
+  return (node as Node | null)?.range?.[0];
+}
+
+function displayPath(path: PathSegment[]): string {
+  return path.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
+}

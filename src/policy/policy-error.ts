@@ -1,0 +1,38 @@
+/** Stable codes for everything that can be wrong with a policy file. */
+export type PolicyErrorCode =
+  | 'ERR_POLICY_READ' // the file could not be read (missing, unreadable, too large)
+  | 'ERR_POLICY_SYNTAX' // not well-formed YAML
+  | 'ERR_POLICY_INVALID'; // well-formed, but breaks the policy schema or a semantic rule
+
+/** One problem in a policy file, located for a human editing it. */
+export interface PolicyProblem {
+  /** The policy file as given to the loader. */
+  readonly file: string;
+  /** 1-based line, or 0 when the problem concerns the file as a whole. */
+  readonly line: number;
+  /** 1-based column, or 0 when unknown. */
+  readonly column: number;
+  /** Where in the document, e.g. `routes[1].methods[0]`; empty for the whole document. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Formats a problem the way compilers do, so editors and CI logs can jump to it. */
+export function formatPolicyProblem(problem: PolicyProblem): string {
+  const where = problem.line > 0 ? `${problem.file}:${problem.line}:${problem.column}` : problem.file;
+  const path = problem.path === '' ? '' : ` ${problem.path}:`;
+  return `${where}:${path} ${problem.message}`;
+}
+
+/** A policy that cannot be used. Carries every problem found, not just the first. */
+export class PolicyError extends Error {
+  override readonly name = 'PolicyError';
+  readonly code: PolicyErrorCode;
+  readonly problems: readonly PolicyProblem[];
+
+  constructor(code: PolicyErrorCode, problems: readonly PolicyProblem[]) {
+    super(problems.map(formatPolicyProblem).join('\n'));
+    this.code = code;
+    this.problems = problems;
+  }
+}

@@ -1,0 +1,396 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { envoyBinary, repoRoot } from './envoy-binary.js';
+import { envoyConfigFor, envoyConfigPath, freePorts, startEnvoy } from './envoy-process.js';
+import type { RunningEnvoy } from './envoy-process.js';
+
+const execFileAsync = promisify(execFile);
+
+const EXT_AUTHZ = 'envoy.filters.http.ext_authz';
+const HCM = 'envoy.filters.network.http_connection_manager';
+const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
+
+/** Walks a parsed YAML tree; `undefined` as soon as a step is missing, so assertions name the bad value. */
+function at(value: unknown, ...keys: Array<string | number>): unknown {
+  let current = value;
+  for (const key of keys) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string | number, unknown>)[key];
+  }
+  return current;
+}
+
+function items(value: unknown): unknown[] {
+  expect(Array.isArray(value), `expected a list, got ${JSON.stringify(value)}`).toBe(true);
+  return value as unknown[];
+}
+
+function named(list: unknown, name: string): unknown {
+  const matches = items(list).filter((item) => at(item, 'name') === name);
+  expect(matches, `exactly one element named ${name}`).toHaveLength(1);
+  return matches[0];
+}
+
+function loadYaml(file: string): unknown {
+  return parse(readFileSync(file, 'utf8'));
+}
+
+/** Runs `envoy --mode validate` and returns its output; rejects (with Envoy's output) on a non-zero exit. */
+async function validate(file: string): Promise<string> {
+  const { stdout, stderr } = await execFileAsync(
+    envoyBinary(),
+    ['--mode', 'validate', '-c', file, '--log-level', 'warn'],
+    { timeout: 20_000 },
+  );
+  return stdout + stderr;
+}
+
+function expectCleanValidation(output: string, file: string): void {
+  expect(output).toContain(`configuration '${file}' OK`);
+  // Deprecated fields only log a warning: fail on it so an Envoy upgrade cannot hide a config that will break.
+  expect(output).not.toMatch(/\]\[(warning|error|critical)\]/);
+}
+
+const config = loadYaml(envoyConfigPath);
+const resources = at(config, 'static_resources');
+const hcm = at(
+  named(at(named(at(resources, 'listeners'), 'ingress'), 'filter_chains', 0, 'filters'), HCM),
+  'typed_config',
+);
+const httpFilters = items(at(hcm, 'http_filters'));
+const extAuthz = at(named(httpFilters, EXT_AUTHZ), 'typed_config');
+const clusters = at(resources, 'clusters');
+
+/** The single socket address of a static cluster. */
+function clusterAddress(name: string): { address: unknown; port: unknown } {
+  const endpoints = items(at(named(clusters, name), 'load_assignment', 'endpoints')).flatMap((locality) =>
+    items(at(locality, 'lb_endpoints')),
+  );
+  expect(endpoints, `cluster ${name} endpoints`).toHaveLength(1);
+  const socket = at(endpoints[0], 'endpoint', 'address', 'socket_address');
+  return { address: at(socket, 'address'), port: at(socket, 'port_value') };
+}
+
+/** Every `typed_per_filter_config` entry for ext_authz in the route configuration, with where it is. */
+function extAuthzOverrides(node: unknown, where: string): Array<{ where: string; value: unknown }> {
+  if (node === null || typeof node !== 'object') return [];
+  const found: Array<{ where: string; value: unknown }> = [];
+  const override = at(node, 'typed_per_filter_config', EXT_AUTHZ);
+  if (override !== undefined) found.push({ where, value: override });
+  for (const [key, child] of Object.entries(node)) {
+    found.push(...extAuthzOverrides(child, `${where}.${key}`));
+  }
+  return found;
+}
+
+describe('envoy/envoy.yaml', () => {
+  it('passes `envoy --mode validate` with the pinned Envoy', async () => {
+    expectCleanValidation(await validate(envoyConfigPath), envoyConfigPath);
+  });
+
+  it('still validates with the test ports substituted', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'envoy-validate-'));
+    try {
+      const file = path.join(dir, 'envoy.yaml');
+      await writeFile(file, envoyConfigFor({ listen: 18000, admin: 19901, authz: 19001, bank: 18080 }));
+      expectCleanValidation(await validate(file), file);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('changes only ports, and the listener address to loopback, for tests', () => {
+    const ports = { listen: 18000, admin: 19901, authz: 19001, bank: 18080 };
+    const derived = parse(envoyConfigFor(ports)) as unknown;
+    const expected = structuredClone(config);
+    const set = (socket: unknown, port: number): void => {
+      (socket as Record<string, unknown>).port_value = port;
+    };
+    set(at(expected, 'admin', 'address', 'socket_address'), ports.admin);
+    const listener = at(
+      named(at(expected, 'static_resources', 'listeners'), 'ingress'),
+      'address',
+      'socket_address',
+    );
+    set(listener, ports.listen);
+    (listener as Record<string, unknown>).address = '127.0.0.1';
+    for (const [name, port] of [
+      ['authz', ports.authz],
+      ['bank', ports.bank],
+    ] as const) {
+      const cluster = named(at(expected, 'static_resources', 'clusters'), name);
+      set(
+        at(
+          cluster,
+          'load_assignment',
+          'endpoints',
+          0,
+          'lb_endpoints',
+          0,
+          'endpoint',
+          'address',
+          'socket_address',
+        ),
+        port,
+      );
+    }
+    expect(derived).toEqual(expected);
+  });
+
+  it('keeps the admin API on loopback', () => {
+    expect(at(config, 'admin', 'address', 'socket_address', 'address')).toBe('127.0.0.1');
+  });
+
+  it('normalises paths and rejects ambiguous ones before routing and authorisation', () => {
+    expect(at(hcm, 'normalize_path')).toBe(true);
+    expect(at(hcm, 'merge_slashes')).toBe(true);
+    expect(at(hcm, 'path_with_escaped_slashes_action')).toBe('REJECT_REQUEST');
+    expect(at(hcm, 'common_http_protocol_options', 'headers_with_underscores_action')).toBe('REJECT_REQUEST');
+    expect(at(hcm, 'use_remote_address')).toBe(true);
+  });
+
+  it('runs ext_authz first, fails closed with 503, and bounds the check with a timeout', () => {
+    const names = httpFilters.map((filter) => at(filter, 'name'));
+    expect(names[0]).toBe(EXT_AUTHZ);
+    expect(names.at(-1)).toBe('envoy.filters.http.router');
+    expect(at(extAuthz, 'transport_api_version')).toBe('V3');
+    expect(at(extAuthz, 'failure_mode_allow')).toBe(false);
+    expect(at(extAuthz, 'failure_mode_allow_header_add')).toBeUndefined();
+    expect(at(extAuthz, 'status_on_error', 'code')).toBe('ServiceUnavailable');
+    expect(at(extAuthz, 'grpc_service', 'envoy_grpc', 'cluster_name')).toBe('authz');
+    const timeout = at(extAuthz, 'grpc_service', 'timeout');
+    expect(timeout).toMatch(/^\d+(\.\d+)?s$/);
+    expect(Number.parseFloat(String(timeout))).toBeGreaterThan(0);
+    expect(Number.parseFloat(String(timeout))).toBeLessThanOrEqual(5);
+  });
+
+  it('disables ext_authz on the exact /healthz route and nowhere else', () => {
+    const routeConfig = at(hcm, 'route_config');
+    const overrides = extAuthzOverrides(routeConfig, 'route_config');
+    expect(overrides.map((override) => override.where)).toEqual(['route_config.virtual_hosts.0.routes.0']);
+    expect(at(overrides[0]!.value, 'disabled')).toBe(true);
+    expect(at(routeConfig, 'virtual_hosts', 0, 'routes', 0, 'match')).toEqual({ path: '/healthz' });
+    // Everything else falls through to the catch-all route, which has authorisation on.
+    const routes = items(at(routeConfig, 'virtual_hosts', 0, 'routes'));
+    expect(at(routes.at(-1), 'match')).toEqual({ prefix: '/' });
+  });
+
+  it('talks HTTP/2 (gRPC) to the authz cluster and HTTP/1.1 to the bank, both on loopback', () => {
+    const authz = named(clusters, 'authz');
+    expect(
+      at(
+        authz,
+        'typed_extension_protocol_options',
+        HTTP_PROTOCOL_OPTIONS,
+        'explicit_http_config',
+        'http2_protocol_options',
+      ),
+    ).toBeTypeOf('object');
+    expect(at(named(clusters, 'bank'), 'typed_extension_protocol_options')).toBeUndefined();
+    expect(clusterAddress('authz')).toEqual({ address: '127.0.0.1', port: 9001 });
+    expect(clusterAddress('bank')).toEqual({ address: '127.0.0.1', port: 8080 });
+  });
+});
+
+/** The `--flag value` argument of a compose command (list or string form). */
+function flag(command: unknown, name: string): string | undefined {
+  const args = typeof command === 'string' ? command.split(/\s+/) : items(command).map(String);
+  const index = args.indexOf(name);
+  return index === -1 ? undefined : args[index + 1];
+}
+
+/** Host path and container path of each short-syntax volume of a compose service. */
+function mounts(service: unknown): Array<{ host: string; container: string }> {
+  return items(at(service, 'volumes') ?? []).map((volume) => {
+    expect(volume, 'volumes use the short HOST:CONTAINER[:ro] syntax').toBeTypeOf('string');
+    const [host, container] = String(volume).split(':');
+    return { host: host!, container: container! };
+  });
+}
+
+function portOf(hostPort: string | undefined): number {
+  const port = Number(hostPort?.split(':').at(-1));
+  expect(Number.isInteger(port), `a HOST:PORT, got ${hostPort}`).toBe(true);
+  return port;
+}
+
+describe('docker-compose.yml', () => {
+  const compose = loadYaml(path.join(repoRoot, 'docker-compose.yml'));
+  const service = (name: string): unknown => {
+    const found = at(compose, 'services', name);
+    expect(found, `service ${name}`).toBeDefined();
+    return found;
+  };
+
+  it('runs the Envoy version the tests run', () => {
+    const version = readFileSync(path.join(repoRoot, 'envoy', 'VERSION'), 'utf8').trim();
+    expect(at(service('envoy'), 'image')).toBe(`envoyproxy/envoy:v${version}`);
+  });
+
+  it('feeds Envoy the tested envoy/envoy.yaml', () => {
+    const envoy = service('envoy');
+    const mount = mounts(envoy).find((m) => path.resolve(repoRoot, m.host) === envoyConfigPath);
+    expect(mount, 'envoy mounts ./envoy/envoy.yaml').toBeDefined();
+    expect(existsSync(envoyConfigPath)).toBe(true);
+    expect(flag(at(envoy, 'command'), '-c')).toBe(mount!.container);
+  });
+
+  it('puts all services in one network namespace so the 127.0.0.1 addresses hold', () => {
+    expect(at(service('authz'), 'network_mode')).toBeUndefined();
+    expect(at(service('bank'), 'network_mode')).toBe('service:authz');
+    expect(at(service('envoy'), 'network_mode')).toBe('service:authz');
+  });
+
+  it('uses the ports envoy.yaml uses', () => {
+    const listenerPort = at(
+      named(at(resources, 'listeners'), 'ingress'),
+      'address',
+      'socket_address',
+      'port_value',
+    );
+    const published = items(at(service('authz'), 'ports')).map((p) => portOf(String(p)));
+    expect(published).toEqual([listenerPort]);
+    const authzListen = flag(at(service('authz'), 'command'), '--listen');
+    const bankListen = flag(at(service('bank'), 'command'), '--listen');
+    expect(authzListen?.split(':')[0]).toBe('127.0.0.1');
+    expect(bankListen?.split(':')[0]).toBe('127.0.0.1');
+    expect(portOf(authzListen)).toBe(clusterAddress('authz').port);
+    expect(portOf(bankListen)).toBe(clusterAddress('bank').port);
+  });
+
+  it('mounts the policy with its dev keys beside it, and only paths that exist', () => {
+    const authz = service('authz');
+    const policy = flag(at(authz, 'command'), '--policy');
+    const authzMounts = mounts(authz);
+    expect(authzMounts).toContainEqual({ host: './policy.yaml', container: policy });
+    // The demo policy reads .authz-dev/jwks.json relative to the policy file.
+    expect(authzMounts).toContainEqual({
+      host: './.authz-dev',
+      container: path.posix.join(path.posix.dirname(policy!), '.authz-dev'),
+    });
+    for (const name of ['authz', 'bank', 'envoy']) {
+      for (const { host } of mounts(service(name))) {
+        // .authz-dev is generated by `authz dev-token` and never committed.
+        if (path.normalize(host) === '.authz-dev') continue;
+        expect(existsSync(path.resolve(repoRoot, host)), `${name} mounts ${host}`).toBe(true);
+      }
+    }
+  });
+});
+
+describe('Dockerfile', () => {
+  const lines = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  const instruction = (name: string): string[] =>
+    lines
+      .filter((line) => line.toUpperCase().startsWith(`${name} `))
+      .map((line) => line.slice(name.length + 1).trim());
+
+  it('builds on a Node LTS image (even major version)', () => {
+    const bases = instruction('FROM').map((from) => from.split(/\s+/)[0]!);
+    expect(bases.length).toBeGreaterThan(0);
+    for (const base of bases) {
+      const major = Number(/^node:(\d+)(?:[.-]|$)/.exec(base)?.[1]);
+      expect(major, `${base} is node:<major>`).toBeGreaterThanOrEqual(20);
+      expect(major % 2, `${base} is an LTS line`).toBe(0);
+    }
+  });
+
+  it('runs the CLI as the non-root node user', () => {
+    expect(instruction('ENTRYPOINT').map((e) => JSON.parse(e) as unknown)).toEqual([
+      ['node', 'dist/cli/main.js'],
+    ]);
+    expect(instruction('USER').at(-1)).toBe('node');
+  });
+});
+
+/** A GET with the path sent exactly as given (fetch would resolve `..` and `//` itself). */
+function rawGet(
+  baseUrl: string,
+  rawPath: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: hostname, port, path: rawPath, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.setTimeout(5_000, () => req.destroy(new Error(`GET ${rawPath} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('envoy/envoy.yaml in the pinned Envoy, with the authz service down', () => {
+  let envoy: RunningEnvoy;
+  let second: RunningEnvoy;
+  let bank: Server;
+  const bankPaths: string[] = [];
+
+  beforeAll(async () => {
+    // Nothing listens on the authz port: every check fails, so only an authz-free route can reach the bank.
+    const [bankPort, authzPort, ...others] = await freePorts(6);
+    bank = createServer((req, res) => {
+      bankPaths.push(req.url ?? '');
+      res.end(`bank saw ${req.url}`);
+    });
+    await new Promise<void>((resolve) => bank.listen(bankPort, '127.0.0.1', resolve));
+    const [listen1, admin1, listen2, admin2] = others as [number, number, number, number];
+    // Two at once: the flags must let several test Envoys share a machine.
+    [envoy, second] = await Promise.all([
+      startEnvoy({ listen: listen1, admin: admin1, authz: authzPort!, bank: bankPort! }),
+      startEnvoy({ listen: listen2, admin: admin2, authz: authzPort!, bank: bankPort! }),
+    ]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([envoy?.stop(), second?.stop()]);
+    await new Promise<void>((resolve) => (bank ? bank.close(() => resolve()) : resolve()));
+  });
+
+  it('runs several Envoys side by side', async () => {
+    for (const running of [envoy, second]) {
+      const response = await fetch(`${running.adminUrl}/ready`);
+      expect(await response.text(), running.output()).toBe('LIVE\n');
+    }
+  });
+
+  it('serves /healthz without authorisation', async () => {
+    expect(await rawGet(envoy.baseUrl, '/healthz')).toEqual({ status: 200, body: 'bank saw /healthz' });
+  });
+
+  it('fails closed with 503 everywhere else, without reaching the bank', async () => {
+    const before = bankPaths.length;
+    for (const rawPath of ['/accounts', '/', '/healthz/x', '/HEALTHZ', '/healthzz']) {
+      expect((await rawGet(envoy.baseUrl, rawPath)).status, rawPath).toBe(503);
+    }
+    expect(bankPaths.slice(before)).toEqual([]);
+  });
+
+  it('normalises dot segments and double slashes before choosing the route', async () => {
+    const before = bankPaths.length;
+    expect((await rawGet(envoy.baseUrl, '/accounts/../healthz')).status).toBe(200);
+    expect((await rawGet(envoy.baseUrl, '//healthz')).status).toBe(200);
+    expect((await rawGet(envoy.baseUrl, '/healthz/../accounts')).status).toBe(503);
+    expect(bankPaths.slice(before)).toEqual(['/healthz', '/healthz']);
+  });
+
+  it('rejects escaped slashes and header names with underscores with 400', async () => {
+    expect((await rawGet(envoy.baseUrl, '/healthz%2F..%2Faccounts')).status).toBe(400);
+    expect((await rawGet(envoy.baseUrl, '/a%5Cb')).status).toBe(400);
+    expect((await rawGet(envoy.baseUrl, '/healthz', { x_user: 'admin' })).status).toBe(400);
+  });
+});
