@@ -1,0 +1,109 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT, base64url, type CryptoKey, type JWK, type JWTPayload } from 'jose';
+
+/** A signing key of a test issuer, with its public JWK. */
+export interface TestKey {
+  readonly kid: string;
+  readonly alg: string;
+  readonly privateKey: CryptoKey;
+  readonly publicJwk: JWK;
+}
+
+/** Generates a signing key (RS256 by default) with a public JWK carrying `kid`, `alg` and `use`. */
+export async function generateTestKey(kid: string, alg = 'RS256'): Promise<TestKey> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  const publicJwk = { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' };
+  return { kid, alg, privateKey, publicJwk };
+}
+
+export interface TokenOptions {
+  /** Claims merged over the defaults (iss, aud, sub, scope, iat, exp = iat + 600). `undefined` removes one. */
+  readonly claims?: Record<string, unknown>;
+  /** Protected header parameters merged over `{alg, kid, typ: 'at+jwt'}`. */
+  readonly header?: Record<string, unknown>;
+  /** Seconds since the epoch to treat as now (default: the real clock). */
+  readonly now?: number;
+}
+
+/** Signs a JWT with `key`. Defaults describe a valid token for `issuer` / `audience`. */
+export async function signTestToken(
+  key: TestKey,
+  defaults: { issuer: string; audience: string },
+  options: TokenOptions = {},
+): Promise<string> {
+  const now = options.now ?? Math.floor(Date.now() / 1000);
+  const claims: Record<string, unknown> = {
+    iss: defaults.issuer,
+    aud: defaults.audience,
+    sub: 'alice',
+    scope: 'view:balance',
+    iat: now,
+    exp: now + 600,
+    ...options.claims,
+  };
+  for (const [name, value] of Object.entries(claims)) if (value === undefined) delete claims[name];
+  return new SignJWT(claims as JWTPayload)
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt', ...options.header } as never)
+    .sign(key.privateKey);
+}
+
+/** An unsigned `alg: none` token with the given claims (RFC 7519 section 6.1): must always be refused. */
+export function unsecuredToken(claims: Record<string, unknown>): string {
+  const encode = (value: object) => base64url.encode(JSON.stringify(value));
+  return `${encode({ alg: 'none', typ: 'JWT' })}.${encode(claims)}.`;
+}
+
+/** Flips one character in the payload part: a token whose signature no longer matches. */
+export function tamperWithPayload(token: string): string {
+  const [header, payload, signature] = token.split('.') as [string, string, string];
+  const claims = JSON.parse(new TextDecoder().decode(base64url.decode(payload))) as Record<string, unknown>;
+  claims['scope'] = 'view:balance transfer:funds';
+  return `${header}.${base64url.encode(JSON.stringify(claims))}.${signature}`;
+}
+
+/** A local JWKS endpoint for tests: serve any key set, change it, count requests, or fail on purpose. */
+export interface JwksServer {
+  readonly url: string;
+  /** Keys currently published. */
+  publish(keys: readonly JWK[]): void;
+  /** Answer every request with this HTTP status instead (undefined: serve normally). */
+  failWith(status: number | undefined): void;
+  /** How many requests have been served. */
+  readonly requests: number;
+  close(): Promise<void>;
+}
+
+/** Starts a JWKS server on 127.0.0.1 with a free port. */
+export async function startJwksServer(initial: readonly JWK[]): Promise<JwksServer> {
+  let keys = [...initial];
+  let failure: number | undefined;
+  let requests = 0;
+  const server: Server = createServer((request, response) => {
+    requests += 1;
+    if (failure !== undefined) {
+      response.writeHead(failure).end();
+      return;
+    }
+    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
+    publish: (next) => {
+      keys = [...next];
+    },
+    failWith: (status) => {
+      failure = status;
+    },
+    get requests() {
+      return requests;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
