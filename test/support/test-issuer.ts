@@ -79,7 +79,7 @@ export async function startJwksServer(initial: readonly JWK[]): Promise<JwksServ
   let keys = [...initial];
   let failure: number | undefined;
   let requests = 0;
-  const server: Server = createServer((request, response) => {
+  const server: Server = createServer((_request, response) => {
     requests += 1;
     if (failure !== undefined) {
       response.writeHead(failure).end();
