@@ -1,0 +1,76 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from './envoy-binary.js';
+
+// `npm run demo` as a new user runs it: the fixed ports of envoy/envoy.yaml, the repo's policy.yaml and the
+// development key. The test reads the printed tokens and replays the printed scenario, then presses Ctrl-C.
+
+const DEMO = path.join(repoRoot, 'dist', 'demo', 'run-demo.js');
+const API = 'http://127.0.0.1:8000';
+
+let demo: ChildProcess;
+let output = '';
+let tokens: { view: string; transfer: string };
+
+beforeAll(async () => {
+  demo = spawn(process.execPath, [DEMO], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  demo.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  demo.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  const deadline = Date.now() + 40_000;
+  while (!output.includes('Press Ctrl-C')) {
+    if (demo.exitCode !== null) throw new Error(`the demo exited (${demo.exitCode}):\n${output}`);
+    if (Date.now() > deadline) throw new Error(`the demo did not get ready:\n${output}`);
+    await delay(100);
+  }
+  const view = /^VIEW_TOKEN='([^']+)'$/m.exec(output)?.[1];
+  const transfer = /^TRANSFER_TOKEN='([^']+)'$/m.exec(output)?.[1];
+  if (view === undefined || transfer === undefined)
+    throw new Error(`no tokens in the demo output:\n${output}`);
+  tokens = { view, transfer };
+});
+
+afterAll(() => {
+  if (demo.exitCode === null) demo.kill('SIGKILL');
+});
+
+const transfer = (token: string) =>
+  fetch(`${API}/transfer`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ to: 'bob', amount: 25 }),
+  });
+
+describe('npm run demo', () => {
+  it('prints curl commands for the four steps of the scenario', () => {
+    expect(output.match(/^curl /gm)).toHaveLength(4);
+    expect(output).toContain(`${API}/balance`);
+  });
+
+  it('answers the printed scenario: 401, 200, 403 insufficient_scope, 201', async () => {
+    expect((await fetch(`${API}/balance`)).status).toBe(401);
+    const balance = await fetch(`${API}/balance`, { headers: { authorization: `Bearer ${tokens.view}` } });
+    expect(balance.status).toBe(200);
+    const before = ((await balance.json()) as { balance: number }).balance;
+    const refused = await transfer(tokens.view);
+    expect(refused.status).toBe(403);
+    expect(refused.headers.get('www-authenticate')).toBe(
+      'Bearer realm="bank-api", error="insufficient_scope", scope="transfer:funds"',
+    );
+    const moved = await transfer(tokens.transfer);
+    expect(moved.status).toBe(201);
+    expect(((await moved.json()) as { balance: number }).balance).toBe(before - 25);
+  });
+
+  it('shows each decision as it happens', () => {
+    expect(output).toMatch(/authz: deny 403 insufficient_scope POST \/transfer sub=alice/);
+  });
+
+  it('stops everything on Ctrl-C', async () => {
+    const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
+    demo.kill('SIGINT');
+    expect(await exited).toBe(0);
+    await expect(fetch(`${API}/balance`)).rejects.toThrow();
+  });
+});
