@@ -30,6 +30,7 @@ export const POLICY_DEFAULTS = Object.freeze({
 // Compiled once per process: the schema is static.
 const validateSchema = new Ajv2020({
   allErrors: true,
+  verbose: true, // keeps parentSchema on each error, to list the allowed keys
   strict: true,
   strictRequired: false,
   allowUnionTypes: true,
@@ -206,7 +207,7 @@ function compileRoute(
     matchesPath = compileRoutePattern(entry.path);
   } catch (error) {
     if (!(error instanceof RoutePatternError)) throw error;
-    report([...at, 'path'], `path pattern "${entry.path}" ${error.message}`);
+    report([...at, 'path'], `path pattern "${entry.path}": ${error.message}`);
     ok = false;
   }
 
@@ -336,17 +337,18 @@ class Locator {
     return { file: this.file, line, column: col };
   }
 
-  /** The deepest node on `path` that exists; for a map key, the key itself. */
+  /** Where the deepest existing node on `path` starts; for a map entry, its key. */
   private offsetOf(path: PathSegment[]): number | undefined {
     let node: unknown = this.doc.contents;
     let offset = rangeStart(node);
-    for (const segment of path) {
+    for (const [i, segment] of path.entries()) {
       if (isMap(node)) {
         const pair = node.items.find((item) => (item.key as { value?: unknown } | null)?.value === segment);
         if (pair === undefined) break;
         offset = rangeStart(pair.key) ?? offset;
         node = pair.value;
-        if (node !== null) offset = rangeStart(node) ?? offset;
+        // A problem with a key's value points at the key: that is where the editor's eye goes.
+        if (i < path.length - 1 && node !== null) offset = rangeStart(node) ?? offset;
       } else if (isSeq(node) && typeof segment === 'number') {
         node = node.items[segment];
         offset = rangeStart(node) ?? offset;
