@@ -6,12 +6,14 @@ const MAX_SCOPES = 256;
 
 /**
  * The scopes a verified token grants: the `scope` claim (RFC 8693 / RFC 9068, a space-separated string),
- * or else `scp` (an array of strings, or a space-separated string, as some providers issue). Scopes are
+ * or else `scp` (an array of strings, or a space-separated string, as some providers issue); either claim
+ * may be a string or an array of strings. Scopes are
  * compared as exact tokens, never as substrings. Returns undefined when the claim is malformed: a token
  * whose grants cannot be read is refused rather than guessed at.
  */
 export function grantedScopes(payload: JWTPayload): ReadonlySet<string> | undefined {
-  const claim = payload['scope'] ?? payload['scp'];
+  // A `scope` that is present decides, even when malformed: never fall back to `scp` around a bad value.
+  const claim = 'scope' in payload ? payload['scope'] : payload['scp'];
   if (claim === undefined) return new Set();
   let tokens: unknown[];
   if (typeof claim === 'string') tokens = claim.split(' ').filter((token) => token !== '');

@@ -45,7 +45,8 @@ function toCents(amount: unknown): number | undefined {
   if (typeof amount !== 'number' || !Number.isFinite(amount) || amount <= 0 || amount > 1_000_000)
     return undefined;
   const cents = Math.round(amount * 100);
-  return Math.abs(cents - amount * 100) < 1e-6 ? cents : undefined;
+  // 0.1 * 100 is 10.000000000000002 in binary floating point: allow that much, but not a fraction of a cent.
+  return cents >= 1 && Math.abs(cents - amount * 100) < 1e-6 ? cents : undefined;
 }
 
 /** Cents as a JSON number of currency units (2 decimals). */

@@ -76,7 +76,10 @@ export function bankConfig(argv: readonly string[], env: Env): BankConfig {
   const listenFlag = values['listen'] as string | undefined;
   const levelFlag = values['log-level'] as string | undefined;
   return Object.freeze({
-    listen: parseListenAddress(listenFlag ?? env['BANK_LISTEN'] ?? COMMAND_DEFAULTS.bankListen, '--listen'),
+    listen: parseListenAddress(
+      listenFlag ?? env['BANK_LISTEN'] ?? COMMAND_DEFAULTS.bankListen,
+      listenFlag !== undefined ? '--listen' : 'BANK_LISTEN',
+    ),
     logLevel: logLevel(
       levelFlag ?? env['AUTHZ_LOG_LEVEL'],
       levelFlag !== undefined ? '--log-level' : 'AUTHZ_LOG_LEVEL',

@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   calculateJwkThumbprint,
@@ -32,25 +32,49 @@ export interface DevKeys {
 export async function ensureDevKeys(dir: string): Promise<DevKeys> {
   const privateFile = join(dir, 'signing-key.json');
   const jwksFile = join(dir, 'jwks.json');
-  const existing = await readFile(privateFile, 'utf8').catch(() => undefined);
-  if (existing !== undefined) {
-    const jwk = JSON.parse(existing) as JWK;
-    if (typeof jwk.kid !== 'string')
-      throw new Error(`${privateFile} has no kid; delete ${dir} to start over`);
-    return { privateKey: (await importJWK(jwk, DEV_ALGORITHM)) as CryptoKey, kid: jwk.kid, jwksFile };
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const { privateJwk, created } = await readOrCreatePrivateJwk(privateFile);
+  if (typeof privateJwk.kid !== 'string')
+    throw new Error(`${privateFile} has no kid; delete ${dir} to start over`);
+  const privateKey = (await importJWK(privateJwk, DEV_ALGORITHM)) as CryptoKey;
+  // (Re)write the public half whenever it is missing, so a deleted jwks.json heals itself.
+  if (created || !(await exists(jwksFile))) {
+    const { kty, n, e } = privateJwk;
+    const jwks = { keys: [{ kty, n, e, kid: privateJwk.kid, alg: DEV_ALGORITHM, use: 'sig' }] };
+    const temporary = `${jwksFile}.${process.pid}.tmp`;
+    await writeFile(temporary, JSON.stringify(jwks, null, 2) + '\n');
+    await rename(temporary, jwksFile); // atomic: a running server never reads half a file
   }
+  return { privateKey, kid: privateJwk.kid, jwksFile };
+}
 
+async function readOrCreatePrivateJwk(file: string): Promise<{ privateJwk: JWK; created: boolean }> {
+  const existing = await readFile(file, 'utf8').catch(() => undefined);
+  if (existing !== undefined) return { privateJwk: JSON.parse(existing) as JWK, created: false };
   const { privateKey, publicKey } = await generateKeyPair(DEV_ALGORITHM, {
     modulusLength: 2048,
     extractable: true,
   });
-  const publicJwk = await exportJWK(publicKey);
-  const kid = await calculateJwkThumbprint(publicJwk);
+  const kid = await calculateJwkThumbprint(await exportJWK(publicKey));
   const privateJwk = { ...(await exportJWK(privateKey)), kid, alg: DEV_ALGORITHM, use: 'sig' };
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writeFile(privateFile, JSON.stringify(privateJwk), { mode: 0o600, flag: 'wx' });
-  await chmod(privateFile, 0o600);
-  const jwks = { keys: [{ ...publicJwk, kid, alg: DEV_ALGORITHM, use: 'sig' }] };
-  await writeFile(jwksFile, JSON.stringify(jwks, null, 2) + '\n');
-  return { privateKey, kid, jwksFile };
+  // Written whole to a private temporary file, then linked into place: link() fails if the key exists, so
+  // two first uses at once cannot both win, and nobody ever reads half a key.
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, JSON.stringify(privateJwk), { mode: 0o600 });
+  try {
+    await link(temporary, file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return { privateJwk: JSON.parse(await readFile(file, 'utf8')) as JWK, created: false };
+  } finally {
+    await unlink(temporary);
+  }
+  return { privateJwk, created: true };
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
 }

@@ -75,7 +75,14 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
       doc.errors.map((error) => locator.atOffset(error.pos[0], `YAML syntax: ${firstLine(error.message)}`)),
     );
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 100 }); // bounds alias expansion ("billion laughs")
+  } catch (error) {
+    throw new PolicyError('ERR_POLICY_SYNTAX', [
+      locator.atOffset(0, `YAML: ${firstLine((error as Error).message)}`),
+    ]);
+  }
   if (!validateSchema(data)) {
     throw new PolicyError('ERR_POLICY_INVALID', schemaProblems(validateSchema.errors ?? [], locator));
   }
@@ -245,8 +252,8 @@ function schemaProblems(errors: readonly ErrorObject[], locator: Locator): Polic
   const problems: PolicyProblem[] = [];
   for (const error of errors) {
     const path = pointerToPath(error.instancePath);
-    // Branch errors under a failed oneOf are noise; the oneOf error itself says what to do.
-    if (oneOfPaths.has(error.instancePath) && error.keyword !== 'oneOf') continue;
+    // Errors inside the branches of a failed oneOf are noise; the oneOf error itself says what to do.
+    if (oneOfPaths.has(error.instancePath) && error.schemaPath.includes('/oneOf/')) continue;
     let target = path;
     let message: string;
     switch (error.keyword) {

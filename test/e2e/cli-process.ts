@@ -59,6 +59,7 @@ export async function startCli(
   const logLines = () =>
     text
       .split('\n')
+      .slice(0, -1) // only complete lines: the pipe may hand over half a line at a time
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
 

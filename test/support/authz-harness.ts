@@ -1,0 +1,261 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import {
+  credentials,
+  loadPackageDefinition,
+  makeGenericClientConstructor,
+  type CallOptions,
+  type Client,
+  type ClientUnaryCall,
+  type ServiceClientConstructor,
+  type ServiceDefinition,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { service as healthService } from 'grpc-health-check';
+import type { Logger } from 'pino';
+import { PROTO_LOADER_OPTIONS } from '../../src/envoy/authorization-proto.js';
+import { createLogger } from '../../src/log/create-logger.js';
+
+/** The issuer, audience and realm every integration policy uses (those of the repo's policy.yaml). */
+export const ISSUER = 'https://idp.example/';
+export const AUDIENCE = 'https://my-banking-api';
+export const REALM = 'bank-api';
+export const TOKEN_DEFAULTS = Object.freeze({ issuer: ISSUER, audience: AUDIENCE });
+
+/** A log destination kept in memory: the production logger (createLogger) writing into an array. */
+export interface LogSink {
+  readonly logger: Logger;
+  /** Every raw line written so far, in order. */
+  lines(): string[];
+  /** Every line parsed as JSON. Throws if a line is not JSON. */
+  records(): Record<string, unknown>[];
+}
+
+export function createLogSink(): LogSink {
+  const written: string[] = [];
+  const logger = createLogger({
+    level: 'info',
+    destination: {
+      write: (chunk: string) => {
+        for (const line of chunk.split('\n')) if (line !== '') written.push(line);
+      },
+    },
+  });
+  return {
+    logger,
+    lines: () => [...written],
+    records: () => written.map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+export interface PolicyOptions {
+  /** `jwks_uri: ...` or `jwks_file: ...` for the one issuer. */
+  readonly keys: { readonly jwksUri: string } | { readonly jwksFile: string };
+  /** Extra issuer settings, e.g. `{ jwks_refresh_cooldown: '30s' }`. */
+  readonly issuerSettings?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The repo's policy.yaml shape (same issuer, audience, realm and routes), plus a route with an empty
+ * scope list (`GET /profile`: any valid token).
+ */
+export function policyYaml(options: PolicyOptions): string {
+  const keys =
+    'jwksUri' in options.keys ? `jwks_uri: ${options.keys.jwksUri}` : `jwks_file: ${options.keys.jwksFile}`;
+  const settings = Object.entries(options.issuerSettings ?? {})
+    .map(([key, value]) => `    ${key}: ${value}\n`)
+    .join('');
+  return (
+    'version: 1\n' +
+    `realm: ${REALM}\n` +
+    'issuers:\n' +
+    `  - issuer: ${ISSUER}\n` +
+    `    audiences: [${AUDIENCE}]\n` +
+    `    ${keys}\n` +
+    '    algorithms: [RS256]\n' +
+    settings +
+    'routes:\n' +
+    '  - { methods: [GET], path: /balance, scopes: [view:balance] }\n' +
+    '  - { methods: [POST], path: /transfer, scopes: [transfer:funds] }\n' +
+    '  - { path: /healthz, public: true }\n' +
+    "  - { methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }\n" +
+    '  - { methods: [GET], path: /profile, scopes: [] }\n'
+  );
+}
+
+/** A fresh temporary folder; `remove()` deletes it with everything in it. */
+export async function createTempDir(prefix: string): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Writes `text` to `dir/name` and returns the file's path. */
+export async function writeTextFile(dir: string, name: string, text: string): Promise<string> {
+  const file = path.join(dir, name);
+  await writeFile(file, text);
+  return file;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (bound on port 0, then released). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Whether something could bind `port` on 127.0.0.1 right now (so nothing else is listening there). */
+export async function canBind(port: number): Promise<boolean> {
+  const server = createServer();
+  const bound = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (bound) await new Promise<void>((resolve) => server.close(() => resolve()));
+  return bound;
+}
+
+/** `envoy.config.core.v3.HeaderValueOption` as a proto-loader client decodes it (PROTO_LOADER_OPTIONS). */
+export interface HeaderOptionView {
+  readonly header: { readonly key: string; readonly value: string } | null;
+  readonly append_action: number;
+}
+
+/** `envoy.service.auth.v3.CheckResponse` as a proto-loader client decodes it (PROTO_LOADER_OPTIONS). */
+export interface CheckResponseView {
+  readonly status: { readonly code: number; readonly message: string } | null;
+  readonly http_response?: string;
+  readonly ok_response?: {
+    readonly headers: readonly HeaderOptionView[];
+    readonly headers_to_remove: readonly string[];
+  } | null;
+  readonly denied_response?: {
+    readonly status: { readonly code: number } | null;
+    readonly headers: readonly HeaderOptionView[];
+    readonly body: string;
+  } | null;
+}
+
+/** The value of header `name` among `options` (undefined when absent); fails if it is set twice. */
+export function headerValue(options: readonly HeaderOptionView[], name: string): string | undefined {
+  const found = options.filter((option) => option.header?.key === name);
+  if (found.length > 1) throw new Error(`header ${name} is set ${found.length} times`);
+  return found[0]?.header?.value;
+}
+
+/** The JSON body of a denial. */
+export function deniedBody(response: CheckResponseView): Record<string, unknown> {
+  const denied = response.denied_response ?? undefined;
+  if (denied === undefined) throw new Error(`not a denial: ${JSON.stringify(response)}`);
+  return JSON.parse(denied.body) as Record<string, unknown>;
+}
+
+export interface HttpCheckInit {
+  readonly method: string;
+  readonly path: string;
+  /** The Authorization header value, if any. */
+  readonly authorization?: string;
+  /** Envoy's request id (`x-request-id`). */
+  readonly id?: string;
+}
+
+/**
+ * A CheckRequest as Envoy's ext_authz filter sends it without `encode_raw_headers`: the request's
+ * attributes, with headers as a map of lower-cased names (pseudo-headers included).
+ */
+export function httpCheckRequest(init: HttpCheckInit): Record<string, unknown> {
+  const id = init.id ?? `req-${Math.random().toString(36).slice(2)}`;
+  const headers: Record<string, string> = {
+    ':authority': 'bank.example',
+    ':method': init.method,
+    ':path': init.path,
+    ':scheme': 'https',
+    'user-agent': 'curl/8.5.0',
+    'x-request-id': id,
+    'x-forwarded-proto': 'https',
+  };
+  if (init.authorization !== undefined) headers['authorization'] = init.authorization;
+  return {
+    attributes: {
+      request: {
+        http: {
+          id,
+          method: init.method,
+          path: init.path,
+          host: 'bank.example',
+          scheme: 'https',
+          protocol: 'HTTP/1.1',
+          headers,
+        },
+      },
+    },
+  };
+}
+
+type UnaryMethod<Request, Response> = (
+  request: Request,
+  options: CallOptions,
+  callback: (error: ServiceError | null, response?: Response) => void,
+) => ClientUnaryCall;
+
+function unary<Response>(
+  client: Client,
+  method: string,
+  request: unknown,
+  timeoutMs: number,
+): Promise<Response> {
+  const call = (client as unknown as Record<string, UnaryMethod<unknown, Response>>)[method];
+  if (call === undefined) throw new Error(`the client has no method ${method}`);
+  return new Promise<Response>((resolve, reject) => {
+    call.call(client, request, { deadline: Date.now() + timeoutMs }, (error, response) => {
+      if (error !== null) reject(error);
+      else if (response === undefined) reject(new Error(`${method} answered nothing`));
+      else resolve(response);
+    });
+  });
+}
+
+/** A real gRPC client of `envoy.service.auth.v3.Authorization`, built from the project's protos. */
+export interface CheckClient {
+  check(request: unknown): Promise<CheckResponseView>;
+  close(): void;
+}
+
+export function connectCheckClient(port: number): CheckClient {
+  const definition = loadSync('envoy/service/auth/v3/external_auth.proto', PROTO_LOADER_OPTIONS);
+  const loaded = loadPackageDefinition(definition) as unknown as {
+    envoy: { service: { auth: { v3: { Authorization: ServiceClientConstructor } } } };
+  };
+  const { Authorization } = loaded.envoy.service.auth.v3;
+  const client = new Authorization(`127.0.0.1:${port}`, credentials.createInsecure());
+  return {
+    check: (request) => unary<CheckResponseView>(client, 'Check', request, 5000),
+    close: () => client.close(),
+  };
+}
+
+/** A real gRPC client of `grpc.health.v1.Health`, built from the grpc-health-check package's definition. */
+export interface HealthClient {
+  check(service: string): Promise<{ status: string }>;
+  close(): void;
+}
+
+export function connectHealthClient(port: number): HealthClient {
+  const Health = makeGenericClientConstructor(
+    healthService as unknown as ServiceDefinition,
+    'grpc.health.v1.Health',
+  );
+  const client = new Health(`127.0.0.1:${port}`, credentials.createInsecure());
+  return {
+    check: (service) => unary<{ status: string }>(client, 'Check', { service }, 5000),
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,223 @@
+import { describe, expect, it } from 'vitest';
+import { answerForDecision, IDENTITY_HEADERS, statusForDenial } from '../../src/authz/answer-for-decision.js';
+import type { Decision, DenialCode } from '../../src/authz/decision.js';
+import { compilePolicy } from '../../src/policy/compile-policy.js';
+import type { CompiledRoute } from '../../src/policy/compiled-policy.js';
+
+const policy = compilePolicy(
+  [
+    'version: 1',
+    'realm: bank-api',
+    'issuers:',
+    '  - issuer: https://idp.example/',
+    '    audiences: [https://my-banking-api]',
+    '    jwks_uri: https://idp.example/.well-known/jwks.json',
+    '    algorithms: [RS256]',
+    'routes:',
+    '  - { methods: [POST], path: /transfer, scopes: [transfer:funds] }',
+    '  - { path: /healthz, public: true }',
+    '  - { methods: [POST], path: /transfer/international, scopes: [transfer:funds, transfer:abroad] }',
+  ].join('\n'),
+  'policy.yaml',
+);
+const [transfer, healthz, international] = policy.routes as [CompiledRoute, CompiledRoute, CompiledRoute];
+
+const DESCRIPTION = 'the token has expired';
+const invalidToken = `Bearer realm="bank-api", error="invalid_token", error_description="${DESCRIPTION}"`;
+
+/** The whole decision table: for each denial code, the status, body `error` and exact challenge. */
+const DENIAL_TABLE = {
+  no_route: { status: 403, error: 'access_denied', challenge: undefined },
+  path_invalid: { status: 400, error: 'invalid_request', challenge: undefined },
+  credentials_missing: { status: 401, error: 'unauthorized', challenge: 'Bearer realm="bank-api"' },
+  credentials_malformed: {
+    status: 400,
+    error: 'invalid_request',
+    challenge: `Bearer realm="bank-api", error="invalid_request", error_description="${DESCRIPTION}"`,
+  },
+  token_too_large: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_malformed: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_issuer_unknown: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_algorithm_not_allowed: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_key_unknown: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_signature_invalid: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_expired: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_not_yet_valid: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_audience_mismatch: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_claims_invalid: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  insufficient_scope: {
+    status: 403,
+    error: 'insufficient_scope',
+    challenge: 'Bearer realm="bank-api", error="insufficient_scope", scope="transfer:funds"',
+  },
+  keys_unavailable: { status: 503, error: 'temporarily_unavailable', challenge: undefined },
+} satisfies Record<DenialCode, { status: number; error: string; challenge: string | undefined }>;
+
+function denial(code: DenialCode, extra: Partial<Decision & { kind: 'deny' }> = {}): Decision {
+  return {
+    kind: 'deny',
+    code,
+    description: DESCRIPTION,
+    route: transfer,
+    ...(code === 'insufficient_scope'
+      ? { requiredScopes: ['transfer:funds'], missingScopes: ['transfer:funds'] }
+      : {}),
+    ...extra,
+  };
+}
+
+function deny(decision: Decision, realm = 'bank-api') {
+  const answer = answerForDecision(decision, realm);
+  if (answer.kind !== 'deny') throw new Error(`expected a denial, got ${JSON.stringify(answer)}`);
+  return answer;
+}
+
+function allow(decision: Decision) {
+  const answer = answerForDecision(decision, 'bank-api');
+  if (answer.kind !== 'allow') throw new Error(`expected an allow, got ${JSON.stringify(answer)}`);
+  return answer;
+}
+
+describe('answerForDecision: denials', () => {
+  const rows = Object.entries(DENIAL_TABLE) as [DenialCode, (typeof DENIAL_TABLE)[DenialCode]][];
+
+  it.each(rows)('answers %s with its status and statusForDenial agrees', (code, row) => {
+    expect(deny(denial(code)).status).toBe(row.status);
+    expect(statusForDenial(code)).toBe(row.status);
+  });
+
+  it.each(rows)('answers %s with a JSON body {error, error_description}', (code, row) => {
+    expect(JSON.parse(deny(denial(code)).body)).toStrictEqual({
+      error: row.error,
+      error_description: DESCRIPTION,
+    });
+  });
+
+  it.each(rows)('answers %s as application/json that must not be cached', (code) => {
+    const { headers } = deny(denial(code));
+
+    expect(headers.filter(([name]) => name === 'content-type')).toEqual([
+      ['content-type', 'application/json'],
+    ]);
+    expect(headers.filter(([name]) => name === 'cache-control')).toEqual([['cache-control', 'no-store']]);
+  });
+
+  it.each(rows)('answers %s with exactly the right WWW-Authenticate, or none', (code, row) => {
+    const challenges = deny(denial(code))
+      .headers.filter(([name]) => name === 'www-authenticate')
+      .map(([, value]) => value);
+
+    expect(challenges).toEqual(row.challenge === undefined ? [] : [row.challenge]);
+  });
+
+  it('answers a missing token with a bare challenge: no error, even though the decision has a description', () => {
+    const answer = deny(denial('credentials_missing', { description: 'a bearer token is required' }));
+
+    expect(answer.headers).toContainEqual(['www-authenticate', 'Bearer realm="bank-api"']);
+    expect(JSON.parse(answer.body)).toEqual({
+      error: 'unauthorized',
+      error_description: 'a bearer token is required',
+    });
+  });
+
+  it('asks for every scope the route requires, not only the missing ones, and no description', () => {
+    const answer = deny(
+      denial('insufficient_scope', {
+        route: international,
+        requiredScopes: ['transfer:funds', 'transfer:abroad'],
+        missingScopes: ['transfer:abroad'],
+        description: 'the token lacks a required scope: transfer:abroad',
+      }),
+    );
+
+    expect(answer.status).toBe(403);
+    expect(answer.headers).toContainEqual([
+      'www-authenticate',
+      'Bearer realm="bank-api", error="insufficient_scope", scope="transfer:funds transfer:abroad"',
+    ]);
+  });
+
+  it('names the realm it is given in every challenge', () => {
+    expect(deny(denial('credentials_missing'), 'other-realm').headers).toContainEqual([
+      'www-authenticate',
+      'Bearer realm="other-realm"',
+    ]);
+    expect(deny(denial('token_expired'), 'other-realm').headers).toContainEqual([
+      'www-authenticate',
+      `Bearer realm="other-realm", error="invalid_token", error_description="${DESCRIPTION}"`,
+    ]);
+  });
+
+  it('sends nothing but content-type, cache-control and the challenge', () => {
+    for (const code of Object.keys(DENIAL_TABLE) as DenialCode[]) {
+      const names = deny(denial(code)).headers.map(([name]) => name);
+      expect(
+        names.every((name) => ['content-type', 'cache-control', 'www-authenticate'].includes(name)),
+      ).toBe(true);
+    }
+  });
+});
+
+describe('answerForDecision: allow', () => {
+  it('sets the subject and the granted scopes for the upstream', () => {
+    const answer = allow({
+      kind: 'allow',
+      route: transfer,
+      identity: {
+        issuer: 'https://idp.example/',
+        subject: 'alice',
+        scopes: new Set(['transfer:funds', 'view:balance']),
+      },
+    });
+
+    expect(answer.setHeaders).toEqual([
+      [IDENTITY_HEADERS.subject, 'alice'],
+      [IDENTITY_HEADERS.scopes, 'transfer:funds view:balance'],
+    ]);
+    expect(answer.removeHeaders).toEqual([]);
+  });
+
+  it('uses the x-auth-subject and x-auth-scopes header names', () => {
+    expect(IDENTITY_HEADERS).toEqual({ subject: 'x-auth-subject', scopes: 'x-auth-scopes' });
+  });
+
+  it('removes both identity headers on a public route, so a client cannot spoof them', () => {
+    const answer = allow({ kind: 'allow', route: healthz });
+
+    expect(answer.setHeaders).toEqual([]);
+    expect(answer.removeHeaders).toEqual(['x-auth-subject', 'x-auth-scopes']);
+  });
+
+  it('removes the subject header when the token has no sub', () => {
+    const answer = allow({
+      kind: 'allow',
+      route: transfer,
+      identity: { issuer: 'https://idp.example/', subject: undefined, scopes: new Set(['transfer:funds']) },
+    });
+
+    expect(answer.setHeaders).toEqual([['x-auth-scopes', 'transfer:funds']]);
+    expect(answer.removeHeaders).toEqual(['x-auth-subject']);
+  });
+
+  it('removes the scopes header, rather than setting it empty, when the token grants no scope', () => {
+    const answer = allow({
+      kind: 'allow',
+      route: transfer,
+      identity: { issuer: 'https://idp.example/', subject: 'alice', scopes: new Set() },
+    });
+
+    expect(answer.setHeaders).toEqual([['x-auth-subject', 'alice']]);
+    expect(answer.removeHeaders).toEqual(['x-auth-scopes']);
+  });
+
+  it('removes both when the token has neither sub nor scopes', () => {
+    const answer = allow({
+      kind: 'allow',
+      route: transfer,
+      identity: { issuer: 'https://idp.example/', subject: undefined, scopes: new Set() },
+    });
+
+    expect(answer.setHeaders).toEqual([]);
+    expect(answer.removeHeaders).toEqual(['x-auth-subject', 'x-auth-scopes']);
+  });
+});

@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { compilePolicy } from '../../src/policy/compile-policy.js';
+import type { CompiledPolicy } from '../../src/policy/compiled-policy.js';
+import { matchRoute } from '../../src/policy/match-route.js';
+
+function policyWithRoutes(...routes: string[]): CompiledPolicy {
+  const text = [
+    'version: 1',
+    'realm: bank-api',
+    'issuers:',
+    '  - issuer: https://idp.example/',
+    '    audiences: [https://my-banking-api]',
+    '    jwks_uri: https://idp.example/.well-known/jwks.json',
+    '    algorithms: [RS256]',
+    routes.length === 0 ? 'routes: []' : 'routes:',
+    ...routes.map((route) => `  - ${route}`),
+  ].join('\n');
+  return compilePolicy(text, 'policy.yaml');
+}
+
+/** The index of the route that decides, or null when none matches. */
+function decidingRoute(policy: CompiledPolicy, method: string, path: string): number | null {
+  return matchRoute(policy, method, path)?.index ?? null;
+}
+
+describe('matchRoute', () => {
+  const policy = policyWithRoutes(
+    '{ methods: [GET], path: /balance, scopes: [view:balance] }', // 0
+    '{ methods: [POST], path: /transfer, scopes: [transfer:funds] }', // 1
+    '{ path: /healthz, public: true }', // 2
+    "{ methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }", // 3
+    "{ methods: [DELETE], path: '/accounts/{id}/balance', scopes: [admin] }", // 4
+    "{ methods: [GET, PUT], path: '/files/**', scopes: [files] }", // 5
+  );
+
+  it.each([
+    ['GET', '/balance', 0],
+    ['POST', '/transfer', 1],
+    ['GET', '/healthz', 2],
+    ['POST', '/healthz', 2],
+    ['OPTIONS', '/healthz', 2],
+    ['BREW', '/healthz', 2],
+    ['GET', '/accounts/1/balance', 3],
+    ['DELETE', '/accounts/1/balance', 4],
+    ['PUT', '/files', 5],
+    ['GET', '/files/a/b', 5],
+  ])('%s %s is decided by route %i', (method, path, index) => {
+    expect(decidingRoute(policy, method, path)).toBe(index);
+  });
+
+  it.each([
+    ['HEAD', '/balance', 'HEAD is not GET'],
+    ['get', '/balance', 'methods are case-sensitive'],
+    ['Get', '/balance', 'methods are case-sensitive'],
+    ['POST', '/balance', 'the method is not listed'],
+    ['GET', '/transfer', 'the method is not listed'],
+    ['GET', '/balance/', 'the trailing slash is significant'],
+    ['GET', '/Balance', 'paths are case-sensitive'],
+    ['PATCH', '/accounts/1/balance', 'neither route lists PATCH'],
+    ['DELETE', '/files/a', 'the rest route lists GET and PUT only'],
+    ['GET', '/unknown', 'no pattern matches'],
+  ])('%s %s matches no route: %s', (method, path) => {
+    expect(matchRoute(policy, method, path)).toBeUndefined();
+  });
+
+  it('tries routes in file order: the first match wins over a later, more specific one', () => {
+    const broadFirst = policyWithRoutes(
+      "{ path: '/accounts/**', scopes: [accounts] }",
+      "{ methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }",
+    );
+    const specificFirst = policyWithRoutes(
+      "{ methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }",
+      "{ path: '/accounts/**', scopes: [accounts] }",
+    );
+
+    expect(matchRoute(broadFirst, 'GET', '/accounts/1/balance')?.access).toEqual({
+      kind: 'protected',
+      scopes: ['accounts'],
+    });
+    expect(matchRoute(specificFirst, 'GET', '/accounts/1/balance')?.access).toEqual({
+      kind: 'protected',
+      scopes: ['view:balance'],
+    });
+    expect(decidingRoute(specificFirst, 'POST', '/accounts/1/balance')).toBe(1);
+  });
+
+  it('skips a route whose methods do not match and goes on to the next', () => {
+    const split = policyWithRoutes(
+      '{ methods: [GET], path: /items, scopes: [read] }',
+      '{ methods: [POST], path: /items, scopes: [write] }',
+      '{ path: /items, public: true }',
+    );
+
+    expect(decidingRoute(split, 'GET', '/items')).toBe(0);
+    expect(decidingRoute(split, 'POST', '/items')).toBe(1);
+    expect(decidingRoute(split, 'HEAD', '/items')).toBe(2);
+  });
+
+  it('finds nothing in a policy with no routes', () => {
+    expect(matchRoute(policyWithRoutes(), 'GET', '/')).toBeUndefined();
+  });
+});
