@@ -5,25 +5,30 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
 const MAX_SCOPES = 256;
 
 /**
- * The scopes a verified token grants: the `scope` claim (RFC 8693 / RFC 9068, a space-separated string),
- * or else `scp` (an array of strings, or a space-separated string, as some providers issue); either claim
- * may be a string or an array of strings. Scopes are
- * compared as exact tokens, never as substrings. Returns undefined when the claim is malformed: a token
- * whose grants cannot be read is refused rather than guessed at.
+ * The scopes a verified token grants: the union of the given claims (by default `scope` then `scp`), each
+ * a space-separated string (RFC 8693 section 4.2, RFC 9068 section 2.2.3) or an array of strings (as Okta's
+ * `scp` and Auth0's `permissions` are). Scopes are compared as exact tokens, never as substrings. Returns
+ * undefined when any of the claims is present but malformed: a token whose grants cannot be read is
+ * refused rather than guessed at.
  */
-export function grantedScopes(payload: JWTPayload): ReadonlySet<string> | undefined {
-  // A `scope` that is present decides, even when malformed: never fall back to `scp` around a bad value.
-  const claim = 'scope' in payload ? payload['scope'] : payload['scp'];
-  if (claim === undefined) return new Set();
-  let tokens: unknown[];
-  if (typeof claim === 'string') tokens = claim.split(' ').filter((token) => token !== '');
-  else if (Array.isArray(claim)) tokens = claim;
-  else return undefined;
-  if (tokens.length > MAX_SCOPES) return undefined;
+export function grantedScopes(
+  payload: JWTPayload,
+  claimNames: readonly string[] = ['scope', 'scp'],
+): ReadonlySet<string> | undefined {
   const scopes = new Set<string>();
-  for (const token of tokens) {
-    if (typeof token !== 'string' || !SCOPE_TOKEN.test(token)) return undefined;
-    scopes.add(token);
+  for (const name of claimNames) {
+    if (!(name in payload)) continue;
+    const claim = payload[name];
+    let tokens: unknown[];
+    if (typeof claim === 'string') tokens = claim.split(' ').filter((token) => token !== '');
+    else if (Array.isArray(claim)) tokens = claim;
+    else return undefined;
+    if (tokens.length > MAX_SCOPES) return undefined;
+    for (const token of tokens) {
+      if (typeof token !== 'string' || !SCOPE_TOKEN.test(token)) return undefined;
+      scopes.add(token);
+    }
+    if (scopes.size > MAX_SCOPES) return undefined;
   }
   return scopes;
 }

@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { KeySource } from '../policy/compiled-policy.js';
+import { fetchableUrlProblem } from '../policy/fetchable-url.js';
 
 /** Bounds on reading a key set, so that a broken or hostile issuer cannot exhaust this process. */
 export const KEY_SET_LIMITS = Object.freeze({
@@ -8,7 +9,7 @@ export const KEY_SET_LIMITS = Object.freeze({
   timeoutMs: 5000, // 5 seconds for the whole fetch, body included
 });
 
-/** How key sets are fetched over HTTP; injectable so tests never touch the network. */
+/** How key sets and discovery documents are fetched over HTTP; injectable so tests never touch the network. */
 export type FetchKeySet = (url: URL, init: { signal: AbortSignal }) => Promise<Response>;
 
 /**
@@ -18,21 +19,47 @@ export type FetchKeySet = (url: URL, init: { signal: AbortSignal }) => Promise<R
  * @throws Error with a message fit for logs (never key material).
  */
 export async function readKeySet(source: KeySource, fetchKeySet: FetchKeySet): Promise<{ keys: unknown[] }> {
-  const text =
-    source.kind === 'file'
-      ? await readKeySetFile(source.path)
-      : await fetchKeySetText(source.uri, fetchKeySet);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new Error('the key set is not valid JSON');
-  }
+  let text: string;
+  if (source.kind === 'file') text = await readKeySetFile(source.path);
+  else if (source.kind === 'uri') text = await fetchText(source.uri, fetchKeySet);
+  else
+    text = await fetchText(
+      await discoverJwksUri(source.metadataUrl, source.issuer, fetchKeySet),
+      fetchKeySet,
+    );
+  const parsed = parseJson(text, 'the key set');
   const keys = (parsed as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(keys)) throw new Error('the key set has no "keys" array');
   if (keys.length > KEY_SET_LIMITS.maxKeys)
     throw new Error(`the key set has more than ${KEY_SET_LIMITS.maxKeys} keys`);
   return { keys };
+}
+
+/**
+ * Reads the issuer's discovery metadata (OpenID Connect Discovery 1.0 section 4, RFC 8414 section 3) for its
+ * `jwks_uri`. The metadata's `issuer` must equal the configured issuer exactly (section 4.3): otherwise a
+ * document served at the right place could vouch for keys of another issuer.
+ */
+async function discoverJwksUri(metadataUrl: URL, issuer: string, fetchKeySet: FetchKeySet): Promise<URL> {
+  const metadata = parseJson(await fetchText(metadataUrl, fetchKeySet), 'the discovery document') as {
+    issuer?: unknown;
+    jwks_uri?: unknown;
+  } | null;
+  if (metadata?.issuer !== issuer) {
+    throw new Error(`the discovery document at ${metadataUrl.href} names another issuer than ${issuer}`);
+  }
+  if (typeof metadata.jwks_uri !== 'string') throw new Error('the discovery document has no jwks_uri');
+  const problem = fetchableUrlProblem(metadata.jwks_uri);
+  if (problem !== undefined) throw new Error(`the discovery document's jwks_uri ${problem}`);
+  return new URL(metadata.jwks_uri);
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${what} is not valid JSON`);
+  }
 }
 
 async function readKeySetFile(path: string): Promise<string> {
@@ -43,7 +70,7 @@ async function readKeySetFile(path: string): Promise<string> {
   return readFile(path, 'utf8');
 }
 
-async function fetchKeySetText(uri: URL, fetchKeySet: FetchKeySet): Promise<string> {
+async function fetchText(uri: URL, fetchKeySet: FetchKeySet): Promise<string> {
   const signal = AbortSignal.timeout(KEY_SET_LIMITS.timeoutMs);
   const response = await fetchKeySet(uri, { signal });
   if (response.status !== 200) {

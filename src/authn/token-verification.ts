@@ -9,6 +9,7 @@ export type InvalidTokenReason =
   | 'token_expired'
   | 'token_not_yet_valid'
   | 'token_audience_mismatch'
+  | 'token_type_invalid'
   | 'token_claims_invalid';
 
 /** What verification established about a token whose signature and claims checked out. */
@@ -16,8 +17,14 @@ export interface VerifiedToken {
   readonly issuer: string;
   /** `sub`, when the token has one. Checked to be safe to put in a header. */
   readonly subject: string | undefined;
-  /** Granted scopes, from `scope` (space-separated string) or `scp` (array or string). */
+  /** Granted scopes, from the issuer's scope claims (by default `scope` and `scp`). */
   readonly scopes: ReadonlySet<string>;
+  /** Authentication context class reference (`acr`, OIDC Core section 2), if the token has one. */
+  readonly acr: string | undefined;
+  /** Authentication methods (`amr`, RFC 8176); empty when the token has none. */
+  readonly amr: ReadonlySet<string>;
+  /** When the user authenticated (`auth_time`), in seconds since the epoch, if the token says. */
+  readonly authTime: number | undefined;
 }
 
 /** The outcome of verifying one bearer token. Faults are data here too: the caller decides the answer. */

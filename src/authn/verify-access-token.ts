@@ -60,9 +60,38 @@ export async function verifyAccessToken(token: string, context: VerifyContext): 
   if (subject !== undefined && (typeof subject !== 'string' || !isHeaderSafe(subject))) {
     return invalid('token_claims_invalid', 'the sub claim is not a usable subject');
   }
-  const scopes = grantedScopes(payload);
+  const { claims } = issuer;
+  const scopes = grantedScopes(payload, claims.scopes);
   if (scopes === undefined) return invalid('token_claims_invalid', 'the scope claim is malformed');
-  return { kind: 'verified', token: { issuer: issuer.issuer, subject, scopes } };
+  // Login claims are optional, but when present they must have their standard shapes (OIDC Core section 2).
+  const acr = payload[claims.acr];
+  if (acr !== undefined && typeof acr !== 'string')
+    return invalid('token_claims_invalid', 'the acr claim is malformed');
+  const amr = payload[claims.amr];
+  if (
+    amr !== undefined &&
+    !(Array.isArray(amr) && amr.length <= 32 && amr.every((m) => typeof m === 'string'))
+  ) {
+    return invalid('token_claims_invalid', 'the amr claim is malformed');
+  }
+  const authTime = payload[claims.authTime];
+  if (
+    authTime !== undefined &&
+    !(typeof authTime === 'number' && Number.isFinite(authTime) && authTime >= 0)
+  ) {
+    return invalid('token_claims_invalid', 'the auth_time claim is malformed');
+  }
+  return {
+    kind: 'verified',
+    token: {
+      issuer: issuer.issuer,
+      subject,
+      scopes,
+      acr,
+      amr: new Set((amr as string[] | undefined) ?? []),
+      authTime: authTime as number | undefined,
+    },
+  };
 }
 
 async function verifyWithIssuer(
@@ -78,6 +107,7 @@ async function verifyWithIssuer(
     clockTolerance: issuer.clockToleranceSeconds,
     requiredClaims: ['exp'],
     currentDate: new Date(now()),
+    ...(issuer.requiredTyp === undefined ? {} : { typ: issuer.requiredTyp }),
   };
   try {
     return (await jwtVerify(token, getKey, options)).payload;
@@ -110,6 +140,8 @@ function refusalFor(error: unknown): TokenVerification | undefined {
       if (claim === 'iss')
         return invalid('token_issuer_unknown', 'the token was not issued by a trusted issuer');
       if (claim === 'exp') return invalid('token_claims_invalid', 'the token has no valid exp claim');
+      if (claim === 'typ')
+        return invalid('token_type_invalid', 'the token is not an access token of the required type');
       return invalid('token_claims_invalid', `the ${String(claim)} claim is invalid`);
     }
     case 'ERR_JOSE_ALG_NOT_ALLOWED':

@@ -48,8 +48,14 @@ const DENIALS: Readonly<Record<DenialCode, DenialRow>> = {
   token_expired: INVALID_TOKEN,
   token_not_yet_valid: INVALID_TOKEN,
   token_audience_mismatch: INVALID_TOKEN,
+  token_type_invalid: INVALID_TOKEN,
   token_claims_invalid: INVALID_TOKEN,
   insufficient_scope: { status: 403, bodyError: 'insufficient_scope', challenge: 'insufficient_scope' },
+  insufficient_user_authentication: {
+    status: 401,
+    bodyError: 'insufficient_user_authentication',
+    challenge: 'insufficient_user_authentication',
+  },
   keys_unavailable: { status: 503, bodyError: 'temporarily_unavailable', challenge: 'none' },
 };
 
@@ -87,6 +93,19 @@ export function answerForDecision(decision: Decision, realm: string): Answer {
     // The exact form clients step up from: the route's required scopes, nothing else.
     const scope = (decision.requiredScopes ?? []).join(' ');
     headers.push(['www-authenticate', bearerChallenge({ realm, error: 'insufficient_scope', scope })]);
+  } else if (row.challenge === 'insufficient_user_authentication') {
+    // RFC 9470 section 3: what the client should ask the authorization server for.
+    const { acrValues, maxAgeSeconds } = decision.stepUp ?? {};
+    headers.push([
+      'www-authenticate',
+      bearerChallenge({
+        realm,
+        error: 'insufficient_user_authentication',
+        error_description: decision.description,
+        ...(acrValues === undefined ? {} : { acr_values: acrValues.join(' ') }),
+        ...(maxAgeSeconds === undefined ? {} : { max_age: String(maxAgeSeconds) }),
+      }),
+    ]);
   } else if (row.challenge !== 'none') {
     headers.push([
       'www-authenticate',

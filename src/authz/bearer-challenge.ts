@@ -1,9 +1,17 @@
-/** Parameters of a `WWW-Authenticate: Bearer` challenge (RFC 6750 section 3), in the order emitted. */
+/**
+ * Parameters of a `WWW-Authenticate: Bearer` challenge (RFC 6750 section 3; `acr_values` and `max_age`
+ * from RFC 9470 section 3), in the order emitted.
+ */
 export interface BearerChallengeParams {
   readonly realm: string;
-  readonly error?: 'invalid_request' | 'invalid_token' | 'insufficient_scope';
+  readonly error?:
+    'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'insufficient_user_authentication';
   readonly error_description?: string;
   readonly scope?: string;
+  /** Space-separated acceptable authentication context classes. */
+  readonly acr_values?: string;
+  /** Seconds, as a decimal string. */
+  readonly max_age?: string;
 }
 
 // RFC 6750 section 3: error, error_description and scope values use %x20-21 / %x23-5B / %x5D-7E only.
@@ -18,7 +26,7 @@ const RFC6750_VALUE = /^[\x20\x21\x23-\x5B\x5D-\x7E]*$/;
  */
 export function bearerChallenge(params: BearerChallengeParams): string {
   const parts: string[] = [];
-  for (const name of ['realm', 'error', 'error_description', 'scope'] as const) {
+  for (const name of ['realm', 'error', 'error_description', 'scope', 'acr_values', 'max_age'] as const) {
     const value = params[name];
     if (value === undefined) continue;
     if (!RFC6750_VALUE.test(value)) throw new TypeError(`${name} has characters RFC 6750 does not allow`);

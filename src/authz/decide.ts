@@ -1,6 +1,6 @@
 import { readBearerCredentials } from '../authn/bearer-credentials.js';
-import type { TokenVerification } from '../authn/token-verification.js';
-import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
+import type { TokenVerification, VerifiedToken } from '../authn/token-verification.js';
+import type { AuthenticationRequirement, CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
 import { matchRoute } from '../policy/match-route.js';
 import type { Decision } from './decision.js';
 import { normalisedRequestPath } from './request-path.js';
@@ -66,10 +66,21 @@ export function routeRequest(policy: CompiledPolicy, request: RequestFacts): Rou
   };
 }
 
-/** Step two, pure: given the verification of the presented token, does the route let it through? */
+/**
+ * Step two, pure: given the verification of the presented token, does the route let it through?
+ *
+ * Precedence once the token is valid: missing scopes first (403 `insufficient_scope`), then the strength
+ * or age of the login (401 `insufficient_user_authentication`, RFC 9470). Scopes come first because a
+ * new login for the missing scope is what the client must do anyway, and the identity provider applies its
+ * own step-up rules to that request (it demands MFA for `transfer:funds`); asking for a stronger login
+ * while the scope is still missing would only cost the user a second round trip.
+ *
+ * @param nowMs milliseconds since the epoch, for `max_age`.
+ */
 export function decideAccess(
   route: CompiledRoute & { access: { kind: 'protected' } },
   verification: TokenVerification,
+  nowMs: number,
 ): Decision {
   if (verification.kind === 'keys_unavailable') {
     return {
@@ -98,5 +109,48 @@ export function decideAccess(
       ...(token.subject === undefined ? {} : { subject: token.subject }),
     };
   }
+  const requirement = route.access.authentication;
+  if (requirement !== undefined) {
+    const shortfall = loginShortfall(requirement, token, nowMs);
+    if (shortfall !== undefined) {
+      return {
+        kind: 'deny',
+        code: 'insufficient_user_authentication',
+        description: shortfall.description,
+        route,
+        stepUp: shortfall.stepUp,
+        issuer: token.issuer,
+        ...(token.subject === undefined ? {} : { subject: token.subject }),
+      };
+    }
+  }
   return { kind: 'allow', route, identity: token };
+}
+
+/** What is wrong with the login, if anything, and what to ask the identity provider for. */
+function loginShortfall(
+  requirement: AuthenticationRequirement,
+  token: VerifiedToken,
+  nowMs: number,
+): { description: string; stepUp: { acrValues?: readonly string[]; maxAgeSeconds?: number } } | undefined {
+  const { acrValues, amr, maxAgeSeconds } = requirement;
+  const acrShort = acrValues !== undefined && (token.acr === undefined || !acrValues.includes(token.acr));
+  const amrShort = amr !== undefined && !amr.every((method) => token.amr.has(method));
+  // A missing auth_time cannot show the login is recent enough, so it counts as too old (RFC 9470 section 3).
+  const ageShort =
+    maxAgeSeconds !== undefined &&
+    (token.authTime === undefined || Math.floor(nowMs / 1000) - token.authTime > maxAgeSeconds);
+  if (!acrShort && !amrShort && !ageShort) return undefined;
+
+  const reasons: string[] = [];
+  if (acrShort || amrShort) reasons.push('a stronger authentication is required');
+  if (ageShort) reasons.push(`the authentication must be at most ${maxAgeSeconds} seconds old`);
+  return {
+    description: reasons.join('; '),
+    stepUp: {
+      // The route's acr_values tell the client what to ask for, whichever of acr or amr fell short.
+      ...((acrShort || amrShort) && acrValues !== undefined ? { acrValues } : {}),
+      ...(ageShort ? { maxAgeSeconds } : {}),
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import type { InvalidTokenReason } from '../authn/token-verification.js';
+import type { InvalidTokenReason, VerifiedToken } from '../authn/token-verification.js';
 import type { CompiledRoute } from '../policy/compiled-policy.js';
 
 /** Why a request was denied: a closed set, mapped to status and challenge in `answer-for-decision.ts`. */
@@ -9,6 +9,7 @@ export type DenialCode =
   | 'credentials_malformed' // RFC 6750 invalid_request (400)
   | InvalidTokenReason // RFC 6750 invalid_token (401)
   | 'insufficient_scope' // RFC 6750 insufficient_scope (403)
+  | 'insufficient_user_authentication' // RFC 9470: the login is too weak or too old (401)
   | 'keys_unavailable'; // the issuer's keys cannot be obtained (503)
 
 /** The outcome of authorising one request; data, not an error. */
@@ -17,11 +18,7 @@ export type Decision =
       readonly kind: 'allow';
       readonly route: CompiledRoute;
       /** Present when a token was verified (protected routes). */
-      readonly identity?: {
-        readonly issuer: string;
-        readonly subject: string | undefined;
-        readonly scopes: ReadonlySet<string>;
-      };
+      readonly identity?: VerifiedToken;
     }
   | {
       readonly kind: 'deny';
@@ -32,6 +29,8 @@ export type Decision =
       /** For `insufficient_scope`: the route's required scopes, and which of them the token lacks. */
       readonly requiredScopes?: readonly string[];
       readonly missingScopes?: readonly string[];
+      /** For `insufficient_user_authentication`: what to ask the identity provider for (RFC 9470 section 3). */
+      readonly stepUp?: { readonly acrValues?: readonly string[]; readonly maxAgeSeconds?: number };
       readonly issuer?: string;
       readonly subject?: string;
     };

@@ -89,6 +89,9 @@ export function bankConfig(argv: readonly string[], env: Env): BankConfig {
 
 export interface DevTokenConfig {
   readonly scopes: readonly string[];
+  readonly acr: string | undefined;
+  readonly amr: readonly string[];
+  readonly authAgeSeconds: number;
   readonly subject: string;
   readonly ttlSeconds: number;
   readonly issuer: string;
@@ -104,6 +107,9 @@ export function devTokenConfig(argv: readonly string[], env: Env): DevTokenConfi
     ttl: { type: 'string', default: String(COMMAND_DEFAULTS.devTokenTtlSeconds) },
     issuer: { type: 'string', default: DEV_ISSUER },
     audience: { type: 'string', default: DEV_AUDIENCE },
+    acr: { type: 'string' },
+    amr: { type: 'string', default: '' },
+    'auth-age': { type: 'string', default: '0' },
   });
   const scopes = String(values['scope'])
     .split(' ')
@@ -121,8 +127,24 @@ export function devTokenConfig(argv: readonly string[], env: Env): DevTokenConfi
       `--ttl: "${String(values['ttl'])}" must be a duration from 1s to 24h (e.g. 90s, 10m, 1h)`,
     );
   }
+  const acr = values['acr'] as string | undefined;
+  if (acr !== undefined && !/^[\x21-\x7E]{1,256}$/.test(acr))
+    throw new UsageError(`--acr: "${acr}" is not a single value`);
+  const amr = String(values['amr'])
+    .split(/[ ,]/)
+    .filter((m) => m !== '');
+  for (const method of amr) {
+    if (!/^[\x21-\x7E]{1,64}$/.test(method)) throw new UsageError(`--amr: "${method}" is not a method name`);
+  }
+  const authAgeSeconds = parseDurationSeconds(values['auth-age']);
+  if (authAgeSeconds === undefined) {
+    throw new UsageError(`--auth-age: "${String(values['auth-age'])}" is not a duration (e.g. 0, 90s, 10m)`);
+  }
   return Object.freeze({
     scopes: Object.freeze(scopes),
+    acr,
+    amr: Object.freeze(amr),
+    authAgeSeconds,
     subject,
     ttlSeconds,
     issuer: String(values['issuer']),

@@ -17,7 +17,9 @@ commands:
   bank [--listen HOST:PORT]
         the stub banking upstream (default listen ${COMMAND_DEFAULTS.bankListen})
   dev-token --scope "view:balance transfer:funds" [--sub alice] [--ttl 10m] [--issuer URL] [--audience AUD]
-        DEVELOPMENT ONLY: prints a token signed with a local key kept in .authz-dev/ (env AUTHZ_DEV_DIR)
+            [--acr urn:bank:mfa] [--amr "pwd mfa"] [--auth-age 0s]
+        DEVELOPMENT ONLY: prints a token signed with a local key kept in .authz-dev/ (env AUTHZ_DEV_DIR);
+        --acr/--amr/--auth-age set the login claims (auth_time = now - auth-age)
 `;
 
 /** Stops a long-running command gracefully on SIGTERM or SIGINT. */

@@ -149,10 +149,13 @@ async function main(): Promise<void> {
 
   const ttlSeconds = 3600;
   const view = await mintDevToken(keys, { scopes: ['view:balance'], subject: 'alice', ttlSeconds });
+  // As the identity provider would issue it after multi-factor authentication.
   const transfer = await mintDevToken(keys, {
     scopes: ['view:balance', 'transfer:funds'],
     subject: 'alice',
     ttlSeconds,
+    acr: 'urn:bank:mfa',
+    amr: ['pwd', 'mfa'],
   });
   const api = `http://127.0.0.1:${PORTS.envoy}`;
   console.log(`

@@ -9,12 +9,23 @@ export interface DevTokenRequest {
   readonly audience?: string;
   /** Seconds since the epoch; defaults to now. */
   readonly issuedAt?: number;
+  /** Authentication context class (`acr`), e.g. `urn:bank:mfa`; omitted when undefined. */
+  readonly acr?: string;
+  /** Authentication methods (`amr`, RFC 8176), e.g. `['pwd', 'mfa']`; omitted when empty. */
+  readonly amr?: readonly string[];
+  /** How long ago the user logged in, in seconds (`auth_time` = issuedAt - authAgeSeconds); default 0. */
+  readonly authAgeSeconds?: number;
 }
 
 /** Mints an RFC 9068-shaped access token with the development key. Development only. */
 export async function mintDevToken(keys: DevKeys, request: DevTokenRequest): Promise<string> {
   const iat = request.issuedAt ?? Math.floor(Date.now() / 1000);
-  return new SignJWT({ scope: request.scopes.join(' '), client_id: 'authz-dev-token' })
+  const login = {
+    auth_time: iat - (request.authAgeSeconds ?? 0),
+    ...(request.acr === undefined ? {} : { acr: request.acr }),
+    ...(request.amr === undefined || request.amr.length === 0 ? {} : { amr: [...request.amr] }),
+  };
+  return new SignJWT({ scope: request.scopes.join(' '), client_id: 'authz-dev-token', ...login })
     .setProtectedHeader({ alg: DEV_ALGORITHM, kid: keys.kid, typ: 'at+jwt' })
     .setIssuer(request.issuer ?? DEV_ISSUER)
     .setAudience(request.audience ?? DEV_AUDIENCE)

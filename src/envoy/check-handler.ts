@@ -44,7 +44,7 @@ export function createCheckHandler(deps: CheckHandlerDependencies) {
         keysFor: (issuer) => keyRing.keysFor(issuer),
         now: deps.now,
       });
-      decision = decideAccess(step.route, verification);
+      decision = decideAccess(step.route, verification, deps.now());
     }
 
     const answer = answerForDecision(decision, policy.realm);

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type {
+  AuthenticationRequirement,
   CompiledPolicy,
   CompiledRoute,
   IssuerPolicy,
@@ -10,6 +11,7 @@ import type {
   RouteAccess,
 } from './compiled-policy.js';
 import { parseDurationSeconds } from './duration.js';
+import { fetchableUrlProblem } from './fetchable-url.js';
 import { PolicyError, type PolicyProblem } from './policy-error.js';
 import policySchema from './policy.schema.json' with { type: 'json' };
 import { compileRoutePattern, RoutePatternError } from './route-pattern.js';
@@ -25,6 +27,13 @@ export const POLICY_DEFAULTS = Object.freeze({
   jwksRefreshCooldownSeconds: 30, // 30 seconds
   minJwksRefreshCooldownSeconds: 1, // 1 second
   maxJwksRefreshCooldownSeconds: 3600, // 1 hour
+  maxAgeLimitSeconds: 31_536_000, // 1 year, the largest max_age a route may set
+  claims: Object.freeze({
+    scopes: Object.freeze(['scope', 'scp']),
+    acr: 'acr',
+    amr: 'amr',
+    authTime: 'auth_time',
+  }),
 });
 
 // Compiled once per process: the schema is static.
@@ -46,12 +55,22 @@ interface PolicyDocument {
     audiences: string[];
     jwks_uri?: string;
     jwks_file?: string;
+    discovery?: true;
+    openid_configuration?: string;
     algorithms: string[];
+    claims?: { scopes?: string[]; acr?: string; amr?: string; auth_time?: string };
+    require_typ?: string;
     clock_tolerance?: number | string;
     jwks_cache_ttl?: number | string;
     jwks_refresh_cooldown?: number | string;
   }[];
-  routes: { methods?: string[]; path: string; scopes?: string[]; public?: boolean }[];
+  routes: {
+    methods?: string[];
+    path: string;
+    scopes?: string[];
+    public?: boolean;
+    authentication?: { acr_values?: string[]; amr?: string[]; max_age?: number | string };
+  }[];
 }
 
 type PathSegment = string | number;
@@ -128,11 +147,25 @@ function compileIssuer(
 ): IssuerPolicy | undefined {
   let keys: KeySource | undefined;
   if (entry.jwks_uri !== undefined) {
-    const problem = jwksUriProblem(entry.jwks_uri);
+    const problem = fetchableUrlProblem(entry.jwks_uri);
     if (problem === undefined) keys = { kind: 'uri', uri: new URL(entry.jwks_uri) };
     else report([...at, 'jwks_uri'], problem);
   } else if (entry.jwks_file !== undefined) {
     keys = { kind: 'file', path: resolve(baseDir, entry.jwks_file) };
+  } else if (entry.openid_configuration !== undefined) {
+    const problem = fetchableUrlProblem(entry.openid_configuration);
+    if (problem === undefined) {
+      keys = { kind: 'discovery', metadataUrl: new URL(entry.openid_configuration), issuer: entry.issuer };
+    } else {
+      report([...at, 'openid_configuration'], problem);
+    }
+  } else if (entry.discovery === true) {
+    // OpenID Connect Discovery 1.0 section 4: the issuer, less a trailing slash, + /.well-known/openid-configuration.
+    const url = `${entry.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+    const problem = fetchableUrlProblem(url);
+    if (problem === undefined) keys = { kind: 'discovery', metadataUrl: new URL(url), issuer: entry.issuer };
+    else
+      report([...at, 'discovery'], `discovery needs the issuer to be a URL that can be fetched: ${problem}`);
   }
   const duration = (key: string, value: unknown, fallback: number, min: number, max: number) => {
     if (value === undefined) return fallback;
@@ -170,27 +203,15 @@ function compileIssuer(
       d.minJwksRefreshCooldownSeconds,
       d.maxJwksRefreshCooldownSeconds,
     ),
+    claims: Object.freeze({
+      scopes: Object.freeze([...(entry.claims?.scopes ?? d.claims.scopes)]),
+      acr: entry.claims?.acr ?? d.claims.acr,
+      amr: entry.claims?.amr ?? d.claims.amr,
+      authTime: entry.claims?.auth_time ?? d.claims.authTime,
+    }),
+    requiredTyp: entry.require_typ,
   };
   return keys === undefined ? undefined : Object.freeze(issuer);
-}
-
-/** Keys fetched in clear text could be swapped by anyone on the path, so only loopback may use http. */
-function jwksUriProblem(text: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return `"${text}" is not an absolute URL`;
-  }
-  if (url.username !== '' || url.password !== '') return 'must not carry credentials';
-  if (url.hash !== '') return 'must not have a fragment';
-  if (url.protocol === 'https:') return undefined;
-  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return undefined;
-  return 'must be an https URL (http is accepted only for a loopback host such as 127.0.0.1)';
-}
-
-function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 
 function compileRoute(
@@ -221,10 +242,16 @@ function compileRoute(
   let access: RouteAccess | undefined;
   if (entry.public === true && entry.scopes !== undefined) {
     report([...at, 'scopes'], 'a public route takes no scopes: remove "scopes" or "public: true"');
+  } else if (entry.public === true && entry.authentication !== undefined) {
+    report([...at, 'authentication'], 'a public route takes no authentication requirements');
   } else if (entry.public === true) {
     access = { kind: 'public' };
   } else if (entry.scopes !== undefined) {
-    access = { kind: 'protected', scopes: Object.freeze([...entry.scopes]) };
+    const authentication = compileAuthentication(entry.authentication, [...at, 'authentication'], report);
+    access =
+      authentication === undefined
+        ? { kind: 'protected', scopes: Object.freeze([...entry.scopes]) }
+        : { kind: 'protected', scopes: Object.freeze([...entry.scopes]), authentication };
   } else {
     report(
       at,
@@ -243,6 +270,26 @@ function compileRoute(
     matchesPath,
     access,
   });
+}
+
+function compileAuthentication(
+  entry: PolicyDocument['routes'][number]['authentication'],
+  at: PathSegment[],
+  report: Report,
+): AuthenticationRequirement | undefined {
+  if (entry === undefined) return undefined;
+  const requirement: { -readonly [K in keyof AuthenticationRequirement]: AuthenticationRequirement[K] } = {};
+  if (entry.acr_values !== undefined) requirement.acrValues = Object.freeze([...entry.acr_values]);
+  if (entry.amr !== undefined) requirement.amr = Object.freeze([...entry.amr]);
+  if (entry.max_age !== undefined) {
+    const seconds = parseDurationSeconds(entry.max_age);
+    if (seconds === undefined || seconds > POLICY_DEFAULTS.maxAgeLimitSeconds) {
+      report([...at, 'max_age'], 'must be a duration of at most a year (whole seconds, or 30s / 5m / 1h)');
+    } else {
+      requirement.maxAgeSeconds = seconds;
+    }
+  }
+  return Object.freeze(requirement);
 }
 
 /** Turns schema errors into one clear problem per place, located in the file. */
@@ -270,7 +317,7 @@ function schemaProblems(errors: readonly ErrorObject[], locator: Locator): Polic
       case 'oneOf':
         message =
           path[0] === 'issuers' && path.length === 2
-            ? 'give exactly one of "jwks_uri" or "jwks_file"'
+            ? 'give exactly one of "jwks_uri", "jwks_file", "discovery: true" or "openid_configuration"'
             : 'must be a duration: whole seconds (30) or a number with a unit (30s, 5m, 1h)';
         break;
       case 'const':

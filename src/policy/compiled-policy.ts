@@ -1,6 +1,18 @@
 /** Where an issuer's signing keys come from. Header parameters such as `jku`, `x5u` or `jwk` never are. */
 export type KeySource =
-  { readonly kind: 'uri'; readonly uri: URL } | { readonly kind: 'file'; readonly path: string };
+  | { readonly kind: 'uri'; readonly uri: URL }
+  | { readonly kind: 'file'; readonly path: string }
+  /** OpenID Connect discovery: the metadata names the key set; its `issuer` must equal ours exactly. */
+  | { readonly kind: 'discovery'; readonly metadataUrl: URL; readonly issuer: string };
+
+/** Which claims hold what; providers differ (README, "Claim shapes"). */
+export interface ClaimNames {
+  /** Claims holding granted scopes (string or array); the scopes of all of them count. */
+  readonly scopes: readonly string[];
+  readonly acr: string;
+  readonly amr: string;
+  readonly authTime: string;
+}
 
 /** One trusted token issuer, validated and with defaults applied. */
 export interface IssuerPolicy {
@@ -17,13 +29,30 @@ export interface IssuerPolicy {
   readonly jwksCacheTtlSeconds: number;
   /** The least time between two fetches of the key set (unknown `kid` refetches included), in seconds. */
   readonly jwksRefreshCooldownSeconds: number;
+  readonly claims: ClaimNames;
+  /** The `typ` header every token must carry (e.g. `at+jwt`, RFC 9068), or undefined: not checked. */
+  readonly requiredTyp: string | undefined;
+}
+
+/** What a route requires of the login itself (RFC 9470), beyond the scopes. */
+export interface AuthenticationRequirement {
+  /** The token's `acr` must be one of these. */
+  readonly acrValues?: readonly string[];
+  /** The token's `amr` must contain all of these. */
+  readonly amr?: readonly string[];
+  /** At most this many seconds since `auth_time`. */
+  readonly maxAgeSeconds?: number;
 }
 
 /** What a route demands of a request. */
 export type RouteAccess =
   | { readonly kind: 'public' }
-  /** A valid token with every one of `scopes` (none listed: any valid token). */
-  | { readonly kind: 'protected'; readonly scopes: readonly string[] };
+  /** A valid token with every one of `scopes` (none listed: any valid token), from a login as required. */
+  | {
+      readonly kind: 'protected';
+      readonly scopes: readonly string[];
+      readonly authentication?: AuthenticationRequirement;
+    };
 
 /** A route ready for the hot path: its pattern compiled, its requirements normalised. */
 export interface CompiledRoute {

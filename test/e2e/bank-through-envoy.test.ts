@@ -44,6 +44,11 @@ async function token(
   return jwt;
 }
 
+/** Login claims of a recent multi-factor login, as the demo /transfer route requires (RFC 9470). */
+function mfaLogin(ageSeconds = 30): Record<string, unknown> {
+  return { acr: 'urn:bank:mfa', amr: ['pwd', 'mfa'], auth_time: Math.floor(Date.now() / 1000) - ageSeconds };
+}
+
 function bearer(jwt: string): Record<string, string> {
   return { authorization: `Bearer ${jwt}` };
 }
@@ -148,7 +153,9 @@ describe('the step-up scenario through real Envoy', () => {
   });
 
   it('transfers with a transfer:funds token (201) and the balances move', async () => {
-    const stepped = await token({ claims: { sub: 'alice', scope: 'view:balance transfer:funds' } });
+    const stepped = await token({
+      claims: { sub: 'alice', scope: 'view:balance transfer:funds', ...mfaLogin() },
+    });
     const response = await call('POST', '/transfer', bearer(stepped), { to: 'bob', amount: 25 });
     expect(response.status).toBe(201);
     expect(response.json).toEqual({ from: 'alice', to: 'bob', amount: 25, balance: 975 });
@@ -158,7 +165,9 @@ describe('the step-up scenario through real Envoy', () => {
   });
 
   it('answers 400 and changes nothing when the transfer body is bad', async () => {
-    const stepped = await token({ claims: { sub: 'carol', scope: 'view:balance transfer:funds' } });
+    const stepped = await token({
+      claims: { sub: 'carol', scope: 'view:balance transfer:funds', ...mfaLogin() },
+    });
     for (const body of [{ to: 'bob', amount: -5 }, { to: 'bob', amount: '25' }, { amount: 25 }, [1, 2]]) {
       expect((await call('POST', '/transfer', bearer(stepped), body)).status).toBe(400);
     }
@@ -166,6 +175,47 @@ describe('the step-up scenario through real Envoy', () => {
       account: 'carol',
       balance: 1000,
     });
+  });
+});
+
+describe('step-up: the login behind a token with the right scope (RFC 9470)', () => {
+  const transferWith = async (login: Record<string, unknown>) =>
+    call(
+      'POST',
+      '/transfer',
+      bearer(await token({ claims: { sub: 'erin', scope: 'transfer:funds', ...login } })),
+      {
+        to: 'bob',
+        amount: 5,
+      },
+    );
+
+  it('answers 401 insufficient_user_authentication with acr_values for a login without MFA', async () => {
+    const response = await transferWith({
+      acr: 'urn:bank:pwd',
+      amr: ['pwd'],
+      auth_time: Math.floor(Date.now() / 1000),
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toBe(
+      'Bearer realm="bank-api", error="insufficient_user_authentication", ' +
+        'error_description="a stronger authentication is required", acr_values="urn:bank:mfa"',
+    );
+    expect(response.json['error']).toBe('insufficient_user_authentication');
+  });
+
+  it('answers 401 with max_age for an MFA login older than the route allows', async () => {
+    const response = await transferWith(mfaLogin(3600));
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toBe(
+      'Bearer realm="bank-api", error="insufficient_user_authentication", ' +
+        'error_description="the authentication must be at most 600 seconds old", max_age="600"',
+    );
+  });
+
+  it('moves no money on either refusal', async () => {
+    const erin = await token({ claims: { sub: 'erin' } });
+    expect((await call('GET', '/balance', bearer(erin))).json).toEqual({ account: 'erin', balance: 1000 });
   });
 });
 

@@ -23,6 +23,8 @@ const policy = compilePolicy(
 const [transfer, healthz, international] = policy.routes as [CompiledRoute, CompiledRoute, CompiledRoute];
 
 const DESCRIPTION = 'the token has expired';
+/** A verified token that says nothing about the login (no acr, amr or auth_time). */
+const NO_LOGIN_CLAIMS = { acr: undefined, amr: new Set<string>(), authTime: undefined };
 const invalidToken = `Bearer realm="bank-api", error="invalid_token", error_description="${DESCRIPTION}"`;
 
 /** The whole decision table: for each denial code, the status, body `error` and exact challenge. */
@@ -44,11 +46,17 @@ const DENIAL_TABLE = {
   token_expired: { status: 401, error: 'invalid_token', challenge: invalidToken },
   token_not_yet_valid: { status: 401, error: 'invalid_token', challenge: invalidToken },
   token_audience_mismatch: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_type_invalid: { status: 401, error: 'invalid_token', challenge: invalidToken },
   token_claims_invalid: { status: 401, error: 'invalid_token', challenge: invalidToken },
   insufficient_scope: {
     status: 403,
     error: 'insufficient_scope',
     challenge: 'Bearer realm="bank-api", error="insufficient_scope", scope="transfer:funds"',
+  },
+  insufficient_user_authentication: {
+    status: 401,
+    error: 'insufficient_user_authentication',
+    challenge: `Bearer realm="bank-api", error="insufficient_user_authentication", error_description="${DESCRIPTION}", acr_values="urn:bank:mfa urn:bank:hwk", max_age="300"`,
   },
   keys_unavailable: { status: 503, error: 'temporarily_unavailable', challenge: undefined },
 } satisfies Record<DenialCode, { status: number; error: string; challenge: string | undefined }>;
@@ -61,6 +69,9 @@ function denial(code: DenialCode, extra: Partial<Decision & { kind: 'deny' }> = 
     route: transfer,
     ...(code === 'insufficient_scope'
       ? { requiredScopes: ['transfer:funds'], missingScopes: ['transfer:funds'] }
+      : {}),
+    ...(code === 'insufficient_user_authentication'
+      ? { stepUp: { acrValues: ['urn:bank:mfa', 'urn:bank:hwk'], maxAgeSeconds: 300 } }
       : {}),
     ...extra,
   };
@@ -167,6 +178,7 @@ describe('answerForDecision: allow', () => {
         issuer: 'https://idp.example/',
         subject: 'alice',
         scopes: new Set(['transfer:funds', 'view:balance']),
+        ...NO_LOGIN_CLAIMS,
       },
     });
 
@@ -192,7 +204,12 @@ describe('answerForDecision: allow', () => {
     const answer = allow({
       kind: 'allow',
       route: transfer,
-      identity: { issuer: 'https://idp.example/', subject: undefined, scopes: new Set(['transfer:funds']) },
+      identity: {
+        issuer: 'https://idp.example/',
+        subject: undefined,
+        scopes: new Set(['transfer:funds']),
+        ...NO_LOGIN_CLAIMS,
+      },
     });
 
     expect(answer.setHeaders).toEqual([['x-auth-scopes', 'transfer:funds']]);
@@ -203,7 +220,7 @@ describe('answerForDecision: allow', () => {
     const answer = allow({
       kind: 'allow',
       route: transfer,
-      identity: { issuer: 'https://idp.example/', subject: 'alice', scopes: new Set() },
+      identity: { issuer: 'https://idp.example/', subject: 'alice', scopes: new Set(), ...NO_LOGIN_CLAIMS },
     });
 
     expect(answer.setHeaders).toEqual([['x-auth-subject', 'alice']]);
@@ -214,7 +231,7 @@ describe('answerForDecision: allow', () => {
     const answer = allow({
       kind: 'allow',
       route: transfer,
-      identity: { issuer: 'https://idp.example/', subject: undefined, scopes: new Set() },
+      identity: { issuer: 'https://idp.example/', subject: undefined, scopes: new Set(), ...NO_LOGIN_CLAIMS },
     });
 
     expect(answer.setHeaders).toEqual([]);

@@ -184,6 +184,9 @@ describe('devTokenConfig', () => {
       issuer: DEV_ISSUER,
       audience: DEV_AUDIENCE,
       devDir: DEFAULT_DEV_DIR,
+      acr: undefined,
+      amr: [],
+      authAgeSeconds: 0,
     });
     expect([DEV_ISSUER, DEV_AUDIENCE, DEFAULT_DEV_DIR]).toEqual([
       'https://idp.example/',
@@ -204,6 +207,12 @@ describe('devTokenConfig', () => {
       'https://other.example/',
       '--audience',
       'api://x',
+      '--acr',
+      'urn:bank:mfa',
+      '--amr',
+      'pwd mfa',
+      '--auth-age',
+      '15m',
     ];
 
     expect(devTokenConfig(argv, { AUTHZ_DEV_DIR: '/tmp/dev-keys' })).toEqual({
@@ -213,6 +222,9 @@ describe('devTokenConfig', () => {
       issuer: 'https://other.example/',
       audience: 'api://x',
       devDir: '/tmp/dev-keys',
+      acr: 'urn:bank:mfa',
+      amr: ['pwd', 'mfa'],
+      authAgeSeconds: 900,
     });
   });
 

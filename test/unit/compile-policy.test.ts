@@ -73,11 +73,17 @@ describe('compilePolicy: the repository policy.yaml', () => {
     expect(policy.realm).toBe('bank-api');
     expect(policy.source).toBe(REPO_POLICY);
     expect(policy.version).toMatch(/^[0-9a-f]{16}$/);
-    expect([...policy.issuers.keys()]).toEqual(['https://idp.example/']);
+    expect([...policy.issuers.keys()]).toEqual(['http://127.0.0.1:9000', 'https://idp.example/']);
     expect(policy.issuers.get('https://idp.example/')).toMatchObject({
       audiences: ['https://my-banking-api'],
       algorithms: ['RS256'],
       keys: { kind: 'file', path: resolve(REPO_POLICY, '..', '.authz-dev/jwks.json') },
+      requiredTyp: 'at+jwt',
+    });
+    expect(policy.issuers.get('http://127.0.0.1:9000')?.keys).toEqual({
+      kind: 'discovery',
+      metadataUrl: new URL('http://127.0.0.1:9000/.well-known/openid-configuration'),
+      issuer: 'http://127.0.0.1:9000',
     });
     expect(policy.routes.map((route) => route.name)).toEqual([
       'GET /balance',
@@ -91,13 +97,17 @@ describe('compilePolicy: the repository policy.yaml', () => {
     const policy = compilePolicy(await readFile(REPO_POLICY, 'utf8'), REPO_POLICY);
     const [balance, transfer, healthz, accountBalance] = policy.routes;
 
-    expect(balance).toMatchObject({ index: 0, line: 16, pattern: '/balance' });
+    expect(balance).toMatchObject({ index: 0, line: 25, pattern: '/balance' });
     expect(balance?.methods).toEqual(new Set(['GET']));
     expect(balance?.access).toEqual({ kind: 'protected', scopes: ['view:balance'] });
-    expect(transfer).toMatchObject({ index: 1, line: 17 });
-    expect(transfer?.access).toEqual({ kind: 'protected', scopes: ['transfer:funds'] });
-    expect(healthz).toMatchObject({ index: 2, line: 18, methods: null, access: { kind: 'public' } });
-    expect(accountBalance).toMatchObject({ index: 3, line: 19, pattern: '/accounts/{id}/balance' });
+    expect(transfer).toMatchObject({ index: 1, line: 29 });
+    expect(transfer?.access).toEqual({
+      kind: 'protected',
+      scopes: ['transfer:funds'],
+      authentication: { acrValues: ['urn:bank:mfa'], amr: ['mfa'], maxAgeSeconds: 600 },
+    });
+    expect(healthz).toMatchObject({ index: 2, line: 36, methods: null, access: { kind: 'public' } });
+    expect(accountBalance).toMatchObject({ index: 3, line: 37, pattern: '/accounts/{id}/balance' });
     expect(accountBalance?.matchesPath('/accounts/42/balance')).toBe(true);
   });
 });
@@ -134,6 +144,8 @@ describe('compilePolicy: defaults and settings', () => {
       clockToleranceSeconds: 60,
       jwksCacheTtlSeconds: 3600,
       jwksRefreshCooldownSeconds: 45,
+      claims: { scopes: ['scope', 'scp'], acr: 'acr', amr: 'amr', authTime: 'auth_time' },
+      requiredTyp: undefined,
     });
     const partner = policy.issuers.get('https://partner.example/');
     expect(partner?.keys).toEqual({
@@ -287,7 +299,8 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       path: 'issuers[0].leeway',
       key: 'leeway',
       allowed:
-        'issuer, audiences, jwks_uri, jwks_file, algorithms, clock_tolerance, jwks_cache_ttl, jwks_refresh_cooldown',
+        'issuer, audiences, jwks_uri, jwks_file, discovery, openid_configuration, algorithms, clock_tolerance, ' +
+        'jwks_cache_ttl, jwks_refresh_cooldown, claims, require_typ',
     },
     {
       where: 'in a route',
@@ -295,7 +308,7 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       line: 10,
       path: 'routes[1].scope',
       key: 'scope',
-      allowed: 'methods, path, scopes, public',
+      allowed: 'methods, path, scopes, public, authentication',
     },
   ])(
     'refuses an unknown key $where, naming the keys that are allowed',
@@ -375,13 +388,14 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
   it.each([
     ['both jwks_uri and jwks_file', [...ISSUER, '    jwks_file: jwks.json']],
     ['neither jwks_uri nor jwks_file', [ISSUER[0]!, ISSUER[1]!, ISSUER[3]!]],
+    ['both discovery and jwks_uri', [...ISSUER, '    discovery: true']],
   ])('refuses an issuer with %s', (_case, issuers) => {
     const error = policyErrorFrom(() => compilePolicy(policyText({ issuers }), 'policy.yaml'));
 
     expectSingleProblem(error, 'ERR_POLICY_INVALID', {
       line: 4,
       path: 'issuers[0]',
-      message: 'give exactly one of "jwks_uri" or "jwks_file"',
+      message: 'give exactly one of "jwks_uri", "jwks_file", "discovery: true" or "openid_configuration"',
     });
   });
 
@@ -598,7 +612,7 @@ describe('compilePolicy: semantic errors (ERR_POLICY_INVALID)', () => {
     expect(error.problems.map((problem) => problem.message)).toEqual(
       expect.arrayContaining([
         'missing required key "audiences"',
-        'give exactly one of "jwks_uri" or "jwks_file"',
+        'give exactly one of "jwks_uri", "jwks_file", "discovery: true" or "openid_configuration"',
       ]),
     );
   });

@@ -45,12 +45,33 @@ function request(method: string, target: string, authorization: string[] = []): 
   return { method, target, authorization };
 }
 
+/** Now, for max_age: 2026-11-27T12:00:00Z in milliseconds. */
+const NOW = Date.UTC(2026, 10, 27, 12);
+const NOW_SECONDS = NOW / 1000;
+
+/** The login claims a token carries (none by default). */
+interface Login {
+  acr?: string;
+  amr?: string[];
+  authTime?: number;
+}
+
+/** A login with multi-factor authentication a minute ago, as the demo /transfer route requires. */
+const MFA_LOGIN: Login = { acr: 'urn:bank:mfa', amr: ['pwd', 'mfa'], authTime: NOW_SECONDS - 60 };
+
 /** A verification that succeeded; the subject is `alice` unless `{}` (no sub) or another is given. */
-function verified(scopes: string[], identity: { subject?: string } = { subject: 'alice' }) {
+function verified(
+  scopes: string[],
+  identity: { subject?: string } = { subject: 'alice' },
+  login: Login = {},
+) {
   const token: VerifiedToken = {
     issuer: 'https://idp.example/',
     subject: identity.subject,
     scopes: new Set(scopes),
+    acr: login.acr,
+    amr: new Set(login.amr ?? []),
+    authTime: login.authTime,
   };
   return { kind: 'verified' as const, token };
 }
@@ -150,7 +171,9 @@ describe('decideAccess', () => {
   const transferRoute = protectedRoute(demo, 'POST', '/transfer');
 
   it('denies with keys_unavailable when the issuer keys cannot be obtained', () => {
-    expect(decideAccess(balanceRoute, { kind: 'keys_unavailable', issuer: 'https://idp.example/' })).toEqual({
+    expect(
+      decideAccess(balanceRoute, { kind: 'keys_unavailable', issuer: 'https://idp.example/' }, NOW),
+    ).toEqual({
       kind: 'deny',
       code: 'keys_unavailable',
       description: 'the token issuer keys are temporarily unavailable',
@@ -169,13 +192,14 @@ describe('decideAccess', () => {
     token_expired: 'the token has expired',
     token_not_yet_valid: 'the token is not valid yet',
     token_audience_mismatch: 'the token is not meant for this API',
+    token_type_invalid: 'the token is not an access token of the required type',
     token_claims_invalid: 'the scope claim is malformed',
   };
 
   it.each(Object.entries(reasons) as [InvalidTokenReason, string][])(
     'passes the refusal %s through as the denial code, with its description',
     (reason, description) => {
-      expect(decideAccess(transferRoute, { kind: 'invalid', reason, description })).toEqual({
+      expect(decideAccess(transferRoute, { kind: 'invalid', reason, description }, NOW)).toEqual({
         kind: 'deny',
         code: reason,
         description,
@@ -185,7 +209,7 @@ describe('decideAccess', () => {
   );
 
   it('denies a valid token without transfer:funds: 403 insufficient_scope naming what is required and missing', () => {
-    expect(decideAccess(transferRoute, verified(['view:balance']))).toEqual({
+    expect(decideAccess(transferRoute, verified(['view:balance']), NOW)).toEqual({
       kind: 'deny',
       code: 'insufficient_scope',
       description: 'the token lacks a required scope: transfer:funds',
@@ -199,7 +223,7 @@ describe('decideAccess', () => {
 
   it('lists every required scope, and only the missing ones as missing, in route order', () => {
     const route = protectedRoute(extra, 'POST', '/transfer/international');
-    const decision = decideAccess(route, verified(['transfer:funds']));
+    const decision = decideAccess(route, verified(['transfer:funds']), NOW);
 
     expect(decision).toMatchObject({
       kind: 'deny',
@@ -211,7 +235,7 @@ describe('decideAccess', () => {
   });
 
   it('leaves the subject out of an insufficient_scope denial when the token has none', () => {
-    const decision = decideAccess(transferRoute, verified([], {}));
+    const decision = decideAccess(transferRoute, verified([], {}), NOW);
 
     expect(decision).toMatchObject({
       kind: 'deny',
@@ -222,9 +246,9 @@ describe('decideAccess', () => {
   });
 
   it('allows a token with every required scope and carries the verified identity', () => {
-    const verification = verified(['view:balance', 'transfer:funds']);
+    const verification = verified(['view:balance', 'transfer:funds'], { subject: 'alice' }, MFA_LOGIN);
 
-    expect(decideAccess(transferRoute, verification)).toEqual({
+    expect(decideAccess(transferRoute, verification, NOW)).toEqual({
       kind: 'allow',
       route: transferRoute,
       identity: verification.token,
@@ -234,7 +258,7 @@ describe('decideAccess', () => {
   it('allows any valid token on a route with an empty scope list, even one granting nothing', () => {
     const route = protectedRoute(extra, 'GET', '/me');
 
-    expect(decideAccess(route, verified([]))).toMatchObject({ kind: 'allow', route });
+    expect(decideAccess(route, verified([]), NOW)).toMatchObject({ kind: 'allow', route });
   });
 
   it.each([
@@ -247,6 +271,78 @@ describe('decideAccess', () => {
     [['view:balance'], true],
     [['transfer:funds', 'view:balance'], true],
   ])('compares scopes exactly: %j satisfies view:balance is %s', (scopes, allowed) => {
-    expect(decideAccess(balanceRoute, verified(scopes)).kind).toBe(allowed ? 'allow' : 'deny');
+    expect(decideAccess(balanceRoute, verified(scopes), NOW).kind).toBe(allowed ? 'allow' : 'deny');
+  });
+});
+
+describe('decideAccess: the login behind the token (RFC 9470 step-up)', () => {
+  // The demo /transfer route: scopes [transfer:funds]; acr_values [urn:bank:mfa], amr [mfa], max_age 10m.
+  const transferRoute = protectedRoute(demo, 'POST', '/transfer');
+  const SCOPES = ['view:balance', 'transfer:funds'];
+
+  it('checks the scopes first: a weak login without the scope is 403 insufficient_scope, not 401', () => {
+    expect(decideAccess(transferRoute, verified(['view:balance']), NOW)).toMatchObject({
+      code: 'insufficient_scope',
+    });
+  });
+
+  it.each<[string, Login]>([
+    ['no acr, amr or auth_time', {}],
+    ['a password-only login', { acr: 'urn:bank:pwd', amr: ['pwd'], authTime: NOW_SECONDS - 60 }],
+    ['the right acr but no mfa in amr', { acr: 'urn:bank:mfa', amr: ['pwd'], authTime: NOW_SECONDS - 60 }],
+    ['mfa in amr but another acr', { acr: 'urn:bank:pwd', amr: ['pwd', 'mfa'], authTime: NOW_SECONDS - 60 }],
+  ])('answers insufficient_user_authentication with acr_values for %s', (_case, login) => {
+    const decision = decideAccess(transferRoute, verified(SCOPES, { subject: 'alice' }, login), NOW);
+    expect(decision).toMatchObject({
+      kind: 'deny',
+      code: 'insufficient_user_authentication',
+      stepUp: { acrValues: ['urn:bank:mfa'] },
+      subject: 'alice',
+    });
+  });
+
+  it('asks for max_age when the login is older than the route allows, and only for that', () => {
+    const stale = { ...MFA_LOGIN, authTime: NOW_SECONDS - 601 };
+    expect(decideAccess(transferRoute, verified(SCOPES, { subject: 'alice' }, stale), NOW)).toEqual({
+      kind: 'deny',
+      code: 'insufficient_user_authentication',
+      description: 'the authentication must be at most 600 seconds old',
+      route: transferRoute,
+      stepUp: { maxAgeSeconds: 600 },
+      issuer: 'https://idp.example/',
+      subject: 'alice',
+    });
+  });
+
+  it('accepts a login exactly max_age old', () => {
+    const edge = { ...MFA_LOGIN, authTime: NOW_SECONDS - 600 };
+    expect(decideAccess(transferRoute, verified(SCOPES, {}, edge), NOW).kind).toBe('allow');
+  });
+
+  it('counts a missing auth_time as too old', () => {
+    const noAuthTime = { acr: 'urn:bank:mfa', amr: ['mfa'] };
+    expect(decideAccess(transferRoute, verified(SCOPES, {}, noAuthTime), NOW)).toMatchObject({
+      code: 'insufficient_user_authentication',
+      stepUp: { maxAgeSeconds: 600 },
+    });
+  });
+
+  it('asks for both when the login is weak and old', () => {
+    const decision = decideAccess(transferRoute, verified(SCOPES, {}, { acr: 'urn:bank:pwd' }), NOW);
+    expect(decision).toMatchObject({
+      code: 'insufficient_user_authentication',
+      description:
+        'a stronger authentication is required; the authentication must be at most 600 seconds old',
+      stepUp: { acrValues: ['urn:bank:mfa'], maxAgeSeconds: 600 },
+    });
+  });
+
+  it('allows a recent multi-factor login with the scope', () => {
+    expect(decideAccess(transferRoute, verified(SCOPES, {}, MFA_LOGIN), NOW).kind).toBe('allow');
+  });
+
+  it('leaves routes without authentication requirements alone', () => {
+    const balanceRoute = protectedRoute(demo, 'GET', '/balance');
+    expect(decideAccess(balanceRoute, verified(['view:balance']), NOW).kind).toBe('allow');
   });
 });

@@ -23,7 +23,11 @@ describe('grantedScopes', () => {
       ['view:balance', 'transfer:funds'],
     ],
     ['a scope listed twice', { scope: 'view:balance view:balance' }, ['view:balance']],
-    ['scope, which wins over scp', { scope: 'view:balance', scp: ['transfer:funds'] }, ['view:balance']],
+    [
+      'the union of scope and scp when both are present',
+      { scope: 'view:balance', scp: ['transfer:funds'] },
+      ['view:balance', 'transfer:funds'],
+    ],
     [
       'URL-shaped scopes',
       { scope: 'https://api.example/read openid' },
@@ -61,5 +65,26 @@ describe('grantedScopes', () => {
     expect(grantedScopes({ scope: scopeTokens(256).join(' ') })?.size).toBe(256);
     expect(grantedScopes({ scope: scopeTokens(257).join(' ') })).toBeUndefined();
     expect(grantedScopes({ scp: scopeTokens(257) })).toBeUndefined();
+  });
+});
+
+describe('grantedScopes with configured claims (claims.scopes)', () => {
+  it('reads only the configured claims, e.g. Auth0 scope + permissions', () => {
+    const payload = { scope: 'openid view:balance', permissions: ['transfer:funds'], scp: ['admin'] };
+    expect(grantedScopes(payload, ['scope', 'permissions'])).toEqual(
+      new Set(['openid', 'view:balance', 'transfer:funds']),
+    );
+  });
+
+  it('refuses the token when any configured claim is malformed', () => {
+    expect(
+      grantedScopes({ scope: 'view:balance', permissions: 'a "b"' }, ['scope', 'permissions']),
+    ).toBeUndefined();
+  });
+
+  it('ignores claims that are not configured, even malformed ones', () => {
+    expect(grantedScopes({ scp: ['transfer:funds'], scope: 42 }, ['scp'])).toEqual(
+      new Set(['transfer:funds']),
+    );
   });
 });

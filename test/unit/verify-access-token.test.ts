@@ -101,7 +101,14 @@ describe('verifyAccessToken: valid tokens', () => {
 
     expect(await verify(token)).toEqual({
       kind: 'verified',
-      token: { issuer: ISSUER, subject: 'alice', scopes: new Set(['view:balance', 'transfer:funds']) },
+      token: {
+        issuer: ISSUER,
+        subject: 'alice',
+        scopes: new Set(['view:balance', 'transfer:funds']),
+        acr: undefined,
+        amr: new Set(),
+        authTime: undefined,
+      },
     });
   });
 
