@@ -19,11 +19,12 @@ import { service as healthService } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { PROTO_LOADER_OPTIONS } from '../../src/envoy/authorization-proto.js';
 import { createLogger } from '../../src/log/create-logger.js';
+import { DEMO_AUDIENCE, DEMO_ISSUER, DEMO_REALM, demoPolicyText } from './inline-policy.js';
 
 /** The issuer, audience and realm every integration policy uses (those of the repo's policy.yaml). */
-export const ISSUER = 'https://idp.example/';
-export const AUDIENCE = 'https://my-banking-api';
-export const REALM = 'bank-api';
+export const ISSUER = DEMO_ISSUER;
+export const AUDIENCE = DEMO_AUDIENCE;
+export const REALM = DEMO_REALM;
 export const TOKEN_DEFAULTS = Object.freeze({ issuer: ISSUER, audience: AUDIENCE });
 
 /** A log destination kept in memory: the production logger (createLogger) writing into an array. */
@@ -64,26 +65,15 @@ export interface PolicyOptions {
  * scope list (`GET /profile`: any valid token).
  */
 export function policyYaml(options: PolicyOptions): string {
-  const keys =
-    'jwksUri' in options.keys ? `jwks_uri: ${options.keys.jwksUri}` : `jwks_file: ${options.keys.jwksFile}`;
-  const settings = Object.entries(options.issuerSettings ?? {})
-    .map(([key, value]) => `    ${key}: ${value}\n`)
-    .join('');
-  return (
-    'version: 1\n' +
-    `realm: ${REALM}\n` +
-    'issuers:\n' +
-    `  - issuer: ${ISSUER}\n` +
-    `    audiences: [${AUDIENCE}]\n` +
-    `    ${keys}\n` +
-    '    algorithms: [RS256]\n' +
-    settings +
-    'routes:\n' +
-    '  - { methods: [GET], path: /balance, scopes: [view:balance] }\n' +
-    '  - { methods: [POST], path: /transfer, scopes: [transfer:funds] }\n' +
-    '  - { path: /healthz, public: true }\n' +
-    "  - { methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }\n" +
-    '  - { methods: [GET], path: /profile, scopes: [] }\n'
+  return demoPolicyText(
+    [
+      '{ methods: [GET], path: /balance, scopes: [view:balance] }',
+      '{ methods: [POST], path: /transfer, scopes: [transfer:funds] }',
+      '{ path: /healthz, public: true }',
+      "{ methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }",
+      '{ methods: [GET], path: /profile, scopes: [] }',
+    ],
+    options,
   );
 }
 
