@@ -2,19 +2,16 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAuthzServer, type RunningAuthzServer } from '../../src/server/authz-server.js';
 import {
   AUDIENCE,
-  connectCheckClient,
-  createLogSink,
-  createTempDir,
   httpCheckRequest,
   ISSUER,
   policyYaml,
+  startInProcessAuthz,
   TOKEN_DEFAULTS,
-  writeTextFile,
   type CheckClient,
   type CheckResponseView,
+  type InProcessAuthz,
   type LogSink,
 } from '../support/authz-harness.js';
 import {
@@ -57,10 +54,9 @@ describe('decision log', () => {
   let key: TestKey;
   let jwks: JwksServer;
   let downJwks: JwksServer;
-  let temp: { dir: string; remove: () => Promise<void> };
+  let authz: InProcessAuthz;
   let policyFile: string;
   let sink: LogSink;
-  let server: RunningAuthzServer;
   let client: CheckClient;
   /** Every secret a log line must never contain: tokens, their signatures, Authorization values. */
   const secrets = new Set<string>();
@@ -81,7 +77,6 @@ describe('decision log', () => {
     jwks = await startJwksServer([key.publicJwk]);
     downJwks = await startJwksServer([downKey.publicJwk]);
     downJwks.failWith(500);
-    temp = await createTempDir('authz-log-');
     // The shared policy plus a second trusted issuer whose key set cannot be fetched.
     const text = policyYaml({ keys: { jwksUri: jwks.url } }).replace(
       'routes:\n',
@@ -91,10 +86,8 @@ describe('decision log', () => {
         '    algorithms: [RS256]\n' +
         'routes:\n',
     );
-    policyFile = await writeTextFile(temp.dir, 'policy.yaml', text);
-    sink = createLogSink();
-    server = await startAuthzServer({ policyFile, listen: '127.0.0.1:0', logger: sink.logger });
-    client = connectCheckClient(server.port);
+    authz = await startInProcessAuthz({ policy: text, tempPrefix: 'authz-log-' });
+    ({ policyFile, sink, client } = authz);
 
     const now = Math.floor(Date.now() / 1000);
     const sign = async (claims: Record<string, unknown> = {}, signer: TestKey = key) =>
@@ -356,11 +349,9 @@ describe('decision log', () => {
   });
 
   afterAll(async () => {
-    client?.close();
-    await server?.close(1000);
+    await authz?.stop();
     await jwks?.close();
     await downJwks?.close();
-    await temp?.remove();
   });
 
   const decisionLines = () => sink.records().filter((record) => record['event'] === 'decision');

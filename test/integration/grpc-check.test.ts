@@ -19,11 +19,13 @@ import {
   httpCheckRequest,
   ISSUER,
   policyYaml,
+  startInProcessAuthz,
   TOKEN_DEFAULTS,
   writeTextFile,
   type CheckClient,
   type CheckResponseView,
   type HttpCheckInit,
+  type InProcessAuthz,
   type LogSink,
 } from '../support/authz-harness.js';
 import {
@@ -77,7 +79,7 @@ function reasonLogged(sink: LogSink, requestId: string): unknown {
 describe('Authorization/Check over real gRPC (in-process server, JWKS over HTTP)', () => {
   let key: TestKey;
   let jwks: JwksServer;
-  let temp: { dir: string; remove: () => Promise<void> };
+  let authz: InProcessAuthz;
   let sink: LogSink;
   let server: RunningAuthzServer;
   let client: CheckClient;
@@ -92,23 +94,17 @@ describe('Authorization/Check over real gRPC (in-process server, JWKS over HTTP)
   beforeAll(async () => {
     key = await generateTestKey('main-key');
     jwks = await startJwksServer([key.publicJwk]);
-    temp = await createTempDir('authz-grpc-');
-    const policyFile = await writeTextFile(
-      temp.dir,
-      'policy.yaml',
-      policyYaml({ keys: { jwksUri: jwks.url } }),
-    );
-    sink = createLogSink();
-    server = await startAuthzServer({ policyFile, listen: '127.0.0.1:0', logger: sink.logger });
-    client = connectCheckClient(server.port);
+    authz = await startInProcessAuthz({
+      policy: policyYaml({ keys: { jwksUri: jwks.url } }),
+      tempPrefix: 'authz-grpc-',
+    });
+    ({ sink, server, client } = authz);
     viewToken = await signTestToken(key, TOKEN_DEFAULTS, { claims: { scope: 'view:balance' } });
   });
 
   afterAll(async () => {
-    client?.close();
-    await server?.close(1000);
+    await authz?.stop();
     await jwks?.close();
-    await temp?.remove();
   });
 
   it('binds a real port and logs a started line', () => {
@@ -450,18 +446,12 @@ describe('issuer keys over HTTP: outage and rotation', () => {
   });
 
   async function startWith(jwks: JwksServer, now: () => number, settings: Record<string, string> = {}) {
-    const temp = await createTempDir('authz-keys-');
-    cleanups.push(temp.remove);
-    const policyFile = await writeTextFile(
-      temp.dir,
-      'policy.yaml',
-      policyYaml({ keys: { jwksUri: jwks.url }, issuerSettings: settings }),
-    );
-    const sink = createLogSink();
-    const server = await startAuthzServer({ policyFile, listen: '127.0.0.1:0', logger: sink.logger, now });
-    cleanups.push(() => server.close(1000));
-    const client = connectCheckClient(server.port);
-    cleanups.push(() => client.close());
+    const { sink, client, stop } = await startInProcessAuthz({
+      policy: policyYaml({ keys: { jwksUri: jwks.url }, issuerSettings: settings }),
+      tempPrefix: 'authz-keys-',
+      now,
+    });
+    cleanups.push(stop);
     const balance = (token: string) =>
       client.check(httpCheckRequest({ method: 'GET', path: '/balance', authorization: `Bearer ${token}` }));
     return { sink, balance };

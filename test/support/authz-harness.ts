@@ -19,11 +19,13 @@ import { service as healthService } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { PROTO_LOADER_OPTIONS } from '../../src/envoy/authorization-proto.js';
 import { createLogger } from '../../src/log/create-logger.js';
+import { startAuthzServer, type RunningAuthzServer } from '../../src/server/authz-server.js';
+import { DEMO_AUDIENCE, DEMO_ISSUER, DEMO_REALM, demoPolicyText } from './inline-policy.js';
 
 /** The issuer, audience and realm every integration policy uses (those of the repo's policy.yaml). */
-export const ISSUER = 'https://idp.example/';
-export const AUDIENCE = 'https://my-banking-api';
-export const REALM = 'bank-api';
+export const ISSUER = DEMO_ISSUER;
+export const AUDIENCE = DEMO_AUDIENCE;
+export const REALM = DEMO_REALM;
 export const TOKEN_DEFAULTS = Object.freeze({ issuer: ISSUER, audience: AUDIENCE });
 
 /** A log destination kept in memory: the production logger (createLogger) writing into an array. */
@@ -64,26 +66,15 @@ export interface PolicyOptions {
  * scope list (`GET /profile`: any valid token).
  */
 export function policyYaml(options: PolicyOptions): string {
-  const keys =
-    'jwksUri' in options.keys ? `jwks_uri: ${options.keys.jwksUri}` : `jwks_file: ${options.keys.jwksFile}`;
-  const settings = Object.entries(options.issuerSettings ?? {})
-    .map(([key, value]) => `    ${key}: ${value}\n`)
-    .join('');
-  return (
-    'version: 1\n' +
-    `realm: ${REALM}\n` +
-    'issuers:\n' +
-    `  - issuer: ${ISSUER}\n` +
-    `    audiences: [${AUDIENCE}]\n` +
-    `    ${keys}\n` +
-    '    algorithms: [RS256]\n' +
-    settings +
-    'routes:\n' +
-    '  - { methods: [GET], path: /balance, scopes: [view:balance] }\n' +
-    '  - { methods: [POST], path: /transfer, scopes: [transfer:funds] }\n' +
-    '  - { path: /healthz, public: true }\n' +
-    "  - { methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }\n" +
-    '  - { methods: [GET], path: /profile, scopes: [] }\n'
+  return demoPolicyText(
+    [
+      '{ methods: [GET], path: /balance, scopes: [view:balance] }',
+      '{ methods: [POST], path: /transfer, scopes: [transfer:funds] }',
+      '{ path: /healthz, public: true }',
+      "{ methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }",
+      '{ methods: [GET], path: /profile, scopes: [] }',
+    ],
+    options,
   );
 }
 
@@ -258,4 +249,55 @@ export function connectHealthClient(port: number): HealthClient {
     check: (service) => unary<{ status: string }>(client, 'Check', { service }, 5000),
     close: () => client.close(),
   };
+}
+
+/** The production server, in this process, on a free port of 127.0.0.1, with a Check client connected. */
+export interface InProcessAuthz {
+  /** The policy it serves: `policy.yaml` in a fresh temporary folder. */
+  readonly policyFile: string;
+  /** Everything the server logs. */
+  readonly sink: LogSink;
+  readonly server: RunningAuthzServer;
+  readonly client: CheckClient;
+  /** Closes the client, then the server (1 s grace), then deletes the temporary folder. */
+  stop(): Promise<void>;
+}
+
+export interface InProcessAuthzOptions {
+  /** The policy text to serve. */
+  readonly policy: string;
+  /** How the temporary folder's name starts, e.g. `authz-grpc-`. */
+  readonly tempPrefix: string;
+  /** The server's clock (default: the real one). */
+  readonly now?: () => number;
+}
+
+/** Writes the policy to a temporary folder, starts startAuthzServer on it and connects a Check client. */
+export async function startInProcessAuthz(options: InProcessAuthzOptions): Promise<InProcessAuthz> {
+  const temp = await createTempDir(options.tempPrefix);
+  try {
+    const policyFile = await writeTextFile(temp.dir, 'policy.yaml', options.policy);
+    const sink = createLogSink();
+    const server = await startAuthzServer({
+      policyFile,
+      listen: '127.0.0.1:0',
+      logger: sink.logger,
+      now: options.now,
+    });
+    const client = connectCheckClient(server.port);
+    return {
+      policyFile,
+      sink,
+      server,
+      client,
+      stop: async () => {
+        client.close();
+        await server.close(1000);
+        await temp.remove();
+      },
+    };
+  } catch (error) {
+    await temp.remove();
+    throw error;
+  }
 }

@@ -1,24 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { answerForDecision, IDENTITY_HEADERS, statusForDenial } from '../../src/authz/answer-for-decision.js';
 import type { Decision, DenialCode } from '../../src/authz/decision.js';
-import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { CompiledRoute } from '../../src/policy/compiled-policy.js';
+import { compileRoutes } from '../support/inline-policy.js';
 
-const policy = compilePolicy(
-  [
-    'version: 1',
-    'realm: bank-api',
-    'issuers:',
-    '  - issuer: https://idp.example/',
-    '    audiences: [https://my-banking-api]',
-    '    jwks_uri: https://idp.example/.well-known/jwks.json',
-    '    algorithms: [RS256]',
-    'routes:',
-    '  - { methods: [POST], path: /transfer, scopes: [transfer:funds] }',
-    '  - { path: /healthz, public: true }',
-    '  - { methods: [POST], path: /transfer/international, scopes: [transfer:funds, transfer:abroad] }',
-  ].join('\n'),
-  'policy.yaml',
+const policy = compileRoutes(
+  '{ methods: [POST], path: /transfer, scopes: [transfer:funds] }',
+  '{ path: /healthz, public: true }',
+  '{ methods: [POST], path: /transfer/international, scopes: [transfer:funds, transfer:abroad] }',
 );
 const [transfer, healthz, international] = policy.routes as [CompiledRoute, CompiledRoute, CompiledRoute];
 

@@ -6,6 +6,7 @@ import { decideAccess, routeRequest, type RequestFacts, type RouteStep } from '.
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { CompiledPolicy, CompiledRoute } from '../../src/policy/compiled-policy.js';
 import { matchRoute } from '../../src/policy/match-route.js';
+import { compileRoutes } from '../support/inline-policy.js';
 
 type ProtectedRoute = CompiledRoute & { access: { kind: 'protected' } };
 
@@ -19,20 +20,9 @@ const [balance, transfer, healthz, accountBalance] = demo.routes as [
   CompiledRoute,
 ];
 
-const extra = compilePolicy(
-  [
-    'version: 1',
-    'realm: bank-api',
-    'issuers:',
-    '  - issuer: https://idp.example/',
-    '    audiences: [https://my-banking-api]',
-    '    jwks_uri: https://idp.example/.well-known/jwks.json',
-    '    algorithms: [RS256]',
-    'routes:',
-    '  - { methods: [POST], path: /transfer/international, scopes: [transfer:funds, transfer:abroad, view:balance] }',
-    '  - { methods: [GET], path: /me, scopes: [] }',
-  ].join('\n'),
-  'extra.yaml',
+const extra = compileRoutes(
+  '{ methods: [POST], path: /transfer/international, scopes: [transfer:funds, transfer:abroad, view:balance] }',
+  '{ methods: [GET], path: /me, scopes: [] }',
 );
 
 function protectedRoute(policy: CompiledPolicy, method: string, path: string): ProtectedRoute {

@@ -15,6 +15,7 @@ import {
 } from '../../src/authn/read-key-set.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
+import { demoPolicyText } from '../support/inline-policy.js';
 import { createKeySetFetch, type FakeKeySetFetch } from '../support/key-set-fetch.js';
 import { createManualClock, type ManualClock } from '../support/manual-clock.js';
 import { generateTestKey, startJwksServer, type TestKey } from '../support/test-issuer.js';
@@ -24,21 +25,14 @@ const TTL_MS = 60_000; // jwks_cache_ttl: 60
 const COOLDOWN_MS = 10_000; // jwks_refresh_cooldown: 10
 
 function issuerWith(settings: { ttl?: number; cooldown?: number; jwksUri?: string } = {}): IssuerPolicy {
-  const policy = compilePolicy(
-    [
-      'version: 1',
-      'realm: bank-api',
-      'issuers:',
-      '  - issuer: https://idp.example/',
-      '    audiences: [https://my-banking-api]',
-      `    jwks_uri: '${settings.jwksUri ?? JWKS_URI}'`,
-      '    algorithms: [RS256]',
-      `    jwks_cache_ttl: ${settings.ttl ?? TTL_MS / 1000}`,
-      `    jwks_refresh_cooldown: ${settings.cooldown ?? COOLDOWN_MS / 1000}`,
-      'routes: []',
-    ].join('\n'),
-    'policy.yaml',
-  );
+  const text = demoPolicyText([], {
+    keys: { jwksUri: settings.jwksUri ?? JWKS_URI },
+    issuerSettings: {
+      jwks_cache_ttl: settings.ttl ?? TTL_MS / 1000,
+      jwks_refresh_cooldown: settings.cooldown ?? COOLDOWN_MS / 1000,
+    },
+  });
+  const policy = compilePolicy(text, 'policy.yaml');
   return policy.issuers.get('https://idp.example/')!;
 }
 

@@ -1,22 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { CompiledPolicy } from '../../src/policy/compiled-policy.js';
 import { matchRoute } from '../../src/policy/match-route.js';
-
-function policyWithRoutes(...routes: string[]): CompiledPolicy {
-  const text = [
-    'version: 1',
-    'realm: bank-api',
-    'issuers:',
-    '  - issuer: https://idp.example/',
-    '    audiences: [https://my-banking-api]',
-    '    jwks_uri: https://idp.example/.well-known/jwks.json',
-    '    algorithms: [RS256]',
-    routes.length === 0 ? 'routes: []' : 'routes:',
-    ...routes.map((route) => `  - ${route}`),
-  ].join('\n');
-  return compilePolicy(text, 'policy.yaml');
-}
+import { compileRoutes } from '../support/inline-policy.js';
 
 /** The index of the route that decides, or null when none matches. */
 function decidingRoute(policy: CompiledPolicy, method: string, path: string): number | null {
@@ -24,7 +9,7 @@ function decidingRoute(policy: CompiledPolicy, method: string, path: string): nu
 }
 
 describe('matchRoute', () => {
-  const policy = policyWithRoutes(
+  const policy = compileRoutes(
     '{ methods: [GET], path: /balance, scopes: [view:balance] }', // 0
     '{ methods: [POST], path: /transfer, scopes: [transfer:funds] }', // 1
     '{ path: /healthz, public: true }', // 2
@@ -64,11 +49,11 @@ describe('matchRoute', () => {
   });
 
   it('tries routes in file order: the first match wins over a later, more specific one', () => {
-    const broadFirst = policyWithRoutes(
+    const broadFirst = compileRoutes(
       "{ path: '/accounts/**', scopes: [accounts] }",
       "{ methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }",
     );
-    const specificFirst = policyWithRoutes(
+    const specificFirst = compileRoutes(
       "{ methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }",
       "{ path: '/accounts/**', scopes: [accounts] }",
     );
@@ -85,7 +70,7 @@ describe('matchRoute', () => {
   });
 
   it('skips a route whose methods do not match and goes on to the next', () => {
-    const split = policyWithRoutes(
+    const split = compileRoutes(
       '{ methods: [GET], path: /items, scopes: [read] }',
       '{ methods: [POST], path: /items, scopes: [write] }',
       '{ path: /items, public: true }',
@@ -97,6 +82,6 @@ describe('matchRoute', () => {
   });
 
   it('finds nothing in a policy with no routes', () => {
-    expect(matchRoute(policyWithRoutes(), 'GET', '/')).toBeUndefined();
+    expect(matchRoute(compileRoutes(), 'GET', '/')).toBeUndefined();
   });
 });
