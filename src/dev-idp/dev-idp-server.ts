@@ -1,0 +1,256 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { isIPv6, type AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { DEMO_USERS } from './demo-users.js';
+import { DevIdpError } from './dev-idp-error.js';
+import { DISCOVERY_PATH, discoveryDocument, JWKS_PATH, TOKEN_PATH } from './discovery-document.js';
+import { sendJson, type JsonReply } from './json-reply.js';
+import { isLoopbackAddress } from './loopback.js';
+import { MfaTransactions } from './mfa-transactions.js';
+import { OAuthError } from './oauth-error.js';
+import { mediaTypeOf, parseJsonObject, readBody, readTokenParams } from './request-body.js';
+import { SigningKeyRing } from './signing-keys.js';
+import { TokenEndpoint } from './token-endpoint.js';
+
+/**
+ * The simulated authenticator app (the second factor, development only): `GET` with `?mfa_token=...`
+ * answers the pending one-time code, to loopback peers only.
+ */
+export const AUTHENTICATOR_PATH = '/dev/authenticator';
+/** `POST` (optional JSON `{"retire_previous": true}`) rotates the signing keys. Development only, loopback only. */
+export const ROTATE_KEYS_PATH = '/dev/rotate-keys';
+
+const MAX_TTL_SECONDS = 86_400; // 1 day: a development token should not outlive the session using it
+
+/** Options of the development identity provider. Development only. */
+export interface DevIdpOptions {
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /**
+   * The `iss` of every token and the `issuer` of the discovery document, exactly. Default `http://HOST:PORT`
+   * (no trailing slash; an IPv6 host in brackets), computed once the port is bound.
+   */
+  readonly issuer?: string;
+  /** The one API audience tokens are issued for, e.g. `https://my-banking-api`. */
+  readonly audience: string;
+  readonly logger: Logger;
+  /** Milliseconds since the epoch; default `Date.now`. */
+  readonly now?: () => number;
+  /** Access token lifetime; default 600 seconds. */
+  readonly accessTokenTtlSeconds?: number;
+}
+
+/** A running development identity provider. Development only. */
+export interface RunningDevIdp {
+  /** The port actually bound. */
+  readonly port: number;
+  readonly issuer: string;
+  /**
+   * Signs new tokens with a fresh key. The previous keys stay published so tokens they signed keep
+   * verifying; `retirePrevious` unpublishes every key but the new one.
+   */
+  rotateKeys(options?: { retirePrevious?: boolean }): Promise<{ kid: string }>;
+  close(): Promise<void>;
+}
+
+interface Route {
+  readonly method: 'GET' | 'POST';
+  /** Development helpers answer only peers on this machine. */
+  readonly loopbackOnly: boolean;
+  readonly handle: (request: IncomingMessage, query: URLSearchParams) => Promise<JsonReply>;
+}
+
+/**
+ * Starts a DEVELOPMENT-ONLY OAuth 2.0 / OIDC-flavoured identity provider for the step-up demo. It is not
+ * an identity provider for anything real: the users and their passwords are public (see `DEMO_USERS`),
+ * one-time codes are written to the log and readable over HTTP, and keys live in memory only.
+ *
+ * It behaves like the Auth0 tenant of the step-up scenario: `grant_type=password` gives `view:balance`
+ * with `acr=urn:bank:pwd`; asking for `transfer:funds`, `acr_values=urn:bank:mfa` or any `max_age` is
+ * answered 403 `mfa_required` with an `mfa_token`, and the mfa-otp grant with the logged code completes the
+ * login (`acr=urn:bank:mfa`, `amr=["pwd","mfa"]`).
+ *
+ * - `GET /.well-known/openid-configuration`: discovery metadata (`x_development_only: true`)
+ * - `GET /.well-known/jwks.json`: published public keys
+ * - `POST /oauth/token`: password and `http://auth0.com/oauth/grant-type/mfa-otp` grants
+ * - `GET /dev/authenticator?mfa_token=...` (loopback only): `{"otp": "123456"}`, the simulated second factor
+ * - `POST /dev/rotate-keys` (loopback only): `{"kid", "published", "retired"}`
+ *
+ * @throws DevIdpError `ERR_DEV_IDP_OPTIONS` for a malformed option; Error when the address cannot be bound.
+ */
+export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp> {
+  checkOptions(options);
+  const logger = options.logger.child({ component: 'dev-idp', development_only: true });
+  const now = options.now ?? Date.now;
+  const keys = await SigningKeyRing.create();
+  const transactions = new MfaTransactions(now);
+
+  const server: Server = createServer();
+  server.requestTimeout = 10_000; // 10 seconds
+  server.headersTimeout = 5_000; // 5 seconds
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const issuer = options.issuer ?? defaultIssuer(options.host, port);
+
+  const rotateKeys = async (rotation: { retirePrevious?: boolean } = {}): Promise<{ kid: string }> => {
+    const { current, published, retired } = await keys.rotate(rotation);
+    logger.info(
+      { event: 'keys_rotated', kid: current.kid, published, retired },
+      `signing key rotated to ${current.kid}, ${published.length} published (development only)`,
+    );
+    return { kid: current.kid };
+  };
+  const tokenEndpoint = new TokenEndpoint({
+    issuer,
+    audience: options.audience,
+    accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 600,
+    keys,
+    transactions,
+    logger,
+    now,
+  });
+
+  const routes = new Map<string, Route>([
+    [DISCOVERY_PATH, get(async () => ({ status: 200, body: discoveryDocument(issuer) }))],
+    [JWKS_PATH, get(async () => ({ status: 200, body: keys.jwks() }))],
+    [
+      TOKEN_PATH,
+      {
+        method: 'POST',
+        loopbackOnly: false,
+        handle: async (request) => tokenEndpoint.handle(await readTokenParams(request)),
+      },
+    ],
+    [
+      AUTHENTICATOR_PATH,
+      {
+        method: 'GET',
+        loopbackOnly: true,
+        handle: async (_request, query) => {
+          const mfaTokens = query.getAll('mfa_token');
+          if (mfaTokens.length !== 1 || mfaTokens[0] === '')
+            throw new OAuthError(400, 'invalid_request', 'mfa_token is required, once');
+          const otp = transactions.codeFor(mfaTokens[0]);
+          if (otp === undefined)
+            throw new OAuthError(404, 'expired_token', 'no pending MFA transaction for this mfa_token');
+          return { status: 200, body: { otp } };
+        },
+      },
+    ],
+    [
+      ROTATE_KEYS_PATH,
+      {
+        method: 'POST',
+        loopbackOnly: true,
+        handle: async (request) => {
+          const { kid } = await rotateKeys(await readRotation(request));
+          const published = keys.jwks().keys.map((key) => key.kid);
+          return { status: 200, body: { kid, published } };
+        },
+      },
+    ],
+  ]);
+
+  // Attached only now that the issuer is known; no request can arrive between bind and this line.
+  server.on('request', (request: IncomingMessage, response) => {
+    answer(routes, request)
+      .catch((error: unknown): JsonReply => {
+        if (error instanceof OAuthError) return error.reply();
+        logger.error({ event: 'dev_idp_error', err: error }, 'development identity provider request failed');
+        return { status: 500, body: { error: 'server_error', error_description: 'internal error' } };
+      })
+      .then((reply) => {
+        if (response.headersSent) response.destroy();
+        else sendJson(response, reply);
+      })
+      .catch(() => response.destroy());
+  });
+
+  logger.info(
+    {
+      event: 'started',
+      host: options.host,
+      port,
+      issuer,
+      audience: options.audience,
+      users: [...DEMO_USERS.keys()],
+    },
+    `development identity provider listening, issuer ${issuer} (development only)`,
+  );
+  return {
+    port,
+    issuer,
+    rotateKeys,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function answer(routes: ReadonlyMap<string, Route>, request: IncomingMessage): Promise<JsonReply> {
+  const target = request.url ?? '/';
+  const queryAt = target.indexOf('?');
+  const path = queryAt === -1 ? target : target.slice(0, queryAt);
+  const route = routes.get(path);
+  if (route === undefined) throw new OAuthError(404, 'not_found', 'no such endpoint');
+  if (route.loopbackOnly && !isLoopbackAddress(request.socket.remoteAddress))
+    throw new OAuthError(403, 'access_denied', 'development helpers answer loopback peers only');
+  if (request.method !== route.method) {
+    throw new OAuthError(405, 'method_not_allowed', `use ${route.method}`, { allow: route.method });
+  }
+  return route.handle(request, new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1)));
+}
+
+function get(handle: () => Promise<JsonReply>): Route {
+  return { method: 'GET', loopbackOnly: false, handle };
+}
+
+/** The body of `POST /dev/rotate-keys`: empty, or JSON `{"retire_previous": boolean}`. */
+async function readRotation(request: IncomingMessage): Promise<{ retirePrevious: boolean }> {
+  const text = await readBody(request);
+  if (text.trim() === '') return { retirePrevious: false };
+  if (mediaTypeOf(request) !== 'application/json')
+    throw new OAuthError(415, 'invalid_request', 'send application/json');
+  const { retire_previous: retirePrevious, ...rest } = parseJsonObject(text);
+  if (Object.keys(rest).length > 0 || (retirePrevious !== undefined && typeof retirePrevious !== 'boolean'))
+    throw new OAuthError(400, 'invalid_request', 'send {} or {"retire_previous": true}');
+  return { retirePrevious: retirePrevious === true };
+}
+
+function defaultIssuer(host: string, port: number): string {
+  return `http://${isIPv6(host) ? `[${host}]` : host}:${port}`;
+}
+
+function checkOptions(options: DevIdpOptions): void {
+  const fail = (message: string): never => {
+    throw new DevIdpError('ERR_DEV_IDP_OPTIONS', message);
+  };
+  if (typeof options.audience !== 'string' || options.audience === '')
+    fail('audience must be a non-empty string');
+  const ttl = options.accessTokenTtlSeconds;
+  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS))
+    fail(`accessTokenTtlSeconds must be a whole number from 1 to ${MAX_TTL_SECONDS}`);
+  if (options.issuer !== undefined) {
+    const url = URL.canParse(options.issuer) ? new URL(options.issuer) : undefined;
+    // Endpoints are served at the root, so an issuer with a path would point verifiers at nothing.
+    if (
+      url === undefined ||
+      (url.protocol !== 'http:' && url.protocol !== 'https:') ||
+      url.pathname !== '/' ||
+      url.search !== '' ||
+      url.hash !== '' ||
+      url.username !== '' ||
+      url.password !== ''
+    )
+      fail(`issuer must be an http(s) URL with no path, query or fragment, like http://127.0.0.1:9000`);
+  }
+}

@@ -1,0 +1,41 @@
+import { ACR_VALUES, GRANT_TYPES, SCOPES } from './protocol-values.js';
+import { SIGNING_ALGORITHM } from './signing-keys.js';
+
+/** Where the development identity provider serves its documents, relative to the issuer. Development only. */
+export const DISCOVERY_PATH = '/.well-known/openid-configuration';
+export const JWKS_PATH = '/.well-known/jwks.json';
+export const TOKEN_PATH = '/oauth/token';
+
+/**
+ * The OpenID Connect Discovery 1.0 / RFC 8414 metadata of the development identity provider. `issuer` is
+ * the configured issuer exactly (verifiers compare it byte for byte); the endpoint URLs join the issuer,
+ * less a trailing slash, with their paths. `x_development_only` marks it for anyone reading it by hand.
+ * Development only.
+ */
+export function discoveryDocument(issuer: string): Record<string, unknown> {
+  const base = issuer.replace(/\/$/, '');
+  return {
+    issuer,
+    jwks_uri: `${base}${JWKS_PATH}`,
+    token_endpoint: `${base}${TOKEN_PATH}`,
+    grant_types_supported: [...GRANT_TYPES],
+    scopes_supported: [...SCOPES],
+    acr_values_supported: [...ACR_VALUES],
+    claims_supported: [
+      'iss',
+      'sub',
+      'aud',
+      'exp',
+      'iat',
+      'jti',
+      'scope',
+      'client_id',
+      'auth_time',
+      'acr',
+      'amr',
+    ],
+    token_endpoint_auth_methods_supported: ['none'],
+    access_token_signing_alg_values_supported: [SIGNING_ALGORITHM],
+    x_development_only: true,
+  };
+}

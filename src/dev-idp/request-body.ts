@@ -1,0 +1,96 @@
+import type { IncomingMessage } from 'node:http';
+import { OAuthError } from './oauth-error.js';
+
+/** Development only. 16 KiB: a token request is a few hundred bytes; more is a mistake or an attack. */
+export const MAX_BODY_BYTES = 16 * 1024;
+
+const FORM = 'application/x-www-form-urlencoded';
+const JSON_TYPE = 'application/json';
+
+/** The media type, lower case, without parameters (`charset`); '' when none was sent. Development only. */
+export function mediaTypeOf(request: IncomingMessage): string {
+  return (request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+}
+
+/**
+ * Reads a request body of at most `MAX_BODY_BYTES` as UTF-8. Development only.
+ *
+ * @throws OAuthError 413 `invalid_request` when the body is larger; the rest is drained unread so the
+ * answer can still be sent on the same connection.
+ */
+export function readBody(request: IncomingMessage): Promise<string> {
+  const declared = Number(request.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
+    request.resume();
+    return Promise.reject(tooLarge());
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        request.removeAllListeners('data');
+        request.resume();
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.on('error', reject);
+  });
+}
+
+/**
+ * Reads token endpoint parameters from a form (RFC 6749 section 4.3.2) or JSON body (as Auth0 also accepts).
+ * JSON values must be strings or numbers (`"max_age": 300`); numbers become their decimal text.
+ * Development only.
+ *
+ * @throws OAuthError 415 for another media type, 413 for a large body, 400 `invalid_request` for a body
+ * that does not parse or names a parameter twice (RFC 6749 section 3.2).
+ */
+export async function readTokenParams(request: IncomingMessage): Promise<ReadonlyMap<string, string>> {
+  const mediaType = mediaTypeOf(request);
+  if (mediaType !== FORM && mediaType !== JSON_TYPE) {
+    request.resume(); // not read, but drained so the connection can carry the answer
+    throw new OAuthError(415, 'invalid_request', `send the parameters as ${FORM} or ${JSON_TYPE}`);
+  }
+  const text = await readBody(request);
+  const params = new Map<string, string>();
+  const add = (name: string, value: string) => {
+    if (params.has(name)) throw new OAuthError(400, 'invalid_request', `${name} appears more than once`);
+    params.set(name, value);
+  };
+  if (mediaType === FORM) {
+    for (const [name, value] of new URLSearchParams(text)) add(name, value);
+    return params;
+  }
+  for (const [name, value] of Object.entries(parseJsonObject(text))) {
+    if (typeof value === 'string') add(name, value);
+    else if (typeof value === 'number' && Number.isFinite(value)) add(name, String(value));
+    else throw new OAuthError(400, 'invalid_request', `${name} must be a string`);
+  }
+  return params;
+}
+
+/**
+ * Parses a body that must be a JSON object. Development only.
+ *
+ * @throws OAuthError 400 `invalid_request` otherwise.
+ */
+export function parseJsonObject(text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new OAuthError(400, 'invalid_request', 'the body is not JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new OAuthError(400, 'invalid_request', 'the body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}
+
+function tooLarge(): OAuthError {
+  return new OAuthError(413, 'invalid_request', `the body is larger than ${MAX_BODY_BYTES / 1024} KiB`);
+}

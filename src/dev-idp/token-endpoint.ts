@@ -1,0 +1,146 @@
+import type { Logger } from 'pino';
+import { signAccessToken } from './access-token.js';
+import { authenticateDemoUser } from './demo-users.js';
+import type { JsonReply } from './json-reply.js';
+import { mfaReasons, type MfaReason } from './mfa-rule.js';
+import type { MfaTransactions, PendingGrant } from './mfa-transactions.js';
+import { OAuthError } from './oauth-error.js';
+import { ACR_MFA, ACR_PASSWORD, AMR_MFA, AMR_PASSWORD } from './protocol-values.js';
+import type { SigningKeyRing } from './signing-keys.js';
+import { parseTokenRequest, type MfaOtpGrantRequest, type PasswordGrantRequest } from './token-request.js';
+
+/** What the token endpoint needs from the development identity provider. Development only. */
+export interface TokenEndpointOptions {
+  readonly issuer: string;
+  readonly audience: string;
+  readonly accessTokenTtlSeconds: number;
+  readonly keys: SigningKeyRing;
+  readonly transactions: MfaTransactions;
+  readonly logger: Logger;
+  readonly now: () => number;
+}
+
+/** The same answer for an unknown user and a wrong password, so neither can be told from the other. */
+const WRONG_LOGIN = 'Wrong username or password.';
+
+const REASON_TEXT: Record<MfaReason, string> = {
+  scope: 'transfer:funds requested',
+  acr_values: 'acr_values asks for urn:bank:mfa',
+  max_age: 'max_age asks for a fresh login',
+};
+
+/**
+ * `POST /oauth/token` of the development identity provider, after the body is read: the password grant
+ * (answered `mfa_required` when the MFA rule applies, as Auth0's MFA API does) and the mfa-otp grant that
+ * completes it. Development only.
+ */
+export class TokenEndpoint {
+  constructor(private readonly options: TokenEndpointOptions) {}
+
+  /** Answers a token request; OAuth errors become their replies, anything else is thrown. */
+  async handle(params: ReadonlyMap<string, string>): Promise<JsonReply> {
+    try {
+      const request = parseTokenRequest(params, this.options.audience);
+      return request.grantType === 'password'
+        ? await this.passwordGrant(request)
+        : await this.mfaOtpGrant(request);
+    } catch (error) {
+      if (error instanceof OAuthError) return error.reply();
+      throw error;
+    }
+  }
+
+  private async passwordGrant(request: PasswordGrantRequest): Promise<JsonReply> {
+    const { logger } = this.options;
+    const user = authenticateDemoUser(request.username, request.password);
+    if (user === undefined) {
+      // Neither the username nor the password is logged: a password typed into the wrong field is still a password.
+      logger.info({ event: 'login_failed' }, 'login failed: wrong username or password (development only)');
+      throw new OAuthError(403, 'invalid_grant', WRONG_LOGIN);
+    }
+    const grant: PendingGrant = {
+      user,
+      scopes: request.scopes,
+      audience: request.audience,
+      clientId: request.clientId,
+    };
+    const reasons = mfaReasons(request);
+    if (reasons.length === 0) return this.issue(grant, 'password');
+
+    const { mfaToken, code, expiresInSeconds } = this.options.transactions.begin(grant);
+    logger.info(
+      { event: 'mfa_required', user, scopes: grant.scopes, reasons },
+      `MFA required for ${user}: ${reasons.map((reason) => REASON_TEXT[reason]).join(', ')} (development only)`,
+    );
+    // This line stands in for the user's phone: the development provider has no way to reach one.
+    logger.info(
+      { event: 'mfa_code', user, code, expires_in: expiresInSeconds },
+      `MFA code for ${user}: ${code} (development only)`,
+    );
+    return {
+      status: 403,
+      body: {
+        error: 'mfa_required',
+        error_description: 'Multi-factor authentication required',
+        mfa_token: mfaToken,
+      },
+    };
+  }
+
+  private async mfaOtpGrant(request: MfaOtpGrantRequest): Promise<JsonReply> {
+    const { logger } = this.options;
+    const redemption = this.options.transactions.redeem(request.mfaToken, request.otp);
+    if (redemption.outcome === 'unknown') {
+      throw new OAuthError(403, 'expired_token', 'the mfa_token is unknown, used or expired');
+    }
+    if (redemption.outcome === 'wrong_code') {
+      const { user } = redemption.grant;
+      const attemptsLeft = redemption.attemptsLeft;
+      logger.info(
+        { event: 'mfa_failed', user, attempts_left: attemptsLeft },
+        `wrong MFA code for ${user}, ${attemptsLeft} attempts left (development only)`,
+      );
+      throw new OAuthError(403, 'invalid_grant', 'the one-time code is wrong');
+    }
+    return this.issue(redemption.grant, 'mfa');
+  }
+
+  /** Signs a token for `grant`; the user authenticated just now (at the password or at the second factor). */
+  private async issue(grant: PendingGrant, login: 'password' | 'mfa'): Promise<JsonReply> {
+    const { issuer, accessTokenTtlSeconds, keys, logger, now } = this.options;
+    const seconds = Math.floor(now() / 1000);
+    const acr = login === 'mfa' ? ACR_MFA : ACR_PASSWORD;
+    const amr = login === 'mfa' ? AMR_MFA : AMR_PASSWORD;
+    const key = keys.current;
+    const { token, jti } = await signAccessToken(key, {
+      issuer,
+      audience: grant.audience,
+      subject: grant.user,
+      scopes: grant.scopes,
+      clientId: grant.clientId,
+      issuedAt: seconds,
+      ttlSeconds: accessTokenTtlSeconds,
+      authTime: seconds,
+      acr,
+      amr,
+    });
+    const scope = grant.scopes.join(' ');
+    logger.info(
+      {
+        event: 'token_issued',
+        user: grant.user,
+        scopes: grant.scopes,
+        acr,
+        amr,
+        client_id: grant.clientId,
+        kid: key.kid,
+        jti,
+      },
+      `access token issued to ${grant.user} for "${scope}" (${acr}, development only)`,
+    );
+    return {
+      status: 200,
+      body: { access_token: token, token_type: 'Bearer', expires_in: accessTokenTtlSeconds, scope },
+    };
+  }
+}
