@@ -11,6 +11,7 @@ type Env = Readonly<Record<string, string | undefined>>;
 export const COMMAND_DEFAULTS = Object.freeze({
   authzListen: '127.0.0.1:9001',
   bankListen: '127.0.0.1:8080',
+  devIdpListen: '127.0.0.1:9000',
   logLevel: 'info' as LevelWithSilent,
   devTokenTtlSeconds: 600, // 10 minutes
   maxDevTokenTtlSeconds: 86_400, // 24 hours
@@ -150,5 +151,71 @@ export function devTokenConfig(argv: readonly string[], env: Env): DevTokenConfi
     issuer: String(values['issuer']),
     audience: String(values['audience']),
     devDir: env['AUTHZ_DEV_DIR'] ?? DEFAULT_DEV_DIR,
+  });
+}
+
+export interface DevIdpConfig {
+  readonly listen: ListenAddress;
+  readonly issuer: string | undefined;
+  readonly audience: string;
+  readonly logLevel: LevelWithSilent;
+}
+
+/** `authz dev-idp [--listen HOST:PORT] [--issuer URL] [--audience AUD]`. Development only. */
+export function devIdpConfig(argv: readonly string[], env: Env): DevIdpConfig {
+  const values = parse(argv, {
+    listen: { type: 'string', default: COMMAND_DEFAULTS.devIdpListen },
+    issuer: { type: 'string' },
+    audience: { type: 'string', default: DEV_AUDIENCE },
+    'log-level': { type: 'string' },
+  });
+  const levelFlag = values['log-level'] as string | undefined;
+  return Object.freeze({
+    listen: parseListenAddress(String(values['listen']), '--listen'),
+    issuer: values['issuer'] as string | undefined,
+    audience: String(values['audience']),
+    logLevel: logLevel(
+      levelFlag ?? env['AUTHZ_LOG_LEVEL'],
+      levelFlag !== undefined ? '--log-level' : 'AUTHZ_LOG_LEVEL',
+    ),
+  });
+}
+
+export interface DemoClientConfig {
+  readonly api: string;
+  readonly issuer: string;
+  readonly audience: string;
+  readonly username: string;
+  readonly password: string;
+  /** `auto`: read the code from the dev IdP's simulated authenticator; `prompt`: ask the person. */
+  readonly otp: 'auto' | 'prompt';
+}
+
+/** `authz demo-client [--api URL] [--issuer URL] [--user NAME] [--password PW] [--otp auto|prompt]`. */
+export function demoClientConfig(argv: readonly string[], interactive: boolean): DemoClientConfig {
+  const values = parse(argv, {
+    api: { type: 'string', default: 'http://127.0.0.1:8000' },
+    issuer: { type: 'string', default: 'http://127.0.0.1:9000' },
+    audience: { type: 'string', default: DEV_AUDIENCE },
+    user: { type: 'string', default: 'alice' },
+    password: { type: 'string' },
+    otp: { type: 'string', default: interactive ? 'prompt' : 'auto' },
+  });
+  for (const flag of ['api', 'issuer'] as const) {
+    const value = String(values[flag]);
+    if (!/^https?:\/\/[^\s]+$/.test(value))
+      throw new UsageError(`--${flag}: "${value}" is not an http(s) URL`);
+  }
+  const otp = String(values['otp']);
+  if (otp !== 'auto' && otp !== 'prompt') throw new UsageError(`--otp: "${otp}" is not auto or prompt`);
+  const username = String(values['user']);
+  return Object.freeze({
+    api: String(values['api']).replace(/\/$/, ''),
+    issuer: String(values['issuer']),
+    audience: String(values['audience']),
+    username,
+    // The demo users' passwords are public (README): alice-password, bob-password.
+    password: (values['password'] as string | undefined) ?? `${username}-password`,
+    otp,
   });
 }

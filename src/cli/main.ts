@@ -5,7 +5,17 @@ import { mintDevToken } from '../dev/mint-dev-token.js';
 import { createLogger } from '../log/create-logger.js';
 import { PolicyError } from '../policy/policy-error.js';
 import { startAuthzServer } from '../server/authz-server.js';
-import { bankConfig, COMMAND_DEFAULTS, devTokenConfig, serveConfig } from './command-config.js';
+import {
+  bankConfig,
+  COMMAND_DEFAULTS,
+  demoClientConfig,
+  devIdpConfig,
+  devTokenConfig,
+  serveConfig,
+} from './command-config.js';
+import { startDevIdp } from '../dev-idp/dev-idp-server.js';
+import { runStepUpWalkthrough } from '../demo/step-up-walkthrough.js';
+import { otpSource } from '../demo/otp-source.js';
 import { UsageError } from './usage-error.js';
 
 const USAGE = `usage: authz <command> [options]
@@ -20,6 +30,14 @@ commands:
             [--acr urn:bank:mfa] [--amr "pwd mfa"] [--auth-age 0s]
         DEVELOPMENT ONLY: prints a token signed with a local key kept in .authz-dev/ (env AUTHZ_DEV_DIR);
         --acr/--amr/--auth-age set the login claims (auth_time = now - auth-age)
+  dev-idp [--listen HOST:PORT] [--issuer URL] [--audience AUD]
+        DEVELOPMENT ONLY: an OAuth 2.0 / OIDC identity provider for the step-up demo (default listen
+        ${COMMAND_DEFAULTS.devIdpListen}); users alice / alice-password and bob / bob-password; MFA codes
+        are printed in its log
+  demo-client [--api URL] [--issuer URL] [--user alice] [--password PW] [--otp auto|prompt]
+        replays the step-up scenario against Envoy (default http://127.0.0.1:8000) and the dev IdP
+        (default http://127.0.0.1:9000), printing each step; --otp prompt asks for the code the IdP
+        printed, auto reads it from the IdP's simulated authenticator (default: prompt on a terminal)
 `;
 
 /** Stops a long-running command gracefully on SIGTERM or SIGINT. */
@@ -63,6 +81,29 @@ async function run(argv: readonly string[]): Promise<void> {
       const config = devTokenConfig(rest, env);
       const keys = await ensureDevKeys(config.devDir);
       process.stdout.write((await mintDevToken(keys, config)) + '\n');
+      return;
+    }
+    case 'dev-idp': {
+      const config = devIdpConfig(rest, env);
+      const logger = createLogger({ level: config.logLevel });
+      const idp = await startDevIdp({
+        host: config.listen.host,
+        port: config.listen.port,
+        audience: config.audience,
+        logger,
+        ...(config.issuer === undefined ? {} : { issuer: config.issuer }),
+      });
+      onShutdown(() => idp.close());
+      return;
+    }
+    case 'demo-client': {
+      const config = demoClientConfig(rest, process.stdin.isTTY === true);
+      const ok = await runStepUpWalkthrough({
+        ...config,
+        secondFactor: otpSource(config.otp, config.issuer),
+        print: (line) => process.stdout.write(line + '\n'),
+      });
+      process.exitCode = ok ? 0 : 1;
       return;
     }
     case undefined:

@@ -13,7 +13,8 @@ import { mintDevToken } from '../dev/mint-dev-token.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
-const PORTS = { envoy: 8000, admin: 9901, authz: 9001, bank: 8080 } as const; // as in envoy/envoy.yaml
+// Envoy, admin, authz and bank as in envoy/envoy.yaml; the dev IdP as policy.yaml's issuer names it.
+const PORTS = { envoy: 8000, admin: 9901, authz: 9001, bank: 8080, idp: 9000 } as const;
 const READY_TIMEOUT_MS = 30_000;
 
 const children: { name: string; child: ChildProcess }[] = [];
@@ -62,6 +63,19 @@ function start(
     }
   });
   children.push({ name, child });
+}
+
+/** The one-time codes the development identity provider "sends to the user's phone". */
+function showMfaCode(line: string): void {
+  if (!line.includes('"event":"mfa_code"')) return;
+  try {
+    const entry = JSON.parse(line) as Record<string, unknown>;
+    console.log(
+      `  dev-idp: MFA code for ${String(entry['user'])}: ${String(entry['code'])} (development only)`,
+    );
+  } catch {
+    // not a log line
+  }
 }
 
 /** One readable line per authz decision, from its JSON log. */
@@ -122,7 +136,27 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => void stopAll(0));
 
   let authzStarted = false;
+  let idpStarted = false;
   start('bank', process.execPath, [CLI, 'bank', '--listen', `127.0.0.1:${PORTS.bank}`], logDir);
+  start(
+    'dev-idp',
+    process.execPath,
+    [CLI, 'dev-idp', '--listen', `127.0.0.1:${PORTS.idp}`],
+    logDir,
+    (line) => {
+      if (line.includes('"event":"started"')) idpStarted = true;
+      showMfaCode(line);
+    },
+  );
+  start(
+    'envoy',
+    envoy,
+    ['-c', join(ROOT, 'envoy', 'envoy.yaml'), '--disable-hot-restart', '--log-level', 'warn'],
+    logDir,
+  );
+
+  // authz fetches the dev IdP's keys at start-up: start it once the IdP answers.
+  await waitFor('dev-idp', async () => idpStarted);
   start(
     'authz',
     process.execPath,
@@ -133,13 +167,6 @@ async function main(): Promise<void> {
       showDecision(line);
     },
   );
-  start(
-    'envoy',
-    envoy,
-    ['-c', join(ROOT, 'envoy', 'envoy.yaml'), '--disable-hot-restart', '--log-level', 'warn'],
-    logDir,
-  );
-
   await waitFor('authz', async () => authzStarted);
   await waitFor('bank', async () => (await fetch(`http://127.0.0.1:${PORTS.bank}/healthz`)).ok);
   await waitFor(
@@ -176,6 +203,10 @@ curl -i -X POST -H "Authorization: Bearer $VIEW_TOKEN" -H 'content-type: applica
 
 # 4. A token with transfer:funds (granted after MFA at a real IdP): 201, the balance moves
 curl -i -X POST -H "Authorization: Bearer $TRANSFER_TOKEN" -H 'content-type: application/json' -d '{"to":"bob","amount":25}' ${api}/transfer
+
+The whole step-up loop, with the development identity provider on http://127.0.0.1:${PORTS.idp}
+(users alice / alice-password, bob / bob-password; MFA codes appear below):
+  npm run demo:stepup          (or: node dist/cli/main.js demo-client --otp prompt)
 
 More tokens: node dist/cli/main.js dev-token --scope "view:balance" --sub bob
 Press Ctrl-C to stop everything. Decisions appear below as they happen:

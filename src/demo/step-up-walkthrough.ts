@@ -52,8 +52,11 @@ export async function runStepUpWalkthrough(options: WalkthroughOptions): Promise
   print(`2. GET ${api}/balance with that token`);
   const before = await callApi(api, 'GET', '/balance', login);
   print(`   <- ${before.status} ${before.body}`);
+  if (before.status !== 200) {
+    print('3. The API did not send the balance: see its answer above.');
+    return false;
+  }
   print('3. The API validated the token and sent the balance.');
-  if (before.status !== 200) return false;
 
   print(`4. POST ${api}/transfer ${JSON.stringify(transferBody)} with the same token`);
   const refused = await callApi(api, 'POST', '/transfer', login, transferBody);
