@@ -63,6 +63,22 @@ describe('npm run demo', () => {
     expect(((await moved.json()) as { balance: number }).balance).toBe(before - 25);
   });
 
+  it('runs the step-up client against it: npm run demo:stepup', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const run = spawnSync(
+      process.execPath,
+      [path.join(repoRoot, 'dist', 'cli', 'main.js'), 'demo-client', '--otp', 'auto'],
+      {
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    expect(run.status, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toContain("alice's balance moved by 25");
+    await delay(200); // the demo prints the IdP's log line as it arrives
+    expect(output).toMatch(/dev-idp: MFA code for alice: \d{6} \(development only\)/);
+  });
+
   it('shows each decision as it happens', () => {
     expect(output).toMatch(/authz: deny 403 insufficient_scope POST \/transfer sub=alice/);
   });
