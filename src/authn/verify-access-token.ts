@@ -2,7 +2,7 @@ import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } f
 import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
 import type { IssuerKeys } from './issuer-keys.js';
 import { KeySetError } from './key-set-errors.js';
-import { grantedScopes } from './granted-scopes.js';
+import { readTokenClaims } from './read-token-claims.js';
 import type { InvalidTokenReason, TokenVerification } from './token-verification.js';
 
 export interface VerifyContext {
@@ -56,42 +56,7 @@ export async function verifyAccessToken(token: string, context: VerifyContext): 
     return refused;
   }
 
-  const subject = payload.sub;
-  if (subject !== undefined && (typeof subject !== 'string' || !isHeaderSafe(subject))) {
-    return invalid('token_claims_invalid', 'the sub claim is not a usable subject');
-  }
-  const { claims } = issuer;
-  const scopes = grantedScopes(payload, claims.scopes);
-  if (scopes === undefined) return invalid('token_claims_invalid', 'the scope claim is malformed');
-  // Login claims are optional, but when present they must have their standard shapes (OIDC Core section 2).
-  const acr = payload[claims.acr];
-  if (acr !== undefined && typeof acr !== 'string')
-    return invalid('token_claims_invalid', 'the acr claim is malformed');
-  const amr = payload[claims.amr];
-  if (
-    amr !== undefined &&
-    !(Array.isArray(amr) && amr.length <= 32 && amr.every((m) => typeof m === 'string'))
-  ) {
-    return invalid('token_claims_invalid', 'the amr claim is malformed');
-  }
-  const authTime = payload[claims.authTime];
-  if (
-    authTime !== undefined &&
-    !(typeof authTime === 'number' && Number.isFinite(authTime) && authTime >= 0)
-  ) {
-    return invalid('token_claims_invalid', 'the auth_time claim is malformed');
-  }
-  return {
-    kind: 'verified',
-    token: {
-      issuer: issuer.issuer,
-      subject,
-      scopes,
-      acr,
-      amr: new Set((amr as string[] | undefined) ?? []),
-      authTime: authTime as number | undefined,
-    },
-  };
+  return readTokenClaims(payload, issuer);
 }
 
 async function verifyWithIssuer(
@@ -166,14 +131,4 @@ function refusalFor(error: unknown): TokenVerification | undefined {
         return invalid('token_key_unknown', 'the token is signed with an unusable key');
       return undefined;
   }
-}
-
-// Visible ASCII with inner spaces, at most 1024 characters. HTTP header values are ASCII in practice
-// (RFC 9110 section 5.5 calls other bytes obsolete): a UTF-8 subject would reach Node or Java upstreams
-// garbled, and outer white space is trimmed in transit, so either could name someone else.
-const HEADER_SAFE = /^[\x21-\x7E](?:[\x20-\x7E]{0,1022}[\x21-\x7E])?$/;
-
-/** A claim copied into a request header must survive the trip unchanged. */
-function isHeaderSafe(value: string): boolean {
-  return HEADER_SAFE.test(value);
 }

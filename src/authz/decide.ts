@@ -107,6 +107,7 @@ export function decideAccess(
       missingScopes: missing,
       issuer: token.issuer,
       ...(token.subject === undefined ? {} : { subject: token.subject }),
+      identity: token,
     };
   }
   const requirement = route.access.authentication;
@@ -121,6 +122,7 @@ export function decideAccess(
         stepUp: shortfall.stepUp,
         issuer: token.issuer,
         ...(token.subject === undefined ? {} : { subject: token.subject }),
+        identity: token,
       };
     }
   }
@@ -152,5 +154,23 @@ function loginShortfall(
       ...((acrShort || amrShort) && acrValues !== undefined ? { acrValues } : {}),
       ...(ageShort ? { maxAgeSeconds } : {}),
     },
+  };
+}
+
+/**
+ * Applies the enforcement mode: a denial under a `report-only` route (or, for requests no route matches,
+ * a `report-only` policy) becomes an allow that carries the denial as `wouldDeny`, with the verified
+ * identity if there was one. A path that cannot be matched safely is always refused: no rule is being
+ * trialled there. Pure.
+ */
+export function applyEnforcementMode(policy: CompiledPolicy, decision: Decision): Decision {
+  if (decision.kind === 'allow' || decision.code === 'path_invalid') return decision;
+  const mode = decision.route?.mode ?? policy.mode;
+  if (mode !== 'report-only') return decision;
+  return {
+    kind: 'allow',
+    route: decision.route,
+    ...(decision.identity === undefined ? {} : { identity: decision.identity }),
+    wouldDeny: decision,
   };
 }

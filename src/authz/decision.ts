@@ -12,25 +12,32 @@ export type DenialCode =
   | 'insufficient_user_authentication' // RFC 9470: the login is too weak or too old (401)
   | 'keys_unavailable'; // the issuer's keys cannot be obtained (503)
 
+/** A denial: what was refused and why. */
+export interface Denial {
+  readonly kind: 'deny';
+  readonly code: DenialCode;
+  /** Human-readable, safe to send to the client: never echoes the token or claims. */
+  readonly description: string;
+  readonly route?: CompiledRoute;
+  /** For `insufficient_scope`: the route's required scopes, and which of them the token lacks. */
+  readonly requiredScopes?: readonly string[];
+  readonly missingScopes?: readonly string[];
+  /** For `insufficient_user_authentication`: what to ask the identity provider for (RFC 9470 section 3). */
+  readonly stepUp?: { readonly acrValues?: readonly string[]; readonly maxAgeSeconds?: number };
+  readonly issuer?: string;
+  readonly subject?: string;
+  /** The verified token, when the token was valid but not enough (scopes, login). */
+  readonly identity?: VerifiedToken;
+}
+
 /** The outcome of authorising one request; data, not an error. */
 export type Decision =
   | {
       readonly kind: 'allow';
-      readonly route: CompiledRoute;
+      readonly route: CompiledRoute | undefined;
       /** Present when a token was verified (protected routes). */
       readonly identity?: VerifiedToken;
+      /** Set when a report-only rule would have denied: the request is allowed, the denial logged. */
+      readonly wouldDeny?: Denial;
     }
-  | {
-      readonly kind: 'deny';
-      readonly code: DenialCode;
-      /** Human-readable, safe to send to the client: never echoes the token or claims. */
-      readonly description: string;
-      readonly route?: CompiledRoute;
-      /** For `insufficient_scope`: the route's required scopes, and which of them the token lacks. */
-      readonly requiredScopes?: readonly string[];
-      readonly missingScopes?: readonly string[];
-      /** For `insufficient_user_authentication`: what to ask the identity provider for (RFC 9470 section 3). */
-      readonly stepUp?: { readonly acrValues?: readonly string[]; readonly maxAgeSeconds?: number };
-      readonly issuer?: string;
-      readonly subject?: string;
-    };
+  | Denial;

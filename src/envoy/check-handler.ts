@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { answerForDecision } from '../authz/answer-for-decision.js';
-import { decideAccess, routeRequest } from '../authz/decide.js';
+import { applyEnforcementMode, decideAccess, routeRequest } from '../authz/decide.js';
 import type { Decision } from '../authz/decision.js';
 import type { KeyRing } from '../authn/key-ring.js';
 import { verifyAccessToken } from '../authn/verify-access-token.js';
@@ -47,6 +47,7 @@ export function createCheckHandler(deps: CheckHandlerDependencies) {
       decision = decideAccess(step.route, verification, deps.now());
     }
 
+    decision = applyEnforcementMode(policy, decision);
     const answer = answerForDecision(decision, policy.realm);
     logDecision(deps.logger, {
       decision,

@@ -26,13 +26,16 @@ export function logDecision(logger: Logger, input: DecisionLogInput): void {
       event: 'decision',
       decision: decision.kind,
       status: answer.kind === 'allow' ? 200 : answer.status,
-      reason: decision.kind === 'allow' ? 'allowed' : decision.code,
+      reason: decision.kind === 'allow' ? (decision.wouldDeny?.code ?? 'allowed') : decision.code,
+      ...(decision.kind === 'allow' && decision.wouldDeny !== undefined
+        ? { would_deny: true, mode: 'report-only' }
+        : {}),
       route: decision.route?.name ?? null,
       method: input.method.slice(0, 32),
       path,
       subject: identity?.subject ?? null,
       issuer: identity?.issuer ?? null,
-      missing_scopes: decision.kind === 'deny' ? (decision.missingScopes ?? []) : [],
+      missing_scopes: (decision.kind === 'deny' ? decision : decision.wouldDeny)?.missingScopes ?? [],
       policy_version: input.policyVersion,
       request_id: input.requestId || null,
       duration_ms: Math.round(input.durationMs * 1000) / 1000,

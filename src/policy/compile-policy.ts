@@ -6,6 +6,7 @@ import type {
   AuthenticationRequirement,
   CompiledPolicy,
   CompiledRoute,
+  EnforcementMode,
   IssuerPolicy,
   KeySource,
   RouteAccess,
@@ -49,6 +50,7 @@ const validateSchema = new Ajv2020({
 interface PolicyDocument {
   version: 1;
   realm: string;
+  mode?: EnforcementMode;
   max_token_bytes?: number;
   issuers: {
     issuer: string;
@@ -69,6 +71,7 @@ interface PolicyDocument {
     path: string;
     scopes?: string[];
     public?: boolean;
+    mode?: EnforcementMode;
     authentication?: { acr_values?: string[]; amr?: string[]; max_age?: number | string };
   }[];
 }
@@ -122,7 +125,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
 
   const routes: CompiledRoute[] = [];
   policy.routes.forEach((entry, i) => {
-    const route = compileRoute(entry, i, locator.lineOf(['routes', i]), report);
+    const route = compileRoute(entry, i, locator.lineOf(['routes', i]), policy.mode ?? 'enforce', report);
     if (route !== undefined) routes.push(route);
   });
 
@@ -131,6 +134,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
     version: createHash('sha256').update(text).digest('hex').slice(0, 16),
     source: file,
     realm: policy.realm,
+    mode: policy.mode ?? 'enforce',
     maxTokenBytes: policy.max_token_bytes ?? POLICY_DEFAULTS.maxTokenBytes,
     issuers,
     routes: Object.freeze(routes),
@@ -218,6 +222,7 @@ function compileRoute(
   entry: PolicyDocument['routes'][number],
   index: number,
   line: number,
+  defaultMode: EnforcementMode,
   report: Report,
 ): CompiledRoute | undefined {
   const at: PathSegment[] = ['routes', index];
@@ -266,6 +271,7 @@ function compileRoute(
     line,
     methods,
     pattern: entry.path,
+    mode: entry.mode ?? defaultMode,
     name: `${entry.methods?.join(',') ?? '*'} ${entry.path}`,
     matchesPath,
     access,

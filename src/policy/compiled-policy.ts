@@ -44,6 +44,9 @@ export interface AuthenticationRequirement {
   readonly maxAgeSeconds?: number;
 }
 
+/** Whether denials are answered, or only logged while the request is allowed (to trial a rule). */
+export type EnforcementMode = 'enforce' | 'report-only';
+
 /** What a route demands of a request. */
 export type RouteAccess =
   | { readonly kind: 'public' }
@@ -66,6 +69,8 @@ export interface CompiledRoute {
   readonly pattern: string;
   /** A short stable name for logs and metrics, e.g. `GET /accounts/{id}/balance`. */
   readonly name: string;
+  /** `report-only`: denials are logged as would_deny and the request is allowed. */
+  readonly mode: EnforcementMode;
   /** Whether a normalised request path (no query) matches the pattern. */
   readonly matchesPath: (path: string) => boolean;
   readonly access: RouteAccess;
@@ -79,6 +84,8 @@ export interface CompiledPolicy {
   readonly source: string;
   /** `realm` for every `WWW-Authenticate: Bearer` challenge. */
   readonly realm: string;
+  /** The default mode of routes, and the mode for requests no route matches. */
+  readonly mode: EnforcementMode;
   /** Tokens longer than this are refused before any parsing, in bytes. */
   readonly maxTokenBytes: number;
   /** Trusted issuers by their exact `iss`. */

@@ -290,7 +290,7 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       line: 3,
       path: 'owner',
       key: 'owner',
-      allowed: 'version, realm, max_token_bytes, issuers, routes',
+      allowed: 'version, realm, mode, max_token_bytes, issuers, routes',
     },
     {
       where: 'in an issuer',
@@ -308,7 +308,7 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       line: 10,
       path: 'routes[1].scope',
       key: 'scope',
-      allowed: 'methods, path, scopes, public, authentication',
+      allowed: 'methods, path, scopes, public, authentication, mode',
     },
   ])(
     'refuses an unknown key $where, naming the keys that are allowed',

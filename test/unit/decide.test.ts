@@ -208,6 +208,7 @@ describe('decideAccess', () => {
       missingScopes: ['transfer:funds'],
       issuer: 'https://idp.example/',
       subject: 'alice',
+      identity: expect.objectContaining({ subject: 'alice' }),
     });
   });
 
@@ -301,6 +302,7 @@ describe('decideAccess: the login behind the token (RFC 9470 step-up)', () => {
       stepUp: { maxAgeSeconds: 600 },
       issuer: 'https://idp.example/',
       subject: 'alice',
+      identity: expect.objectContaining({ subject: 'alice' }),
     });
   });
 
