@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { answerForDecision, IDENTITY_HEADERS, statusForDenial } from '../../src/authz/answer-for-decision.js';
+import { decideAccess } from '../../src/authz/decide.js';
 import type { Decision, DenialCode } from '../../src/authz/decision.js';
 import type { CompiledRoute } from '../../src/policy/compiled-policy.js';
 import { compileRoutes } from '../support/inline-policy.js';
@@ -225,5 +226,111 @@ describe('answerForDecision: allow', () => {
 
     expect(answer.setHeaders).toEqual([]);
     expect(answer.removeHeaders).toEqual(['x-auth-subject', 'x-auth-scopes']);
+  });
+});
+
+describe('answerForDecision: insufficient_user_authentication (RFC 9470 section 3)', () => {
+  const CHALLENGE_START = 'Bearer realm="bank-api", error="insufficient_user_authentication"';
+
+  function stepUpAnswer(
+    stepUp: { acrValues?: readonly string[]; maxAgeSeconds?: number } | undefined,
+    description: string,
+  ) {
+    const decision: Decision = {
+      kind: 'deny',
+      code: 'insufficient_user_authentication',
+      description,
+      route: transfer,
+      ...(stepUp === undefined ? {} : { stepUp }),
+    };
+    return deny(decision);
+  }
+
+  it.each([
+    {
+      asks: 'acr_values only',
+      stepUp: { acrValues: ['urn:bank:mfa'] },
+      description: 'a stronger authentication is required',
+      parameters: ', acr_values="urn:bank:mfa"',
+    },
+    {
+      asks: 'every acceptable acr value, space-separated',
+      stepUp: { acrValues: ['urn:bank:mfa', 'urn:bank:hwk'] },
+      description: 'a stronger authentication is required',
+      parameters: ', acr_values="urn:bank:mfa urn:bank:hwk"',
+    },
+    {
+      asks: 'max_age only',
+      stepUp: { maxAgeSeconds: 600 },
+      description: 'the authentication must be at most 600 seconds old',
+      parameters: ', max_age="600"',
+    },
+    {
+      asks: 'a max_age of 0',
+      stepUp: { maxAgeSeconds: 0 },
+      description: 'the authentication must be at most 0 seconds old',
+      parameters: ', max_age="0"',
+    },
+    {
+      asks: 'acr_values then max_age',
+      stepUp: { maxAgeSeconds: 300, acrValues: ['urn:bank:mfa'] },
+      description:
+        'a stronger authentication is required; the authentication must be at most 300 seconds old',
+      parameters: ', acr_values="urn:bank:mfa", max_age="300"',
+    },
+    {
+      asks: 'neither, for an empty stepUp',
+      stepUp: {},
+      description: 'a stronger authentication is required',
+      parameters: '',
+    },
+    {
+      asks: 'neither, without stepUp',
+      stepUp: undefined,
+      description: 'a stronger authentication is required',
+      parameters: '',
+    },
+  ])('challenges with $asks', ({ stepUp, description, parameters }) => {
+    const answer = stepUpAnswer(stepUp, description);
+
+    expect(answer.status).toBe(401);
+    expect(answer.headers).toEqual([
+      ['content-type', 'application/json'],
+      ['cache-control', 'no-store'],
+      ['www-authenticate', `${CHALLENGE_START}, error_description="${description}"${parameters}`],
+    ]);
+    expect(JSON.parse(answer.body)).toStrictEqual({
+      error: 'insufficient_user_authentication',
+      error_description: description,
+    });
+  });
+
+  it('answers what decideAccess found for a compiled route with a weak and stale login', () => {
+    const stepUpPolicy = compileRoutes(
+      '{ methods: [POST], path: /transfer, scopes: [transfer:funds], authentication: { acr_values: [urn:bank:mfa, urn:bank:hwk], amr: [mfa], max_age: 5m } }',
+    );
+    const route = stepUpPolicy.routes[0] as CompiledRoute & { access: { kind: 'protected' } };
+    const nowMs = Date.UTC(2030, 0, 1);
+    const decision = decideAccess(
+      route,
+      {
+        kind: 'verified',
+        token: {
+          issuer: 'https://idp.example/',
+          subject: 'alice',
+          scopes: new Set(['transfer:funds']),
+          acr: 'urn:bank:pwd',
+          amr: new Set(['pwd']),
+          authTime: nowMs / 1000 - 301,
+        },
+      },
+      nowMs,
+    );
+
+    expect(deny(decision).headers).toContainEqual([
+      'www-authenticate',
+      `${CHALLENGE_START}, error_description="a stronger authentication is required; ` +
+        'the authentication must be at most 300 seconds old", acr_values="urn:bank:mfa urn:bank:hwk", max_age="300"',
+    ]);
   });
 });

@@ -59,3 +59,69 @@ describe('bearerChallenge', () => {
     );
   });
 });
+
+describe('bearerChallenge: RFC 9470 step-up parameters', () => {
+  // RFC 9470 section 3, figures 2 and 3, on one line. The RFC's examples name no realm; this service always
+  // does, and puts it first.
+  const FIGURE_2 =
+    'Bearer error="insufficient_user_authentication", ' +
+    'error_description="A different authentication level is required", acr_values="myACR"';
+  const FIGURE_3 =
+    'Bearer error="insufficient_user_authentication", ' +
+    'error_description="More recent authentication is required", max_age="5"';
+  const withRealm = (challenge: string) => challenge.replace('Bearer ', 'Bearer realm="example", ');
+
+  it('formats the RFC 9470 section 3 example asking for another authentication level', () => {
+    expect(
+      bearerChallenge({
+        realm: 'example',
+        error: 'insufficient_user_authentication',
+        error_description: 'A different authentication level is required',
+        acr_values: 'myACR',
+      }),
+    ).toBe(withRealm(FIGURE_2));
+  });
+
+  it('formats the RFC 9470 section 3 example asking for a more recent authentication', () => {
+    expect(
+      bearerChallenge({
+        realm: 'example',
+        error: 'insufficient_user_authentication',
+        error_description: 'More recent authentication is required',
+        max_age: '5',
+      }),
+    ).toBe(withRealm(FIGURE_3));
+  });
+
+  it('emits acr_values then max_age after scope, whatever the order given', () => {
+    expect(
+      bearerChallenge({
+        max_age: '600',
+        acr_values: 'urn:bank:mfa urn:bank:hwk',
+        scope: 'transfer:funds',
+        error_description: 'd',
+        error: 'insufficient_user_authentication',
+        realm: 'bank-api',
+      }),
+    ).toBe(
+      'Bearer realm="bank-api", error="insufficient_user_authentication", error_description="d", ' +
+        'scope="transfer:funds", acr_values="urn:bank:mfa urn:bank:hwk", max_age="600"',
+    );
+  });
+
+  it('leaves out acr_values or max_age when not given', () => {
+    expect(bearerChallenge({ realm: 'r', acr_values: 'a b' })).toBe('Bearer realm="r", acr_values="a b"');
+    expect(bearerChallenge({ realm: 'r', max_age: '0' })).toBe('Bearer realm="r", max_age="0"');
+  });
+
+  it.each([
+    ['acr_values', { realm: 'r', acr_values: 'urn:"mfa"' }],
+    ['acr_values', { realm: 'r', acr_values: 'urn:bank\\mfa' }],
+    ['max_age', { realm: 'r', max_age: '5"' }],
+    ['max_age', { realm: 'r', max_age: '5\r\nx-injected: 1' }],
+  ])('refuses a %s holding a quote, backslash or control character', (name, params) => {
+    expect(() => bearerChallenge(params)).toThrow(
+      new TypeError(`${name} has characters RFC 6750 does not allow`),
+    );
+  });
+});

@@ -266,3 +266,55 @@ describe('devTokenConfig', () => {
     );
   });
 });
+
+describe('devTokenConfig: the login a dev token describes (--acr, --amr, --auth-age)', () => {
+  it.each([
+    ['space-separated', 'pwd mfa', ['pwd', 'mfa']],
+    ['comma-separated', 'pwd,mfa', ['pwd', 'mfa']],
+    ['comma- and space-separated', ' pwd, otp ,mfa ', ['pwd', 'otp', 'mfa']],
+    ['a single method', 'hwk', ['hwk']],
+    ['nothing but separators', ' , ', []],
+  ])('reads --amr %s', (_case, amr, expected) => {
+    expect(devTokenConfig(['--amr', amr], {}).amr).toEqual(expected);
+  });
+
+  it.each([
+    ['0', 0],
+    ['90', 90],
+    ['90s', 90],
+    ['15m', 900],
+    ['2h', 7200],
+    ['1d', 86_400],
+  ])('reads --auth-age %s as %i seconds', (age, seconds) => {
+    expect(devTokenConfig(['--auth-age', age], {}).authAgeSeconds).toBe(seconds);
+  });
+
+  it.each(['urn:bank:mfa', 'https://bank.example/loa/2', '1'])('takes --acr %s as given', (acr) => {
+    expect(devTokenConfig(['--acr', acr], {}).acr).toBe(acr);
+  });
+
+  it.each(['urn:bank mfa', '', 'niveau-\u00e9lev\u00e9', 'urn:bank:mfa\n', 'a'.repeat(257)])(
+    'refuses --acr %j: not a single value',
+    (acr) => {
+      expect(usageErrorFrom(() => devTokenConfig([`--acr=${acr}`], {})).message).toBe(
+        `--acr: "${acr}" is not a single value`,
+      );
+    },
+  );
+
+  it.each([
+    ['a non-ASCII method', 'pwd,m\u00e9thode', 'm\u00e9thode'],
+    ['a control character', 'pwd\tmfa', 'pwd\tmfa'],
+    ['a method of 65 characters', 'x'.repeat(65), 'x'.repeat(65)],
+  ])('refuses --amr with %s, naming the method', (_case, amr, method) => {
+    expect(usageErrorFrom(() => devTokenConfig(['--amr', amr], {})).message).toBe(
+      `--amr: "${method}" is not a method name`,
+    );
+  });
+
+  it.each(['soon', '-5', '1.5h', '', '10 m', '1y'])('refuses --auth-age %j', (age) => {
+    expect(usageErrorFrom(() => devTokenConfig([`--auth-age=${age}`], {})).message).toBe(
+      `--auth-age: "${age}" is not a duration (e.g. 0, 90s, 10m)`,
+    );
+  });
+});
