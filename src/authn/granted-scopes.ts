@@ -17,7 +17,8 @@ export function grantedScopes(
 ): ReadonlySet<string> | undefined {
   const scopes = new Set<string>();
   for (const name of claimNames) {
-    if (!(name in payload)) continue;
+    // Own properties only: a claim named like an inherited property (`constructor`) is simply absent.
+    if (!Object.hasOwn(payload, name)) continue;
     const claim = payload[name];
     let tokens: unknown[];
     if (typeof claim === 'string') tokens = claim.split(' ').filter((token) => token !== '');

@@ -23,17 +23,17 @@ export function readTokenClaims(payload: JWTPayload, issuer: IssuerPolicy): Toke
   const scopes = grantedScopes(payload, claims.scopes);
   if (scopes === undefined) return invalid('token_claims_invalid', 'the scope claim is malformed');
   // Login claims are optional, but when present they must have their standard shapes (OIDC Core section 2).
-  const acr = payload[claims.acr];
+  const acr = ownClaim(payload, claims.acr);
   if (acr !== undefined && typeof acr !== 'string')
     return invalid('token_claims_invalid', 'the acr claim is malformed');
-  const amr = payload[claims.amr];
+  const amr = ownClaim(payload, claims.amr);
   if (
     amr !== undefined &&
     !(Array.isArray(amr) && amr.length <= 32 && amr.every((m) => typeof m === 'string'))
   ) {
     return invalid('token_claims_invalid', 'the amr claim is malformed');
   }
-  const authTime = payload[claims.authTime];
+  const authTime = ownClaim(payload, claims.authTime);
   if (
     authTime !== undefined &&
     !(typeof authTime === 'number' && Number.isFinite(authTime) && authTime >= 0)
@@ -61,4 +61,9 @@ const HEADER_SAFE = /^[\x21-\x7E](?:[\x20-\x7E]{0,1022}[\x21-\x7E])?$/;
 /** A claim copied into a request header must survive the trip unchanged. */
 function isHeaderSafe(value: string): boolean {
   return HEADER_SAFE.test(value);
+}
+
+/** A claim the token itself carries; never a property inherited from Object.prototype. */
+function ownClaim(payload: JWTPayload, name: string): unknown {
+  return Object.hasOwn(payload, name) ? payload[name] : undefined;
 }

@@ -138,8 +138,10 @@ export function devTokenConfig(argv: readonly string[], env: Env): DevTokenConfi
     if (!/^[\x21-\x7E]{1,64}$/.test(method)) throw new UsageError(`--amr: "${method}" is not a method name`);
   }
   const authAgeSeconds = parseDurationSeconds(values['auth-age']);
-  if (authAgeSeconds === undefined) {
-    throw new UsageError(`--auth-age: "${String(values['auth-age'])}" is not a duration (e.g. 0, 90s, 10m)`);
+  if (authAgeSeconds === undefined || authAgeSeconds > 31_536_000) {
+    throw new UsageError(
+      `--auth-age: "${String(values['auth-age'])}" is not a duration of at most a year (e.g. 0, 90s, 10m)`,
+    );
   }
   return Object.freeze({
     scopes: Object.freeze(scopes),

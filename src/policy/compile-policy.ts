@@ -166,7 +166,10 @@ function compileIssuer(
   } else if (entry.discovery === true) {
     // OpenID Connect Discovery 1.0 section 4: the issuer, less a trailing slash, + /.well-known/openid-configuration.
     const url = `${entry.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
-    const problem = fetchableUrlProblem(url);
+    // An issuer identifier has no query or fragment (OIDC Discovery 1.0 section 2, RFC 8414 section 2).
+    const problem = /[?#]/.test(entry.issuer)
+      ? 'an issuer has no query or fragment'
+      : fetchableUrlProblem(url);
     if (problem === undefined) keys = { kind: 'discovery', metadataUrl: new URL(url), issuer: entry.issuer };
     else
       report([...at, 'discovery'], `discovery needs the issuer to be a URL that can be fetched: ${problem}`);
@@ -350,8 +353,8 @@ function schemaProblems(errors: readonly ErrorObject[], locator: Locator): Polic
 }
 
 function patternMessage(path: PathSegment[]): string {
-  if (path.includes('methods')) return 'is not an HTTP method name';
-  if (path.includes('scopes'))
+  if (path[0] === 'routes' && path.includes('methods')) return 'is not an HTTP method name';
+  if (path[0] === 'routes' && path.includes('scopes'))
     return 'is not a scope token (RFC 6749 section 3.3: no spaces, quotes or backslashes)';
   if (path[0] === 'realm') return 'may hold printable ASCII only, without quotes or backslashes';
   return 'has an unexpected form';

@@ -312,9 +312,9 @@ describe('devTokenConfig: the login a dev token describes (--acr, --amr, --auth-
     );
   });
 
-  it.each(['soon', '-5', '1.5h', '', '10 m', '1y'])('refuses --auth-age %j', (age) => {
+  it.each(['soon', '-5', '1.5h', '', '10 m', '1y', '366d'])('refuses --auth-age %j', (age) => {
     expect(usageErrorFrom(() => devTokenConfig([`--auth-age=${age}`], {})).message).toBe(
-      `--auth-age: "${age}" is not a duration (e.g. 0, 90s, 10m)`,
+      `--auth-age: "${age}" is not a duration of at most a year (e.g. 0, 90s, 10m)`,
     );
   });
 });
