@@ -40,6 +40,11 @@ export class IssuerKeys {
 
   constructor(private readonly options: IssuerKeysOptions) {}
 
+  /** The issuer configuration these keys belong to. */
+  get issuer(): IssuerPolicy {
+    return this.options.issuer;
+  }
+
   /** A jose key resolver for `jwtVerify`. Throws `KeySetError` (`ERR_JWKS_UNAVAILABLE`) when no keys are held. */
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
     const keySet = await this.current();

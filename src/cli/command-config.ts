@@ -15,7 +15,6 @@ export const COMMAND_DEFAULTS = Object.freeze({
   logLevel: 'info' as LevelWithSilent,
   devTokenTtlSeconds: 600, // 10 minutes
   maxDevTokenTtlSeconds: 86_400, // 24 hours
-  shutdownGraceMs: 10_000, // 10 seconds
 });
 
 const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -40,6 +39,14 @@ export interface ServeConfig {
   readonly policyFile: string;
   readonly listen: ListenAddress;
   readonly logLevel: LevelWithSilent;
+  /** Where to serve Prometheus metrics; undefined: off. */
+  readonly metricsListen: ListenAddress | undefined;
+  /** Share of allow decisions logged, 0..1. */
+  readonly logAllowedSample: number;
+  /** After SIGTERM, how long calls keep being served with health NOT_SERVING, in ms. */
+  readonly drainDelayMs: number;
+  /** Then, how long calls in flight may take before the server closes anyway, in ms. */
+  readonly shutdownGraceMs: number;
 }
 
 /** `authz serve --policy FILE [--listen HOST:PORT] [--log-level L]`; env AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL. */
@@ -48,7 +55,37 @@ export function serveConfig(argv: readonly string[], env: Env): ServeConfig {
     policy: { type: 'string' },
     listen: { type: 'string' },
     'log-level': { type: 'string' },
+    'metrics-listen': { type: 'string' },
+    'log-allowed-sample': { type: 'string' },
+    'drain-delay': { type: 'string' },
+    'shutdown-grace': { type: 'string' },
   });
+  const setting = (flag: string, variable: string): { value: string | undefined; source: string } => {
+    const fromFlag = values[flag] as string | undefined;
+    return fromFlag !== undefined
+      ? { value: fromFlag, source: `--${flag}` }
+      : { value: env[variable], source: variable };
+  };
+  const metrics = setting('metrics-listen', 'AUTHZ_METRICS_LISTEN');
+  const sample = setting('log-allowed-sample', 'AUTHZ_LOG_ALLOWED_SAMPLE');
+  const sampleRate = sample.value === undefined ? 1 : Number(sample.value);
+  if (
+    sample.value !== undefined &&
+    (!/^(0(\.\d+)?|1(\.0+)?)$/.test(sample.value) || !(sampleRate >= 0 && sampleRate <= 1))
+  ) {
+    throw new UsageError(`${sample.source}: "${sample.value}" is not a number from 0 to 1`);
+  }
+  const duration = (flag: string, variable: string, fallbackSeconds: number, maxSeconds: number): number => {
+    const { value, source } = setting(flag, variable);
+    if (value === undefined) return fallbackSeconds * 1000;
+    const seconds = parseDurationSeconds(value);
+    if (seconds === undefined || seconds > maxSeconds) {
+      throw new UsageError(
+        `${source}: "${value}" is not a duration of at most ${maxSeconds}s (e.g. 0, 5s, 1m)`,
+      );
+    }
+    return seconds * 1000;
+  };
   const policyFile = (values['policy'] as string | undefined) ?? env['AUTHZ_POLICY'];
   if (policyFile === undefined || policyFile === '') {
     throw new UsageError('--policy FILE (or AUTHZ_POLICY) is required');
@@ -63,6 +100,11 @@ export function serveConfig(argv: readonly string[], env: Env): ServeConfig {
       levelFlag ?? env['AUTHZ_LOG_LEVEL'],
       levelFlag !== undefined ? '--log-level' : 'AUTHZ_LOG_LEVEL',
     ),
+    metricsListen:
+      metrics.value === undefined ? undefined : parseListenAddress(metrics.value, metrics.source),
+    logAllowedSample: sampleRate,
+    drainDelayMs: duration('drain-delay', 'AUTHZ_DRAIN_DELAY', 0, 300),
+    shutdownGraceMs: duration('shutdown-grace', 'AUTHZ_SHUTDOWN_GRACE', 10, 600),
   });
 }
 

@@ -21,9 +21,11 @@ import { UsageError } from './usage-error.js';
 const USAGE = `usage: authz <command> [options]
 
 commands:
-  serve --policy FILE [--listen HOST:PORT] [--log-level LEVEL]
+  serve --policy FILE [--listen HOST:PORT] [--log-level LEVEL] [--metrics-listen HOST:PORT]
+        [--log-allowed-sample RATE] [--drain-delay DURATION] [--shutdown-grace DURATION]
         the ext_authz gRPC server and gRPC health (default listen ${COMMAND_DEFAULTS.authzListen};
-        env AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL)
+        env AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE,
+        AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE); reloads the policy when the file changes or on SIGHUP
   bank [--listen HOST:PORT]
         the stub banking upstream (default listen ${COMMAND_DEFAULTS.bankListen})
   dev-token --scope "view:balance transfer:funds" [--sub alice] [--ttl 10m] [--issuer URL] [--audience AUD]
@@ -66,8 +68,10 @@ async function run(argv: readonly string[]): Promise<void> {
         policyFile: config.policyFile,
         listen: config.listen.text,
         logger,
+        logAllowedSample: config.logAllowedSample,
       });
-      onShutdown(() => server.close(COMMAND_DEFAULTS.shutdownGraceMs));
+      process.on('SIGHUP', () => void server.reload());
+      onShutdown(() => server.close({ drainMs: config.drainDelayMs, graceMs: config.shutdownGraceMs }));
       return;
     }
     case 'bank': {

@@ -21,6 +21,15 @@ export interface CheckHandlerDependencies {
   readonly logger: Logger;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
+  /** Sees every decision (metrics), whether or not it is logged. */
+  readonly observe?: (decision: Decision, durationMs: number) => void;
+  /**
+   * The share of allow decisions that are logged, 0 to 1 (default 1). Denials and report-only would-denials
+   * are always logged: they are what an operator looks for; plain allows are the bulk of high traffic.
+   */
+  readonly logAllowedSample?: number;
+  /** A number in [0, 1); injectable for tests. */
+  readonly random?: () => number;
 }
 
 /**
@@ -29,6 +38,7 @@ export interface CheckHandlerDependencies {
  * turns into `status_on_error` because `failure_mode_allow` is off.
  */
 export function createCheckHandler(deps: CheckHandlerDependencies) {
+  const sampleRate = deps.logAllowedSample ?? 1;
   return async function check(request: CheckRequestMessage): Promise<CheckResponseMessage> {
     const started = performance.now();
     const { policy, keyRing } = deps.active(); // one version for the whole request
@@ -49,15 +59,23 @@ export function createCheckHandler(deps: CheckHandlerDependencies) {
 
     decision = applyEnforcementMode(policy, decision);
     const answer = answerForDecision(decision, policy.realm);
-    logDecision(deps.logger, {
-      decision,
-      answer,
-      method: facts.method,
-      target: facts.target,
-      requestId: facts.requestId,
-      policyVersion: policy.version,
-      durationMs: performance.now() - started,
-    });
+    const durationMs = performance.now() - started;
+    deps.observe?.(decision, durationMs);
+    const sampled =
+      decision.kind === 'deny' ||
+      decision.wouldDeny !== undefined ||
+      (deps.random ?? Math.random)() < sampleRate;
+    if (sampled) {
+      logDecision(deps.logger, {
+        decision,
+        answer,
+        method: facts.method,
+        target: facts.target,
+        requestId: facts.requestId,
+        policyVersion: policy.version,
+        durationMs,
+      });
+    }
     return checkResponseForAnswer(answer);
   };
 }

@@ -1,15 +1,28 @@
 import { Server, ServerCredentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import { createKeyRing } from '../authn/key-ring.js';
 import { fetchKeySetOverHttp, type FetchKeySet } from '../authn/read-key-set.js';
+import type { Decision } from '../authz/decision.js';
 import { loadAuthorizationService } from '../envoy/authorization-proto.js';
 import type { CheckRequestMessage, CheckResponseMessage } from '../envoy/check-messages.js';
-import { createCheckHandler, type ActivePolicy } from '../envoy/check-handler.js';
-import { loadPolicy } from '../policy/load-policy.js';
+import { createCheckHandler } from '../envoy/check-handler.js';
+import { PolicyRuntime, type ReloadResult } from './policy-runtime.js';
 
 /** The gRPC service name health is reported for (besides the overall "" service). */
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
+
+/** What the server reports to metrics; `src/metrics` implements it. */
+export interface ServerMetrics {
+  recordDecision(input: {
+    route: string;
+    outcome: 'allow' | 'deny' | 'would_deny';
+    reason: string;
+    durationSeconds: number;
+  }): void;
+  recordKeySetFetch(input: { issuer: string; outcome: 'ok' | 'error'; trigger: string }): void;
+  recordPolicyReload(result: 'ok' | 'error'): void;
+  setPolicyInfo(input: { version: string; source: string }): void;
+}
 
 export interface AuthzServerOptions {
   readonly policyFile: string;
@@ -18,13 +31,24 @@ export interface AuthzServerOptions {
   readonly logger: Logger;
   readonly fetchKeySet?: FetchKeySet;
   readonly now?: () => number;
+  readonly metrics?: ServerMetrics;
+  /** Share of allow decisions logged, 0..1 (default 1); denials are always logged. */
+  readonly logAllowedSample?: number;
+  /** Watch the policy file and reload on change (default true). */
+  readonly watchPolicy?: boolean;
 }
 
 export interface RunningAuthzServer {
   /** The port actually bound. */
   readonly port: number;
-  /** Stops taking calls, lets calls in flight finish for up to `graceMs`, then closes. */
-  close(graceMs?: number): Promise<void>;
+  /** Re-reads the policy file now (SIGHUP). */
+  reload(): Promise<ReloadResult>;
+  /**
+   * Graceful stop: health turns NOT_SERVING at once; calls keep being served for `drainMs` so that
+   * balancers watching health can move away; then new calls are refused while calls in flight finish,
+   * for at most `graceMs`; then the server closes.
+   */
+  close(options?: { drainMs?: number; graceMs?: number }): Promise<void>;
 }
 
 /** Server limits: a CheckRequest carries headers only (no body is forwarded), so 1 MiB is ample. */
@@ -32,29 +56,60 @@ const SERVER_OPTIONS = {
   'grpc.max_receive_message_length': 1024 * 1024, // 1 MiB
   'grpc.max_send_message_length': 64 * 1024, // 64 KiB
 };
+/** How often health is re-evaluated and missing issuer keys are retried (fetches keep their own cooldowns). */
+const HEALTH_INTERVAL_MS = 1000; // 1 second
 
 /**
- * Loads the policy, then serves ext_authz and gRPC health on one port. Health is SERVING only once the
- * policy is loaded: a bad policy means the process never starts listening.
+ * Loads the policy, then serves ext_authz and gRPC health on one port, and keeps the policy current
+ * (file watching; `reload()` for SIGHUP). Health is SERVING only while a policy is loaded and every one of
+ * its issuers' keys have been obtained at least once, and NOT_SERVING from the moment draining starts.
  *
- * @throws PolicyError when the policy cannot be used; Error when the address cannot be bound.
+ * @throws PolicyError when the initial policy cannot be used; Error when the address cannot be bound.
  */
 export async function startAuthzServer(options: AuthzServerOptions): Promise<RunningAuthzServer> {
-  const { logger } = options;
+  const { logger, metrics } = options;
   const now = options.now ?? Date.now;
-  const policy = await loadPolicy(options.policyFile);
-  const keyRing = createKeyRing(policy, {
+  const runtime = await PolicyRuntime.start({
+    policyFile: options.policyFile,
+    logger,
     fetchKeySet: options.fetchKeySet ?? fetchKeySetOverHttp,
     now,
-    onFetch: (event) => {
+    onKeySetFetch: (event) => {
+      metrics?.recordKeySetFetch({ issuer: event.issuer, outcome: event.outcome, trigger: event.trigger });
       if (event.outcome === 'ok') logger.info({ event: 'jwks_fetch', ...event }, 'issuer keys fetched');
       else logger.warn({ event: 'jwks_fetch', ...event }, 'issuer keys could not be fetched');
     },
+    onReload: (result, active) => {
+      metrics?.recordPolicyReload(result);
+      if (result === 'ok')
+        metrics?.setPolicyInfo({ version: active.policy.version, source: active.policy.source });
+      updateHealth();
+    },
   });
-  const active: ActivePolicy = { policy, keyRing };
-  const check = createCheckHandler({ active: () => active, logger, now });
+  metrics?.setPolicyInfo({ version: runtime.active.policy.version, source: runtime.active.policy.source });
+
+  const check = createCheckHandler({
+    active: () => runtime.active,
+    logger,
+    now,
+    ...(options.logAllowedSample === undefined ? {} : { logAllowedSample: options.logAllowedSample }),
+    ...(metrics === undefined
+      ? {}
+      : { observe: (decision, durationMs) => observeDecision(metrics, decision, durationMs) }),
+  });
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', [AUTHORIZATION_SERVICE]: 'NOT_SERVING' });
+  let draining = false;
+  let reported: ServingStatus = 'NOT_SERVING';
+  function updateHealth(): void {
+    const status: ServingStatus = !draining && runtime.active.keyRing.ready ? 'SERVING' : 'NOT_SERVING';
+    if (status === reported) return;
+    reported = status;
+    health.setStatus('', status);
+    health.setStatus(AUTHORIZATION_SERVICE, status);
+    logger.info({ event: 'health', status }, `health ${status}`);
+  }
+
   const server = new Server(SERVER_OPTIONS);
   health.addToServer(server);
   server.addService(loadAuthorizationService(), {
@@ -79,25 +134,54 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
         : reject(new Error(`cannot listen on ${options.listen}: ${error.message}`)),
     );
   });
-  health.setStatus('', 'SERVING');
-  health.setStatus(AUTHORIZATION_SERVICE, 'SERVING');
+  const { policy } = runtime.active;
   logger.info(
     { event: 'started', listen: options.listen, port, policy: policy.source, policy_version: policy.version },
     'authz server listening',
   );
-  void keyRing.prefetch(); // warm the key cache; failures are logged by onFetch and retried on demand
+  if (options.watchPolicy !== false) runtime.watch();
+  void runtime.active.keyRing.prefetch().then(updateHealth);
+  const healthTimer = setInterval(() => {
+    const { keyRing } = runtime.active;
+    if (!keyRing.ready) void keyRing.prefetch().then(updateHealth);
+    updateHealth();
+  }, HEALTH_INTERVAL_MS);
+  healthTimer.unref();
 
+  let closing: Promise<void> | undefined;
   return {
     port,
-    close: (graceMs = 10_000) =>
-      new Promise<void>((resolve) => {
-        health.setStatus('', 'NOT_SERVING');
-        health.setStatus(AUTHORIZATION_SERVICE, 'NOT_SERVING');
-        const timer = setTimeout(() => server.forceShutdown(), graceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
+    reload: () => runtime.reload('signal'),
+    close: ({ drainMs = 0, graceMs = 10_000 } = {}) =>
+      (closing ??= (async () => {
+        draining = true;
+        updateHealth();
+        logger.info({ event: 'draining', drain_ms: drainMs, grace_ms: graceMs }, 'draining');
+        if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
+        runtime.stop();
+        clearInterval(healthTimer);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            logger.warn({ event: 'shutdown_forced' }, 'calls still in flight after the grace period');
+            server.forceShutdown();
+            resolve();
+          }, graceMs);
+          server.tryShutdown(() => {
+            clearTimeout(timer);
+            resolve();
+          });
         });
-      }),
+        logger.info({ event: 'stopped' }, 'authz server stopped');
+      })()),
   };
+}
+
+function observeDecision(metrics: ServerMetrics, decision: Decision, durationMs: number): void {
+  const wouldDeny = decision.kind === 'allow' ? decision.wouldDeny : undefined;
+  metrics.recordDecision({
+    route: decision.route?.name ?? '(none)',
+    outcome: decision.kind === 'deny' ? 'deny' : wouldDeny !== undefined ? 'would_deny' : 'allow',
+    reason: decision.kind === 'deny' ? decision.code : (wouldDeny?.code ?? 'allowed'),
+    durationSeconds: durationMs / 1000,
+  });
 }

@@ -108,7 +108,7 @@ describe('development identity provider tokens through the authorization server'
 
   afterAll(async () => {
     client?.close();
-    await server?.close(1000);
+    await server?.close({ graceMs: 1000 });
     await idp?.close();
     await temp?.remove();
   });

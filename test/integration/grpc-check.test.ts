@@ -607,7 +607,7 @@ describe('server lifecycle', () => {
       ).rejects.toThrow(`cannot listen on 127.0.0.1:${first.port}`);
       expect(sink.records().filter((r) => r['event'] === 'started')).toHaveLength(1);
     } finally {
-      await first.close(1000);
+      await first.close({ graceMs: 1000 });
       await jwks.close();
       await temp.remove();
     }
@@ -635,7 +635,7 @@ describe('server lifecycle', () => {
       expectAllowed(await client.current.check(request));
 
       const started = Date.now();
-      await expect(server.close(5000)).resolves.toBeUndefined();
+      await expect(server.close({ graceMs: 5000 })).resolves.toBeUndefined();
       expect(Date.now() - started).toBeLessThan(4000); // graceful, not forced at the end of the grace period
 
       const after = await client.current.check(request).then(

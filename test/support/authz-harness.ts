@@ -292,7 +292,7 @@ export async function startInProcessAuthz(options: InProcessAuthzOptions): Promi
       client,
       stop: async () => {
         client.close();
-        await server.close(1000);
+        await server.close({ graceMs: 1000 });
         await temp.remove();
       },
     };

@@ -58,6 +58,10 @@ describe('serveConfig', () => {
       policyFile: 'policy.yaml',
       listen: { host: '127.0.0.1', port: 9001, text: '127.0.0.1:9001' },
       logLevel: 'info',
+      metricsListen: undefined,
+      logAllowedSample: 1,
+      drainDelayMs: 0,
+      shutdownGraceMs: 10_000,
     });
     expect(COMMAND_DEFAULTS.authzListen).toBe('127.0.0.1:9001');
   });
@@ -67,12 +71,20 @@ describe('serveConfig', () => {
       AUTHZ_POLICY: '/etc/authz/policy.yaml',
       AUTHZ_LISTEN: '[::1]:9101',
       AUTHZ_LOG_LEVEL: 'debug',
+      AUTHZ_METRICS_LISTEN: '127.0.0.1:9464',
+      AUTHZ_LOG_ALLOWED_SAMPLE: '0.25',
+      AUTHZ_DRAIN_DELAY: '2s',
+      AUTHZ_SHUTDOWN_GRACE: '30s',
     };
 
     expect(serveConfig([], env)).toEqual({
       policyFile: '/etc/authz/policy.yaml',
       listen: { host: '::1', port: 9101, text: '[::1]:9101' },
       logLevel: 'debug',
+      metricsListen: { host: '127.0.0.1', port: 9464, text: '127.0.0.1:9464' },
+      logAllowedSample: 0.25,
+      drainDelayMs: 2000,
+      shutdownGraceMs: 30_000,
     });
   });
 
@@ -80,11 +92,46 @@ describe('serveConfig', () => {
     const env = { AUTHZ_POLICY: 'env.yaml', AUTHZ_LISTEN: '127.0.0.1:1', AUTHZ_LOG_LEVEL: 'debug' };
     const argv = ['--policy', 'flag.yaml', '--listen', '0.0.0.0:9002', '--log-level', 'warn'];
 
-    expect(serveConfig(argv, env)).toEqual({
+    expect(serveConfig(argv, env)).toMatchObject({
       policyFile: 'flag.yaml',
       listen: { host: '0.0.0.0', port: 9002, text: '0.0.0.0:9002' },
       logLevel: 'warn',
     });
+  });
+
+  it('lets the operational flags beat their variables', () => {
+    const env = {
+      AUTHZ_LOG_ALLOWED_SAMPLE: '0.5',
+      AUTHZ_DRAIN_DELAY: '9s',
+      AUTHZ_METRICS_LISTEN: '127.0.0.1:1',
+    };
+    const argv = [
+      '--policy',
+      'p.yaml',
+      '--log-allowed-sample',
+      '0',
+      '--drain-delay',
+      '1s',
+      '--metrics-listen',
+      '127.0.0.1:9464',
+    ];
+    expect(serveConfig(argv, env)).toMatchObject({
+      logAllowedSample: 0,
+      drainDelayMs: 1000,
+      metricsListen: { port: 9464 },
+    });
+  });
+
+  it.each([
+    [['--log-allowed-sample', '1.5'], '--log-allowed-sample: "1.5" is not a number from 0 to 1'],
+    [['--log-allowed-sample', 'half'], '--log-allowed-sample: "half" is not a number from 0 to 1'],
+    [['--drain-delay', '10m'], '--drain-delay: "10m" is not a duration of at most 300s (e.g. 0, 5s, 1m)'],
+    [
+      ['--shutdown-grace', 'soon'],
+      '--shutdown-grace: "soon" is not a duration of at most 600s (e.g. 0, 5s, 1m)',
+    ],
+  ])('refuses %j naming the flag', (flags, message) => {
+    expect(() => serveConfig(['--policy', 'p.yaml', ...flags], {})).toThrow(message);
   });
 
   it('accepts the --flag=value form', () => {
