@@ -1,0 +1,162 @@
+import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../support/test-issuer.js';
+import { startCli, type RunningCli } from './cli-process.js';
+import { repoRoot } from './envoy-binary.js';
+import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
+
+// Policy operations while real Envoy serves traffic: edits take effect within 2 s without a restart and
+// without a failed request, a bad edit never takes effect, and a report-only rule allows and logs.
+
+const ISSUER = 'https://issuer.ops.test/';
+const AUDIENCE = 'https://my-banking-api';
+
+let envoy: RunningEnvoy;
+let authz: RunningCli;
+let bank: RunningCli;
+let jwks: JwksServer;
+let policyFile: string;
+let dir: string;
+let demoRoutes: Record<string, unknown>[];
+let viewToken: string;
+let metricsUrl: string;
+
+/** The demo policy with this suite's issuer, and GET /balance changed as given. */
+function policyWith(balance: Record<string, unknown>): string {
+  const routes = demoRoutes.map((route) => (route['path'] === '/balance' ? { ...route, ...balance } : route));
+  return stringify({
+    version: 1,
+    realm: 'bank-api',
+    issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] }],
+    routes,
+  });
+}
+
+/** Saves the way editors do: write a temporary file beside it, then rename over the original. */
+async function saveByRename(text: string): Promise<void> {
+  const temporary = path.join(dir, `.policy.yaml.${Date.now()}.tmp`);
+  await writeFile(temporary, text);
+  await rename(temporary, policyFile);
+}
+
+const balanceStatus = async () =>
+  (await fetch(`${envoy.baseUrl}/balance`, { headers: { authorization: `Bearer ${viewToken}` } })).status;
+
+/**
+ * Sends GET /balance continuously until `until` says stop, recording every status. Each answer must be an
+ * answer of some policy version: 200 (allowed) or 403 (the tighter rule); anything else is a failure.
+ */
+async function trafficUntil(until: (statuses: number[]) => boolean, timeoutMs: number): Promise<number[]> {
+  const statuses: number[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (!until(statuses) && Date.now() < deadline) statuses.push(await balanceStatus().catch(() => -1));
+  return statuses;
+}
+
+async function metricValue(name: string, labels: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
+}
+
+beforeAll(async () => {
+  const key = await generateTestKey('ops-key');
+  jwks = await startJwksServer([key.publicJwk]);
+  viewToken = await signTestToken(
+    key,
+    { issuer: ISSUER, audience: AUDIENCE },
+    { claims: { scope: 'view:balance' } },
+  );
+  const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as {
+    routes: Record<string, unknown>[];
+  };
+  demoRoutes = demo.routes;
+
+  dir = await mkdtemp(path.join(tmpdir(), 'authz-ops-'));
+  policyFile = path.join(dir, 'policy.yaml');
+  await writeFile(policyFile, policyWith({}));
+  const [listen, admin, authzPort, bankPort, metricsPort] = await freePorts(5);
+  metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  authz = await startCli([
+    'serve',
+    '--policy',
+    policyFile,
+    '--listen',
+    `127.0.0.1:${authzPort}`,
+    '--metrics-listen',
+    `127.0.0.1:${metricsPort}`,
+  ]);
+  bank = await startCli(['bank', '--listen', `127.0.0.1:${bankPort}`]);
+  envoy = await startEnvoy({ listen: listen!, admin: admin!, authz: authzPort!, bank: bankPort! });
+});
+
+afterAll(async () => {
+  await envoy?.stop();
+  await Promise.all([authz?.stop(), bank?.stop()]);
+  await jwks?.close();
+});
+
+describe('editing policy.yaml while Envoy serves traffic', () => {
+  it('takes a tighter rule within 2 s, then its removal, with no failed request in between', async () => {
+    expect(await balanceStatus()).toBe(200);
+
+    const started = Date.now();
+    await writeFile(policyFile, policyWith({ scopes: ['view:balance', 'audit:read'] })); // truncate and write
+    const tightening = await trafficUntil((s) => s.at(-1) === 403, 5000);
+    expect(Date.now() - started).toBeLessThan(2000 + 500); // 2 s, plus the last request's own time
+    expect(tightening.at(-1)).toBe(403);
+    expect(tightening.every((status) => status === 200 || status === 403)).toBe(true);
+
+    const again = Date.now();
+    await saveByRename(policyWith({}));
+    const loosening = await trafficUntil((s) => s.at(-1) === 200, 5000);
+    expect(Date.now() - again).toBeLessThan(2000 + 500);
+    expect(loosening.every((status) => status === 200 || status === 403)).toBe(true);
+    expect(loosening.at(-1)).toBe(200);
+
+    const reloads = authz.logLines().filter((l) => l['event'] === 'policy_reload' && l['result'] === 'ok');
+    expect(reloads.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses an invalid edit: the old rules stay, the error is logged, the metric moves', async () => {
+    const errorsBefore = await metricValue('authz_policy_reloads_total', 'result="error"');
+    await writeFile(policyFile, policyWith({ methods: ['get'] })); // lower-case method: invalid
+    await delay(2000);
+    expect(await balanceStatus()).toBe(200);
+
+    const refused = authz
+      .logLines()
+      .filter((l) => l['event'] === 'policy_reload' && l['result'] === 'error')
+      .at(-1);
+    expect(refused).toBeDefined();
+    expect(JSON.stringify(refused!['problems'])).toMatch(
+      /policy\.yaml:\d+:\d+: routes\[0\]\.methods\[0\]: .*"GET"/,
+    );
+    expect(await metricValue('authz_policy_reloads_total', 'result="error"')).toBeGreaterThan(errorsBefore);
+
+    await writeFile(policyFile, policyWith({})); // a good file again
+  });
+
+  it('allows a request a report-only rule would deny, and logs would_deny', async () => {
+    await saveByRename(policyWith({ scopes: ['view:balance', 'premium:read'], mode: 'report-only' }));
+    await trafficUntil(() => authz.logLines().some((l) => l['would_deny'] === true), 5000);
+
+    expect(await balanceStatus()).toBe(200);
+    const line = authz
+      .logLines()
+      .filter((l) => l['event'] === 'decision' && l['would_deny'] === true)
+      .at(-1);
+    expect(line).toMatchObject({
+      decision: 'allow',
+      status: 200,
+      reason: 'insufficient_scope',
+      mode: 'report-only',
+      missing_scopes: ['premium:read'],
+    });
+    expect(await metricValue('authz_decisions_total', 'outcome="would_deny"')).toBeGreaterThan(0);
+  });
+});
