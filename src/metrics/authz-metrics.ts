@@ -1,0 +1,151 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { boundLabelValue, LabelBudget } from './label-budget.js';
+
+/** How a decision ended: `would_deny` is a report-only denial, for which the request was allowed. */
+export type DecisionOutcome = 'allow' | 'deny' | 'would_deny';
+
+/**
+ * The service's Prometheus metrics, on a registry of their own. Recording never throws and never blocks:
+ * it is called on the decision hot path.
+ */
+export interface AuthzMetrics {
+  /** Holds these metrics and the default Node process metrics; serve it with `startMetricsServer`. */
+  readonly registry: Registry;
+  /** outcome: 'allow' | 'deny' | 'would_deny'; reason: the decision's stable code (e.g. 'allowed', 'insufficient_scope'); route: the route name or '(none)'. */
+  recordDecision(input: {
+    route: string;
+    outcome: DecisionOutcome;
+    reason: string;
+    durationSeconds: number;
+  }): void;
+  /** One fetch of an issuer's key set; `trigger` says why it was fetched (e.g. 'initial', 'unknown_key'). */
+  recordKeySetFetch(input: { issuer: string; outcome: 'ok' | 'error'; trigger: string }): void;
+  /** One policy reload attempt that read a changed file; `ok` also stamps the last-success time. */
+  recordPolicyReload(result: 'ok' | 'error'): void;
+  /** Exposes the policy in force as an info gauge (value 1) labelled by version and source; replaces the previous one. */
+  setPolicyInfo(input: { version: string; source: string }): void;
+}
+
+/** What {@link createAuthzMetrics} may be given; every field has a production default. */
+export interface AuthzMetricsOptions {
+  /** Distinct label combinations each metric keeps before folding into `(other)`. */
+  readonly maxSeriesPerMetric?: number;
+  /** Wall clock in milliseconds since the epoch, for the last-reload timestamp. */
+  readonly now?: () => number;
+}
+
+/** The default cap on label combinations per metric: far above any sane policy, far below a memory problem. */
+export const DEFAULT_MAX_SERIES_PER_METRIC = 1000;
+
+/**
+ * Decision latency buckets, in seconds. A decision is a few hash lookups and, with a cached key, one
+ * signature check: tens to hundreds of microseconds. The upper buckets catch the slow path (a key set fetch
+ * on an unknown `kid`) up to one second, beyond which Envoy's own ext_authz timeout is the better signal.
+ */
+export const DECISION_DURATION_BUCKETS: readonly number[] = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+];
+
+const DECISION_OUTCOMES: readonly DecisionOutcome[] = ['allow', 'deny', 'would_deny'];
+const RELOAD_RESULTS = ['ok', 'error'] as const;
+
+/**
+ * Creates the service's metrics on a new registry, with the default Node process metrics (CPU, memory,
+ * event loop, GC) registered on it too. A registry per call, never prom-client's global one, so that two
+ * servers in one process (the tests, the demo) do not count into each other and nothing registers twice.
+ *
+ * The default metrics start an event-loop delay monitor and a GC observer that live as long as the
+ * process: create one instance per server, not per request.
+ *
+ * @throws RangeError when `maxSeriesPerMetric` is not a positive integer.
+ */
+export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetrics {
+  const maxSeries = options.maxSeriesPerMetric ?? DEFAULT_MAX_SERIES_PER_METRIC;
+  const now = options.now ?? Date.now;
+  const registry = new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry });
+
+  const decisions = new Counter({
+    name: 'authz_decisions_total',
+    help: 'Authorization decisions, by route name, outcome and reason code.',
+    labelNames: ['route', 'outcome', 'reason'] as const,
+    registers,
+  });
+  // The route is the open-ended label, so it goes first; the reason only if even (other) has run out.
+  const decisionLabels = new LabelBudget(['route', 'outcome', 'reason'], ['route', 'reason'], maxSeries);
+
+  const decisionDuration = new Histogram({
+    name: 'authz_decision_duration_seconds',
+    help: 'Time to reach an authorization decision, in seconds, by outcome.',
+    labelNames: ['outcome'] as const,
+    buckets: [...DECISION_DURATION_BUCKETS],
+    registers,
+  });
+
+  const keySetFetches = new Counter({
+    name: 'authz_jwks_fetches_total',
+    help: 'Fetches of an issuer JSON Web Key Set, by issuer, outcome and what triggered the fetch.',
+    labelNames: ['issuer', 'outcome', 'trigger'] as const,
+    registers,
+  });
+  const keySetFetchLabels = new LabelBudget(
+    ['issuer', 'outcome', 'trigger'],
+    ['issuer', 'trigger'],
+    maxSeries,
+  );
+
+  const policyReloads = new Counter({
+    name: 'authz_policy_reloads_total',
+    help: 'Policy reload attempts of a changed file, by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+
+  const policyInfo = new Gauge({
+    name: 'authz_policy_info',
+    help: 'The policy in force: always 1, labelled by its content version and source file.',
+    labelNames: ['version', 'source'] as const,
+    registers,
+  });
+
+  const lastReloadSuccess = new Gauge({
+    name: 'authz_policy_last_reload_success_timestamp_seconds',
+    help: 'Unix time of the last successful policy reload, in seconds; 0 until the first.',
+    registers,
+  });
+
+  // Series for closed label sets exist from the start, so that rate() and absent-series alerts see a 0
+  // rather than nothing before the first event.
+  for (const outcome of DECISION_OUTCOMES) decisionDuration.zero({ outcome });
+  for (const result of RELOAD_RESULTS) policyReloads.inc({ result }, 0);
+
+  return {
+    registry,
+
+    recordDecision({ route, outcome, reason, durationSeconds }) {
+      decisions.inc(decisionLabels.admit({ route, outcome, reason }));
+      // A NaN or infinite observation would poison the histogram's sum for the life of the process;
+      // a negative one can only be a clock step, and counts as instant.
+      if (Number.isFinite(durationSeconds)) {
+        decisionDuration.observe({ outcome }, Math.max(0, durationSeconds));
+      }
+    },
+
+    recordKeySetFetch({ issuer, outcome, trigger }) {
+      keySetFetches.inc(keySetFetchLabels.admit({ issuer, outcome, trigger }));
+    },
+
+    recordPolicyReload(result) {
+      policyReloads.inc({ result });
+      if (result === 'ok') lastReloadSuccess.set(now() / 1000);
+    },
+
+    setPolicyInfo({ version, source }) {
+      // Reset and set in one synchronous step: a scrape sees the old policy or the new one, never both
+      // and never neither.
+      policyInfo.reset();
+      policyInfo.set({ version: boundLabelValue(version), source: boundLabelValue(source) }, 1);
+    },
+  };
+}

@@ -1,0 +1,104 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+
+/** A listening metrics endpoint. */
+export interface RunningMetricsServer {
+  /** The bound port: the one asked for, or the one the system chose for port 0. */
+  readonly port: number;
+  /** Stops listening and drops open connections (a scraper holds keep-alive ones open). */
+  close(): Promise<void>;
+}
+
+/** What {@link startMetricsServer} needs. */
+export interface MetricsServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly registry: Registry;
+  readonly logger: Logger;
+}
+
+/** A scrape is one small GET; anything slower than this is a stuck or hostile client. */
+const REQUEST_TIMEOUT_MS = 10_000; // 10 seconds
+const HEADERS_TIMEOUT_MS = 5_000; // 5 seconds
+/** Prometheus keeps one connection per target; the rest is for people with curl. */
+const MAX_CONNECTIONS = 32;
+
+/**
+ * Serves the Prometheus scrape endpoint on its own port, apart from the gRPC Check service so that metrics
+ * can be exposed to the monitoring network without exposing authorization, and a slow scrape never
+ * competes with a decision.
+ *
+ * - `GET /metrics` → 200, the registry in the Prometheus text format
+ * - `GET /healthz` → 200 `ok`
+ * - any other path → 404; another method on a known path → 405 with `Allow: GET`
+ *
+ * @throws the listen error (e.g. `EADDRINUSE`) when the port cannot be bound.
+ */
+export async function startMetricsServer(options: MetricsServerOptions): Promise<RunningMetricsServer> {
+  const { registry, logger } = options;
+  const server = createServer((request, response) => {
+    handle(registry, request, response).catch((error: unknown) => {
+      // A collect callback of a metric can throw; the scrape fails, the service does not.
+      logger.error({ event: 'metrics_error', err: error }, 'metrics scrape failed');
+      if (!response.headersSent) sendText(response, 500, 'internal error\n');
+      else response.destroy();
+    });
+  });
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.maxConnections = MAX_CONNECTIONS;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ event: 'metrics_started', host: options.host, port }, 'metrics listening');
+  return {
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function handle(registry: Registry, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const path = (request.url ?? '/').split('?')[0];
+  if (path !== '/metrics' && path !== '/healthz') return sendText(response, 404, 'not found\n');
+  // Only GET, as the scrape contract says; 405 rather than 404 because the resource does exist.
+  if (request.method !== 'GET') return sendText(response, 405, 'method not allowed\n', { allow: 'GET' });
+  if (path === '/healthz') return sendText(response, 200, 'ok');
+  const body = await registry.metrics();
+  send(response, 200, registry.contentType, body);
+}
+
+function sendText(
+  response: ServerResponse,
+  status: number,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
+  send(response, status, 'text/plain; charset=utf-8', text, headers);
+}
+
+function send(
+  response: ServerResponse,
+  status: number,
+  contentType: string,
+  body: string,
+  headers: Record<string, string> = {},
+): void {
+  response.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  response.end(body);
+}
