@@ -14,6 +14,8 @@ import {
   serveConfig,
 } from './command-config.js';
 import { startDevIdp } from '../dev-idp/dev-idp-server.js';
+import { createAuthzMetrics } from '../metrics/authz-metrics.js';
+import { startMetricsServer } from '../metrics/metrics-server.js';
 import { runStepUpWalkthrough } from '../demo/step-up-walkthrough.js';
 import { otpSource } from '../demo/otp-source.js';
 import { UsageError } from './usage-error.js';
@@ -64,14 +66,28 @@ async function run(argv: readonly string[]): Promise<void> {
     case 'serve': {
       const config = serveConfig(rest, env);
       const logger = createLogger({ level: config.logLevel });
+      const metrics = config.metricsListen === undefined ? undefined : createAuthzMetrics();
       const server = await startAuthzServer({
         policyFile: config.policyFile,
         listen: config.listen.text,
         logger,
         logAllowedSample: config.logAllowedSample,
+        ...(metrics === undefined ? {} : { metrics }),
       });
+      const metricsServer =
+        metrics === undefined || config.metricsListen === undefined
+          ? undefined
+          : await startMetricsServer({
+              host: config.metricsListen.host,
+              port: config.metricsListen.port,
+              registry: metrics.registry,
+              logger,
+            });
       process.on('SIGHUP', () => void server.reload());
-      onShutdown(() => server.close({ drainMs: config.drainDelayMs, graceMs: config.shutdownGraceMs }));
+      onShutdown(async () => {
+        await server.close({ drainMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
+        await metricsServer?.close();
+      });
       return;
     }
     case 'bank': {

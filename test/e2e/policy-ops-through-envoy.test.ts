@@ -133,9 +133,11 @@ describe('editing policy.yaml while Envoy serves traffic', () => {
       .filter((l) => l['event'] === 'policy_reload' && l['result'] === 'error')
       .at(-1);
     expect(refused).toBeDefined();
-    expect(JSON.stringify(refused!['problems'])).toMatch(
-      /policy\.yaml:\d+:\d+: routes\[0\]\.methods\[0\]: .*"GET"/,
-    );
+    expect(refused!['problems']).toEqual([
+      expect.stringMatching(
+        /policy\.yaml:\d+:\d+: routes\[0\]\.methods\[0\]: HTTP methods are case-sensitive: write "GET"$/,
+      ),
+    ]);
     expect(await metricValue('authz_policy_reloads_total', 'result="error"')).toBeGreaterThan(errorsBefore);
 
     await writeFile(policyFile, policyWith({})); // a good file again
