@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { IDENTITY_HEADERS } from '../authz/answer-for-decision.js';
+import { readBoundedBody } from '../http/read-bounded-body.js';
 import { fromCents, Ledger } from './ledger.js';
 
 const MAX_BODY_BYTES = 16 * 1024; // 16 KiB: a transfer is a few dozen bytes
@@ -74,7 +75,7 @@ async function handle(ledger: Ledger, request: IncomingMessage, response: Server
       error_description: 'send application/json',
     });
   }
-  const body = await readBody(request);
+  const body = await readBoundedBody(request, MAX_BODY_BYTES);
   if (body === undefined) return send(response, 413, { error: 'payload_too_large' });
   let parsed: unknown;
   try {
@@ -95,26 +96,6 @@ async function handle(ledger: Ledger, request: IncomingMessage, response: Server
     return send(response, status, { error: result.refusal });
   }
   return send(response, 201, { from: subject, to, amount, balance: fromCents(result.balanceCents) });
-}
-
-function readBody(request: IncomingMessage): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        // Stop keeping data but let the rest drain, so the 413 can still be sent.
-        request.removeAllListeners('data');
-        request.resume();
-        resolve(undefined);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    request.on('error', reject);
-  });
 }
 
 function send(

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { readBoundedBody } from '../http/read-bounded-body.js';
 import { OAuthError } from './oauth-error.js';
 
 /** Development only. 16 KiB: a token request is a few hundred bytes; more is a mistake or an attack. */
@@ -18,28 +19,10 @@ export function mediaTypeOf(request: IncomingMessage): string {
  * @throws OAuthError 413 `invalid_request` when the body is larger; the rest is drained unread so the
  * answer can still be sent on the same connection.
  */
-export function readBody(request: IncomingMessage): Promise<string> {
-  const declared = Number(request.headers['content-length']);
-  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) {
-    request.resume();
-    return Promise.reject(tooLarge());
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        request.removeAllListeners('data');
-        request.resume();
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    request.on('error', reject);
-  });
+export async function readBody(request: IncomingMessage): Promise<string> {
+  const text = await readBoundedBody(request, MAX_BODY_BYTES);
+  if (text === undefined) throw tooLarge();
+  return text;
 }
 
 /**

@@ -3,6 +3,7 @@ import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { fetchKeySetOverHttp, type FetchKeySet } from '../authn/read-key-set.js';
 import type { Decision } from '../authz/decision.js';
+import type { AuthzMetrics } from '../metrics/authz-metrics.js';
 import { loadAuthorizationService } from '../envoy/authorization-proto.js';
 import type { CheckRequestMessage, CheckResponseMessage } from '../envoy/check-messages.js';
 import { createCheckHandler } from '../envoy/check-handler.js';
@@ -11,18 +12,8 @@ import { PolicyRuntime, type ReloadResult } from './policy-runtime.js';
 /** The gRPC service name health is reported for (besides the overall "" service). */
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
 
-/** What the server reports to metrics; `src/metrics` implements it. */
-export interface ServerMetrics {
-  recordDecision(input: {
-    route: string;
-    outcome: 'allow' | 'deny' | 'would_deny';
-    reason: string;
-    durationSeconds: number;
-  }): void;
-  recordKeySetFetch(input: { issuer: string; outcome: 'ok' | 'error'; trigger: string }): void;
-  recordPolicyReload(result: 'ok' | 'error'): void;
-  setPolicyInfo(input: { version: string; source: string }): void;
-}
+/** What the server reports to metrics (the registry itself is the metrics server's business). */
+export type ServerMetrics = Omit<AuthzMetrics, 'registry'>;
 
 export interface AuthzServerOptions {
   readonly policyFile: string;
