@@ -19,6 +19,11 @@ import { startMetricsServer } from '../metrics/metrics-server.js';
 import { runStepUpWalkthrough } from '../demo/step-up-walkthrough.js';
 import { otpSource } from '../demo/otp-source.js';
 import { UsageError } from './usage-error.js';
+import { processIo } from '../ops/command-io.js';
+import { checkPolicyCommand } from '../ops/check-policy-command.js';
+import { explainCommand } from '../ops/explain-command.js';
+import { testCommand } from '../ops/test-command.js';
+import { diffCommand } from '../ops/diff-command.js';
 
 const USAGE = `usage: authz <command> [options]
 
@@ -34,6 +39,17 @@ commands:
             [--acr urn:bank:mfa] [--amr "pwd mfa"] [--auth-age 0s]
         DEVELOPMENT ONLY: prints a token signed with a local key kept in .authz-dev/ (env AUTHZ_DEV_DIR);
         --acr/--amr/--auth-age set the login claims (auth_time = now - auth-age)
+  check-policy FILE [--json] [--strict]
+        validates a policy: errors with file:line:column (exit 1); warnings for shadowed and duplicate
+        routes and, with known_scopes, unused and unknown scopes (exit 1 on warnings only with --strict)
+  explain --policy FILE --method METHOD --path PATH [--token JWT | --claims JSON] [--now ISO] [--json]
+        which route matches and why, what it requires, what the token has, the decision and the exact
+        response; --token is verified with the policy's keys, --claims are taken as given (not verified)
+  test FILE...
+        runs policy test files (docs/policy-tests.md): a table of passes and failures, exit 1 on a failure
+  diff OLD NEW [--json]
+        the example requests whose outcome changes between two policy files, per token profile;
+        exit 0 no change, 1 changes, 2 errors
   dev-idp [--listen HOST:PORT] [--issuer URL] [--audience AUD]
         DEVELOPMENT ONLY: an OAuth 2.0 / OIDC identity provider for the step-up demo (default listen
         ${COMMAND_DEFAULTS.devIdpListen}); users alice / alice-password and bob / bob-password; MFA codes
@@ -101,6 +117,22 @@ async function run(argv: readonly string[]): Promise<void> {
       const config = devTokenConfig(rest, env);
       const keys = await ensureDevKeys(config.devDir);
       process.stdout.write((await mintDevToken(keys, config)) + '\n');
+      return;
+    }
+    case 'check-policy': {
+      process.exitCode = await checkPolicyCommand(rest, processIo);
+      return;
+    }
+    case 'explain': {
+      process.exitCode = await explainCommand(rest, processIo);
+      return;
+    }
+    case 'test': {
+      process.exitCode = await testCommand(rest, processIo);
+      return;
+    }
+    case 'diff': {
+      process.exitCode = await diffCommand(rest, processIo);
       return;
     }
     case 'dev-idp': {

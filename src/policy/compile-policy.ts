@@ -52,6 +52,7 @@ interface PolicyDocument {
   realm: string;
   mode?: EnforcementMode;
   max_token_bytes?: number;
+  known_scopes?: string[];
   issuers: {
     issuer: string;
     audiences: string[];
@@ -138,6 +139,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
     maxTokenBytes: policy.max_token_bytes ?? POLICY_DEFAULTS.maxTokenBytes,
     issuers,
     routes: Object.freeze(routes),
+    knownScopes: policy.known_scopes === undefined ? undefined : Object.freeze([...policy.known_scopes]),
   });
 }
 
@@ -354,7 +356,7 @@ function schemaProblems(errors: readonly ErrorObject[], locator: Locator): Polic
 
 function patternMessage(path: PathSegment[]): string {
   if (path[0] === 'routes' && path.includes('methods')) return 'is not an HTTP method name';
-  if (path[0] === 'routes' && path.includes('scopes'))
+  if ((path[0] === 'routes' && path.includes('scopes')) || path[0] === 'known_scopes')
     return 'is not a scope token (RFC 6749 section 3.3: no spaces, quotes or backslashes)';
   if (path[0] === 'realm') return 'may hold printable ASCII only, without quotes or backslashes';
   return 'has an unexpected form';

@@ -92,4 +92,9 @@ export interface CompiledPolicy {
   readonly issuers: ReadonlyMap<string, IssuerPolicy>;
   /** Tried in order; the first match decides. */
   readonly routes: readonly CompiledRoute[];
+  /**
+   * The scopes the policy declares its identity providers grant (`known_scopes`), or undefined when it
+   * declares none. Deciding never reads it; `authz check-policy` checks route scopes against it.
+   */
+  readonly knownScopes: readonly string[] | undefined;
 }

@@ -290,7 +290,7 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       line: 3,
       path: 'owner',
       key: 'owner',
-      allowed: 'version, realm, mode, max_token_bytes, issuers, routes',
+      allowed: 'version, realm, mode, max_token_bytes, known_scopes, issuers, routes',
     },
     {
       where: 'in an issuer',

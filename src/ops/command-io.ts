@@ -1,0 +1,19 @@
+/**
+ * What an ops command needs from its process: where to write, and the time. Injected so that the
+ * commands run in tests without a child process and with a fixed clock.
+ */
+export interface CommandIo {
+  /** Writes to standard output (text as given; lines end with `\n`). */
+  readonly out: (text: string) => void;
+  /** Writes to standard error. */
+  readonly err: (text: string) => void;
+  /** Milliseconds since the epoch. */
+  readonly now: () => number;
+}
+
+/** The real process: stdout, stderr and the system clock. */
+export const processIo: CommandIo = Object.freeze({
+  out: (text: string) => void process.stdout.write(text),
+  err: (text: string) => void process.stderr.write(text),
+  now: () => Date.now(),
+});

@@ -1,0 +1,131 @@
+import { decodeJwt } from 'jose';
+import { createKeyRing } from '../authn/key-ring.js';
+import { fetchKeySetOverHttp } from '../authn/read-key-set.js';
+import { verifyAccessToken } from '../authn/verify-access-token.js';
+import { UsageError } from '../cli/usage-error.js';
+import type { CompiledPolicy } from '../policy/compiled-policy.js';
+import { loadPolicy } from '../policy/load-policy.js';
+import type { CommandIo } from './command-io.js';
+import { explainRequest, formatExplanation, type ExplainCredentials } from './explain-request.js';
+import { verificationForGivenClaims } from './given-claims.js';
+import { parseInstant } from './instant.js';
+import { loadPolicyWithoutKeys } from './load-policy-without-keys.js';
+import { parseOpsArgs } from './ops-args.js';
+
+/**
+ * `authz explain --policy FILE --method M --path P [--token JWT | --claims JSON] [--now ISO] [--json]`:
+ * what the server would do with one request, and why. Exit 0 whatever the decision (it explains).
+ *
+ * With `--token` the token is verified for real, with the policy's keys (so `jwks_file` must exist, and
+ * key URLs are fetched). With `--claims` the JSON is taken as the verified claims of the issuer its `iss`
+ * names (the policy's first issuer without one), and the output says they were not verified. The token
+ * itself is never printed.
+ *
+ * @throws UsageError for bad arguments; PolicyError when the policy cannot be used.
+ */
+export async function explainCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+  const { values } = parseOpsArgs(
+    argv,
+    {
+      policy: { type: 'string' },
+      method: { type: 'string' },
+      path: { type: 'string' },
+      token: { type: 'string' },
+      claims: { type: 'string' },
+      now: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    { min: 0, max: 0, name: '' },
+  );
+  const required = (flag: string, what: string): string => {
+    const value = values[flag];
+    if (typeof value !== 'string' || value === '') throw new UsageError(`--${flag} ${what} is required`);
+    return value;
+  };
+  const policyFile = required('policy', 'FILE');
+  const method = required('method', 'METHOD');
+  const target = required('path', 'PATH');
+  const token = values['token'] as string | undefined;
+  const claimsText = values['claims'] as string | undefined;
+  if (token !== undefined && claimsText !== undefined) {
+    throw new UsageError('give --token or --claims, not both');
+  }
+  if (token === '') throw new UsageError('--token is empty');
+  const claims = claimsText === undefined ? undefined : parseClaims(claimsText);
+  const nowText = values['now'] as string | undefined;
+  let nowMs = io.now();
+  if (nowText !== undefined) {
+    const parsed = parseInstant(nowText);
+    if (parsed === undefined) {
+      throw new UsageError(`--now: "${nowText}" is not a date-time such as 2026-11-27T12:00:00Z`);
+    }
+    nowMs = parsed;
+  }
+
+  // Only a real token needs the keys; claims and no token can be explained on a fresh checkout.
+  const policy = token === undefined ? await loadPolicyWithoutKeys(policyFile) : await loadPolicy(policyFile);
+  let credentials: ExplainCredentials;
+  if (token !== undefined) credentials = await verifiedToken(policy, token, nowMs);
+  else if (claims !== undefined)
+    credentials = { kind: 'claims', verification: verificationForGivenClaims(policy, claims) };
+  else credentials = { kind: 'none' };
+
+  const explanation = explainRequest(policy, { method, target }, credentials, nowMs);
+  io.out(
+    values['json'] === true
+      ? JSON.stringify(explanation, null, 2) + '\n'
+      : formatExplanation(explanation, nowMs),
+  );
+  return 0;
+}
+
+function parseClaims(text: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new UsageError('--claims is not valid JSON (e.g. \'{"scope": "view:balance"}\')');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new UsageError('--claims must be a JSON object of claims');
+  }
+  return parsed as Record<string, unknown>;
+}
+
+/** Verifies the token as the server would, with a key ring of its own for this one request. */
+async function verifiedToken(
+  policy: CompiledPolicy,
+  token: string,
+  nowMs: number,
+): Promise<ExplainCredentials> {
+  const now = () => nowMs;
+  let keyProblem: string | undefined;
+  const keyRing = createKeyRing(policy, {
+    fetchKeySet: fetchKeySetOverHttp,
+    now,
+    onFetch: (event) => {
+      if (event.outcome === 'error') keyProblem = event.error;
+    },
+  });
+  const verification = await verifyAccessToken(token, {
+    policy,
+    keysFor: (issuer) => keyRing.keysFor(issuer),
+    now,
+  });
+  let unverified: { iss?: unknown; sub?: unknown; exp?: unknown } | undefined;
+  if (verification.kind !== 'verified') {
+    try {
+      const { iss, sub, exp } = decodeJwt(token);
+      unverified = { iss, sub, exp };
+    } catch {
+      unverified = undefined; // not even a readable JWT: nothing more to show
+    }
+  }
+  return {
+    kind: 'token',
+    token,
+    verification,
+    ...(unverified === undefined ? {} : { unverified }),
+    ...(keyProblem === undefined ? {} : { keyProblem }),
+  };
+}

@@ -1,0 +1,413 @@
+import type { TokenVerification } from '../authn/token-verification.js';
+import type { Answer } from '../authz/answer-for-decision.js';
+import { normalisedRequestPath } from '../authz/request-path.js';
+import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
+import { evaluateRequest, GIVEN_CLAIMS_TOKEN, type OpsRequest } from './evaluate-request.js';
+import { formatEpochSeconds } from './instant.js';
+import { printable as shown } from './terminal-text.js';
+
+/** How many routes before the match (or, without a match, routes in all) are listed with their reason. */
+export const MAX_SKIPPED_LISTED = 20;
+
+/** The credentials to explain with. The token itself never appears in an explanation. */
+export type ExplainCredentials =
+  | { readonly kind: 'none' }
+  /** `--claims`: taken as verified claims (see `verificationForGivenClaims`). */
+  | { readonly kind: 'claims'; readonly verification: TokenVerification }
+  /** `--token`: verified for real; `unverified` holds a few claims read without trust, to explain a refusal. */
+  | {
+      readonly kind: 'token';
+      readonly token: string;
+      readonly verification: TokenVerification;
+      readonly unverified?: { readonly iss?: unknown; readonly sub?: unknown; readonly exp?: unknown };
+      /** Why the issuer's keys could not be obtained, when they could not. */
+      readonly keyProblem?: string;
+    };
+
+/** A route as an explanation names it. */
+export interface RouteSummary {
+  readonly index: number;
+  readonly line: number;
+  readonly name: string;
+}
+
+/** What a route demands, in the policy's own terms. */
+export interface RouteRequirements {
+  readonly public: boolean;
+  readonly scopes?: readonly string[];
+  readonly authentication?: {
+    readonly acr_values?: readonly string[];
+    readonly amr?: readonly string[];
+    readonly max_age?: number;
+  };
+  readonly mode: 'enforce' | 'report-only';
+}
+
+/** What a token carries, as the decision sees it. */
+export interface TokenSummary {
+  readonly presented: 'none' | 'claims' | 'token';
+  /** Whether the claims are trusted: a real token that verified. Given claims never are. */
+  readonly verified: boolean;
+  /** One sentence about how far the claims can be trusted. */
+  readonly note: string;
+  readonly issuer?: string;
+  readonly sub?: string;
+  readonly scopes?: readonly string[];
+  readonly acr?: string;
+  readonly amr?: readonly string[];
+  readonly auth_time?: number;
+  /** Why the token (or the given claims) cannot be used. */
+  readonly refused?: { readonly reason: string; readonly description: string };
+  /** Claims of a refused token, read without verification, to help see why. */
+  readonly unverified?: { readonly iss?: string; readonly sub?: string; readonly exp?: number };
+}
+
+/** The exact response: a denial as sent, or what the upstream receives on allow. */
+export type ResponseSummary =
+  | {
+      readonly kind: 'deny';
+      readonly status: number;
+      readonly headers: Readonly<Record<string, string>>;
+      readonly body: string;
+    }
+  | {
+      readonly kind: 'allow';
+      /** Request headers set for the upstream (client copies replaced). */
+      readonly set_headers: Readonly<Record<string, string>>;
+      /** Request headers removed before the upstream sees them. */
+      readonly remove_headers: readonly string[];
+    };
+
+/** Everything `authz explain` says, as data (`--json` prints it as is). */
+export interface Explanation {
+  readonly request: {
+    readonly method: string;
+    readonly target: string;
+    /** The path routes are matched on (no query), or why the path is refused before any matching. */
+    readonly path?: string;
+    readonly path_problem?: string;
+  };
+  /** The route that decided, or null; `methods` null: the route applies to every method. */
+  readonly route:
+    | (RouteSummary & { readonly methods: readonly string[] | null; readonly requires: RouteRequirements })
+    | null;
+  /** Routes tried before it (all routes, without a match), each with why it did not match. */
+  readonly skipped: readonly (RouteSummary & { readonly reason: string })[];
+  /** Skipped routes not listed, beyond MAX_SKIPPED_LISTED. */
+  readonly skipped_not_listed: number;
+  readonly token: TokenSummary;
+  readonly decision: {
+    readonly kind: 'allow' | 'deny';
+    readonly code?: string;
+    readonly description?: string;
+    readonly missing_scopes?: readonly string[];
+    /** Under report-only: the denial that was logged instead of answered. */
+    readonly would_deny?: { readonly code: string; readonly description: string };
+  };
+  readonly response: ResponseSummary;
+  /** Under report-only: the response the denial would have had. */
+  readonly would_deny_response?: ResponseSummary;
+}
+
+/**
+ * Explains one request: which route matched and why, what it requires, what the token has, the decision
+ * and the exact response — all computed by the server's own decision core (`evaluateRequest`). Pure.
+ *
+ * @param nowMs milliseconds since the epoch, for `max_age`.
+ */
+export function explainRequest(
+  policy: CompiledPolicy,
+  request: OpsRequest,
+  credentials: ExplainCredentials,
+  nowMs: number,
+): Explanation {
+  const evaluation = evaluateRequest(
+    policy,
+    request,
+    credentials.kind === 'none'
+      ? credentials
+      : {
+          kind: 'bearer',
+          token: credentials.kind === 'token' ? credentials.token : GIVEN_CLAIMS_TOKEN,
+          verification: credentials.verification,
+        },
+    nowMs,
+  );
+  const normalised = normalisedRequestPath(request.target);
+  const path = 'path' in normalised ? normalised.path : undefined;
+  const matched = evaluation.route;
+
+  const skipped: (RouteSummary & { reason: string })[] = [];
+  let skippedNotListed = 0;
+  if (path !== undefined) {
+    const tried = matched === undefined ? policy.routes : policy.routes.slice(0, matched.index);
+    for (const route of tried) {
+      if (skipped.length >= MAX_SKIPPED_LISTED) {
+        skippedNotListed++;
+        continue;
+      }
+      const reason =
+        route.methods !== null && !route.methods.has(request.method)
+          ? `method ${request.method} is not one of ${[...route.methods].join(', ')}`
+          : `path ${path} does not match ${route.pattern}`;
+      skipped.push({ ...routeSummary(route), reason });
+    }
+  }
+
+  const { decision } = evaluation;
+  const wouldDeny = decision.kind === 'allow' ? decision.wouldDeny : undefined;
+  return {
+    request: {
+      method: request.method,
+      target: request.target,
+      ...('path' in normalised ? { path: normalised.path } : { path_problem: normalised.problem }),
+    },
+    route:
+      matched === undefined
+        ? null
+        : {
+            ...routeSummary(matched),
+            methods: matched.methods === null ? null : [...matched.methods],
+            requires: requirements(matched),
+          },
+    skipped,
+    skipped_not_listed: skippedNotListed,
+    token: tokenSummary(credentials),
+    decision:
+      decision.kind === 'allow'
+        ? {
+            kind: 'allow',
+            ...(wouldDeny === undefined
+              ? {}
+              : { would_deny: { code: wouldDeny.code, description: wouldDeny.description } }),
+          }
+        : {
+            kind: 'deny',
+            code: decision.code,
+            description: decision.description,
+            ...(decision.missingScopes === undefined ? {} : { missing_scopes: decision.missingScopes }),
+          },
+    response: responseSummary(evaluation.answer),
+    ...(evaluation.wouldDenyAnswer === undefined
+      ? {}
+      : { would_deny_response: responseSummary(evaluation.wouldDenyAnswer) }),
+  };
+}
+
+function routeSummary(route: CompiledRoute): RouteSummary {
+  return { index: route.index, line: route.line, name: route.name };
+}
+
+function requirements(route: CompiledRoute): RouteRequirements {
+  if (route.access.kind === 'public') return { public: true, mode: route.mode };
+  const auth = route.access.authentication;
+  return {
+    public: false,
+    scopes: route.access.scopes,
+    ...(auth === undefined
+      ? {}
+      : {
+          authentication: {
+            ...(auth.acrValues === undefined ? {} : { acr_values: auth.acrValues }),
+            ...(auth.amr === undefined ? {} : { amr: auth.amr }),
+            ...(auth.maxAgeSeconds === undefined ? {} : { max_age: auth.maxAgeSeconds }),
+          },
+        }),
+    mode: route.mode,
+  };
+}
+
+function tokenSummary(credentials: ExplainCredentials): TokenSummary {
+  if (credentials.kind === 'none') {
+    return { presented: 'none', verified: false, note: 'no Authorization header' };
+  }
+  const { verification } = credentials;
+  const given = credentials.kind === 'claims';
+  const presented = given ? 'claims' : 'token';
+  if (verification.kind === 'verified') {
+    const { token } = verification;
+    return {
+      presented,
+      verified: !given,
+      note: given
+        ? 'claims given, not verified: no signature, exp, nbf or aud was checked'
+        : `verified with the keys of ${token.issuer} (signature, exp, nbf, aud)`,
+      issuer: token.issuer,
+      ...(token.subject === undefined ? {} : { sub: token.subject }),
+      scopes: [...token.scopes],
+      ...(token.acr === undefined ? {} : { acr: token.acr }),
+      amr: [...token.amr],
+      ...(token.authTime === undefined ? {} : { auth_time: token.authTime }),
+    };
+  }
+  const refused =
+    verification.kind === 'invalid'
+      ? { reason: verification.reason, description: verification.description }
+      : {
+          reason: 'keys_unavailable',
+          description: `the keys of ${verification.issuer} could not be obtained${
+            credentials.kind === 'token' && credentials.keyProblem !== undefined
+              ? ` (${credentials.keyProblem})`
+              : ''
+          }`,
+        };
+  const unverified = credentials.kind === 'token' ? credentials.unverified : undefined;
+  return {
+    presented,
+    verified: false,
+    note: given ? 'claims given, not verified, and not usable' : 'the token was refused',
+    refused,
+    ...(unverified === undefined
+      ? {}
+      : {
+          unverified: {
+            ...(typeof unverified.iss === 'string' ? { iss: unverified.iss } : {}),
+            ...(typeof unverified.sub === 'string' ? { sub: unverified.sub } : {}),
+            ...(typeof unverified.exp === 'number' ? { exp: unverified.exp } : {}),
+          },
+        }),
+  };
+}
+
+function responseSummary(answer: Answer): ResponseSummary {
+  if (answer.kind === 'allow') {
+    return {
+      kind: 'allow',
+      set_headers: Object.fromEntries(answer.setHeaders),
+      remove_headers: answer.removeHeaders,
+    };
+  }
+  return {
+    kind: 'deny',
+    status: answer.status,
+    headers: Object.fromEntries(answer.headers),
+    body: answer.body,
+  };
+}
+
+/** The explanation for people: one labelled block per question, values quoted when not plain text. */
+export function formatExplanation(explanation: Explanation, nowMs: number): string {
+  const lines: string[] = [];
+  const block = (label: string, first: string, ...rest: string[]) => {
+    lines.push(`${label.padEnd(10)} ${first}`);
+    for (const line of rest) lines.push(`${''.padEnd(10)} ${line}`);
+  };
+  const { request, route, token, decision } = explanation;
+
+  block('request', `${shown(request.method)} ${shown(request.target)}`);
+
+  const skipped = explanation.skipped.map(
+    (s) => `skipped routes[${s.index}] (line ${s.line}, ${s.name}): ${shown(s.reason)}`,
+  );
+  if (explanation.skipped_not_listed > 0) {
+    skipped.push(`... and ${explanation.skipped_not_listed} more routes that do not match`);
+  }
+  if (request.path_problem !== undefined) {
+    block(
+      'route',
+      `none tried: the path cannot be matched safely (${request.path_problem})`,
+      'the request is refused before any route is looked at',
+    );
+  } else if (route === null) {
+    block('route', `none: no route has both a method and a pattern matching this request`, ...skipped);
+  } else {
+    const methods =
+      route.methods === null ? 'applies to every method' : `lists method ${shown(request.method)}`;
+    const which = `the first route in file order that ${methods} and whose pattern matches ${shown(request.path ?? '')}`;
+    block('route', `routes[${route.index}] (line ${route.line}): ${route.name}`, which, ...skipped);
+    block('requires', ...requirementLines(route.requires));
+  }
+
+  const tokenBlock = tokenLines(token, nowMs);
+  // The server reads credentials only for a protected route: say so rather than let the facts mislead.
+  if (token.presented !== 'none' && request.path_problem !== undefined)
+    tokenBlock.push('not looked at: the path was refused first');
+  else if (token.presented !== 'none' && route === null) tokenBlock.push('not looked at: no route matched');
+  else if (token.presented !== 'none' && route?.requires.public === true)
+    tokenBlock.push('not looked at: a public route needs no token');
+  block('token', ...tokenBlock);
+
+  if (decision.kind === 'allow') {
+    const would = decision.would_deny;
+    block(
+      'decision',
+      would === undefined
+        ? 'allow'
+        : `allow, because the route is report-only: it would deny ${would.code}: ${would.description}`,
+    );
+  } else {
+    block('decision', `deny ${decision.code ?? ''}: ${decision.description ?? ''}`);
+  }
+
+  block('response', ...responseLines(explanation.response));
+  if (explanation.would_deny_response !== undefined) {
+    block('would send', ...responseLines(explanation.would_deny_response), '(report-only: logged, not sent)');
+  }
+  return lines.join('\n') + '\n';
+}
+
+function requirementLines(requires: RouteRequirements): [string, ...string[]] {
+  const mode =
+    requires.mode === 'enforce'
+      ? 'mode: enforce'
+      : 'mode: report-only (a denial is logged as would_deny and the request allowed)';
+  if (requires.public) return ['nothing: a public route, no token needed', mode];
+  const scopes =
+    requires.scopes === undefined || requires.scopes.length === 0
+      ? 'scopes: none (any valid token)'
+      : `scopes: ${requires.scopes.join(' ')} (all of them)`;
+  const auth = requires.authentication;
+  const login: string[] = [];
+  if (auth?.acr_values !== undefined) login.push(`acr one of ${auth.acr_values.join(', ')}`);
+  if (auth?.amr !== undefined) login.push(`amr including ${auth.amr.join(', ')}`);
+  if (auth?.max_age !== undefined) login.push(`auth_time at most ${auth.max_age} s ago`);
+  return [scopes, `login: ${login.length === 0 ? 'any' : login.join('; ')}`, mode];
+}
+
+function tokenLines(token: TokenSummary, nowMs: number): [string, ...string[]] {
+  if (token.presented === 'none') return ['none presented (no Authorization header)'];
+  if (token.refused !== undefined) {
+    const lines: [string, ...string[]] = [
+      `${token.note}: ${token.refused.reason}: ${shown(token.refused.description)}`,
+    ];
+    const u = token.unverified;
+    if (u !== undefined && Object.keys(u).length > 0) {
+      const parts = [
+        u.iss === undefined ? undefined : `iss ${shown(u.iss)}`,
+        u.sub === undefined ? undefined : `sub ${shown(u.sub)}`,
+        u.exp === undefined ? undefined : `exp ${formatEpochSeconds(u.exp)}`,
+      ].filter((part) => part !== undefined);
+      lines.push(`unverified claims: ${parts.join(', ')}`);
+    }
+    return lines;
+  }
+  const dash = (value: string | undefined) => (value === undefined || value === '' ? '-' : shown(value));
+  const authTime =
+    token.auth_time === undefined
+      ? '-'
+      : `${formatEpochSeconds(token.auth_time)} (${Math.floor(nowMs / 1000) - token.auth_time} s before now)`;
+  return [
+    token.note,
+    `issuer:    ${dash(token.issuer)}`,
+    `sub:       ${dash(token.sub)}`,
+    `scopes:    ${dash(token.scopes?.join(' '))}`,
+    `acr:       ${dash(token.acr)}`,
+    `amr:       ${dash(token.amr?.join(' '))}`,
+    `auth_time: ${authTime}`,
+  ];
+}
+
+function responseLines(response: ResponseSummary): [string, ...string[]] {
+  if (response.kind === 'deny') {
+    return [
+      String(response.status),
+      ...Object.entries(response.headers).map(([name, value]) => `${name}: ${value}`),
+      `body: ${response.body}`,
+    ];
+  }
+  return [
+    'passed to the upstream, which answers',
+    ...Object.entries(response.set_headers).map(([name, value]) => `sets ${name}: ${shown(value)}`),
+    ...response.remove_headers.map((name) => `removes ${name} (any client copy)`),
+  ];
+}

@@ -1,0 +1,37 @@
+import type { JWTPayload } from 'jose';
+import { readTokenClaims } from '../authn/read-token-claims.js';
+import type { TokenVerification } from '../authn/token-verification.js';
+import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
+
+/**
+ * What the service would make of a token carrying these claims, had its signature, `exp`, `nbf` and `aud`
+ * checked out: the claims are taken as verified claims of the issuer their `iss` names (the policy's first
+ * issuer when there is no `iss`) and read with that issuer's claim names, exactly as a verified token's
+ * are. An `iss` the policy does not trust is refused as a real token would be. Pure.
+ *
+ * For `authz explain --claims`, `authz test` and `authz diff`, which reason about policies, not tokens.
+ */
+export function verificationForGivenClaims(
+  policy: CompiledPolicy,
+  claims: Readonly<Record<string, unknown>>,
+): TokenVerification {
+  const issuer = issuerForGivenClaims(policy, claims);
+  if (issuer === undefined) {
+    return {
+      kind: 'invalid',
+      reason: 'token_issuer_unknown',
+      description: 'the token was not issued by a trusted issuer',
+    };
+  }
+  return readTokenClaims(claims as JWTPayload, issuer);
+}
+
+/** The issuer given claims are read as coming from: the one `iss` names, else the policy's first. */
+export function issuerForGivenClaims(
+  policy: CompiledPolicy,
+  claims: Readonly<Record<string, unknown>>,
+): IssuerPolicy | undefined {
+  if (!Object.hasOwn(claims, 'iss')) return policy.issuers.values().next().value;
+  const iss = claims['iss'];
+  return typeof iss === 'string' ? policy.issuers.get(iss) : undefined;
+}

@@ -1,0 +1,41 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UsageError } from '../cli/usage-error.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Parsed flags and positional arguments of one ops command. */
+export interface OpsArgs {
+  readonly values: Readonly<Record<string, string | boolean | undefined>>;
+  readonly positionals: readonly string[];
+}
+
+/**
+ * Parses an ops command's arguments strictly (unknown flags are usage errors) and checks how many
+ * positional arguments it got.
+ *
+ * @throws UsageError naming what is wrong.
+ */
+export function parseOpsArgs(
+  argv: readonly string[],
+  options: Options,
+  positionals: { readonly min: number; readonly max: number; readonly name: string },
+): OpsArgs {
+  let parsed: OpsArgs;
+  try {
+    const { values, positionals: rest } = parseArgs({
+      args: [...argv],
+      options,
+      strict: true,
+      allowPositionals: positionals.max > 0,
+    });
+    parsed = { values: values as OpsArgs['values'], positionals: rest };
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const count = parsed.positionals.length;
+  if (count < positionals.min) throw new UsageError(`missing ${positionals.name}`);
+  if (count > positionals.max) {
+    throw new UsageError(`unexpected argument "${parsed.positionals[positionals.max]}"`);
+  }
+  return parsed;
+}

@@ -1,0 +1,94 @@
+import type { CompiledPolicy } from '../policy/compiled-policy.js';
+import { describeDenial, describeOutcome, outcomeOf, type Outcome } from './answer-outcome.js';
+import { evaluateRequest, GIVEN_CLAIMS_TOKEN, type PresentedCredentials } from './evaluate-request.js';
+import { issuerForGivenClaims, verificationForGivenClaims } from './given-claims.js';
+import type { CaseToken, Expectation, PolicyTestCase } from './policy-test-file.js';
+
+/** The result of one case. */
+export interface PolicyTestResult {
+  readonly testCase: PolicyTestCase;
+  readonly passed: boolean;
+  /** The expectation in one line, e.g. `403 insufficient_scope scope="transfer:funds"`. */
+  readonly expected: string;
+  /** What the policy did, in the same terms. */
+  readonly actual: string;
+  readonly outcome: Outcome;
+}
+
+/**
+ * Runs test cases against a policy through the server's decision core, checking each expectation against
+ * the answer a client would see (status, and the error and parameters of its `WWW-Authenticate`). Token
+ * claims are taken as verified (see `verificationForGivenClaims`). Pure.
+ *
+ * @param nowMs the clock, in milliseconds since the epoch: for `auth_time_ago` and `max_age`.
+ */
+export function runPolicyTests(
+  policy: CompiledPolicy,
+  cases: readonly PolicyTestCase[],
+  nowMs: number,
+): PolicyTestResult[] {
+  return cases.map((testCase) => {
+    const evaluation = evaluateRequest(
+      policy,
+      testCase.request,
+      credentialsFor(policy, testCase.token, nowMs),
+      nowMs,
+    );
+    const outcome = outcomeOf(evaluation);
+    return {
+      testCase,
+      passed: meets(outcome, testCase.expect),
+      expected: describeExpectation(testCase.expect),
+      actual: describeOutcome(outcome),
+      outcome,
+    };
+  });
+}
+
+function credentialsFor(policy: CompiledPolicy, token: CaseToken, nowMs: number): PresentedCredentials {
+  if (token.kind === 'none') return { kind: 'none' };
+  let claims = token.claims;
+  if (token.authTimeAgoSeconds !== undefined) {
+    // auth_time goes in the claim the issuer is configured to use for it.
+    const name = issuerForGivenClaims(policy, claims)?.claims.authTime ?? 'auth_time';
+    claims = { ...claims, [name]: Math.floor(nowMs / 1000) - token.authTimeAgoSeconds };
+  }
+  return {
+    kind: 'bearer',
+    token: GIVEN_CLAIMS_TOKEN,
+    verification: verificationForGivenClaims(policy, claims),
+  };
+}
+
+/** Whether the outcome is the one expected; unnamed fields of a denial are not checked. */
+function meets(outcome: Outcome, expect: Expectation): boolean {
+  if (expect.kind === 'allow') return outcome.kind === 'allow';
+  if (outcome.kind !== (expect.wouldDeny ? 'would_deny' : 'deny')) return false;
+  const { denial } = outcome as Exclude<Outcome, { kind: 'allow' }>;
+  return (
+    denial.status === expect.status &&
+    (expect.error === undefined || denial.error === expect.error) &&
+    (expect.scope === undefined || sameItems(denial.scope, expect.scope)) &&
+    (expect.acrValues === undefined || sameItems(denial.acrValues, expect.acrValues)) &&
+    (expect.maxAge === undefined || denial.maxAge === expect.maxAge)
+  );
+}
+
+/** A space-separated challenge value against expected items, order aside. */
+function sameItems(actual: string | undefined, expected: readonly string[]): boolean {
+  if (actual === undefined) return false;
+  const items = new Set(actual.split(' '));
+  return items.size === new Set(expected).size && expected.every((item) => items.has(item));
+}
+
+function describeExpectation(expect: Expectation): string {
+  if (expect.kind === 'allow') return 'allow';
+  const denial = describeDenial({
+    status: expect.status,
+    ...(expect.error === undefined ? {} : { error: expect.error }),
+    ...(expect.scope === undefined ? {} : { scope: expect.scope.join(' ') }),
+    ...(expect.acrValues === undefined ? {} : { acrValues: expect.acrValues.join(' ') }),
+    ...(expect.maxAge === undefined ? {} : { maxAge: expect.maxAge }),
+  });
+  return expect.wouldDeny ? `allow (report-only: would deny ${denial})` : denial;
+}

@@ -1,0 +1,96 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+/*
+ * The ops commands through the built command line (`node dist/cli/main.js`), as CI runs them: above all,
+ * the shipped policy tests of the demo policy must pass. `npm test` builds dist/ first (pretest).
+ */
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const cliPath = path.join(repoRoot, 'dist', 'cli', 'main.js');
+const MISSING_BUILD = `${cliPath} is missing: run "npm run build" first (npm test does so in pretest)`;
+
+interface Finished {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the CLI from the repository root and waits for it to exit (killed after 15 s). */
+function authz(...args: string[]): Promise<Finished> {
+  if (!existsSync(cliPath)) throw new Error(MISSING_BUILD);
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [cliPath, ...args],
+      { cwd: repoRoot, timeout: 15_000 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('authz test policy.test.yaml (the demo policy tests)', () => {
+  it('passes: exit 0 and the summary line', async () => {
+    const { code, stdout, stderr } = await authz('test', 'policy.test.yaml');
+    expect(stderr).toBe('');
+    expect(stdout).not.toMatch(/FAIL/);
+    expect(stdout).toMatch(/^\d+ passed, 0 failed$/m);
+    expect(code).toBe(0);
+  });
+
+  it('passes the report-only tests too', async () => {
+    const { code, stdout } = await authz('test', 'test/fixtures/ops/report-only.test.yaml');
+    expect(stdout).toMatch(/^5 passed, 0 failed$/m);
+    expect(code).toBe(0);
+  });
+
+  it('exits 1 when a case fails', async () => {
+    const { code, stdout } = await authz('test', 'test/fixtures/ops/failing.test.yaml');
+    expect(stdout).toMatch(/^1 passed, 3 failed$/m);
+    expect(code).toBe(1);
+  });
+});
+
+describe('ops command exit codes through the CLI', () => {
+  it('--help lists the ops commands', async () => {
+    const { code, stdout } = await authz('--help');
+    expect(code).toBe(0);
+    for (const command of ['check-policy', 'explain', 'test', 'diff'])
+      expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+  });
+
+  it('check-policy: 0 usable, 1 errors, 2 usage', async () => {
+    expect((await authz('check-policy', 'test/fixtures/ops/clean.yaml')).code).toBe(0);
+    expect((await authz('check-policy', 'test/fixtures/ops/warnings.yaml')).code).toBe(0);
+    expect((await authz('check-policy', '--strict', 'test/fixtures/ops/warnings.yaml')).code).toBe(1);
+    expect((await authz('check-policy', 'test/fixtures/ops/broken.yaml')).code).toBe(1);
+    const usage = await authz('check-policy');
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('missing the policy FILE to check');
+  });
+
+  it('explain: 0 whatever the decision, 1 bad policy, 2 usage', async () => {
+    const base = ['explain', '--method', 'POST', '--path', '/transfer'];
+    const denied = await authz(...base, '--policy', 'policy.yaml', '--claims', '{"scope": "view:balance"}');
+    expect(denied.code).toBe(0);
+    expect(denied.stdout).toContain('response   403\n');
+    const broken = await authz(...base, '--policy', 'test/fixtures/ops/broken.yaml');
+    expect(broken.code).toBe(1);
+    expect(broken.stderr).toContain('ERR_POLICY_INVALID');
+    expect((await authz(...base, '--policy', 'policy.yaml', '--token', 'x', '--claims', '{}')).code).toBe(2);
+  });
+
+  it('diff: 0 no change, 1 changes, 2 errors', async () => {
+    const old = 'test/fixtures/ops/diff-old.yaml';
+    expect((await authz('diff', old, 'test/fixtures/ops/diff-same.yaml')).code).toBe(0);
+    expect((await authz('diff', old, 'test/fixtures/ops/diff-route-removed.yaml')).code).toBe(1);
+    expect((await authz('diff', old, 'no-such.yaml')).code).toBe(2);
+    expect((await authz('diff', old)).code).toBe(2);
+  });
+});

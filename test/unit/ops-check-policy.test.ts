@@ -1,0 +1,180 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/cli/usage-error.js';
+import { checkPolicyCommand, type CheckPolicyReport } from '../../src/ops/check-policy-command.js';
+import { policyWarnings } from '../../src/ops/check-policy.js';
+import { YamlLocations } from '../../src/ops/yaml-locations.js';
+import { compileRoutes, demoPolicyText } from '../support/inline-policy.js';
+import { compilePolicy } from '../../src/policy/compile-policy.js';
+import { captureIo, repoFile } from '../support/capture-io.js';
+
+const WARNINGS = repoFile('test/fixtures/ops/warnings.yaml');
+const CLEAN = repoFile('test/fixtures/ops/clean.yaml');
+const BROKEN = repoFile('test/fixtures/ops/broken.yaml');
+
+async function check(...args: string[]) {
+  const capture = captureIo();
+  const code = await checkPolicyCommand(args, capture.io);
+  return { code, stdout: capture.stdout(), stderr: capture.stderr() };
+}
+
+/** The codes of the warnings for policy text made of these routes. */
+function shadowCodes(...routes: string[]): string[] {
+  const text = demoPolicyText(routes);
+  return policyWarnings(compileRoutes(...routes), new YamlLocations(text)).map((w) => `${w.path} ${w.code}`);
+}
+
+describe('authz check-policy', () => {
+  it('prints every warning with file:line:column, then a summary, and exits 0', async () => {
+    const { code, stdout, stderr } = await check(WARNINGS);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout).toBe(
+      [
+        `${WARNINGS}:5:46: warning: known_scopes[2]: known scope "view:statements" is required by no route [scope_unused]`,
+        `${WARNINGS}:15:5: warning: routes[3]: duplicates routes[0] (line 12, GET /balance): same methods and path, so it never matches [route_duplicate]`,
+        `${WARNINGS}:15:48: warning: routes[3].scopes[0]: scope "view:balanse" is not in known_scopes (a typo, or a scope to declare) [scope_unknown]`,
+        `${WARNINGS}:16:5: warning: routes[4]: never matches: routes[1] (line 13, GET,POST /accounts/{id}) matches every request it could [route_shadowed]`,
+        `${WARNINGS}:17:5: warning: routes[5]: never matches: routes[2] (line 14, * /files/**) matches every request it could [route_shadowed]`,
+        `${WARNINGS}:18:5: warning: routes[6]: never matches: routes[2] (line 14, * /files/**) matches every request it could [route_shadowed]`,
+        `${WARNINGS}:26:5: warning: routes[12]: never matches: routes[0] (line 12, GET /balance) and routes[11] (line 25, POST /{any}) match every request it could [route_shadowed]`,
+        `${WARNINGS}: 14 routes, 7 warnings: usable`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('--strict fails on warnings; a clean policy passes it', async () => {
+    const strict = await check(WARNINGS, '--strict');
+    expect(strict.code).toBe(1);
+    expect(strict.stdout).toMatch(/7 warnings: warnings fail the check \(--strict\)\n$/);
+
+    const clean = await check('--strict', CLEAN);
+    expect(clean.code).toBe(0);
+    expect(clean.stdout).toBe(`${CLEAN}: 4 routes, 0 warnings: ok\n`);
+  });
+
+  it('--json gives ok, errors and coded warnings with line and path', async () => {
+    const { code, stdout } = await check(WARNINGS, '--json');
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as CheckPolicyReport;
+    expect(report.ok).toBe(true);
+    expect(report.errors).toEqual([]);
+    expect(report.warnings.map((w) => [w.code, w.line, w.path])).toEqual([
+      ['scope_unused', 5, 'known_scopes[2]'],
+      ['route_duplicate', 15, 'routes[3]'],
+      ['scope_unknown', 15, 'routes[3].scopes[0]'],
+      ['route_shadowed', 16, 'routes[4]'],
+      ['route_shadowed', 17, 'routes[5]'],
+      ['route_shadowed', 18, 'routes[6]'],
+      ['route_shadowed', 26, 'routes[12]'],
+    ]);
+    expect(report.warnings[0]).toEqual({
+      code: 'scope_unused',
+      line: 5,
+      column: 46,
+      path: 'known_scopes[2]',
+      message: 'known scope "view:statements" is required by no route',
+    });
+
+    const strict = JSON.parse((await check(WARNINGS, '--json', '--strict')).stdout) as CheckPolicyReport;
+    expect(strict.ok).toBe(false);
+  });
+
+  it('prints each error as file:line:column: path: message and exits 1', async () => {
+    const { code, stdout } = await check(BROKEN);
+    expect(code).toBe(1);
+    expect(stdout).toBe(
+      [
+        `${BROKEN}:4:30: known_scopes[1]: is not a scope token (RFC 6749 section 3.3: no spaces, quotes or backslashes)`,
+        `${BROKEN}:11:39: routes[0].scope: unknown key "scope" (allowed: methods, path, scopes, public, authentication, mode)`,
+        `${BROKEN}: 2 errors: the policy cannot be used`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('--json reports errors with file, line, column and path', async () => {
+    const { code, stdout } = await check('--json', BROKEN);
+    expect(code).toBe(1);
+    const report = JSON.parse(stdout) as CheckPolicyReport;
+    expect(report.ok).toBe(false);
+    expect(report.warnings).toEqual([]);
+    expect(report.errors.map((e) => [e.file, e.line, e.column, e.path])).toEqual([
+      [BROKEN, 4, 30, 'known_scopes[1]'],
+      [BROKEN, 11, 39, 'routes[0].scope'],
+    ]);
+  });
+
+  it('checks key files as serve does, and reports a missing policy file', async () => {
+    const missingKeys = await check(repoFile('test/fixtures/policies/missing-jwks-file.yaml'));
+    expect(missingKeys.code).toBe(1);
+    expect(missingKeys.stdout).toMatch(/jwks_file of issuer .* does not exist/);
+
+    const missing = await check('no-such-policy.yaml');
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toMatch(/^no-such-policy\.yaml: cannot read the policy file \(ENOENT\)\n/);
+  });
+
+  it('refuses bad arguments with a UsageError', async () => {
+    await expect(check()).rejects.toThrow(UsageError);
+    await expect(check('a.yaml', 'b.yaml')).rejects.toThrow(/unexpected argument "b.yaml"/);
+    await expect(check('--fix', CLEAN)).rejects.toThrow(UsageError);
+  });
+});
+
+describe('route shadowing is reported only when certain', () => {
+  it('an earlier literal, parameter or rest that covers the later pattern', () => {
+    expect(shadowCodes('{ path: /a, public: true }', '{ methods: [GET], path: /a, public: true }')).toEqual([
+      'routes[1] route_shadowed',
+    ]);
+    expect(shadowCodes('{ path: "/a/{x}/c", public: true }', '{ path: "/a/b/c", public: true }')).toEqual([
+      'routes[1] route_shadowed',
+    ]);
+    expect(shadowCodes('{ path: /**, public: true }', '{ path: "/{x}/**", public: true }')).toEqual([
+      'routes[1] route_shadowed',
+    ]);
+    expect(shadowCodes('{ path: /a/**, public: true }', '{ path: /a, public: true }')).toEqual([
+      'routes[1] route_shadowed',
+    ]);
+    expect(shadowCodes('{ path: /a/**, public: true }', '{ path: /a/, public: true }')).toEqual([
+      'routes[1] route_shadowed',
+    ]);
+  });
+
+  it('duplicates, parameter names aside', () => {
+    expect(
+      shadowCodes(
+        '{ methods: [GET, POST], path: "/a/{x}", public: true }',
+        '{ methods: [POST, GET], path: "/a/{y}", public: true }',
+      ),
+    ).toEqual(['routes[1] route_duplicate']);
+  });
+
+  it('never for patterns or methods the earlier route does not fully cover', () => {
+    const none = (...routes: string[]) => expect(shadowCodes(...routes)).toEqual([]);
+    none('{ methods: [GET], path: /a, public: true }', '{ path: /a, public: true }'); // every method
+    none('{ methods: [GET], path: /a, public: true }', '{ methods: [GET, POST], path: /a, public: true }');
+    none('{ path: "/{x}", public: true }', '{ path: /, public: true }'); // a parameter is never empty
+    none('{ path: "/a/{x}", public: true }', '{ path: /a/, public: true }'); // nor the trailing slash
+    none('{ path: /a/b, public: true }', '{ path: "/a/{x}", public: true }');
+    none('{ path: "/a/{x}", public: true }', '{ path: /a/**, public: true }');
+    none('{ path: "/a/{x}/**", public: true }', '{ path: /a/**, public: true }');
+    none('{ path: /a, public: true }', '{ path: /a/**, public: true }');
+    none('{ path: /a, public: true }', '{ path: /a/b, public: true }');
+    none('{ path: /a/b, public: true }', '{ path: /a, public: true }');
+    none('{ path: /, public: true }', '{ path: /**, public: true }');
+  });
+
+  it('known_scopes compiles to knownScopes; absent, it is undefined', () => {
+    const text = demoPolicyText(['{ path: /a, public: true }']);
+    expect(compilePolicy(text, 'p.yaml').knownScopes).toBeUndefined();
+    const declared = compilePolicy(text.replace('realm:', 'known_scopes: [a, b]\nrealm:'), 'p.yaml');
+    expect(declared.knownScopes).toEqual(['a', 'b']);
+    expect(Object.isFrozen(declared.knownScopes)).toBe(true);
+  });
+
+  it('scope warnings only when known_scopes is declared', () => {
+    const text = demoPolicyText(['{ methods: [GET], path: /a, scopes: [anything] }']);
+    expect(policyWarnings(compilePolicy(text, 'p.yaml'), new YamlLocations(text))).toEqual([]);
+  });
+});
