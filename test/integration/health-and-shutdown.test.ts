@@ -1,0 +1,430 @@
+import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
+import { startCli } from '../e2e/cli-process.js';
+import {
+  connectCheckClient,
+  createTempDir,
+  freePort,
+  httpCheckRequest,
+  TOKEN_DEFAULTS,
+  writeTextFile,
+  type CheckResponseView,
+} from '../support/authz-harness.js';
+import { startHeldJwksServer } from '../support/held-jwks-server.js';
+import { saveByRename } from '../support/policy-file-edits.js';
+import {
+  bankRoutes,
+  outcomeOf,
+  policyText,
+  startPolicyServer,
+  type PolicyServer,
+} from '../support/policy-server.js';
+import { generateTestKey, signTestToken } from '../support/test-issuer.js';
+import { waitUntil } from '../support/wait-until.js';
+
+/*
+ * Health, graceful shutdown, decision-log sampling and the metrics hooks of the production server:
+ * in-process (startAuthzServer on 127.0.0.1, logs and a recording `metrics` captured), and once through
+ * the real command line (`node dist/cli/main.js serve`) for SIGTERM.
+ */
+
+const SECOND_ISSUER = 'https://second-idp.example/';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function jwksServer(options: { held?: boolean } = {}) {
+  const key = await generateTestKey(`key-${Math.random().toString(36).slice(2)}`);
+  const jwks = await startHeldJwksServer([key.publicJwk], options);
+  cleanups.push(() => jwks.close());
+  return { key, jwks };
+}
+
+async function start(options: Parameters<typeof startPolicyServer>[0]): Promise<PolicyServer> {
+  const server = await startPolicyServer(options);
+  cleanups.push(() => server.stop());
+  return server;
+}
+
+/** The health of both services reported: "" and the Authorization service. */
+async function healthOf(authz: PolicyServer): Promise<string> {
+  const overall = (await authz.health.check('')).status;
+  const authorization = (await authz.health.check(AUTHORIZATION_SERVICE)).status;
+  return overall === authorization ? overall : `"" ${overall}, Authorization ${authorization}`;
+}
+
+const healthBecomes = (authz: PolicyServer, expected: string, timeoutMs: number) =>
+  waitUntil(
+    () => healthOf(authz),
+    (status) => status === expected,
+    { timeoutMs, intervalMs: 100, what: `health ${expected}` },
+  );
+
+/** The gRPC status code a call failed with, or the outcome it was answered with. */
+const settle = (call: Promise<CheckResponseView>): Promise<string> =>
+  call.then(
+    (response) => outcomeOf(response),
+    (error: ServiceError) => `error ${GrpcStatus[error.code] ?? error.code}`,
+  );
+
+describe('gRPC health', () => {
+  it("is NOT_SERVING while one issuer's key set cannot be fetched, and SERVING within 8 s after it recovers", async () => {
+    const first = await jwksServer();
+    const second = await jwksServer();
+    second.jwks.failWith(500);
+    const authz = await start({
+      policy: policyText(
+        [{ jwksUri: first.jwks.url }, { issuer: SECOND_ISSUER, jwksUri: second.jwks.url }],
+        bankRoutes(['view:balance']),
+      ),
+    });
+
+    await waitUntil(
+      () => authz.metrics.keySetFetches,
+      (fetches) => fetches.some((fetch) => fetch.issuer === SECOND_ISSUER && fetch.outcome === 'error'),
+      { timeoutMs: 2000, what: "the second issuer's failed fetch" },
+    );
+    expect(authz.metrics.keySetFetches).toContainEqual({
+      issuer: TOKEN_DEFAULTS.issuer,
+      outcome: 'ok',
+      trigger: 'initial',
+    });
+    expect(await healthOf(authz)).toBe('NOT_SERVING');
+    await delay(1200); // a health re-evaluation later: still no keys, still NOT_SERVING
+    expect(await healthOf(authz)).toBe('NOT_SERVING');
+    // Not serving is about health only: requests are still decided.
+    const token = await signTestToken(first.key, TOKEN_DEFAULTS);
+    expect(await authz.outcome({ method: 'GET', path: '/balance', authorization: `Bearer ${token}` })).toBe(
+      'allow',
+    );
+
+    // Failed fetches are retried after at most 5 s.
+    second.jwks.failWith(undefined);
+    await healthBecomes(authz, 'SERVING', 8000);
+    expect(authz.events('health').map((line) => line['status'])).toEqual(['SERVING']);
+  });
+});
+
+describe('graceful shutdown: close()', () => {
+  it('close({ drainMs: 300 }) turns health NOT_SERVING at once, keeps answering Checks during the drain, then refuses new calls with UNAVAILABLE', async () => {
+    const { key, jwks } = await jwksServer();
+    const authz = await start({ policy: policyText([{ jwksUri: jwks.url }], bankRoutes(['view:balance'])) });
+    await healthBecomes(authz, 'SERVING', 3000);
+    const balance = {
+      method: 'GET',
+      path: '/balance',
+      authorization: `Bearer ${await signTestToken(key, TOKEN_DEFAULTS)}`,
+    };
+
+    let closed = false;
+    const closing = authz.server.close({ drainMs: 300, graceMs: 2000 }).then(() => {
+      closed = true;
+    });
+    expect(await healthOf(authz)).toBe('NOT_SERVING');
+    expect(await authz.outcome(balance)).toBe('allow');
+    expect(closed).toBe(false); // that answer came during the drain
+
+    await closing;
+    expect(await settle(authz.client.check(httpCheckRequest(balance)))).toBe('error UNAVAILABLE');
+    expect(
+      await authz.health.check('').then(
+        (answer) => answer.status,
+        (error: ServiceError) => GrpcStatus[error.code],
+      ),
+    ).toBe('UNAVAILABLE');
+    expect(authz.events('draining')).toEqual([expect.objectContaining({ drain_ms: 300, grace_ms: 2000 })]);
+    expect(authz.events('stopped')).toHaveLength(1);
+  });
+
+  it('loses no call in flight: 50 concurrent Checks waiting for the keys are all answered when close({ graceMs: 5000 }) starts', async () => {
+    // The key set server holds its answer: every Check waits for the issuer's keys inside the server.
+    const { key, jwks } = await jwksServer({ held: true });
+    const authz = await start({ policy: policyText([{ jwksUri: jwks.url }], bankRoutes(['view:balance'])) });
+    await jwks.arrivals(1); // the start-up fetch, now held
+    const token = await signTestToken(key, TOKEN_DEFAULTS);
+
+    const calls = Array.from({ length: 50 }, () =>
+      settle(
+        authz.client.check(
+          httpCheckRequest({ method: 'GET', path: '/balance', authorization: `Bearer ${token}` }),
+        ),
+      ),
+    );
+    // Loopback: the calls, sent at once, reach the server well within this; there they wait for the keys.
+    await delay(300);
+    const closing = authz.server.close({ graceMs: 5000 });
+    await delay(100);
+    jwks.release(); // the keys arrive (~400 ms after the calls), after shutdown started
+
+    expect(await Promise.all(calls)).toEqual(Array.from({ length: 50 }, () => 'allow'));
+    await closing;
+    expect(authz.events('shutdown_forced')).toEqual([]);
+    expect(authz.events('check_failed')).toEqual([]);
+    expect(authz.events('decision')).toHaveLength(50);
+    expect(jwks.requests).toBe(1); // all 50 shared the one fetch
+  });
+});
+
+describe('graceful shutdown: SIGTERM through the real command line', () => {
+  /*
+   * `authz serve --drain-delay 0` under load from one gRPC client for about 1.5 s, with SIGTERM in the
+   * middle. The policy trusts two issuers. Issuer A's keys are served at once: four workers send Checks
+   * with A's tokens back to back. Issuer B's key set server holds its answer until 300 ms after SIGTERM:
+   * four more Checks, with B's tokens, are sent at the start and wait inside the server for B's keys.
+   *
+   * So that "in flight at SIGTERM" is unambiguous, the A workers pause while the signal is sent (their
+   * calls each take a millisecond or so): the calls in flight at SIGTERM are then exactly the four B
+   * calls, each known to be inside the server (sent long before). Asserted:
+   *   - the process exits 0 and logs no forced shutdown and no internal error;
+   *   - every call in flight at SIGTERM (the B calls) is answered with a proper CheckResponse (allow);
+   *   - every call answered at all is answered with a proper CheckResponse (allow: all tokens are valid);
+   *   - every call that failed was started after SIGTERM, and failed with UNAVAILABLE: never INTERNAL,
+   *     CANCELLED, DEADLINE_EXCEEDED or anything else;
+   *   - calls started after the process had exited all failed with UNAVAILABLE (and there were some).
+   */
+  it('answers every call in flight, refuses later calls with UNAVAILABLE only, and exits 0', async () => {
+    const a = await jwksServer();
+    const b = await jwksServer({ held: true });
+    const temp = await createTempDir('authz-sigterm-');
+    cleanups.push(() => temp.remove());
+    const policyFile = await writeTextFile(
+      temp.dir,
+      'policy.yaml',
+      policyText(
+        [{ jwksUri: a.jwks.url }, { issuer: SECOND_ISSUER, jwksUri: b.jwks.url }],
+        bankRoutes(['view:balance']),
+      ),
+    );
+    const port = await freePort();
+    const cli = await startCli([
+      'serve',
+      '--policy',
+      policyFile,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--drain-delay',
+      '0',
+    ]);
+    cleanups.push(async () => void (await cli.stop()));
+    const client = connectCheckClient(port);
+    cleanups.push(() => client.close());
+
+    const tokenA = await signTestToken(a.key, TOKEN_DEFAULTS);
+    const tokenB = await signTestToken(b.key, { issuer: SECOND_ISSUER, audience: TOKEN_DEFAULTS.audience });
+    const request = (token: string) =>
+      httpCheckRequest({ method: 'GET', path: '/balance', authorization: `Bearer ${token}` });
+
+    interface CallRecord {
+      readonly issuer: 'A' | 'B';
+      readonly startedAt: number;
+      endedAt: number;
+      result: string;
+    }
+    const records: CallRecord[] = [];
+    const call = async (issuer: 'A' | 'B') => {
+      const record: CallRecord = { issuer, startedAt: performance.now(), endedAt: 0, result: '' };
+      records.push(record);
+      record.result = await settle(client.check(request(issuer === 'A' ? tokenA : tokenB)));
+      record.endedAt = performance.now();
+      return record;
+    };
+
+    const loadUntil = performance.now() + 1500;
+    let paused: Promise<void> | undefined;
+    const inFlightA = new Set<Promise<CallRecord>>();
+    const workerA = async () => {
+      while (performance.now() < loadUntil) {
+        if (paused !== undefined) await paused;
+        const pending = call('A');
+        inFlightA.add(pending);
+        const { result } = await pending;
+        inFlightA.delete(pending);
+        if (result.startsWith('error')) await delay(20); // refused: do not spin
+      }
+    };
+    const callsB = Array.from({ length: 4 }, () => call('B'));
+    const workersA = Array.from({ length: 4 }, () => workerA());
+
+    await delay(600);
+    let resume!: () => void;
+    paused = new Promise<void>((resolve) => (resume = resolve));
+    await Promise.all([...inFlightA]);
+    const sigtermAt = performance.now();
+    const exited = cli.stop(); // SIGTERM
+    paused = undefined;
+    resume();
+    await delay(300);
+    b.jwks.release();
+
+    const exitCode = await exited;
+    const exitedAt = performance.now();
+    await Promise.all([...callsB, ...workersA]);
+
+    expect(exitCode).toBe(0);
+    const logged = cli.logLines();
+    expect(logged.filter((line) => line['event'] === 'shutdown_forced')).toEqual([]);
+    expect(logged.filter((line) => line['event'] === 'check_failed')).toEqual([]);
+    expect(logged.map((line) => line['event'])).toEqual(expect.arrayContaining(['draining', 'stopped']));
+
+    const inFlightAtSigterm = records.filter((r) => r.startedAt < sigtermAt && r.endedAt > sigtermAt);
+    expect(inFlightAtSigterm.map((r) => `${r.issuer} ${r.result}`)).toEqual([
+      'B allow',
+      'B allow',
+      'B allow',
+      'B allow',
+    ]);
+
+    const answered = records.filter((r) => !r.result.startsWith('error'));
+    expect(answered.filter((r) => r.startedAt < sigtermAt).length).toBeGreaterThan(10); // real load before
+    expect(new Set(answered.map((r) => r.result))).toEqual(new Set(['allow']));
+
+    const failed = records.filter((r) => r.result.startsWith('error'));
+    expect(new Set(failed.map((r) => r.result))).toEqual(new Set(['error UNAVAILABLE']));
+    expect(failed.filter((r) => r.startedAt < sigtermAt)).toEqual([]);
+    const afterExit = records.filter((r) => r.startedAt > exitedAt);
+    expect(afterExit.length).toBeGreaterThan(0);
+    expect(new Set(afterExit.map((r) => r.result))).toEqual(new Set(['error UNAVAILABLE']));
+  });
+});
+
+describe('decision log sampling (logAllowedSample)', () => {
+  async function logsWith(logAllowedSample: number) {
+    const { key, jwks } = await jwksServer();
+    const authz = await start({
+      policy: policyText(
+        [{ jwksUri: jwks.url }],
+        [
+          ...bankRoutes(['view:balance']),
+          '{ methods: [GET], path: /statements, scopes: [view:statements], mode: report-only }',
+        ],
+      ),
+      logAllowedSample,
+    });
+    const token = await signTestToken(key, TOKEN_DEFAULTS, { claims: { scope: 'view:balance' } });
+    const sent = {
+      allowed: await authz.check({ method: 'GET', path: '/balance', authorization: `Bearer ${token}` }),
+      denied: await authz.check({ method: 'POST', path: '/transfer', authorization: `Bearer ${token}` }),
+      wouldDeny: await authz.check({ method: 'GET', path: '/statements', authorization: `Bearer ${token}` }),
+      publicAllowed: await authz.check({ method: 'GET', path: '/healthz' }),
+    };
+    expect(Object.values(sent).map(({ response }) => outcomeOf(response))).toEqual([
+      'allow',
+      'deny 403',
+      'allow',
+      'allow',
+    ]);
+    const loggedIds = new Set(authz.events('decision').map((line) => line['request_id']));
+    return Object.fromEntries(Object.entries(sent).map(([name, { id }]) => [name, loggedIds.has(id)]));
+  }
+
+  it('0: allow decisions are not logged; denials and report-only would-denials still are', async () => {
+    expect(await logsWith(0)).toEqual({
+      allowed: false,
+      denied: true,
+      wouldDeny: true,
+      publicAllowed: false,
+    });
+  });
+
+  it('1: every decision is logged', async () => {
+    expect(await logsWith(1)).toEqual({ allowed: true, denied: true, wouldDeny: true, publicAllowed: true });
+  });
+});
+
+describe('metrics hooks (ServerMetrics)', () => {
+  it('recordDecision is called once per Check, with outcome allow / deny / would_deny, the route and the reason', async () => {
+    const { key, jwks } = await jwksServer();
+    const authz = await start({
+      policy: policyText(
+        [{ jwksUri: jwks.url }],
+        [
+          '{ methods: [GET], path: /balance, scopes: [view:balance] }',
+          '{ methods: [POST], path: /transfer, scopes: [transfer:funds], mode: report-only }',
+        ],
+      ),
+      logAllowedSample: 0, // metrics see every decision, logged or not
+    });
+    const token = await signTestToken(key, TOKEN_DEFAULTS, { claims: { scope: 'view:balance' } });
+    const bearer = `Bearer ${token}`;
+
+    await authz.check({ method: 'GET', path: '/balance', authorization: bearer });
+    await authz.check({ method: 'POST', path: '/transfer', authorization: bearer });
+    await authz.check({ method: 'GET', path: '/balance' });
+    await authz.check({ method: 'GET', path: '/nowhere', authorization: bearer });
+
+    const recorded = authz.metrics.decisions;
+    expect(recorded.map(({ durationSeconds: _, ...rest }) => rest)).toEqual([
+      { route: 'GET /balance', outcome: 'allow', reason: 'allowed' },
+      { route: 'POST /transfer', outcome: 'would_deny', reason: 'insufficient_scope' },
+      { route: 'GET /balance', outcome: 'deny', reason: 'credentials_missing' },
+      { route: '(none)', outcome: 'deny', reason: 'no_route' },
+    ]);
+    for (const { durationSeconds } of recorded) {
+      expect(Number.isFinite(durationSeconds)).toBe(true);
+      expect(durationSeconds).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('recordKeySetFetch is called for every fetch attempt, with its outcome and trigger', async () => {
+    const { key, jwks } = await jwksServer();
+    jwks.failWith(500);
+    let clock = Date.now(); // stands still unless moved: retries and cooldowns happen when the test says
+    const authz = await start({
+      policy: policyText(
+        [{ jwksUri: jwks.url, settings: { jwks_refresh_cooldown: '30s' } }],
+        bankRoutes(['view:balance']),
+      ),
+      now: () => clock,
+    });
+    const balance = async (token: string) =>
+      authz.outcome({ method: 'GET', path: '/balance', authorization: `Bearer ${token}` });
+    await waitUntil(
+      () => authz.metrics.keySetFetches.length,
+      (count) => count === 1,
+      { timeoutMs: 2000, what: 'the start-up fetch' },
+    );
+    const token = await signTestToken(key, TOKEN_DEFAULTS);
+    expect(await balance(token)).toBe('deny 503'); // no keys yet, and no retry before 5 s
+
+    jwks.failWith(undefined);
+    clock += 6000;
+    expect(await balance(token)).toBe('allow');
+
+    const rotated = await generateTestKey('metrics-rotated');
+    jwks.publish([key.publicJwk, rotated.publicJwk]);
+    clock += 31_000;
+    expect(await balance(await signTestToken(rotated, TOKEN_DEFAULTS))).toBe('allow');
+
+    const issuer = TOKEN_DEFAULTS.issuer;
+    expect(authz.metrics.keySetFetches).toEqual([
+      { issuer, outcome: 'error', trigger: 'initial' },
+      { issuer, outcome: 'ok', trigger: 'initial' },
+      { issuer, outcome: 'ok', trigger: 'unknown_key' },
+    ]);
+    expect(jwks.requests).toBe(3);
+  });
+
+  it('setPolicyInfo is called on start and after each successful reload, and recordPolicyReload counts reloads', async () => {
+    const { jwks } = await jwksServer();
+    const authz = await start({ policy: policyText([{ jwksUri: jwks.url }], bankRoutes(['view:balance'])) });
+    const v1 = authz.events('started')[0]?.['policy_version'];
+    expect(authz.metrics.policyInfo).toEqual([{ version: v1, source: authz.policyFile }]);
+
+    await saveByRename(
+      authz.policyFile,
+      policyText([{ jwksUri: jwks.url }], bankRoutes(['view:balance', 'audit:read'])),
+    );
+    expect(await authz.server.reload()).toBe('ok');
+    const v2 = authz.events('policy_reload').at(-1)?.['policy_version'];
+    expect(v2).not.toBe(v1);
+    expect(authz.metrics.policyInfo).toEqual([
+      { version: v1, source: authz.policyFile },
+      { version: v2, source: authz.policyFile },
+    ]);
+    expect(authz.metrics.policyReloads).toEqual(['ok']);
+  });
+});

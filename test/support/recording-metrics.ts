@@ -1,0 +1,29 @@
+import type { ServerMetrics } from '../../src/server/authz-server.js';
+
+type DecisionRecord = Parameters<ServerMetrics['recordDecision']>[0];
+type KeySetFetchRecord = Parameters<ServerMetrics['recordKeySetFetch']>[0];
+type PolicyInfoRecord = Parameters<ServerMetrics['setPolicyInfo']>[0];
+
+/** A `ServerMetrics` that keeps every call, in order, for assertions. */
+export class RecordingMetrics implements ServerMetrics {
+  readonly decisions: DecisionRecord[] = [];
+  readonly keySetFetches: KeySetFetchRecord[] = [];
+  readonly policyReloads: ('ok' | 'error')[] = [];
+  readonly policyInfo: PolicyInfoRecord[] = [];
+
+  recordDecision(input: DecisionRecord): void {
+    this.decisions.push(input);
+  }
+
+  recordKeySetFetch(input: KeySetFetchRecord): void {
+    this.keySetFetches.push(input);
+  }
+
+  recordPolicyReload(result: 'ok' | 'error'): void {
+    this.policyReloads.push(result);
+  }
+
+  setPolicyInfo(input: PolicyInfoRecord): void {
+    this.policyInfo.push(input);
+  }
+}
