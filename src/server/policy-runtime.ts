@@ -44,22 +44,29 @@ export class PolicyRuntime {
   private watcher: FSWatcher | undefined;
   private poller: NodeJS.Timeout | undefined;
   private settleTimer: NodeJS.Timeout | undefined;
-  private lastStat = '';
+  /** The file's stat as last seen by the poll; taken before the initial load, so no edit falls between. */
+  private lastStat: string;
+  /** The version of the last content a watch or poll reload looked at, accepted or refused. */
+  private lastSeenVersion: string;
 
   private constructor(
     private readonly options: PolicyRuntimeOptions,
     initial: ActivePolicy,
+    statSignature: string,
   ) {
     this.current = initial;
+    this.lastStat = statSignature;
+    this.lastSeenVersion = initial.policy.version;
   }
 
   /**
    * Loads the initial policy. @throws PolicyError: a service must not start on a policy it cannot use.
    */
   static async start(options: PolicyRuntimeOptions): Promise<PolicyRuntime> {
+    const signature = await statSignature(options.policyFile);
     const policy = await loadPolicy(options.policyFile);
     const keyRing = createKeyRing(policy, keyRingDependencies(options));
-    return new PolicyRuntime(options, { policy, keyRing });
+    return new PolicyRuntime(options, { policy, keyRing }, signature);
   }
 
   /** The policy in force and its issuers' keys. Read once per request. */
@@ -116,26 +123,21 @@ export class PolicyRuntime {
   }
 
   private async pollOnce(): Promise<void> {
-    // stat follows symlinks, so a swapped ConfigMap target shows as a new inode.
-    const info = await stat(this.options.policyFile).catch(() => undefined);
-    const signature = info === undefined ? 'missing' : `${info.ino}:${info.size}:${info.mtimeMs}`;
+    const signature = await statSignature(this.options.policyFile);
     if (signature === this.lastStat) return;
-    const first = this.lastStat === '';
     this.lastStat = signature;
-    if (!first) this.schedule('poll');
+    this.schedule('poll');
   }
 
   private async reloadOnce(trigger: ReloadTrigger): Promise<ReloadResult> {
     const { policyFile, logger } = this.options;
     // The policy version is the hash of its text: the same bytes mean the same policy, nothing to do.
     const text = await readFile(policyFile).catch(() => undefined);
-    if (
-      text !== undefined &&
-      text.length <= MAX_POLICY_BYTES &&
-      versionOf(text) === this.current.policy.version
-    ) {
-      return 'unchanged';
-    }
+    const version = text !== undefined && text.length <= MAX_POLICY_BYTES ? versionOf(text) : undefined;
+    if (version === this.current.policy.version) return 'unchanged';
+    // The watcher and the poll often notice the same edit: judge each content once. SIGHUP always re-reads.
+    if (version !== undefined && version === this.lastSeenVersion && trigger !== 'signal') return 'unchanged';
+    if (version !== undefined) this.lastSeenVersion = version;
     try {
       const policy = await loadPolicy(policyFile);
       const keyRing = createKeyRing(policy, keyRingDependencies(this.options), this.current.keyRing);
@@ -183,7 +185,16 @@ function keyRingDependencies(options: PolicyRuntimeOptions) {
   };
 }
 
-/** As `compilePolicy` computes `version`: the first 16 hex digits of the text's SHA-256. */
+/**
+ * As the loader and `compilePolicy` compute `version`: the text decoded as UTF-8 (a leading byte order
+ * mark dropped, as `loadPolicy` drops it), then the first 16 hex digits of its SHA-256.
+ */
 function versionOf(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+  return createHash('sha256').update(new TextDecoder('utf-8').decode(bytes)).digest('hex').slice(0, 16);
+}
+
+/** stat follows symlinks, so a swapped ConfigMap target shows as a new inode. */
+async function statSignature(file: string): Promise<string> {
+  const info = await stat(file).catch(() => undefined);
+  return info === undefined ? 'missing' : `${info.ino}:${info.size}:${info.mtimeMs}`;
 }
