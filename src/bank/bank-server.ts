@@ -17,6 +17,7 @@ export interface RunningBank {
  * and the authz service sets that header (and strips client copies) on every allowed request.
  *
  * - `GET /balance` → 200 `{"account", "balance"}`
+ * - `GET /accounts/{id}/balance` → 200 for the account's owner (`id` = subject), 403 for anyone else
  * - `POST /transfer` `{"to": "bob", "amount": 25}` → 201 `{"from", "to", "amount", "balance"}`
  * - `GET /healthz` → 200
  */
@@ -54,11 +55,24 @@ export async function startBank(options: {
 async function handle(ledger: Ledger, request: IncomingMessage, response: ServerResponse): Promise<void> {
   const path = (request.url ?? '/').split('?')[0];
   if (path === '/healthz') return send(response, 200, { status: 'ok' });
-  if (path !== '/balance' && path !== '/transfer') return send(response, 404, { error: 'not_found' });
+  const account = /^\/accounts\/([^/]+)\/balance$/.exec(path ?? '')?.[1];
+  if (path !== '/balance' && path !== '/transfer' && account === undefined) {
+    return send(response, 404, { error: 'not_found' });
+  }
 
   const subject = request.headers[IDENTITY_HEADERS.subject];
   if (typeof subject !== 'string' || subject === '') {
     return send(response, 401, { error: 'unauthenticated', error_description: 'no authenticated subject' });
+  }
+  if (account !== undefined) {
+    // An account's balance is shown to its owner only: the id in the path is not proof of anything.
+    if (request.method !== 'GET')
+      return send(response, 405, { error: 'method_not_allowed' }, { allow: 'GET' });
+    if (decodeURIComponentSafe(account) !== subject)
+      return send(response, 403, { error: 'not_your_account' });
+    const balance = ledger.balanceOf(subject);
+    if (balance === undefined) return send(response, 503, { error: 'no_capacity' });
+    return send(response, 200, { account: subject, balance: fromCents(balance) });
   }
   if (path === '/balance') {
     if (request.method !== 'GET')
@@ -112,4 +126,12 @@ function send(
     ...headers,
   });
   response.end(text);
+}
+
+function decodeURIComponentSafe(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return undefined;
+  }
 }

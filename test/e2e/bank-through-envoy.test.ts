@@ -164,6 +164,12 @@ describe('the step-up scenario through real Envoy', () => {
     expect((await call('GET', '/balance', bearer(bob))).json).toEqual({ account: 'bob', balance: 1025 });
   });
 
+  it('shows /accounts/{id}/balance to the account owner only', async () => {
+    const view = await token({ claims: { sub: 'alice' } });
+    expect((await call('GET', '/accounts/alice/balance', bearer(view))).status).toBe(200);
+    expect((await call('GET', '/accounts/bob/balance', bearer(view))).status).toBe(403);
+  });
+
   it('answers 400 and changes nothing when the transfer body is bad', async () => {
     const stepped = await token({
       claims: { sub: 'carol', scope: 'view:balance transfer:funds', ...mfaLogin() },
