@@ -25,17 +25,22 @@ type LocalKeySet = ReturnType<typeof createLocalJWKSet>;
 
 /** While no keys are held, a failed fetch is retried after at most this long (ms), whatever the cooldown. */
 const EMPTY_RETRY_MS = 5000; // 5 seconds
+/** The least time between any two fetches, whatever triggered them. */
+const MIN_FETCH_GAP_MS = 1000; // 1 second
 
 /**
- * One issuer's verification keys: fetched on first use, cached for `jwks_cache_ttl`, fetched again for a
- * token whose `kid` is unknown (key rotation), and never fetched more than once per
- * `jwks_refresh_cooldown`. Concurrent requests share one fetch. Keys are found only by the token's `kid`
+ * One issuer's verification keys: fetched on first use (or prefetched), cached for `jwks_cache_ttl`, and
+ * fetched again for a token whose `kid` is unknown (key rotation) — such refetches at most once per
+ * `jwks_refresh_cooldown`, and no fetch of any kind within a second of the previous one. The first rotation
+ * after start-up is therefore picked up at once, while a stream of made-up `kid`s costs the issuer at most
+ * one request per cooldown. Concurrent requests share one fetch. Keys are found only by the token's `kid`
  * and `alg` in this set; `jku`, `x5u` and embedded `jwk` header parameters are never followed.
  */
 export class IssuerKeys {
   private keySet: LocalKeySet | undefined;
   private fetchedAt = 0;
   private lastAttemptAt = Number.NEGATIVE_INFINITY;
+  private lastUnknownKeyFetchAt = Number.NEGATIVE_INFINITY;
   private inflight: Promise<void> | undefined;
 
   constructor(private readonly options: IssuerKeysOptions) {}
@@ -51,7 +56,9 @@ export class IssuerKeys {
     try {
       return await keySet(header, token);
     } catch (error) {
-      if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY' || !this.mayFetch()) throw error;
+      if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY' || !this.mayFetchForUnknownKey()) {
+        throw error;
+      }
       await this.refresh('unknown_key');
       const refreshed = this.keySet ?? keySet;
       return refreshed(header, token);
@@ -94,6 +101,15 @@ export class IssuerKeys {
     return this.options.now() - this.lastAttemptAt >= cooldown;
   }
 
+  private mayFetchForUnknownKey(): boolean {
+    if (this.inflight !== undefined) return true;
+    const now = this.options.now();
+    return (
+      now - this.lastUnknownKeyFetchAt >= this.options.issuer.jwksRefreshCooldownSeconds * 1000 &&
+      now - this.lastAttemptAt >= MIN_FETCH_GAP_MS
+    );
+  }
+
   private refresh(trigger: KeySetFetchEvent['trigger']): Promise<void> {
     this.inflight ??= this.fetchOnce(trigger).finally(() => {
       this.inflight = undefined;
@@ -104,6 +120,7 @@ export class IssuerKeys {
   private async fetchOnce(trigger: KeySetFetchEvent['trigger']): Promise<void> {
     const { issuer, fetchKeySet, now, onFetch } = this.options;
     this.lastAttemptAt = now();
+    if (trigger === 'unknown_key') this.lastUnknownKeyFetchAt = this.lastAttemptAt;
     try {
       const { keys } = await readKeySet(issuer.keys, fetchKeySet);
       this.keySet = createLocalJWKSet({ keys: keys as never });

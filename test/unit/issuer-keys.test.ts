@@ -206,13 +206,29 @@ describe('IssuerKeys: unknown kid and key rotation', () => {
     expect(fetch.calls).toBe(3);
   });
 
-  it('does not refetch for an unknown kid within the cooldown of the first fetch', async () => {
+  it('does not refetch within a second of the previous fetch, whatever the trigger', async () => {
     const keys = issuerKeys();
     await lookUp(keys, 'key-1');
     fetch.publish([first.publicJwk, second.publicJwk]);
 
+    clock.advance(999);
     expect(await lookUp(keys, 'key-2')).toBe('ERR_JWKS_NO_MATCHING_KEY');
     expect(fetch.calls).toBe(1);
+  });
+
+  it('picks up the first rotation after start-up without waiting out the cooldown', async () => {
+    const keys = issuerKeys();
+    await lookUp(keys, 'key-1'); // the initial fetch
+    fetch.publish([first.publicJwk, second.publicJwk]);
+
+    clock.advance(1000); // well within the 10 s cooldown, but no unknown-kid refetch has happened yet
+    expect(await lookUp(keys, 'key-2')).toBe('found');
+    expect(fetch.calls).toBe(2);
+
+    // From then on the cooldown applies to unknown-kid refetches.
+    clock.advance(1000);
+    expect(await lookUp(keys, 'made-up')).toBe('ERR_JWKS_NO_MATCHING_KEY');
+    expect(fetch.calls).toBe(2);
   });
 
   it('lets concurrent unknown-kid lookups share one refetch', async () => {
