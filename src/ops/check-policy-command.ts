@@ -3,7 +3,7 @@ import { formatPolicyProblem, PolicyError, type PolicyProblem } from '../policy/
 import { policyWarnings, type PolicyWarning } from './check-policy.js';
 import type { CommandIo } from './command-io.js';
 import { parseOpsArgs } from './ops-args.js';
-import { readTextFile } from './read-text-file.js';
+import { readTextFile } from '../policy/read-text-file.js';
 import { YamlLocations } from './yaml-locations.js';
 
 /** What `authz check-policy --json` prints. `ok` is whether the command exits 0. */

@@ -1,7 +1,7 @@
 import { formatPolicyProblem, PolicyError } from '../policy/policy-error.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import type { CommandIo } from './command-io.js';
-import { loadPolicyWithoutKeys } from './load-policy-without-keys.js';
+import { loadPolicy } from '../policy/load-policy.js';
 import { parseOpsArgs } from './ops-args.js';
 import { diffPolicies } from './policy-diff.js';
 import { printable } from './terminal-text.js';
@@ -22,7 +22,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIo): Promi
   const policies: CompiledPolicy[] = [];
   for (const file of positionals) {
     try {
-      policies.push(await loadPolicyWithoutKeys(file));
+      policies.push(await loadPolicy(file, { requireKeyFiles: false }));
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
       io.err(`authz: ${file}: the policy cannot be used (${error.code}):\n`);

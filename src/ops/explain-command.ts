@@ -9,7 +9,7 @@ import type { CommandIo } from './command-io.js';
 import { explainRequest, formatExplanation, type ExplainCredentials } from './explain-request.js';
 import { verificationForGivenClaims } from './given-claims.js';
 import { parseInstant } from './instant.js';
-import { loadPolicyWithoutKeys } from './load-policy-without-keys.js';
+
 import { parseOpsArgs } from './ops-args.js';
 
 /**
@@ -63,7 +63,10 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
   }
 
   // Only a real token needs the keys; claims and no token can be explained on a fresh checkout.
-  const policy = token === undefined ? await loadPolicyWithoutKeys(policyFile) : await loadPolicy(policyFile);
+  const policy =
+    token === undefined
+      ? await loadPolicy(policyFile, { requireKeyFiles: false })
+      : await loadPolicy(policyFile);
   let credentials: ExplainCredentials;
   if (token !== undefined) credentials = await verifiedToken(policy, token, nowMs);
   else if (claims !== undefined)

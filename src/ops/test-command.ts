@@ -1,10 +1,10 @@
 import { PolicyError, formatPolicyProblem } from '../policy/policy-error.js';
 import type { CommandIo } from './command-io.js';
 import { formatEpochSeconds } from './instant.js';
-import { loadPolicyWithoutKeys } from './load-policy-without-keys.js';
+import { loadPolicy } from '../policy/load-policy.js';
 import { parseOpsArgs } from './ops-args.js';
 import { parsePolicyTestFile, PolicyTestFileError, type PolicyTestFile } from './policy-test-file.js';
-import { readTextFile } from './read-text-file.js';
+import { readTextFile } from '../policy/read-text-file.js';
 import { runPolicyTests, type PolicyTestResult } from './run-policy-tests.js';
 import { formatTable, printable } from './terminal-text.js';
 
@@ -50,7 +50,7 @@ async function runFile(
   let nowMs: number;
   try {
     tests = await readPolicyTestFile(file);
-    const policy = await loadPolicyWithoutKeys(tests.policyFile);
+    const policy = await loadPolicy(tests.policyFile, { requireKeyFiles: false });
     nowMs = tests.nowMs ?? io.now();
     results = runPolicyTests(policy, tests.cases, nowMs);
   } catch (error) {

@@ -1,7 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { CompiledPolicy } from './compiled-policy.js';
 import { compilePolicy } from './compile-policy.js';
 import { PolicyError } from './policy-error.js';
+import { readTextFile } from './read-text-file.js';
 
 /** A policy larger than this is refused: no sane policy comes near it, a runaway generator might. */
 export const MAX_POLICY_BYTES = 1024 * 1024; // 1 MiB
@@ -9,11 +10,21 @@ export const MAX_POLICY_BYTES = 1024 * 1024; // 1 MiB
 /**
  * Reads, validates and compiles a policy file, and checks that every `jwks_file` it names exists.
  *
+ * @param options.requireKeyFiles false for tools that evaluate given claims and never check a signature
+ *   (`authz test`, `diff`, `explain --claims`): the demo's key file only appears after the first
+ *   `authz dev-token`, and a policy's tests should run on a fresh checkout. Default true.
  * @throws PolicyError (`ERR_POLICY_READ`, `ERR_POLICY_SYNTAX`, `ERR_POLICY_INVALID`).
  */
-export async function loadPolicy(file: string): Promise<CompiledPolicy> {
-  const text = await readBounded(file);
-  const policy = compilePolicy(text, file);
+export async function loadPolicy(
+  file: string,
+  options: { readonly requireKeyFiles?: boolean } = {},
+): Promise<CompiledPolicy> {
+  const read = await readTextFile(file, MAX_POLICY_BYTES);
+  if ('problem' in read) {
+    throw new PolicyError('ERR_POLICY_READ', [{ file, line: 0, column: 0, path: '', message: read.problem }]);
+  }
+  const policy = compilePolicy(read.text, file);
+  if (options.requireKeyFiles === false) return policy;
   for (const issuer of policy.issuers.values()) {
     if (issuer.keys.kind !== 'file') continue;
     const info = await stat(issuer.keys.path).catch(() => undefined);
@@ -30,22 +41,4 @@ export async function loadPolicy(file: string): Promise<CompiledPolicy> {
     }
   }
   return policy;
-}
-
-async function readBounded(file: string): Promise<string> {
-  const fail = (message: string) =>
-    new PolicyError('ERR_POLICY_READ', [{ file, line: 0, column: 0, path: '', message }]);
-  const info = await stat(file).catch((error: NodeJS.ErrnoException) => {
-    throw fail(`cannot read the policy file (${error.code ?? error.message})`);
-  });
-  if (!info.isFile()) throw fail('is not a regular file');
-  if (info.size > MAX_POLICY_BYTES) throw fail(`is larger than ${MAX_POLICY_BYTES} bytes`);
-  const bytes = await readFile(file).catch((error: NodeJS.ErrnoException) => {
-    throw fail(`cannot read the policy file (${error.code ?? error.message})`);
-  });
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw fail('is not valid UTF-8');
-  }
 }

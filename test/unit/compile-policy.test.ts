@@ -671,9 +671,9 @@ describe('loadPolicy', () => {
 
     expect(error.code).toBe('ERR_POLICY_READ');
     expect(error.problems).toEqual([
-      { file, line: 0, column: 0, path: '', message: 'cannot read the policy file (ENOENT)' },
+      { file, line: 0, column: 0, path: '', message: 'cannot be read (ENOENT)' },
     ]);
-    expect(error.message).toBe(`${file}: cannot read the policy file (ENOENT)`);
+    expect(error.message).toBe(`${file}: cannot be read (ENOENT)`);
   });
 
   it('refuses a folder given as the policy file', async () => {

@@ -112,7 +112,7 @@ describe('authz check-policy', () => {
 
     const missing = await check('no-such-policy.yaml');
     expect(missing.code).toBe(1);
-    expect(missing.stdout).toMatch(/^no-such-policy\.yaml: cannot read the policy file \(ENOENT\)\n/);
+    expect(missing.stdout).toMatch(/^no-such-policy\.yaml: cannot be read \(ENOENT\)\n/);
   });
 
   it('refuses bad arguments with a UsageError', async () => {

@@ -91,7 +91,7 @@ describe('authz test', () => {
     expect(missingPolicy.code).toBe(1);
     expect(missingPolicy.stderr).toBe(
       `authz: ${MISSING_POLICY}: its policy cannot be used (ERR_POLICY_READ):\n` +
-        'test/fixtures/ops/no-such-policy.yaml: the policy file cannot be read (ENOENT)\n',
+        'test/fixtures/ops/no-such-policy.yaml: cannot be read (ENOENT)\n',
     );
     const missing = await runTests('no-such.test.yaml');
     expect(missing.code).toBe(1);
