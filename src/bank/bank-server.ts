@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { IDENTITY_HEADERS } from '../authz/answer-for-decision.js';
+import { listenHttp } from '../http/listen-http.js';
 import { readBoundedBody } from '../http/read-bounded-body.js';
 import { fromCents, Ledger } from './ledger.js';
 
@@ -36,20 +36,9 @@ export async function startBank(options: {
   });
   server.requestTimeout = 10_000; // 10 seconds
   server.headersTimeout = 5_000; // 5 seconds
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const { port, close } = await listenHttp(server, options.host, options.port);
   options.logger.info({ event: 'started', host: options.host, port }, 'bank listening');
-  return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return { port, close };
 }
 
 async function handle(ledger: Ledger, request: IncomingMessage, response: ServerResponse): Promise<void> {

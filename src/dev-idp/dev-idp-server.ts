@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { isIPv6, type AddressInfo } from 'node:net';
+import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
+import { listenHttp } from '../http/listen-http.js';
 import { DEMO_USERS } from './demo-users.js';
 import { DevIdpError } from './dev-idp-error.js';
 import { DISCOVERY_PATH, discoveryDocument, JWKS_PATH, TOKEN_PATH } from './discovery-document.js';
@@ -89,14 +90,8 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
   const server: Server = createServer();
   server.requestTimeout = 10_000; // 10 seconds
   server.headersTimeout = 5_000; // 5 seconds
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const listening = await listenHttp(server, options.host, options.port);
+  const port = listening.port;
   const issuer = options.issuer ?? defaultIssuer(options.host, port);
 
   const rotateKeys = async (rotation: { retirePrevious?: boolean } = {}): Promise<{ kid: string }> => {
@@ -188,11 +183,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
     port,
     issuer,
     rotateKeys,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
+    close: listening.close,
   };
 }
 

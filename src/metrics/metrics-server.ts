@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { listenHttp } from '../http/listen-http.js';
 import type { Registry } from 'prom-client';
 
 /** A listening metrics endpoint. */
@@ -49,23 +49,9 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.maxConnections = MAX_CONNECTIONS;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const { port, close } = await listenHttp(server, options.host, options.port);
   logger.info({ event: 'metrics_started', host: options.host, port }, 'metrics listening');
-  return {
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return { port, close };
 }
 
 async function handle(registry: Registry, request: IncomingMessage, response: ServerResponse): Promise<void> {
