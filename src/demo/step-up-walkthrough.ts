@@ -1,12 +1,11 @@
 import { decodeJwt } from 'jose';
-import { findBearerChallenge, type BearerChallengeView } from '../client/find-bearer-challenge.js';
-import { parseWwwAuthenticate } from '../client/parse-www-authenticate.js';
 import {
   discoverTokenEndpoint,
   MFA_OTP_GRANT,
   requestToken,
   type TokenResult,
 } from '../client/token-client.js';
+import { planStepUp, type StepUpRequest } from '../client/step-up-plan.js';
 
 /** Everything the walkthrough talks to, and how it shows its steps. */
 export interface WalkthroughOptions {
@@ -22,17 +21,13 @@ export interface WalkthroughOptions {
   readonly print: (line: string) => void;
 }
 
+/** What the reference scenario's app asks for at its ordinary, password-only login. */
+const SIGN_IN_SCOPE = 'openid view:balance';
+
 interface ApiAnswer {
   readonly status: number;
   readonly challenge: string | null;
   readonly body: string;
-}
-
-/** How a step-up request is shaped from a challenge (RFC 6750 section 3, RFC 9470 section 3). */
-interface StepUpRequest {
-  readonly scope: string;
-  readonly acrValues?: string;
-  readonly maxAge?: string;
 }
 
 /**
@@ -46,7 +41,7 @@ export async function runStepUpWalkthrough(options: WalkthroughOptions): Promise
   const transferBody = { to: 'bob', amount: 25 };
 
   print(`1. Log in to ${options.issuer} as ${options.username} with a password, asking for view:balance`);
-  const login = await obtainToken(options, tokenEndpoint, { scope: 'openid view:balance' });
+  const login = await obtainToken(options, tokenEndpoint, { scope: SIGN_IN_SCOPE });
   if (login === undefined) return false;
 
   print(`2. GET ${api}/balance with that token`);
@@ -101,26 +96,20 @@ function stepUpFor(
   heldScope: string,
   print: (line: string) => void,
 ): StepUpRequest | undefined {
-  const parsed = parseWwwAuthenticate(answer.challenge ?? '');
-  const bearer: BearerChallengeView | undefined = parsed.ok
-    ? findBearerChallenge(parsed.challenges)
-    : undefined;
-  if (bearer === undefined) {
-    print(`   No usable Bearer challenge (${parsed.ok ? 'none offered' : parsed.error.message}); giving up.`);
+  const plan = planStepUp(answer, heldScope);
+  if (plan.kind === 'give_up') {
+    print(`   ${plan.explanation} Giving up.`);
     return undefined;
   }
-  print(`   error="${bearer.error ?? ''}"${bearer.errorDescription ? `: ${bearer.errorDescription}` : ''}`);
-  if (answer.status === 403 && bearer.error === 'insufficient_scope' && bearer.scope !== undefined) {
-    print(`   The token lacks scope ${bearer.scope.join(' ')}: a new token is needed for it.`);
-    return { scope: bearer.scope.join(' ') };
+  const { error, errorDescription } = plan.challenge;
+  print(`   error="${error ?? ''}"${errorDescription ? `: ${errorDescription}` : ''}`);
+  if (plan.kind === 'scope') {
+    print(`   The token lacks scope ${plan.request.scope ?? ''}: a new token is needed for it.`);
+    return plan.request;
   }
-  if (answer.status === 401 && bearer.error === 'insufficient_user_authentication') {
+  if (plan.kind === 'authentication') {
     print('   The login is too weak or too old for this operation: a fresh, stronger login is needed.');
-    return {
-      scope: heldScope,
-      ...(bearer.acrValues === undefined ? {} : { acrValues: bearer.acrValues.join(' ') }),
-      ...(bearer.maxAge === undefined ? {} : { maxAge: String(bearer.maxAge) }),
-    };
+    return plan.request;
   }
   print(`   Nothing a step-up can fix (status ${answer.status}); giving up.`);
   return undefined;
@@ -134,7 +123,7 @@ async function obtainToken(options: WalkthroughOptions, tokenEndpoint: URL, requ
     username: options.username,
     password: options.password,
     audience: options.audience,
-    scope: request.scope,
+    scope: request.scope ?? SIGN_IN_SCOPE,
     ...(request.acrValues === undefined ? {} : { acr_values: request.acrValues }),
     ...(request.maxAge === undefined ? {} : { max_age: request.maxAge }),
   });
