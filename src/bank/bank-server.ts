@@ -4,6 +4,7 @@ import { IDENTITY_HEADERS } from '../authz/answer-for-decision.js';
 import { listenHttp } from '../http/listen-http.js';
 import { readBoundedBody } from '../http/read-bounded-body.js';
 import { fromCents, Ledger } from './ledger.js';
+import { APP_PREFIX, type WebAppFile } from './web-app.js';
 
 const MAX_BODY_BYTES = 16 * 1024; // 16 KiB: a transfer is a few dozen bytes
 
@@ -20,14 +21,20 @@ export interface RunningBank {
  * - `GET /accounts/{id}/balance` → 200 for the account's owner (`id` = subject), 403 for anyone else
  * - `POST /transfer` `{"to": "bob", "amount": 25}` → 201 `{"from", "to", "amount", "balance"}`
  * - `GET /healthz` → 200
+ * - `GET|HEAD /app/...` → the single-page app's files (`app`, from `loadWebApp`); `/app` redirects to `/app/`
  */
 export async function startBank(options: {
   host: string;
   port: number;
   logger: Logger;
+  /** The built single-page app; without it, `/app/` answers 404. */
+  app?: (path: string) => WebAppFile | undefined;
 }): Promise<RunningBank> {
   const ledger = new Ledger();
+  const app = options.app;
   const server: Server = createServer((request, response) => {
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
+    if (path === '/app' || path.startsWith(APP_PREFIX)) return serveApp(app, path, request, response);
     handle(ledger, request, response).catch((error: unknown) => {
       options.logger.error({ event: 'bank_error', err: error }, 'bank request failed');
       if (!response.headersSent) send(response, 500, { error: 'internal_error' });
@@ -99,6 +106,27 @@ async function handle(ledger: Ledger, request: IncomingMessage, response: Server
     return send(response, status, { error: result.refusal });
   }
   return send(response, 201, { from: subject, to, amount, balance: fromCents(result.balanceCents) });
+}
+
+/** Static files of the app, by exact lookup; public (Envoy's `/app/**` route needs no token). */
+function serveApp(
+  app: ((path: string) => WebAppFile | undefined) | undefined,
+  path: string,
+  request: IncomingMessage,
+  response: ServerResponse,
+): void {
+  if (request.method !== 'GET' && request.method !== 'HEAD')
+    return send(response, 405, { error: 'method_not_allowed' }, { allow: 'GET, HEAD' });
+  // A relative URL would resolve against /, not /app/: send the browser to the folder form first.
+  if (path === '/app') {
+    response.writeHead(308, { location: APP_PREFIX, 'content-length': 0 });
+    response.end();
+    return;
+  }
+  const file = app?.(path);
+  if (file === undefined) return send(response, 404, { error: 'not_found' });
+  response.writeHead(200, { ...file.headers, 'content-length': file.body.length });
+  response.end(request.method === 'HEAD' ? undefined : file.body);
 }
 
 function send(

@@ -12,6 +12,8 @@ export const COMMAND_DEFAULTS = Object.freeze({
   authzListen: '127.0.0.1:9001',
   bankListen: '127.0.0.1:8080',
   devIdpListen: '127.0.0.1:9000',
+  /** The identity provider the bank's web app signs in with: the dev IdP, as policy.yaml trusts it. */
+  appIssuer: 'http://127.0.0.1:9000',
   logLevel: 'info' as LevelWithSilent,
   devTokenTtlSeconds: 600, // 10 minutes
   maxDevTokenTtlSeconds: 86_400, // 24 hours
@@ -111,14 +113,44 @@ export function serveConfig(argv: readonly string[], env: Env): ServeConfig {
 export interface BankConfig {
   readonly listen: ListenAddress;
   readonly logLevel: LevelWithSilent;
+  /** The built web app's folder when one was named (a missing folder is then an error); else the default. */
+  readonly appDir: string | undefined;
+  /** The issuer the web app signs in with. */
+  readonly appIssuer: string;
 }
 
-/** `authz bank [--listen HOST:PORT]`; env BANK_LISTEN. */
+/**
+ * `authz bank [--listen HOST:PORT] [--app-dir DIR] [--app-issuer URL]`; env BANK_LISTEN, BANK_APP_DIR,
+ * BANK_APP_ISSUER.
+ */
 export function bankConfig(argv: readonly string[], env: Env): BankConfig {
-  const values = parse(argv, { listen: { type: 'string' }, 'log-level': { type: 'string' } });
+  const values = parse(argv, {
+    listen: { type: 'string' },
+    'log-level': { type: 'string' },
+    'app-dir': { type: 'string' },
+    'app-issuer': { type: 'string' },
+  });
   const listenFlag = values['listen'] as string | undefined;
   const levelFlag = values['log-level'] as string | undefined;
+  const appDir = (values['app-dir'] as string | undefined) ?? env['BANK_APP_DIR'];
+  if (appDir === '') throw new UsageError('--app-dir must name a folder');
+  const issuerFlag = values['app-issuer'] as string | undefined;
+  const appIssuer = issuerFlag ?? env['BANK_APP_ISSUER'] ?? COMMAND_DEFAULTS.appIssuer;
+  const issuerUrl = URL.canParse(appIssuer) ? new URL(appIssuer) : undefined;
+  if (
+    issuerUrl === undefined ||
+    (issuerUrl.protocol !== 'http:' && issuerUrl.protocol !== 'https:') ||
+    issuerUrl.search !== '' ||
+    issuerUrl.hash !== '' ||
+    issuerUrl.username !== '' ||
+    issuerUrl.password !== ''
+  ) {
+    const source = issuerFlag !== undefined ? '--app-issuer' : 'BANK_APP_ISSUER';
+    throw new UsageError(`${source}: "${appIssuer}" is not an http(s) issuer URL without query or fragment`);
+  }
   return Object.freeze({
+    appDir,
+    appIssuer,
     listen: parseListenAddress(
       listenFlag ?? env['BANK_LISTEN'] ?? COMMAND_DEFAULTS.bankListen,
       listenFlag !== undefined ? '--listen' : 'BANK_LISTEN',

@@ -1,12 +1,22 @@
 #!/usr/bin/env node
+import type { Logger } from 'pino';
 import { startBank } from '../bank/bank-server.js';
-import { ensureDevKeys } from '../dev/dev-keys.js';
+import {
+  BUILT_APP_DIR,
+  loadWebApp,
+  WEB_APP_CLIENT_ID,
+  WEB_APP_SIGN_IN_SCOPE,
+  WebAppError,
+  type WebAppFile,
+} from '../bank/web-app.js';
+import { DEV_AUDIENCE, ensureDevKeys } from '../dev/dev-keys.js';
 import { mintDevToken } from '../dev/mint-dev-token.js';
 import { createLogger } from '../log/create-logger.js';
 import { PolicyError } from '../policy/policy-error.js';
 import { startAuthzServer } from '../server/authz-server.js';
 import {
   bankConfig,
+  type BankConfig,
   COMMAND_DEFAULTS,
   demoClientConfig,
   devIdpConfig,
@@ -33,8 +43,10 @@ commands:
         the ext_authz gRPC server and gRPC health (default listen ${COMMAND_DEFAULTS.authzListen};
         env AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE,
         AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE); reloads the policy when the file changes or on SIGHUP
-  bank [--listen HOST:PORT]
-        the stub banking upstream (default listen ${COMMAND_DEFAULTS.bankListen})
+  bank [--listen HOST:PORT] [--app-dir DIR] [--app-issuer URL]
+        the stub banking upstream (default listen ${COMMAND_DEFAULTS.bankListen}; env BANK_LISTEN) and its
+        web app under /app/ (the built dist/web by default; env BANK_APP_DIR), signing in with the
+        identity provider --app-issuer (default ${COMMAND_DEFAULTS.appIssuer}; env BANK_APP_ISSUER)
   dev-token --scope "view:balance transfer:funds" [--sub alice] [--ttl 10m] [--issuer URL] [--audience AUD]
             [--acr urn:bank:mfa] [--amr "pwd mfa"] [--auth-age 0s]
         DEVELOPMENT ONLY: prints a token signed with a local key kept in .authz-dev/ (env AUTHZ_DEV_DIR);
@@ -59,6 +71,30 @@ commands:
         (default http://127.0.0.1:9000), printing each step; --otp prompt asks for the code the IdP
         printed, auto reads it from the IdP's simulated authenticator (default: prompt on a terminal)
 `;
+
+/**
+ * The bank's web app: the folder named on the command line must hold a built app; without one, the
+ * built `dist/web` is served when present, and the bank runs API-only (with a warning) when not.
+ */
+async function bankWebApp(
+  config: BankConfig,
+  logger: Logger,
+): Promise<((path: string) => WebAppFile | undefined) | undefined> {
+  const settings = {
+    issuer: config.appIssuer,
+    clientId: WEB_APP_CLIENT_ID,
+    audience: DEV_AUDIENCE,
+    scope: WEB_APP_SIGN_IN_SCOPE,
+  };
+  if (config.appDir !== undefined) return loadWebApp(config.appDir, settings);
+  try {
+    return await loadWebApp(BUILT_APP_DIR, settings);
+  } catch (error) {
+    if (!(error instanceof WebAppError)) throw error;
+    logger.warn({ event: 'web_app_missing', dir: BUILT_APP_DIR }, `no web app served: ${error.message}`);
+    return undefined;
+  }
+}
 
 /** Stops a long-running command gracefully on SIGTERM or SIGINT. */
 function onShutdown(close: () => Promise<void>): void {
@@ -109,7 +145,13 @@ async function run(argv: readonly string[]): Promise<void> {
     case 'bank': {
       const config = bankConfig(rest, env);
       const logger = createLogger({ level: config.logLevel });
-      const bank = await startBank({ host: config.listen.host, port: config.listen.port, logger });
+      const app = await bankWebApp(config, logger);
+      const bank = await startBank({
+        host: config.listen.host,
+        port: config.listen.port,
+        logger,
+        ...(app === undefined ? {} : { app }),
+      });
       onShutdown(() => bank.close());
       return;
     }

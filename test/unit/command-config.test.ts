@@ -180,25 +180,46 @@ describe('bankConfig', () => {
     expect(bankConfig([], {})).toEqual({
       listen: { host: '127.0.0.1', port: 8080, text: '127.0.0.1:8080' },
       logLevel: 'info',
+      appDir: undefined,
+      appIssuer: 'http://127.0.0.1:9000',
     });
   });
 
   it('takes BANK_LISTEN and AUTHZ_LOG_LEVEL from the environment', () => {
-    expect(bankConfig([], { BANK_LISTEN: '[::1]:8081', AUTHZ_LOG_LEVEL: 'error' })).toEqual({
+    expect(
+      bankConfig([], {
+        BANK_LISTEN: '[::1]:8081',
+        AUTHZ_LOG_LEVEL: 'error',
+        BANK_APP_DIR: '/srv/web',
+        BANK_APP_ISSUER: 'https://idp.example/',
+      }),
+    ).toEqual({
       listen: { host: '::1', port: 8081, text: '[::1]:8081' },
       logLevel: 'error',
+      appDir: '/srv/web',
+      appIssuer: 'https://idp.example/',
     });
   });
 
   it('lets flags beat the environment', () => {
-    const config = bankConfig(['--listen', '0.0.0.0:18080', '--log-level', 'trace'], {
-      BANK_LISTEN: '127.0.0.1:1',
-      AUTHZ_LOG_LEVEL: 'error',
-    });
+    const config = bankConfig(
+      [
+        ...['--listen', '0.0.0.0:18080', '--log-level', 'trace'],
+        ...['--app-dir', 'web-build', '--app-issuer', 'http://127.0.0.1:19000'],
+      ],
+      {
+        BANK_LISTEN: '127.0.0.1:1',
+        AUTHZ_LOG_LEVEL: 'error',
+        BANK_APP_DIR: '/srv/web',
+        BANK_APP_ISSUER: 'https://idp.example/',
+      },
+    );
 
     expect(config).toEqual({
       listen: { host: '0.0.0.0', port: 18080, text: '0.0.0.0:18080' },
       logLevel: 'trace',
+      appDir: 'web-build',
+      appIssuer: 'http://127.0.0.1:19000',
     });
   });
 
@@ -206,6 +227,23 @@ describe('bankConfig', () => {
     expect(usageErrorFrom(() => bankConfig(['--listen', 'nowhere'], {})).message).toMatch(
       /^--listen: "nowhere"/,
     );
+  });
+
+  it.each([
+    ['not a url'],
+    ['ftp://idp.example/'],
+    ['http://idp.example/?tenant=1'],
+    ['http://idp.example/#x'],
+    ['http://user:pw@idp.example/'],
+  ])('refuses --app-issuer %s, naming the flag', (issuer) => {
+    expect(usageErrorFrom(() => bankConfig(['--app-issuer', issuer], {})).message).toMatch(/^--app-issuer: /);
+  });
+
+  it('names BANK_APP_ISSUER when the variable is bad, and refuses an empty --app-dir', () => {
+    expect(usageErrorFrom(() => bankConfig([], { BANK_APP_ISSUER: 'nope' })).message).toMatch(
+      /^BANK_APP_ISSUER: "nope"/,
+    );
+    expect(usageErrorFrom(() => bankConfig(['--app-dir', ''], {})).message).toMatch(/--app-dir/);
   });
 
   it('names BANK_LISTEN when the variable is bad', () => {

@@ -1,0 +1,78 @@
+import { parseAppConfig, type AppConfig } from './app-config.js';
+import { callBankApi } from './bank-api.js';
+import { BankSession, type Operation } from './bank-session.js';
+import { PageView } from './page-view.js';
+import { popupSignIn } from './popup-sign-in.js';
+import { readProviderMetadata, type ProviderEndpoints } from './provider-metadata.js';
+import './styles.css';
+
+const BALANCE: Operation = { method: 'GET', path: '/balance', purpose: 'see your balance' };
+const AMOUNT = /^\d{1,9}(\.\d{1,2})?$/; // what the bank accepts: up to 2 decimals
+
+async function fetchJson(url: string): Promise<unknown> {
+  const response = await fetch(url, {
+    cache: 'no-store',
+    credentials: 'omit',
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+  return response.json();
+}
+
+async function loadSettings(): Promise<{ config: AppConfig; endpoints: ProviderEndpoints }> {
+  const config = parseAppConfig(await fetchJson(new URL('config.json', document.baseURI).href));
+  // OpenID Connect Discovery 1.0 section 4: the issuer without a trailing slash, then the well-known path.
+  const discovery = `${config.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
+  return { config, endpoints: readProviderMetadata(await fetchJson(discovery), config.issuer) };
+}
+
+function input(id: string): HTMLInputElement {
+  const element = document.getElementById(id);
+  if (!(element instanceof HTMLInputElement)) throw new Error(`the page has no input #${id}`);
+  return element;
+}
+
+async function start(): Promise<void> {
+  const view = new PageView(document);
+  let settings: { config: AppConfig; endpoints: ProviderEndpoints };
+  try {
+    settings = await loadSettings();
+  } catch (error) {
+    view.note(`The app cannot start: ${(error as Error).message}`, 'error');
+    return;
+  }
+  const redirectUri = new URL('callback.html', document.baseURI).href;
+  const session = new BankSession({
+    callApi: callBankApi,
+    signIn: popupSignIn(settings.config, settings.endpoints, redirectUri),
+    signInScope: settings.config.scope,
+    view,
+  });
+  view.note(
+    `Identity provider: ${settings.config.issuer}. Tokens are kept in this page's memory only.`,
+    'info',
+  );
+
+  document.getElementById('refresh')?.addEventListener('click', () => void session.run(BALANCE));
+  document.getElementById('prompt-continue')?.addEventListener('click', () => void session.continuePending());
+  document.getElementById('prompt-cancel')?.addEventListener('click', () => session.cancelPending());
+  document.getElementById('transfer-form')?.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const to = input('to').value.trim();
+    const amount = input('amount').value.trim();
+    if (to === '' || !AMOUNT.test(amount) || Number(amount) <= 0) {
+      view.note('Enter who to pay and an amount like 25 or 12.50.', 'error');
+      return;
+    }
+    const transfer: Operation = {
+      method: 'POST',
+      path: '/transfer',
+      body: { to, amount: Number(amount) },
+      purpose: `transfer ${amount} to ${to}`,
+    };
+    void session.run(transfer);
+  });
+  await session.run(BALANCE);
+}
+
+void start();
