@@ -11,6 +11,8 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY protos ./protos
+# The bank's web app (bundled by Vite into dist/web, served by `authz bank` under /app/).
+COPY web ./web
 RUN npm run build
 
 # Runtime stage: production dependencies and compiled JavaScript only.

@@ -8,8 +8,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { DEFAULT_DEV_DIR, ensureDevKeys } from '../dev/dev-keys.js';
 import { mintDevToken } from '../dev/mint-dev-token.js';
 
-// `npm run demo`: Envoy (envoy/envoy.yaml as is), the authz server (policy.yaml) and the bank, on the ports
-// envoy.yaml names, with ready-to-paste curl commands. Development only: tokens come from the dev key.
+// `npm run demo`: Envoy (envoy/envoy.yaml as is), the authz server (policy.yaml), the bank with its web app
+// (dist/web under /app/) and the development identity provider, on the ports envoy.yaml and policy.yaml
+// name, with ready-to-paste curl commands and the app's address last. Development only.
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
@@ -137,7 +138,13 @@ async function main(): Promise<void> {
 
   let authzStarted = false;
   let idpStarted = false;
-  start('bank', process.execPath, [CLI, 'bank', '--listen', `127.0.0.1:${PORTS.bank}`], logDir);
+  // The bank serves the built web app; naming the folder makes a missing build an error, not a 404.
+  start(
+    'bank',
+    process.execPath,
+    [CLI, 'bank', '--listen', `127.0.0.1:${PORTS.bank}`, '--app-dir', join(ROOT, 'dist', 'web')],
+    logDir,
+  );
   start(
     'dev-idp',
     process.execPath,
@@ -209,7 +216,11 @@ The whole step-up loop, with the development identity provider on http://127.0.0
   npm run demo:stepup          (or: node dist/cli/main.js demo-client --otp prompt)
 
 More tokens: node dist/cli/main.js dev-token --scope "view:balance" --sub bob
-Press Ctrl-C to stop everything. Decisions appear below as they happen:
+Press Ctrl-C to stop everything. Decisions and MFA codes appear below as they happen.
+
+The bank in a browser: sign in as alice / alice-password, transfer, and confirm with the one-time code
+the identity provider's page shows (a stand-in for a phone). The panel shows each status and challenge.
+open ${api}/app/
 `);
 }
 

@@ -257,13 +257,25 @@ describe('docker-compose.yml', () => {
       'port_value',
     );
     const published = items(at(service('authz'), 'ports')).map((p) => portOf(String(p)));
-    expect(published).toEqual([listenerPort]);
+    // Envoy's listener, and the dev IdP's port for the browser's sign-in.
+    expect(published).toEqual([listenerPort, portOf(flag(at(service('dev-idp'), 'command'), '--listen'))]);
     const authzListen = flag(at(service('authz'), 'command'), '--listen');
     const bankListen = flag(at(service('bank'), 'command'), '--listen');
     expect(authzListen?.split(':')[0]).toBe('127.0.0.1');
     expect(bankListen?.split(':')[0]).toBe('127.0.0.1');
     expect(portOf(authzListen)).toBe(clusterAddress('authz').port);
     expect(portOf(bankListen)).toBe(clusterAddress('bank').port);
+  });
+
+  it('runs the dev IdP with the issuer policy.yaml trusts, and points the web app at it', () => {
+    const policy = loadYaml(path.join(repoRoot, 'policy.yaml'));
+    const issuers = items(at(policy, 'issuers')).map((issuer) => at(issuer, 'issuer'));
+    const idp = at(service('dev-idp'), 'command');
+    const issuer = flag(idp, '--issuer');
+    expect(issuers).toContain(issuer);
+    expect(portOf(flag(idp, '--listen'))).toBe(portOf(new URL(issuer!).host));
+    expect(flag(at(service('bank'), 'command'), '--app-issuer')).toBe(issuer);
+    expect(at(service('dev-idp'), 'network_mode')).toBe('service:authz');
   });
 
   it('mounts the policy with its dev keys beside it, and only paths that exist', () => {
@@ -304,6 +316,11 @@ describe('Dockerfile', () => {
       expect(major, `${base} is node:<major>`).toBeGreaterThanOrEqual(20);
       expect(major % 2, `${base} is an LTS line`).toBe(0);
     }
+  });
+
+  it('builds the web app into the image (dist/web, which the bank serves)', () => {
+    expect(instruction('COPY')).toContain('web ./web');
+    expect(instruction('COPY')).toContain('--from=build /app/dist ./dist');
   });
 
   it('runs the CLI as the non-root node user', () => {

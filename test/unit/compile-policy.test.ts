@@ -90,6 +90,7 @@ describe('compilePolicy: the repository policy.yaml', () => {
       'POST /transfer',
       '* /healthz',
       'GET /accounts/{id}/balance',
+      'GET,HEAD /app/**',
     ]);
   });
 

@@ -115,6 +115,7 @@ describe('authz explain on the demo policy (--claims)', () => {
         '           skipped routes[1] (line 29, POST /transfer): method DELETE is not one of POST',
         '           skipped routes[2] (line 36, * /healthz): path /balance does not match /healthz',
         '           skipped routes[3] (line 37, GET /accounts/{id}/balance): method DELETE is not one of GET',
+        '           skipped routes[4] (line 40, GET,HEAD /app/**): method DELETE is not one of GET, HEAD',
         'token      none presented (no Authorization header)',
         'decision   deny no_route: no route allows this request',
         'response   403',

@@ -37,8 +37,8 @@ describe('authz test', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout).not.toContain('FAIL');
-    expect(stdout).toMatch(/\n39 passed, 0 failed\n$/);
-    expect(stdout).toContain(`${DEMO_TESTS}: 34 cases against policy.yaml, clock 2026-11-27T12:00:00Z\n`);
+    expect(stdout).toMatch(/\n44 passed, 0 failed\n$/);
+    expect(stdout).toContain(`${DEMO_TESTS}: 39 cases against policy.yaml, clock 2026-11-27T12:00:00Z\n`);
   });
 
   it('prints a table of passes and failures, each failure with file:line, and exits 1', async () => {
