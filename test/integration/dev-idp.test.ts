@@ -138,7 +138,7 @@ describe('development identity provider', () => {
       issuer: base,
       jwks_uri: `${base}/.well-known/jwks.json`,
       token_endpoint: `${base}/oauth/token`,
-      grant_types_supported: ['password', MFA_GRANT],
+      grant_types_supported: ['password', MFA_GRANT, 'authorization_code'],
       acr_values_supported: ['urn:bank:pwd', 'urn:bank:mfa'],
       scopes_supported: ['openid', 'view:balance', 'transfer:funds'],
       token_endpoint_auth_methods_supported: ['none'],
@@ -482,7 +482,7 @@ describe('development identity provider', () => {
     });
 
     it('an unknown path: 404', async () => {
-      const reply = await call('/authorize');
+      const reply = await call('/oauth/authorize');
       expect(reply.status).toBe(404);
       expect(reply.body['error']).toBe('not_found');
     });
