@@ -102,6 +102,7 @@ export class AuthorizeEndpoint {
       return loginPage({ txn, clientId, scopes }, this.options.pageHeaders);
     }
     if (!needsMfa) return this.issueCode(authorization, session.user, session);
+    // The session stands in for the password, so this sign-in takes no password: only the second factor.
     const pending: PendingSignIn = { request: authorization, passwordAttemptsLeft: 0, mfa: undefined };
     return this.beginMfa(this.pending.add(pending), pending, session.user);
   }

@@ -210,10 +210,11 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
 
   // Attached only now that the issuer is known; no request can arrive between bind and this line.
   server.on('request', (request: IncomingMessage, response) => {
-    const route = routes.get(pathOf(request));
+    const { path, query } = splitTarget(request.url);
+    const route = routes.get(path);
     // CORS headers go on errors too, so the browser app can read why its token request failed.
     const corsHeaders = route?.cors === true ? cors.headersFor(request.headers.origin) : {};
-    answer(route, request, cors)
+    answer(route, request, query, cors)
       .catch((error: unknown): Reply => {
         if (error instanceof OAuthError) return error.reply();
         logger.error({ event: 'dev_idp_error', err: error }, 'development identity provider request failed');
@@ -247,7 +248,12 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
   };
 }
 
-async function answer(route: Route | undefined, request: IncomingMessage, cors: CorsPolicy): Promise<Reply> {
+async function answer(
+  route: Route | undefined,
+  request: IncomingMessage,
+  query: URLSearchParams,
+  cors: CorsPolicy,
+): Promise<Reply> {
   if (route === undefined) throw new OAuthError(404, 'not_found', 'no such endpoint');
   if (route.loopbackOnly && !isLoopbackAddress(request.socket.remoteAddress))
     throw new OAuthError(403, 'access_denied', 'development helpers answer loopback peers only');
@@ -255,15 +261,14 @@ async function answer(route: Route | undefined, request: IncomingMessage, cors: 
   if (request.method !== route.method) {
     throw new OAuthError(405, 'method_not_allowed', `use ${route.method}`, { allow: route.method });
   }
-  const target = request.url ?? '/';
-  const queryAt = target.indexOf('?');
-  return route.handle(request, new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1)));
+  return route.handle(request, query);
 }
 
-function pathOf(request: IncomingMessage): string {
-  const target = request.url ?? '/';
+/** The path and query of a request target (`/authorize?client_id=...`). */
+function splitTarget(target = '/'): { path: string; query: URLSearchParams } {
   const queryAt = target.indexOf('?');
-  return queryAt === -1 ? target : target.slice(0, queryAt);
+  if (queryAt === -1) return { path: target, query: new URLSearchParams() };
+  return { path: target.slice(0, queryAt), query: new URLSearchParams(target.slice(queryAt + 1)) };
 }
 
 function get(handle: Route['handle']): Route {

@@ -2,6 +2,7 @@ import { DEMO_USERS } from './demo-users.js';
 import { LOGIN_PATH, MFA_PATH } from './discovery-document.js';
 import { escapeHtml, htmlPage } from './html-page.js';
 import type { MfaReason } from './mfa-rule.js';
+import { SPA_CLIENT_ID } from './protocol-values.js';
 import type { HtmlReply } from './reply.js';
 
 /** What the sign-in pages show about the request. Development only. */
@@ -13,6 +14,10 @@ export interface SignInView {
   /** A message for the person (a wrong password, a wrong code); undefined when none. */
   readonly error?: string;
 }
+
+const CLIENT_NAMES: Readonly<Record<string, string>> = {
+  [SPA_CLIENT_ID]: 'The bank demo app',
+};
 
 const SCOPE_WORDS: Readonly<Record<string, string>> = {
   openid: 'know who you are',
@@ -52,7 +57,10 @@ export interface MfaView extends SignInView {
   readonly code: string;
 }
 
-/** The one-time code form (`POST /authorize/mfa`), with the simulated authenticator beside it. Development only. */
+/**
+ * The one-time code form (`POST /authorize/mfa`), with the simulated authenticator beside it. The code
+ * field has no `pattern`: the server judges every code, and counts wrong ones. Development only.
+ */
 export function mfaPage(view: MfaView, headers: Readonly<Record<string, string>>): HtmlReply {
   const reasons = view.reasons.map(
     (reason) => `<p>${escapeHtml(reasonText(reason, view.maxAgeSeconds))}</p>`,
@@ -69,7 +77,7 @@ ${errorLine(view.error)}
 <form method="post" action="${MFA_PATH}">
 <input type="hidden" name="txn" value="${escapeHtml(view.txn)}">
 <label for="otp">6-digit code</label>
-<input id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required autofocus>
+<input id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" required autofocus>
 <button id="verify" type="submit">Verify</button>
 </form>`,
     headers,
@@ -94,7 +102,8 @@ function asking(view: SignInView): string {
   const scopes = view.scopes.map(
     (scope) => `<li>${escapeHtml(SCOPE_WORDS[scope] ?? scope)} (<code>${escapeHtml(scope)}</code>)</li>`,
   );
-  return `<p>The app <strong>${escapeHtml(view.clientId)}</strong> asks to:</p>\n<ul>${scopes.join('')}</ul>`;
+  const name = CLIENT_NAMES[view.clientId] ?? 'An app';
+  return `<p>${escapeHtml(name)} (<code>${escapeHtml(view.clientId)}</code>) asks to:</p>\n<ul>${scopes.join('')}</ul>`;
 }
 
 function errorLine(error: string | undefined): string {
