@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { LevelWithSilent } from 'pino';
 import { parseDurationSeconds } from '../policy/duration.js';
 import { DEFAULT_DEV_DIR, DEV_AUDIENCE, DEV_ISSUER } from '../dev/dev-keys.js';
+import { redirectUriProblem } from '../dev-idp/redirect-uris.js';
 import { parseListenAddress, type ListenAddress } from './listen-address.js';
 import { UsageError } from './usage-error.js';
 
@@ -235,21 +236,33 @@ export interface DevIdpConfig {
   readonly issuer: string | undefined;
   readonly audience: string;
   readonly logLevel: LevelWithSilent;
+  /** The browser app's redirect URIs from `--redirect-uri` (repeatable); undefined: the provider's default. */
+  readonly redirectUris: readonly string[] | undefined;
 }
 
-/** `authz dev-idp [--listen HOST:PORT] [--issuer URL] [--audience AUD]`. Development only. */
+/**
+ * `authz dev-idp [--listen HOST:PORT] [--issuer URL] [--audience AUD] [--redirect-uri URL]...`.
+ * Development only.
+ */
 export function devIdpConfig(argv: readonly string[], env: Env): DevIdpConfig {
   const values = parse(argv, {
     listen: { type: 'string', default: COMMAND_DEFAULTS.devIdpListen },
     issuer: { type: 'string' },
     audience: { type: 'string', default: DEV_AUDIENCE },
     'log-level': { type: 'string' },
+    'redirect-uri': { type: 'string', multiple: true },
   });
   const levelFlag = values['log-level'] as string | undefined;
+  const redirectUris = values['redirect-uri'] as string[] | undefined;
+  for (const uri of redirectUris ?? []) {
+    const problem = redirectUriProblem(uri);
+    if (problem !== undefined) throw new UsageError(`--redirect-uri: "${uri}" ${problem}`);
+  }
   return Object.freeze({
     listen: parseListenAddress(String(values['listen']), '--listen'),
     issuer: values['issuer'] as string | undefined,
     audience: String(values['audience']),
+    redirectUris: redirectUris === undefined ? undefined : Object.freeze([...new Set(redirectUris)]),
     logLevel: logLevel(
       levelFlag ?? env['AUTHZ_LOG_LEVEL'],
       levelFlag !== undefined ? '--log-level' : 'AUTHZ_LOG_LEVEL',

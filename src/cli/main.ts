@@ -62,10 +62,12 @@ commands:
   diff OLD NEW [--json]
         the example requests whose outcome changes between two policy files, per token profile;
         exit 0 no change, 1 changes, 2 errors
-  dev-idp [--listen HOST:PORT] [--issuer URL] [--audience AUD]
+  dev-idp [--listen HOST:PORT] [--issuer URL] [--audience AUD] [--redirect-uri URL]...
         DEVELOPMENT ONLY: an OAuth 2.0 / OIDC identity provider for the step-up demo (default listen
         ${COMMAND_DEFAULTS.devIdpListen}); users alice / alice-password and bob / bob-password; MFA codes
-        are printed in its log
+        are printed in its log; the browser app (client_id bank-spa) signs in at /authorize with PKCE,
+        codes sent to --redirect-uri (repeatable, exact match; default
+        http://127.0.0.1:8000/app/callback.html and http://localhost:8000/app/callback.html)
   demo-client [--api URL] [--issuer URL] [--user alice] [--password PW] [--otp auto|prompt]
         replays the step-up scenario against Envoy (default http://127.0.0.1:8000) and the dev IdP
         (default http://127.0.0.1:9000), printing each step; --otp prompt asks for the code the IdP
@@ -186,6 +188,7 @@ async function run(argv: readonly string[]): Promise<void> {
         audience: config.audience,
         logger,
         ...(config.issuer === undefined ? {} : { issuer: config.issuer }),
+        ...(config.redirectUris === undefined ? {} : { redirectUris: config.redirectUris }),
       });
       onShutdown(() => idp.close());
       return;

@@ -2,13 +2,28 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import { listenHttp } from '../http/listen-http.js';
+import { AuthorizationCodes } from './authorization-codes.js';
+import { AuthorizeEndpoint } from './authorize-endpoint.js';
+import { CorsPolicy } from './cors.js';
 import { DEMO_USERS } from './demo-users.js';
 import { DevIdpError } from './dev-idp-error.js';
-import { DISCOVERY_PATH, discoveryDocument, JWKS_PATH, TOKEN_PATH } from './discovery-document.js';
-import { sendJson, type JsonReply } from './json-reply.js';
+import {
+  AUTHORIZATION_PATH,
+  DISCOVERY_PATH,
+  discoveryDocument,
+  JWKS_PATH,
+  LOGIN_PATH,
+  MFA_PATH,
+  TOKEN_PATH,
+} from './discovery-document.js';
+import { pageHeaders } from './html-page.js';
 import { isLoopbackAddress } from './loopback.js';
+import { LoginSessions } from './login-sessions.js';
 import { MfaTransactions } from './mfa-transactions.js';
 import { OAuthError } from './oauth-error.js';
+import { DEFAULT_REDIRECT_URIS, SPA_CLIENT_ID } from './protocol-values.js';
+import { redirectOrigins, redirectUriProblem } from './redirect-uris.js';
+import { sendReply, type Reply } from './reply.js';
 import { mediaTypeOf, parseJsonObject, readBody, readTokenParams } from './request-body.js';
 import { SigningKeyRing } from './signing-keys.js';
 import { TokenEndpoint } from './token-endpoint.js';
@@ -40,6 +55,12 @@ export interface DevIdpOptions {
   readonly now?: () => number;
   /** Access token lifetime; default 600 seconds. */
   readonly accessTokenTtlSeconds?: number;
+  /**
+   * Where the browser app (`client_id=bank-spa`) may receive authorization codes, compared by exact string;
+   * absolute http(s) URLs without fragment or userinfo. Their origins are the ones CORS allows. Default
+   * `DEFAULT_REDIRECT_URIS` (the app's callback on 127.0.0.1:8000 and localhost:8000).
+   */
+  readonly redirectUris?: readonly string[];
 }
 
 /** A running development identity provider. Development only. */
@@ -59,7 +80,9 @@ interface Route {
   readonly method: 'GET' | 'POST';
   /** Development helpers answer only peers on this machine. */
   readonly loopbackOnly: boolean;
-  readonly handle: (request: IncomingMessage, query: URLSearchParams) => Promise<JsonReply>;
+  /** Readable by the browser app from its origins (CORS), with `OPTIONS` preflight answered. */
+  readonly cors: boolean;
+  readonly handle: (request: IncomingMessage, query: URLSearchParams) => Promise<Reply>;
 }
 
 /**
@@ -72,11 +95,21 @@ interface Route {
  * answered 403 `mfa_required` with an `mfa_token`, and the mfa-otp grant with the logged code completes the
  * login (`acr=urn:bank:mfa`, `amr=["pwd","mfa"]`).
  *
+ * The bank's browser app (public client `bank-spa`, registered `redirectUris`) logs in with the
+ * authorization code flow and PKCE S256 (RFC 6749 section 4.1, RFC 7636, RFC 9207 `iss`): the same MFA rule
+ * shows a second-factor page whose demo authenticator box prints the code. A password login leaves a session
+ * cookie (`dev_idp_session`, one hour) so later sign-ins skip the password (single sign-on) unless
+ * `prompt=login` or `max_age` asks for a fresh one; the second factor is asked for every time.
+ *
  * - `GET /.well-known/openid-configuration`: discovery metadata (`x_development_only: true`)
  * - `GET /.well-known/jwks.json`: published public keys
- * - `POST /oauth/token`: password and `http://auth0.com/oauth/grant-type/mfa-otp` grants
+ * - `GET /authorize`: the authorization endpoint; HTML sign-in pages, or a 303 back to the app
+ * - `POST /authorize/login`, `POST /authorize/mfa`: the password and one-time code forms of those pages
+ * - `POST /oauth/token`: password, `http://auth0.com/oauth/grant-type/mfa-otp` and `authorization_code` grants
  * - `GET /dev/authenticator?mfa_token=...` (loopback only): `{"otp": "123456"}`, the simulated second factor
  * - `POST /dev/rotate-keys` (loopback only): `{"kid", "published", "retired"}`
+ *
+ * Discovery, keys and the token endpoint answer CORS requests from the redirect URIs' origins.
  *
  * @throws DevIdpError `ERR_DEV_IDP_OPTIONS` for a malformed option; Error when the address cannot be bound.
  */
@@ -86,6 +119,10 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
   const now = options.now ?? Date.now;
   const keys = await SigningKeyRing.create();
   const transactions = new MfaTransactions(now);
+  const codes = new AuthorizationCodes(now);
+  const redirectUris = [...(options.redirectUris ?? DEFAULT_REDIRECT_URIS)];
+  const origins = redirectOrigins(redirectUris);
+  const cors = new CorsPolicy(origins);
 
   const server: Server = createServer();
   server.requestTimeout = 10_000; // 10 seconds
@@ -108,26 +145,43 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
     accessTokenTtlSeconds: options.accessTokenTtlSeconds ?? 600,
     keys,
     transactions,
+    codes,
+    logger,
+    now,
+  });
+  const authorizeEndpoint = new AuthorizeEndpoint({
+    issuer,
+    audience: options.audience,
+    redirectUris,
+    pageHeaders: pageHeaders(origins),
+    transactions,
+    codes,
+    sessions: new LoginSessions(now),
     logger,
     now,
   });
 
   const routes = new Map<string, Route>([
-    [DISCOVERY_PATH, get(async () => ({ status: 200, body: discoveryDocument(issuer) }))],
-    [JWKS_PATH, get(async () => ({ status: 200, body: keys.jwks() }))],
+    [DISCOVERY_PATH, { ...get(async () => ({ status: 200, body: discoveryDocument(issuer) })), cors: true }],
+    [JWKS_PATH, { ...get(async () => ({ status: 200, body: keys.jwks() })), cors: true }],
     [
       TOKEN_PATH,
       {
         method: 'POST',
         loopbackOnly: false,
+        cors: true,
         handle: async (request) => tokenEndpoint.handle(await readTokenParams(request)),
       },
     ],
+    [AUTHORIZATION_PATH, get(async (request, query) => authorizeEndpoint.authorize(request, query))],
+    [LOGIN_PATH, post(async (request) => authorizeEndpoint.login(request))],
+    [MFA_PATH, post(async (request) => authorizeEndpoint.mfa(request))],
     [
       AUTHENTICATOR_PATH,
       {
         method: 'GET',
         loopbackOnly: true,
+        cors: false,
         handle: async (_request, query) => {
           const mfaTokens = query.getAll('mfa_token');
           if (mfaTokens.length !== 1 || mfaTokens[0] === '')
@@ -144,6 +198,7 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
       {
         method: 'POST',
         loopbackOnly: true,
+        cors: false,
         handle: async (request) => {
           const { kid } = await rotateKeys(await readRotation(request));
           const published = keys.jwks().keys.map((key) => key.kid);
@@ -155,15 +210,19 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
 
   // Attached only now that the issuer is known; no request can arrive between bind and this line.
   server.on('request', (request: IncomingMessage, response) => {
-    answer(routes, request)
-      .catch((error: unknown): JsonReply => {
+    const { path, query } = splitTarget(request.url);
+    const route = routes.get(path);
+    // CORS headers go on errors too, so the browser app can read why its token request failed.
+    const corsHeaders = route?.cors === true ? cors.headersFor(request.headers.origin) : {};
+    answer(route, request, query, cors)
+      .catch((error: unknown): Reply => {
         if (error instanceof OAuthError) return error.reply();
         logger.error({ event: 'dev_idp_error', err: error }, 'development identity provider request failed');
         return { status: 500, body: { error: 'server_error', error_description: 'internal error' } };
       })
       .then((reply) => {
         if (response.headersSent) response.destroy();
-        else sendJson(response, reply);
+        else sendReply(response, reply, corsHeaders);
       })
       .catch(() => response.destroy());
   });
@@ -176,6 +235,8 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
       issuer,
       audience: options.audience,
       users: [...DEMO_USERS.keys()],
+      client_id: SPA_CLIENT_ID,
+      redirect_uris: redirectUris,
     },
     `development identity provider listening, issuer ${issuer} (development only)`,
   );
@@ -187,22 +248,35 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
   };
 }
 
-async function answer(routes: ReadonlyMap<string, Route>, request: IncomingMessage): Promise<JsonReply> {
-  const target = request.url ?? '/';
-  const queryAt = target.indexOf('?');
-  const path = queryAt === -1 ? target : target.slice(0, queryAt);
-  const route = routes.get(path);
+async function answer(
+  route: Route | undefined,
+  request: IncomingMessage,
+  query: URLSearchParams,
+  cors: CorsPolicy,
+): Promise<Reply> {
   if (route === undefined) throw new OAuthError(404, 'not_found', 'no such endpoint');
   if (route.loopbackOnly && !isLoopbackAddress(request.socket.remoteAddress))
     throw new OAuthError(403, 'access_denied', 'development helpers answer loopback peers only');
+  if (route.cors && request.method === 'OPTIONS') return cors.preflight(request.headers.origin, route.method);
   if (request.method !== route.method) {
     throw new OAuthError(405, 'method_not_allowed', `use ${route.method}`, { allow: route.method });
   }
-  return route.handle(request, new URLSearchParams(queryAt === -1 ? '' : target.slice(queryAt + 1)));
+  return route.handle(request, query);
 }
 
-function get(handle: () => Promise<JsonReply>): Route {
-  return { method: 'GET', loopbackOnly: false, handle };
+/** The path and query of a request target (`/authorize?client_id=...`). */
+function splitTarget(target = '/'): { path: string; query: URLSearchParams } {
+  const queryAt = target.indexOf('?');
+  if (queryAt === -1) return { path: target, query: new URLSearchParams() };
+  return { path: target.slice(0, queryAt), query: new URLSearchParams(target.slice(queryAt + 1)) };
+}
+
+function get(handle: Route['handle']): Route {
+  return { method: 'GET', loopbackOnly: false, cors: false, handle };
+}
+
+function post(handle: Route['handle']): Route {
+  return { method: 'POST', loopbackOnly: false, cors: false, handle };
 }
 
 /** The body of `POST /dev/rotate-keys`: empty, or JSON `{"retire_previous": boolean}`. */
@@ -243,5 +317,13 @@ function checkOptions(options: DevIdpOptions): void {
       url.password !== ''
     )
       fail(`issuer must be an http(s) URL with no path, query or fragment, like http://127.0.0.1:9000`);
+  }
+  if (options.redirectUris !== undefined) {
+    if (!Array.isArray(options.redirectUris) || options.redirectUris.length === 0)
+      fail('redirectUris must list at least one URI');
+    for (const uri of options.redirectUris) {
+      const problem = typeof uri === 'string' ? redirectUriProblem(uri) : 'is not a string';
+      if (problem !== undefined) fail(`redirectUris: "${String(uri)}" ${problem}`);
+    }
   }
 }

@@ -1,10 +1,14 @@
 import { ACR_VALUES, GRANT_TYPES, SCOPES } from './protocol-values.js';
 import { SIGNING_ALGORITHM } from './signing-keys.js';
 
-/** Where the development identity provider serves its documents, relative to the issuer. Development only. */
+/** Where the development identity provider serves its endpoints, relative to the issuer. Development only. */
 export const DISCOVERY_PATH = '/.well-known/openid-configuration';
 export const JWKS_PATH = '/.well-known/jwks.json';
 export const TOKEN_PATH = '/oauth/token';
+export const AUTHORIZATION_PATH = '/authorize';
+/** Where the sign-in pages post the password and the one-time code. */
+export const LOGIN_PATH = '/authorize/login';
+export const MFA_PATH = '/authorize/mfa';
 
 /**
  * The OpenID Connect Discovery 1.0 / RFC 8414 metadata of the development identity provider. `issuer` is
@@ -16,9 +20,14 @@ export function discoveryDocument(issuer: string): Record<string, unknown> {
   const base = issuer.replace(/\/$/, '');
   return {
     issuer,
+    authorization_endpoint: `${base}${AUTHORIZATION_PATH}`,
     jwks_uri: `${base}${JWKS_PATH}`,
     token_endpoint: `${base}${TOKEN_PATH}`,
     grant_types_supported: [...GRANT_TYPES],
+    response_types_supported: ['code'],
+    response_modes_supported: ['query'],
+    code_challenge_methods_supported: ['S256'], // RFC 7636: plain is refused
+    authorization_response_iss_parameter_supported: true, // RFC 9207
     scopes_supported: [...SCOPES],
     acr_values_supported: [...ACR_VALUES],
     claims_supported: [

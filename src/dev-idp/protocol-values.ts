@@ -12,8 +12,14 @@ export const PASSWORD_GRANT = 'password';
  */
 export const MFA_OTP_GRANT = 'http://auth0.com/oauth/grant-type/mfa-otp';
 
+/**
+ * The authorization code grant (RFC 6749 section 4.1), always with PKCE S256 (RFC 7636): what the browser
+ * app uses. Development only.
+ */
+export const AUTHORIZATION_CODE_GRANT = 'authorization_code';
+
 /** Every grant type accepted, as discovery lists them. Development only. */
-export const GRANT_TYPES = [PASSWORD_GRANT, MFA_OTP_GRANT] as const;
+export const GRANT_TYPES = [PASSWORD_GRANT, MFA_OTP_GRANT, AUTHORIZATION_CODE_GRANT] as const;
 
 /**
  * The scope that, as with the scenario's Auth0 Action, is granted only after multi-factor authentication.
@@ -39,3 +45,18 @@ export const AMR_MFA = ['pwd', 'mfa'] as const;
 
 /** The `client_id` claim when a request names none: there is no client registry. Development only. */
 export const DEFAULT_CLIENT_ID = 'authz-dev-client';
+
+/**
+ * The one client registered for the authorization endpoint: the bank's browser app, a public client (RFC 6749
+ * section 2.1) with no secret, so PKCE is what binds the code to it. Development only.
+ */
+export const SPA_CLIENT_ID = 'bank-spa';
+
+/**
+ * Where the bank's browser app may receive codes unless configured otherwise: its callback page on the demo
+ * port, under both loopback names a browser may use. Development only.
+ */
+export const DEFAULT_REDIRECT_URIS = [
+  'http://127.0.0.1:8000/app/callback.html',
+  'http://localhost:8000/app/callback.html',
+] as const;

@@ -40,19 +40,37 @@ export async function readTokenParams(request: IncomingMessage): Promise<Readonl
     throw new OAuthError(415, 'invalid_request', `send the parameters as ${FORM} or ${JSON_TYPE}`);
   }
   const text = await readBody(request);
+  if (mediaType === FORM) return onceEach(new URLSearchParams(text));
+  const entries: [string, string][] = [];
+  for (const [name, value] of Object.entries(parseJsonObject(text))) {
+    if (typeof value === 'string') entries.push([name, value]);
+    else if (typeof value === 'number' && Number.isFinite(value)) entries.push([name, String(value)]);
+    else throw new OAuthError(400, 'invalid_request', `${name} must be a string`);
+  }
+  return onceEach(entries);
+}
+
+/**
+ * Reads the fields of an HTML form post (`application/x-www-form-urlencoded`): the sign-in pages.
+ * Development only.
+ *
+ * @throws OAuthError 415 for another media type, 413 for a large body, 400 `invalid_request` for a field
+ * sent twice.
+ */
+export async function readFormParams(request: IncomingMessage): Promise<ReadonlyMap<string, string>> {
+  if (mediaTypeOf(request) !== FORM) {
+    request.resume(); // not read, but drained so the connection can carry the answer
+    throw new OAuthError(415, 'invalid_request', `send the form as ${FORM}`);
+  }
+  return onceEach(new URLSearchParams(await readBody(request)));
+}
+
+/** The entries as a map; a name sent twice is ambiguous, so refused (RFC 6749 section 3.2). */
+function onceEach(entries: Iterable<[string, string]>): Map<string, string> {
   const params = new Map<string, string>();
-  const add = (name: string, value: string) => {
+  for (const [name, value] of entries) {
     if (params.has(name)) throw new OAuthError(400, 'invalid_request', `${name} appears more than once`);
     params.set(name, value);
-  };
-  if (mediaType === FORM) {
-    for (const [name, value] of new URLSearchParams(text)) add(name, value);
-    return params;
-  }
-  for (const [name, value] of Object.entries(parseJsonObject(text))) {
-    if (typeof value === 'string') add(name, value);
-    else if (typeof value === 'number' && Number.isFinite(value)) add(name, String(value));
-    else throw new OAuthError(400, 'invalid_request', `${name} must be a string`);
   }
   return params;
 }

@@ -1,13 +1,20 @@
 import type { Logger } from 'pino';
 import { signAccessToken } from './access-token.js';
+import { authenticatedNow, type AuthenticationContext } from './authentication-context.js';
+import type { AuthorizationCodes } from './authorization-codes.js';
 import { authenticateDemoUser } from './demo-users.js';
 import type { JsonReply } from './json-reply.js';
 import { mfaReasons, type MfaReason } from './mfa-rule.js';
 import type { MfaTransactions, PendingGrant } from './mfa-transactions.js';
 import { OAuthError } from './oauth-error.js';
-import { ACR_MFA, ACR_PASSWORD, AMR_MFA, AMR_PASSWORD } from './protocol-values.js';
+import { verifierMatchesChallenge } from './pkce.js';
 import type { SigningKeyRing } from './signing-keys.js';
-import { parseTokenRequest, type MfaOtpGrantRequest, type PasswordGrantRequest } from './token-request.js';
+import {
+  parseTokenRequest,
+  type AuthorizationCodeGrantRequest,
+  type MfaOtpGrantRequest,
+  type PasswordGrantRequest,
+} from './token-request.js';
 
 /** What the token endpoint needs from the development identity provider. Development only. */
 export interface TokenEndpointOptions {
@@ -16,6 +23,7 @@ export interface TokenEndpointOptions {
   readonly accessTokenTtlSeconds: number;
   readonly keys: SigningKeyRing;
   readonly transactions: MfaTransactions;
+  readonly codes: AuthorizationCodes;
   readonly logger: Logger;
   readonly now: () => number;
 }
@@ -31,8 +39,8 @@ const REASON_TEXT: Record<MfaReason, string> = {
 
 /**
  * `POST /oauth/token` of the development identity provider, after the body is read: the password grant
- * (answered `mfa_required` when the MFA rule applies, as Auth0's MFA API does) and the mfa-otp grant that
- * completes it. Development only.
+ * (answered `mfa_required` when the MFA rule applies, as Auth0's MFA API does), the mfa-otp grant that
+ * completes it, and the authorization code grant with PKCE for the browser app. Development only.
  */
 export class TokenEndpoint {
   constructor(private readonly options: TokenEndpointOptions) {}
@@ -41,9 +49,14 @@ export class TokenEndpoint {
   async handle(params: ReadonlyMap<string, string>): Promise<JsonReply> {
     try {
       const request = parseTokenRequest(params, this.options.audience);
-      return request.grantType === 'password'
-        ? await this.passwordGrant(request)
-        : await this.mfaOtpGrant(request);
+      switch (request.grantType) {
+        case 'password':
+          return await this.passwordGrant(request);
+        case 'authorization_code':
+          return await this.authorizationCodeGrant(request);
+        default:
+          return await this.mfaOtpGrant(request);
+      }
     } catch (error) {
       if (error instanceof OAuthError) return error.reply();
       throw error;
@@ -65,7 +78,10 @@ export class TokenEndpoint {
       clientId: request.clientId,
     };
     const reasons = mfaReasons(request);
-    if (reasons.length === 0) return this.issue(grant, 'password');
+    if (reasons.length === 0) {
+      const nowMs = this.options.now();
+      return this.issue(grant, authenticatedNow('password', nowMs), nowMs);
+    }
 
     const { mfaToken, code, expiresInSeconds } = this.options.transactions.begin(grant);
     logger.info(
@@ -102,15 +118,35 @@ export class TokenEndpoint {
       );
       throw new OAuthError(403, 'invalid_grant', 'the one-time code is wrong');
     }
-    return this.issue(redemption.grant, 'mfa');
+    const nowMs = this.options.now();
+    return this.issue(redemption.grant, authenticatedNow('mfa', nowMs), nowMs);
   }
 
-  /** Signs a token for `grant`; the user authenticated just now (at the password or at the second factor). */
-  private async issue(grant: PendingGrant, login: 'password' | 'mfa'): Promise<JsonReply> {
-    const { issuer, accessTokenTtlSeconds, keys, logger, now } = this.options;
-    const seconds = Math.floor(now() / 1000);
-    const acr = login === 'mfa' ? ACR_MFA : ACR_PASSWORD;
-    const amr = login === 'mfa' ? AMR_MFA : AMR_PASSWORD;
+  /**
+   * Trades a code for a token (RFC 6749 section 4.1.3). The code is used up before anything is checked, so
+   * every failure is final; all of them answer the same 400 `invalid_grant` (RFC 6749 section 5.2), and a
+   * wrong verifier is not told apart from a wrong code (RFC 7636 section 4.6).
+   */
+  private async authorizationCodeGrant(request: AuthorizationCodeGrantRequest): Promise<JsonReply> {
+    const grant = this.options.codes.redeem(request.code);
+    if (grant === undefined) throw invalidGrant('the code is unknown, used or expired');
+    if (grant.clientId !== request.clientId || grant.redirectUri !== request.redirectUri)
+      throw invalidGrant('the code was issued to another client_id or redirect_uri');
+    if (!verifierMatchesChallenge(request.codeVerifier, grant.codeChallenge))
+      throw invalidGrant('the code_verifier does not match the code_challenge');
+    const { user, scopes, audience, clientId, acr, amr, authTimeSeconds } = grant;
+    return this.issue(
+      { user, scopes, audience, clientId },
+      { acr, amr, authTimeSeconds },
+      this.options.now(),
+    );
+  }
+
+  /** Signs a token for `grant` at `nowMs`, with the claims of the login that earned it. */
+  private async issue(grant: PendingGrant, login: AuthenticationContext, nowMs: number): Promise<JsonReply> {
+    const { issuer, accessTokenTtlSeconds, keys, logger } = this.options;
+    const seconds = Math.floor(nowMs / 1000);
+    const { acr, amr } = login;
     const key = keys.current;
     const { token, jti } = await signAccessToken(key, {
       issuer,
@@ -120,7 +156,7 @@ export class TokenEndpoint {
       clientId: grant.clientId,
       issuedAt: seconds,
       ttlSeconds: accessTokenTtlSeconds,
-      authTime: seconds,
+      authTime: login.authTimeSeconds,
       acr,
       amr,
     });
@@ -143,4 +179,8 @@ export class TokenEndpoint {
       body: { access_token: token, token_type: 'Bearer', expires_in: accessTokenTtlSeconds, scope },
     };
   }
+}
+
+function invalidGrant(description: string): OAuthError {
+  return new OAuthError(400, 'invalid_grant', description);
 }

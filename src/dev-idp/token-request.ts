@@ -1,5 +1,12 @@
 import { OAuthError } from './oauth-error.js';
-import { ACR_VALUES, DEFAULT_CLIENT_ID, MFA_OTP_GRANT, PASSWORD_GRANT, SCOPES } from './protocol-values.js';
+import {
+  ACR_VALUES,
+  AUTHORIZATION_CODE_GRANT,
+  DEFAULT_CLIENT_ID,
+  MFA_OTP_GRANT,
+  PASSWORD_GRANT,
+  SCOPES,
+} from './protocol-values.js';
 
 /** `grant_type=password`, checked: every field is well-formed and allowed. Development only. */
 export interface PasswordGrantRequest {
@@ -21,8 +28,21 @@ export interface MfaOtpGrantRequest {
   readonly otp: string;
 }
 
+/**
+ * `grant_type=authorization_code` (RFC 6749 section 4.1.3 with RFC 7636 section 4.5), checked for presence
+ * only: whether the code, client, redirect URI and verifier fit together is for the code's holder to say.
+ * Development only.
+ */
+export interface AuthorizationCodeGrantRequest {
+  readonly grantType: typeof AUTHORIZATION_CODE_GRANT;
+  readonly code: string;
+  readonly redirectUri: string;
+  readonly clientId: string;
+  readonly codeVerifier: string;
+}
+
 /** A token request the development identity provider understands. Development only. */
-export type TokenRequest = PasswordGrantRequest | MfaOtpGrantRequest;
+export type TokenRequest = PasswordGrantRequest | MfaOtpGrantRequest | AuthorizationCodeGrantRequest;
 
 // A printable client_id of sane length: it is copied into tokens and log lines.
 const CLIENT_ID = /^[\x21-\x7E]{1,128}$/;
@@ -43,11 +63,20 @@ export function parseTokenRequest(params: ReadonlyMap<string, string>, audience:
   if (grantType === MFA_OTP_GRANT) {
     return { grantType, mfaToken: required(params, 'mfa_token'), otp: required(params, 'otp') };
   }
+  if (grantType === AUTHORIZATION_CODE_GRANT) {
+    return {
+      grantType,
+      code: required(params, 'code'),
+      redirectUri: required(params, 'redirect_uri'),
+      clientId: required(params, 'client_id'),
+      codeVerifier: required(params, 'code_verifier'),
+    };
+  }
   if (grantType !== PASSWORD_GRANT) {
     throw new OAuthError(
       400,
       'unsupported_grant_type',
-      `grant_type must be ${PASSWORD_GRANT} or ${MFA_OTP_GRANT}`,
+      `grant_type must be ${PASSWORD_GRANT}, ${MFA_OTP_GRANT} or ${AUTHORIZATION_CODE_GRANT}`,
     );
   }
   const username = required(params, 'username');
@@ -65,7 +94,13 @@ export function parseTokenRequest(params: ReadonlyMap<string, string>, audience:
   };
 }
 
-function parseScopes(scope: string): string[] {
+/**
+ * A `scope` value: known scopes only, in request order, duplicates removed. Shared with the authorization
+ * endpoint. Development only.
+ *
+ * @throws OAuthError 400 `invalid_request` when empty, `invalid_scope` for a scope the provider does not know.
+ */
+export function parseScopes(scope: string): string[] {
   const scopes = [...new Set(spaceSeparated(scope))];
   if (scopes.length === 0) throw invalidRequest('scope is required');
   if (!scopes.every((name) => (SCOPES as readonly string[]).includes(name)))
@@ -73,14 +108,24 @@ function parseScopes(scope: string): string[] {
   return scopes;
 }
 
-function parseAcrValues(acrValues: string): string[] {
+/**
+ * An `acr_values` value (OpenID Connect Core section 3.1.2.1): known classes only. Development only.
+ *
+ * @throws OAuthError 400 `invalid_request` for an unknown class.
+ */
+export function parseAcrValues(acrValues: string): string[] {
   const values = [...new Set(spaceSeparated(acrValues))];
   if (!values.every((value) => (ACR_VALUES as readonly string[]).includes(value)))
     throw invalidRequest(`acr_values may only contain ${ACR_VALUES.join(', ')}`);
   return values;
 }
 
-function parseMaxAge(maxAge: string | undefined): number | undefined {
+/**
+ * A `max_age` value in whole seconds; undefined when absent. Development only.
+ *
+ * @throws OAuthError 400 `invalid_request` when it is not a non-negative whole number.
+ */
+export function parseMaxAge(maxAge: string | undefined): number | undefined {
   if (maxAge === undefined) return undefined;
   if (!MAX_AGE.test(maxAge)) throw invalidRequest('max_age must be a non-negative whole number of seconds');
   return Number(maxAge);
