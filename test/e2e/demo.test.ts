@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../browser/chromium.js';
 import { repoRoot } from './envoy-binary.js';
 
 // `npm run demo` as a new user runs it: the fixed ports of envoy/envoy.yaml, the repo's policy.yaml and the
@@ -77,6 +78,35 @@ describe('npm run demo', () => {
     expect(run.stdout).toContain("alice's balance moved by 25");
     await delay(200); // the demo prints the IdP's log line as it arrives
     expect(output).toMatch(/dev-idp: MFA code for alice: \d{6} \(development only\)/);
+  });
+
+  it('ends with the address of the web app', () => {
+    const ready = output.slice(output.indexOf('Demo ready'));
+    const lines = ready.split('\n').filter((line) => line.trim() !== '');
+    const open = lines.findIndex((line) => line.startsWith('open '));
+    expect(lines[open]).toBe(`open ${API}/app/`);
+    // Nothing of the demo's own after it, only the live decision lines.
+    expect(lines.slice(open + 1).every((line) => line.startsWith('  '))).toBe(true);
+  });
+
+  it('the web app at that address signs in with the demo IdP in Chromium and shows the balance', async () => {
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${API}/app/`);
+      await page.locator('#prompt').waitFor({ state: 'visible' });
+      const [popup] = await Promise.all([page.waitForEvent('popup'), page.click('#prompt-continue')]);
+      // The demo's IdP registers http://127.0.0.1:8000/app/callback.html by default.
+      await popup.waitForURL((url) => url.href.startsWith('http://127.0.0.1:9000/authorize?'));
+      await popup.fill('#username', 'alice');
+      await popup.fill('#password', 'alice-password');
+      await popup.click('#login');
+      await popup.waitForEvent('close');
+      await expect.poll(() => page.textContent('#last-status')).toBe('200');
+      expect(await page.textContent('#who')).toBe('Signed in as alice');
+    } finally {
+      await browser.close();
+    }
   });
 
   it('shows each decision as it happens', () => {

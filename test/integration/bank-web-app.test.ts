@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBank, type RunningBank } from '../../src/bank/bank-server.js';
-import { loadWebApp, WebAppError } from '../../src/bank/web-app.js';
+import { loadWebApp, WEB_APP_CLIENT_ID, WebAppError } from '../../src/bank/web-app.js';
+import { DEFAULT_REDIRECT_URIS, SPA_CLIENT_ID } from '../../src/dev-idp/protocol-values.js';
 
 /*
  * The bank serving the web app's files over real HTTP: exact lookups only (no path ever reaches the
@@ -178,6 +179,14 @@ describe('loadWebApp refuses what is not a built app', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the web app and the dev IdP agree', () => {
+  it('on the client id, and on the callback the app computes under Envoy (envoy.yaml listens on 8000)', () => {
+    expect(WEB_APP_CLIENT_ID).toBe(SPA_CLIENT_ID);
+    // web/src/main.ts: new URL('callback.html', document.baseURI) on http://127.0.0.1:8000/app/
+    expect(DEFAULT_REDIRECT_URIS).toContain(new URL('callback.html', 'http://127.0.0.1:8000/app/').href);
   });
 });
 

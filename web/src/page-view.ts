@@ -32,6 +32,8 @@ export class PageView implements SessionView {
     const section = this.element('prompt');
     section.hidden = prompt === undefined;
     if (prompt === undefined) return;
+    // The prompt is what matters now: an older status line next to it would only confuse.
+    this.text('message', '');
     this.text('prompt-title', prompt.title);
     this.text('prompt-explanation', prompt.explanation);
     this.text('prompt-continue', prompt.action);
