@@ -1,5 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { LevelWithSilent } from 'pino';
+import { plainHttpUrl } from '../http/plain-http-url.js';
 import { parseDurationSeconds } from '../policy/duration.js';
 import { DEFAULT_DEV_DIR, DEV_AUDIENCE, DEV_ISSUER } from '../dev/dev-keys.js';
 import { redirectUriProblem } from '../dev-idp/redirect-uris.js';
@@ -137,15 +138,8 @@ export function bankConfig(argv: readonly string[], env: Env): BankConfig {
   if (appDir === '') throw new UsageError('--app-dir must name a folder');
   const issuerFlag = values['app-issuer'] as string | undefined;
   const appIssuer = issuerFlag ?? env['BANK_APP_ISSUER'] ?? COMMAND_DEFAULTS.appIssuer;
-  const issuerUrl = URL.canParse(appIssuer) ? new URL(appIssuer) : undefined;
-  if (
-    issuerUrl === undefined ||
-    (issuerUrl.protocol !== 'http:' && issuerUrl.protocol !== 'https:') ||
-    issuerUrl.search !== '' ||
-    issuerUrl.hash !== '' ||
-    issuerUrl.username !== '' ||
-    issuerUrl.password !== ''
-  ) {
+  const issuerUrl = plainHttpUrl(appIssuer);
+  if (issuerUrl === undefined || issuerUrl.search !== '') {
     const source = issuerFlag !== undefined ? '--app-issuer' : 'BANK_APP_ISSUER';
     throw new UsageError(`${source}: "${appIssuer}" is not an http(s) issuer URL without query or fragment`);
   }

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
+import { plainHttpUrl } from '../http/plain-http-url.js';
 import { listenHttp } from '../http/listen-http.js';
 import { AuthorizationCodes } from './authorization-codes.js';
 import { AuthorizeEndpoint } from './authorize-endpoint.js';
@@ -305,17 +306,9 @@ function checkOptions(options: DevIdpOptions): void {
   if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_TTL_SECONDS))
     fail(`accessTokenTtlSeconds must be a whole number from 1 to ${MAX_TTL_SECONDS}`);
   if (options.issuer !== undefined) {
-    const url = URL.canParse(options.issuer) ? new URL(options.issuer) : undefined;
+    const url = plainHttpUrl(options.issuer);
     // Endpoints are served at the root, so an issuer with a path would point verifiers at nothing.
-    if (
-      url === undefined ||
-      (url.protocol !== 'http:' && url.protocol !== 'https:') ||
-      url.pathname !== '/' ||
-      url.search !== '' ||
-      url.hash !== '' ||
-      url.username !== '' ||
-      url.password !== ''
-    )
+    if (url === undefined || url.pathname !== '/' || url.search !== '')
       fail(`issuer must be an http(s) URL with no path, query or fragment, like http://127.0.0.1:9000`);
   }
   if (options.redirectUris !== undefined) {

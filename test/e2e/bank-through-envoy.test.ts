@@ -1,4 +1,3 @@
-import { request as httpRequest } from 'node:http';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -13,6 +12,7 @@ import {
   type JwksServer,
   type TestKey,
 } from '../support/test-issuer.js';
+import { rawRequest } from '../support/raw-http.js';
 import { startCli, type RunningCli } from './cli-process.js';
 import { repoRoot } from './envoy-binary.js';
 import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
@@ -73,23 +73,6 @@ async function call(
     json = { raw: text };
   }
   return { status: response.status, headers: response.headers, json };
-}
-
-/** Sends header lines exactly as given (fetch would fold repeated headers into one). */
-function rawGet(
-  target: string,
-  headers: Record<string, string | string[]>,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const url = new URL(target, base);
-    const req = httpRequest({ host: url.hostname, port: url.port, path: url.pathname, headers }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 beforeAll(async () => {
@@ -280,7 +263,9 @@ describe('requests that are refused before any token is checked', () => {
 
   it('answers 400 invalid_request for two Authorization headers', async () => {
     const jwt = await token();
-    const response = await rawGet('/balance', { authorization: [`Bearer ${jwt}`, `Bearer ${jwt}`] });
+    const response = await rawRequest(base, '/balance', {
+      headers: { authorization: [`Bearer ${jwt}`, `Bearer ${jwt}`] },
+    });
     expect(response.status).toBe(400);
     expect(JSON.parse(response.body)).toMatchObject({ error: 'invalid_request' });
   });
@@ -297,10 +282,12 @@ describe('requests that are refused before any token is checked', () => {
 describe('identity headers for the upstream', () => {
   it('replaces client-sent x-auth-subject and x-auth-scopes with the verified ones', async () => {
     const jwt = await token({ claims: { sub: 'dave' } });
-    const response = await rawGet('/balance', {
-      authorization: `Bearer ${jwt}`,
-      'x-auth-subject': ['mallory', 'eve'],
-      'x-auth-scopes': 'transfer:funds',
+    const response = await rawRequest(base, '/balance', {
+      headers: {
+        authorization: `Bearer ${jwt}`,
+        'x-auth-subject': ['mallory', 'eve'],
+        'x-auth-scopes': 'transfer:funds',
+      },
     });
     expect(response.status).toBe(200);
     expect(JSON.parse(response.body)).toEqual({ account: 'dave', balance: 1000 });

@@ -1,4 +1,3 @@
-import { request as httpRequest } from 'node:http';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBank, type RunningBank } from '../../src/bank/bank-server.js';
 import { loadWebApp, WEB_APP_CLIENT_ID, WebAppError } from '../../src/bank/web-app.js';
 import { DEFAULT_REDIRECT_URIS, SPA_CLIENT_ID } from '../../src/dev-idp/protocol-values.js';
+import { rawRequest, type RawAnswer } from '../support/raw-http.js';
+
+/** `method path` on 127.0.0.1:port, the path sent exactly as written. */
+function raw(port: number, method: string, path: string): Promise<RawAnswer> {
+  return rawRequest(`http://127.0.0.1:${port}`, path, { method });
+}
 
 /*
  * The bank serving the web app's files over real HTTP: exact lookups only (no path ever reaches the
@@ -20,25 +25,6 @@ const SETTINGS = {
   audience: 'https://my-banking-api',
   scope: 'openid view:balance',
 };
-
-interface RawAnswer {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: string;
-}
-
-function raw(port: number, method: string, path: string): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('the bank serves the web app', () => {
   let dir: string;

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { memoryLogger } from '../support/memory-logger.js';
 import { DevIdpError } from '../../src/dev-idp/dev-idp-error.js';
 import { startDevIdp, type RunningDevIdp } from '../../src/dev-idp/dev-idp-server.js';
 
@@ -27,19 +27,6 @@ interface Page {
 function pkcePair(): { verifier: string; challenge: string } {
   const verifier = randomBytes(32).toString('base64url');
   return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
-}
-
-function memoryLogger(): { logger: Logger; lines: string[]; records: () => Record<string, unknown>[] } {
-  const lines: string[] = [];
-  const logger = pino(
-    { level: 'info' },
-    {
-      write: (chunk: string) => {
-        for (const line of chunk.split('\n')) if (line !== '') lines.push(line);
-      },
-    },
-  );
-  return { logger, lines, records: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) };
 }
 
 /** The value of the hidden `txn` field of a sign-in page. */

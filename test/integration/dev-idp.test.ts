@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
-import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { memoryLogger } from '../support/memory-logger.js';
 import { DevIdpError } from '../../src/dev-idp/dev-idp-error.js';
 import { startDevIdp, type RunningDevIdp } from '../../src/dev-idp/dev-idp-server.js';
 
@@ -19,20 +19,6 @@ interface Reply {
   readonly status: number;
   readonly headers: Headers;
   readonly body: Record<string, unknown>;
-}
-
-/** A plain pino logger (no redaction: the test checks the code, not the safety net) writing into memory. */
-function memoryLogger(): { logger: Logger; lines: string[]; records: () => Record<string, unknown>[] } {
-  const lines: string[] = [];
-  const logger = pino(
-    { level: 'info' },
-    {
-      write: (chunk: string) => {
-        for (const line of chunk.split('\n')) if (line !== '') lines.push(line);
-      },
-    },
-  );
-  return { logger, lines, records: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>) };
 }
 
 describe('development identity provider', () => {

@@ -1,3 +1,5 @@
+import { plainHttpUrl } from '../../src/http/plain-http-url.js';
+
 /** What the bank serves at `/app/config.json`: where to sign in, and as which client. */
 export interface AppConfig {
   /** The identity provider's issuer; its endpoints are found by OpenID Connect discovery. */
@@ -35,8 +37,8 @@ export function parseAppConfig(json: unknown): AppConfig {
     return value;
   };
   const issuer = text('issuer');
-  const url = URL.canParse(issuer) ? new URL(issuer) : undefined;
-  if (url === undefined || !/^https?:$/.test(url.protocol) || url.search !== '' || url.hash !== '')
+  const url = plainHttpUrl(issuer);
+  if (url === undefined || url.search !== '')
     throw new AppConfigError('config.json: issuer must be an http(s) URL without query or fragment');
   const scope = text('scope');
   if (!SCOPE.test(scope)) throw new AppConfigError('config.json: scope must be space-separated scope tokens');

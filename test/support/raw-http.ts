@@ -1,0 +1,37 @@
+import { request, type IncomingHttpHeaders } from 'node:http';
+
+/** An HTTP answer as it came off the wire. */
+export interface RawAnswer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/**
+ * Sends one HTTP/1.1 request with the path and header lines exactly as given: fetch would resolve `..`
+ * and `//`, and fold repeated headers into one. A fresh connection each time; 5 s timeout.
+ *
+ * @param base `http://HOST:PORT`; only its host and port are used.
+ */
+export function rawRequest(
+  base: string,
+  path: string,
+  init: { readonly method?: string; readonly headers?: Record<string, string | string[]> } = {},
+): Promise<RawAnswer> {
+  const { hostname, port } = new URL(base);
+  const method = init.method ?? 'GET';
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: hostname, port, method, path, headers: init.headers ?? {}, agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
