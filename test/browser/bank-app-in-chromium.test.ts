@@ -28,6 +28,7 @@ let idp: RunningCli;
 let browser: Browser;
 let api: string;
 let bankUrl: string;
+let issuer: string;
 
 /** Alice's balance as the ledger has it, asked of the bank directly (it trusts x-auth-subject from Envoy). */
 async function ledgerBalance(): Promise<number> {
@@ -79,7 +80,7 @@ beforeAll(async () => {
   const [listen, admin, authzPort, bankPort, idpPort] = await freePorts(5);
   api = `http://127.0.0.1:${listen}`;
   bankUrl = `http://127.0.0.1:${bankPort}`;
-  const issuer = `http://127.0.0.1:${idpPort}`;
+  issuer = `http://127.0.0.1:${idpPort}`;
   idp = await startCli([
     ...['dev-idp', '--listen', `127.0.0.1:${idpPort}`],
     ...['--redirect-uri', `${api}/app/callback.html`],
@@ -90,7 +91,16 @@ beforeAll(async () => {
   const policy = {
     ...demo,
     issuers: [
-      { issuer, audiences: [AUDIENCE], discovery: true, algorithms: ['RS256'], require_typ: 'at+jwt' },
+      {
+        issuer,
+        audiences: [AUDIENCE],
+        discovery: true,
+        algorithms: ['RS256'],
+        require_typ: 'at+jwt',
+        // So the invalid_token test sees a retired key stop working within seconds, not minutes.
+        jwks_cache_ttl: '10s',
+        jwks_refresh_cooldown: '1s',
+      },
     ],
   };
   const dir = await mkdtemp(path.join(tmpdir(), 'authz-browser-'));
@@ -214,6 +224,44 @@ describe('the bank in Chromium, through Envoy', () => {
       await context.close();
     }
   });
+
+  it('401 invalid_token after the signing key is retired: the app asks to sign in again, and the IdP session makes it one click', async () => {
+    const context = await browser.newContext({ viewport: { width: 900, height: 900 } });
+    try {
+      const page = await signedInPage(context, 'invalid-token');
+      const rotated = await fetch(`${issuer}/dev/rotate-keys`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ retire_previous: true }),
+      });
+      expect(rotated.status).toBe(200);
+
+      // Once the sidecar's cached key set expires (10 s here), the page's token no longer verifies.
+      await expect
+        .poll(
+          async () => {
+            if (await page.locator('#prompt').isHidden()) await page.click('#refresh');
+            return page.textContent('#last-challenge');
+          },
+          { timeout: 30_000, interval: 1_000 },
+        )
+        .toContain('error="invalid_token"');
+      expect(await page.textContent('#last-status')).toBe('401');
+      expect(await page.textContent('#prompt-title')).toBe('Sign in again');
+      expect(await page.textContent('#tokens')).toBe('none');
+      await shot(page, 'invalid-token-sign-in-again');
+
+      // The IdP remembers the password login: the pop-up comes straight back with a code.
+      const [popup] = await Promise.all([page.waitForEvent('popup'), page.click('#prompt-continue')]);
+      await popup.waitForEvent('close');
+      await expect.poll(() => page.textContent('#last-status'), { timeout: STEP_TIMEOUT_MS }).toBe('200');
+      expect(await page.textContent('#tokens')).toContain(
+        'sign-in token, for every call: scope "openid view:balance"',
+      );
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
 
   it('serves the app through Envoy without a token, with its security headers', async () => {
     const response = await fetch(`${api}/app/`);

@@ -1,4 +1,5 @@
 import type { ApiAnswer, Operation } from './bank-session.js';
+import { jsonBody } from './json-body.js';
 
 const API_TIMEOUT_MS = 10_000; // 10 seconds
 const MAX_BODY_CHARS = 64 * 1024; // the bank's answers are a few dozen bytes
@@ -20,12 +21,6 @@ export async function callBankApi(operation: Operation, accessToken: string | un
     redirect: 'error',
     signal: AbortSignal.timeout(API_TIMEOUT_MS),
   });
-  const text = await response.text();
-  let body: unknown;
-  try {
-    body = text.length <= MAX_BODY_CHARS ? JSON.parse(text) : undefined;
-  } catch {
-    body = undefined;
-  }
+  const body = await jsonBody(response, MAX_BODY_CHARS);
   return { status: response.status, challenge: response.headers.get('www-authenticate'), body };
 }

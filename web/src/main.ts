@@ -1,6 +1,7 @@
 import { parseAppConfig, type AppConfig } from './app-config.js';
 import { callBankApi } from './bank-api.js';
 import { BankSession, type Operation } from './bank-session.js';
+import { jsonBody } from './json-body.js';
 import { PageView } from './page-view.js';
 import { popupSignIn } from './popup-sign-in.js';
 import { readProviderMetadata, type ProviderEndpoints } from './provider-metadata.js';
@@ -9,14 +10,19 @@ import './styles.css';
 const BALANCE: Operation = { method: 'GET', path: '/balance', purpose: 'see your balance' };
 const AMOUNT = /^\d{1,9}(\.\d{1,2})?$/; // what the bank accepts: up to 2 decimals
 
+const MAX_DOCUMENT_CHARS = 64 * 1024; // the app config and a discovery document are a few KiB
+
 async function fetchJson(url: string): Promise<unknown> {
   const response = await fetch(url, {
     cache: 'no-store',
     credentials: 'omit',
+    redirect: 'error',
     signal: AbortSignal.timeout(10_000),
   });
   if (!response.ok) throw new Error(`${url} answered ${response.status}`);
-  return response.json();
+  const json = await jsonBody(response, MAX_DOCUMENT_CHARS);
+  if (json === undefined) throw new Error(`${url} did not answer a JSON document`);
+  return json;
 }
 
 async function loadSettings(): Promise<{ config: AppConfig; endpoints: ProviderEndpoints }> {

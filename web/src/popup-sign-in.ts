@@ -2,6 +2,7 @@ import type { StepUpRequest } from '../../src/client/step-up-plan.js';
 import type { AppConfig } from './app-config.js';
 import { authorizationUrl, codeFromResponse, type AuthorizationResponse } from './authorization-request.js';
 import { AUTHORIZATION_RESPONSE_MESSAGE } from './callback-message.js';
+import { jsonBody } from './json-body.js';
 import { codeChallengeS256, createCodeVerifier, createState } from './pkce.js';
 import type { ProviderEndpoints } from './provider-metadata.js';
 import { SignInError } from './sign-in-error.js';
@@ -79,13 +80,7 @@ async function signInWith(
   }).catch(() => {
     throw new SignInError('token_error', 'The identity provider could not be reached to finish signing in.');
   });
-  const text = await response.text();
-  let json: unknown;
-  try {
-    json = text.length <= MAX_TOKEN_RESPONSE_CHARS ? JSON.parse(text) : undefined;
-  } catch {
-    json = undefined;
-  }
+  const json = await jsonBody(response, MAX_TOKEN_RESPONSE_CHARS);
   return readTokenResponse(response.status, json, want.scope, Date.now());
 }
 
