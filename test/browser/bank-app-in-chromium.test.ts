@@ -182,6 +182,26 @@ describe('the bank in Chromium, through Envoy', () => {
       await expect.poll(() => page.textContent('#last-request')).toBe('GET /balance');
       expect(await page.textContent('#last-status')).toBe('200');
 
+      // Every call crossed Envoy and the sidecar, which logged each decision; no stray requests (favicon).
+      const decisions = authz
+        .logLines()
+        .filter((line) => line['event'] === 'decision')
+        .map(
+          (line) =>
+            `${String(line['status'])} ${String(line['reason'])} ${String(line['method'])} ${String(line['path'])}`,
+        );
+      expect(decisions).toEqual(
+        expect.arrayContaining([
+          '401 credentials_missing GET /balance',
+          '200 allowed GET /balance',
+          '403 insufficient_scope POST /transfer',
+          '200 allowed POST /transfer',
+          '200 allowed GET /app/config.json',
+          '200 allowed GET /app/callback.html',
+        ]),
+      );
+      expect(decisions.filter((decision) => !/ \/(app\/|balance$|transfer$)/.test(decision))).toEqual([]);
+
       // Tokens stay in memory: nothing in web storage, and the page broke no CSP rule.
       expect(await page.evaluate('[localStorage.length, sessionStorage.length]')).toEqual([0, 0]);
       expect(problems).toEqual([]);
