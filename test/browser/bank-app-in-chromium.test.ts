@@ -283,6 +283,18 @@ describe('the bank in Chromium, through Envoy', () => {
     }
   }, 60_000);
 
+  it('the callback page opened on its own relays nothing and takes the code out of the address bar', async () => {
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      await page.goto(`${api}/app/callback.html?code=stolen&state=x&iss=${encodeURIComponent(issuer)}`);
+      await expect.poll(() => page.textContent('#callback-status')).toContain('not part of a sign-in');
+      expect(new URL(page.url()).search).toBe('');
+    } finally {
+      await context.close();
+    }
+  });
+
   it('serves the app through Envoy without a token, with its security headers', async () => {
     const response = await fetch(`${api}/app/`);
     expect(response.status).toBe(200);

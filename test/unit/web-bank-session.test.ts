@@ -279,6 +279,35 @@ describe('BankSession', () => {
     expect(view.lastError()).toContain('503 no_capacity');
   });
 
+  it('shows the bank own error for a refusal that is not about the token', async () => {
+    const view = new RecordingView();
+    const session = new BankSession({
+      callApi: async () => ({ status: 409, challenge: null, body: { error: 'insufficient_funds' } }),
+      signIn: () => Promise.reject(new Error('not called')),
+      signInScope: 'openid',
+      view,
+    });
+    await session.run(TRANSFER);
+    expect(view.lastError()).toBe('The bank refused (409 insufficient_funds).');
+  });
+
+  it('a 403 without a usable challenge says why nothing more is tried', async () => {
+    const view = new RecordingView();
+    const session = new BankSession({
+      callApi: async () => ({
+        status: 403,
+        challenge: 'Bearer realm="bank-api"',
+        body: { error: 'access_denied' },
+      }),
+      signIn: () => Promise.reject(new Error('not called')),
+      signInScope: 'openid',
+      view,
+    });
+    await session.run(TRANSFER);
+    expect(view.prompt).toBeUndefined();
+    expect(view.lastError()).toMatch(/^The bank refused \(403 access_denied\)\. Nothing a new token can fix/);
+  });
+
   it('says so when the bank cannot be reached', async () => {
     const view = new RecordingView();
     const session = new BankSession({

@@ -136,7 +136,9 @@ export class BankSession {
 
     const plan = planStepUp(answer, token?.scopes.join(' ') ?? '');
     if (plan.kind === 'give_up') {
-      view.note(`The bank refused (${answer.status}${bodyError(answer.body)}). ${plan.explanation}`, 'error');
+      // Only a 401 or 403 is about the token; for anything else the bank's own error says it all.
+      const why = answer.status === 401 || answer.status === 403 ? ` ${plan.explanation}` : '';
+      view.note(`The bank refused (${answer.status}${bodyError(answer.body)}).${why}`, 'error');
       return;
     }
     const refusedRole = token === undefined ? undefined : this.tokens.roleOf(token);
