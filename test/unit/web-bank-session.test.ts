@@ -160,7 +160,7 @@ describe('BankSession', () => {
     expect(view.prompt?.title).toBe('Confirm it is you');
     expect(view.prompt?.explanation).toContain('"transfer:funds"');
     expect(view.prompt?.explanation).toContain('second factor');
-    expect(view.prompt?.action).toBe('Continue with a second factor');
+    expect(view.prompt?.action).toBe('Continue to the identity provider');
     expect(bank.balance).toBe(1000);
 
     await session.continuePending();

@@ -209,9 +209,10 @@ export function promptFor(
       title: 'Confirm it is you',
       explanation:
         `To ${to}, the bank needs the permission "${plan.request.scope ?? ''}", which your sign-in does not include ` +
-        '(it answered 403 insufficient_scope). The identity provider grants permissions that move money only after ' +
-        'a second factor, a one-time code from your authenticator, so that a stolen password alone cannot move it.',
-      action: 'Continue with a second factor',
+        '(it answered 403 insufficient_scope). Expect the identity provider to ask for a second factor, a one-time ' +
+        'code from your authenticator: permissions that move money are granted only after one, so that a stolen ' +
+        'password alone cannot move it.',
+      action: 'Continue to the identity provider',
     };
   }
   const asked: string[] = [];
