@@ -1,10 +1,9 @@
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { startCli, type RunningCli } from '../e2e/cli-process.js';
+import { writeDemoPolicyTrusting } from '../e2e/demo-policy.js';
 import { repoRoot } from '../e2e/envoy-binary.js';
 import { freePorts, startEnvoy, type RunningEnvoy } from '../e2e/envoy-process.js';
 import { launchChromium } from './chromium.js';
@@ -17,7 +16,6 @@ import { launchChromium } from './chromium.js';
  * test-results/screenshots/ (git-ignored; the README's come from there).
  */
 
-const AUDIENCE = 'https://my-banking-api';
 const SCREENSHOTS = path.join(repoRoot, 'test-results', 'screenshots');
 const STEP_TIMEOUT_MS = 15_000;
 
@@ -86,26 +84,8 @@ beforeAll(async () => {
     ...['--redirect-uri', `${api}/app/callback.html`],
   ]);
 
-  // The demo policy as shipped, trusting this run's identity provider.
-  const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
-  const policy = {
-    ...demo,
-    issuers: [
-      {
-        issuer,
-        audiences: [AUDIENCE],
-        discovery: true,
-        algorithms: ['RS256'],
-        require_typ: 'at+jwt',
-        // So the invalid_token test sees a retired key stop working within seconds, not minutes.
-        jwks_cache_ttl: '10s',
-        jwks_refresh_cooldown: '1s',
-      },
-    ],
-  };
-  const dir = await mkdtemp(path.join(tmpdir(), 'authz-browser-'));
-  const policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, stringify(policy));
+  // The demo policy as shipped, trusting this run's identity provider (keys refetched within seconds).
+  const policyFile = await writeDemoPolicyTrusting(issuer);
 
   authz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
   // The bank serves the built app (dist/web, from `npm run build`) and points it at this run's IdP.

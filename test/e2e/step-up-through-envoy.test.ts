@@ -1,13 +1,9 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { cliPath, startCli, type RunningCli } from './cli-process.js';
-import { repoRoot } from './envoy-binary.js';
+import { writeDemoPolicyTrusting } from './demo-policy.js';
 import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
 
 // The step-up loop of the reference scenario through real Envoy: the development identity provider
@@ -60,24 +56,8 @@ beforeAll(async () => {
   idp = await startCli(['dev-idp', '--listen', `127.0.0.1:${idpPort}`]);
   issuer = `http://127.0.0.1:${idpPort}`;
 
-  const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
-  const policy = {
-    ...demo,
-    issuers: [
-      {
-        issuer,
-        audiences: [AUDIENCE],
-        discovery: true,
-        algorithms: ['RS256'],
-        require_typ: 'at+jwt',
-        jwks_refresh_cooldown: '1s', // so the rotation tests need not wait 30 s
-        jwks_cache_ttl: '10s', // the least allowed: a retired key stops being trusted after this
-      },
-    ],
-  };
-  const dir = await mkdtemp(path.join(tmpdir(), 'authz-stepup-'));
-  const policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, stringify(policy));
+  // The demo policy as shipped, trusting this run's identity provider (keys refetched within seconds).
+  const policyFile = await writeDemoPolicyTrusting(issuer);
 
   authz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
   bank = await startCli(['bank', '--listen', `127.0.0.1:${bankPort}`]);
