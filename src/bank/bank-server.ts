@@ -35,7 +35,7 @@ export async function startBank(options: {
   const server: Server = createServer((request, response) => {
     const path = (request.url ?? '/').split('?')[0] ?? '/';
     if (path === '/app' || path.startsWith(APP_PREFIX)) return serveApp(app, path, request, response);
-    handle(ledger, request, response).catch((error: unknown) => {
+    handle(ledger, path, request, response).catch((error: unknown) => {
       options.logger.error({ event: 'bank_error', err: error }, 'bank request failed');
       if (!response.headersSent) send(response, 500, { error: 'internal_error' });
       else response.destroy();
@@ -48,10 +48,14 @@ export async function startBank(options: {
   return { port, close };
 }
 
-async function handle(ledger: Ledger, request: IncomingMessage, response: ServerResponse): Promise<void> {
-  const path = (request.url ?? '/').split('?')[0];
+async function handle(
+  ledger: Ledger,
+  path: string,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
   if (path === '/healthz') return send(response, 200, { status: 'ok' });
-  const account = /^\/accounts\/([^/]+)\/balance$/.exec(path ?? '')?.[1];
+  const account = /^\/accounts\/([^/]+)\/balance$/.exec(path)?.[1];
   if (path !== '/balance' && path !== '/transfer' && account === undefined) {
     return send(response, 404, { error: 'not_found' });
   }

@@ -73,10 +73,9 @@ export async function loadWebApp(
     const name = relative(dir, file).split(sep).join('/');
     const body = await readFile(file);
     totalBytes += body.length;
-    if (files.size >= MAX_FILES || totalBytes > MAX_TOTAL_BYTES)
-      throw new WebAppError(
-        `${dir} holds more than ${MAX_FILES} files or ${MAX_TOTAL_BYTES} bytes: not a built app`,
-      );
+    // listFiles has bounded the count already; the bytes are known only once read.
+    if (totalBytes > MAX_TOTAL_BYTES)
+      throw new WebAppError(`${dir} holds more than ${MAX_TOTAL_BYTES} bytes: not a built app`);
     files.set(APP_PREFIX + name, {
       body,
       headers: {

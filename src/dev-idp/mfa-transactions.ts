@@ -1,4 +1,5 @@
-import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { randomInt, timingSafeEqual } from 'node:crypto';
+import { ExpiringStore } from './expiring-store.js';
 
 /** What the password step asked for, granted as-is once the second factor is done. Development only. */
 export interface PendingGrant {
@@ -28,54 +29,37 @@ export type Redemption =
 interface Pending {
   readonly grant: PendingGrant;
   readonly code: string;
-  readonly expiresAtMs: number;
   attemptsLeft: number;
 }
 
 const CODE = /^\d{6}$/;
 
 /**
- * Pending multi-factor logins: each `mfa_token` (32 random bytes, base64url) holds a 6-digit one-time code,
- * good for a few minutes, a few attempts, and one successful use. Held in memory and bounded, because
- * anyone who knows a demo password can open transactions. Development only.
+ * Pending multi-factor logins: each `mfa_token` (an `ExpiringStore` id: 32 random bytes, base64url) holds a
+ * 6-digit one-time code, good for a few minutes, a few attempts, and one successful use. Held in memory and
+ * bounded, because anyone who knows a demo password can open transactions. Development only.
  */
 export class MfaTransactions {
-  private readonly pending = new Map<string, Pending>(); // insertion order: oldest first
+  private readonly pending: ExpiringStore<Pending>;
   private readonly ttlMs: number;
   private readonly maxAttempts: number;
-  private readonly capacity: number;
 
-  constructor(
-    private readonly now: () => number,
-    limits: MfaTransactionLimits = {},
-  ) {
+  constructor(now: () => number, limits: MfaTransactionLimits = {}) {
     this.ttlMs = limits.ttlMs ?? 5 * 60_000; // 5 minutes
     this.maxAttempts = limits.maxAttempts ?? 5;
-    this.capacity = limits.capacity ?? 1000;
+    this.pending = new ExpiringStore(now, { ttlMs: this.ttlMs, capacity: limits.capacity ?? 1000 });
   }
 
   /** Opens a transaction for `grant`; the code goes to the user's "phone" (the log), the token to the client. */
   begin(grant: PendingGrant): { mfaToken: string; code: string; expiresInSeconds: number } {
-    this.sweepExpired();
-    while (this.pending.size >= this.capacity) {
-      const oldest = this.pending.keys().next().value;
-      if (oldest === undefined) break;
-      this.pending.delete(oldest);
-    }
-    const mfaToken = randomBytes(32).toString('base64url');
     const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
-    this.pending.set(mfaToken, {
-      grant,
-      code,
-      expiresAtMs: this.now() + this.ttlMs,
-      attemptsLeft: this.maxAttempts,
-    });
+    const mfaToken = this.pending.add({ grant, code, attemptsLeft: this.maxAttempts });
     return { mfaToken, code, expiresInSeconds: Math.floor(this.ttlMs / 1000) };
   }
 
   /** The code of a pending transaction, for the simulated authenticator; undefined if there is none. */
   codeFor(mfaToken: string): string | undefined {
-    return this.live(mfaToken)?.code;
+    return this.pending.get(mfaToken)?.code;
   }
 
   /**
@@ -83,7 +67,7 @@ export class MfaTransactions {
    * last wrong one ends it too. The comparison is constant-time.
    */
   redeem(mfaToken: string, otp: string): Redemption {
-    const entry = this.live(mfaToken);
+    const entry = this.pending.get(mfaToken);
     if (entry === undefined) return { outcome: 'unknown' };
     const right = CODE.test(otp) && timingSafeEqual(Buffer.from(otp), Buffer.from(entry.code));
     if (right) {
@@ -98,20 +82,5 @@ export class MfaTransactions {
   /** How many transactions are pending (expired ones may still count until the next `begin`). */
   get size(): number {
     return this.pending.size;
-  }
-
-  private live(mfaToken: string): Pending | undefined {
-    const entry = this.pending.get(mfaToken);
-    if (entry === undefined) return undefined;
-    if (this.now() >= entry.expiresAtMs) {
-      this.pending.delete(mfaToken);
-      return undefined;
-    }
-    return entry;
-  }
-
-  private sweepExpired(): void {
-    const now = this.now();
-    for (const [mfaToken, entry] of this.pending) if (now >= entry.expiresAtMs) this.pending.delete(mfaToken);
   }
 }

@@ -19,8 +19,9 @@ let idp: RunningCli;
 let issuer: string;
 let api: string;
 
-async function passwordToken(scope: string): Promise<string> {
-  const response = await fetch(`${issuer}/oauth/token`, {
+/** alice's password grant at the dev IdP, answered as it comes. */
+function passwordGrant(scope: string): Promise<Response> {
+  return fetch(`${issuer}/oauth/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
@@ -31,6 +32,10 @@ async function passwordToken(scope: string): Promise<string> {
       scope,
     }).toString(),
   });
+}
+
+async function passwordToken(scope: string): Promise<string> {
+  const response = await passwordGrant(scope);
   const body = (await response.json()) as { access_token?: string };
   if (body.access_token === undefined) throw new Error(`no token: ${JSON.stringify(body)}`);
   return body.access_token;
@@ -102,17 +107,7 @@ describe('the step-up loop through real Envoy', () => {
 
   it('never lets a password-only token transfer, even when it asks for transfer:funds', async () => {
     // The identity provider demands MFA for transfer:funds: no token comes back without it.
-    const response = await fetch(`${issuer}/oauth/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'password',
-        username: 'alice',
-        password: 'alice-password',
-        audience: AUDIENCE,
-        scope: 'transfer:funds',
-      }).toString(),
-    });
+    const response = await passwordGrant('transfer:funds');
     expect(response.status).toBe(403);
     expect(await response.json()).toMatchObject({ error: 'mfa_required' });
   });

@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import {
   exportJWK,
   generateKeyPair,
@@ -9,6 +7,7 @@ import {
   type JWK,
   type JWTPayload,
 } from 'jose';
+import { startHeldJwksServer } from './held-jwks-server.js';
 
 /** A signing key of a test issuer, with its public JWK. */
 export interface TestKey {
@@ -82,36 +81,7 @@ export interface JwksServer {
   close(): Promise<void>;
 }
 
-/** Starts a JWKS server on 127.0.0.1 with a free port. */
-export async function startJwksServer(initial: readonly JWK[]): Promise<JwksServer> {
-  let keys = [...initial];
-  let failure: number | undefined;
-  let requests = 0;
-  const server: Server = createServer((_request, response) => {
-    requests += 1;
-    if (failure !== undefined) {
-      response.writeHead(failure).end();
-      return;
-    }
-    response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys }));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/.well-known/jwks.json`,
-    publish: (next) => {
-      keys = [...next];
-    },
-    failWith: (status) => {
-      failure = status;
-    },
-    get requests() {
-      return requests;
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+/** Starts a JWKS server on 127.0.0.1 with a free port: a held JWKS server that is never held. */
+export function startJwksServer(initial: readonly JWK[]): Promise<JwksServer> {
+  return startHeldJwksServer(initial);
 }
