@@ -1,7 +1,7 @@
 import type { JWTPayload } from 'jose';
 import type { IssuerPolicy } from '../policy/compiled-policy.js';
 import { grantedScopes } from './granted-scopes.js';
-import type { InvalidTokenReason, TokenVerification } from './token-verification.js';
+import type { InvalidTokenReason, TokenVerification } from '../authz/token-verification.js';
 
 const invalid = (reason: InvalidTokenReason, description: string): TokenVerification => ({
   kind: 'invalid',

@@ -3,7 +3,7 @@ import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js'
 import type { IssuerKeys } from './issuer-keys.js';
 import { KeySetError } from './key-set-errors.js';
 import { readTokenClaims } from './read-token-claims.js';
-import type { InvalidTokenReason, TokenVerification } from './token-verification.js';
+import type { InvalidTokenReason, TokenVerification } from '../authz/token-verification.js';
 
 export interface VerifyContext {
   readonly policy: CompiledPolicy;

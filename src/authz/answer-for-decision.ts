@@ -1,8 +1,6 @@
 import type { Decision, DenialCode } from './decision.js';
 import { bearerChallenge, type BearerChallengeParams } from './bearer-challenge.js';
-
-/** Headers this service sets for the upstream; copies sent by the client are always removed first. */
-export const IDENTITY_HEADERS = Object.freeze({ subject: 'x-auth-subject', scopes: 'x-auth-scopes' });
+import { IDENTITY_HEADERS } from '../contract/identity-headers.js';
 
 /** What the proxy should do with the request, independent of the proxy's API. */
 export type Answer =

@@ -1,5 +1,5 @@
 import { readBearerCredentials } from '../authn/bearer-credentials.js';
-import type { TokenVerification, VerifiedToken } from '../authn/token-verification.js';
+import type { TokenVerification, VerifiedToken } from './token-verification.js';
 import type { AuthenticationRequirement, CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
 import { matchRoute } from '../policy/match-route.js';
 import type { Decision } from './decision.js';

@@ -1,4 +1,4 @@
-import type { InvalidTokenReason, VerifiedToken } from '../authn/token-verification.js';
+import type { InvalidTokenReason, VerifiedToken } from './token-verification.js';
 import type { CompiledRoute } from '../policy/compiled-policy.js';
 
 /** Why a request was denied: a closed set, mapped to status and challenge in `answer-for-decision.ts`. */

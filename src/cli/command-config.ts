@@ -2,10 +2,10 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { LevelWithSilent } from 'pino';
 import { plainHttpUrl } from '../http/plain-http-url.js';
 import { parseDurationSeconds } from '../policy/duration.js';
-import { DEFAULT_DEV_DIR, DEV_AUDIENCE, DEV_ISSUER } from '../dev/dev-keys.js';
-import { redirectUriProblem } from '../dev-idp/redirect-uris.js';
-import { parseListenAddress, type ListenAddress } from './listen-address.js';
-import { UsageError } from './usage-error.js';
+import { DEFAULT_DEV_DIR, DEV_AUDIENCE, DEV_ISSUER } from '../demo/dev-token/dev-keys.js';
+import { redirectUriProblem } from '../demo/idp/redirect-uris.js';
+import { parseListenAddress, type ListenAddress } from '../args/listen-address.js';
+import { UsageError } from '../args/usage-error.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 

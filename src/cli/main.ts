@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import type { Logger } from 'pino';
-import { startBank } from '../bank/bank-server.js';
+import { startBank } from '../demo/bank/bank-server.js';
 import {
   BUILT_APP_DIR,
   loadWebApp,
@@ -8,9 +8,9 @@ import {
   WEB_APP_SIGN_IN_SCOPE,
   WebAppError,
   type WebAppFile,
-} from '../bank/web-app.js';
-import { DEV_AUDIENCE, ensureDevKeys } from '../dev/dev-keys.js';
-import { mintDevToken } from '../dev/mint-dev-token.js';
+} from '../demo/bank/web-app.js';
+import { DEV_AUDIENCE, ensureDevKeys } from '../demo/dev-token/dev-keys.js';
+import { mintDevToken } from '../demo/dev-token/mint-dev-token.js';
 import { createLogger } from '../log/create-logger.js';
 import { PolicyError } from '../policy/policy-error.js';
 import { startAuthzServer } from '../server/authz-server.js';
@@ -23,12 +23,12 @@ import {
   devTokenConfig,
   serveConfig,
 } from './command-config.js';
-import { startDevIdp } from '../dev-idp/dev-idp-server.js';
+import { startDevIdp } from '../demo/idp/dev-idp-server.js';
 import { createAuthzMetrics } from '../metrics/authz-metrics.js';
 import { startMetricsServer } from '../metrics/metrics-server.js';
-import { runStepUpWalkthrough } from '../demo/step-up-walkthrough.js';
-import { otpSource } from '../demo/otp-source.js';
-import { UsageError } from './usage-error.js';
+import { runStepUpWalkthrough } from '../demo/walkthrough/step-up-walkthrough.js';
+import { otpSource } from '../demo/walkthrough/otp-source.js';
+import { UsageError } from '../args/usage-error.js';
 import { processIo } from '../ops/command-io.js';
 import { checkPolicyCommand } from '../ops/check-policy-command.js';
 import { explainCommand } from '../ops/explain-command.js';

@@ -2,9 +2,9 @@ import { loadPolicy, MAX_POLICY_BYTES } from '../policy/load-policy.js';
 import { formatPolicyProblem, PolicyError, type PolicyProblem } from '../policy/policy-error.js';
 import { policyWarnings, type PolicyWarning } from './check-policy.js';
 import type { CommandIo } from './command-io.js';
-import { parseOpsArgs } from './ops-args.js';
+import { parseOpsArgs } from '../args/parse-command-args.js';
 import { readTextFile } from '../policy/read-text-file.js';
-import { YamlLocations } from './yaml-locations.js';
+import { YamlLocations } from '../policy/yaml-locations.js';
 
 /** What `authz check-policy --json` prints. `ok` is whether the command exits 0. */
 export interface CheckPolicyReport {

@@ -1,5 +1,5 @@
 import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
-import { displayYamlPath, type YamlLocations, type YamlPath } from './yaml-locations.js';
+import { displayYamlPath, type YamlLocations, type YamlPath } from '../policy/yaml-locations.js';
 
 /** Stable codes of what `authz check-policy` warns about: the policy works, but likely not as meant. */
 export type PolicyWarningCode =

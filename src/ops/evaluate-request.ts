@@ -1,4 +1,4 @@
-import type { TokenVerification } from '../authn/token-verification.js';
+import type { TokenVerification } from '../authz/token-verification.js';
 import { answerForDecision, type Answer } from '../authz/answer-for-decision.js';
 import { applyEnforcementMode, decideAccess, routeRequest } from '../authz/decide.js';
 import type { Decision } from '../authz/decision.js';

@@ -2,7 +2,7 @@ import { decodeJwt } from 'jose';
 import { createKeyRing } from '../authn/key-ring.js';
 import { fetchKeySetOverHttp } from '../authn/read-key-set.js';
 import { verifyAccessToken } from '../authn/verify-access-token.js';
-import { UsageError } from '../cli/usage-error.js';
+import { UsageError } from '../args/usage-error.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { loadPolicy } from '../policy/load-policy.js';
 import type { CommandIo } from './command-io.js';
@@ -10,7 +10,7 @@ import { explainRequest, formatExplanation, type ExplainCredentials } from './ex
 import { verificationForGivenClaims } from './given-claims.js';
 import { parseInstant } from './instant.js';
 
-import { parseOpsArgs } from './ops-args.js';
+import { parseOpsArgs } from '../args/parse-command-args.js';
 
 /**
  * `authz explain --policy FILE --method M --path P [--token JWT | --claims JSON] [--now ISO] [--json]`:

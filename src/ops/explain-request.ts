@@ -1,4 +1,4 @@
-import type { TokenVerification } from '../authn/token-verification.js';
+import type { TokenVerification } from '../authz/token-verification.js';
 import type { Answer } from '../authz/answer-for-decision.js';
 import { normalisedRequestPath } from '../authz/request-path.js';
 import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';

@@ -1,6 +1,6 @@
 import type { JWTPayload } from 'jose';
 import { readTokenClaims } from '../authn/read-token-claims.js';
-import type { TokenVerification } from '../authn/token-verification.js';
+import type { TokenVerification } from '../authz/token-verification.js';
 import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
 
 /**

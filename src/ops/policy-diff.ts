@@ -1,4 +1,4 @@
-import type { TokenVerification } from '../authn/token-verification.js';
+import type { TokenVerification } from '../authz/token-verification.js';
 import { normalisedRequestPath } from '../authz/request-path.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { matchRoute } from '../policy/match-route.js';

@@ -3,7 +3,7 @@ import { parseDurationSeconds } from '../policy/duration.js';
 import type { PolicyProblem } from '../policy/policy-error.js';
 import { formatPolicyProblem } from '../policy/policy-error.js';
 import { parseInstant } from './instant.js';
-import { displayYamlPath, YamlLocations, type YamlPath } from './yaml-locations.js';
+import { displayYamlPath, YamlLocations, type YamlPath } from '../policy/yaml-locations.js';
 
 /** Stable codes for a policy test file that cannot be run. */
 export type PolicyTestFileErrorCode =

@@ -2,7 +2,7 @@ import { PolicyError, formatPolicyProblem } from '../policy/policy-error.js';
 import type { CommandIo } from './command-io.js';
 import { formatEpochSeconds } from './instant.js';
 import { loadPolicy } from '../policy/load-policy.js';
-import { parseOpsArgs } from './ops-args.js';
+import { parseOpsArgs } from '../args/parse-command-args.js';
 import { parsePolicyTestFile, PolicyTestFileError, type PolicyTestFile } from './policy-test-file.js';
 import { readTextFile } from '../policy/read-text-file.js';
 import { runPolicyTests, type PolicyTestResult } from './run-policy-tests.js';

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBank, type RunningBank } from '../../src/bank/bank-server.js';
-import { loadWebApp, WEB_APP_CLIENT_ID, WebAppError } from '../../src/bank/web-app.js';
-import { DEFAULT_REDIRECT_URIS, SPA_CLIENT_ID } from '../../src/dev-idp/protocol-values.js';
+import { startBank, type RunningBank } from '../../src/demo/bank/bank-server.js';
+import { loadWebApp, WEB_APP_CLIENT_ID, WebAppError } from '../../src/demo/bank/web-app.js';
+import { DEFAULT_REDIRECT_URIS, SPA_CLIENT_ID } from '../../src/demo/idp/protocol-values.js';
 import { rawRequest, type RawAnswer } from '../support/raw-http.js';
 
 /** `method path` on 127.0.0.1:port, the path sent exactly as written. */

@@ -2,8 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryLogger } from '../support/memory-logger.js';
-import { DevIdpError } from '../../src/dev-idp/dev-idp-error.js';
-import { startDevIdp, type RunningDevIdp } from '../../src/dev-idp/dev-idp-server.js';
+import { DevIdpError } from '../../src/demo/idp/dev-idp-error.js';
+import { startDevIdp, type RunningDevIdp } from '../../src/demo/idp/dev-idp-server.js';
 
 /*
  * The authorization code flow with PKCE of the development identity provider, as the bank's browser app

@@ -1,6 +1,6 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDevIdp, type RunningDevIdp } from '../../src/dev-idp/dev-idp-server.js';
+import { startDevIdp, type RunningDevIdp } from '../../src/demo/idp/dev-idp-server.js';
 import { startAuthzServer, type RunningAuthzServer } from '../../src/server/authz-server.js';
 import {
   AUDIENCE,

@@ -1,8 +1,8 @@
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryLogger } from '../support/memory-logger.js';
-import { DevIdpError } from '../../src/dev-idp/dev-idp-error.js';
-import { startDevIdp, type RunningDevIdp } from '../../src/dev-idp/dev-idp-server.js';
+import { DevIdpError } from '../../src/demo/idp/dev-idp-error.js';
+import { startDevIdp, type RunningDevIdp } from '../../src/demo/idp/dev-idp-server.js';
 
 /*
  * The development identity provider over real HTTP on 127.0.0.1: discovery, keys and rotation, the

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { answerForDecision, IDENTITY_HEADERS, statusForDenial } from '../../src/authz/answer-for-decision.js';
+import { answerForDecision, statusForDenial } from '../../src/authz/answer-for-decision.js';
+import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { decideAccess } from '../../src/authz/decide.js';
 import type { Decision, DenialCode } from '../../src/authz/decision.js';
 import type { CompiledRoute } from '../../src/policy/compiled-policy.js';

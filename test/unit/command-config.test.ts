@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { bankConfig, COMMAND_DEFAULTS, devTokenConfig, serveConfig } from '../../src/cli/command-config.js';
-import { parseListenAddress } from '../../src/cli/listen-address.js';
-import { UsageError } from '../../src/cli/usage-error.js';
-import { DEFAULT_DEV_DIR, DEV_AUDIENCE, DEV_ISSUER } from '../../src/dev/dev-keys.js';
+import { parseListenAddress } from '../../src/args/listen-address.js';
+import { UsageError } from '../../src/args/usage-error.js';
+import { DEFAULT_DEV_DIR, DEV_AUDIENCE, DEV_ISSUER } from '../../src/demo/dev-token/dev-keys.js';
 
 /** The UsageError `run` throws; fails the test if it returns or throws anything else. */
 function usageErrorFrom(run: () => unknown): UsageError {

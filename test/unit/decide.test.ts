@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import type { InvalidTokenReason, VerifiedToken } from '../../src/authn/token-verification.js';
+import type { InvalidTokenReason, VerifiedToken } from '../../src/authz/token-verification.js';
 import { decideAccess, routeRequest, type RequestFacts, type RouteStep } from '../../src/authz/decide.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { CompiledPolicy, CompiledRoute } from '../../src/policy/compiled-policy.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AuthorizeError } from '../../src/dev-idp/authorize-error.js';
-import { parseAuthorizeRequest } from '../../src/dev-idp/authorize-request.js';
+import { AuthorizeError } from '../../src/demo/idp/authorize-error.js';
+import { parseAuthorizeRequest } from '../../src/demo/idp/authorize-request.js';
 
 const REDIRECT_URI = 'http://127.0.0.1:8000/app/callback.html';
 const CONTEXT = { redirectUris: [REDIRECT_URI], audience: 'https://my-banking-api' };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ExpiringStore } from '../../src/dev-idp/expiring-store.js';
+import { ExpiringStore } from '../../src/demo/idp/expiring-store.js';
 import { createManualClock } from '../support/manual-clock.js';
 
 describe('ExpiringStore', () => {

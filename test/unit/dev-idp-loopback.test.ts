@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isLoopbackAddress } from '../../src/dev-idp/loopback.js';
+import { isLoopbackAddress } from '../../src/demo/idp/loopback.js';
 
 describe('isLoopbackAddress', () => {
   it.each(['127.0.0.1', '127.255.0.9', '::1', '::ffff:127.0.0.1'])('%s is loopback', (address) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MfaTransactions, type PendingGrant } from '../../src/dev-idp/mfa-transactions.js';
+import { MfaTransactions, type PendingGrant } from '../../src/demo/idp/mfa-transactions.js';
 import { createManualClock } from '../support/manual-clock.js';
 
 const GRANT: PendingGrant = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isPkceValue, verifierMatchesChallenge } from '../../src/dev-idp/pkce.js';
+import { isPkceValue, verifierMatchesChallenge } from '../../src/demo/idp/pkce.js';
 
 // RFC 7636 appendix B.
 const VERIFIER = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk';

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { authorizationResponse } from '../../src/dev-idp/authorization-response.js';
-import { CorsPolicy } from '../../src/dev-idp/cors.js';
-import { escapeHtml } from '../../src/dev-idp/html-page.js';
-import { redirectOrigins, redirectUriProblem } from '../../src/dev-idp/redirect-uris.js';
+import { authorizationResponse } from '../../src/demo/idp/authorization-response.js';
+import { CorsPolicy } from '../../src/demo/idp/cors.js';
+import { escapeHtml } from '../../src/demo/idp/html-page.js';
+import { redirectOrigins, redirectUriProblem } from '../../src/demo/idp/redirect-uris.js';
 
 describe('redirect URIs', () => {
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fromCents, Ledger, OPENING_BALANCE_CENTS } from '../../src/bank/ledger.js';
+import { fromCents, Ledger, OPENING_BALANCE_CENTS } from '../../src/demo/bank/ledger.js';
 
 describe('Ledger', () => {
   it('opens every account with 1000.00', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/cli/usage-error.js';
+import { UsageError } from '../../src/args/usage-error.js';
 import { checkPolicyCommand, type CheckPolicyReport } from '../../src/ops/check-policy-command.js';
 import { policyWarnings } from '../../src/ops/check-policy.js';
-import { YamlLocations } from '../../src/ops/yaml-locations.js';
+import { YamlLocations } from '../../src/policy/yaml-locations.js';
 import { compileRoutes, demoPolicyText } from '../support/inline-policy.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import { captureIo, repoFile } from '../support/capture-io.js';

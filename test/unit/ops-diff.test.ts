@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/cli/usage-error.js';
+import { UsageError } from '../../src/args/usage-error.js';
 import { diffCommand } from '../../src/ops/diff-command.js';
 import { diffExamples, diffPolicies, examplePaths, tokenProfiles } from '../../src/ops/policy-diff.js';
 import { captureIo, OPS_NOW, repoFile } from '../support/capture-io.js';

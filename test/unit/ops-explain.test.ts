@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/cli/usage-error.js';
+import { UsageError } from '../../src/args/usage-error.js';
 import { explainCommand } from '../../src/ops/explain-command.js';
 import type { Explanation } from '../../src/ops/explain-request.js';
 import { PolicyError } from '../../src/policy/policy-error.js';

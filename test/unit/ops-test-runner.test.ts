@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/cli/usage-error.js';
+import { UsageError } from '../../src/args/usage-error.js';
 import { parsePolicyTestFile, PolicyTestFileError } from '../../src/ops/policy-test-file.js';
 import { runPolicyTests } from '../../src/ops/run-policy-tests.js';
 import { testCommand } from '../../src/ops/test-command.js';

@@ -1,6 +1,6 @@
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { IssuerKeys } from '../../src/authn/issuer-keys.js';
-import type { TokenVerification } from '../../src/authn/token-verification.js';
+import type { TokenVerification } from '../../src/authz/token-verification.js';
 import { verifyAccessToken, type VerifyContext } from '../../src/authn/verify-access-token.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { CompiledPolicy } from '../../src/policy/compiled-policy.js';

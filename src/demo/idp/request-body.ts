@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { readBoundedBody } from '../http/read-bounded-body.js';
+import { readBoundedBody } from '../../http/read-bounded-body.js';
 import { OAuthError } from './oauth-error.js';
 
 /** Development only. 16 KiB: a token request is a few hundred bytes; more is a mistake or an attack. */

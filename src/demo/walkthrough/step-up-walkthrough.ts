@@ -1,11 +1,6 @@
 import { decodeJwt } from 'jose';
-import {
-  discoverTokenEndpoint,
-  MFA_OTP_GRANT,
-  requestToken,
-  type TokenResult,
-} from '../client/token-client.js';
-import { planStepUp, type StepUpRequest } from '../client/step-up-plan.js';
+import { discoverTokenEndpoint, MFA_OTP_GRANT, requestToken, type TokenResult } from './token-client.js';
+import { planStepUp, type StepUpRequest } from '../../client/step-up-plan.js';
 
 /** Everything the walkthrough talks to, and how it shows its steps. */
 export interface WalkthroughOptions {

@@ -5,14 +5,14 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
-import { DEFAULT_DEV_DIR, ensureDevKeys } from '../dev/dev-keys.js';
-import { mintDevToken } from '../dev/mint-dev-token.js';
+import { DEFAULT_DEV_DIR, ensureDevKeys } from '../dev-token/dev-keys.js';
+import { mintDevToken } from '../dev-token/mint-dev-token.js';
 
 // `npm run demo`: Envoy (envoy/envoy.yaml as is), the authz server (policy.yaml), the bank with its web app
 // (dist/web under /app/) and the development identity provider, on the ports envoy.yaml and policy.yaml
 // name, with ready-to-paste curl commands and the app's address last. Development only.
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 // Envoy, admin, authz and bank as in envoy/envoy.yaml; the dev IdP as policy.yaml's issuer names it.
 const PORTS = { envoy: 8000, admin: 9901, authz: 9001, bank: 8080, idp: 9000 } as const;

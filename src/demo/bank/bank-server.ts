@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { IDENTITY_HEADERS } from '../authz/answer-for-decision.js';
-import { listenHttp } from '../http/listen-http.js';
-import { readBoundedBody } from '../http/read-bounded-body.js';
+import { IDENTITY_HEADERS } from '../../contract/identity-headers.js';
+import { listenHttp } from '../../http/listen-http.js';
+import { readBoundedBody } from '../../http/read-bounded-body.js';
 import { fromCents, Ledger } from './ledger.js';
 import { APP_PREFIX, type WebAppFile } from './web-app.js';
 

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
-import { plainHttpUrl } from '../http/plain-http-url.js';
-import { listenHttp } from '../http/listen-http.js';
+import { plainHttpUrl } from '../../http/plain-http-url.js';
+import { listenHttp } from '../../http/listen-http.js';
 import { AuthorizationCodes } from './authorization-codes.js';
 import { AuthorizeEndpoint } from './authorize-endpoint.js';
 import { CorsPolicy } from './cors.js';

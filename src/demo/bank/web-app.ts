@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 export const APP_PREFIX = '/app/';
 
 /** The built app beside the compiled server: `dist/web`, seen from `dist/bank/web-app.js`. */
-export const BUILT_APP_DIR = fileURLToPath(new URL('../web/', import.meta.url));
+export const BUILT_APP_DIR = fileURLToPath(new URL('../../web/', import.meta.url));
 
 /** The app's public client at the development identity provider (`authz dev-idp` registers it). */
 export const WEB_APP_CLIENT_ID = 'bank-spa';
