@@ -6,6 +6,7 @@ import { afterAll, beforeAll, bench, describe } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { createKeyRing } from '../src/authn/key-ring.js';
 import { fetchKeySetOverHttp } from '../src/authn/read-key-set.js';
+import { bearerTokenVerifier } from '../src/authn/verify-access-token.js';
 import { createCheckHandler } from '../src/envoy/check-handler.js';
 import type { CheckRequestMessage } from '../src/envoy/check-messages.js';
 import { loadPolicy } from '../src/policy/load-policy.js';
@@ -21,7 +22,7 @@ import {
 
 // `npm run bench`: side-by-side figures in one run, read as ratios (this machine has 2 cores and runs the
 // load generator, Envoy, authz and the bank at once, so absolute numbers say little). Two groups:
-// 1. the in-process decision path (CheckRequest -> CheckResponse) for an allow with a verified RS256 token,
+// 1. the in-process decision path (CheckRequest -> authorize() -> CheckResponse) for an allow with a verified RS256 token,
 //    against a denial that needs no token work (no credentials): what JWT verification costs;
 // 2. HTTP through real Envoy, one request at a time: a route with ext_authz disabled (/healthz: Envoy and
 //    the bank only) against an allowed /balance (plus the gRPC Check) and a denied /transfer (Check, no
@@ -75,8 +76,13 @@ beforeAll(async () => {
   const policy = await loadPolicy(policyFile);
   const keyRing = createKeyRing(policy, { fetchKeySet: fetchKeySetOverHttp, now: Date.now });
   await keyRing.prefetch();
+  const verifier = bearerTokenVerifier({
+    policy,
+    keysFor: (issuer) => keyRing.keysFor(issuer),
+    now: Date.now,
+  });
   check = createCheckHandler({
-    active: () => ({ policy, keyRing }),
+    active: () => ({ policy, verifier }),
     logger: pino({ level: 'silent' }),
     now: Date.now,
   });

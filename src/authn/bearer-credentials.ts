@@ -1,13 +1,12 @@
+import type { Credentials } from '../authz/credentials.js';
+
 /**
  * What the `Authorization` header of a request holds, as far as RFC 6750 bearer tokens go.
  * - `none`: no credentials, or credentials of another scheme (answered with a bare challenge);
  * - `malformed`: an attempt at bearer credentials that does not follow RFC 6750 section 2.1 (400);
- * - `token`: one syntactically valid bearer token, not yet verified.
+ * - `presented`: one syntactically valid bearer token, not yet verified.
  */
-export type BearerCredentials =
-  | { readonly kind: 'none' }
-  | { readonly kind: 'malformed'; readonly description: string }
-  | { readonly kind: 'token'; readonly token: string };
+export type BearerCredentials = Credentials<string>;
 
 // RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
@@ -41,5 +40,5 @@ export function readBearerCredentials(values: readonly string[]): BearerCredenti
   if (!B64TOKEN.test(token)) {
     return { kind: 'malformed', description: 'the bearer token has characters RFC 6750 does not allow' };
   }
-  return { kind: 'token', token };
+  return { kind: 'presented', value: token };
 }

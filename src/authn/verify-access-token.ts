@@ -3,6 +3,7 @@ import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js'
 import type { IssuerKeys } from './issuer-keys.js';
 import { KeySetError } from './key-set-errors.js';
 import { readTokenClaims } from './read-token-claims.js';
+import type { CredentialVerifier } from '../authz/credentials.js';
 import type { InvalidTokenReason, TokenVerification } from '../authz/token-verification.js';
 
 export interface VerifyContext {
@@ -10,6 +11,14 @@ export interface VerifyContext {
   readonly keysFor: (issuer: string) => IssuerKeys | undefined;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
+}
+
+/**
+ * The server's verifier for `authorize()`: bearer tokens checked against the policy's issuers and their
+ * keys, as `verifyAccessToken` does. Built once per policy version, not per request.
+ */
+export function bearerTokenVerifier(context: VerifyContext): CredentialVerifier<string> {
+  return { verify: (token) => verifyAccessToken(token, context) };
 }
 
 /** When several keys in a set could have signed a token without `kid`, at most this many are tried. */

@@ -1,34 +1,28 @@
-import { readBearerCredentials } from '../authn/bearer-credentials.js';
+import type { RequestFacts } from './authorize.js';
 import type { TokenVerification, VerifiedToken } from './token-verification.js';
 import type { AuthenticationRequirement, CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
 import { matchRoute } from '../policy/match-route.js';
 import type { Decision } from './decision.js';
 import { normalisedRequestPath } from './request-path.js';
 
-/** The facts about one HTTP request that authorisation looks at. */
-export interface RequestFacts {
-  readonly method: string;
-  /** The request target as received (origin-form, may include a query string). */
-  readonly target: string;
-  /** Every value of the `Authorization` header, in order. */
-  readonly authorization: readonly string[];
-}
-
-/** The first step's outcome: decided already, or a token to verify for a protected route. */
-export type RouteStep =
+/** The first step's outcome: decided already, or credentials to verify for a protected route. */
+export type RouteStep<Presented> =
   | { readonly kind: 'decided'; readonly decision: Decision }
   | {
-      readonly kind: 'verify_token';
+      readonly kind: 'verify';
       readonly route: CompiledRoute & { access: { kind: 'protected' } };
-      readonly token: string;
+      readonly presented: Presented;
     };
 
 /**
- * Step one, pure: matches the route and reads the credentials. Order matters: an unmatched request is
+ * Step one, pure: matches the route and looks at the credentials. Order matters: an unmatched request is
  * denied before credentials are looked at (nothing to challenge for), and a public route never needs them.
  */
-export function routeRequest(policy: CompiledPolicy, request: RequestFacts): RouteStep {
-  const decided = (decision: Decision): RouteStep => ({ kind: 'decided', decision });
+export function routeRequest<Presented>(
+  policy: CompiledPolicy,
+  request: RequestFacts<Presented>,
+): RouteStep<Presented> {
+  const decided = (decision: Decision): RouteStep<Presented> => ({ kind: 'decided', decision });
   const normalised = normalisedRequestPath(request.target);
   if ('problem' in normalised) {
     return decided({
@@ -42,7 +36,7 @@ export function routeRequest(policy: CompiledPolicy, request: RequestFacts): Rou
     return decided({ kind: 'deny', code: 'no_route', description: 'no route allows this request' });
   if (route.access.kind === 'public') return decided({ kind: 'allow', route });
 
-  const credentials = readBearerCredentials(request.authorization);
+  const { credentials } = request;
   if (credentials.kind === 'none') {
     return decided({
       kind: 'deny',
@@ -60,9 +54,9 @@ export function routeRequest(policy: CompiledPolicy, request: RequestFacts): Rou
     });
   }
   return {
-    kind: 'verify_token',
+    kind: 'verify',
     route: route as CompiledRoute & { access: { kind: 'protected' } },
-    token: credentials.token,
+    presented: credentials.value,
   };
 }
 

@@ -1,19 +1,17 @@
 import type { Logger } from 'pino';
-import { answerForDecision } from '../authz/answer-for-decision.js';
-import { applyEnforcementMode, decideAccess, routeRequest } from '../authz/decide.js';
+import { authorize } from '../authz/authorize.js';
+import type { CredentialVerifier } from '../authz/credentials.js';
 import type { Decision } from '../authz/decision.js';
-import type { KeyRing } from '../authn/key-ring.js';
-import { verifyAccessToken } from '../authn/verify-access-token.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { logDecision } from '../log/decision-log.js';
 import type { CheckRequestMessage, CheckResponseMessage } from './check-messages.js';
 import { checkResponseForAnswer } from './check-response-for-answer.js';
 import { requestFactsFromCheck } from './request-facts-from-check.js';
 
-/** The policy in force and the keys of its issuers; swapped together, read once per request. */
+/** The policy in force and the verifier of its issuers' tokens; swapped together, read once per request. */
 export interface ActivePolicy {
   readonly policy: CompiledPolicy;
-  readonly keyRing: KeyRing;
+  readonly verifier: CredentialVerifier<string>;
 }
 
 export interface CheckHandlerDependencies {
@@ -41,24 +39,9 @@ export function createCheckHandler(deps: CheckHandlerDependencies) {
   const sampleRate = deps.logAllowedSample ?? 1;
   return async function check(request: CheckRequestMessage): Promise<CheckResponseMessage> {
     const started = performance.now();
-    const { policy, keyRing } = deps.active(); // one version for the whole request
+    const { policy, verifier } = deps.active(); // one version for the whole request
     const facts = requestFactsFromCheck(request);
-
-    const step = routeRequest(policy, facts);
-    let decision: Decision;
-    if (step.kind === 'decided') {
-      decision = step.decision;
-    } else {
-      const verification = await verifyAccessToken(step.token, {
-        policy,
-        keysFor: (issuer) => keyRing.keysFor(issuer),
-        now: deps.now,
-      });
-      decision = decideAccess(step.route, verification, deps.now());
-    }
-
-    decision = applyEnforcementMode(policy, decision);
-    const answer = answerForDecision(decision, policy.realm);
+    const { decision, answer } = await authorize(policy, facts, verifier, deps.now);
     const durationMs = performance.now() - started;
     deps.observe?.(decision, durationMs);
     const sampled =

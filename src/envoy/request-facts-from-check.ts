@@ -1,8 +1,9 @@
-import type { RequestFacts } from '../authz/decide.js';
+import { readBearerCredentials } from '../authn/bearer-credentials.js';
+import type { RequestFacts } from '../authz/authorize.js';
 import type { CheckRequestMessage } from './check-messages.js';
 
-/** Request facts plus what the adapter needs for logging. */
-export interface CheckedRequest extends RequestFacts {
+/** Request facts (the bearer token as presented credentials) plus what the adapter needs for logging. */
+export interface CheckedRequest extends RequestFacts<string> {
   /** Envoy's request id (`x-request-id`), for correlating logs; empty when absent. */
   readonly requestId: string;
 }
@@ -11,6 +12,7 @@ export interface CheckedRequest extends RequestFacts {
  * Reads the facts authorisation needs from an Envoy CheckRequest. Envoy sends headers either as a map
  * (names lower-cased, repeated headers joined with ",") or, with `encode_raw_headers`, as `header_map`
  * with one entry per header line; both are read so that repeated Authorization headers are always seen.
+ * The credentials are read from `Authorization` alone, with RFC 6750's rules.
  */
 export function requestFactsFromCheck(request: CheckRequestMessage): CheckedRequest {
   const http = request.attributes?.request?.http ?? undefined;
@@ -31,7 +33,7 @@ export function requestFactsFromCheck(request: CheckRequestMessage): CheckedRequ
   return {
     method: http?.method ?? '',
     target: http?.path ?? '',
-    authorization,
+    credentials: readBearerCredentials(authorization),
     requestId: (http?.id ?? '').slice(0, 128),
   };
 }

@@ -1,7 +1,7 @@
 import type { Answer } from '../authz/answer-for-decision.js';
 import { findBearerChallenge } from '../client/find-bearer-challenge.js';
 import { parseWwwAuthenticate } from '../client/parse-www-authenticate.js';
-import type { Evaluation } from './evaluate-request.js';
+import type { Authorization } from '../authz/authorize.js';
 
 /**
  * A denial as a client sees it: the status, the error, and what the Bearer challenge asks for. Read back
@@ -26,9 +26,9 @@ export type Outcome =
   | { readonly kind: 'deny'; readonly denial: DenialOutcome }
   | { readonly kind: 'would_deny'; readonly denial: DenialOutcome };
 
-/** Reads the outcome off an evaluation's answers. Pure. */
-export function outcomeOf(evaluation: Evaluation): Outcome {
-  const { answer, wouldDenyAnswer } = evaluation;
+/** Reads the outcome off an authorization's answers. Pure. */
+export function outcomeOf(authorization: Authorization): Outcome {
+  const { answer, wouldDenyAnswer } = authorization;
   if (answer.kind === 'deny') return { kind: 'deny', denial: denialOutcome(answer) };
   if (wouldDenyAnswer?.kind === 'deny') return { kind: 'would_deny', denial: denialOutcome(wouldDenyAnswer) };
   return { kind: 'allow' };

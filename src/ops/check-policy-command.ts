@@ -1,9 +1,8 @@
-import { loadPolicy, MAX_POLICY_BYTES } from '../policy/load-policy.js';
+import { policyFromRead, readPolicyText } from '../policy/load-policy.js';
 import { formatPolicyProblem, PolicyError, type PolicyProblem } from '../policy/policy-error.js';
 import { policyWarnings, type PolicyWarning } from './check-policy.js';
 import type { CommandIo } from './command-io.js';
 import { parseOpsArgs } from '../args/parse-command-args.js';
-import { readTextFile } from '../policy/read-text-file.js';
 import { YamlLocations } from '../policy/yaml-locations.js';
 
 /** What `authz check-policy --json` prints. `ok` is whether the command exits 0. */
@@ -34,16 +33,11 @@ export async function checkPolicyCommand(argv: readonly string[], io: CommandIo)
   let warnings: readonly PolicyWarning[] = [];
   let routes = 0;
   try {
-    const policy = await loadPolicy(file);
+    // Read once: compiled as `authz serve` would (key files must exist), then located for the warnings.
+    const read = await readPolicyText(file);
+    const policy = await policyFromRead(read, file);
     routes = policy.routes.length;
-    // loadPolicy has just read and accepted this text; it is read again for the positions of entries.
-    const read = await readTextFile(file, MAX_POLICY_BYTES);
-    if ('problem' in read) {
-      throw new PolicyError('ERR_POLICY_READ', [
-        { file, line: 0, column: 0, path: '', message: `the policy file ${read.problem}` },
-      ]);
-    }
-    warnings = policyWarnings(policy, new YamlLocations(read.text));
+    if ('text' in read) warnings = policyWarnings(policy, new YamlLocations(read.text));
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
     errors = error.problems;

@@ -31,7 +31,7 @@ export async function diffCommand(argv: readonly string[], io: CommandIo): Promi
     }
   }
   const [oldPolicy, newPolicy] = policies as [CompiledPolicy, CompiledPolicy];
-  const diff = diffPolicies(oldPolicy, newPolicy, io.now());
+  const diff = await diffPolicies(oldPolicy, newPolicy, io.now());
   const changed = diff.changes.length > 0;
 
   if (values['json'] === true) {

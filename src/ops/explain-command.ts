@@ -73,7 +73,7 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
     credentials = { kind: 'claims', verification: verificationForGivenClaims(policy, claims) };
   else credentials = { kind: 'none' };
 
-  const explanation = explainRequest(policy, { method, target }, credentials, nowMs);
+  const explanation = await explainRequest(policy, { method, target }, credentials, nowMs);
   io.out(
     values['json'] === true
       ? JSON.stringify(explanation, null, 2) + '\n'

@@ -2,7 +2,9 @@ import type { TokenVerification } from '../authz/token-verification.js';
 import type { Answer } from '../authz/answer-for-decision.js';
 import { normalisedRequestPath } from '../authz/request-path.js';
 import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
-import { evaluateRequest, GIVEN_CLAIMS_TOKEN, type OpsRequest } from './evaluate-request.js';
+import { authorize } from '../authz/authorize.js';
+import { SETTLED_VERIFICATION } from './given-claims.js';
+import type { OpsRequest } from './ops-request.js';
 import { formatEpochSeconds } from './instant.js';
 import { printable as shown } from './terminal-text.js';
 
@@ -111,27 +113,27 @@ export interface Explanation {
 
 /**
  * Explains one request: which route matched and why, what it requires, what the token has, the decision
- * and the exact response — all computed by the server's own decision core (`evaluateRequest`). Pure.
+ * and the exact response — all computed by the server's own pipeline (`authorize`). Pure (asynchronous
+ * only because `authorize` is): the token, if any, was verified before.
  *
  * @param nowMs milliseconds since the epoch, for `max_age`.
  */
-export function explainRequest(
+export async function explainRequest(
   policy: CompiledPolicy,
   request: OpsRequest,
   credentials: ExplainCredentials,
   nowMs: number,
-): Explanation {
-  const evaluation = evaluateRequest(
+): Promise<Explanation> {
+  const evaluation = await authorize(
     policy,
-    request,
-    credentials.kind === 'none'
-      ? credentials
-      : {
-          kind: 'bearer',
-          token: credentials.kind === 'token' ? credentials.token : GIVEN_CLAIMS_TOKEN,
-          verification: credentials.verification,
-        },
-    nowMs,
+    {
+      method: request.method,
+      target: request.target,
+      credentials:
+        credentials.kind === 'none' ? credentials : { kind: 'presented', value: credentials.verification },
+    },
+    SETTLED_VERIFICATION,
+    () => nowMs,
   );
   const normalised = normalisedRequestPath(request.target);
   const path = 'path' in normalised ? normalised.path : undefined;

@@ -1,5 +1,6 @@
 import type { JWTPayload } from 'jose';
 import { readTokenClaims } from '../authn/read-token-claims.js';
+import type { CredentialVerifier } from '../authz/credentials.js';
 import type { TokenVerification } from '../authz/token-verification.js';
 import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
 
@@ -35,3 +36,23 @@ export function issuerForGivenClaims(
   const iss = claims['iss'];
   return typeof iss === 'string' ? policy.issuers.get(iss) : undefined;
 }
+
+/** Claims presented to `authorize()` by the ops tools in place of a token. */
+export type GivenClaims = Readonly<Record<string, unknown>>;
+
+/**
+ * The ops tools' verifier: presented claims are taken as verified (see `verificationForGivenClaims`).
+ * For `authz test` and `authz explain --claims`.
+ */
+export function givenClaimsVerifier(policy: CompiledPolicy): CredentialVerifier<GivenClaims> {
+  return { verify: (claims) => verificationForGivenClaims(policy, claims) };
+}
+
+/**
+ * A verifier for credentials whose verification was settled before the request was authorised: the
+ * token `authz explain --token` verified with the policy's keys (keeping what it learnt on the way), or
+ * the token profiles of `authz diff`, which are verifications by construction.
+ */
+export const SETTLED_VERIFICATION: CredentialVerifier<TokenVerification> = Object.freeze({
+  verify: (verification: TokenVerification) => verification,
+});

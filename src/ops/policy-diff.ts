@@ -3,7 +3,9 @@ import { normalisedRequestPath } from '../authz/request-path.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { matchRoute } from '../policy/match-route.js';
 import { describeOutcome, outcomeOf } from './answer-outcome.js';
-import { evaluateRequest, GIVEN_CLAIMS_TOKEN, type OpsRequest } from './evaluate-request.js';
+import { authorize } from '../authz/authorize.js';
+import { SETTLED_VERIFICATION } from './given-claims.js';
+import type { OpsRequest } from './ops-request.js';
 
 /** Methods tried for a route that applies to every method, and for the probe paths. */
 export const COMMON_METHODS: readonly string[] = Object.freeze([
@@ -56,18 +58,18 @@ export interface PolicyDiff {
  *
  * @param nowMs milliseconds since the epoch: the strong profiles' login happens now.
  */
-export function diffPolicies(
+export async function diffPolicies(
   oldPolicy: CompiledPolicy,
   newPolicy: CompiledPolicy,
   nowMs: number,
-): PolicyDiff {
+): Promise<PolicyDiff> {
   const examples = diffExamples([oldPolicy, newPolicy]);
   const profiles = tokenProfiles(oldPolicy, newPolicy, nowMs);
   const changes: DecisionChange[] = [];
   for (const request of examples) {
     for (const profile of profiles) {
-      const before = outcomeText(oldPolicy, request, profile, nowMs);
-      const after = outcomeText(newPolicy, request, profile, nowMs);
+      const before = await outcomeText(oldPolicy, request, profile, nowMs);
+      const after = await outcomeText(newPolicy, request, profile, nowMs);
       if (before !== after) {
         changes.push({
           method: request.method,
@@ -87,17 +89,24 @@ export function diffPolicies(
   };
 }
 
-function outcomeText(policy: CompiledPolicy, request: OpsRequest, profile: TokenProfile, nowMs: number) {
+async function outcomeText(
+  policy: CompiledPolicy,
+  request: OpsRequest,
+  profile: TokenProfile,
+  nowMs: number,
+): Promise<string> {
   const verification = profile.verificationFor(policy, request);
-  const evaluation = evaluateRequest(
+  const authorization = await authorize(
     policy,
-    request,
-    verification === undefined
-      ? { kind: 'none' }
-      : { kind: 'bearer', token: GIVEN_CLAIMS_TOKEN, verification },
-    nowMs,
+    {
+      method: request.method,
+      target: request.target,
+      credentials: verification === undefined ? { kind: 'none' } : { kind: 'presented', value: verification },
+    },
+    SETTLED_VERIFICATION,
+    () => nowMs,
   );
-  return describeOutcome(outcomeOf(evaluation));
+  return describeOutcome(outcomeOf(authorization));
 }
 
 /**

@@ -1,31 +1,8 @@
 import { dirname, isAbsolute, join } from 'node:path';
 import { parseDurationSeconds } from '../policy/duration.js';
-import type { PolicyProblem } from '../policy/policy-error.js';
-import { formatPolicyProblem } from '../policy/policy-error.js';
+import { PolicyError, type PolicyProblem } from '../policy/policy-error.js';
 import { parseInstant } from './instant.js';
 import { displayYamlPath, YamlLocations, type YamlPath } from '../policy/yaml-locations.js';
-
-/** Stable codes for a policy test file that cannot be run. */
-export type PolicyTestFileErrorCode =
-  | 'ERR_POLICY_TEST_READ' // missing, unreadable, too large, not UTF-8
-  | 'ERR_POLICY_TEST_SYNTAX' // not well-formed YAML
-  | 'ERR_POLICY_TEST_INVALID'; // well-formed, but not a policy test file
-
-/** A problem in a test file: located the way policy problems are (file, line, column, path). */
-export type PolicyTestFileProblem = PolicyProblem;
-
-/** A policy test file that cannot be run, with every problem found. */
-export class PolicyTestFileError extends Error {
-  override readonly name = 'PolicyTestFileError';
-  readonly code: PolicyTestFileErrorCode;
-  readonly problems: readonly PolicyTestFileProblem[];
-
-  constructor(code: PolicyTestFileErrorCode, problems: readonly PolicyTestFileProblem[]) {
-    super(problems.map(formatPolicyProblem).join('\n'));
-    this.code = code;
-    this.problems = problems;
-  }
-}
 
 /** What a case expects: allowed, or denied (or, under report-only, allowed with this denial logged). */
 export type Expectation =
@@ -85,13 +62,13 @@ const MAX_CASES = 10_000;
  * not read.
  *
  * @param file the file name, for messages and to resolve the policy path.
- * @throws PolicyTestFileError with every problem found, each located.
+ * @throws PolicyError (`ERR_POLICY_TEST_SYNTAX`, `ERR_POLICY_TEST_INVALID`) with every problem found, each located.
  */
 export function parsePolicyTestFile(text: string, file: string): PolicyTestFile {
   const locations = new YamlLocations(text);
   const { document } = locations;
   if (document.errors.length > 0) {
-    throw new PolicyTestFileError(
+    throw new PolicyError(
       'ERR_POLICY_TEST_SYNTAX',
       document.errors.map((error) => ({
         file,
@@ -105,20 +82,19 @@ export function parsePolicyTestFile(text: string, file: string): PolicyTestFile 
   try {
     data = document.toJS({ maxAliasCount: 100 });
   } catch (error) {
-    throw new PolicyTestFileError('ERR_POLICY_TEST_SYNTAX', [
+    throw new PolicyError('ERR_POLICY_TEST_SYNTAX', [
       { file, line: 0, column: 0, path: '', message: `YAML: ${(error as Error).message.split('\n')[0]}` },
     ]);
   }
 
-  const problems: PolicyTestFileProblem[] = [];
+  const problems: PolicyProblem[] = [];
   const report = (path: YamlPath, message: string) => {
     problems.push({ file, ...locations.positionOf(path), path: displayYamlPath(path), message });
   };
   const result = readTestFile(data, file, report, (path) => locations.positionOf(path).line);
   if (problems.length > 0 || result === undefined) {
-    const byPlace = (a: PolicyTestFileProblem, b: PolicyTestFileProblem) =>
-      a.line - b.line || a.column - b.column;
-    throw new PolicyTestFileError('ERR_POLICY_TEST_INVALID', problems.sort(byPlace));
+    const byPlace = (a: PolicyProblem, b: PolicyProblem) => a.line - b.line || a.column - b.column;
+    throw new PolicyError('ERR_POLICY_TEST_INVALID', problems.sort(byPlace));
   }
   return result;
 }

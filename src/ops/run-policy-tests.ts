@@ -1,7 +1,8 @@
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { describeDenial, describeOutcome, outcomeOf, type Outcome } from './answer-outcome.js';
-import { evaluateRequest, GIVEN_CLAIMS_TOKEN, type PresentedCredentials } from './evaluate-request.js';
-import { issuerForGivenClaims, verificationForGivenClaims } from './given-claims.js';
+import { authorize } from '../authz/authorize.js';
+import type { Credentials } from '../authz/credentials.js';
+import { givenClaimsVerifier, issuerForGivenClaims, type GivenClaims } from './given-claims.js';
 import type { CaseToken, Expectation, PolicyTestCase } from './policy-test-file.js';
 
 /** The result of one case. */
@@ -18,34 +19,35 @@ export interface PolicyTestResult {
 /**
  * Runs test cases against a policy through the server's decision core, checking each expectation against
  * the answer a client would see (status, and the error and parameters of its `WWW-Authenticate`). Token
- * claims are taken as verified (see `verificationForGivenClaims`). Pure.
+ * claims are taken as verified (`givenClaimsVerifier`). Pure (asynchronous only because `authorize` is).
  *
  * @param nowMs the clock, in milliseconds since the epoch: for `auth_time_ago` and `max_age`.
  */
-export function runPolicyTests(
+export async function runPolicyTests(
   policy: CompiledPolicy,
   cases: readonly PolicyTestCase[],
   nowMs: number,
-): PolicyTestResult[] {
-  return cases.map((testCase) => {
-    const evaluation = evaluateRequest(
-      policy,
-      testCase.request,
-      credentialsFor(policy, testCase.token, nowMs),
-      nowMs,
+): Promise<PolicyTestResult[]> {
+  const verifier = givenClaimsVerifier(policy);
+  const results: PolicyTestResult[] = [];
+  for (const testCase of cases) {
+    const { method, target } = testCase.request;
+    const credentials = credentialsFor(policy, testCase.token, nowMs);
+    const outcome = outcomeOf(
+      await authorize(policy, { method, target, credentials }, verifier, () => nowMs),
     );
-    const outcome = outcomeOf(evaluation);
-    return {
+    results.push({
       testCase,
       passed: meets(outcome, testCase.expect),
       expected: describeExpectation(testCase.expect),
       actual: describeOutcome(outcome),
       outcome,
-    };
-  });
+    });
+  }
+  return results;
 }
 
-function credentialsFor(policy: CompiledPolicy, token: CaseToken, nowMs: number): PresentedCredentials {
+function credentialsFor(policy: CompiledPolicy, token: CaseToken, nowMs: number): Credentials<GivenClaims> {
   if (token.kind === 'none') return { kind: 'none' };
   let claims = token.claims;
   if (token.authTimeAgoSeconds !== undefined) {
@@ -53,11 +55,7 @@ function credentialsFor(policy: CompiledPolicy, token: CaseToken, nowMs: number)
     const name = issuerForGivenClaims(policy, claims)?.claims.authTime ?? 'auth_time';
     claims = { ...claims, [name]: Math.floor(nowMs / 1000) - token.authTimeAgoSeconds };
   }
-  return {
-    kind: 'bearer',
-    token: GIVEN_CLAIMS_TOKEN,
-    verification: verificationForGivenClaims(policy, claims),
-  };
+  return { kind: 'presented', value: claims };
 }
 
 /** Whether the outcome is the one expected; unnamed fields of a denial are not checked. */

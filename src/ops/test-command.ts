@@ -3,7 +3,7 @@ import type { CommandIo } from './command-io.js';
 import { formatEpochSeconds } from './instant.js';
 import { loadPolicy } from '../policy/load-policy.js';
 import { parseOpsArgs } from '../args/parse-command-args.js';
-import { parsePolicyTestFile, PolicyTestFileError, type PolicyTestFile } from './policy-test-file.js';
+import { parsePolicyTestFile, type PolicyTestFile } from './policy-test-file.js';
 import { readTextFile } from '../policy/read-text-file.js';
 import { runPolicyTests, type PolicyTestResult } from './run-policy-tests.js';
 import { formatTable, printable } from './terminal-text.js';
@@ -52,10 +52,12 @@ async function runFile(
     tests = await readPolicyTestFile(file);
     const policy = await loadPolicy(tests.policyFile, { requireKeyFiles: false });
     nowMs = tests.nowMs ?? io.now();
-    results = runPolicyTests(policy, tests.cases, nowMs);
+    results = await runPolicyTests(policy, tests.cases, nowMs);
   } catch (error) {
-    if (!(error instanceof PolicyTestFileError) && !(error instanceof PolicyError)) throw error;
-    const what = error instanceof PolicyError ? 'its policy cannot be used' : 'it cannot be used';
+    if (!(error instanceof PolicyError)) throw error;
+    const what = error.code.startsWith('ERR_POLICY_TEST_')
+      ? 'it cannot be used'
+      : 'its policy cannot be used';
     io.err(`authz: ${file}: ${what} (${error.code}):\n`);
     for (const problem of error.problems) io.err(formatPolicyProblem(problem) + '\n');
     return undefined;
@@ -80,7 +82,7 @@ async function runFile(
 async function readPolicyTestFile(file: string): Promise<PolicyTestFile> {
   const read = await readTextFile(file, MAX_POLICY_TEST_BYTES);
   if ('problem' in read) {
-    throw new PolicyTestFileError('ERR_POLICY_TEST_READ', [
+    throw new PolicyError('ERR_POLICY_TEST_READ', [
       { file, line: 0, column: 0, path: '', message: `the test file ${read.problem}` },
     ]);
   }

@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
-import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type {
   AuthenticationRequirement,
   CompiledPolicy,
@@ -16,6 +14,8 @@ import { fetchableUrlProblem } from './fetchable-url.js';
 import { PolicyError, type PolicyProblem } from './policy-error.js';
 import policySchema from './policy.schema.json' with { type: 'json' };
 import { compileRoutePattern, RoutePatternError } from './route-pattern.js';
+import { policyVersion } from './policy-version.js';
+import { displayYamlPath, YamlLocations, type YamlPath } from './yaml-locations.js';
 
 /** Defaults and bounds for optional policy settings, in one place. */
 export const POLICY_DEFAULTS = Object.freeze({
@@ -88,9 +88,9 @@ type PathSegment = string | number;
  * @throws PolicyError with every problem found, each with line, column and document path.
  */
 export function compilePolicy(text: string, file: string): CompiledPolicy {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, strict: true, prettyErrors: false });
-  const locator = new Locator(file, doc, lineCounter);
+  const locations = new YamlLocations(text);
+  const doc = locations.document;
+  const locator = new Locator(file, locations);
 
   if (doc.errors.length > 0) {
     throw new PolicyError(
@@ -132,7 +132,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
 
   if (problems.length > 0) throw new PolicyError('ERR_POLICY_INVALID', problems);
   return Object.freeze({
-    version: createHash('sha256').update(text).digest('hex').slice(0, 16),
+    version: policyVersion(text),
     source: file,
     realm: policy.realm,
     mode: policy.mode ?? 'enforce',
@@ -375,60 +375,22 @@ function firstLine(message: string): string {
   return message.split('\n')[0] ?? message;
 }
 
-/** Maps document paths and offsets to file positions. */
+/** Turns document paths and offsets into located problems in this file. */
 class Locator {
   constructor(
     private readonly file: string,
-    private readonly doc: Document,
-    private readonly lines: LineCounter,
+    private readonly locations: YamlLocations,
   ) {}
 
-  at(path: PathSegment[], message: string): PolicyProblem {
-    const offset = this.offsetOf(path);
-    return { ...this.position(offset), path: displayPath(path), message };
+  at(path: YamlPath, message: string): PolicyProblem {
+    return { file: this.file, ...this.locations.positionOf(path), path: displayYamlPath(path), message };
   }
 
   atOffset(offset: number, message: string): PolicyProblem {
-    return { ...this.position(offset), path: '', message };
+    return { file: this.file, ...this.locations.positionOfOffset(offset), path: '', message };
   }
 
-  lineOf(path: PathSegment[]): number {
-    return this.position(this.offsetOf(path)).line;
+  lineOf(path: YamlPath): number {
+    return this.locations.positionOf(path).line;
   }
-
-  private position(offset: number | undefined): Pick<PolicyProblem, 'file' | 'line' | 'column'> {
-    if (offset === undefined) return { file: this.file, line: 0, column: 0 };
-    const { line, col } = this.lines.linePos(offset);
-    return { file: this.file, line, column: col };
-  }
-
-  /** Where the deepest existing node on `path` starts; for a map entry, its key. */
-  private offsetOf(path: PathSegment[]): number | undefined {
-    let node: unknown = this.doc.contents;
-    let offset = rangeStart(node);
-    for (const [i, segment] of path.entries()) {
-      if (isMap(node)) {
-        const pair = node.items.find((item) => (item.key as { value?: unknown } | null)?.value === segment);
-        if (pair === undefined) break;
-        offset = rangeStart(pair.key) ?? offset;
-        node = pair.value;
-        // A problem with a key's value points at the key: that is where the editor's eye goes.
-        if (i < path.length - 1 && node !== null) offset = rangeStart(node) ?? offset;
-      } else if (isSeq(node) && typeof segment === 'number') {
-        node = node.items[segment];
-        offset = rangeStart(node) ?? offset;
-      } else {
-        break;
-      }
-    }
-    return offset;
-  }
-}
-
-function rangeStart(node: unknown): number | undefined {
-  return (node as Node | null)?.range?.[0];
-}
-
-function displayPath(path: PathSegment[]): string {
-  return path.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
 }

@@ -1,10 +1,13 @@
-/** Stable codes for everything that can be wrong with a policy file. */
+/** Stable codes for everything that can be wrong with a policy file, or a policy test file. */
 export type PolicyErrorCode =
   | 'ERR_POLICY_READ' // the file could not be read (missing, unreadable, too large)
   | 'ERR_POLICY_SYNTAX' // not well-formed YAML
-  | 'ERR_POLICY_INVALID'; // well-formed, but breaks the policy schema or a semantic rule
+  | 'ERR_POLICY_INVALID' // well-formed, but breaks the policy schema or a semantic rule
+  | 'ERR_POLICY_TEST_READ' // a policy test file: missing, unreadable, too large, not UTF-8
+  | 'ERR_POLICY_TEST_SYNTAX' // a policy test file that is not well-formed YAML
+  | 'ERR_POLICY_TEST_INVALID'; // well-formed, but not a policy test file (docs/policy-tests.md)
 
-/** One problem in a policy file, located for a human editing it. */
+/** One problem in a policy (or policy test) file, located for a human editing it. */
 export interface PolicyProblem {
   /** The policy file as given to the loader. */
   readonly file: string;
@@ -24,7 +27,7 @@ export function formatPolicyProblem(problem: PolicyProblem): string {
   return `${where}:${path} ${problem.message}`;
 }
 
-/** A policy that cannot be used. Carries every problem found, not just the first. */
+/** A policy (or policy test file) that cannot be used. Carries every problem found, not just the first. */
 export class PolicyError extends Error {
   override readonly name = 'PolicyError';
   readonly code: PolicyErrorCode;

@@ -11,8 +11,8 @@ export interface YamlPosition {
 
 /**
  * A YAML text parsed with positions kept, so that findings about its data can name the line an editor
- * should jump to. The ops commands read files the compiler has already accepted (policy warnings) or
- * that they validate themselves (policy test files); `src/policy` keeps its own locator private.
+ * should jump to: the policy compiler's problems, `check-policy`'s warnings and policy test files' problems
+ * are all located by it.
  */
 export class YamlLocations {
   private readonly lines = new LineCounter();
@@ -36,17 +36,20 @@ export class YamlLocations {
 
   /**
    * Where the deepest existing node on `path` starts: for a map entry its key, for a sequence item the
-   * item. A path that goes further than the document points at the last node that exists.
+   * item. A path that goes further than the document points at the last node that exists (for a key
+   * whose value lacks the rest of the path, that value).
    */
   positionOf(path: YamlPath): YamlPosition {
     let node: unknown = this.document.contents;
     let offset = rangeStart(node);
-    for (const segment of path) {
+    for (const [i, segment] of path.entries()) {
       if (isMap(node)) {
         const pair = node.items.find((item) => (item.key as { value?: unknown } | null)?.value === segment);
         if (pair === undefined) break;
         offset = rangeStart(pair.key) ?? offset;
         node = pair.value;
+        // A problem with a key's value points at the key: that is where the editor's eye goes.
+        if (i < path.length - 1 && node !== null) offset = rangeStart(node) ?? offset;
       } else if (isSeq(node) && typeof segment === 'number') {
         node = node.items[segment];
         offset = rangeStart(node) ?? offset;

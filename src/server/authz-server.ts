@@ -1,13 +1,17 @@
 import { Server, ServerCredentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
+import type { KeySetFetchEvent } from '../authn/issuer-keys.js';
+import { createKeyRing, type KeyRing } from '../authn/key-ring.js';
 import { fetchKeySetOverHttp, type FetchKeySet } from '../authn/read-key-set.js';
+import { bearerTokenVerifier } from '../authn/verify-access-token.js';
 import type { Decision } from '../authz/decision.js';
 import type { AuthzMetrics } from '../metrics/authz-metrics.js';
 import { loadAuthorizationService } from '../envoy/authorization-proto.js';
 import type { CheckRequestMessage, CheckResponseMessage } from '../envoy/check-messages.js';
-import { createCheckHandler } from '../envoy/check-handler.js';
-import { PolicyRuntime, type ReloadResult } from './policy-runtime.js';
+import { createCheckHandler, type ActivePolicy } from '../envoy/check-handler.js';
+import type { CompiledPolicy } from '../policy/compiled-policy.js';
+import { PolicyWatcher, type ReloadResult } from '../policy/policy-watcher.js';
 
 /** The gRPC service name health is reported for (besides the overall "" service). */
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
@@ -60,27 +64,43 @@ const HEALTH_INTERVAL_MS = 1000; // 1 second
 export async function startAuthzServer(options: AuthzServerOptions): Promise<RunningAuthzServer> {
   const { logger, metrics } = options;
   const now = options.now ?? Date.now;
-  const runtime = await PolicyRuntime.start({
-    policyFile: options.policyFile,
-    logger,
+  const keyRingDependencies = {
     fetchKeySet: options.fetchKeySet ?? fetchKeySetOverHttp,
     now,
-    onKeySetFetch: (event) => {
+    onFetch: (event: KeySetFetchEvent) => {
       metrics?.recordKeySetFetch({ issuer: event.issuer, outcome: event.outcome, trigger: event.trigger });
       if (event.outcome === 'ok') logger.info({ event: 'jwks_fetch', ...event }, 'issuer keys fetched');
       else logger.warn({ event: 'jwks_fetch', ...event }, 'issuer keys could not be fetched');
     },
-    onReload: (result, active) => {
+  };
+  /**
+   * A policy with its issuers' keys and the verifier built on them; swapped in one assignment, so a
+   * request reads one version. Issuers whose key settings did not change keep their cached keys.
+   */
+  const activate = (policy: CompiledPolicy, previous?: KeyRing): ServedPolicy => {
+    const keyRing = createKeyRing(policy, keyRingDependencies, previous);
+    const verifier = bearerTokenVerifier({ policy, keysFor: (issuer) => keyRing.keysFor(issuer), now });
+    return { policy, keyRing, verifier };
+  };
+  const watcher = await PolicyWatcher.start({
+    policyFile: options.policyFile,
+    logger,
+    onPolicy: (policy) => {
+      active = activate(policy, active.keyRing);
+      void active.keyRing.prefetch(); // new issuers' keys; unchanged ones are already cached
+    },
+    onReload: (result) => {
       metrics?.recordPolicyReload(result);
       if (result === 'ok')
         metrics?.setPolicyInfo({ version: active.policy.version, source: active.policy.source });
       updateHealth();
     },
   });
-  metrics?.setPolicyInfo({ version: runtime.active.policy.version, source: runtime.active.policy.source });
+  let active = activate(watcher.policy);
+  metrics?.setPolicyInfo({ version: active.policy.version, source: active.policy.source });
 
   const check = createCheckHandler({
-    active: () => runtime.active,
+    active: () => active,
     logger,
     now,
     ...(options.logAllowedSample === undefined ? {} : { logAllowedSample: options.logAllowedSample }),
@@ -93,7 +113,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
   let draining = false;
   let reported: ServingStatus = 'NOT_SERVING';
   function updateHealth(): void {
-    const status: ServingStatus = !draining && runtime.active.keyRing.ready ? 'SERVING' : 'NOT_SERVING';
+    const status: ServingStatus = !draining && active.keyRing.ready ? 'SERVING' : 'NOT_SERVING';
     if (status === reported) return;
     reported = status;
     health.setStatus('', status);
@@ -125,15 +145,15 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
         : reject(new Error(`cannot listen on ${options.listen}: ${error.message}`)),
     );
   });
-  const { policy } = runtime.active;
+  const { policy } = active;
   logger.info(
     { event: 'started', listen: options.listen, port, policy: policy.source, policy_version: policy.version },
     'authz server listening',
   );
-  if (options.watchPolicy !== false) runtime.watch();
-  void runtime.active.keyRing.prefetch().then(updateHealth);
+  if (options.watchPolicy !== false) watcher.watch();
+  void active.keyRing.prefetch().then(updateHealth);
   const healthTimer = setInterval(() => {
-    const { keyRing } = runtime.active;
+    const { keyRing } = active;
     if (!keyRing.ready) void keyRing.prefetch().then(updateHealth);
     updateHealth();
   }, HEALTH_INTERVAL_MS);
@@ -142,14 +162,14 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
   let closing: Promise<void> | undefined;
   return {
     port,
-    reload: () => runtime.reload('signal'),
+    reload: () => watcher.reload('signal'),
     close: ({ drainMs = 0, graceMs = 10_000 } = {}) =>
       (closing ??= (async () => {
         draining = true;
         updateHealth();
         logger.info({ event: 'draining', drain_ms: drainMs, grace_ms: graceMs }, 'draining');
         if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
-        runtime.stop();
+        watcher.stop();
         clearInterval(healthTimer);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
@@ -165,6 +185,11 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
         logger.info({ event: 'stopped' }, 'authz server stopped');
       })()),
   };
+}
+
+/** What the server holds for the policy in force: what the handler reads, plus the keys for health. */
+interface ServedPolicy extends ActivePolicy {
+  readonly keyRing: KeyRing;
 }
 
 function observeDecision(metrics: ServerMetrics, decision: Decision, durationMs: number): void {

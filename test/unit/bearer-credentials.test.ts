@@ -33,7 +33,7 @@ describe('readBearerCredentials', () => {
     ['Bearer abc=', 'abc='],
     ['Bearer abc==', 'abc=='],
   ])('reads the token from %j', (value, token) => {
-    expect(readBearerCredentials([value])).toEqual({ kind: 'token', token });
+    expect(readBearerCredentials([value])).toEqual({ kind: 'presented', value: token });
   });
 
   it.each([

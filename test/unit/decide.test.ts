@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { InvalidTokenReason, VerifiedToken } from '../../src/authz/token-verification.js';
-import { decideAccess, routeRequest, type RequestFacts, type RouteStep } from '../../src/authz/decide.js';
+import { readBearerCredentials } from '../../src/authn/bearer-credentials.js';
+import type { RequestFacts } from '../../src/authz/authorize.js';
+import { decideAccess, routeRequest, type RouteStep } from '../../src/authz/decide.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { CompiledPolicy, CompiledRoute } from '../../src/policy/compiled-policy.js';
 import { matchRoute } from '../../src/policy/match-route.js';
@@ -31,8 +33,9 @@ function protectedRoute(policy: CompiledPolicy, method: string, path: string): P
   return route as ProtectedRoute;
 }
 
-function request(method: string, target: string, authorization: string[] = []): RequestFacts {
-  return { method, target, authorization };
+/** A request as the Envoy adapter presents it: credentials read from its Authorization header values. */
+function request(method: string, target: string, authorization: string[] = []): RequestFacts<string> {
+  return { method, target, credentials: readBearerCredentials(authorization) };
 }
 
 /** Now, for max_age: 2026-11-27T12:00:00Z in milliseconds. */
@@ -132,9 +135,9 @@ describe('routeRequest over the demo policy', () => {
     ['POST', '/transfer', transfer],
     ['GET', '/accounts/acc-42/balance', accountBalance],
   ])('hands the token of %s %s to verification, with its route', (method, target, route) => {
-    const step: RouteStep = routeRequest(demo, request(method, target, ['Bearer abc.def.ghi']));
+    const step: RouteStep<string> = routeRequest(demo, request(method, target, ['Bearer abc.def.ghi']));
 
-    expect(step).toEqual({ kind: 'verify_token', route, token: 'abc.def.ghi' });
+    expect(step).toEqual({ kind: 'verify', route, presented: 'abc.def.ghi' });
   });
 
   it.each([

@@ -120,7 +120,7 @@ describe('diff examples and profiles', () => {
     expect(new Set(examples).size).toBe(examples.length);
   });
 
-  it('one strong profile per acr value when the policies name several', () => {
+  it('one strong profile per acr value when the policies name several', async () => {
     const a = compileRoutes('{ path: /a, scopes: [s], authentication: { acr_values: [urn:mfa] } }');
     const b = compileRoutes('{ path: /a, scopes: [s], authentication: { acr_values: [urn:hwk] } }');
     expect(tokenProfiles(a, b, OPS_NOW).map((p) => p.name)).toEqual([
@@ -132,7 +132,9 @@ describe('diff examples and profiles', () => {
       'enough-for-old',
       'enough-for-new',
     ]);
-    const changes = diffPolicies(a, b, OPS_NOW).changes.filter((c) => c.path === '/a' && c.method === 'GET');
+    const changes = (await diffPolicies(a, b, OPS_NOW)).changes.filter(
+      (c) => c.path === '/a' && c.method === 'GET',
+    );
     expect(changes.map((c) => `${c.profile}: ${c.old} -> ${c.new}`)).toEqual([
       'all-scopes+acr=urn:hwk: 401 insufficient_user_authentication acr_values="urn:mfa" -> allow',
       'all-scopes+acr=urn:mfa: allow -> 401 insufficient_user_authentication acr_values="urn:hwk"',
@@ -142,10 +144,10 @@ describe('diff examples and profiles', () => {
     ]);
   });
 
-  it('sees a route switched to report-only', () => {
+  it('sees a route switched to report-only', async () => {
     const enforced = compileRoutes('{ methods: [GET], path: /a, scopes: [s] }');
     const trial = compileRoutes('{ methods: [GET], path: /a, scopes: [s], mode: report-only }');
-    const changes = diffPolicies(enforced, trial, OPS_NOW).changes;
+    const changes = (await diffPolicies(enforced, trial, OPS_NOW)).changes;
     expect(changes.map((c) => `${c.method} ${c.path} [${c.profile}]: ${c.old} -> ${c.new}`)).toEqual([
       'GET /a [no-token]: 401 unauthorized -> allow (report-only: would deny 401 unauthorized)',
       'GET /a [no-scopes]: 403 insufficient_scope scope="s" -> allow (report-only: would deny 403 insufficient_scope scope="s")',

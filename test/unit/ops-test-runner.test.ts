@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
-import { parsePolicyTestFile, PolicyTestFileError } from '../../src/ops/policy-test-file.js';
+import { parsePolicyTestFile } from '../../src/ops/policy-test-file.js';
+import { PolicyError } from '../../src/policy/policy-error.js';
 import { runPolicyTests } from '../../src/ops/run-policy-tests.js';
 import { testCommand } from '../../src/ops/test-command.js';
 import { compileRoutes } from '../support/inline-policy.js';
@@ -23,10 +24,9 @@ function problemsOf(text: string): string[] {
   try {
     parsePolicyTestFile(text, 't.yaml');
   } catch (error) {
-    expect(error).toBeInstanceOf(PolicyTestFileError);
-    return (error as PolicyTestFileError).problems.map(
-      (p) => `${p.line}:${p.column} ${p.path}: ${p.message}`,
-    );
+    expect(error).toBeInstanceOf(PolicyError);
+    expect((error as PolicyError).code).toMatch(/^ERR_POLICY_TEST_/);
+    return (error as PolicyError).problems.map((p) => `${p.line}:${p.column} ${p.path}: ${p.message}`);
   }
   throw new Error('the test file parsed');
 }
@@ -179,7 +179,7 @@ describe('runPolicyTests', () => {
     '{ methods: [POST], path: /t, scopes: [t], authentication: { acr_values: [urn:mfa], max_age: 60 } }',
   );
 
-  it("puts auth_time_ago in the issuer's auth_time claim, relative to the clock", () => {
+  it("puts auth_time_ago in the issuer's auth_time claim, relative to the clock", async () => {
     const parsed = parsePolicyTestFile(
       [
         'policy: p.yaml',
@@ -197,7 +197,7 @@ describe('runPolicyTests', () => {
       ].join('\n'),
       't.yaml',
     );
-    const results = runPolicyTests(policy, parsed.cases, OPS_NOW);
+    const results = await runPolicyTests(policy, parsed.cases, OPS_NOW);
     expect(results.map((r) => [r.passed, r.actual])).toEqual([
       [true, 'allow'],
       [true, '401 insufficient_user_authentication max_age=60'],

@@ -256,11 +256,12 @@ describe('wire round trips between upstream and our protos', () => {
     ]);
     expect(entries[3]?.value).toBe('text-value');
 
-    // What the adapter makes of it: header_map wins, so both Authorization lines are seen.
+    // What the adapter makes of it: header_map wins, so both Authorization lines are seen, and two
+    // Authorization headers are malformed credentials (RFC 6750 allows one).
     expect(requestFactsFromCheck(decoded)).toEqual({
       method: 'POST',
       target: '/transfer?currency=EUR&note=a%20b',
-      authorization: [`Bearer ${token}`, 'Basic YWxpY2U6cHc='],
+      credentials: { kind: 'malformed', description: 'more than one Authorization header' },
       requestId: '7b0c3f5e-2a4d-4d1e-9a51-0f5f7e1c2d3b',
     });
 
@@ -271,7 +272,7 @@ describe('wire round trips between upstream and our protos', () => {
     const mapFacts = requestFactsFromCheck(
       Check.requestDeserialize(Buffer.from(mapBytes)) as CheckRequestMessage,
     );
-    expect(mapFacts.authorization).toEqual([`Bearer ${token}`]);
+    expect(mapFacts.credentials).toEqual({ kind: 'presented', value: token });
   });
 
   const CHECK_RESPONSE = 'envoy.service.auth.v3.CheckResponse';

@@ -1,27 +1,26 @@
-import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { KeySetFetchEvent } from '../authn/issuer-keys.js';
-import { createKeyRing } from '../authn/key-ring.js';
-import type { FetchKeySet } from '../authn/read-key-set.js';
-import type { ActivePolicy } from '../envoy/check-handler.js';
-import { loadPolicy, MAX_POLICY_BYTES } from '../policy/load-policy.js';
-import { formatPolicyProblem, PolicyError } from '../policy/policy-error.js';
+import type { CompiledPolicy } from './compiled-policy.js';
+import { policyFromRead, readPolicyText } from './load-policy.js';
+import { formatPolicyProblem, PolicyError } from './policy-error.js';
+import { policyVersion } from './policy-version.js';
 
 /** What made a reload happen; logged with its result. */
 export type ReloadTrigger = 'watch' | 'poll' | 'signal';
 export type ReloadResult = 'ok' | 'unchanged' | 'error';
 
-export interface PolicyRuntimeOptions {
+export interface PolicyWatcherOptions {
   readonly policyFile: string;
   readonly logger: Logger;
-  readonly fetchKeySet: FetchKeySet;
-  readonly now: () => number;
-  readonly onKeySetFetch?: (event: KeySetFetchEvent) => void;
+  /**
+   * A new compiled policy is ready: the subscriber puts it in force (with whatever it derives from it,
+   * such as its issuers' keys) before the reload is logged and `onReload` is called. Must not throw.
+   */
+  readonly onPolicy: (policy: CompiledPolicy) => void;
   /** Called after every reload attempt that read a changed file (not for `unchanged`). */
-  readonly onReload?: (result: 'ok' | 'error', active: ActivePolicy) => void;
+  readonly onReload?: (result: 'ok' | 'error') => void;
 }
 
 /** How often the file is checked besides file-system events, which some mounts never deliver. */
@@ -30,15 +29,15 @@ const POLL_INTERVAL_MS = 1000; // 1 second
 const SETTLE_MS = 150;
 
 /**
- * The policy in force, and its safe replacement. A new version is read, validated and compiled off to the
- * side and swapped in one assignment; a request reads `active` once and finishes on that version. A file
- * that does not compile never takes effect: the last good policy stays, and the error is logged with file,
- * line and path. Changes are noticed through file-system events on the folder (editors that save by
- * rename, Kubernetes ConfigMaps that swap a symlink), a once-a-second check of the file, and `reload()`
- * (SIGHUP); all of them end in the same content comparison, so nothing reloads twice.
+ * A policy file's life in a running service: the initial load, then its safe replacement. A new version is
+ * read, validated and compiled off to the side and handed to `onPolicy` in one call; a file that does not
+ * compile never takes effect: the last good policy stays, and the error is logged with file, line and
+ * path. Changes are noticed through file-system events on the folder (editors that save by rename,
+ * Kubernetes ConfigMaps that swap a symlink), a once-a-second check of the file, and `reload()` (SIGHUP);
+ * all of them end in the same content comparison, so nothing reloads twice.
  */
-export class PolicyRuntime {
-  private current: ActivePolicy;
+export class PolicyWatcher {
+  private current: CompiledPolicy;
   private running: Promise<ReloadResult> | undefined;
   private again = false;
   private watcher: FSWatcher | undefined;
@@ -50,27 +49,27 @@ export class PolicyRuntime {
   private lastSeenVersion: string;
 
   private constructor(
-    private readonly options: PolicyRuntimeOptions,
-    initial: ActivePolicy,
+    private readonly options: PolicyWatcherOptions,
+    initial: CompiledPolicy,
     statSignature: string,
   ) {
     this.current = initial;
     this.lastStat = statSignature;
-    this.lastSeenVersion = initial.policy.version;
+    this.lastSeenVersion = initial.version;
   }
 
   /**
-   * Loads the initial policy. @throws PolicyError: a service must not start on a policy it cannot use.
+   * Loads the initial policy; `onPolicy` is not called for it (read `policy`). Nothing is watched until
+   * `watch()`. @throws PolicyError: a service must not start on a policy it cannot use.
    */
-  static async start(options: PolicyRuntimeOptions): Promise<PolicyRuntime> {
+  static async start(options: PolicyWatcherOptions): Promise<PolicyWatcher> {
     const signature = await statSignature(options.policyFile);
-    const policy = await loadPolicy(options.policyFile);
-    const keyRing = createKeyRing(policy, keyRingDependencies(options));
-    return new PolicyRuntime(options, { policy, keyRing }, signature);
+    const policy = await policyFromRead(await readPolicyText(options.policyFile), options.policyFile);
+    return new PolicyWatcher(options, policy, signature);
   }
 
-  /** The policy in force and its issuers' keys. Read once per request. */
-  get active(): ActivePolicy {
+  /** The policy in force. */
+  get policy(): CompiledPolicy {
     return this.current;
   }
 
@@ -131,18 +130,18 @@ export class PolicyRuntime {
 
   private async reloadOnce(trigger: ReloadTrigger): Promise<ReloadResult> {
     const { policyFile, logger } = this.options;
-    // The policy version is the hash of its text: the same bytes mean the same policy, nothing to do.
-    const text = await readFile(policyFile).catch(() => undefined);
-    const version = text !== undefined && text.length <= MAX_POLICY_BYTES ? versionOf(text) : undefined;
-    if (version === this.current.policy.version) return 'unchanged';
+    // The policy version is the hash of its text: the same text means the same policy, nothing to do.
+    const read = await readPolicyText(policyFile);
+    const version = 'text' in read ? policyVersion(read.text) : undefined;
+    if (version === this.current.version) return 'unchanged';
     // The watcher and the poll often notice the same edit: judge each content once. SIGHUP always re-reads.
     if (version !== undefined && version === this.lastSeenVersion && trigger !== 'signal') return 'unchanged';
     if (version !== undefined) this.lastSeenVersion = version;
     try {
-      const policy = await loadPolicy(policyFile);
-      const keyRing = createKeyRing(policy, keyRingDependencies(this.options), this.current.keyRing);
-      const previous = this.current.policy.version;
-      this.current = { policy, keyRing }; // the swap: one assignment
+      const policy = await policyFromRead(read, policyFile);
+      const previous = this.current.version;
+      this.current = policy;
+      this.options.onPolicy(policy);
       logger.info(
         {
           event: 'policy_reload',
@@ -154,8 +153,7 @@ export class PolicyRuntime {
         },
         'policy reloaded',
       );
-      void keyRing.prefetch(); // new issuers' keys; unchanged ones are already cached
-      this.options.onReload?.('ok', this.current);
+      this.options.onReload?.('ok');
       return 'ok';
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
@@ -167,30 +165,14 @@ export class PolicyRuntime {
           file: policyFile,
           code: error.code,
           problems: error.problems.map(formatPolicyProblem),
-          policy_version: this.current.policy.version,
+          policy_version: this.current.version,
         },
         'policy change refused; the previous policy stays in force',
       );
-      this.options.onReload?.('error', this.current);
+      this.options.onReload?.('error');
       return 'error';
     }
   }
-}
-
-function keyRingDependencies(options: PolicyRuntimeOptions) {
-  return {
-    fetchKeySet: options.fetchKeySet,
-    now: options.now,
-    ...(options.onKeySetFetch === undefined ? {} : { onFetch: options.onKeySetFetch }),
-  };
-}
-
-/**
- * As the loader and `compilePolicy` compute `version`: the text decoded as UTF-8 (a leading byte order
- * mark dropped, as `loadPolicy` drops it), then the first 16 hex digits of its SHA-256.
- */
-function versionOf(bytes: Buffer): string {
-  return createHash('sha256').update(new TextDecoder('utf-8').decode(bytes)).digest('hex').slice(0, 16);
 }
 
 /** stat follows symlinks, so a swapped ConfigMap target shows as a new inode. */
