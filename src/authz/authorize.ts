@@ -1,17 +1,10 @@
 import { answerForDecision, type Answer } from './answer-for-decision.js';
-import type { CredentialVerifier, Credentials } from './credentials.js';
+import type { CredentialVerifier } from './credentials.js';
 import { applyEnforcementMode, decideAccess, routeRequest } from './decide.js';
 import type { Decision } from './decision.js';
 import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
+import type { RequestFacts } from './request-facts.js';
 import type { TokenVerification } from './token-verification.js';
-
-/** The facts about one HTTP request that authorisation looks at. */
-export interface RequestFacts<Presented> {
-  readonly method: string;
-  /** The request target as received (origin-form, may include a query string). */
-  readonly target: string;
-  readonly credentials: Credentials<Presented>;
-}
 
 /** Everything authorising one request established, step by step. */
 export interface Authorization {

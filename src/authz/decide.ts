@@ -1,4 +1,4 @@
-import type { RequestFacts } from './authorize.js';
+import type { RequestFacts } from './request-facts.js';
 import type { TokenVerification, VerifiedToken } from './token-verification.js';
 import type { AuthenticationRequirement, CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
 import { matchRoute } from '../policy/match-route.js';

@@ -1,5 +1,5 @@
 import { readBearerCredentials } from '../authn/bearer-credentials.js';
-import type { RequestFacts } from '../authz/authorize.js';
+import type { RequestFacts } from '../authz/request-facts.js';
 import type { CheckRequestMessage } from './check-messages.js';
 
 /** Request facts (the bearer token as presented credentials) plus what the adapter needs for logging. */

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { InvalidTokenReason, VerifiedToken } from '../../src/authz/token-verification.js';
 import { readBearerCredentials } from '../../src/authn/bearer-credentials.js';
-import type { RequestFacts } from '../../src/authz/authorize.js';
+import type { RequestFacts } from '../../src/authz/request-facts.js';
 import { decideAccess, routeRequest, type RouteStep } from '../../src/authz/decide.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { CompiledPolicy, CompiledRoute } from '../../src/policy/compiled-policy.js';

@@ -1,0 +1,139 @@
+// The architecture's import rules (docs: STYLE.md, "Wings and boundaries"), checked by `npm run lint`.
+//
+// Paths are relative to the repository root and matched against resolved files, so `../authn/x.js` in
+// src/authz is seen as src/authn/x.ts. Type-only imports count (tsPreCompilationDeps): a type is still a
+// dependency of the design, even though the compiler erases it.
+
+/** The sidecar's policy I/O: reading files and watching them. Everything else in src/policy is pure. */
+const POLICY_IO = ['load-policy\\.ts$', 'read-text-file\\.ts$', '.*watch'];
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+export default {
+  forbidden: [
+    {
+      name: 'sidecar-not-demo',
+      comment:
+        'The sidecar is the product; the dev IdP, bank, walkthrough, dev tokens and web app are guests that talk ' +
+        'to it over HTTP and gRPC. Nothing outside src/demo may import them, so `authz serve` and the sidecar ' +
+        'image never load or ship demo code.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/demo/' },
+      to: { path: ['^src/demo/', '^web/'] },
+    },
+    {
+      name: 'core-pure',
+      comment:
+        'The decision core is a pure function of (compiled policy, request facts, verified claims, now): it may ' +
+        'use only itself, src/contract and the pure part of src/policy. No authn, transport, logging, metrics, ' +
+        'policy file I/O or watching, Node core module or npm package.',
+      severity: 'error',
+      from: { path: '^src/authz/' },
+      to: { pathNot: ['^src/authz/', '^src/contract/', `^src/policy/(?!${POLICY_IO.join('|')})`] },
+    },
+    {
+      name: 'policy-lowest',
+      comment:
+        'src/policy is the lowest layer: everything above it may use the compiled policy, so it imports nothing ' +
+        'of the project outside itself (npm packages and Node core modules are fine).',
+      severity: 'error',
+      from: { path: '^src/policy/' },
+      to: { pathNot: ['^src/policy/', '^node_modules/'], dependencyTypesNot: ['core'] },
+    },
+    {
+      name: 'not-the-entry-point',
+      comment:
+        'src/cli/main.ts is the executable: it composes the command table and owns the process. Commands sit ' +
+        'under it and are loaded by it, never the other way round; shared parsing lives in src/args.',
+      severity: 'error',
+      from: {},
+      to: { path: '^src/cli/main\\.ts$' },
+    },
+    {
+      name: 'layers-args',
+      comment:
+        'src/args (argument parsing, UsageError) sits below both the CLI and the ops commands, so it cannot ' +
+        'import either of them, nor the server or the Envoy adapter.',
+      severity: 'error',
+      from: { path: '^src/args/' },
+      to: { path: '^src/(cli|ops|server|envoy)/' },
+    },
+    {
+      name: 'layers-ops',
+      comment:
+        'The policy tool commands (check-policy, explain, test, diff) run under the CLI beside the server: they ' +
+        'share the core and src/args, not the CLI, the server or the gRPC adapter.',
+      severity: 'error',
+      from: { path: '^src/ops/' },
+      to: { path: '^src/(cli|server|envoy)/' },
+    },
+    {
+      name: 'layers-authn',
+      comment:
+        'Authentication (bearer parsing, JWT verification, JWKS fetching) is a library for the adapters: it ' +
+        'must not reach up into transport, the server, the commands, logging or metrics.',
+      severity: 'error',
+      from: { path: '^src/authn/' },
+      to: { path: '^src/(envoy|server|ops|cli|log|metrics)/' },
+    },
+    {
+      name: 'layers-envoy',
+      comment:
+        'The Envoy adapter is thin (parse, authorize, answer); the server composes it, not the other way round.',
+      severity: 'error',
+      from: { path: '^src/envoy/' },
+      to: { path: '^src/(server|ops|cli)/' },
+    },
+    {
+      name: 'layers-client',
+      comment:
+        'src/client (challenge parser, step-up planner) is a library API that clients reuse, shipped to ' +
+        'browsers through web/: it may use only itself and src/contract; no Node core module, no npm package.',
+      severity: 'error',
+      from: { path: '^src/client/' },
+      to: { pathNot: ['^src/client/', '^src/contract/'] },
+    },
+    {
+      name: 'layers-contract',
+      comment:
+        'src/contract holds the constants both wings share (identity header names): it is a leaf that imports ' +
+        'nothing, so importing it never drags anything else into either wing.',
+      severity: 'error',
+      from: { path: '^src/contract/' },
+      to: { pathNot: '^src/contract/' },
+    },
+    {
+      name: 'web-uses-libraries',
+      comment:
+        'The browser app is a guest like any other client: of src/ it may use only the libraries meant for ' +
+        'clients (src/client, src/http, src/contract), never sidecar internals or the server-side demo.',
+      severity: 'error',
+      from: { path: '^web/' },
+      to: { path: '^src/', pathNot: '^src/(client|http|contract)/' },
+    },
+    {
+      name: 'no-circular',
+      comment:
+        'A cycle means two modules can only be understood, tested and loaded together; split out what they share.',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'not-to-unresolvable',
+      comment: 'An import that resolves to no file fails at run time (or is a typo in a type-only import).',
+      severity: 'error',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    tsPreCompilationDeps: true,
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      mainFields: ['module', 'main', 'types', 'typings'],
+    },
+  },
+};
