@@ -1,14 +1,64 @@
 import { defineConfig } from 'vitest/config';
 
+// Suites that start servers or processes. They bind free ports, but Envoy and Chromium start-up is CPU-heavy
+// on a 2-core machine: one file at a time (`fileParallelism: false`), with room for start-up.
+const oneFileAtATime = {
+  fileParallelism: false,
+  testTimeout: 30_000, // 30 seconds
+  hookTimeout: 60_000, // 60 seconds
+} as const;
+
+// Four projects; `vitest run` runs them all, `vitest run --project unit` one of them.
+// Projects run in groups by `sequence.groupOrder`, lowest first, each group after the previous one has
+// finished (vitest 4: projects with the same order would run at the same time). So the parallel unit files
+// run first, then integration, e2e and browser, one file at a time each: no two heavy suites overlap.
+// `benchmark.include` is set in every project: its default would find bench/ in each of them.
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // `npm run bench`, never part of `npm test`: figures are printed side by side, nothing is asserted.
-    benchmark: { include: ['bench/**/*.bench.ts'] },
-    // The end-to-end suites start real Envoy processes; give them room on a 2-core machine.
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
-    // Suites that bind processes use free ports, but Envoy start-up is CPU-heavy: one file at a time keeps it stable.
-    fileParallelism: false,
+    projects: [
+      {
+        // Pure code: no socket, no child process, no Envoy, Chromium or build (`dist/`); files run in parallel.
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts'],
+          // Its group runs alone, so one worker per core (vitest's default keeps a core free: one worker on 2).
+          maxWorkers: '100%',
+          benchmark: { include: [] },
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // Real gRPC and HTTP on port 0, and the CLI as a child process.
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          benchmark: { include: [] },
+          sequence: { groupOrder: 1 },
+          ...oneFileAtATime,
+        },
+      },
+      {
+        // Through the real Envoy binary (`npm run envoy:install`) and the build (`npm run build`).
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          // `npm run bench` (`vitest bench --run`), never part of `npm test`: figures are printed side by side,
+          // nothing is asserted. It drives real Envoy, hence this project.
+          benchmark: { include: ['bench/**/*.bench.ts'] },
+          sequence: { groupOrder: 2 },
+          ...oneFileAtATime,
+        },
+      },
+      {
+        // The web app in real Chromium (`npm run browser:install`).
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          benchmark: { include: [] },
+          sequence: { groupOrder: 3 },
+          ...oneFileAtATime,
+        },
+      },
+    ],
   },
 });
