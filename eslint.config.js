@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.tools/', '.authz-dev/', 'coverage/'] },
+  { ignores: ['dist/', 'dist-sidecar/', 'node_modules/', '.tools/', '.authz-dev/', 'coverage/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -39,3 +39,22 @@ export function parseOpsArgs(
   }
   return parsed;
 }
+
+/** Parsed flags of a command: a string or boolean each, or a list for a flag declared `multiple`. */
+export type FlagValues = Readonly<
+  Record<string, string | boolean | readonly (string | boolean)[] | undefined>
+>;
+
+/**
+ * Parses the flags of a command that takes no positional arguments (`serve`, `bank`, ...), strictly:
+ * an unknown flag, a missing value or a stray argument is a usage error.
+ *
+ * @throws UsageError with node:util's message, which names the flag.
+ */
+export function parseFlags(argv: readonly string[], options: Options): FlagValues {
+  try {
+    return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}

@@ -8,7 +8,7 @@ import { repoRoot } from './envoy-binary.js';
 // `npm run demo` as a new user runs it: the fixed ports of envoy/envoy.yaml, the repo's policy.yaml and the
 // development key. The test reads the printed tokens and replays the printed scenario, then presses Ctrl-C.
 
-const DEMO = path.join(repoRoot, 'dist', 'demo', 'run-demo.js');
+const DEMO = path.join(repoRoot, 'dist', 'demo', 'walkthrough', 'run-demo.js');
 const API = 'http://127.0.0.1:8000';
 
 let demo: ChildProcess;

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { argsOf, copiesOf, readDockerfile, stageNamed } from '../support/dockerfile.js';
 import { rawRequest } from '../support/raw-http.js';
 import { envoyBinary, repoRoot } from './envoy-binary.js';
 import { envoyConfigFor, envoyConfigPath, freePorts, startEnvoy } from './envoy-process.js';
@@ -231,6 +232,12 @@ describe('docker-compose.yml', () => {
     return found;
   };
 
+  it("builds the Dockerfile's demo target (the sidecar target has no bank or dev IdP)", () => {
+    for (const name of ['authz', 'bank', 'dev-idp']) {
+      expect(at(service(name), 'build'), name).toEqual({ context: '.', target: 'demo' });
+    }
+  });
+
   it('runs the Envoy version the tests run', () => {
     const version = readFileSync(path.join(repoRoot, 'envoy', 'VERSION'), 'utf8').trim();
     expect(at(service('envoy'), 'image')).toBe(`envoyproxy/envoy:v${version}`);
@@ -300,17 +307,12 @@ describe('docker-compose.yml', () => {
 });
 
 describe('Dockerfile', () => {
-  const lines = readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8')
-    .split('\n')
-    .map((line) => line.trim())
-    .filter((line) => line !== '' && !line.startsWith('#'));
-  const instruction = (name: string): string[] =>
-    lines
-      .filter((line) => line.toUpperCase().startsWith(`${name} `))
-      .map((line) => line.slice(name.length + 1).trim());
+  const stages = readDockerfile(path.join(repoRoot, 'Dockerfile'));
+  const stageNames = stages.map((stage) => stage.name);
 
   it('builds on a Node LTS image (even major version)', () => {
-    const bases = instruction('FROM').map((from) => from.split(/\s+/)[0]!);
+    // A stage built FROM an earlier stage inherits its base.
+    const bases = stages.map((stage) => stage.base).filter((base) => !stageNames.includes(base));
     expect(bases.length).toBeGreaterThan(0);
     for (const base of bases) {
       const major = Number(/^node:(\d+)(?:[.-]|$)/.exec(base)?.[1]);
@@ -319,16 +321,31 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('builds the web app into the image (dist/web, which the bank serves)', () => {
-    expect(instruction('COPY')).toContain('web ./web');
-    expect(instruction('COPY')).toContain('--from=build /app/dist ./dist');
+  it('has two targets: demo, for docker-compose.yml, and sidecar, last so it is the default', () => {
+    expect(stageNames).toContain('demo');
+    expect(stageNames.at(-1)).toBe('sidecar');
   });
 
-  it('runs the CLI as the non-root node user', () => {
-    expect(instruction('ENTRYPOINT').map((e) => JSON.parse(e) as unknown)).toEqual([
+  it('builds the web app into the demo image (dist/web, which the bank serves)', () => {
+    const webBuild = stages.filter(
+      (stage) =>
+        copiesOf(stage).some((copy) => copy.from === undefined && copy.sources.includes('web')) &&
+        argsOf(stage, 'RUN').some((run) => /\bvite build\b/.test(run)),
+    );
+    expect(webBuild.map((stage) => stage.name)).toHaveLength(1);
+    expect(copiesOf(stageNamed(stages, 'demo'))).toContainEqual({
+      from: webBuild[0]!.name,
+      sources: ['/app/dist'],
+      destination: './dist',
+    });
+  });
+
+  it.each(['demo', 'sidecar'])('runs the CLI as the non-root node user (%s target)', (target) => {
+    const stage = stageNamed(stages, target);
+    expect(argsOf(stage, 'ENTRYPOINT').map((e) => JSON.parse(e) as unknown)).toEqual([
       ['node', 'dist/cli/main.js'],
     ]);
-    expect(instruction('USER').at(-1)).toBe('node');
+    expect(argsOf(stage, 'USER').at(-1)).toBe('node');
   });
 });
 

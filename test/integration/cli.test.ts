@@ -1,9 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -17,62 +14,33 @@ import {
   policyYaml,
   writeTextFile,
 } from '../support/authz-harness.js';
+import {
+  CLI_BUILDS,
+  killAllClis,
+  missingBuild,
+  runCli as runBuiltCli,
+  startCli as startBuiltCli,
+  stopCli,
+  waitForStarted,
+} from '../support/cli-child.js';
+import { waitUntil } from '../support/wait-until.js';
 
 /*
  * The built command line (`node dist/cli/main.js`), as a user or a container runs it. `npm test` builds
  * dist/ first (pretest); a missing build is a failure with a clear message, never a skip.
  */
 
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const cliPath = path.join(repoRoot, 'dist', 'cli', 'main.js');
-const MISSING_BUILD = `${cliPath} is missing: run "npm run build" first (npm test does so in pretest)`;
+const cliPath = CLI_BUILDS.full;
+const MISSING_BUILD = missingBuild(cliPath);
 
-/** The environment without any AUTHZ_* / BANK_* setting of the machine running the tests. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (!name.startsWith('AUTHZ_') && !name.startsWith('BANK_')) env[name] = value;
-  }
-  return { ...env, ...extra };
-}
+/** The documented commands (README, "Command line"): the sidecar's, then the demo's. */
+const SIDECAR_COMMANDS = ['serve', 'check-policy', 'explain', 'test', 'diff'];
+const DEMO_COMMANDS = ['bank', 'dev-token', 'dev-idp', 'demo-client'];
 
-interface Finished {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-const children = new Set<ChildProcess>();
-
-function startCli(args: readonly string[], cwd: string, env: Record<string, string> = {}) {
-  if (!existsSync(cliPath)) throw new Error(MISSING_BUILD);
-  const child = spawn(process.execPath, [cliPath, ...args], {
-    cwd,
-    env: cleanEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const finished = new Promise<Finished>((resolve) =>
-    child.once('close', (code) => {
-      children.delete(child);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  return { child, finished, stdout: () => stdout, stderr: () => stderr };
-}
-
-/** Runs a command that is expected to end by itself (killed after 15 s). */
-async function runCli(args: readonly string[], cwd: string, env: Record<string, string> = {}) {
-  const run = startCli(args, cwd, env);
-  const timer = setTimeout(() => run.child.kill('SIGKILL'), 15_000);
-  const result = await run.finished;
-  clearTimeout(timer);
-  return result;
-}
+const startCli = (args: readonly string[], cwd: string, env: Record<string, string> = {}) =>
+  startBuiltCli(args, { cwd, env });
+const runCli = (args: readonly string[], cwd: string, env: Record<string, string> = {}) =>
+  runBuiltCli(args, { cwd, env });
 
 describe('authz command line (dist/cli/main.js)', () => {
   let temp: { dir: string; remove: () => Promise<void> };
@@ -85,7 +53,7 @@ describe('authz command line (dist/cli/main.js)', () => {
   });
 
   afterAll(async () => {
-    for (const child of children) child.kill('SIGKILL');
+    killAllClis();
     await temp?.remove();
   });
 
@@ -93,23 +61,78 @@ describe('authz command line (dist/cli/main.js)', () => {
     expect(existsSync(cliPath), MISSING_BUILD).toBe(true);
   });
 
-  it('--help exits 0 and lists serve, bank and dev-token', async () => {
-    for (const args of [['--help'], []]) {
+  it('lists every command, sidecar and demo, on --help, -h, help and no command (exit 0, stdout)', async () => {
+    for (const args of [['--help'], ['-h'], ['help'], []]) {
       const { code, stdout, stderr } = await runCli(args, temp.dir);
       expect(code).toBe(0);
       expect(stderr).toBe('');
       expect(stdout).toMatch(/^usage: authz <command>/);
-      for (const command of ['serve', 'bank', 'dev-token'])
-        expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
+      const listed = [...stdout.matchAll(/^ {2}([a-z-]+)/gm)].map((match) => match[1]);
+      expect(listed).toEqual([...SIDECAR_COMMANDS, ...DEMO_COMMANDS]);
     }
   });
 
-  it('exits 2 on an unknown command', async () => {
+  it.each([...SIDECAR_COMMANDS, ...DEMO_COMMANDS])(
+    'prints the usage of %s for --help, -h and help COMMAND (exit 0, stdout)',
+    async (command) => {
+      const answers = await Promise.all([
+        runCli([command, '--help'], temp.dir),
+        runCli([command, '-h'], temp.dir),
+        runCli(['help', command], temp.dir),
+      ]);
+      for (const { code, stdout, stderr } of answers) {
+        expect(stderr).toBe('');
+        expect(code).toBe(0);
+        expect(stdout.startsWith(`usage: authz ${command}`)).toBe(true);
+        expect(stdout).toBe(answers[0]!.stdout);
+      }
+      // The same words as in the general listing: both come from the command table.
+      const { stdout: listing } = await runCli(['--help'], temp.dir);
+      const summary = answers[0]!.stdout.split('\n\n')[1]!.trim().split('\n')[0]!.trim();
+      expect(listing).toContain(summary);
+    },
+  );
+
+  it('takes --help as a request for help wherever it is, before a -- terminator', async () => {
+    const { code, stdout } = await runCli(['serve', '--policy', 'x.yaml', '--help'], temp.dir);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^usage: authz serve --policy FILE/);
+
+    const after = await runCli(['test', '--', '--help'], temp.dir);
+    expect(after.code).toBe(1); // a policy test file named "--help", which does not exist
+    expect(after.stdout).not.toMatch(/^usage:/);
+  });
+
+  it('exits 2 on an unknown command, with the message then the usage on stderr', async () => {
     const { code, stdout, stderr } = await runCli(['frobnicate'], temp.dir);
     expect(code).toBe(2);
     expect(stdout).toBe('');
-    expect(stderr).toContain('unknown command "frobnicate"');
-    expect(stderr).toContain('usage: authz');
+    expect(stderr).toMatch(/^authz: unknown command "frobnicate"\n\nusage: authz <command>/);
+    expect(stderr).not.toContain('did you mean');
+    for (const command of [...SIDECAR_COMMANDS, ...DEMO_COMMANDS])
+      expect(stderr).toMatch(new RegExp(`^  ${command} `, 'm'));
+
+    const unknownTopic = await runCli(['help', 'frobnicate'], temp.dir);
+    expect(unknownTopic.code).toBe(2);
+    expect(unknownTopic.stderr).toContain('unknown command "frobnicate"');
+  });
+
+  it.each([
+    ['servee', 'serve'],
+    ['tset', 'test'],
+    ['dev-tokn', 'dev-token'],
+    ['check-polcy', 'check-policy'],
+  ])('suggests the nearest command for %s', async (typed, meant) => {
+    const { code, stderr } = await runCli([typed], temp.dir);
+    expect(code).toBe(2);
+    expect(stderr.split('\n')[0]).toBe(`authz: unknown command "${typed}"; did you mean "${meant}"?`);
+  });
+
+  it("prints the command's own usage after a usage error", async () => {
+    const { code, stdout, stderr } = await runCli(['bank', '--listen'], temp.dir);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/^authz: .*--listen.*\n\nusage: authz bank \[--listen HOST:PORT\]/);
   });
 
   it('exits 2 naming --policy when serve has no policy', async () => {
@@ -234,26 +257,8 @@ describe('authz command line (dist/cli/main.js)', () => {
       );
       const port = await freePort();
       const serve = startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${port}`], temp.dir);
-      // Only complete lines: the pipe may hand over half a line at a time.
-      const logLines = () =>
-        serve
-          .stdout()
-          .split('\n')
-          .slice(0, -1)
-          .filter((line) => line !== '')
-          .map((line) => JSON.parse(line) as Record<string, unknown>);
-
-      const deadline = Date.now() + 10_000;
-      let exited: Finished | undefined;
-      void serve.finished.then((result) => (exited = result));
-      while (!logLines().some((line) => line['event'] === 'started')) {
-        if (exited !== undefined)
-          throw new Error(`serve exited (${exited.code}):\n${exited.stdout}${exited.stderr}`);
-        if (Date.now() > deadline)
-          throw new Error(`serve did not start in 10 s:\n${serve.stdout()}${serve.stderr()}`);
-        await delay(25);
-      }
-      expect(logLines().find((line) => line['event'] === 'started')).toMatchObject({
+      const started = await waitForStarted(serve);
+      expect(started).toMatchObject({
         level: 30,
         service: 'authz',
         port,
@@ -282,24 +287,19 @@ describe('authz command line (dist/cli/main.js)', () => {
         client.close();
       }
       // The log lines travel through a pipe and may arrive after the gRPC answers.
-      const logDeadline = Date.now() + 5_000;
-      while (
-        logLines().filter((line) => line['event'] === 'decision').length < 2 &&
-        Date.now() < logDeadline
-      ) {
-        await delay(25);
-      }
-      expect(logLines().filter((line) => line['event'] === 'decision')).toEqual([
+      const decisions = await waitUntil(
+        () => serve.logLines().filter((line) => line['event'] === 'decision'),
+        (lines) => lines.length >= 2,
+        { timeoutMs: 5_000, intervalMs: 25, what: 'two decision log lines' },
+      );
+      expect(decisions).toEqual([
         expect.objectContaining({ request_id: 'cli-1', decision: 'allow', subject: 'alice' }),
         expect.objectContaining({ request_id: 'cli-2', decision: 'deny', reason: 'credentials_missing' }),
       ]);
       expect(serve.stdout()).not.toContain(token);
       expect(serve.stdout()).not.toContain(token.split('.')[2]);
 
-      serve.child.kill('SIGTERM');
-      const killer = setTimeout(() => serve.child.kill('SIGKILL'), 12_000);
-      const result = await serve.finished;
-      clearTimeout(killer);
+      const result = await stopCli(serve);
       expect(result.code).toBe(0);
       expect(result.stderr).toBe('');
     });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { devIdpConfig } from '../../src/cli/command-config.js';
 import { UsageError } from '../../src/args/usage-error.js';
+import { devIdpConfig } from '../../src/demo/idp/dev-idp-config.js';
 
 describe('devIdpConfig --redirect-uri', () => {
   it('leaves the redirect URIs to the provider by default', () => {

@@ -2,7 +2,7 @@ import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IssuerKeys } from '../../src/authn/issuer-keys.js';
 import { verifyAccessToken } from '../../src/authn/verify-access-token.js';
-import { devTokenConfig } from '../../src/cli/command-config.js';
+import { devTokenConfig } from '../../src/demo/dev-token/dev-token-config.js';
 import { DEV_AUDIENCE, DEV_ISSUER, type DevKeys } from '../../src/demo/dev-token/dev-keys.js';
 import { mintDevToken, type DevTokenRequest } from '../../src/demo/dev-token/mint-dev-token.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';

@@ -1,0 +1,35 @@
+/**
+ * The command name closest to a mistyped one, for "did you mean": at most one edit away for names of up
+ * to four letters, two for longer ones (an edit: a letter added, removed, changed, or two neighbours
+ * swapped). The nearest wins; on a tie, the first in `names`. Undefined when nothing is that close.
+ */
+export function nearestCommand(typed: string, names: readonly string[]): string | undefined {
+  const allowed = typed.length <= 4 ? 1 : 2;
+  let best: { name: string; distance: number } | undefined;
+  for (const name of names) {
+    const distance = editDistance(typed, name);
+    if (distance <= allowed && (best === undefined || distance < best.distance)) best = { name, distance };
+  }
+  return best?.name;
+}
+
+/**
+ * The optimal string alignment distance (Damerau-Levenshtein without repeated edits of one substring):
+ * insertions, deletions, substitutions and transpositions of adjacent characters cost 1 each.
+ */
+function editDistance(a: string, b: string): number {
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let distance = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        distance = Math.min(distance, rows[i - 2]![j - 2]! + 1);
+      }
+      rows[i]![j] = distance;
+    }
+  }
+  return rows[a.length]![b.length]!;
+}

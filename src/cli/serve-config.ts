@@ -1,0 +1,104 @@
+import type { LevelWithSilent } from 'pino';
+import type { Environment } from '../args/environment.js';
+import { parseListenAddress, type ListenAddress } from '../args/listen-address.js';
+import { parseLogLevel } from '../args/log-level.js';
+import { parseFlags } from '../args/parse-command-args.js';
+import { UsageError } from '../args/usage-error.js';
+import { parseDurationSeconds } from '../policy/duration.js';
+
+/** Defaults of `authz serve`, with units. */
+export const SERVE_DEFAULTS = Object.freeze({
+  /** gRPC listen address: loopback, as a sidecar is reached by the Envoy beside it. */
+  listen: '127.0.0.1:9001',
+  logAllowedSample: 1, // every allow decision is logged
+  drainDelaySeconds: 0, // 0 seconds
+  maxDrainDelaySeconds: 300, // 5 minutes
+  shutdownGraceSeconds: 10, // 10 seconds
+  maxShutdownGraceSeconds: 600, // 10 minutes
+});
+
+export interface ServeConfig {
+  readonly policyFile: string;
+  readonly listen: ListenAddress;
+  readonly logLevel: LevelWithSilent;
+  /** Where to serve Prometheus metrics; undefined: off. */
+  readonly metricsListen: ListenAddress | undefined;
+  /** Share of allow decisions logged, 0..1. */
+  readonly logAllowedSample: number;
+  /** After SIGTERM, how long calls keep being served with health NOT_SERVING, in ms. */
+  readonly drainDelayMs: number;
+  /** Then, how long calls in flight may take before the server closes anyway, in ms. */
+  readonly shutdownGraceMs: number;
+}
+
+/**
+ * `authz serve --policy FILE [--listen HOST:PORT] [--log-level L] [--metrics-listen HOST:PORT]
+ * [--log-allowed-sample RATE] [--drain-delay D] [--shutdown-grace D]`; each flag beats its variable
+ * (AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE,
+ * AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE).
+ *
+ * @throws UsageError naming the flag or variable that cannot be used.
+ */
+export function serveConfig(argv: readonly string[], env: Environment): ServeConfig {
+  const values = parseFlags(argv, {
+    policy: { type: 'string' },
+    listen: { type: 'string' },
+    'log-level': { type: 'string' },
+    'metrics-listen': { type: 'string' },
+    'log-allowed-sample': { type: 'string' },
+    'drain-delay': { type: 'string' },
+    'shutdown-grace': { type: 'string' },
+  });
+  const setting = (flag: string, variable: string): { value: string | undefined; source: string } => {
+    const fromFlag = values[flag] as string | undefined;
+    return fromFlag !== undefined
+      ? { value: fromFlag, source: `--${flag}` }
+      : { value: env[variable], source: variable };
+  };
+  const metrics = setting('metrics-listen', 'AUTHZ_METRICS_LISTEN');
+  const sample = setting('log-allowed-sample', 'AUTHZ_LOG_ALLOWED_SAMPLE');
+  const sampleRate = sample.value === undefined ? SERVE_DEFAULTS.logAllowedSample : Number(sample.value);
+  if (
+    sample.value !== undefined &&
+    (!/^(0(\.\d+)?|1(\.0+)?)$/.test(sample.value) || !(sampleRate >= 0 && sampleRate <= 1))
+  ) {
+    throw new UsageError(`${sample.source}: "${sample.value}" is not a number from 0 to 1`);
+  }
+  const duration = (flag: string, variable: string, fallbackSeconds: number, maxSeconds: number): number => {
+    const { value, source } = setting(flag, variable);
+    if (value === undefined) return fallbackSeconds * 1000;
+    const seconds = parseDurationSeconds(value);
+    if (seconds === undefined || seconds > maxSeconds) {
+      throw new UsageError(
+        `${source}: "${value}" is not a duration of at most ${maxSeconds}s (e.g. 0, 5s, 1m)`,
+      );
+    }
+    return seconds * 1000;
+  };
+  const policyFile = (values['policy'] as string | undefined) ?? env['AUTHZ_POLICY'];
+  if (policyFile === undefined || policyFile === '') {
+    throw new UsageError('--policy FILE (or AUTHZ_POLICY) is required');
+  }
+  const listen = setting('listen', 'AUTHZ_LISTEN');
+  const level = setting('log-level', 'AUTHZ_LOG_LEVEL');
+  return Object.freeze({
+    policyFile,
+    listen: parseListenAddress(listen.value ?? SERVE_DEFAULTS.listen, listen.source),
+    logLevel: parseLogLevel(level.value, level.source),
+    metricsListen:
+      metrics.value === undefined ? undefined : parseListenAddress(metrics.value, metrics.source),
+    logAllowedSample: sampleRate,
+    drainDelayMs: duration(
+      'drain-delay',
+      'AUTHZ_DRAIN_DELAY',
+      SERVE_DEFAULTS.drainDelaySeconds,
+      SERVE_DEFAULTS.maxDrainDelaySeconds,
+    ),
+    shutdownGraceMs: duration(
+      'shutdown-grace',
+      'AUTHZ_SHUTDOWN_GRACE',
+      SERVE_DEFAULTS.shutdownGraceSeconds,
+      SERVE_DEFAULTS.maxShutdownGraceSeconds,
+    ),
+  });
+}

@@ -1,0 +1,66 @@
+import type { Command, CommandTable } from './command.js';
+import { SERVE_DEFAULTS } from './serve-config.js';
+
+/**
+ * The product's commands: the sidecar and the tools for people editing its policy. Each `run` imports
+ * its implementation when called, so `authz serve` loads the server and not the policy tools, and the
+ * reverse. (The ops commands take the process's output and clock, `context.io`, and nothing else.)
+ */
+export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
+  title: 'commands',
+  commands: Object.freeze<readonly Command[]>([
+    {
+      name: 'serve',
+      usage: [
+        '--policy FILE [--listen HOST:PORT] [--log-level LEVEL] [--metrics-listen HOST:PORT]',
+        '[--log-allowed-sample RATE] [--drain-delay DURATION] [--shutdown-grace DURATION]',
+      ],
+      summary: [
+        `the ext_authz gRPC server and gRPC health (default listen ${SERVE_DEFAULTS.listen};`,
+        'env AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE,',
+        'AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE); reloads the policy when the file changes or on SIGHUP',
+      ],
+      run: async (argv, context) => (await import('./serve-command.js')).serveCommand(argv, context),
+    },
+    {
+      name: 'check-policy',
+      usage: ['FILE [--json] [--strict]'],
+      summary: [
+        'validates a policy: errors with file:line:column (exit 1); warnings for shadowed and duplicate',
+        'routes and, with known_scopes, unused and unknown scopes (exit 1 on warnings only with --strict)',
+      ],
+      run: async (argv, context) =>
+        (await import('../ops/check-policy-command.js')).checkPolicyCommand(argv, context.io),
+    },
+    {
+      name: 'explain',
+      usage: [
+        '--policy FILE --method METHOD --path PATH',
+        '[--token JWT | --claims JSON] [--now ISO] [--json]',
+      ],
+      summary: [
+        'which route matches and why, what it requires, what the token has, the decision and the exact',
+        "response; --token is verified with the policy's keys, --claims are taken as given (not verified)",
+      ],
+      run: async (argv, context) =>
+        (await import('../ops/explain-command.js')).explainCommand(argv, context.io),
+    },
+    {
+      name: 'test',
+      usage: ['FILE...'],
+      summary: [
+        'runs policy test files (docs/policy-tests.md): a table of passes and failures, exit 1 on a failure',
+      ],
+      run: async (argv, context) => (await import('../ops/test-command.js')).testCommand(argv, context.io),
+    },
+    {
+      name: 'diff',
+      usage: ['OLD NEW [--json]'],
+      summary: [
+        'the example requests whose outcome changes between two policy files, per token profile;',
+        'exit 0 no change, 1 changes, 2 errors',
+      ],
+      run: async (argv, context) => (await import('../ops/diff-command.js')).diffCommand(argv, context.io),
+    },
+  ]),
+});

@@ -1,0 +1,177 @@
+import { readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTempDir, policyYaml, writeTextFile } from '../support/authz-harness.js';
+import {
+  killAllClis,
+  repoRoot,
+  runCli,
+  startCli,
+  stopCli,
+  waitForStarted,
+  type Finished,
+} from '../support/cli-child.js';
+import { generateTestKey } from '../support/test-issuer.js';
+
+/*
+ * `authz` loads what it runs: the ES module loader's resolved URLs, recorded by a module hook
+ * (test/support/record-module-urls.mjs, `node --import`), show which of the built modules each command
+ * line loads. Above all, `authz serve` loads no demo module.
+ */
+
+const RECORDER = path.join(repoRoot, 'test', 'support', 'record-module-urls.mjs');
+const DIST = path.join(repoRoot, 'dist');
+const DIST_URL = pathToFileURL(DIST + path.sep).href;
+
+/** The ops commands' implementations, which only their own command lines should load. */
+const OPS_COMMAND_MODULES = [
+  'ops/check-policy-command.js',
+  'ops/explain-command.js',
+  'ops/test-command.js',
+  'ops/diff-command.js',
+];
+
+/** A command's implementation (`cli/serve-command.js`, `ops/test-command.js`, ...) or a server. */
+const IMPLEMENTATION = /^(cli\/serve|ops\/[a-z-]+|demo\/.+)-command\.js$|-server\.js$/;
+
+/** Every JavaScript module of the full build outside the web app, relative to dist/. */
+function builtModules(dir = DIST): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) return full === path.join(DIST, 'web') ? [] : builtModules(full);
+    return entry.name.endsWith('.js') ? [path.relative(DIST, full).split(path.sep).join('/')] : [];
+  });
+}
+
+interface Recorded {
+  readonly result: Finished;
+  /** The project's modules that were loaded, relative to dist/ (`cli/main.js`), sorted. */
+  readonly modules: readonly string[];
+  /** Every distinct `file:` URL resolved, the project's and its dependencies'. */
+  readonly fileUrls: number;
+}
+
+describe('the modules each command line loads (dist/, resolved URLs recorded by a loader hook)', () => {
+  let temp: { dir: string; remove: () => Promise<void> };
+  let policyFile: string;
+  let runs = 0;
+
+  beforeAll(async () => {
+    temp = await createTempDir('authz-cli-modules-');
+    const key = await generateTestKey('modules-test-key');
+    await writeTextFile(temp.dir, 'jwks.json', JSON.stringify({ keys: [key.publicJwk] }));
+    policyFile = await writeTextFile(
+      temp.dir,
+      'policy.yaml',
+      policyYaml({ keys: { jwksFile: 'jwks.json' } }),
+    );
+  });
+
+  afterAll(async () => {
+    killAllClis();
+    await temp?.remove();
+  });
+
+  /** Runs `authz ARGS` with the recorder; a long-running command is stopped once it has started. */
+  async function record(args: readonly string[], { longRunning = false } = {}): Promise<Recorded> {
+    const file = path.join(temp.dir, `modules-${++runs}.txt`);
+    const options = {
+      cwd: temp.dir,
+      env: { RECORD_MODULE_URLS: file, AUTHZ_DEV_DIR: path.join(temp.dir, 'dev') },
+      nodeArgs: ['--import', RECORDER],
+    };
+    let result: Finished;
+    if (longRunning) {
+      const run = startCli(args, options);
+      await waitForStarted(run);
+      result = await stopCli(run);
+    } else {
+      result = await runCli(args, options);
+    }
+    const urls = new Set((await readFile(file, 'utf8')).split('\n').filter((url) => url.startsWith('file:')));
+    const modules = [...urls]
+      .filter((url) => url.startsWith(DIST_URL) && url.endsWith('.js'))
+      .map((url) => path.relative(DIST, fileURLToPath(url)).split(path.sep).join('/'))
+      .sort();
+    return { result, modules, fileUrls: urls.size };
+  }
+
+  const demo = (modules: readonly string[]) => modules.filter((module) => module.startsWith('demo/'));
+
+  it('authz serve loads no demo module, nor the policy tools', async () => {
+    const { result, modules, fileUrls } = await record(
+      ['serve', '--policy', policyFile, '--listen', '127.0.0.1:0'],
+      { longRunning: true },
+    );
+    expect(result.code, result.stderr).toBe(0);
+
+    expect(demo(modules)).toEqual([]);
+    for (const module of OPS_COMMAND_MODULES) expect(modules).not.toContain(module);
+    // What serving takes, so an empty recording cannot pass for a clean one.
+    for (const module of [
+      'cli/main.js',
+      'cli/serve-command.js',
+      'server/authz-server.js',
+      'envoy/check-handler.js',
+      'authn/verify-access-token.js',
+      'policy/compile-policy.js',
+    ]) {
+      expect(modules).toContain(module);
+    }
+    const sidecarModules = builtModules().filter((module) => !module.startsWith('demo/'));
+    expect(modules.length).toBeGreaterThan(20);
+    expect(modules.length).toBeLessThan(sidecarModules.length);
+    expect(fileUrls).toBeGreaterThan(modules.length); // its dependencies' ES modules too
+    console.info(
+      `authz serve loaded ${modules.length} of the ${builtModules().length} modules in dist/ ` +
+        `(0 of the demo's ${demo(builtModules()).length}); ${fileUrls} file: URLs in all`,
+    );
+  });
+
+  it('sees demo modules when a demo command runs (the recorder works)', async () => {
+    const { result, modules } = await record(['dev-token', '--scope', 'view:balance']);
+    expect(result.code, result.stderr).toBe(0);
+
+    expect(modules).toContain('demo/demo-commands.js');
+    expect(modules).toContain('demo/dev-token/dev-token-command.js');
+    expect(modules).toContain('demo/dev-token/mint-dev-token.js');
+    // Only what dev-token runs: not the other demo commands, not the server.
+    expect(
+      demo(modules).filter((module) => /^demo\/(idp|bank|walkthrough)\/.*-command\.js$/.test(module)),
+    ).toEqual([]);
+    expect(modules).not.toContain('demo/idp/dev-idp-server.js');
+    expect(modules).not.toContain('server/authz-server.js');
+  });
+
+  it("authz --help reads the demo's command table, but loads no command", async () => {
+    const { result, modules } = await record(['--help']);
+    expect(result.code).toBe(0);
+
+    expect(modules).toContain('demo/demo-commands.js');
+    expect(modules.filter((module) => IMPLEMENTATION.test(module))).toEqual([]);
+  });
+
+  it.each(['serve', 'check-policy', 'explain', 'test', 'diff'])(
+    'authz %s --help loads no demo module and not the command itself',
+    async (command) => {
+      const { result, modules } = await record([command, '--help']);
+      expect(result.code).toBe(0);
+      expect(result.stdout.startsWith(`usage: authz ${command}`)).toBe(true);
+
+      expect(demo(modules)).toEqual([]);
+      expect(modules.filter((module) => IMPLEMENTATION.test(module))).toEqual([]);
+    },
+  );
+
+  it('authz check-policy loads its own module, no demo module and no server', async () => {
+    const { result, modules } = await record(['check-policy', policyFile]);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+
+    expect(modules).toContain('ops/check-policy-command.js');
+    expect(demo(modules)).toEqual([]);
+    expect(modules).not.toContain('server/authz-server.js');
+    expect(modules).not.toContain('cli/serve-command.js');
+  });
+});
