@@ -42,8 +42,32 @@ export class IssuerKeys {
   private lastAttemptAt = Number.NEGATIVE_INFINITY;
   private lastUnknownKeyFetchAt = Number.NEGATIVE_INFINITY;
   private inflight: Promise<void> | undefined;
+  private generationCount = 0;
+  /** The key set last obtained, serialised: to tell a changed set from the same one fetched again. */
+  private keySetJson: string | undefined;
 
   constructor(private readonly options: IssuerKeysOptions) {}
+
+  /**
+   * Which key set is held: 0 before any, then one more each time a fetch brings a set that differs from the
+   * one held (a key added, removed or changed). Fetching the same set again leaves it as it is. A token
+   * verified under an older generation may have been verified with a key that is gone.
+   */
+  get generation(): number {
+    return this.generationCount;
+  }
+
+  /**
+   * Whether using the keys now would first fetch them (none held, or `jwks_cache_ttl` has passed, and no
+   * cooldown forbids a fetch), as `getKey` would. A verification remembered from earlier must not stand in
+   * for `getKey` then, or a key removed from the issuer's set would never be noticed.
+   */
+  get refreshDue(): boolean {
+    const expired =
+      this.keySet === undefined ||
+      this.options.now() - this.fetchedAt >= this.options.issuer.jwksCacheTtlSeconds * 1000;
+    return expired && this.mayFetch();
+  }
 
   /** The issuer configuration these keys belong to. */
   get issuer(): IssuerPolicy {
@@ -123,7 +147,12 @@ export class IssuerKeys {
     if (trigger === 'unknown_key') this.lastUnknownKeyFetchAt = this.lastAttemptAt;
     try {
       const { keys } = await readKeySet(issuer.keys, fetchKeySet);
+      const json = JSON.stringify(keys);
       this.keySet = createLocalJWKSet({ keys: keys as never });
+      if (json !== this.keySetJson) {
+        this.keySetJson = json;
+        this.generationCount += 1;
+      }
       this.fetchedAt = now();
       onFetch?.({ issuer: issuer.issuer, outcome: 'ok', trigger, keys: keys.length });
     } catch (error) {

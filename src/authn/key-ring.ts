@@ -1,11 +1,14 @@
 import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
 import { IssuerKeys, type KeySetFetchEvent } from './issuer-keys.js';
 import type { FetchKeySet } from './read-key-set.js';
+import { VerifiedTokenCache, VerifiedTokenCaches, type TokenCacheEvent } from './verified-token-cache.js';
 
-/** The keys of every issuer a policy trusts. */
+/** The keys of every issuer a policy trusts, and the tokens verified with them. */
 export interface KeyRing {
   /** Keys for an issuer the policy trusts, by exact `iss`. */
   keysFor(issuer: string): IssuerKeys | undefined;
+  /** The verified-token caches of the issuers that have one (`token_cache`), for `VerifyContext`. */
+  readonly tokenCaches: VerifiedTokenCaches;
   /** Fetches every issuer's keys once; resolves when all attempts have ended. Never throws. */
   prefetch(): Promise<void>;
   /** Whether every issuer's keys have been obtained. */
@@ -16,28 +19,50 @@ export interface KeyRingDependencies {
   readonly fetchKeySet: FetchKeySet;
   readonly now: () => number;
   readonly onFetch?: (event: KeySetFetchEvent) => void;
+  /** Told of every verified-token cache hit, miss and eviction, by issuer (for metrics); must not throw. */
+  readonly onTokenCacheEvent?: (issuer: string, event: TokenCacheEvent) => void;
 }
 
 /**
  * Builds the key ring for a policy's issuers. Nothing is fetched until `prefetch` or first use. With
  * `previous` (a policy reload), an issuer whose key source and cache settings are unchanged keeps its
- * cached keys, so a reload causes no refetch storm and no 503 window.
+ * cached keys, so a reload causes no refetch storm and no 503 window; and an issuer whose settings are
+ * all unchanged (audiences, algorithms, claims, `typ`, tolerance, keys, `token_cache`...) keeps its
+ * verified tokens too. Any other change starts that issuer's token cache afresh.
  */
 export function createKeyRing(
   policy: CompiledPolicy,
   deps: KeyRingDependencies,
   previous?: KeyRing,
 ): KeyRing {
+  const { onTokenCacheEvent, ...keyDeps } = deps;
   const byIssuer = new Map<string, IssuerKeys>();
+  const caches = new Map<string, VerifiedTokenCache>();
   for (const issuer of policy.issuers.values()) {
-    const kept = previous?.keysFor(issuer.issuer);
-    byIssuer.set(
+    const keptKeys = previous?.keysFor(issuer.issuer);
+    const keys =
+      keptKeys !== undefined && sameKeySettings(keptKeys.issuer, issuer)
+        ? keptKeys
+        : new IssuerKeys({ issuer, ...keyDeps });
+    byIssuer.set(issuer.issuer, keys);
+    if (issuer.tokenCache === undefined) continue;
+    const keptCache = previous?.tokenCaches.forIssuer(issuer.issuer);
+    caches.set(
       issuer.issuer,
-      kept !== undefined && sameKeySettings(kept.issuer, issuer) ? kept : new IssuerKeys({ issuer, ...deps }),
+      keptCache !== undefined && keptCache.keys === keys && sameSettings(keptCache.issuer, issuer)
+        ? keptCache
+        : new VerifiedTokenCache({
+            issuer,
+            settings: issuer.tokenCache,
+            keys,
+            now: deps.now,
+            ...(onTokenCacheEvent === undefined ? {} : { onEvent: onTokenCacheEvent }),
+          }),
     );
   }
   return {
     keysFor: (issuer) => byIssuer.get(issuer),
+    tokenCaches: new VerifiedTokenCaches(caches),
     prefetch: async () => {
       await Promise.all([...byIssuer.values()].map((keys) => keys.prefetch()));
     },
@@ -59,5 +84,39 @@ function sameKeySettings(a: IssuerPolicy, b: IssuerPolicy): boolean {
     source(a) === source(b) &&
     a.jwksCacheTtlSeconds === b.jwksCacheTtlSeconds &&
     a.jwksRefreshCooldownSeconds === b.jwksRefreshCooldownSeconds
+  );
+}
+
+/**
+ * Whether two compiled settings are the same, field by field, whatever fields they have: so that a setting
+ * added to `IssuerPolicy` later is compared without anyone remembering to. Values of a kind it does not know
+ * (a Set, a function) compare as different, which only costs a cache refill.
+ */
+function sameSettings(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (a instanceof URL || b instanceof URL) {
+    return a instanceof URL && b instanceof URL && a.href === b.href;
+  }
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return (
+      Array.isArray(a) &&
+      Array.isArray(b) &&
+      a.length === b.length &&
+      a.every((item, i) => sameSettings(item, b[i]))
+    );
+  }
+  if (Object.getPrototypeOf(a) !== Object.prototype || Object.getPrototypeOf(b) !== Object.prototype) {
+    return false;
+  }
+  const keysOfA = Object.keys(a);
+  const keysOfB = Object.keys(b);
+  return (
+    keysOfA.length === keysOfB.length &&
+    keysOfA.every(
+      (key) =>
+        Object.hasOwn(b, key) &&
+        sameSettings((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]),
+    )
   );
 }

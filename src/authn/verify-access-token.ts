@@ -3,6 +3,7 @@ import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js'
 import type { IssuerKeys } from './issuer-keys.js';
 import { KeySetError } from './key-set-errors.js';
 import { readTokenClaims } from './read-token-claims.js';
+import { tokenDigest, type VerifiedTokenCaches } from './verified-token-cache.js';
 import type { CredentialVerifier } from '../authz/credentials.js';
 import type { InvalidTokenReason, TokenVerification } from '../authz/token-verification.js';
 
@@ -11,6 +12,11 @@ export interface VerifyContext {
   readonly keysFor: (issuer: string) => IssuerKeys | undefined;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
+  /**
+   * The issuers' verified-token caches (`KeyRing.tokenCaches`), so that a token seen before skips signature
+   * and claim verification; omitted: every token is verified in full.
+   */
+  readonly tokenCaches?: VerifiedTokenCaches;
 }
 
 /**
@@ -35,10 +41,19 @@ const invalid = (reason: InvalidTokenReason, description: string): TokenVerifica
  * allowed algorithm, signature with the issuer's published keys, `exp` (required), `nbf`, `aud`, and the
  * shape of the claims this service relies on. Never throws for anything about the token; an unexpected
  * internal fault propagates.
+ *
+ * With `context.tokenCaches`, a token verified before under the issuer's current key set is answered from
+ * its cache (its `exp` and `nbf` checked again), and a token verified now is remembered there.
  */
 export async function verifyAccessToken(token: string, context: VerifyContext): Promise<TokenVerification> {
-  const { policy } = context;
+  const { policy, tokenCaches } = context;
   if (token.length > policy.maxTokenBytes) return invalid('token_too_large', 'the token is too large');
+
+  const digest = tokenCaches?.enabled === true ? tokenDigest(token) : undefined;
+  if (digest !== undefined) {
+    const cached = tokenCaches?.find(digest);
+    if (cached !== undefined) return cached;
+  }
 
   // The unverified `iss` only selects which issuer's rules and keys apply; jwtVerify checks it again.
   let unverified: JWTPayload;
@@ -53,6 +68,11 @@ export async function verifyAccessToken(token: string, context: VerifyContext): 
     return invalid('token_issuer_unknown', 'the token was not issued by a trusted issuer');
   }
 
+  const found = digest === undefined ? undefined : tokenCaches?.forIssuer(issuer.issuer);
+  const cache = found?.keys === keys ? found : undefined; // only a cache over these keys may remember
+  cache?.noteMiss();
+  const generation = keys.generation; // the key set verification starts with
+
   let payload: JWTPayload;
   try {
     payload = await verifyWithIssuer(token, issuer, keys.getKey, context.now);
@@ -65,7 +85,11 @@ export async function verifyAccessToken(token: string, context: VerifyContext): 
     return refused;
   }
 
-  return readTokenClaims(payload, issuer);
+  const verification = readTokenClaims(payload, issuer);
+  if (cache !== undefined && digest !== undefined && verification.kind === 'verified') {
+    cache.remember(digest, verification, payload, generation);
+  }
+  return verification;
 }
 
 async function verifyWithIssuer(

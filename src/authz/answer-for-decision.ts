@@ -1,4 +1,4 @@
-import type { Decision, DenialCode } from './decision.js';
+import type { Decision, Denial, DenialCode } from './decision.js';
 import { bearerChallenge, type BearerChallengeParams } from './bearer-challenge.js';
 import { IDENTITY_HEADERS } from '../contract/identity-headers.js';
 
@@ -18,6 +18,9 @@ export type Answer =
       /** JSON: `{"error": ..., "error_description": ...}`. */
       readonly body: string;
     };
+
+/** The headers of a denial answer. */
+export type DenialHeaders = Extract<Answer, { kind: 'deny' }>['headers'];
 
 type ChallengeError = BearerChallengeParams['error'];
 
@@ -79,7 +82,14 @@ export function answerForDecision(decision: Decision, realm: string): Answer {
     }
     return { kind: 'allow', setHeaders: set, removeHeaders: remove };
   }
+  return denialAnswer(decision, denialHeaders(decision, realm));
+}
 
+/**
+ * The headers `answerForDecision` gives a denial. For `insufficient_scope` they depend on the realm and the
+ * required scopes alone, so they can be built once per route (`prepared-outcomes.ts`).
+ */
+export function denialHeaders(decision: Denial, realm: string): DenialHeaders {
   const row = DENIALS[decision.code];
   const headers: [string, string][] = [
     ['content-type', 'application/json'],
@@ -110,6 +120,12 @@ export function answerForDecision(decision: Decision, realm: string): Answer {
       bearerChallenge({ realm, error: row.challenge, error_description: decision.description }),
     ]);
   }
+  return headers;
+}
+
+/** The answer to a denial, with the headers `denialHeaders` gives it: its status and JSON body added. */
+export function denialAnswer(decision: Denial, headers: DenialHeaders): Answer {
+  const row = DENIALS[decision.code];
   const body = JSON.stringify({ error: row.bodyError, error_description: decision.description });
   return { kind: 'deny', status: row.status, headers, body };
 }

@@ -3,6 +3,7 @@ import type { TokenVerification, VerifiedToken } from './token-verification.js';
 import type { AuthenticationRequirement, CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
 import { matchRoute } from '../policy/match-route.js';
 import type { Decision } from './decision.js';
+import { preparedOutcomes, type PreparedOutcomes } from './prepared-outcomes.js';
 import { normalisedRequestPath } from './request-path.js';
 
 /** The first step's outcome: decided already, or credentials to verify for a protected route. */
@@ -22,36 +23,34 @@ export function routeRequest<Presented>(
   policy: CompiledPolicy,
   request: RequestFacts<Presented>,
 ): RouteStep<Presented> {
-  const decided = (decision: Decision): RouteStep<Presented> => ({ kind: 'decided', decision });
+  return routePreparedRequest(preparedOutcomes(policy), request);
+}
+
+/**
+ * `routeRequest` with the policy's prepared outcomes at hand: the decisions it returns without verifying
+ * anything, but for malformed credentials, are the prepared ones (`PreparedOutcomes.authorizationOf`).
+ */
+export function routePreparedRequest<Presented>(
+  prepared: PreparedOutcomes,
+  request: RequestFacts<Presented>,
+): RouteStep<Presented> {
   const normalised = normalisedRequestPath(request.target);
   if ('problem' in normalised) {
-    return decided({
-      kind: 'deny',
-      code: 'path_invalid',
-      description: `the request path is not acceptable (${normalised.problem})`,
-    });
+    return { kind: 'decided', decision: prepared.pathInvalid[normalised.problem] };
   }
-  const route = matchRoute(policy, request.method, normalised.path);
-  if (route === undefined)
-    return decided({ kind: 'deny', code: 'no_route', description: 'no route allows this request' });
-  if (route.access.kind === 'public') return decided({ kind: 'allow', route });
+  const route = matchRoute(prepared.policy, request.method, normalised.path);
+  if (route === undefined) return { kind: 'decided', decision: prepared.noRoute };
+  if (route.access.kind === 'public') return { kind: 'decided', decision: prepared.publicAllow(route) };
 
   const { credentials } = request;
   if (credentials.kind === 'none') {
-    return decided({
-      kind: 'deny',
-      code: 'credentials_missing',
-      description: 'a bearer token is required',
-      route,
-    });
+    return { kind: 'decided', decision: prepared.credentialsMissing(route) };
   }
   if (credentials.kind === 'malformed') {
-    return decided({
-      kind: 'deny',
-      code: 'credentials_malformed',
-      description: credentials.description,
-      route,
-    });
+    return {
+      kind: 'decided',
+      decision: { kind: 'deny', code: 'credentials_malformed', description: credentials.description, route },
+    };
   }
   return {
     kind: 'verify',
@@ -148,23 +147,5 @@ function loginShortfall(
       ...((acrShort || amrShort) && acrValues !== undefined ? { acrValues } : {}),
       ...(ageShort ? { maxAgeSeconds } : {}),
     },
-  };
-}
-
-/**
- * Applies the enforcement mode: a denial under a `report-only` route (or, for requests no route matches,
- * a `report-only` policy) becomes an allow that carries the denial as `wouldDeny`, with the verified
- * identity if there was one. A path that cannot be matched safely is always refused: no rule is being
- * trialled there. Pure.
- */
-export function applyEnforcementMode(policy: CompiledPolicy, decision: Decision): Decision {
-  if (decision.kind === 'allow' || decision.code === 'path_invalid') return decision;
-  const mode = decision.route?.mode ?? policy.mode;
-  if (mode !== 'report-only') return decision;
-  return {
-    kind: 'allow',
-    route: decision.route,
-    ...(decision.identity === undefined ? {} : { identity: decision.identity }),
-    wouldDeny: decision,
   };
 }

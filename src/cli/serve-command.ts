@@ -1,20 +1,81 @@
+import cluster from 'node:cluster';
+import type { Logger } from 'pino';
+import type { Environment } from '../args/environment.js';
+import { createBufferedDestination, type BufferedDestination } from '../log/buffered-destination.js';
 import { createLogger } from '../log/create-logger.js';
 import { createAuthzMetrics } from '../metrics/authz-metrics.js';
-import { startMetricsServer } from '../metrics/metrics-server.js';
+import {
+  startMetricsServer,
+  type MetricsSource,
+  type RunningMetricsServer,
+} from '../metrics/metrics-server.js';
 import { startAuthzServer } from '../server/authz-server.js';
 import type { CommandContext } from './command.js';
-import { serveConfig } from './serve-config.js';
+import { serveConfig, type ServeConfig } from './serve-config.js';
+
+/** After SIGTERM, how much longer than its drain and grace a worker gets to exit before it is killed. */
+const WORKER_STOP_MARGIN_MS = 5_000; // 5 seconds
 
 /**
  * `authz serve`: the ext_authz gRPC server (and gRPC health), plus the Prometheus endpoint when
  * `--metrics-listen` is given. Reloads the policy on SIGHUP (and when the file changes); drains and
  * stops on SIGTERM or SIGINT. Resolves to 0 once listening.
  *
+ * Decision lines are buffered (see createBufferedDestination) and written out on shutdown, after the server
+ * has closed, so that no line is lost on SIGTERM.
+ *
+ * With `--workers N` (N > 1) this process becomes the cluster primary, which forks N workers running this
+ * same command (src/server/worker-cluster.ts); in each of them, it serves as one worker.
+ *
  * @throws UsageError for flags or variables it cannot use; PolicyError when the policy cannot be used.
  */
 export async function serveCommand(argv: readonly string[], context: CommandContext): Promise<number> {
   const config = serveConfig(argv, context.env);
-  const logger = createLogger({ level: config.logLevel });
+  // Under --workers, the primary and every worker write to one standard output.
+  const output = createBufferedDestination({ shared: cluster.isWorker || config.workers > 1 });
+  const logger = createLogger({ level: config.logLevel, destination: output });
+  await startWithSignals(context, () =>
+    cluster.isWorker
+      ? serveAsWorker(config, logger, output, context.env)
+      : config.workers > 1
+        ? serveAsPrimary(config, logger, output)
+        : serveInProcess(config, logger, output),
+  );
+  return 0;
+}
+
+/** A started `serve`, in one of its three forms. */
+interface Serving {
+  /** SIGHUP. */
+  reload(): void;
+  /** SIGTERM or SIGINT: drain, close, write the last log lines. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `start` with the signal handlers already in place. The `started` line can reach a reader (a test, a
+ * supervisor) before this process has finished starting, and a SIGTERM sent at once must not meet Node's
+ * default action, which ends the process on the spot: it waits for the start to finish, then stops.
+ */
+async function startWithSignals(context: CommandContext, start: () => Promise<Serving>): Promise<void> {
+  const serving = start();
+  context.onShutdown(async () => (await serving).stop());
+  context.onReload(
+    () =>
+      void serving.then(
+        (started) => started.reload(),
+        () => undefined, // it did not start: serveCommand rejects with the reason
+      ),
+  );
+  await serving;
+}
+
+/** One process, no cluster (`--workers 1`, the default). */
+async function serveInProcess(
+  config: ServeConfig,
+  logger: Logger,
+  output: BufferedDestination,
+): Promise<Serving> {
   const metrics = config.metricsListen === undefined ? undefined : createAuthzMetrics();
   const server = await startAuthzServer({
     policyFile: config.policyFile,
@@ -24,18 +85,94 @@ export async function serveCommand(argv: readonly string[], context: CommandCont
     ...(metrics === undefined ? {} : { metrics }),
   });
   const metricsServer =
-    metrics === undefined || config.metricsListen === undefined
-      ? undefined
-      : await startMetricsServer({
-          host: config.metricsListen.host,
-          port: config.metricsListen.port,
-          registry: metrics.registry,
-          logger,
-        });
-  context.onReload(() => void server.reload());
-  context.onShutdown(async () => {
-    await server.close({ drainMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
-    await metricsServer?.close();
+    metrics === undefined ? undefined : await serveMetrics(config, logger, metrics.registry);
+  return {
+    reload: () => void server.reload(),
+    stop: async () => {
+      await server.close({ drainMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
+      await metricsServer?.close();
+      await output.flush();
+    },
+  };
+}
+
+/**
+ * The cluster primary: serves no Check itself. It forks and watches the workers, passes SIGHUP and SIGTERM
+ * on to them, and serves `/metrics` for all of them.
+ */
+async function serveAsPrimary(
+  config: ServeConfig,
+  logger: Logger,
+  output: BufferedDestination,
+): Promise<Serving> {
+  const { startWorkerCluster, CLUSTER_METRICS_CONTENT_TYPE } = await import('../server/worker-cluster.js');
+  const workers = await startWorkerCluster({
+    workers: config.workers,
+    listen: config.listen.text,
+    logger,
+    stopTimeoutMs: config.drainDelayMs + config.shutdownGraceMs + WORKER_STOP_MARGIN_MS,
   });
-  return 0;
+  let metricsServer: RunningMetricsServer | undefined;
+  try {
+    metricsServer = await serveMetrics(config, logger, {
+      contentType: CLUSTER_METRICS_CONTENT_TYPE,
+      metrics: () => workers.metrics(),
+    });
+  } catch (error) {
+    await workers.close();
+    throw error;
+  }
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      try {
+        await workers.close();
+      } finally {
+        await metricsServer?.close();
+        await output.flush();
+      }
+    })());
+  // Workers kept dying: stop the rest as on SIGTERM, then exit 1 (the CommandContext has no exit code for a
+  // server that fails after it has started, so the primary ends its own process here).
+  void workers.failed.then(() => stop().finally(() => process.exit(1)));
+  return { reload: () => workers.reload(), stop };
+}
+
+/** One worker of the cluster: a server on the shared port, reporting to the primary. */
+async function serveAsWorker(
+  config: ServeConfig,
+  logger: Logger,
+  output: BufferedDestination,
+  env: Environment,
+): Promise<Serving> {
+  const { joinCluster, readWorkerNumber } = await import('../server/cluster-worker.js');
+  const worker = readWorkerNumber(env);
+  // Its metrics are collected by the primary, which serves /metrics for the whole cluster.
+  const metrics = config.metricsListen === undefined ? undefined : createAuthzMetrics();
+  const server = await startAuthzServer({
+    policyFile: config.policyFile,
+    listen: config.listen.text,
+    logger,
+    logAllowedSample: config.logAllowedSample,
+    cluster: joinCluster({ worker, ...(metrics === undefined ? {} : { registry: metrics.registry }) }),
+    ...(metrics === undefined ? {} : { metrics }),
+  });
+  return {
+    reload: () => void server.reload(),
+    stop: async () => {
+      await server.close({ drainMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
+      await output.flush();
+    },
+  };
+}
+
+/** The Prometheus endpoint, with `--metrics-listen`. */
+async function serveMetrics(
+  config: ServeConfig,
+  logger: Logger,
+  registry: MetricsSource,
+): Promise<RunningMetricsServer | undefined> {
+  const address = config.metricsListen;
+  if (address === undefined) return undefined;
+  return startMetricsServer({ host: address.host, port: address.port, registry, logger });
 }

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import type { LevelWithSilent } from 'pino';
 import type { Environment } from '../args/environment.js';
 import { parseListenAddress, type ListenAddress } from '../args/listen-address.js';
@@ -15,6 +16,8 @@ export const SERVE_DEFAULTS = Object.freeze({
   maxDrainDelaySeconds: 300, // 5 minutes
   shutdownGraceSeconds: 10, // 10 seconds
   maxShutdownGraceSeconds: 600, // 10 minutes
+  workers: 1, // one process, as without the flag: no cluster
+  maxWorkers: 64, // processes; also the cap on `auto`
 });
 
 export interface ServeConfig {
@@ -29,17 +32,24 @@ export interface ServeConfig {
   readonly drainDelayMs: number;
   /** Then, how long calls in flight may take before the server closes anyway, in ms. */
   readonly shutdownGraceMs: number;
+  /** Worker processes sharing the listening port, 1..64; 1 serves from this process, without a cluster. */
+  readonly workers: number;
 }
 
 /**
  * `authz serve --policy FILE [--listen HOST:PORT] [--log-level L] [--metrics-listen HOST:PORT]
- * [--log-allowed-sample RATE] [--drain-delay D] [--shutdown-grace D]`; each flag beats its variable
- * (AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE,
- * AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE).
+ * [--log-allowed-sample RATE] [--drain-delay D] [--shutdown-grace D] [--workers N|auto]`; each flag beats
+ * its variable (AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN,
+ * AUTHZ_LOG_ALLOWED_SAMPLE, AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE, AUTHZ_WORKERS).
  *
+ * @param cores how many processes can run at once, for `--workers auto` (default `os.availableParallelism`).
  * @throws UsageError naming the flag or variable that cannot be used.
  */
-export function serveConfig(argv: readonly string[], env: Environment): ServeConfig {
+export function serveConfig(
+  argv: readonly string[],
+  env: Environment,
+  cores: () => number = availableParallelism,
+): ServeConfig {
   const values = parseFlags(argv, {
     policy: { type: 'string' },
     listen: { type: 'string' },
@@ -48,6 +58,7 @@ export function serveConfig(argv: readonly string[], env: Environment): ServeCon
     'log-allowed-sample': { type: 'string' },
     'drain-delay': { type: 'string' },
     'shutdown-grace': { type: 'string' },
+    workers: { type: 'string' },
   });
   const setting = (flag: string, variable: string): { value: string | undefined; source: string } => {
     const fromFlag = values[flag] as string | undefined;
@@ -80,6 +91,7 @@ export function serveConfig(argv: readonly string[], env: Environment): ServeCon
     throw new UsageError('--policy FILE (or AUTHZ_POLICY) is required');
   }
   const listen = setting('listen', 'AUTHZ_LISTEN');
+  const workers = setting('workers', 'AUTHZ_WORKERS');
   const level = setting('log-level', 'AUTHZ_LOG_LEVEL');
   return Object.freeze({
     policyFile,
@@ -100,5 +112,24 @@ export function serveConfig(argv: readonly string[], env: Environment): ServeCon
       SERVE_DEFAULTS.shutdownGraceSeconds,
       SERVE_DEFAULTS.maxShutdownGraceSeconds,
     ),
+    workers:
+      workers.value === undefined
+        ? SERVE_DEFAULTS.workers
+        : parseWorkers(workers.value, workers.source, cores),
   });
+}
+
+/**
+ * `--workers`: 1 to 64, or `auto` for one per core (at most 64).
+ * @throws UsageError naming `source`.
+ */
+function parseWorkers(value: string, source: string, cores: () => number): number {
+  if (value === 'auto') return Math.min(Math.max(1, cores()), SERVE_DEFAULTS.maxWorkers);
+  const count = /^\d{1,3}$/.test(value) ? Number(value) : NaN;
+  if (!(count >= 1 && count <= SERVE_DEFAULTS.maxWorkers)) {
+    throw new UsageError(
+      `${source}: "${value}" is not a number of workers from 1 to ${SERVE_DEFAULTS.maxWorkers}, or auto`,
+    );
+  }
+  return count;
 }

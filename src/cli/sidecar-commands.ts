@@ -14,11 +14,13 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
       usage: [
         '--policy FILE [--listen HOST:PORT] [--log-level LEVEL] [--metrics-listen HOST:PORT]',
         '[--log-allowed-sample RATE] [--drain-delay DURATION] [--shutdown-grace DURATION]',
+        '[--workers N|auto]',
       ],
       summary: [
         `the ext_authz gRPC server and gRPC health (default listen ${SERVE_DEFAULTS.listen};`,
         'env AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE,',
-        'AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE); reloads the policy when the file changes or on SIGHUP',
+        'AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE, AUTHZ_WORKERS); reloads the policy when the file changes',
+        `or on SIGHUP; --workers N runs N processes on the port (default ${SERVE_DEFAULTS.workers}; auto: one per core)`,
       ],
       run: async (argv, context) => (await import('./serve-command.js')).serveCommand(argv, context),
     },

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
+import type { Answer } from '../authz/answer-for-decision.js';
 import { authorize } from '../authz/authorize.js';
 import type { CredentialVerifier } from '../authz/credentials.js';
 import type { Decision } from '../authz/decision.js';
+import { preparedOutcomes } from '../authz/prepared-outcomes.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { logDecision } from '../log/decision-log.js';
 import type { CheckRequestMessage, CheckResponseMessage } from './check-messages.js';
@@ -36,20 +38,33 @@ export interface CheckHandlerDependencies {
  * turns into `status_on_error` because `failure_mode_allow` is off.
  */
 export function createCheckHandler(deps: CheckHandlerDependencies) {
+  // Resolved once, not per request.
+  const { active, logger, now, observe } = deps;
   const sampleRate = deps.logAllowedSample ?? 1;
+  const random = deps.random ?? Math.random;
+  // The CheckResponse of every answer prepared for a policy (no route, no token, a public route...),
+  // encoded once per policy; entries go with the policy when a reload drops it.
+  const preparedResponses = new WeakMap<CompiledPolicy, ReadonlyMap<Answer, CheckResponseMessage>>();
+  const responsesFor = (policy: CompiledPolicy): ReadonlyMap<Answer, CheckResponseMessage> => {
+    let responses = preparedResponses.get(policy);
+    if (responses === undefined) {
+      const answers = preparedOutcomes(policy).answers;
+      responses = new Map([...answers].map((answer) => [answer, checkResponseForAnswer(answer)] as const));
+      preparedResponses.set(policy, responses);
+    }
+    return responses;
+  };
+
   return async function check(request: CheckRequestMessage): Promise<CheckResponseMessage> {
     const started = performance.now();
-    const { policy, verifier } = deps.active(); // one version for the whole request
+    const { policy, verifier } = active(); // one version for the whole request
     const facts = requestFactsFromCheck(request);
-    const { decision, answer } = await authorize(policy, facts, verifier, deps.now);
+    const { decision, answer } = await authorize(policy, facts, verifier, now);
     const durationMs = performance.now() - started;
-    deps.observe?.(decision, durationMs);
-    const sampled =
-      decision.kind === 'deny' ||
-      decision.wouldDeny !== undefined ||
-      (deps.random ?? Math.random)() < sampleRate;
+    observe?.(decision, durationMs);
+    const sampled = decision.kind === 'deny' || decision.wouldDeny !== undefined || random() < sampleRate;
     if (sampled) {
-      logDecision(deps.logger, {
+      logDecision(logger, {
         decision,
         answer,
         method: facts.method,
@@ -59,6 +74,6 @@ export function createCheckHandler(deps: CheckHandlerDependencies) {
         durationMs,
       });
     }
-    return checkResponseForAnswer(answer);
+    return responsesFor(policy).get(answer) ?? checkResponseForAnswer(answer);
   };
 }

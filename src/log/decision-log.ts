@@ -15,6 +15,9 @@ export interface DecisionLogInput {
 
 const MAX_LOGGED_PATH = 512; // characters
 
+/** The `event` of a decision line (README, "Logs"): a documented field, which log pipelines select on. */
+export const DECISION_EVENT = 'decision';
+
 /** Writes the one structured line every decision gets. */
 export function logDecision(logger: Logger, input: DecisionLogInput): void {
   const { decision, answer } = input;
@@ -23,7 +26,7 @@ export function logDecision(logger: Logger, input: DecisionLogInput): void {
   const identity = decision.kind === 'allow' ? decision.identity : decision;
   logger.info(
     {
-      event: 'decision',
+      event: DECISION_EVENT,
       decision: decision.kind,
       status: answer.kind === 'allow' ? 200 : answer.status,
       reason: decision.kind === 'allow' ? (decision.wouldDeny?.code ?? 'allowed') : decision.code,

@@ -4,6 +4,9 @@ import { boundLabelValue, LabelBudget } from './label-budget.js';
 /** How a decision ended: `would_deny` is a report-only denial, for which the request was allowed. */
 export type DecisionOutcome = 'allow' | 'deny' | 'would_deny';
 
+/** What happened in an issuer's verified-token cache: a lookup answered or not, an entry dropped for room. */
+export type TokenCacheEventKind = 'hit' | 'miss' | 'eviction';
+
 /**
  * The service's Prometheus metrics, on a registry of their own. Recording never throws and never blocks:
  * it is called on the decision hot path.
@@ -24,6 +27,13 @@ export interface AuthzMetrics {
   recordPolicyReload(result: 'ok' | 'error'): void;
   /** Exposes the policy in force as an info gauge (value 1) labelled by version and source; replaces the previous one. */
   setPolicyInfo(input: { version: string; source: string }): void;
+  /** One hit, miss or eviction in an issuer's verified-token cache. Called on the hot path. */
+  recordTokenCacheEvent(issuer: string, event: TokenCacheEventKind): void;
+  /**
+   * Where the entries gauge reads how many tokens each issuer's cache holds, at every scrape (the caches
+   * change with each policy reload, so the gauge asks rather than being told). Replaces any earlier reader.
+   */
+  readTokenCacheEntriesFrom(read: () => Iterable<{ issuer: string; entries: number }>): void;
 }
 
 /** What {@link createAuthzMetrics} may be given; every field has a production default. */
@@ -115,6 +125,52 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
     registers,
   });
 
+  const tokenCacheEvents = {
+    hit: new Counter({
+      name: 'authz_token_cache_hits_total',
+      help: 'Tokens answered from their issuer verified-token cache (signature and claims not verified again).',
+      labelNames: ['issuer'] as const,
+      registers,
+    }),
+    miss: new Counter({
+      name: 'authz_token_cache_misses_total',
+      help: 'Tokens of an issuer with a verified-token cache that were not found in it and were verified in full.',
+      labelNames: ['issuer'] as const,
+      registers,
+    }),
+    eviction: new Counter({
+      name: 'authz_token_cache_evictions_total',
+      help: 'Verified tokens dropped from a full cache to make room (least recently used first).',
+      labelNames: ['issuer'] as const,
+      registers,
+    }),
+  };
+  const tokenCacheLabels = {
+    hit: new LabelBudget(['issuer'], ['issuer'], maxSeries),
+    miss: new LabelBudget(['issuer'], ['issuer'], maxSeries),
+    eviction: new LabelBudget(['issuer'], ['issuer'], maxSeries),
+  };
+  // Counter children by event and issuer, so that a hit does not go through the label budget again.
+  // Bounded like the series themselves: past the budget, issuers take the slow way.
+  const tokenCacheChildren = {
+    hit: new Map<string, { inc(): void }>(),
+    miss: new Map<string, { inc(): void }>(),
+    eviction: new Map<string, { inc(): void }>(),
+  };
+  let readTokenCacheEntries: () => Iterable<{ issuer: string; entries: number }> = () => [];
+  new Gauge({
+    name: 'authz_token_cache_entries',
+    help: 'Tokens held in each issuer verified-token cache, read at scrape time.',
+    labelNames: ['issuer'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const { issuer, entries } of readTokenCacheEntries()) {
+        this.set({ issuer: boundLabelValue(issuer) }, entries);
+      }
+    },
+  });
+
   // Series for closed label sets exist from the start, so that rate() and absent-series alerts see a 0
   // rather than nothing before the first event.
   for (const outcome of DECISION_OUTCOMES) decisionDuration.zero({ outcome });
@@ -146,6 +202,20 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
       // and never neither.
       policyInfo.reset();
       policyInfo.set({ version: boundLabelValue(version), source: boundLabelValue(source) }, 1);
+    },
+
+    recordTokenCacheEvent(issuer, event) {
+      const children = tokenCacheChildren[event];
+      let child = children.get(issuer);
+      if (child === undefined) {
+        child = tokenCacheEvents[event].labels(tokenCacheLabels[event].admit({ issuer }));
+        if (children.size < maxSeries) children.set(issuer, child);
+      }
+      child.inc();
+    },
+
+    readTokenCacheEntriesFrom(read) {
+      readTokenCacheEntries = read;
     },
   };
 }

@@ -11,11 +11,17 @@ export interface RunningMetricsServer {
   close(): Promise<void>;
 }
 
+/**
+ * Where a scrape's text comes from: a prom-client Registry, or under `authz serve --workers N` the workers'
+ * registries added up by the primary.
+ */
+export type MetricsSource = Pick<Registry, 'contentType' | 'metrics'>;
+
 /** What {@link startMetricsServer} needs. */
 export interface MetricsServerOptions {
   readonly host: string;
   readonly port: number;
-  readonly registry: Registry;
+  readonly registry: MetricsSource;
   readonly logger: Logger;
 }
 
@@ -54,7 +60,11 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   return { port, close };
 }
 
-async function handle(registry: Registry, request: IncomingMessage, response: ServerResponse): Promise<void> {
+async function handle(
+  registry: MetricsSource,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
   const path = (request.url ?? '/').split('?')[0];
   if (path !== '/metrics' && path !== '/healthz') return sendText(response, 404, 'not found\n');
   // Only GET, as the scrape contract says; 405 rather than 404 because the resource does exist.

@@ -8,12 +8,14 @@ import type {
   IssuerPolicy,
   KeySource,
   RouteAccess,
+  TokenCachePolicy,
 } from './compiled-policy.js';
 import { parseDurationSeconds } from './duration.js';
 import { fetchableUrlProblem } from './fetchable-url.js';
 import { PolicyError, type PolicyProblem } from './policy-error.js';
 import policySchema from './policy.schema.json' with { type: 'json' };
 import { compileRoutePattern, RoutePatternError } from './route-pattern.js';
+import { compileRouteTable } from './route-table.js';
 import { policyVersion } from './policy-version.js';
 import { displayYamlPath, YamlLocations, type YamlPath } from './yaml-locations.js';
 
@@ -28,6 +30,10 @@ export const POLICY_DEFAULTS = Object.freeze({
   jwksRefreshCooldownSeconds: 30, // 30 seconds
   minJwksRefreshCooldownSeconds: 1, // 1 second
   maxJwksRefreshCooldownSeconds: 3600, // 1 hour
+  tokenCacheMaxEntries: 10_000, // tokens per issuer
+  tokenCacheTtlSeconds: 300, // 5 minutes
+  minTokenCacheTtlSeconds: 1, // 1 second
+  maxTokenCacheTtlSeconds: 3600, // 1 hour
   maxAgeLimitSeconds: 31_536_000, // 1 year, the largest max_age a route may set
   claims: Object.freeze({
     scopes: Object.freeze(['scope', 'scp']),
@@ -66,6 +72,7 @@ interface PolicyDocument {
     clock_tolerance?: number | string;
     jwks_cache_ttl?: number | string;
     jwks_refresh_cooldown?: number | string;
+    token_cache?: { max_entries?: number; ttl?: number | string };
   }[];
   routes: {
     methods?: string[];
@@ -139,6 +146,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
     maxTokenBytes: policy.max_token_bytes ?? POLICY_DEFAULTS.maxTokenBytes,
     issuers,
     routes: Object.freeze(routes),
+    routeTable: compileRouteTable(routes),
     knownScopes: policy.known_scopes === undefined ? undefined : Object.freeze([...policy.known_scopes]),
   });
 }
@@ -176,16 +184,37 @@ function compileIssuer(
     else
       report([...at, 'discovery'], `discovery needs the issuer to be a URL that can be fetched: ${problem}`);
   }
-  const duration = (key: string, value: unknown, fallback: number, min: number, max: number) => {
+  const duration = (
+    key: PathSegment | PathSegment[],
+    value: unknown,
+    fallback: number,
+    min: number,
+    max: number,
+  ) => {
     if (value === undefined) return fallback;
     const seconds = parseDurationSeconds(value);
     if (seconds === undefined || seconds < min || seconds > max) {
-      report([...at, key], `must be a duration from ${min}s to ${max}s (whole seconds, or 30s / 5m / 1h)`);
+      const path = Array.isArray(key) ? key : [key];
+      report(
+        [...at, ...path],
+        `must be a duration from ${min}s to ${max}s (whole seconds, or 30s / 5m / 1h)`,
+      );
       return fallback;
     }
     return seconds;
   };
   const d = POLICY_DEFAULTS;
+  // On by default; `max_entries: 0` turns it off (the schema bounds the count). The TTL is checked either way.
+  const cacheTtlSeconds = duration(
+    ['token_cache', 'ttl'],
+    entry.token_cache?.ttl,
+    d.tokenCacheTtlSeconds,
+    d.minTokenCacheTtlSeconds,
+    d.maxTokenCacheTtlSeconds,
+  );
+  const cacheEntries = entry.token_cache?.max_entries ?? d.tokenCacheMaxEntries;
+  const tokenCache: TokenCachePolicy | undefined =
+    cacheEntries === 0 ? undefined : { maxEntries: cacheEntries, ttlSeconds: cacheTtlSeconds };
   const issuer: IssuerPolicy = {
     issuer: entry.issuer,
     audiences: Object.freeze([...entry.audiences]),
@@ -219,6 +248,7 @@ function compileIssuer(
       authTime: entry.claims?.auth_time ?? d.claims.authTime,
     }),
     requiredTyp: entry.require_typ,
+    tokenCache: tokenCache === undefined ? undefined : Object.freeze(tokenCache),
   };
   return keys === undefined ? undefined : Object.freeze(issuer);
 }

@@ -6,18 +6,24 @@ import { createKeyRing, type KeyRing } from '../authn/key-ring.js';
 import { fetchKeySetOverHttp, type FetchKeySet } from '../authn/read-key-set.js';
 import { bearerTokenVerifier } from '../authn/verify-access-token.js';
 import type { Decision } from '../authz/decision.js';
+import { preparedOutcomes } from '../authz/prepared-outcomes.js';
 import type { AuthzMetrics } from '../metrics/authz-metrics.js';
 import { loadAuthorizationService } from '../envoy/authorization-proto.js';
 import type { CheckRequestMessage, CheckResponseMessage } from '../envoy/check-messages.js';
 import { createCheckHandler, type ActivePolicy } from '../envoy/check-handler.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
+import type { ClusterMember } from './cluster-member.js';
 import { PolicyWatcher, type ReloadResult } from '../policy/policy-watcher.js';
 
 /** The gRPC service name health is reported for (besides the overall "" service). */
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
 
+/** The verified-token cache hooks, which a server's metrics may leave out. */
+type TokenCacheMetrics = 'recordTokenCacheEvent' | 'readTokenCacheEntriesFrom';
+
 /** What the server reports to metrics (the registry itself is the metrics server's business). */
-export type ServerMetrics = Omit<AuthzMetrics, 'registry'>;
+export type ServerMetrics = Omit<AuthzMetrics, 'registry' | TokenCacheMetrics> &
+  Partial<Pick<AuthzMetrics, TokenCacheMetrics>>;
 
 export interface AuthzServerOptions {
   readonly policyFile: string;
@@ -31,6 +37,11 @@ export interface AuthzServerOptions {
   readonly logAllowedSample?: number;
   /** Watch the policy file and reload on change (default true). */
   readonly watchPolicy?: boolean;
+  /**
+   * When this server is one worker of `authz serve --workers N`: health is SERVING only when every worker
+   * is, and the start is logged as `worker_started` (the primary logs the one `started` line).
+   */
+  readonly cluster?: ClusterMember;
 }
 
 export interface RunningAuthzServer {
@@ -72,6 +83,9 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       if (event.outcome === 'ok') logger.info({ event: 'jwks_fetch', ...event }, 'issuer keys fetched');
       else logger.warn({ event: 'jwks_fetch', ...event }, 'issuer keys could not be fetched');
     },
+    ...(metrics?.recordTokenCacheEvent === undefined
+      ? {}
+      : { onTokenCacheEvent: metrics.recordTokenCacheEvent.bind(metrics) }),
   };
   /**
    * A policy with its issuers' keys and the verifier built on them; swapped in one assignment, so a
@@ -79,7 +93,13 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
    */
   const activate = (policy: CompiledPolicy, previous?: KeyRing): ServedPolicy => {
     const keyRing = createKeyRing(policy, keyRingDependencies, previous);
-    const verifier = bearerTokenVerifier({ policy, keysFor: (issuer) => keyRing.keysFor(issuer), now });
+    const verifier = bearerTokenVerifier({
+      policy,
+      keysFor: (issuer) => keyRing.keysFor(issuer),
+      now,
+      tokenCaches: keyRing.tokenCaches,
+    });
+    preparedOutcomes(policy); // built now, at load, rather than by the first request under this version
     return { policy, keyRing, verifier };
   };
   const watcher = await PolicyWatcher.start({
@@ -98,6 +118,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
   });
   let active = activate(watcher.policy);
   metrics?.setPolicyInfo({ version: active.policy.version, source: active.policy.source });
+  metrics?.readTokenCacheEntriesFrom?.(() => active.keyRing.tokenCaches.sizes());
 
   const check = createCheckHandler({
     active: () => active,
@@ -112,8 +133,15 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
   const health = new HealthImplementation({ '': 'NOT_SERVING', [AUTHORIZATION_SERVICE]: 'NOT_SERVING' });
   let draining = false;
   let reported: ServingStatus = 'NOT_SERVING';
+  let own: ServingStatus = 'NOT_SERVING'; // this process alone; under a cluster, one vote of several
   function updateHealth(): void {
-    const status: ServingStatus = !draining && active.keyRing.ready ? 'SERVING' : 'NOT_SERVING';
+    const ownNow: ServingStatus = !draining && active.keyRing.ready ? 'SERVING' : 'NOT_SERVING';
+    if (ownNow !== own) {
+      own = ownNow;
+      options.cluster?.reportHealth(own);
+    }
+    const status: ServingStatus =
+      own === 'SERVING' && (options.cluster?.allServing() ?? true) ? 'SERVING' : 'NOT_SERVING';
     if (status === reported) return;
     reported = status;
     health.setStatus('', status);
@@ -123,6 +151,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
 
   const server = new Server(SERVER_OPTIONS);
   health.addToServer(server);
+  options.cluster?.onVerdict(updateHealth);
   server.addService(loadAuthorizationService(), {
     Check: (
       call: { request: CheckRequestMessage },
@@ -146,10 +175,14 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
     );
   });
   const { policy } = active;
-  logger.info(
-    { event: 'started', listen: options.listen, port, policy: policy.source, policy_version: policy.version },
-    'authz server listening',
-  );
+  const listening = { listen: options.listen, port, policy: policy.source, policy_version: policy.version };
+  if (options.cluster === undefined) {
+    logger.info({ event: 'started', ...listening }, 'authz server listening');
+  } else {
+    const { worker } = options.cluster;
+    logger.info({ event: 'worker_started', worker, ...listening }, 'authz worker listening');
+    options.cluster.listening({ port, policy: policy.source, policyVersion: policy.version });
+  }
   if (options.watchPolicy !== false) watcher.watch();
   void active.keyRing.prefetch().then(updateHealth);
   const healthTimer = setInterval(() => {

@@ -61,6 +61,7 @@ describe('serveConfig', () => {
       logAllowedSample: 1,
       drainDelayMs: 0,
       shutdownGraceMs: 10_000,
+      workers: 1,
     });
     expect(SERVE_DEFAULTS.listen).toBe('127.0.0.1:9001');
   });
@@ -74,6 +75,7 @@ describe('serveConfig', () => {
       AUTHZ_LOG_ALLOWED_SAMPLE: '0.25',
       AUTHZ_DRAIN_DELAY: '2s',
       AUTHZ_SHUTDOWN_GRACE: '30s',
+      AUTHZ_WORKERS: '4',
     };
 
     expect(serveConfig([], env)).toEqual({
@@ -84,6 +86,7 @@ describe('serveConfig', () => {
       logAllowedSample: 0.25,
       drainDelayMs: 2000,
       shutdownGraceMs: 30_000,
+      workers: 4,
     });
   });
 
@@ -131,6 +134,41 @@ describe('serveConfig', () => {
     ],
   ])('refuses %j naming the flag', (flags, message) => {
     expect(() => serveConfig(['--policy', 'p.yaml', ...flags], {})).toThrow(message);
+  });
+
+  describe('--workers (AUTHZ_WORKERS)', () => {
+    const workers = (argv: string[], env: Record<string, string> = {}, cores = 8) =>
+      serveConfig(['--policy', 'p.yaml', ...argv], env, () => cores).workers;
+
+    it('runs one process by default, and takes 1 to 64 worker processes', () => {
+      expect(workers([])).toBe(1);
+      expect(workers(['--workers', '1'])).toBe(1);
+      expect(workers(['--workers', '2'])).toBe(2);
+      expect(workers(['--workers=64'])).toBe(64);
+      expect(workers([], { AUTHZ_WORKERS: '3' })).toBe(3);
+      expect(workers(['--workers', '2'], { AUTHZ_WORKERS: '3' })).toBe(2);
+    });
+
+    it('takes auto as one worker per core the process may use, at most 64', () => {
+      expect(workers(['--workers', 'auto'], {}, 2)).toBe(2);
+      expect(workers([], { AUTHZ_WORKERS: 'auto' }, 12)).toBe(12);
+      expect(workers(['--workers', 'auto'], {}, 256)).toBe(64);
+    });
+
+    it.each([
+      [['--workers', '0'], {}, '--workers: "0"'],
+      [['--workers', '65'], {}, '--workers: "65"'],
+      [['--workers', '1.5'], {}, '--workers: "1.5"'],
+      [['--workers=-2'], {}, '--workers: "-2"'],
+      [['--workers', ''], {}, '--workers: ""'],
+      [['--workers', 'all'], {}, '--workers: "all"'],
+      [[], { AUTHZ_WORKERS: ' 2' }, 'AUTHZ_WORKERS: " 2"'],
+      [[], { AUTHZ_WORKERS: 'AUTO' }, 'AUTHZ_WORKERS: "AUTO"'],
+    ])('refuses %j %j, naming where it came from', (argv, env, start) => {
+      expect(usageErrorFrom(() => workers(argv, env)).message).toBe(
+        `${start} is not a number of workers from 1 to 64, or auto`,
+      );
+    });
   });
 
   it('accepts the --flag=value form', () => {

@@ -99,7 +99,7 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       key: 'leeway',
       allowed:
         'issuer, audiences, jwks_uri, jwks_file, discovery, openid_configuration, algorithms, clock_tolerance, ' +
-        'jwks_cache_ttl, jwks_refresh_cooldown, claims, require_typ',
+        'jwks_cache_ttl, jwks_refresh_cooldown, claims, require_typ, token_cache',
     },
     {
       where: 'in a route',

@@ -89,6 +89,7 @@ describe('compilePolicy: defaults and settings', () => {
       jwksRefreshCooldownSeconds: 45,
       claims: { scopes: ['scope', 'scp'], acr: 'acr', amr: 'amr', authTime: 'auth_time' },
       requiredTyp: undefined,
+      tokenCache: { maxEntries: 50_000, ttlSeconds: 120 },
     });
     const partner = policy.issuers.get('https://partner.example/');
     expect(partner?.keys).toEqual({

@@ -1,0 +1,175 @@
+import {
+  answerForDecision,
+  denialAnswer,
+  denialHeaders,
+  type Answer,
+  type DenialHeaders,
+} from './answer-for-decision.js';
+import type { Authorization } from './authorization.js';
+import type { Decision, Denial } from './decision.js';
+import { applyEnforcementMode } from './enforcement-mode.js';
+import type { RequestPathProblem } from './request-path.js';
+import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
+
+/**
+ * What authorising requests under one policy needs that depends on the policy alone, built once per
+ * compiled policy rather than per request: the decisions made before any credential is verified (no route,
+ * an unsafe path, no token on a protected route, a public route), each with its whole authorization
+ * (enforcement mode applied, answers built), and the `insufficient_scope` challenge of every route.
+ *
+ * Each prepared authorization is what the regular path (`applyEnforcementMode`, `answerForDecision`)
+ * gives for that decision, computed by that path once; so answers stay byte-for-byte the same. Everything
+ * here is frozen and shared between requests.
+ */
+export interface PreparedOutcomes {
+  readonly policy: CompiledPolicy;
+  /** No route matches the method and path. */
+  readonly noRoute: Denial;
+  /** The path cannot be matched safely, by reason. */
+  readonly pathInvalid: Readonly<Record<RequestPathProblem, Denial>>;
+  /** A protected route was requested without bearer credentials. */
+  credentialsMissing(route: CompiledRoute): Denial;
+  /** A public route was requested. */
+  publicAllow(route: CompiledRoute): Decision;
+  /** The complete authorization of a decision above, or undefined for any other decision. */
+  authorizationOf(decision: Decision): Authorization | undefined;
+  /** `answerForDecision(decision, policy.realm)`, from what was built at load where it can be. */
+  answer(decision: Decision): Answer;
+  /** Every answer of the prepared authorizations, for adapters that encode answers once too. */
+  readonly answers: ReadonlySet<Answer>;
+}
+
+/** The descriptions of the decisions made before any credential is verified. */
+const DESCRIPTIONS = Object.freeze({
+  noRoute: 'no route allows this request',
+  credentialsMissing: 'a bearer token is required',
+  pathInvalid: (problem: RequestPathProblem) => `the request path is not acceptable (${problem})`,
+});
+
+const PATH_PROBLEMS: readonly RequestPathProblem[] = [
+  'not_origin_form',
+  'dot_segment',
+  'empty_segment',
+  'encoded_separator',
+  'bad_character',
+];
+
+// Keyed by the compiled policy: entries go with the policy when a reload drops it.
+const prepared = new WeakMap<CompiledPolicy, PreparedOutcomes>();
+
+/** The prepared outcomes of a policy, built on first use and kept for as long as the policy lives. */
+export function preparedOutcomes(policy: CompiledPolicy): PreparedOutcomes {
+  let outcomes = prepared.get(policy);
+  if (outcomes === undefined) {
+    outcomes = prepareOutcomes(policy);
+    prepared.set(policy, outcomes);
+  }
+  return outcomes;
+}
+
+function prepareOutcomes(policy: CompiledPolicy): PreparedOutcomes {
+  const { realm } = policy;
+  const authorizations = new Map<Decision, Authorization>();
+  const answers = new Set<Answer>();
+  // The decisions prepared here carry no identity, required scopes or step-up, so their answers depend on
+  // the code and description alone (and the realm): each is built once and shared by every route.
+  const sharedAnswers = new Map<string, Answer>();
+  const sharedAnswer = (decision: Decision): Answer => {
+    const key = decision.kind === 'allow' ? 'allow' : `${decision.code} ${decision.description}`;
+    let answer = sharedAnswers.get(key);
+    if (answer === undefined) {
+      answer = deepFreeze(answerForDecision(decision, realm));
+      sharedAnswers.set(key, answer);
+      answers.add(answer);
+    }
+    return answer;
+  };
+  const prepare = <D extends Decision>(decision: D): D => {
+    const frozen = deepFreeze(decision);
+    const enforced = applyEnforcementMode(policy, frozen);
+    const wouldDeny = enforced.kind === 'allow' ? enforced.wouldDeny : undefined;
+    authorizations.set(
+      frozen,
+      Object.freeze({
+        route: enforced.route,
+        verification: undefined,
+        decision: enforced === frozen ? frozen : Object.freeze(enforced),
+        answer: sharedAnswer(enforced),
+        wouldDenyAnswer: wouldDeny === undefined ? undefined : sharedAnswer(wouldDeny),
+      }),
+    );
+    return frozen;
+  };
+
+  const noRoute = prepare<Denial>({ kind: 'deny', code: 'no_route', description: DESCRIPTIONS.noRoute });
+  const pathInvalid = Object.fromEntries(
+    PATH_PROBLEMS.map((problem) => [
+      problem,
+      prepare<Denial>({ kind: 'deny', code: 'path_invalid', description: DESCRIPTIONS.pathInvalid(problem) }),
+    ]),
+  ) as Record<RequestPathProblem, Denial>;
+  // By route index; each route has one of the two, as its access says.
+  const missing: Denial[] = [];
+  const publicAllows: Decision[] = [];
+  const scopeHeaders = new Map<readonly string[], DenialHeaders>();
+  const scopeHeadersByText = new Map<string, DenialHeaders>();
+  for (const route of policy.routes) {
+    if (route.access.kind === 'public') {
+      publicAllows[route.index] = prepare<Decision>({ kind: 'allow', route });
+      continue;
+    }
+    missing[route.index] = prepare<Denial>({
+      kind: 'deny',
+      code: 'credentials_missing',
+      description: DESCRIPTIONS.credentialsMissing,
+      route,
+    });
+    // The challenge names the route's required scopes (the array decideAccess passes on), nothing else.
+    const requiredScopes = route.access.scopes;
+    const text = requiredScopes.join(' ');
+    let headers = scopeHeadersByText.get(text);
+    if (headers === undefined) {
+      const denial: Denial = { kind: 'deny', code: 'insufficient_scope', description: '', requiredScopes };
+      headers = deepFreeze(denialHeaders(denial, realm));
+      scopeHeadersByText.set(text, headers);
+    }
+    scopeHeaders.set(requiredScopes, headers);
+  }
+
+  return Object.freeze({
+    policy,
+    noRoute,
+    pathInvalid: Object.freeze(pathInvalid),
+    credentialsMissing: (route: CompiledRoute) => preparedFor(route, missing[route.index]),
+    publicAllow: (route: CompiledRoute) => preparedFor(route, publicAllows[route.index]),
+    authorizationOf: (decision: Decision) => authorizations.get(decision),
+    answer: (decision: Decision): Answer => {
+      if (decision.kind === 'deny' && decision.code === 'insufficient_scope') {
+        const headers =
+          decision.requiredScopes === undefined ? undefined : scopeHeaders.get(decision.requiredScopes);
+        // Only the body, which names the missing scopes, is left to build.
+        if (headers !== undefined) return denialAnswer(decision, headers);
+      }
+      return answerForDecision(decision, realm);
+    },
+    answers,
+  });
+}
+
+/** The decision prepared for a route; a route of another policy is a programming error. */
+function preparedFor<D extends Decision>(route: CompiledRoute, decision: D | undefined): D {
+  if (decision?.route !== route) {
+    throw new Error(
+      `route ${route.index} (${route.name}) has no prepared decision of this kind in this policy`,
+    );
+  }
+  return decision;
+}
+
+/** Freezes an answer or decision and the arrays and plain objects in it; routes and sets are left alone. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  if (!Array.isArray(value) && Object.getPrototypeOf(value) !== Object.prototype) return value;
+  for (const member of Object.values(value)) deepFreeze(member);
+  return Object.freeze(value);
+}
