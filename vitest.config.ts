@@ -42,8 +42,8 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
-          // `npm run bench` (`vitest bench --run`), never part of `npm test`: figures are printed side by side,
-          // nothing is asserted. It drives real Envoy, hence this project.
+          // In-process micro benchmarks (bench/route-table.bench.ts: `npx vitest bench --run --project e2e`),
+          // never part of `npm test`. `npm run bench` is bench/run-bench.ts, a plain script (docs/performance.md).
           benchmark: { include: ['bench/**/*.bench.ts'] },
           sequence: { groupOrder: 2 },
           ...oneFileAtATime,

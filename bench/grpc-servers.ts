@@ -1,0 +1,114 @@
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { checkClient, type CheckClient, type CheckResponse } from './authorization-service.js';
+import type { BenchContext } from './bench-context.js';
+import { startedLine, startProcess, waitUntilReady, type BenchProcess } from './bench-process.js';
+import { freePorts } from '../test/e2e/envoy-process.js';
+import { repoRoot } from '../test/e2e/envoy-binary.js';
+
+/** A gRPC Authorization server under test, on the server core, with a client for checking its answers. */
+export interface GrpcServer {
+  readonly name: string;
+  /** `127.0.0.1:PORT`. */
+  readonly address: string;
+  readonly process: BenchProcess;
+  readonly client: CheckClient;
+  stop(): Promise<void>;
+}
+
+/** The answer a scenario needs: CheckResponse.status's gRPC code and, for a denial, the HTTP status. */
+export interface Expected {
+  readonly label: string;
+  readonly grpc: number;
+  readonly http?: number;
+}
+
+export const ALLOW: Expected = { label: 'OK (allow)', grpc: 0 };
+export const UNAUTHENTICATED_401: Expected = { label: 'UNAUTHENTICATED, HTTP 401', grpc: 16, http: 401 };
+export const PERMISSION_DENIED_403: Expected = { label: 'PERMISSION_DENIED, HTTP 403', grpc: 7, http: 403 };
+
+/** Whether `response` is the answer `expected` describes. */
+export function answers(response: CheckResponse, expected: Expected): boolean {
+  return (
+    (response.status?.code ?? 0) === expected.grpc &&
+    (expected.http === undefined || response.denied_response?.status?.code === expected.http)
+  );
+}
+
+/** "gRPC status 16, HTTP 401". */
+export function describeAnswer(response: CheckResponse): string {
+  const http = response.denied_response?.status?.code;
+  return `gRPC status ${response.status?.code ?? 0}${http === undefined ? '' : `, HTTP ${http}`}`;
+}
+
+function grpcServer(context: BenchContext, name: string, address: string, child: BenchProcess): GrpcServer {
+  const client = checkClient(address);
+  const server: GrpcServer = {
+    name,
+    address,
+    process: child,
+    client,
+    stop: async () => {
+      client.close();
+      await child.stop();
+    },
+  };
+  context.onCleanup(server.stop);
+  return server;
+}
+
+const REGISTER_TYPESCRIPT = pathToFileURL(path.join(repoRoot, 'bench', 'register-typescript.mjs')).href;
+
+/**
+ * Starts a limit server (limit-server.ts) on the server core: `empty` answers OK without looking, `verify`
+ * checks the bearer token's signature against `publicJwk` first.
+ */
+export async function startLimitServer(
+  context: BenchContext,
+  mode: 'empty' | 'verify',
+  publicJwk: object,
+): Promise<GrpcServer> {
+  const name = `limit server (${mode})`;
+  const child = startProcess({
+    name,
+    command: process.execPath,
+    args: [
+      '--import',
+      REGISTER_TYPESCRIPT,
+      path.join(repoRoot, 'bench', 'limit-server.ts'),
+      mode,
+      ...(mode === 'verify' ? [JSON.stringify(publicJwk)] : []),
+    ],
+    logFile: context.logFile(name),
+    cpu: context.cpus?.server,
+    cwd: repoRoot,
+  });
+  await waitUntilReady(child, 'start-up line', () => startedLine(child) !== undefined);
+  return grpcServer(context, name, `127.0.0.1:${String(startedLine(child)!['port'])}`, child);
+}
+
+/**
+ * Starts the measured build's `authz serve --policy POLICY --listen 127.0.0.1:PORT FLAGS...` on the server
+ * core, its log lines going to a file, and waits for its `started` line.
+ *
+ * @throws Error with its output when it exits first (e.g. the policy is refused)
+ */
+export async function startAuthzServer(
+  context: BenchContext,
+  name: string,
+  policyFile: string,
+  flags: readonly string[] = [],
+): Promise<GrpcServer> {
+  const [port] = await freePorts(1);
+  const address = `127.0.0.1:${port}`;
+  const child = startProcess({
+    name,
+    command: process.execPath,
+    args: [context.cli, 'serve', '--policy', policyFile, '--listen', address, ...flags],
+    logFile: context.logFile(name),
+    cpu: context.cpus?.server,
+    cwd: context.target,
+  });
+  await waitUntilReady(child, 'start-up line', () => startedLine(child) !== undefined);
+  return grpcServer(context, name, address, child);
+}
