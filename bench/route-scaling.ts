@@ -6,8 +6,8 @@ import type * as CompilePolicyModule from '../src/policy/compile-policy.js';
 /** Nanoseconds per decision, by number of routes in the policy. */
 export type RouteScaling = ReadonlyMap<number, number>;
 
-/** The i-th filler route: five shapes per service, as in a large gateway's policy. */
-function fillerRoute(i: number): string {
+/** The i-th filler route: five shapes per service, as in a large gateway's policy (they share their first segment). */
+export function fillerRoute(i: number): string {
   const service = `/svc${Math.floor(i / 5)}`;
   switch (i % 5) {
     case 0:

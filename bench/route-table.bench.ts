@@ -8,6 +8,7 @@ import { compilePolicy } from '../src/policy/compile-policy.js';
 import type { CompiledPolicy } from '../src/policy/compiled-policy.js';
 import { matchRoute } from '../src/policy/match-route.js';
 import { generateTestKey, signTestToken } from '../test/support/test-issuer.js';
+import { fillerRoute } from './route-scaling.js';
 
 // The decision path in process, for a policy of 10 routes against one of 10,000 (issue 10, target P5:
 // "10,000 routes decide within 1.2x the time of 10 routes"). Self-contained: no Envoy, no socket; the
@@ -37,23 +38,6 @@ const DECIDING_ROUTES = [
   '{ methods: [GET], path: /balance, scopes: [view:balance] }',
   "{ methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }",
 ];
-
-/** The i-th filler route: five shapes per service, so services share their literal first segment. */
-function fillerRoute(i: number): string {
-  const service = `/svc${Math.floor(i / 5)}`;
-  switch (i % 5) {
-    case 0:
-      return `{ methods: [GET], path: '${service}/items/{id}', scopes: [read] }`;
-    case 1:
-      return `{ methods: [POST, PUT], path: '${service}/items', scopes: [write] }`;
-    case 2:
-      return `{ path: '${service}/public/**', public: true }`;
-    case 3:
-      return `{ methods: [DELETE], path: '${service}/items/{id}/tags/{tag}', scopes: [admin] }`;
-    default:
-      return `{ methods: [GET], path: '${service}/status/', public: true }`;
-  }
-}
 
 function policyWithRoutes(count: number): CompiledPolicy {
   const routes = [
