@@ -1,20 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseListenAddress } from '../../src/args/listen-address.js';
-import { UsageError } from '../../src/args/usage-error.js';
+import { usageErrorFrom } from '../support/usage-error-from.js';
 import { SERVE_DEFAULTS, serveConfig } from '../../src/cli/serve-config.js';
-
-/** The UsageError `run` throws; fails the test if it returns or throws anything else. */
-function usageErrorFrom(run: () => unknown): UsageError {
-  let thrown: unknown;
-  try {
-    run();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown).toBeInstanceOf(UsageError);
-  expect(thrown).toMatchObject({ code: 'ERR_USAGE', name: 'UsageError' });
-  return thrown as UsageError;
-}
 
 describe('parseListenAddress', () => {
   it.each([

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/args/usage-error.js';
+import { usageErrorFrom } from '../support/usage-error-from.js';
 import { bankConfig } from '../../src/demo/bank/bank-config.js';
 import { DEFAULT_DEV_DIR, DEV_AUDIENCE, DEV_ISSUER } from '../../src/demo/dev-token/dev-keys.js';
 import { devTokenConfig } from '../../src/demo/dev-token/dev-token-config.js';
@@ -8,19 +8,6 @@ import { devTokenConfig } from '../../src/demo/dev-token/dev-token-config.js';
  * The demo commands' settings (`authz bank`, `authz dev-token`); `authz serve`'s are in
  * command-config.test.ts, `authz dev-idp`'s in dev-idp-command-config.test.ts.
  */
-
-/** The UsageError `run` throws; fails the test if it returns or throws anything else. */
-function usageErrorFrom(run: () => unknown): UsageError {
-  let thrown: unknown;
-  try {
-    run();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown).toBeInstanceOf(UsageError);
-  expect(thrown).toMatchObject({ code: 'ERR_USAGE', name: 'UsageError' });
-  return thrown as UsageError;
-}
 
 describe('bankConfig', () => {
   it('listens on 127.0.0.1:8080 at level info by default', () => {
