@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Environment } from '../args/environment.js';
 import { createBufferedDestination, type BufferedDestination } from '../log/buffered-destination.js';
 import { createLogger } from '../log/create-logger.js';
@@ -10,6 +11,7 @@ import {
   type RunningMetricsServer,
 } from '../metrics/metrics-server.js';
 import { startAuthzServer } from '../server/authz-server.js';
+import type { ClusterMember } from '../server/cluster-member.js';
 import type { CommandContext } from './command.js';
 import { serveConfig, type ServeConfig } from './serve-config.js';
 
@@ -39,7 +41,7 @@ export async function serveCommand(argv: readonly string[], context: CommandCont
       ? serveAsWorker(config, logger, output, context.env)
       : config.workers > 1
         ? serveAsPrimary(config, logger, output)
-        : serveInProcess(config, logger, output),
+        : serveHere(config, logger, output),
   );
   return 0;
 }
@@ -70,22 +72,30 @@ async function startWithSignals(context: CommandContext, start: () => Promise<Se
   await serving;
 }
 
-/** One process, no cluster (`--workers 1`, the default). */
-async function serveInProcess(
+/**
+ * A server in this process: alone (`--workers 1`, the default, `join` undefined), or as one worker of a
+ * cluster, whose metrics the primary collects and serves for the whole cluster (so a worker serves none).
+ */
+async function serveHere(
   config: ServeConfig,
   logger: Logger,
   output: BufferedDestination,
+  join?: (registry: Registry | undefined) => ClusterMember,
 ): Promise<Serving> {
   const metrics = config.metricsListen === undefined ? undefined : createAuthzMetrics();
+  const cluster = join?.(metrics?.registry);
   const server = await startAuthzServer({
     policyFile: config.policyFile,
     listen: config.listen.text,
     logger,
     logAllowedSample: config.logAllowedSample,
+    ...(cluster === undefined ? {} : { cluster }),
     ...(metrics === undefined ? {} : { metrics }),
   });
   const metricsServer =
-    metrics === undefined ? undefined : await serveMetrics(config, logger, metrics.registry);
+    metrics === undefined || cluster !== undefined
+      ? undefined
+      : await serveMetrics(config, logger, metrics.registry);
   return {
     reload: () => void server.reload(),
     stop: async () => {
@@ -147,23 +157,9 @@ async function serveAsWorker(
 ): Promise<Serving> {
   const { joinCluster, readWorkerNumber } = await import('../server/cluster-worker.js');
   const worker = readWorkerNumber(env);
-  // Its metrics are collected by the primary, which serves /metrics for the whole cluster.
-  const metrics = config.metricsListen === undefined ? undefined : createAuthzMetrics();
-  const server = await startAuthzServer({
-    policyFile: config.policyFile,
-    listen: config.listen.text,
-    logger,
-    logAllowedSample: config.logAllowedSample,
-    cluster: joinCluster({ worker, ...(metrics === undefined ? {} : { registry: metrics.registry }) }),
-    ...(metrics === undefined ? {} : { metrics }),
-  });
-  return {
-    reload: () => void server.reload(),
-    stop: async () => {
-      await server.close({ drainMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
-      await output.flush();
-    },
-  };
+  return serveHere(config, logger, output, (registry) =>
+    joinCluster({ worker, ...(registry === undefined ? {} : { registry }) }),
+  );
 }
 
 /** The Prometheus endpoint, with `--metrics-listen`. */
