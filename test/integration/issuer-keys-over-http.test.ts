@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { lookUp } from '../support/look-up-key.js';
 import { IssuerKeys, type KeySetFetchEvent } from '../../src/authn/issuer-keys.js';
 import { fetchKeySetOverHttp, readKeySet, type FetchKeySet } from '../../src/authn/read-key-set.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
@@ -38,16 +39,6 @@ beforeEach(() => {
 
 function issuerKeys(issuer: IssuerPolicy, fetchKeySet: FetchKeySet): IssuerKeys {
   return new IssuerKeys({ issuer, fetchKeySet, now: clock.now, onFetch: (event) => events.push(event) });
-}
-
-/** Resolves the key for `kid` the way jwtVerify would; 'found' or the error code. */
-async function lookUp(keys: IssuerKeys, kid: string): Promise<string> {
-  try {
-    const key = await keys.getKey({ alg: 'RS256', kid }, { payload: '', signature: '' });
-    return key === undefined ? 'nothing' : 'found';
-  } catch (error) {
-    return String((error as { code?: unknown }).code);
-  }
 }
 
 describe('IssuerKeys over HTTP on 127.0.0.1', () => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JWK } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { lookUp } from '../support/look-up-key.js';
 import { IssuerKeys, type KeySetFetchEvent } from '../../src/authn/issuer-keys.js';
 import { KeySetError } from '../../src/authn/key-set-errors.js';
 import { KEY_SET_LIMITS, readKeySet, type FetchKeySet } from '../../src/authn/read-key-set.js';
@@ -53,16 +54,6 @@ beforeEach(() => {
 
 function issuerKeys(issuer: IssuerPolicy = issuerWith(), fetchKeySet: FetchKeySet = fetch.fetch): IssuerKeys {
   return new IssuerKeys({ issuer, fetchKeySet, now: clock.now, onFetch: (event) => events.push(event) });
-}
-
-/** Resolves the key for `kid` the way jwtVerify would; 'found' or the error code. */
-async function lookUp(keys: IssuerKeys, kid: string): Promise<string> {
-  try {
-    const key = await keys.getKey({ alg: 'RS256', kid }, { payload: '', signature: '' });
-    return key === undefined ? 'nothing' : 'found';
-  } catch (error) {
-    return String((error as { code?: unknown }).code);
-  }
 }
 
 describe('IssuerKeys: fetching and caching', () => {
