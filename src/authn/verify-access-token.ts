@@ -1,4 +1,11 @@
-import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import {
+  decodeJwt,
+  errors,
+  jwtVerify,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+  type JWTVerifyOptions,
+} from 'jose';
 import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
 import type { IssuerKeys } from './issuer-keys.js';
 import { KeySetError } from './key-set-errors.js';
@@ -92,21 +99,34 @@ export async function verifyAccessToken(token: string, context: VerifyContext): 
   return verification;
 }
 
+/** What jwtVerify checks for an issuer, but the current time: built once per issuer policy, not per token. */
+type IssuerVerifyOptions = Omit<JWTVerifyOptions, 'currentDate'>;
+
+const verifyOptionsByIssuer = new WeakMap<IssuerPolicy, IssuerVerifyOptions>();
+
+function verifyOptionsFor(issuer: IssuerPolicy): IssuerVerifyOptions {
+  let options = verifyOptionsByIssuer.get(issuer);
+  if (options === undefined) {
+    options = Object.freeze({
+      issuer: issuer.issuer,
+      audience: [...issuer.audiences],
+      algorithms: [...issuer.algorithms],
+      clockTolerance: issuer.clockToleranceSeconds,
+      requiredClaims: ['exp'],
+      ...(issuer.requiredTyp === undefined ? {} : { typ: issuer.requiredTyp }),
+    });
+    verifyOptionsByIssuer.set(issuer, options);
+  }
+  return options;
+}
+
 async function verifyWithIssuer(
   token: string,
   issuer: IssuerPolicy,
   getKey: JWTVerifyGetKey,
   now: () => number,
 ): Promise<JWTPayload> {
-  const options = {
-    issuer: issuer.issuer,
-    audience: [...issuer.audiences],
-    algorithms: [...issuer.algorithms],
-    clockTolerance: issuer.clockToleranceSeconds,
-    requiredClaims: ['exp'],
-    currentDate: new Date(now()),
-    ...(issuer.requiredTyp === undefined ? {} : { typ: issuer.requiredTyp }),
-  };
+  const options: JWTVerifyOptions = { ...verifyOptionsFor(issuer), currentDate: new Date(now()) };
   try {
     return (await jwtVerify(token, getKey, options)).payload;
   } catch (error) {

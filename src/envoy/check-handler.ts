@@ -5,7 +5,7 @@ import type { CredentialVerifier } from '../authz/credentials.js';
 import type { Decision } from '../authz/decision.js';
 import { preparedOutcomes } from '../authz/prepared-outcomes.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
-import { logDecision } from '../log/decision-log.js';
+import { decisionLogger, logDecision } from '../log/decision-log.js';
 import type { CheckRequestMessage, CheckResponseMessage } from './check-messages.js';
 import { checkResponseForAnswer } from './check-response-for-answer.js';
 import { requestFactsFromCheck } from './request-facts-from-check.js';
@@ -39,7 +39,8 @@ export interface CheckHandlerDependencies {
  */
 export function createCheckHandler(deps: CheckHandlerDependencies) {
   // Resolved once, not per request.
-  const { active, logger, now, observe } = deps;
+  const { active, now, observe } = deps;
+  const logger = decisionLogger(deps.logger);
   const sampleRate = deps.logAllowedSample ?? 1;
   const random = deps.random ?? Math.random;
   // The CheckResponse of every answer prepared for a policy (no route, no token, a public route...),
