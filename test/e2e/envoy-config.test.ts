@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { argsOf, copiesOf, readDockerfile, stageNamed } from '../support/dockerfile.js';
 import { rawRequest } from '../support/raw-http.js';
 import { envoyBinary, repoRoot } from './envoy-binary.js';
@@ -17,6 +18,8 @@ import type { RunningEnvoy } from './envoy-process.js';
 const execFileAsync = promisify(execFile);
 
 const EXT_AUTHZ = 'envoy.filters.http.ext_authz';
+const HEADER_MUTATION = 'envoy.filters.http.header_mutation';
+const ROUTER = 'envoy.filters.http.router';
 const HCM = 'envoy.filters.network.http_connection_manager';
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
 
@@ -81,16 +84,26 @@ function clusterAddress(name: string): { address: unknown; port: unknown } {
   return { address: at(socket, 'address'), port: at(socket, 'port_value') };
 }
 
-/** Every `typed_per_filter_config` entry for ext_authz in the route configuration, with where it is. */
-function extAuthzOverrides(node: unknown, where: string): Array<{ where: string; value: unknown }> {
+/** Every value of `key` anywhere under `node`, with where it is. */
+function everywhere(node: unknown, key: string, where: string): Array<{ where: string; value: unknown }> {
   if (node === null || typeof node !== 'object') return [];
   const found: Array<{ where: string; value: unknown }> = [];
-  const override = at(node, 'typed_per_filter_config', EXT_AUTHZ);
-  if (override !== undefined) found.push({ where, value: override });
-  for (const [key, child] of Object.entries(node)) {
-    found.push(...extAuthzOverrides(child, `${where}.${key}`));
-  }
+  const value = at(node, key);
+  if (value !== undefined) found.push({ where, value });
+  for (const [name, child] of Object.entries(node)) found.push(...everywhere(child, key, `${where}.${name}`));
   return found;
+}
+
+/** Every `typed_per_filter_config` entry for `filter` in the route configuration, with where it is. */
+function filterOverrides(
+  node: unknown,
+  filter: string,
+  where: string,
+): Array<{ where: string; value: unknown }> {
+  return everywhere(node, 'typed_per_filter_config', where).flatMap((found) => {
+    const override = at(found.value, filter);
+    return override === undefined ? [] : [{ where: found.where, value: override }];
+  });
 }
 
 describe('envoy/envoy.yaml', () => {
@@ -159,10 +172,43 @@ describe('envoy/envoy.yaml', () => {
     expect(at(hcm, 'use_remote_address')).toBe(true);
   });
 
-  it('runs ext_authz first, fails closed with 503, and bounds the check with a timeout', () => {
-    const names = httpFilters.map((filter) => at(filter, 'name'));
-    expect(names[0]).toBe(EXT_AUTHZ);
-    expect(names.at(-1)).toBe('envoy.filters.http.router');
+  it('removes client copies of the identity headers first, then runs ext_authz, then routes', () => {
+    expect(httpFilters.map((filter) => at(filter, 'name'))).toEqual([HEADER_MUTATION, EXT_AUTHZ, ROUTER]);
+  });
+
+  it('removes every identity header the sidecar sets from every request, and nothing else', () => {
+    const mutation = at(named(httpFilters, HEADER_MUTATION), 'typed_config');
+    expect(at(mutation, '@type')).toBe(
+      'type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation',
+    );
+    expect(at(mutation, 'mutations')).toEqual({
+      request_mutations: Object.values(IDENTITY_HEADERS).map((name) => ({ remove: name })),
+    });
+    // A per-route override could add to the removals or switch the filter off on some route: there is none.
+    expect(filterOverrides(at(hcm, 'route_config'), HEADER_MUTATION, 'route_config')).toEqual([]);
+  });
+
+  it('never removes identity headers in the route configuration, which the router applies after ext_authz', () => {
+    const identity: string[] = Object.values(IDENTITY_HEADERS);
+    const removals = everywhere(at(hcm, 'route_config'), 'request_headers_to_remove', 'route_config');
+    for (const { where, value } of removals) {
+      expect(
+        items(value).filter((name) => identity.includes(String(name).toLowerCase())),
+        where,
+      ).toEqual([]);
+    }
+  });
+
+  it('does not send the bearer token upstream, on any virtual host', () => {
+    const virtualHosts = items(at(hcm, 'route_config', 'virtual_hosts'));
+    expect(virtualHosts.length).toBeGreaterThan(0);
+    for (const virtualHost of virtualHosts) {
+      const removed = items(at(virtualHost, 'request_headers_to_remove') ?? []);
+      expect(removed, String(at(virtualHost, 'name'))).toContain('authorization');
+    }
+  });
+
+  it('fails closed with 503, and bounds the check with a timeout', () => {
     expect(at(extAuthz, 'transport_api_version')).toBe('V3');
     expect(at(extAuthz, 'failure_mode_allow')).toBe(false);
     expect(at(extAuthz, 'failure_mode_allow_header_add')).toBeUndefined();
@@ -176,7 +222,7 @@ describe('envoy/envoy.yaml', () => {
 
   it('disables ext_authz on the exact /healthz route and nowhere else', () => {
     const routeConfig = at(hcm, 'route_config');
-    const overrides = extAuthzOverrides(routeConfig, 'route_config');
+    const overrides = filterOverrides(routeConfig, EXT_AUTHZ, 'route_config');
     expect(overrides.map((override) => override.where)).toEqual(['route_config.virtual_hosts.0.routes.0']);
     expect(at(overrides[0]!.value, 'disabled')).toBe(true);
     expect(at(routeConfig, 'virtual_hosts', 0, 'routes', 0, 'match')).toEqual({ path: '/healthz' });
