@@ -1,72 +1,146 @@
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { IssuerPolicy } from '../policy/compiled-policy.js';
 import { KeySetError } from './key-set-errors.js';
+import { checkKeySet, type CheckedKeySet, type RejectedKey } from './key-set-check.js';
 import { readKeySet, type FetchKeySet } from './read-key-set.js';
 
 /** What happened to one attempt at obtaining a key set: for logs and metrics. */
 export interface KeySetFetchEvent {
   readonly issuer: string;
   readonly outcome: 'ok' | 'error';
-  /** Why it was fetched. */
-  readonly trigger: 'initial' | 'expired' | 'unknown_key';
+  /**
+   * Why it was fetched: `initial` (no usable keys held), `refresh` (in the background, around
+   * `jwks_cache_ttl`, while the keys held stay in use) or `unknown_key` (a token named a `kid` the set
+   * does not have).
+   */
+  readonly trigger: 'initial' | 'refresh' | 'unknown_key';
+  /** Keys in use after it (those that could be imported). */
   readonly keys?: number;
   readonly error?: string;
 }
+
+/** A change in whether an issuer's keys may be used: for health, a log line and a gauge. */
+export interface KeySetUsabilityEvent {
+  readonly issuer: string;
+  /**
+   * `stale`: every refresh failed for `jwks_max_stale`, and the keys held were dropped; `usable`: keys were
+   * obtained again after that.
+   */
+  readonly state: 'usable' | 'stale';
+  /** When keys were last fetched successfully, in milliseconds since the epoch (0: never). */
+  readonly fetchedAtMs: number;
+}
+
+/** What a fetch left out of a key set, reported once per distinct set. */
+export interface KeyRejectionEvent extends RejectedKey {
+  readonly issuer: string;
+}
+
+/** Waits for `promise` at most `ms` milliseconds; resolves either way, never rejects. */
+export type BoundedWait = (promise: Promise<unknown>, ms: number) => Promise<void>;
 
 export interface IssuerKeysOptions {
   readonly issuer: IssuerPolicy;
   readonly fetchKeySet: FetchKeySet;
   /** Milliseconds since the epoch; injected so tests control time. */
   readonly now: () => number;
+  /** A number in [0, 1) for the refresh jitter; injectable for tests. */
+  readonly random?: () => number;
+  /** How a request waits for a fetch under way (default: a timer); injectable so tests never sleep. */
+  readonly waitAtMost?: BoundedWait;
   readonly onFetch?: (event: KeySetFetchEvent) => void;
+  readonly onUsability?: (event: KeySetUsabilityEvent) => void;
+  readonly onKeyRejected?: (event: KeyRejectionEvent) => void;
 }
 
 type LocalKeySet = ReturnType<typeof createLocalJWKSet>;
 
 /** While no keys are held, a failed fetch is retried after at most this long (ms), whatever the cooldown. */
 const EMPTY_RETRY_MS = 5000; // 5 seconds
-/** The least time between any two fetches, whatever triggered them. */
+/** The least time between the end of one fetch and the start of the next, whatever triggered them. */
 const MIN_FETCH_GAP_MS = 1000; // 1 second
+/**
+ * The background refresh starts at a random point in this share of `jwks_cache_ttl` after a fetch, so that
+ * it is done before the TTL is up and replicas started together do not all fetch at once.
+ */
+const REFRESH_AT_SHARE = { from: 0.75, to: 0.9 } as const;
+/** After a failed refresh, the next one waits the cooldown plus up to this share of it (jitter). */
+const RETRY_JITTER_SHARE = 0.2;
+
+/** The default {@link BoundedWait}: a timer, cleared as soon as the promise settles. */
+export const waitWithTimer: BoundedWait = async (promise, ms) => {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+};
 
 /**
- * One issuer's verification keys: fetched on first use (or prefetched), cached for `jwks_cache_ttl`, and
- * fetched again for a token whose `kid` is unknown (key rotation) — such refetches at most once per
- * `jwks_refresh_cooldown`, and no fetch of any kind within a second of the previous one. The first rotation
- * after start-up is therefore picked up at once, while a stream of made-up `kid`s costs the issuer at most
- * one request per cooldown. Concurrent requests share one fetch. Keys are found only by the token's `kid`
- * and `alg` in this set; `jku`, `x5u` and embedded `jwk` header parameters are never followed.
+ * One issuer's verification keys, kept off the request path (stale-while-revalidate):
+ * - fetched at start-up (`prefetch`) or by the first request, which waits for it at most `jwks_fetch_wait`
+ *   (below Envoy's ext_authz timeout; the fetch itself may finish later and fill the cache);
+ * - refreshed in the background before `jwks_cache_ttl` is up (at a random 75–90 % of it), and after a
+ *   failed refresh again once `jwks_refresh_cooldown` (plus jitter) has passed since it ended; meanwhile the
+ *   keys held stay in use, up to `jwks_max_stale` after the last successful fetch, when they are dropped
+ *   (the issuer's tokens then get 503 until a fetch succeeds);
+ * - fetched again for a token whose `kid` is unknown (key rotation), at most once per
+ *   `jwks_refresh_cooldown`, the request waiting at most `jwks_fetch_wait`.
+ * Cooldowns count from the end of a fetch, and no fetch starts within a second of the end of the last one;
+ * concurrent requests share one fetch. Each key is imported when its set arrives (`checkKeySet`): one that
+ * cannot be used is left out and reported, so a token naming it is refused as signed with an unknown key.
+ * Keys are found only by the token's `kid` and `alg` in this set; `jku`, `x5u` and embedded `jwk` header
+ * parameters are never followed.
  */
 export class IssuerKeys {
   private keySet: LocalKeySet | undefined;
+  /** End of the last successful fetch (0: none). */
   private fetchedAt = 0;
-  private lastAttemptAt = Number.NEGATIVE_INFINITY;
-  private lastUnknownKeyFetchAt = Number.NEGATIVE_INFINITY;
+  /** End of the last fetch, successful or not. */
+  private lastFetchEndedAt = Number.NEGATIVE_INFINITY;
+  private lastUnknownKeyFetchEndedAt = Number.NEGATIVE_INFINITY;
+  /** When the next background refresh is due (only while keys are held). */
+  private refreshAt = Number.POSITIVE_INFINITY;
   private inflight: Promise<void> | undefined;
   private generationCount = 0;
-  /** The key set last obtained, serialised: to tell a changed set from the same one fetched again. */
+  /** The usable keys last obtained, serialised: to tell a changed set from the same one fetched again. */
   private keySetJson: string | undefined;
+  /** The key set as last fetched, serialised: rejections are reported once per distinct set. */
+  private fetchedJson: string | undefined;
+  private stale = false;
+  private readonly random: () => number;
+  private readonly waitAtMost: BoundedWait;
 
-  constructor(private readonly options: IssuerKeysOptions) {}
-
-  /**
-   * Which key set is held: 0 before any, then one more each time a fetch brings a set that differs from the
-   * one held (a key added, removed or changed). Fetching the same set again leaves it as it is. A token
-   * verified under an older generation may have been verified with a key that is gone.
-   */
-  get generation(): number {
-    return this.generationCount;
+  constructor(private readonly options: IssuerKeysOptions) {
+    this.random = options.random ?? Math.random;
+    this.waitAtMost = options.waitAtMost ?? waitWithTimer;
   }
 
   /**
-   * Whether using the keys now would first fetch them (none held, or `jwks_cache_ttl` has passed, and no
-   * cooldown forbids a fetch), as `getKey` would. A verification remembered from earlier must not stand in
-   * for `getKey` then, or a key removed from the issuer's set would never be noticed.
+   * Which key set is held: 0 before any, then one more each time the usable keys change (a fetch brings a
+   * different set, or the keys are dropped as stale). Fetching the same set again leaves it as it is. A
+   * token verified under an older generation may have been verified with a key that is gone.
    */
-  get refreshDue(): boolean {
-    const expired =
-      this.keySet === undefined ||
-      this.options.now() - this.fetchedAt >= this.options.issuer.jwksCacheTtlSeconds * 1000;
-    return expired && this.mayFetch();
+  get generation(): number {
+    this.dropIfStale();
+    return this.generationCount;
+  }
+
+  /** Whether usable keys are held: fetched, and not dropped for being older than `jwks_max_stale`. */
+  get usable(): boolean {
+    this.dropIfStale();
+    return this.keySet !== undefined;
+  }
+
+  /** Whether keys are held (same as {@link usable}; the name health reads). */
+  get ready(): boolean {
+    return this.usable;
   }
 
   /** The issuer configuration these keys belong to. */
@@ -74,7 +148,11 @@ export class IssuerKeys {
     return this.options.issuer;
   }
 
-  /** A jose key resolver for `jwtVerify`. Throws `KeySetError` (`ERR_JWKS_UNAVAILABLE`) when no keys are held. */
+  /**
+   * A jose key resolver for `jwtVerify`. Throws `KeySetError` (`ERR_JWKS_UNAVAILABLE`) when no usable keys
+   * are held and none arrive within `jwks_fetch_wait`; jose's `ERR_JWKS_NO_MATCHING_KEY` for a `kid` that
+   * is not in the set (after a bounded wait for a refetch, when one may be made).
+   */
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
     const keySet = await this.current();
     try {
@@ -83,54 +161,73 @@ export class IssuerKeys {
       if ((error as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY' || !this.mayFetchForUnknownKey()) {
         throw error;
       }
-      await this.refresh('unknown_key');
+      await this.waitAtMost(this.refresh('unknown_key'), this.options.issuer.jwksFetchWaitMs);
       const refreshed = this.keySet ?? keySet;
       return refreshed(header, token);
     }
   };
 
-  /** Fetches the keys now unless a fetch is under way or the cooldown forbids it. Never throws. */
-  async prefetch(): Promise<void> {
-    if (this.keySet === undefined && this.mayFetch()) await this.refresh('initial');
+  /**
+   * Starts a background refresh if one is due (never waits for it). Called on every use of the keys,
+   * including a verified-token cache hit, and periodically by the server, so keys stay fresh whatever
+   * the traffic.
+   */
+  refreshIfDue(): void {
+    this.dropIfStale();
+    if (this.inflight !== undefined) return;
+    const now = this.options.now();
+    if (this.keySet === undefined) {
+      if (this.mayFetchWithoutKeys(now)) void this.refresh('initial');
+    } else if (now >= this.refreshAt && now - this.lastFetchEndedAt >= MIN_FETCH_GAP_MS) {
+      void this.refresh('refresh');
+    }
   }
 
-  /** Whether keys are held (fetched at least once and not lost). */
-  get ready(): boolean {
-    return this.keySet !== undefined;
+  /** Fetches the keys now unless usable ones are held, a fetch is under way, or a retry is not due yet. */
+  async prefetch(): Promise<void> {
+    if (this.usable) return;
+    if (this.inflight === undefined && !this.mayFetchWithoutKeys(this.options.now())) return;
+    await this.refresh('initial');
   }
 
   private async current(): Promise<LocalKeySet> {
-    const { issuer, now } = this.options;
-    if (this.keySet === undefined) {
-      if (this.mayFetch()) await this.refresh('initial');
-    } else if (now() - this.fetchedAt >= issuer.jwksCacheTtlSeconds * 1000 && this.mayFetch()) {
-      await this.refresh('expired'); // on failure the stale keys stay in use: the issuer may be briefly down
+    this.refreshIfDue();
+    if (this.keySet === undefined && this.inflight !== undefined) {
+      await this.waitAtMost(this.inflight, this.options.issuer.jwksFetchWaitMs);
     }
     if (this.keySet === undefined) {
-      throw new KeySetError(
-        'ERR_JWKS_UNAVAILABLE',
-        issuer.issuer,
-        `no keys are available for issuer ${issuer.issuer}`,
-      );
+      const { issuer } = this.options.issuer;
+      throw new KeySetError('ERR_JWKS_UNAVAILABLE', issuer, `no keys are available for issuer ${issuer}`);
     }
     return this.keySet;
   }
 
-  private mayFetch(): boolean {
-    if (this.inflight !== undefined) return true; // joining a fetch under way costs nothing
-    const cooldown =
-      this.keySet === undefined
-        ? Math.min(EMPTY_RETRY_MS, this.options.issuer.jwksRefreshCooldownSeconds * 1000)
-        : this.options.issuer.jwksRefreshCooldownSeconds * 1000;
-    return this.options.now() - this.lastAttemptAt >= cooldown;
+  /** Past `jwks_max_stale` since the last successful fetch, the keys held are no longer trusted. */
+  private dropIfStale(): void {
+    if (this.keySet === undefined) return;
+    const { now, issuer, onUsability } = this.options;
+    if (now() - this.fetchedAt <= issuer.jwksMaxStaleSeconds * 1000) return;
+    this.keySet = undefined;
+    this.keySetJson = undefined;
+    this.generationCount += 1; // nothing verified with the dropped keys may be remembered
+    this.refreshAt = Number.POSITIVE_INFINITY;
+    if (!this.stale) {
+      this.stale = true;
+      onUsability?.({ issuer: issuer.issuer, state: 'stale', fetchedAtMs: this.fetchedAt });
+    }
+  }
+
+  private mayFetchWithoutKeys(now: number): boolean {
+    const cooldown = Math.min(EMPTY_RETRY_MS, this.options.issuer.jwksRefreshCooldownSeconds * 1000);
+    return now - this.lastFetchEndedAt >= cooldown;
   }
 
   private mayFetchForUnknownKey(): boolean {
-    if (this.inflight !== undefined) return true;
+    if (this.inflight !== undefined) return true; // joining a fetch under way costs nothing
     const now = this.options.now();
     return (
-      now - this.lastUnknownKeyFetchAt >= this.options.issuer.jwksRefreshCooldownSeconds * 1000 &&
-      now - this.lastAttemptAt >= MIN_FETCH_GAP_MS
+      now - this.lastUnknownKeyFetchEndedAt >= this.options.issuer.jwksRefreshCooldownSeconds * 1000 &&
+      now - this.lastFetchEndedAt >= MIN_FETCH_GAP_MS
     );
   }
 
@@ -141,22 +238,60 @@ export class IssuerKeys {
     return this.inflight;
   }
 
+  /** One fetch; never rejects (the callbacks are told after the state is settled, outside the fetch). */
   private async fetchOnce(trigger: KeySetFetchEvent['trigger']): Promise<void> {
     const { issuer, fetchKeySet, now, onFetch } = this.options;
-    this.lastAttemptAt = now();
-    if (trigger === 'unknown_key') this.lastUnknownKeyFetchAt = this.lastAttemptAt;
+    let checked: CheckedKeySet;
+    let rejectionsToReport: readonly RejectedKey[] = [];
     try {
       const { keys } = await readKeySet(issuer.keys, fetchKeySet);
-      const json = JSON.stringify(keys);
-      this.keySet = createLocalJWKSet({ keys: keys as never });
-      if (json !== this.keySetJson) {
-        this.keySetJson = json;
-        this.generationCount += 1;
-      }
-      this.fetchedAt = now();
-      onFetch?.({ issuer: issuer.issuer, outcome: 'ok', trigger, keys: keys.length });
+      checked = await checkKeySet(keys, issuer.algorithms);
+      rejectionsToReport = this.newRejections(JSON.stringify(keys), checked.rejected);
+      // A set with nothing usable in it is a broken answer, not a rotation: the keys held stay in use.
+      if (checked.usable.length === 0) throw new Error('the key set has no usable key');
     } catch (error) {
+      const ended = now();
+      this.endFetch(trigger, ended);
+      // A retry after the cooldown; never earlier than a refresh already scheduled (a failed unknown-kid
+      // refetch does not bring the regular refresh forward).
+      const retryAt =
+        ended + issuer.jwksRefreshCooldownSeconds * 1000 * (1 + RETRY_JITTER_SHARE * this.random());
+      this.refreshAt = this.keySet === undefined ? retryAt : Math.max(this.refreshAt, retryAt);
+      this.reportRejections(rejectionsToReport);
       onFetch?.({ issuer: issuer.issuer, outcome: 'error', trigger, error: (error as Error).message });
+      return;
     }
+    const json = JSON.stringify(checked.usable);
+    this.keySet = createLocalJWKSet({ keys: checked.usable as never });
+    if (json !== this.keySetJson) {
+      this.keySetJson = json;
+      this.generationCount += 1;
+    }
+    const ended = now();
+    this.fetchedAt = ended;
+    this.endFetch(trigger, ended);
+    const { from, to } = REFRESH_AT_SHARE;
+    this.refreshAt = ended + issuer.jwksCacheTtlSeconds * 1000 * (from + (to - from) * this.random());
+    const recovered = this.stale;
+    this.stale = false;
+    this.reportRejections(rejectionsToReport);
+    if (recovered) this.options.onUsability?.({ issuer: issuer.issuer, state: 'usable', fetchedAtMs: ended });
+    onFetch?.({ issuer: issuer.issuer, outcome: 'ok', trigger, keys: checked.usable.length });
+  }
+
+  private endFetch(trigger: KeySetFetchEvent['trigger'], ended: number): void {
+    this.lastFetchEndedAt = ended;
+    if (trigger === 'unknown_key') this.lastUnknownKeyFetchEndedAt = ended;
+  }
+
+  /** The rejections of a fetched set not reported before (none when the same set comes again). */
+  private newRejections(fetchedJson: string, rejected: readonly RejectedKey[]): readonly RejectedKey[] {
+    if (fetchedJson === this.fetchedJson) return [];
+    this.fetchedJson = fetchedJson;
+    return rejected;
+  }
+
+  private reportRejections(rejected: readonly RejectedKey[]): void {
+    for (const key of rejected) this.options.onKeyRejected?.({ issuer: this.options.issuer.issuer, ...key });
   }
 }

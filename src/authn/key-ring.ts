@@ -1,5 +1,11 @@
 import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
-import { IssuerKeys, type KeySetFetchEvent } from './issuer-keys.js';
+import {
+  IssuerKeys,
+  type BoundedWait,
+  type KeyRejectionEvent,
+  type KeySetFetchEvent,
+  type KeySetUsabilityEvent,
+} from './issuer-keys.js';
 import type { FetchKeySet } from './read-key-set.js';
 import { VerifiedTokenCache, VerifiedTokenCaches, type TokenCacheEvent } from './verified-token-cache.js';
 
@@ -9,16 +15,26 @@ export interface KeyRing {
   keysFor(issuer: string): IssuerKeys | undefined;
   /** The verified-token caches of the issuers that have one (`token_cache`), for `VerifyContext`. */
   readonly tokenCaches: VerifiedTokenCaches;
-  /** Fetches every issuer's keys once; resolves when all attempts have ended. Never throws. */
+  /** Fetches the keys of every issuer that has no usable ones; resolves when all attempts have ended. Never throws. */
   prefetch(): Promise<void>;
-  /** Whether every issuer's keys have been obtained. */
+  /** Starts every background refresh that is due (see `IssuerKeys.refreshIfDue`); never waits. */
+  refreshIfDue(): void;
+  /** Whether every issuer's keys are usable (obtained, and not past `jwks_max_stale`). */
   readonly ready: boolean;
+  /** Each issuer and whether its keys are usable, for the gauge. */
+  usability(): { issuer: string; usable: boolean }[];
 }
 
 export interface KeyRingDependencies {
   readonly fetchKeySet: FetchKeySet;
   readonly now: () => number;
   readonly onFetch?: (event: KeySetFetchEvent) => void;
+  readonly onUsability?: (event: KeySetUsabilityEvent) => void;
+  readonly onKeyRejected?: (event: KeyRejectionEvent) => void;
+  /** How a request waits for a fetch (default: a timer); for tests. */
+  readonly waitAtMost?: BoundedWait;
+  /** Jitter source, [0, 1); for tests. */
+  readonly random?: () => number;
   /** Told of every verified-token cache hit, miss and eviction, by issuer (for metrics); must not throw. */
   readonly onTokenCacheEvent?: (issuer: string, event: TokenCacheEvent) => void;
 }
@@ -66,9 +82,14 @@ export function createKeyRing(
     prefetch: async () => {
       await Promise.all([...byIssuer.values()].map((keys) => keys.prefetch()));
     },
-    get ready() {
-      return [...byIssuer.values()].every((keys) => keys.ready);
+    refreshIfDue: () => {
+      for (const keys of byIssuer.values()) keys.refreshIfDue();
     },
+    get ready() {
+      return [...byIssuer.values()].every((keys) => keys.usable);
+    },
+    usability: () =>
+      [...byIssuer.values()].map((keys) => ({ issuer: keys.issuer.issuer, usable: keys.usable })),
   };
 }
 
@@ -83,7 +104,10 @@ function sameKeySettings(a: IssuerPolicy, b: IssuerPolicy): boolean {
   return (
     source(a) === source(b) &&
     a.jwksCacheTtlSeconds === b.jwksCacheTtlSeconds &&
-    a.jwksRefreshCooldownSeconds === b.jwksRefreshCooldownSeconds
+    a.jwksRefreshCooldownSeconds === b.jwksRefreshCooldownSeconds &&
+    a.jwksMaxStaleSeconds === b.jwksMaxStaleSeconds &&
+    a.jwksFetchWaitMs === b.jwksFetchWaitMs &&
+    sameSettings(a.algorithms, b.algorithms) // which keys of a set are usable depends on them
   );
 }
 

@@ -6,27 +6,31 @@ import { fetchableUrlProblem } from '../policy/fetchable-url.js';
 export const KEY_SET_LIMITS = Object.freeze({
   maxBytes: 512 * 1024, // 512 KiB: real key sets are a few KiB
   maxKeys: 100, // keys in one set
-  timeoutMs: 5000, // 5 seconds for the whole fetch, body included
+  timeoutMs: 5000, // 5 seconds for the whole read, body included; discovery's two requests share it
 });
 
 /** How key sets and discovery documents are fetched over HTTP; injectable so tests never touch the network. */
 export type FetchKeySet = (url: URL, init: { signal: AbortSignal }) => Promise<Response>;
 
 /**
- * Reads a JSON Web Key Set (RFC 7517 section 5) from its source and checks its outer shape. Key-level
- * checks are jose's (`createLocalJWKSet`).
+ * Reads a JSON Web Key Set (RFC 7517 section 5) from its source and checks its outer shape. Each key is
+ * checked by `checkKeySet` (key-set-check.ts).
  *
  * @throws Error with a message fit for logs (never key material).
  */
 export async function readKeySet(source: KeySource, fetchKeySet: FetchKeySet): Promise<{ keys: unknown[] }> {
-  let text: string;
-  if (source.kind === 'file') text = await readKeySetFile(source.path);
-  else if (source.kind === 'uri') text = await fetchText(source.uri, fetchKeySet);
-  else
-    text = await fetchText(
-      await discoverJwksUri(source.metadataUrl, source.issuer, fetchKeySet),
-      fetchKeySet,
-    );
+  // One time budget for the whole read: with discovery, the metadata and the key set together. It holds
+  // even if a fetch ignores the signal, so that a fetch under way always ends (and the next may start).
+  const signal = AbortSignal.timeout(KEY_SET_LIMITS.timeoutMs);
+  const text = await new Promise<string>((resolve, reject) => {
+    const onAbort = () => reject(new Error(`the key set was not read within ${KEY_SET_LIMITS.timeoutMs} ms`));
+    signal.addEventListener('abort', onAbort, { once: true });
+    readText(source, fetchKeySet, signal)
+      .then(resolve, reject)
+      .finally(() => {
+        signal.removeEventListener('abort', onAbort);
+      });
+  });
   const parsed = parseJson(text, 'the key set');
   const keys = (parsed as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(keys)) throw new Error('the key set has no "keys" array');
@@ -35,13 +39,25 @@ export async function readKeySet(source: KeySource, fetchKeySet: FetchKeySet): P
   return { keys };
 }
 
+async function readText(source: KeySource, fetchKeySet: FetchKeySet, signal: AbortSignal): Promise<string> {
+  if (source.kind === 'file') return readKeySetFile(source.path);
+  if (source.kind === 'uri') return fetchText(source.uri, fetchKeySet, signal);
+  const jwksUri = await discoverJwksUri(source.metadataUrl, source.issuer, fetchKeySet, signal);
+  return fetchText(jwksUri, fetchKeySet, signal);
+}
+
 /**
  * Reads the issuer's discovery metadata (OpenID Connect Discovery 1.0 section 4, RFC 8414 section 3) for its
  * `jwks_uri`. The metadata's `issuer` must equal the configured issuer exactly (section 4.3): otherwise a
  * document served at the right place could vouch for keys of another issuer.
  */
-async function discoverJwksUri(metadataUrl: URL, issuer: string, fetchKeySet: FetchKeySet): Promise<URL> {
-  const metadata = parseJson(await fetchText(metadataUrl, fetchKeySet), 'the discovery document') as {
+async function discoverJwksUri(
+  metadataUrl: URL,
+  issuer: string,
+  fetchKeySet: FetchKeySet,
+  signal: AbortSignal,
+): Promise<URL> {
+  const metadata = parseJson(await fetchText(metadataUrl, fetchKeySet, signal), 'the discovery document') as {
     issuer?: unknown;
     jwks_uri?: unknown;
   } | null;
@@ -70,8 +86,7 @@ async function readKeySetFile(path: string): Promise<string> {
   return readFile(path, 'utf8');
 }
 
-async function fetchText(uri: URL, fetchKeySet: FetchKeySet): Promise<string> {
-  const signal = AbortSignal.timeout(KEY_SET_LIMITS.timeoutMs);
+async function fetchText(uri: URL, fetchKeySet: FetchKeySet, signal: AbortSignal): Promise<string> {
   const response = await fetchKeySet(uri, { signal });
   if (response.status !== 200) {
     await response.body?.cancel();

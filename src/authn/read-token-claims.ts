@@ -53,6 +53,37 @@ export function readTokenClaims(payload: JWTPayload, issuer: IssuerPolicy): Toke
   };
 }
 
+/**
+ * Refuses a token whose times this API does not accept beyond what jwtVerify checks (`exp`, `nbf`): one
+ * issued in the future (`iat` later than now), or one that lives longer than the issuer's
+ * `max_token_lifetime` (`exp - iat`, or `exp - now` without `iat`). Both are allowed the issuer's clock
+ * tolerance, as `exp` and `nbf` are. Pure; for claims jwtVerify accepted (so `exp` and any `iat` are
+ * numbers), at the same instant it verified them.
+ *
+ * A long-lived token cannot be revoked in time, and RFC 8725 section 3.10 asks that `exp` be checked
+ * against what the recipient accepts; an `iat` in the future means a clock or an issuer gone wrong.
+ *
+ * @param nowSeconds seconds since the epoch, as jwtVerify used.
+ * @returns the refusal, or undefined when the token's times are acceptable.
+ */
+export function checkTokenLifetime(
+  payload: JWTPayload,
+  issuer: IssuerPolicy,
+  nowSeconds: number,
+): TokenVerification | undefined {
+  const tolerance = issuer.clockToleranceSeconds;
+  const { exp, iat } = payload;
+  if (typeof iat === 'number' && iat > nowSeconds + tolerance) {
+    return invalid('token_issued_in_future', 'the token was issued in the future');
+  }
+  if (typeof exp !== 'number') return undefined; // jwtVerify requires exp; nothing to measure without it
+  const lifetime = exp - (typeof iat === 'number' ? iat : nowSeconds);
+  if (lifetime > issuer.maxTokenLifetimeSeconds + tolerance) {
+    return invalid('token_lifetime_exceeded', "the token's lifetime is longer than this API accepts");
+  }
+  return undefined;
+}
+
 // Visible ASCII with inner spaces, at most 1024 characters. HTTP header values are ASCII in practice
 // (RFC 9110 section 5.5 calls other bytes obsolete): a UTF-8 subject would reach Node or Java upstreams
 // garbled, and outer white space is trimmed in transit, so either could name someone else.

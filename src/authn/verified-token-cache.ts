@@ -61,8 +61,9 @@ interface Entry {
  * - the TTL since it was verified has not passed,
  * - the token's `exp` and `nbf` still hold, with the issuer's `clock_tolerance` (checked on every use, as
  *   jose checks them),
- * - the issuer's key set is the one it was verified with and is not due for a refresh (`IssuerKeys`): a
- *   changed set empties the cache, so a key removed from the set keeps none of its tokens alive.
+ * - the issuer's keys are the set it was verified with (`IssuerKeys.generation`): a changed set, or keys
+ *   dropped for being older than `jwks_max_stale`, empty the cache, so a key removed from the set keeps
+ *   none of its tokens alive past the background refresh that notices it (about `jwks_cache_ttl`).
  *
  * What a route requires (scopes, `max_age` against `auth_time`) is not cached: it is decided per request.
  * Only successful verifications are remembered. A policy reload that changes anything about the issuer
@@ -123,7 +124,10 @@ export class VerifiedTokenCache {
     this.followKeySet();
     if (this.entries.size === 0) return undefined;
     const entry = this.entries.get(digest);
-    if (entry === undefined || entry.generation !== this.generation || this.keys.refreshDue) return undefined;
+    if (entry === undefined || entry.generation !== this.generation) return undefined;
+    // A hit uses the keys as much as a verification would: a refresh that is due starts now, in the
+    // background, so that a key removed from the set is noticed (and the cache emptied) whatever the traffic.
+    this.keys.refreshIfDue();
     const nowMs = this.now();
     // jose's rules (jwtVerify): expired when exp <= now - tolerance, not yet valid when nbf > now + tolerance,
     // with now in whole seconds.

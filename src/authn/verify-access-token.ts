@@ -9,7 +9,7 @@ import {
 import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
 import type { IssuerKeys } from './issuer-keys.js';
 import { KeySetError } from './key-set-errors.js';
-import { readTokenClaims } from './read-token-claims.js';
+import { checkTokenLifetime, readTokenClaims } from './read-token-claims.js';
 import { tokenDigest, type VerifiedTokenCaches } from './verified-token-cache.js';
 import type { CredentialVerifier } from '../authz/credentials.js';
 import type { InvalidTokenReason, TokenVerification } from '../authz/token-verification.js';
@@ -45,9 +45,9 @@ const invalid = (reason: InvalidTokenReason, description: string): TokenVerifica
 
 /**
  * Verifies a bearer access token (a JWS-signed JWT) against the policy's trusted issuers: size, issuer,
- * allowed algorithm, signature with the issuer's published keys, `exp` (required), `nbf`, `aud`, and the
- * shape of the claims this service relies on. Never throws for anything about the token; an unexpected
- * internal fault propagates.
+ * allowed algorithm, signature with the issuer's published keys, `exp` (required), `nbf`, `aud`, `iat` not
+ * in the future, a lifetime within the issuer's `max_token_lifetime`, and the shape of the claims this
+ * service relies on. Never throws for anything about the token; an unexpected internal fault propagates.
  *
  * With `context.tokenCaches`, a token verified before under the issuer's current key set is answered from
  * its cache (its `exp` and `nbf` checked again), and a token verified now is remembered there.
@@ -80,9 +80,10 @@ export async function verifyAccessToken(token: string, context: VerifyContext): 
   cache?.noteMiss();
   const generation = keys.generation; // the key set verification starts with
 
+  const nowMs = context.now(); // one instant for jwtVerify and the checks after it
   let payload: JWTPayload;
   try {
-    payload = await verifyWithIssuer(token, issuer, keys.getKey, context.now);
+    payload = await verifyWithIssuer(token, issuer, keys.getKey, nowMs);
   } catch (error) {
     if (error instanceof KeySetError && error.code === 'ERR_JWKS_UNAVAILABLE') {
       return { kind: 'keys_unavailable', issuer: issuer.issuer };
@@ -92,7 +93,8 @@ export async function verifyAccessToken(token: string, context: VerifyContext): 
     return refused;
   }
 
-  const verification = readTokenClaims(payload, issuer);
+  const verification =
+    checkTokenLifetime(payload, issuer, Math.floor(nowMs / 1000)) ?? readTokenClaims(payload, issuer);
   if (cache !== undefined && digest !== undefined && verification.kind === 'verified') {
     cache.remember(digest, verification, payload, generation);
   }
@@ -124,9 +126,9 @@ async function verifyWithIssuer(
   token: string,
   issuer: IssuerPolicy,
   getKey: JWTVerifyGetKey,
-  now: () => number,
+  nowMs: number,
 ): Promise<JWTPayload> {
-  const options: JWTVerifyOptions = { ...verifyOptionsFor(issuer), currentDate: new Date(now()) };
+  const options: JWTVerifyOptions = { ...verifyOptionsFor(issuer), currentDate: new Date(nowMs) };
   try {
     return (await jwtVerify(token, getKey, options)).payload;
   } catch (error) {

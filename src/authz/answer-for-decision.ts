@@ -51,6 +51,8 @@ const DENIALS: Readonly<Record<DenialCode, DenialRow>> = {
   token_audience_mismatch: INVALID_TOKEN,
   token_type_invalid: INVALID_TOKEN,
   token_claims_invalid: INVALID_TOKEN,
+  token_lifetime_exceeded: INVALID_TOKEN,
+  token_issued_in_future: INVALID_TOKEN,
   insufficient_scope: { status: 403, bodyError: 'insufficient_scope', challenge: 'insufficient_scope' },
   insufficient_user_authentication: {
     status: 401,

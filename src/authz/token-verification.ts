@@ -10,7 +10,11 @@ export type InvalidTokenReason =
   | 'token_not_yet_valid'
   | 'token_audience_mismatch'
   | 'token_type_invalid'
-  | 'token_claims_invalid';
+  | 'token_claims_invalid'
+  /** `exp - iat` (or `exp - now` without `iat`) beyond the issuer's `max_token_lifetime`. */
+  | 'token_lifetime_exceeded'
+  /** `iat` later than now, beyond the clock tolerance. */
+  | 'token_issued_in_future';
 
 /** What verification established about a token whose signature and claims checked out. */
 export interface VerifiedToken {

@@ -34,6 +34,12 @@ export interface AuthzMetrics {
    * change with each policy reload, so the gauge asks rather than being told). Replaces any earlier reader.
    */
   readTokenCacheEntriesFrom(read: () => Iterable<{ issuer: string; entries: number }>): void;
+  /** A key left out of a fetched set (reported once per distinct set); `reason` is a `KeyRejectionReason`. */
+  recordKeyRejected(issuer: string, reason: string): void;
+  /** Where the usable-keys gauge reads, at every scrape, whether each issuer's keys may be used. */
+  readKeyUsabilityFrom(read: () => Iterable<{ issuer: string; usable: boolean }>): void;
+  /** A Check that failed inside (answered with a gRPC error, 503 at Envoy); `kind` is a bounded code. */
+  recordCheckFault(kind: string): void;
 }
 
 /** What {@link createAuthzMetrics} may be given; every field has a production default. */
@@ -171,6 +177,35 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
     },
   });
 
+  const keysRejected = new Counter({
+    name: 'authz_jwks_keys_rejected_total',
+    help: 'Keys left out of a fetched issuer key set (not importable or unsuitable), once per distinct set, by issuer and reason.',
+    labelNames: ['issuer', 'reason'] as const,
+    registers,
+  });
+  const keysRejectedLabels = new LabelBudget(['issuer', 'reason'], ['issuer'], maxSeries);
+  let readKeyUsability: () => Iterable<{ issuer: string; usable: boolean }> = () => [];
+  new Gauge({
+    name: 'authz_jwks_keys_usable',
+    help: "Whether an issuer's keys may be used (1) or none are held or they are past jwks_max_stale (0), read at scrape time.",
+    labelNames: ['issuer'] as const,
+    registers,
+    aggregator: 'min', // across --workers: 0 if any worker has no usable keys
+    collect() {
+      this.reset();
+      for (const { issuer, usable } of readKeyUsability()) {
+        this.set({ issuer: boundLabelValue(issuer) }, usable ? 1 : 0);
+      }
+    },
+  });
+  const checkFaults = new Counter({
+    name: 'authz_check_faults_total',
+    help: 'Check calls that failed inside the service (answered with a gRPC error, 503 at Envoy), by kind.',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  const checkFaultLabels = new LabelBudget(['kind'], ['kind'], maxSeries);
+
   // Series for closed label sets exist from the start, so that rate() and absent-series alerts see a 0
   // rather than nothing before the first event.
   for (const outcome of DECISION_OUTCOMES) decisionDuration.zero({ outcome });
@@ -216,6 +251,18 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
 
     readTokenCacheEntriesFrom(read) {
       readTokenCacheEntries = read;
+    },
+
+    recordKeyRejected(issuer, reason) {
+      keysRejected.inc(keysRejectedLabels.admit({ issuer, reason }));
+    },
+
+    readKeyUsabilityFrom(read) {
+      readKeyUsability = read;
+    },
+
+    recordCheckFault(kind) {
+      checkFaults.inc(checkFaultLabels.admit({ kind }));
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
+import { formatDuration } from '../policy/duration.js';
 import { displayYamlPath, type YamlLocations, type YamlPath } from '../policy/yaml-locations.js';
 
 /** Stable codes of what `authz check-policy` warns about: the policy works, but likely not as meant. */
@@ -6,7 +7,14 @@ export type PolicyWarningCode =
   | 'route_shadowed' // an earlier route (or several) matches every request this one could
   | 'route_duplicate' // an earlier route has the same methods and an equivalent path pattern
   | 'scope_unused' // a scope in known_scopes that no route requires
-  | 'scope_unknown'; // a route requires a scope missing from known_scopes
+  | 'scope_unknown' // a route requires a scope missing from known_scopes
+  | 'fetch_wait_exceeds_envoy_timeout'; // jwks_fetch_wait is not below Envoy's ext_authz timeout
+
+/**
+ * Envoy's ext_authz timeout in the shipped `envoy/envoy.yaml` (`grpc_service.timeout: 1s`). A request
+ * waiting longer for keys is answered by Envoy's `status_on_error` instead, with no decision logged.
+ */
+export const ENVOY_EXT_AUTHZ_TIMEOUT_MS = 1000;
 
 /** One finding about a policy that compiles, located for the person editing it. */
 export interface PolicyWarning {
@@ -22,7 +30,8 @@ export interface PolicyWarning {
 
 /**
  * Finds what is legal in a policy but probably a mistake: routes that can never match, duplicate routes,
- * and — when the policy declares `known_scopes` — scopes no route uses and route scopes not declared.
+ * a `jwks_fetch_wait` Envoy would not wait for, and — when the policy declares `known_scopes` — scopes no
+ * route uses and route scopes not declared.
  * Pure; `locations` is the policy's source, to point at scope entries.
  *
  * Shadowing is decided conservatively: a route is reported only when earlier routes provably match every
@@ -60,6 +69,18 @@ export function policyWarnings(policy: CompiledPolicy, locations: YamlLocations)
         'route_shadowed',
         ['routes', route.index],
         `never matches: ${joinAnd(names)} ${verb} every request it could`,
+      );
+    }
+  });
+
+  // The issuers of a policy that compiled are in file order, one per entry.
+  [...policy.issuers.values()].forEach((issuer, i) => {
+    if (issuer.jwksFetchWaitMs >= ENVOY_EXT_AUTHZ_TIMEOUT_MS) {
+      warn(
+        'fetch_wait_exceeds_envoy_timeout',
+        ['issuers', i, 'jwks_fetch_wait'],
+        `jwks_fetch_wait ${formatDuration(issuer.jwksFetchWaitMs, true)} is not below Envoy's ext_authz timeout ` +
+          `(${formatDuration(ENVOY_EXT_AUTHZ_TIMEOUT_MS, true)} in envoy/envoy.yaml): Envoy would give up first and answer 503 with no decision logged`,
       );
     }
   });

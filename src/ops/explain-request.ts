@@ -1,7 +1,8 @@
 import type { TokenVerification } from '../authz/token-verification.js';
 import type { Answer } from '../authz/answer-for-decision.js';
 import { normalisedRequestPath } from '../authz/request-path.js';
-import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
+import type { CompiledPolicy, CompiledRoute, IssuerPolicy } from '../policy/compiled-policy.js';
+import { formatDuration } from '../policy/duration.js';
 import { authorize } from '../authz/authorize.js';
 import { SETTLED_VERIFICATION } from './given-claims.js';
 import type { OpsRequest } from './ops-request.js';
@@ -45,6 +46,18 @@ export interface RouteRequirements {
   readonly mode: 'enforce' | 'report-only';
 }
 
+/** The limits the token's issuer sets, in the policy's own terms (README, "Token validation"). */
+export interface IssuerLimits {
+  /** Seconds of leeway on `exp`, `nbf`, `iat` and the lifetime. */
+  readonly clock_tolerance: number;
+  /** The longest `exp - iat` (or `exp - now`) accepted, in seconds. */
+  readonly max_token_lifetime: number;
+  /** How long cached keys are used past the last successful fetch while refreshes fail, in seconds. */
+  readonly jwks_max_stale: number;
+  /** The longest a request waits for keys not yet held, in milliseconds. */
+  readonly jwks_fetch_wait_ms: number;
+}
+
 /** What a token carries, as the decision sees it. */
 export interface TokenSummary {
   readonly presented: 'none' | 'claims' | 'token';
@@ -62,6 +75,8 @@ export interface TokenSummary {
   readonly refused?: { readonly reason: string; readonly description: string };
   /** Claims of a refused token, read without verification, to help see why. */
   readonly unverified?: { readonly iss?: string; readonly sub?: string; readonly exp?: number };
+  /** The limits of the issuer the token names, when the policy trusts it. */
+  readonly limits?: IssuerLimits;
 }
 
 /** The exact response: a denial as sent, or what the upstream receives on allow. */
@@ -174,7 +189,7 @@ export async function explainRequest(
           },
     skipped,
     skipped_not_listed: skippedNotListed,
-    token: tokenSummary(credentials),
+    token: tokenSummary(credentials, explainedIssuer(policy, credentials)),
     decision:
       decision.kind === 'allow'
         ? {
@@ -219,27 +234,48 @@ function requirements(route: CompiledRoute): RouteRequirements {
   };
 }
 
-function tokenSummary(credentials: ExplainCredentials): TokenSummary {
+/** The trusted issuer the credentials name, verified or not: whose limits apply to them. */
+function explainedIssuer(policy: CompiledPolicy, credentials: ExplainCredentials): IssuerPolicy | undefined {
+  if (credentials.kind === 'none') return undefined;
+  const { verification } = credentials;
+  if (verification.kind === 'verified') return policy.issuers.get(verification.token.issuer);
+  if (verification.kind === 'keys_unavailable') return policy.issuers.get(verification.issuer);
+  const iss = credentials.kind === 'token' ? credentials.unverified?.iss : undefined;
+  return typeof iss === 'string' ? policy.issuers.get(iss) : undefined;
+}
+
+function issuerLimits(issuer: IssuerPolicy): IssuerLimits {
+  return {
+    clock_tolerance: issuer.clockToleranceSeconds,
+    max_token_lifetime: issuer.maxTokenLifetimeSeconds,
+    jwks_max_stale: issuer.jwksMaxStaleSeconds,
+    jwks_fetch_wait_ms: issuer.jwksFetchWaitMs,
+  };
+}
+
+function tokenSummary(credentials: ExplainCredentials, issuer: IssuerPolicy | undefined): TokenSummary {
   if (credentials.kind === 'none') {
     return { presented: 'none', verified: false, note: 'no Authorization header' };
   }
   const { verification } = credentials;
   const given = credentials.kind === 'claims';
   const presented = given ? 'claims' : 'token';
+  const limits = issuer === undefined ? {} : { limits: issuerLimits(issuer) };
   if (verification.kind === 'verified') {
     const { token } = verification;
     return {
       presented,
       verified: !given,
       note: given
-        ? 'claims given, not verified: no signature, exp, nbf or aud was checked'
-        : `verified with the keys of ${token.issuer} (signature, exp, nbf, aud)`,
+        ? 'claims given, not verified: no signature, exp, nbf, iat, lifetime or aud was checked'
+        : `verified with the keys of ${token.issuer} (signature, exp, nbf, iat, lifetime, aud)`,
       issuer: token.issuer,
       ...(token.subject === undefined ? {} : { sub: token.subject }),
       scopes: [...token.scopes],
       ...(token.acr === undefined ? {} : { acr: token.acr }),
       amr: [...token.amr],
       ...(token.authTime === undefined ? {} : { auth_time: token.authTime }),
+      ...limits,
     };
   }
   const refused =
@@ -268,6 +304,7 @@ function tokenSummary(credentials: ExplainCredentials): TokenSummary {
             ...(typeof unverified.exp === 'number' ? { exp: unverified.exp } : {}),
           },
         }),
+    ...limits,
   };
 }
 
@@ -381,6 +418,7 @@ function tokenLines(token: TokenSummary, nowMs: number): [string, ...string[]] {
       ].filter((part) => part !== undefined);
       lines.push(`unverified claims: ${parts.join(', ')}`);
     }
+    if (token.limits !== undefined) lines.push(limitsLine(token.limits));
     return lines;
   }
   const dash = (value: string | undefined) => (value === undefined || value === '' ? '-' : shown(value));
@@ -396,7 +434,18 @@ function tokenLines(token: TokenSummary, nowMs: number): [string, ...string[]] {
     `acr:       ${dash(token.acr)}`,
     `amr:       ${dash(token.amr?.join(' '))}`,
     `auth_time: ${authTime}`,
+    ...(token.limits === undefined ? [] : [limitsLine(token.limits)]),
   ];
+}
+
+/** `limits:    max_token_lifetime 1d, clock_tolerance 30s, jwks_max_stale 1d, jwks_fetch_wait 500ms` */
+function limitsLine(limits: IssuerLimits): string {
+  return `limits:    ${[
+    `max_token_lifetime ${formatDuration(limits.max_token_lifetime)}`,
+    `clock_tolerance ${formatDuration(limits.clock_tolerance)}`,
+    `jwks_max_stale ${formatDuration(limits.jwks_max_stale)}`,
+    `jwks_fetch_wait ${formatDuration(limits.jwks_fetch_wait_ms, true)}`,
+  ].join(', ')}`;
 }
 
 function responseLines(response: ResponseSummary): [string, ...string[]] {

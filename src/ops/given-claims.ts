@@ -5,10 +5,12 @@ import type { TokenVerification } from '../authz/token-verification.js';
 import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
 
 /**
- * What the service would make of a token carrying these claims, had its signature, `exp`, `nbf` and `aud`
- * checked out: the claims are taken as verified claims of the issuer their `iss` names (the policy's first
- * issuer when there is no `iss`) and read with that issuer's claim names, exactly as a verified token's
- * are. An `iss` the policy does not trust is refused as a real token would be. Pure.
+ * What the service would make of a token carrying these claims, had its signature, `exp`, `nbf`, `aud`,
+ * `iat` and lifetime (`max_token_lifetime`) checked out: the claims are taken as verified claims of the
+ * issuer their `iss` names (the policy's first issuer when there is no `iss`) and read with that issuer's
+ * claim names, exactly as a verified token's are. An `iss` the policy does not trust is refused as a real
+ * token would be. Pure. None of the time checks apply: given claims are a hypothesis about a token, not a
+ * token, and the tools that take them ask about the policy's routes.
  *
  * For `authz explain --claims`, `authz test` and `authz diff`, which reason about policies, not tokens.
  */

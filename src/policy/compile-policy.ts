@@ -10,7 +10,12 @@ import type {
   RouteAccess,
   TokenCachePolicy,
 } from './compiled-policy.js';
-import { parseDurationSeconds } from './duration.js';
+import {
+  formatDuration,
+  isMillisecondsDuration,
+  parseDurationMilliseconds,
+  parseDurationSeconds,
+} from './duration.js';
 import { fetchableUrlProblem } from './fetchable-url.js';
 import { PolicyError, type PolicyProblem } from './policy-error.js';
 import policySchema from './policy.schema.json' with { type: 'json' };
@@ -30,6 +35,13 @@ export const POLICY_DEFAULTS = Object.freeze({
   jwksRefreshCooldownSeconds: 30, // 30 seconds
   minJwksRefreshCooldownSeconds: 1, // 1 second
   maxJwksRefreshCooldownSeconds: 3600, // 1 hour
+  jwksMaxStaleSeconds: 86_400, // 24 hours; at least the issuer's jwks_cache_ttl
+  maxJwksMaxStaleSeconds: 2_592_000, // 30 days
+  jwksFetchWaitMs: 500, // 500 milliseconds, under Envoy's 1 s ext_authz timeout (envoy/envoy.yaml)
+  maxJwksFetchWaitMs: 10_000, // 10 seconds
+  maxTokenLifetimeSeconds: 86_400, // 24 hours
+  minMaxTokenLifetimeSeconds: 60, // 1 minute
+  maxMaxTokenLifetimeSeconds: 31_536_000, // 365 days
   tokenCacheMaxEntries: 10_000, // tokens per issuer
   tokenCacheTtlSeconds: 300, // 5 minutes
   minTokenCacheTtlSeconds: 1, // 1 second
@@ -72,6 +84,9 @@ interface PolicyDocument {
     clock_tolerance?: number | string;
     jwks_cache_ttl?: number | string;
     jwks_refresh_cooldown?: number | string;
+    jwks_max_stale?: number | string;
+    jwks_fetch_wait?: number | string;
+    max_token_lifetime?: number | string;
     token_cache?: { max_entries?: number; ttl?: number | string };
   }[];
   routes: {
@@ -184,21 +199,21 @@ function compileIssuer(
     else
       report([...at, 'discovery'], `discovery needs the issuer to be a URL that can be fetched: ${problem}`);
   }
+  const refused = new Set<string>(); // the settings refused below, by their key
   const duration = (
     key: PathSegment | PathSegment[],
     value: unknown,
     fallback: number,
     min: number,
     max: number,
+    range = `from ${formatDuration(min)} to ${formatDuration(max)}`,
   ) => {
     if (value === undefined) return fallback;
     const seconds = parseDurationSeconds(value);
     if (seconds === undefined || seconds < min || seconds > max) {
       const path = Array.isArray(key) ? key : [key];
-      report(
-        [...at, ...path],
-        `must be a duration from ${min}s to ${max}s (whole seconds, or 30s / 5m / 1h)`,
-      );
+      report([...at, ...path], `must be a duration ${range} (whole seconds, or 30s / 5m / 1h)`);
+      refused.add(path.join('.'));
       return fallback;
     }
     return seconds;
@@ -213,6 +228,45 @@ function compileIssuer(
     d.maxTokenCacheTtlSeconds,
   );
   const cacheEntries = entry.token_cache?.max_entries ?? d.tokenCacheMaxEntries;
+  const jwksCacheTtlSeconds = duration(
+    'jwks_cache_ttl',
+    entry.jwks_cache_ttl,
+    d.jwksCacheTtlSeconds,
+    d.minJwksCacheTtlSeconds,
+    d.maxJwksCacheTtlSeconds,
+  );
+  const jwksMaxStaleSeconds = duration(
+    'jwks_max_stale',
+    entry.jwks_max_stale,
+    d.jwksMaxStaleSeconds,
+    0,
+    d.maxJwksMaxStaleSeconds,
+    `of at most ${formatDuration(d.maxJwksMaxStaleSeconds)}, and at least jwks_cache_ttl`,
+  );
+  // Keys may not go stale before they would be refreshed: a bound below the TTL would drop fresh keys.
+  // The default bound is never below the largest TTL; a refused setting has been reported already.
+  if (
+    jwksMaxStaleSeconds < jwksCacheTtlSeconds &&
+    !refused.has('jwks_max_stale') &&
+    !refused.has('jwks_cache_ttl')
+  ) {
+    report(
+      [...at, 'jwks_max_stale'],
+      `jwks_max_stale (${formatDuration(jwksMaxStaleSeconds)}) must be at least jwks_cache_ttl (${formatDuration(jwksCacheTtlSeconds)})`,
+    );
+  }
+  let jwksFetchWaitMs: number = d.jwksFetchWaitMs;
+  if (entry.jwks_fetch_wait !== undefined) {
+    const ms = parseDurationMilliseconds(entry.jwks_fetch_wait);
+    if (ms === undefined || ms > d.maxJwksFetchWaitMs) {
+      report(
+        [...at, 'jwks_fetch_wait'],
+        `must be a duration from 0ms to ${formatDuration(d.maxJwksFetchWaitMs, true)} (800ms, whole seconds, or 1s)`,
+      );
+    } else {
+      jwksFetchWaitMs = ms;
+    }
+  }
   const tokenCache: TokenCachePolicy | undefined =
     cacheEntries === 0 ? undefined : { maxEntries: cacheEntries, ttlSeconds: cacheTtlSeconds };
   const issuer: IssuerPolicy = {
@@ -227,19 +281,22 @@ function compileIssuer(
       0,
       d.maxClockToleranceSeconds,
     ),
-    jwksCacheTtlSeconds: duration(
-      'jwks_cache_ttl',
-      entry.jwks_cache_ttl,
-      d.jwksCacheTtlSeconds,
-      d.minJwksCacheTtlSeconds,
-      d.maxJwksCacheTtlSeconds,
-    ),
+    jwksCacheTtlSeconds,
     jwksRefreshCooldownSeconds: duration(
       'jwks_refresh_cooldown',
       entry.jwks_refresh_cooldown,
       d.jwksRefreshCooldownSeconds,
       d.minJwksRefreshCooldownSeconds,
       d.maxJwksRefreshCooldownSeconds,
+    ),
+    jwksMaxStaleSeconds,
+    jwksFetchWaitMs,
+    maxTokenLifetimeSeconds: duration(
+      'max_token_lifetime',
+      entry.max_token_lifetime,
+      d.maxTokenLifetimeSeconds,
+      d.minMaxTokenLifetimeSeconds,
+      d.maxMaxTokenLifetimeSeconds,
     ),
     claims: Object.freeze({
       scopes: Object.freeze([...(entry.claims?.scopes ?? d.claims.scopes)]),
@@ -356,10 +413,7 @@ function schemaProblems(errors: readonly ErrorObject[], locator: Locator): Polic
         message = `missing required key "${String(error.params['missingProperty'])}"`;
         break;
       case 'oneOf':
-        message =
-          path[0] === 'issuers' && path.length === 2
-            ? 'give exactly one of "jwks_uri", "jwks_file", "discovery: true" or "openid_configuration"'
-            : 'must be a duration: whole seconds (30) or a number with a unit (30s, 5m, 1h)';
+        message = oneOfMessage(path, error.data);
         break;
       case 'const':
         message = `must be ${JSON.stringify(error.params['allowedValue'])}`;
@@ -382,6 +436,17 @@ function schemaProblems(errors: readonly ErrorObject[], locator: Locator): Polic
     problems.push(locator.at(target, message));
   }
   return problems;
+}
+
+function oneOfMessage(path: PathSegment[], value: unknown): string {
+  if (path[0] === 'issuers' && path.length === 2)
+    return 'give exactly one of "jwks_uri", "jwks_file", "discovery: true" or "openid_configuration"';
+  if (path.at(-1) === 'jwks_fetch_wait')
+    return 'must be a duration: milliseconds (800ms), whole seconds (1) or a number with a unit (1s)';
+  // Only jwks_fetch_wait takes ms; say so rather than only that the form is wrong.
+  if (isMillisecondsDuration(value))
+    return 'takes whole seconds at the finest (30, 30s, 5m, 1h): "ms" is accepted by jwks_fetch_wait only';
+  return 'must be a duration: whole seconds (30) or a number with a unit (30s, 5m, 1h)';
 }
 
 function patternMessage(path: PathSegment[]): string {

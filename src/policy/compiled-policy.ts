@@ -29,6 +29,23 @@ export interface IssuerPolicy {
   readonly jwksCacheTtlSeconds: number;
   /** The least time between two fetches of the key set (unknown `kid` refetches included), in seconds. */
   readonly jwksRefreshCooldownSeconds: number;
+  /**
+   * How long after the last successful fetch the cached keys may still be used while every refresh fails, in
+   * seconds (`jwks_max_stale`; default 24 hours, at least `jwksCacheTtlSeconds`, at most 30 days). Past it
+   * the keys are dropped and the issuer's tokens are answered 503 until a fetch succeeds.
+   */
+  readonly jwksMaxStaleSeconds: number;
+  /**
+   * The longest a request waits for a key-set fetch when no usable keys are held (start-up, or an unknown
+   * `kid`), in milliseconds (`jwks_fetch_wait`; default 500, at most 10,000). Must stay below Envoy's
+   * ext_authz timeout, or Envoy gives up first.
+   */
+  readonly jwksFetchWaitMs: number;
+  /**
+   * The longest token lifetime accepted, in seconds (`max_token_lifetime`; default 24 hours, 1 minute to
+   * 365 days): `exp - iat`, or `exp - now` when the token has no `iat`. `clockToleranceSeconds` is added.
+   */
+  readonly maxTokenLifetimeSeconds: number;
   readonly claims: ClaimNames;
   /** The `typ` header every token must carry (e.g. `at+jwt`, RFC 9068), or undefined: not checked. */
   readonly requiredTyp: string | undefined;

@@ -1,7 +1,7 @@
 import { Server, ServerCredentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import type { KeySetFetchEvent } from '../authn/issuer-keys.js';
+import type { KeyRejectionEvent, KeySetFetchEvent, KeySetUsabilityEvent } from '../authn/issuer-keys.js';
 import { createKeyRing, type KeyRing } from '../authn/key-ring.js';
 import { fetchKeySetOverHttp, type FetchKeySet } from '../authn/read-key-set.js';
 import { bearerTokenVerifier } from '../authn/verify-access-token.js';
@@ -18,8 +18,13 @@ import { PolicyWatcher, type ReloadResult } from '../policy/policy-watcher.js';
 /** The gRPC service name health is reported for (besides the overall "" service). */
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
 
-/** The verified-token cache hooks, which a server's metrics may leave out. */
-type TokenCacheMetrics = 'recordTokenCacheEvent' | 'readTokenCacheEntriesFrom';
+/** The verified-token cache and key-set hooks, which a server's metrics may leave out. */
+type TokenCacheMetrics =
+  | 'recordTokenCacheEvent'
+  | 'readTokenCacheEntriesFrom'
+  | 'recordKeyRejected'
+  | 'readKeyUsabilityFrom'
+  | 'recordCheckFault';
 
 /** What the server reports to metrics (the registry itself is the metrics server's business). */
 export type ServerMetrics = Omit<AuthzMetrics, 'registry' | TokenCacheMetrics> &
@@ -83,6 +88,27 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       if (event.outcome === 'ok') logger.info({ event: 'jwks_fetch', ...event }, 'issuer keys fetched');
       else logger.warn({ event: 'jwks_fetch', ...event }, 'issuer keys could not be fetched');
     },
+    // Said once per change of state, not per request.
+    onUsability: (event: KeySetUsabilityEvent) => {
+      const fields = {
+        event: 'jwks_usability',
+        issuer: event.issuer,
+        state: event.state,
+        fetched_at: event.fetchedAtMs === 0 ? null : new Date(event.fetchedAtMs).toISOString(),
+      };
+      if (event.state === 'stale') {
+        logger.error(fields, 'issuer keys dropped: no refresh succeeded within jwks_max_stale');
+      } else logger.info(fields, 'issuer keys usable again');
+      updateHealth();
+    },
+    // Once per distinct key set fetched.
+    onKeyRejected: (event: KeyRejectionEvent) => {
+      metrics?.recordKeyRejected?.(event.issuer, event.reason);
+      logger.warn(
+        { event: 'jwks_key_rejected', issuer: event.issuer, kid: event.kid ?? null, reason: event.reason },
+        'a key of the issuer key set cannot be used and is left out',
+      );
+    },
     ...(metrics?.recordTokenCacheEvent === undefined
       ? {}
       : { onTokenCacheEvent: metrics.recordTokenCacheEvent.bind(metrics) }),
@@ -119,6 +145,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
   let active = activate(watcher.policy);
   metrics?.setPolicyInfo({ version: active.policy.version, source: active.policy.source });
   metrics?.readTokenCacheEntriesFrom?.(() => active.keyRing.tokenCaches.sizes());
+  metrics?.readKeyUsabilityFrom?.(() => active.keyRing.usability());
 
   const check = createCheckHandler({
     active: () => active,
@@ -149,6 +176,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
     logger.info({ event: 'health', status }, `health ${status}`);
   }
 
+  const loggedFaultKinds = new Set<string>();
   const server = new Server(SERVER_OPTIONS);
   health.addToServer(server);
   options.cluster?.onVerdict(updateHealth);
@@ -160,7 +188,17 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       check(call.request).then(
         (response) => callback(null, response),
         (error: unknown) => {
-          logger.error({ event: 'check_failed', err: error }, 'internal error while checking a request');
+          // Envoy answers a gRPC error with `status_on_error` (503, README "Answers"). Logged in full once
+          // per kind of fault, then counted: a fault that hits every request must not flood the log.
+          const kind = checkFaultKind(error);
+          metrics?.recordCheckFault?.(kind);
+          if (!loggedFaultKinds.has(kind) && loggedFaultKinds.size < MAX_LOGGED_FAULT_KINDS) {
+            loggedFaultKinds.add(kind);
+            logger.error(
+              { event: 'check_failed', kind, err: error },
+              'internal error while checking a request (answered 503; further ones of this kind are only counted)',
+            );
+          }
           callback({ code: GrpcStatus.INTERNAL, details: 'internal error' });
         },
       );
@@ -187,6 +225,8 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
   void active.keyRing.prefetch().then(updateHealth);
   const healthTimer = setInterval(() => {
     const { keyRing } = active;
+    // Refreshes happen here too, so keys stay fresh (and staleness is noticed) with no traffic at all.
+    keyRing.refreshIfDue();
     if (!keyRing.ready) void keyRing.prefetch().then(updateHealth);
     updateHealth();
   }, HEALTH_INTERVAL_MS);
@@ -223,6 +263,17 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
 /** What the server holds for the policy in force: what the handler reads, plus the keys for health. */
 interface ServedPolicy extends ActivePolicy {
   readonly keyRing: KeyRing;
+}
+
+/** Distinct kinds of Check fault logged in full; past it, faults are only counted. */
+const MAX_LOGGED_FAULT_KINDS = 32;
+
+/** A bounded name for a fault: its stable `code` if it has one of a sane shape, else its class name. */
+function checkFaultKind(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^[A-Za-z0-9_]{1,48}$/.test(code)) return code;
+  const name = error instanceof Error ? error.name : typeof error;
+  return /^[A-Za-z0-9_]{1,48}$/.test(name) ? name : 'other';
 }
 
 function observeDecision(metrics: ServerMetrics, decision: Decision, durationMs: number): void {

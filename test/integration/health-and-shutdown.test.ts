@@ -195,7 +195,11 @@ describe('graceful shutdown: SIGTERM through the real command line', () => {
       temp.dir,
       'policy.yaml',
       policyText(
-        [{ jwksUri: a.jwks.url }, { issuer: SECOND_ISSUER, jwksUri: b.jwks.url }],
+        [
+          { jwksUri: a.jwks.url },
+          // B's first fetch is held: its calls wait for it (up to jwks_fetch_wait), in flight at SIGTERM.
+          { issuer: SECOND_ISSUER, jwksUri: b.jwks.url, settings: { jwks_fetch_wait: '10s' } },
+        ],
         bankRoutes(['view:balance']),
       ),
     );

@@ -9,6 +9,7 @@ import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
 import { demoPolicyText } from '../support/inline-policy.js';
 import { createManualClock, type ManualClock } from '../support/manual-clock.js';
 import { generateTestKey, startJwksServer, type TestKey } from '../support/test-issuer.js';
+import { waitUntil } from '../support/wait-until.js';
 
 // Key sets fetched from real HTTP servers on 127.0.0.1; the injected-fetch cases are in test/unit/issuer-keys.test.ts.
 const TTL_MS = 60_000; // jwks_cache_ttl: 60
@@ -42,7 +43,7 @@ function issuerKeys(issuer: IssuerPolicy, fetchKeySet: FetchKeySet): IssuerKeys 
 }
 
 describe('IssuerKeys over HTTP on 127.0.0.1', () => {
-  it('fetches from a JWKS server, caches, and keeps the keys when the server starts failing', async () => {
+  it('fetches from a JWKS server, caches, and keeps the keys when a background refresh fails', async () => {
     const server = await startJwksServer([first.publicJwk]);
     try {
       const keys = issuerKeys(issuerWith({ jwksUri: server.url }), fetchKeySetOverHttp);
@@ -52,10 +53,21 @@ describe('IssuerKeys over HTTP on 127.0.0.1', () => {
       expect(server.requests).toBe(1);
 
       server.failWith(500);
-      clock.advance(TTL_MS);
-      expect(await lookUp(keys, 'key-1')).toBe('found');
+      clock.advance(TTL_MS); // past the refresh time (75 to 90 % of the TTL)
+      expect(await lookUp(keys, 'key-1')).toBe('found'); // at once, from the held keys
+      await waitUntil(
+        () => events.length,
+        (count) => count === 2,
+        { timeoutMs: 5000, what: 'the background refresh to end' },
+      );
       expect(server.requests).toBe(2);
-      expect(events.at(-1)).toMatchObject({ outcome: 'error', error: `${server.url} answered HTTP 500` });
+      expect(events.at(-1)).toMatchObject({
+        outcome: 'error',
+        trigger: 'refresh',
+        error: `${server.url} answered HTTP 500`,
+      });
+      expect(await lookUp(keys, 'key-1')).toBe('found');
+      expect(keys.usable).toBe(true);
     } finally {
       await server.close();
     }

@@ -39,6 +39,8 @@ const DENIAL_TABLE = {
   token_audience_mismatch: { status: 401, error: 'invalid_token', challenge: invalidToken },
   token_type_invalid: { status: 401, error: 'invalid_token', challenge: invalidToken },
   token_claims_invalid: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_lifetime_exceeded: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  token_issued_in_future: { status: 401, error: 'invalid_token', challenge: invalidToken },
   insufficient_scope: {
     status: 403,
     error: 'insufficient_scope',

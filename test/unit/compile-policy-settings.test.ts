@@ -65,12 +65,18 @@ describe('compilePolicy: defaults and settings', () => {
       clockToleranceSeconds: 30,
       jwksCacheTtlSeconds: 300,
       jwksRefreshCooldownSeconds: 30,
+      jwksMaxStaleSeconds: 86_400,
+      jwksFetchWaitMs: 500,
+      maxTokenLifetimeSeconds: 86_400,
     });
     expect(POLICY_DEFAULTS).toMatchObject({
       maxTokenBytes: 8192,
       clockToleranceSeconds: 30,
       jwksCacheTtlSeconds: 300,
       jwksRefreshCooldownSeconds: 30,
+      jwksMaxStaleSeconds: 86_400,
+      jwksFetchWaitMs: 500,
+      maxTokenLifetimeSeconds: 86_400,
     });
   });
 
@@ -87,6 +93,9 @@ describe('compilePolicy: defaults and settings', () => {
       clockToleranceSeconds: 60,
       jwksCacheTtlSeconds: 3600,
       jwksRefreshCooldownSeconds: 45,
+      jwksMaxStaleSeconds: 43_200,
+      jwksFetchWaitMs: 800,
+      maxTokenLifetimeSeconds: 7200,
       claims: { scopes: ['scope', 'scp'], acr: 'acr', amr: 'amr', authTime: 'auth_time' },
       requiredTyp: undefined,
       tokenCache: { maxEntries: 50_000, ttlSeconds: 120 },

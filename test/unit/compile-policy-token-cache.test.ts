@@ -40,7 +40,7 @@ describe('compilePolicy: the verified-token cache per issuer (token_cache)', () 
     expectSingleProblem(error, 'ERR_POLICY_INVALID', {
       line: 9,
       path: 'issuers[0].token_cache.ttl',
-      message: 'must be a duration from 1s to 3600s (whole seconds, or 30s / 5m / 1h)',
+      message: 'must be a duration from 1s to 1h (whole seconds, or 30s / 5m / 1h)',
     });
   });
 
@@ -51,7 +51,7 @@ describe('compilePolicy: the verified-token cache per issuer (token_cache)', () 
     expectSingleProblem(error, 'ERR_POLICY_INVALID', {
       line: 8,
       path: 'issuers[0].token_cache.ttl',
-      message: /^must be a duration from 1s to 3600s/,
+      message: /^must be a duration from 1s to 1h/,
     });
   });
 

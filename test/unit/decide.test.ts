@@ -187,6 +187,8 @@ describe('decideAccess', () => {
     token_audience_mismatch: 'the token is not meant for this API',
     token_type_invalid: 'the token is not an access token of the required type',
     token_claims_invalid: 'the scope claim is malformed',
+    token_lifetime_exceeded: "the token's lifetime is longer than this API accepts",
+    token_issued_in_future: 'the token was issued in the future',
   };
 
   it.each(Object.entries(reasons) as [InvalidTokenReason, string][])(

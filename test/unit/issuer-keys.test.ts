@@ -4,30 +4,46 @@ import { join } from 'node:path';
 import type { JWK } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { lookUp } from '../support/look-up-key.js';
-import { IssuerKeys, type KeySetFetchEvent } from '../../src/authn/issuer-keys.js';
+import { IssuerKeys, type KeySetFetchEvent, type KeySetUsabilityEvent } from '../../src/authn/issuer-keys.js';
 import { KeySetError } from '../../src/authn/key-set-errors.js';
 import { KEY_SET_LIMITS, readKeySet, type FetchKeySet } from '../../src/authn/read-key-set.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
 import { demoPolicyText } from '../support/inline-policy.js';
-import { createKeySetFetch, type FakeKeySetFetch } from '../support/key-set-fetch.js';
+import { createKeySetFetch, recordWaits, settle, type FakeKeySetFetch } from '../support/key-set-fetch.js';
 import { createManualClock, type ManualClock } from '../support/manual-clock.js';
 import { generateTestKey, type TestKey } from '../support/test-issuer.js';
 
+const ISSUER = 'https://idp.example/';
 const JWKS_URI = 'https://idp.example/.well-known/jwks.json';
 const TTL_MS = 60_000; // jwks_cache_ttl: 60
 const COOLDOWN_MS = 10_000; // jwks_refresh_cooldown: 10
+/** When the background refresh starts after a successful fetch, with random() = 0: 75 % of the TTL. */
+const REFRESH_AT_MS = 45_000;
+const FETCH_WAIT_MS = 500; // the default jwks_fetch_wait
 
-function issuerWith(settings: { ttl?: number; cooldown?: number; jwksUri?: string } = {}): IssuerPolicy {
+interface IssuerSettings {
+  readonly ttl?: number;
+  readonly cooldown?: number;
+  readonly jwksUri?: string;
+  /** jwks_max_stale, as written in the policy (default: none, so 24 hours). */
+  readonly maxStale?: string;
+  /** jwks_fetch_wait, as written in the policy (default: none, so 500 ms). */
+  readonly fetchWait?: string;
+}
+
+function issuerWith(settings: IssuerSettings = {}): IssuerPolicy {
   const text = demoPolicyText([], {
     keys: { jwksUri: settings.jwksUri ?? JWKS_URI },
     issuerSettings: {
       jwks_cache_ttl: settings.ttl ?? TTL_MS / 1000,
       jwks_refresh_cooldown: settings.cooldown ?? COOLDOWN_MS / 1000,
+      ...(settings.maxStale === undefined ? {} : { jwks_max_stale: settings.maxStale }),
+      ...(settings.fetchWait === undefined ? {} : { jwks_fetch_wait: settings.fetchWait }),
     },
   });
   const policy = compilePolicy(text, 'policy.yaml');
-  return policy.issuers.get('https://idp.example/')!;
+  return policy.issuers.get(ISSUER)!;
 }
 
 let first: TestKey;
@@ -45,19 +61,46 @@ beforeAll(async () => {
 let clock: ManualClock;
 let fetch: FakeKeySetFetch;
 let events: KeySetFetchEvent[];
+let usability: KeySetUsabilityEvent[];
+/** The `ms` of every wait a request made for a fetch, in order (the issuer's jwks_fetch_wait). */
+let waits: readonly number[];
 
 beforeEach(() => {
   clock = createManualClock();
   fetch = createKeySetFetch([first.publicJwk]);
   events = [];
+  usability = [];
+  waits = [];
 });
 
-function issuerKeys(issuer: IssuerPolicy = issuerWith(), fetchKeySet: FetchKeySet = fetch.fetch): IssuerKeys {
-  return new IssuerKeys({ issuer, fetchKeySet, now: clock.now, onFetch: (event) => events.push(event) });
+interface KeysOptions {
+  readonly issuer?: IssuerPolicy;
+  readonly fetchKeySet?: FetchKeySet;
+  /** The refresh jitter (default 0: the refresh at 75 % of the TTL, a retry at exactly the cooldown). */
+  readonly random?: () => number;
+  /**
+   * How a request waits for a fetch: to its end (default; a scripted fetch ends at once unless held), or
+   * not at all, as if jwks_fetch_wait had passed (for a fetch that hangs). No timer either way.
+   */
+  readonly wait?: 'until_done' | 'give_up';
+}
+
+function issuerKeys(options: KeysOptions = {}): IssuerKeys {
+  const recorded = recordWaits(options.wait ?? 'until_done');
+  waits = recorded.waits;
+  return new IssuerKeys({
+    issuer: options.issuer ?? issuerWith(),
+    fetchKeySet: options.fetchKeySet ?? fetch.fetch,
+    now: clock.now,
+    random: options.random ?? (() => 0),
+    waitAtMost: recorded.waitAtMost,
+    onFetch: (event) => events.push(event),
+    onUsability: (event) => usability.push(event),
+  });
 }
 
 describe('IssuerKeys: fetching and caching', () => {
-  it('fetches nothing until first used, then fetches once', async () => {
+  it('fetches nothing until first used; the first use waits for the fetch, at most jwks_fetch_wait', async () => {
     const keys = issuerKeys();
 
     expect(fetch.calls).toBe(0);
@@ -66,7 +109,8 @@ describe('IssuerKeys: fetching and caching', () => {
     expect(fetch.calls).toBe(1);
     expect(fetch.urls).toEqual([JWKS_URI]);
     expect(keys.ready).toBe(true);
-    expect(events).toEqual([{ issuer: 'https://idp.example/', outcome: 'ok', trigger: 'initial', keys: 1 }]);
+    expect(waits).toEqual([FETCH_WAIT_MS]);
+    expect(events).toEqual([{ issuer: ISSUER, outcome: 'ok', trigger: 'initial', keys: 1 }]);
   });
 
   it('lets concurrent first uses share one fetch', async () => {
@@ -81,53 +125,83 @@ describe('IssuerKeys: fetching and caching', () => {
     expect(fetch.calls).toBe(1);
   });
 
-  it('uses the cached keys until the cache TTL has passed', async () => {
+  it('uses the held keys, fetching nothing, until the background refresh is due', async () => {
     const keys = issuerKeys();
     await lookUp(keys, 'key-1');
 
-    clock.advance(TTL_MS - 1);
+    clock.advance(REFRESH_AT_MS - 1);
 
     expect(await lookUp(keys, 'key-1')).toBe('found');
     expect(fetch.calls).toBe(1);
   });
 
-  it('fetches again once the cache TTL has passed', async () => {
+  it('refreshes in the background once due, answering from the held keys without waiting for it', async () => {
     const keys = issuerKeys();
-    await lookUp(keys, 'key-1');
+    await keys.prefetch();
+    clock.advance(REFRESH_AT_MS);
+    const refresh = fetch.holdNext();
 
-    clock.advance(TTL_MS);
+    expect(await lookUp(keys, 'key-1')).toBe('found'); // the refresh is still held
+    await refresh.started;
+    expect(fetch.calls).toBe(2);
+    expect(waits).toEqual([]);
+    expect(events.map((event) => event.trigger)).toEqual(['initial']);
+
+    refresh.release();
+    await settle();
+    expect(events.map((event) => event.trigger)).toEqual(['initial', 'refresh']);
+    expect(events.at(-1)).toEqual({ issuer: ISSUER, outcome: 'ok', trigger: 'refresh', keys: 1 });
+  });
+
+  it('keeps the held keys when a refresh brings a set with no usable key, and says the fetch failed', async () => {
+    const keys = issuerKeys();
+    await keys.prefetch();
+    const generation = keys.generation;
+    fetch.publish([{ ...first.publicJwk, use: 'enc' }]); // nothing a signature could be checked with
+    clock.advance(REFRESH_AT_MS);
+
     expect(await lookUp(keys, 'key-1')).toBe('found');
-
+    await settle();
     expect(fetch.calls).toBe(2);
-    expect(events.map((event) => event.trigger)).toEqual(['initial', 'expired']);
+    expect(events.at(-1)).toMatchObject({
+      outcome: 'error',
+      trigger: 'refresh',
+      error: 'the key set has no usable key',
+    });
+    expect(await lookUp(keys, 'key-1')).toBe('found');
+    expect(keys.usable).toBe(true);
+    expect(keys.generation).toBe(generation);
   });
 
-  it('lets concurrent uses after expiry share one refetch', async () => {
+  it('lets the uses during a background refresh share it: one fetch, none waiting', async () => {
     const keys = issuerKeys();
-    await lookUp(keys, 'key-1');
-    clock.advance(TTL_MS);
-    const held = fetch.holdNext();
+    await keys.prefetch();
+    clock.advance(REFRESH_AT_MS);
+    const refresh = fetch.holdNext();
 
-    const lookups = [lookUp(keys, 'key-1'), lookUp(keys, 'key-1'), lookUp(keys, 'key-1')];
-    await held.started;
-    held.release();
+    const answers = await Promise.all([lookUp(keys, 'key-1'), lookUp(keys, 'key-1'), lookUp(keys, 'key-1')]);
+    await refresh.started;
+    refresh.release();
+    await settle();
 
-    expect(await Promise.all(lookups)).toEqual(['found', 'found', 'found']);
+    expect(answers).toEqual(['found', 'found', 'found']);
     expect(fetch.calls).toBe(2);
+    expect(waits).toEqual([]);
   });
 
-  it('keeps using the stale keys when a refetch fails, and retries only after the cooldown', async () => {
+  it('keeps using the held keys when a refresh fails, and retries only a cooldown after it ended', async () => {
     const keys = issuerKeys();
     await lookUp(keys, 'key-1');
-    clock.advance(TTL_MS);
+    clock.advance(REFRESH_AT_MS);
     fetch.failWith(500);
 
     expect(await lookUp(keys, 'key-1')).toBe('found');
+    await settle();
     expect(keys.ready).toBe(true);
     expect(events[1]).toEqual({
-      issuer: 'https://idp.example/',
+      issuer: ISSUER,
       outcome: 'error',
-      trigger: 'expired',
+      trigger: 'refresh',
       error: `${JWKS_URI} answered HTTP 500`,
     });
 
@@ -140,15 +214,140 @@ describe('IssuerKeys: fetching and caching', () => {
     expect(fetch.calls).toBe(3);
   });
 
-  it('keeps the stale keys also when the refetched set is unusable', async () => {
+  it('keeps the held keys also when the refreshed set cannot be read', async () => {
     const keys = issuerKeys();
     await lookUp(keys, 'key-1');
-    clock.advance(TTL_MS);
+    clock.advance(REFRESH_AT_MS);
     fetch.publish([]);
     fetch.failWith(new Error('socket hang up'));
 
     expect(await lookUp(keys, 'key-1')).toBe('found');
-    expect(events.at(-1)).toMatchObject({ outcome: 'error', trigger: 'expired', error: 'socket hang up' });
+    await settle();
+    expect(await lookUp(keys, 'key-1')).toBe('found');
+    expect(events.at(-1)).toMatchObject({ outcome: 'error', trigger: 'refresh', error: 'socket hang up' });
+  });
+
+  it('after a refresh that took 8 s and failed, waits the cooldown from its end, not its start', async () => {
+    const keys = issuerKeys({ issuer: issuerWith({ cooldown: 5 }) });
+    await keys.prefetch();
+    clock.advance(REFRESH_AT_MS);
+    fetch.failWith(503);
+    const slow = fetch.holdNext();
+    keys.refreshIfDue();
+    await slow.started;
+
+    clock.advance(8000);
+    slow.release();
+    await settle();
+    expect(events.at(-1)).toMatchObject({ outcome: 'error', trigger: 'refresh' });
+
+    clock.advance(4999); // 13 s after the refresh started, not yet 5 s after it ended
+    expect(await lookUp(keys, 'key-1')).toBe('found');
+    expect(fetch.calls).toBe(2);
+
+    clock.advance(1);
+    expect(await lookUp(keys, 'key-1')).toBe('found');
+    expect(fetch.calls).toBe(3);
+  });
+});
+
+describe('IssuerKeys: when the background refresh starts', () => {
+  it.each([
+    ['0', 0, 45_000],
+    ['0.5', 0.5, 49_500],
+    ['0.999999 (about 1)', 0.999_999, 54_000],
+  ])(
+    'with random() = %s, at %i ms after the fetch (75 to 90 % of jwks_cache_ttl), not before',
+    async (_case, random, refreshAtMs) => {
+      const keys = issuerKeys({ random: () => random });
+      await keys.prefetch();
+
+      clock.advance(refreshAtMs - 1);
+      expect(await lookUp(keys, 'key-1')).toBe('found');
+      keys.refreshIfDue();
+      expect(fetch.calls).toBe(1);
+
+      clock.advance(1);
+      expect(await lookUp(keys, 'key-1')).toBe('found');
+      expect(fetch.calls).toBe(2);
+      expect(waits).toEqual([]);
+    },
+  );
+});
+
+describe('IssuerKeys: a key set endpoint that hangs', () => {
+  const MAX_STALE_MS = 15 * 60_000; // jwks_max_stale: 15m
+
+  it('answers from the held keys while a refresh hangs, up to jwks_max_stale; then refuses, and recovers on a success', async () => {
+    const keys = issuerKeys({ issuer: issuerWith({ maxStale: '15m' }), wait: 'give_up' });
+    await keys.prefetch();
+    const fetchedAt = clock.now();
+    clock.advance(REFRESH_AT_MS);
+    const hung = fetch.holdNext(); // never released until the end
+    expect(await lookUp(keys, 'key-1')).toBe('found');
+    await hung.started;
+
+    for (let elapsed = 0; elapsed < 10 * TTL_MS; elapsed += 5000) {
+      clock.advance(5000);
+      expect(await lookUp(keys, 'key-1')).toBe('found');
+    }
+    expect(fetch.calls).toBe(2); // the hung refresh is still under way: no other starts
+    expect(waits).toEqual([]); // and no request waited for it
+
+    clock.advance(fetchedAt + MAX_STALE_MS - clock.now()); // exactly jwks_max_stale since the last success
+    expect(await lookUp(keys, 'key-1')).toBe('found');
+    expect(keys.usable).toBe(true);
+    const generation = keys.generation;
+    expect(usability).toEqual([]);
+
+    clock.advance(1);
+    const answers = await Promise.all(Array.from({ length: 5 }, () => lookUp(keys, 'key-1')));
+    expect(answers).toEqual(Array(5).fill('ERR_JWKS_UNAVAILABLE'));
+    expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_UNAVAILABLE');
+    expect(keys.usable).toBe(false);
+    expect(keys.ready).toBe(false);
+    expect(keys.generation).toBe(generation + 1); // verified-token caches empty
+    expect(usability).toEqual([{ issuer: ISSUER, state: 'stale', fetchedAtMs: fetchedAt }]);
+    expect(waits).toEqual(Array(6).fill(FETCH_WAIT_MS)); // each waited for the hung fetch, at most this
+    expect(fetch.calls).toBe(2);
+
+    hung.release(); // the endpoint answers at last
+    await settle();
+    expect(keys.usable).toBe(true);
+    expect(await lookUp(keys, 'key-1')).toBe('found');
+    expect(keys.generation).toBe(generation + 2);
+    expect(usability).toEqual([
+      { issuer: ISSUER, state: 'stale', fetchedAtMs: fetchedAt },
+      { issuer: ISSUER, state: 'usable', fetchedAtMs: clock.now() },
+    ]);
+
+    clock.advance(REFRESH_AT_MS); // a later success is nothing new
+    keys.refreshIfDue();
+    await settle();
+    expect(fetch.calls).toBe(3);
+    expect(usability).toHaveLength(2);
+  });
+
+  it('at start-up, a request waits at most jwks_fetch_wait, then gets ERR_JWKS_UNAVAILABLE; the fetch fills the cache later', async () => {
+    const keys = issuerKeys({ issuer: issuerWith({ fetchWait: '800ms' }), wait: 'give_up' });
+    const hung = fetch.holdNext();
+
+    expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_UNAVAILABLE');
+    await hung.started;
+    expect(waits).toEqual([800]);
+    expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_UNAVAILABLE'); // joins the fetch under way
+    expect(fetch.calls).toBe(1);
+    expect(waits).toEqual([800, 800]);
+    expect(events).toEqual([]);
+
+    hung.release();
+    await settle();
+
+    expect(await lookUp(keys, 'key-1')).toBe('found');
+    expect(fetch.calls).toBe(1);
+    expect(waits).toEqual([800, 800]); // keys held: nothing waits any more
+    expect(events).toEqual([{ issuer: ISSUER, outcome: 'ok', trigger: 'initial', keys: 1 }]);
+    expect(usability).toEqual([]); // never usable before: no change of state to report
   });
 });
 
@@ -161,12 +360,7 @@ describe('IssuerKeys: unknown kid and key rotation', () => {
 
     expect(await lookUp(keys, 'key-2')).toBe('found');
     expect(fetch.calls).toBe(2);
-    expect(events.at(-1)).toEqual({
-      issuer: 'https://idp.example/',
-      outcome: 'ok',
-      trigger: 'unknown_key',
-      keys: 2,
-    });
+    expect(events.at(-1)).toEqual({ issuer: ISSUER, outcome: 'ok', trigger: 'unknown_key', keys: 2 });
     expect(await lookUp(keys, 'key-1')).toBe('found');
     expect(fetch.calls).toBe(2);
   });
@@ -188,6 +382,34 @@ describe('IssuerKeys: unknown kid and key rotation', () => {
     clock.advance(1);
     expect(await lookUp(keys, 'key-2')).toBe('found');
     expect(fetch.calls).toBe(3);
+  });
+
+  it('waits at most jwks_fetch_wait for an unknown-kid refetch, and counts its cooldown from the end of it', async () => {
+    const keys = issuerKeys({ wait: 'give_up' });
+    await keys.prefetch();
+    clock.advance(COOLDOWN_MS);
+    fetch.publish([first.publicJwk, second.publicJwk]);
+    const slow = fetch.holdNext();
+
+    expect(await lookUp(keys, 'key-2')).toBe('ERR_JWKS_NO_MATCHING_KEY'); // gave up waiting
+    await slow.started;
+    expect(waits).toEqual([FETCH_WAIT_MS]);
+    clock.advance(8000); // the refetch takes 8 s
+    slow.release();
+    await settle();
+    expect(await lookUp(keys, 'key-2')).toBe('found'); // it filled the cache
+    expect(events.at(-1)).toMatchObject({ outcome: 'ok', trigger: 'unknown_key', keys: 2 });
+
+    fetch.publish([first.publicJwk, second.publicJwk, third.publicJwk]);
+    clock.advance(COOLDOWN_MS - 1); // 18 s after the refetch started, not yet 10 s after it ended
+    expect(await lookUp(keys, 'key-3')).toBe('ERR_JWKS_NO_MATCHING_KEY');
+    expect(fetch.calls).toBe(2);
+
+    clock.advance(1);
+    expect(await lookUp(keys, 'key-3')).toBe('ERR_JWKS_NO_MATCHING_KEY'); // gave up waiting again
+    expect(fetch.calls).toBe(3);
+    await settle();
+    expect(await lookUp(keys, 'key-3')).toBe('found');
   });
 
   it('does not refetch within a second of the previous fetch, whatever the trigger', async () => {
@@ -241,14 +463,18 @@ describe('IssuerKeys: unknown kid and key rotation', () => {
     expect(events.at(-1)).toMatchObject({ outcome: 'error', trigger: 'unknown_key' });
   });
 
-  it('drops a key the issuer has withdrawn once the set is refetched', async () => {
+  it('drops a key the issuer has withdrawn once the background refresh brings the new set', async () => {
     const keys = issuerKeys();
     await lookUp(keys, 'key-1');
     fetch.publish([second.publicJwk]);
-    clock.advance(TTL_MS);
+    clock.advance(REFRESH_AT_MS);
+
+    expect(await lookUp(keys, 'key-1')).toBe('found'); // the held set, while the refresh runs
+    await settle();
 
     expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_NO_MATCHING_KEY');
     expect(await lookUp(keys, 'key-2')).toBe('found');
+    expect(fetch.calls).toBe(2);
   });
 });
 
@@ -265,15 +491,10 @@ describe('IssuerKeys: while no keys are held', () => {
       );
 
     expect(error).toBeInstanceOf(KeySetError);
-    expect(error).toMatchObject({ code: 'ERR_JWKS_UNAVAILABLE', issuer: 'https://idp.example/' });
+    expect(error).toMatchObject({ code: 'ERR_JWKS_UNAVAILABLE', issuer: ISSUER });
     expect(keys.ready).toBe(false);
     expect(events).toEqual([
-      {
-        issuer: 'https://idp.example/',
-        outcome: 'error',
-        trigger: 'initial',
-        error: 'connect ECONNREFUSED 127.0.0.1:443',
-      },
+      { issuer: ISSUER, outcome: 'error', trigger: 'initial', error: 'connect ECONNREFUSED 127.0.0.1:443' },
     ]);
   });
 
@@ -284,7 +505,7 @@ describe('IssuerKeys: while no keys are held', () => {
   ])(
     'with %s (%i s), retries a failed first fetch after min(5 s, cooldown) = %i ms, not sooner',
     async (_case, cooldown, retryMs) => {
-      const keys = issuerKeys(issuerWith({ cooldown }));
+      const keys = issuerKeys({ issuer: issuerWith({ cooldown }) });
       fetch.failWith(500);
       expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_UNAVAILABLE');
 
@@ -298,6 +519,32 @@ describe('IssuerKeys: while no keys are held', () => {
       expect(fetch.calls).toBe(2);
     },
   );
+
+  it('counts the retry delay from the end of a failed fetch: one that took 8 s, cooldown 5 s', async () => {
+    const keys = issuerKeys({ issuer: issuerWith({ cooldown: 5 }), wait: 'give_up' });
+    const slow = fetch.holdNext();
+    expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_UNAVAILABLE');
+    await slow.started;
+
+    clock.advance(8000);
+    fetch.failWith(503);
+    slow.release();
+    await settle();
+    expect(events).toEqual([expect.objectContaining({ outcome: 'error', trigger: 'initial' })]);
+    fetch.failWith(undefined);
+
+    clock.advance(4999); // 13 s after the fetch started, not yet 5 s after it ended
+    expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_UNAVAILABLE');
+    keys.refreshIfDue();
+    await keys.prefetch();
+    expect(fetch.calls).toBe(1);
+
+    clock.advance(1);
+    expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_UNAVAILABLE'); // started the fetch, gave up waiting
+    expect(fetch.calls).toBe(2);
+    await settle();
+    expect(await lookUp(keys, 'key-1')).toBe('found');
+  });
 });
 
 describe('IssuerKeys: prefetch and ready', () => {
@@ -380,13 +627,11 @@ describe('IssuerKeys: refusing a bad key set', () => {
       'the key set has more than 100 keys',
     ],
   ])('refuses %s and holds no keys', async (_case, respond, message) => {
-    const keys = issuerKeys(issuerWith(), async () => respond());
+    const keys = issuerKeys({ fetchKeySet: async () => respond() });
 
     expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_UNAVAILABLE');
     expect(keys.ready).toBe(false);
-    expect(events).toEqual([
-      { issuer: 'https://idp.example/', outcome: 'error', trigger: 'initial', error: message },
-    ]);
+    expect(events).toEqual([{ issuer: ISSUER, outcome: 'error', trigger: 'initial', error: message }]);
   });
 });
 

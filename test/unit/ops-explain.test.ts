@@ -38,13 +38,14 @@ describe('authz explain on the demo policy (--claims)', () => {
         'requires   scopes: view:balance (all of them)',
         '           login: any',
         '           mode: enforce',
-        'token      claims given, not verified: no signature, exp, nbf or aud was checked',
+        'token      claims given, not verified: no signature, exp, nbf, iat, lifetime or aud was checked',
         '           issuer:    http://127.0.0.1:9000',
         '           sub:       alice',
         '           scopes:    view:balance',
         '           acr:       -',
         '           amr:       -',
         '           auth_time: -',
+        '           limits:    max_token_lifetime 1d, clock_tolerance 30s, jwks_max_stale 1d, jwks_fetch_wait 500ms',
         'decision   allow',
         'response   passed to the upstream, which answers',
         '           sets x-auth-subject: alice',
@@ -245,7 +246,9 @@ describe('authz explain --token (verified with a jwks_file key) against --claims
       '--token',
       jwt,
     );
-    expect(output).toContain(`token      verified with the keys of ${ISSUER} (signature, exp, nbf, aud)\n`);
+    expect(output).toContain(
+      `token      verified with the keys of ${ISSUER} (signature, exp, nbf, iat, lifetime, aud)\n`,
+    );
     expect(output).toContain('decision   allow\n');
     expect(output).not.toContain(jwt);
     expect(output).not.toContain(jwt.split('.')[2]!);
@@ -255,7 +258,7 @@ describe('authz explain --token (verified with a jwks_file key) against --claims
       ...['--claims', '{"sub": "alice", "scope": "view:balance"}'],
     );
     expect(claims).toContain(
-      'token      claims given, not verified: no signature, exp, nbf or aud was checked\n',
+      'token      claims given, not verified: no signature, exp, nbf, iat, lifetime or aud was checked\n',
     );
     // Apart from how far the token is trusted, the two explanations agree.
     const withoutToken = (text: string) => text.split('\n').filter((line) => !line.startsWith('token'));
@@ -273,6 +276,12 @@ describe('authz explain --token (verified with a jwks_file key) against --claims
       note: 'the token was refused',
       refused: { reason: 'token_expired', description: 'the token has expired' },
       unverified: { iss: ISSUER, sub: 'alice', exp: NOW_SECONDS - 3600 },
+      limits: {
+        clock_tolerance: 30,
+        max_token_lifetime: 86_400,
+        jwks_max_stale: 86_400,
+        jwks_fetch_wait_ms: 500,
+      },
     });
     expect(explanation.response).toMatchObject({ kind: 'deny', status: 401 });
     expect(JSON.stringify(explanation)).not.toContain(jwt);
@@ -289,7 +298,8 @@ describe('authz explain --token (verified with a jwks_file key) against --claims
     );
     expect(output).toContain(
       'token      the token was refused: token_expired: the token has expired\n' +
-        `           unverified claims: iss ${ISSUER}, sub alice, exp 2026-11-27T11:00:00Z\n`,
+        `           unverified claims: iss ${ISSUER}, sub alice, exp 2026-11-27T11:00:00Z\n` +
+        '           limits:    max_token_lifetime 1d, clock_tolerance 30s, jwks_max_stale 1d, jwks_fetch_wait 500ms\n',
     );
   });
 

@@ -10,7 +10,7 @@ import { authorize } from '../../src/authz/authorize.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { CompiledPolicy } from '../../src/policy/compiled-policy.js';
 import { DEMO_AUDIENCE, DEMO_ISSUER, demoPolicyText } from '../support/inline-policy.js';
-import { createKeySetFetch, type FakeKeySetFetch } from '../support/key-set-fetch.js';
+import { createKeySetFetch, recordWaits, settle, type FakeKeySetFetch } from '../support/key-set-fetch.js';
 import { createManualClock, type ManualClock } from '../support/manual-clock.js';
 import {
   generateTestKey,
@@ -21,13 +21,15 @@ import {
 } from '../support/test-issuer.js';
 
 const TOLERANCE_S = 30; // clock_tolerance
-const JWKS_TTL_MS = 60_000; // jwks_cache_ttl: 60
+/** When the background refresh of the keys starts after a fetch: 75 % of jwks_cache_ttl (60 s), random() = 0. */
+const JWKS_REFRESH_AT_MS = 45_000;
+const JWKS_COOLDOWN_MS = 10_000; // jwks_refresh_cooldown: 10
 
 /** The issuer settings every policy here starts from; a test overrides some. */
 const BASE_SETTINGS: Readonly<Record<string, string | number>> = {
   clock_tolerance: TOLERANCE_S,
-  jwks_cache_ttl: JWKS_TTL_MS / 1000,
-  jwks_refresh_cooldown: 10,
+  jwks_cache_ttl: 60,
+  jwks_refresh_cooldown: JWKS_COOLDOWN_MS / 1000,
   token_cache: '{ max_entries: 100, ttl: 1h }', // longer than the tokens, unless a test says otherwise
 };
 const ROUTES = [
@@ -55,20 +57,28 @@ beforeAll(async () => {
 let clock: ManualClock;
 let fetch: FakeKeySetFetch;
 let events: [string, TokenCacheEvent][];
+/** Every wait of a request for a key-set fetch; the waits end with the fetch, and run no timer. */
+let waits: ReturnType<typeof recordWaits>;
 
 beforeEach(() => {
   clock = createManualClock();
   fetch = createKeySetFetch([signer.publicJwk, other.publicJwk]);
   events = [];
+  waits = recordWaits('until_done');
 });
 
-/** A key ring as the server builds it; keys fetched first, as the server does at start-up. */
+/**
+ * A key ring as the server builds it; keys fetched first, as the server does at start-up. The refresh
+ * jitter is 0: the background refresh is due at JWKS_REFRESH_AT_MS after a fetch.
+ */
 async function ringFor(policy: CompiledPolicy, previous?: KeyRing): Promise<KeyRing> {
   const ring = createKeyRing(
     policy,
     {
       fetchKeySet: fetch.fetch,
       now: clock.now,
+      random: () => 0,
+      waitAtMost: waits.waitAtMost,
       onTokenCacheEvent: (issuer, event) => events.push([issuer, event]),
     },
     previous,
@@ -228,10 +238,13 @@ describe('verified-token cache: time', () => {
     takeEvents();
 
     clock.advance((600 + TOLERANCE_S - 1) * 1000); // one second of leeway left
-    // The key set is due for a refetch by now; fetching it again (unchanged) keeps the cache.
+    // The key set is due for a refresh by now: the hit starts it in the background, and the set it brings
+    // (unchanged) keeps the cache.
     expect((await verify(token)).kind).toBe('verified');
+    await settle();
     expect((await verify(token)).kind).toBe('verified');
-    expect(takeEvents()).toEqual(['miss', 'hit']);
+    expect(fetch.calls).toBe(2);
+    expect(takeEvents()).toEqual(['hit', 'hit']);
 
     clock.advance(1000);
     expect(await verify(token)).toEqual({
@@ -317,17 +330,47 @@ describe('verified-token cache: the issuer key set', () => {
     await verify(token);
 
     fetch.publish([other.publicJwk]); // key-1 withdrawn
-    clock.advance(JWKS_TTL_MS - 1);
-    // The held set is still current: as without a cache, the token stands until the set is fetched again.
+    clock.advance(JWKS_REFRESH_AT_MS - 1);
+    // The held set is not due for a refresh: as without a cache, the token stands until the set is fetched again.
     expect((await verify(token)).kind).toBe('verified');
     expect(fetch.calls).toBe(1);
 
     clock.advance(1);
-    expect(await verify(token)).toMatchObject({ kind: 'invalid', reason: 'token_key_unknown' });
-    expect(await verify(token)).toMatchObject({ kind: 'invalid', reason: 'token_key_unknown' });
+    expect((await verify(token)).kind).toBe('verified'); // a hit: the refresh it started runs in the background
     expect(fetch.calls).toBe(2);
-    expect(takeEvents()).toEqual(['miss', 'hit', 'miss', 'miss']);
+    await settle();
+
+    expect(await verify(token)).toMatchObject({ kind: 'invalid', reason: 'token_key_unknown' });
+    expect(await verify(token)).toMatchObject({ kind: 'invalid', reason: 'token_key_unknown' });
+    expect(fetch.calls).toBe(2); // no unknown-kid refetch within a second of the refresh
+    expect(takeEvents()).toEqual(['miss', 'hit', 'hit', 'miss', 'miss']);
     expect(cacheOf(ring).size).toBe(0);
+  });
+
+  it('starts the due refresh on a cache hit without waiting for it; a set without the key then ends the entry', async () => {
+    const policy = policyWith();
+    const ring = await ringFor(policy);
+    const verify = verifierFor(policy, ring);
+    const token = await sign({ claims: { exp: clock.seconds() + 3600 } });
+    await verify(token);
+    takeEvents();
+    fetch.publish([other.publicJwk]); // key-1 withdrawn
+    clock.advance(JWKS_REFRESH_AT_MS);
+    const refresh = fetch.holdNext();
+
+    expect((await verify(token)).kind).toBe('verified'); // answered while the refresh is held
+    await refresh.started;
+    expect(fetch.calls).toBe(2);
+    expect((await verify(token)).kind).toBe('verified');
+    expect(takeEvents()).toEqual(['hit', 'hit']);
+    expect(waits.waits).toEqual([]); // nothing waited for a fetch
+
+    refresh.release();
+    await settle();
+
+    expect(await verify(token)).toMatchObject({ kind: 'invalid', reason: 'token_key_unknown' });
+    expect(takeEvents()).toEqual(['miss']);
+    expect(fetch.calls).toBe(2);
   });
 
   it('empties the cache when a fetch brings a changed key set (a rotation found through an unknown kid)', async () => {
@@ -363,16 +406,17 @@ describe('verified-token cache: the issuer key set', () => {
     await verify(token);
     const generation = ring.keysFor(DEMO_ISSUER)?.generation;
 
-    clock.advance(JWKS_TTL_MS);
-    await verify(token); // the set is due: verified in full, which fetches it again
+    clock.advance(JWKS_REFRESH_AT_MS);
+    await verify(token); // a hit, which starts the due refresh in the background
+    await settle();
     await verify(token);
 
     expect(fetch.calls).toBe(2);
     expect(ring.keysFor(DEMO_ISSUER)?.generation).toBe(generation);
-    expect(takeEvents()).toEqual(['miss', 'miss', 'hit']);
+    expect(takeEvents()).toEqual(['miss', 'hit', 'hit']);
   });
 
-  it('serves cached tokens while the issuer is down, as the stale keys would verify them', async () => {
+  it('serves cached tokens while the issuer is down, as the held keys would verify them', async () => {
     const policy = policyWith();
     const ring = await ringFor(policy);
     const verify = verifierFor(policy, ring);
@@ -380,12 +424,34 @@ describe('verified-token cache: the issuer key set', () => {
     await verify(token);
     fetch.failWith(503);
 
-    clock.advance(JWKS_TTL_MS);
-    expect((await verify(token)).kind).toBe('verified'); // the failed refetch keeps the stale keys
-    expect((await verify(token)).kind).toBe('verified'); // within the cooldown: from the cache
+    clock.advance(JWKS_REFRESH_AT_MS);
+    expect((await verify(token)).kind).toBe('verified'); // starts a refresh, which fails
+    await settle();
+    expect((await verify(token)).kind).toBe('verified'); // the failed refresh keeps the held keys
+    clock.advance(JWKS_COOLDOWN_MS);
+    expect((await verify(token)).kind).toBe('verified'); // and the next one
+    await settle();
 
-    expect(fetch.calls).toBe(2);
-    expect(takeEvents()).toEqual(['miss', 'miss', 'hit']);
+    expect(fetch.calls).toBe(3);
+    expect(takeEvents()).toEqual(['miss', 'hit', 'hit', 'hit']);
+  });
+
+  it('empties the cache once the keys are past jwks_max_stale: the issuer is then unavailable', async () => {
+    const policy = policyWith({ jwks_max_stale: '5m' });
+    const ring = await ringFor(policy);
+    const verify = verifierFor(policy, ring);
+    const token = await sign({ claims: { exp: clock.seconds() + 3600 } });
+    await verify(token);
+    fetch.failWith(503);
+
+    clock.advance(5 * 60_000);
+    expect((await verify(token)).kind).toBe('verified');
+    await settle();
+    clock.advance(1);
+
+    expect(await verify(token)).toEqual({ kind: 'keys_unavailable', issuer: DEMO_ISSUER });
+    expect(cacheOf(ring).size).toBe(0);
+    expect(takeEvents()).toEqual(['miss', 'hit', 'miss']);
   });
 });
 
