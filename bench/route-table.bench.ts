@@ -91,7 +91,7 @@ const SCENARIOS: readonly { name: string; run: (size: Size) => unknown }[] = [
   },
   { name: 'no token', run: (size) => check(size)(checkRequest('GET', '/balance')) },
   { name: 'no route', run: (size) => check(size)(checkRequest('GET', '/svc1/nothing/here')) },
-  { name: 'matchRoute', run: (size) => matchRoute(policy(size), 'GET', '/accounts/42/balance') },
+  { name: 'matchRoute', run: (size) => matchRoute(policy(size).services[0]!, 'GET', '/accounts/42/balance') },
 ];
 
 beforeAll(async () => {

@@ -40,6 +40,11 @@ export function readTokenClaims(payload: JWTPayload, issuer: IssuerPolicy): Toke
   ) {
     return invalid('token_claims_invalid', 'the auth_time claim is malformed');
   }
+  const aud = payload.aud;
+  const audiences = aud === undefined ? [] : typeof aud === 'string' ? [aud] : aud;
+  if (!Array.isArray(audiences) || audiences.length > 32 || !audiences.every((a) => typeof a === 'string')) {
+    return invalid('token_claims_invalid', 'the aud claim is malformed');
+  }
   return {
     kind: 'verified',
     token: {
@@ -49,8 +54,38 @@ export function readTokenClaims(payload: JWTPayload, issuer: IssuerPolicy): Toke
       acr,
       amr: new Set((amr as string[] | undefined) ?? []),
       authTime: authTime as number | undefined,
+      audiences: new Set(audiences),
+      headerClaims: headerClaimValues(payload, issuer.headerClaims),
     },
   };
+}
+
+const NO_HEADER_CLAIMS: ReadonlyMap<string, string | undefined> = new Map();
+
+/**
+ * The claims some service passes on in a header: a string as it is, a finite number or a boolean as JSON
+ * writes it, each only if a header can carry it unchanged (`isHeaderSafe`); any other value (an object, an
+ * array, control characters, non-ASCII) is recorded as undefined, and a service mapping it refuses the
+ * token rather than mangling the value.
+ */
+function headerClaimValues(
+  payload: JWTPayload,
+  names: readonly string[],
+): ReadonlyMap<string, string | undefined> {
+  if (names.length === 0) return NO_HEADER_CLAIMS;
+  const values = new Map<string, string | undefined>();
+  for (const name of names) {
+    if (!Object.hasOwn(payload, name)) continue;
+    const value = payload[name];
+    const text =
+      typeof value === 'string'
+        ? value
+        : (typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean'
+          ? String(value)
+          : undefined;
+    values.set(name, text !== undefined && isHeaderSafe(text) ? text : undefined);
+  }
+  return values;
 }
 
 /**

@@ -167,7 +167,12 @@ export class VerifiedTokenCache {
     this.entries.set(digest, {
       verification: {
         kind: 'verified',
-        token: { ...token, scopes: this.shared(token.scopes), amr: this.shared(token.amr) },
+        token: {
+          ...token,
+          scopes: this.shared(token.scopes),
+          amr: this.shared(token.amr),
+          audiences: this.shared(token.audiences),
+        },
       },
       exp: times.exp,
       nbf: typeof times.nbf === 'number' ? times.nbf : undefined,

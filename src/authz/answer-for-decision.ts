@@ -1,6 +1,7 @@
 import type { Decision, Denial, DenialCode } from './decision.js';
 import { bearerChallenge, type BearerChallengeParams } from './bearer-challenge.js';
 import { IDENTITY_HEADERS } from '../contract/identity-headers.js';
+import type { ClaimHeader } from '../policy/compiled-policy.js';
 
 /** What the proxy should do with the request, independent of the proxy's API. */
 export type Answer =
@@ -36,6 +37,8 @@ const INVALID_TOKEN: DenialRow = { status: 401, bodyError: 'invalid_token', chal
 
 /** The one table from denial code to HTTP answer (RFC 6750 section 3.1 for the challenge errors). */
 const DENIALS: Readonly<Record<DenialCode, DenialRow>> = {
+  no_service: { status: 403, bodyError: 'access_denied', challenge: 'none' },
+  service_unknown: { status: 403, bodyError: 'access_denied', challenge: 'none' },
   no_route: { status: 403, bodyError: 'access_denied', challenge: 'none' },
   path_invalid: { status: 400, bodyError: 'invalid_request', challenge: 'none' },
   credentials_missing: { status: 401, bodyError: 'unauthorized', challenge: 'bare' },
@@ -67,8 +70,17 @@ export function statusForDenial(code: DenialCode): number {
   return DENIALS[code].status;
 }
 
-/** Turns a decision into what the client or the upstream sees. Pure. */
-export function answerForDecision(decision: Decision, realm: string): Answer {
+/**
+ * Turns a decision into what the client or the upstream sees. Pure.
+ *
+ * @param claimHeaders the service's `claim_headers`: on allow, each is set from the verified claim, or
+ *   removed (any client copy) when the token has none.
+ */
+export function answerForDecision(
+  decision: Decision,
+  realm: string,
+  claimHeaders: readonly ClaimHeader[] = [],
+): Answer {
   if (decision.kind === 'allow') {
     const set: [string, string][] = [];
     const remove: string[] = [];
@@ -81,6 +93,12 @@ export function answerForDecision(decision: Decision, realm: string): Answer {
       set.push([IDENTITY_HEADERS.scopes, [...identity.scopes].join(' ')]);
     } else {
       remove.push(IDENTITY_HEADERS.scopes);
+    }
+    for (const { claim, header } of claimHeaders) {
+      // Values no header may carry never get here: the service refused the token (service-trust.ts).
+      const value = identity?.headerClaims.get(claim);
+      if (value !== undefined && value !== '') set.push([header, value]);
+      else remove.push(header);
     }
     return { kind: 'allow', setHeaders: set, removeHeaders: remove };
   }

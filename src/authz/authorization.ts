@@ -1,10 +1,12 @@
 import type { Answer } from './answer-for-decision.js';
 import type { Decision } from './decision.js';
-import type { CompiledRoute } from '../policy/compiled-policy.js';
+import type { CompiledRoute, CompiledService } from '../policy/compiled-policy.js';
 import type { TokenVerification } from './token-verification.js';
 
 /** Everything authorising one request established, step by step. */
 export interface Authorization {
+  /** The service the request is for; undefined when none could be chosen (`no_service`, `service_unknown`). */
+  readonly service: CompiledService | undefined;
   /** The route that matched, if any (also when the decision came before any credential was verified). */
   readonly route: CompiledRoute | undefined;
   /** The verification of the presented credentials, when the route needed them and some were presented. */

@@ -4,6 +4,8 @@ import { decideAccess, routePreparedRequest } from './decide.js';
 import type { Decision } from './decision.js';
 import { applyEnforcementMode } from './enforcement-mode.js';
 import { preparedOutcomes } from './prepared-outcomes.js';
+import { chooseService } from './service-selection.js';
+import { verificationForService } from './service-trust.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import type { RequestFacts } from './request-facts.js';
 import type { TokenVerification } from './token-verification.js';
@@ -12,11 +14,11 @@ export type { Authorization } from './authorization.js';
 
 /**
  * The one decision pipeline, used by the gRPC handler, `authz explain`, `test`, `diff` and the bench:
- * route the request, verify its credentials when the route needs them, decide, apply the enforcement
+ * choose the service (`service-selection.ts`), route the request, verify its credentials when the route needs them, decide, apply the enforcement
  * mode, and answer. Pure but for what the verifier does (fetching keys, for a real one).
  *
  * A request decided before any credential is verified (no route, an unsafe path, no token, a public
- * route) gets the authorization prepared for its policy at first use (`prepared-outcomes.ts`): the same
+ * route) gets the authorization prepared for its service at first use (`prepared-outcomes.ts`): the same
  * values this pipeline would compute, built once and shared, so treat the result as read-only.
  *
  * @param now milliseconds since the epoch, read once verification is done (for `max_age`).
@@ -27,7 +29,10 @@ export async function authorize<Presented>(
   verifier: CredentialVerifier<Presented>,
   now: () => number,
 ): Promise<Authorization> {
-  const prepared = preparedOutcomes(policy);
+  const choice = chooseService(policy, request);
+  if (choice.kind === 'decided') return choice.authorization;
+  const { service } = choice;
+  const prepared = preparedOutcomes(service);
   const step = routePreparedRequest(prepared, request);
   let decision: Decision;
   let verification: TokenVerification | undefined;
@@ -36,12 +41,13 @@ export async function authorize<Presented>(
     if (known !== undefined) return known;
     decision = step.decision;
   } else {
-    verification = await verifier.verify(step.presented);
+    verification = verificationForService(service, await verifier.verify(step.presented));
     decision = decideAccess(step.route, verification, now());
   }
-  const enforced = applyEnforcementMode(policy, decision);
+  const enforced = applyEnforcementMode(service, decision);
   const wouldDeny = enforced.kind === 'allow' ? enforced.wouldDeny : undefined;
   return {
+    service,
     route: enforced.route,
     verification,
     decision: enforced,

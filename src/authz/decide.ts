@@ -1,6 +1,6 @@
 import type { RequestFacts } from './request-facts.js';
 import type { TokenVerification, VerifiedToken } from './token-verification.js';
-import type { AuthenticationRequirement, CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
+import type { AuthenticationRequirement, CompiledRoute, CompiledService } from '../policy/compiled-policy.js';
 import { matchRoute } from '../policy/match-route.js';
 import type { Decision } from './decision.js';
 import { preparedOutcomes, type PreparedOutcomes } from './prepared-outcomes.js';
@@ -20,14 +20,14 @@ export type RouteStep<Presented> =
  * denied before credentials are looked at (nothing to challenge for), and a public route never needs them.
  */
 export function routeRequest<Presented>(
-  policy: CompiledPolicy,
+  service: CompiledService,
   request: RequestFacts<Presented>,
 ): RouteStep<Presented> {
-  return routePreparedRequest(preparedOutcomes(policy), request);
+  return routePreparedRequest(preparedOutcomes(service), request);
 }
 
 /**
- * `routeRequest` with the policy's prepared outcomes at hand: the decisions it returns without verifying
+ * `routeRequest` with the service's prepared outcomes at hand: the decisions it returns without verifying
  * anything, but for malformed credentials, are the prepared ones (`PreparedOutcomes.authorizationOf`).
  */
 export function routePreparedRequest<Presented>(
@@ -38,7 +38,7 @@ export function routePreparedRequest<Presented>(
   if ('problem' in normalised) {
     return { kind: 'decided', decision: prepared.pathInvalid[normalised.problem] };
   }
-  const route = matchRoute(prepared.policy, request.method, normalised.path);
+  const route = matchRoute(prepared.service, request.method, normalised.path);
   if (route === undefined) return { kind: 'decided', decision: prepared.noRoute };
   if (route.access.kind === 'public') return { kind: 'decided', decision: prepared.publicAllow(route) };
 

@@ -3,6 +3,8 @@ import type { CompiledRoute } from '../policy/compiled-policy.js';
 
 /** Why a request was denied: a closed set, mapped to status and challenge in `answer-for-decision.ts`. */
 export type DenialCode =
+  | 'no_service' // no service claims the request's host (403, no challenge)
+  | 'service_unknown' // the proxy named a service the policy does not have: a configuration error (403)
   | 'no_route' // no route matches (403, no challenge)
   | 'path_invalid' // the path cannot be matched safely (400)
   | 'credentials_missing' // no bearer credentials (401, bare challenge)

@@ -9,11 +9,11 @@ import type { Authorization } from './authorization.js';
 import type { Decision, Denial } from './decision.js';
 import { applyEnforcementMode } from './enforcement-mode.js';
 import type { RequestPathProblem } from './request-path.js';
-import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
+import type { CompiledRoute, CompiledService } from '../policy/compiled-policy.js';
 
 /**
- * What authorising requests under one policy needs that depends on the policy alone, built once per
- * compiled policy rather than per request: the decisions made before any credential is verified (no route,
+ * What authorising requests for one service needs that depends on the service alone, built once per
+ * compiled service rather than per request: the decisions made before any credential is verified (no route,
  * an unsafe path, no token on a protected route, a public route), each with its whole authorization
  * (enforcement mode applied, answers built), and the `insufficient_scope` challenge of every route.
  *
@@ -22,7 +22,7 @@ import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js
  * here is frozen and shared between requests.
  */
 export interface PreparedOutcomes {
-  readonly policy: CompiledPolicy;
+  readonly service: CompiledService;
   /** No route matches the method and path. */
   readonly noRoute: Denial;
   /** The path cannot be matched safely, by reason. */
@@ -33,7 +33,7 @@ export interface PreparedOutcomes {
   publicAllow(route: CompiledRoute): Decision;
   /** The complete authorization of a decision above, or undefined for any other decision. */
   authorizationOf(decision: Decision): Authorization | undefined;
-  /** `answerForDecision(decision, policy.realm)`, from what was built at load where it can be. */
+  /** `answerForDecision(decision, service.realm, service.claimHeaders)`, from what was built at load where it can be. */
   answer(decision: Decision): Answer;
   /** Every answer of the prepared authorizations, for adapters that encode answers once too. */
   readonly answers: ReadonlySet<Answer>;
@@ -54,21 +54,21 @@ const PATH_PROBLEMS: readonly RequestPathProblem[] = [
   'bad_character',
 ];
 
-// Keyed by the compiled policy: entries go with the policy when a reload drops it.
-const prepared = new WeakMap<CompiledPolicy, PreparedOutcomes>();
+// Keyed by the compiled service: entries go with the policy when a reload drops it.
+const prepared = new WeakMap<CompiledService, PreparedOutcomes>();
 
-/** The prepared outcomes of a policy, built on first use and kept for as long as the policy lives. */
-export function preparedOutcomes(policy: CompiledPolicy): PreparedOutcomes {
-  let outcomes = prepared.get(policy);
+/** The prepared outcomes of a service, built on first use and kept for as long as its policy lives. */
+export function preparedOutcomes(service: CompiledService): PreparedOutcomes {
+  let outcomes = prepared.get(service);
   if (outcomes === undefined) {
-    outcomes = prepareOutcomes(policy);
-    prepared.set(policy, outcomes);
+    outcomes = prepareOutcomes(service);
+    prepared.set(service, outcomes);
   }
   return outcomes;
 }
 
-function prepareOutcomes(policy: CompiledPolicy): PreparedOutcomes {
-  const { realm } = policy;
+function prepareOutcomes(service: CompiledService): PreparedOutcomes {
+  const { realm, claimHeaders } = service;
   const authorizations = new Map<Decision, Authorization>();
   const answers = new Set<Answer>();
   // The decisions prepared here carry no identity, required scopes or step-up, so their answers depend on
@@ -78,7 +78,7 @@ function prepareOutcomes(policy: CompiledPolicy): PreparedOutcomes {
     const key = decision.kind === 'allow' ? 'allow' : `${decision.code} ${decision.description}`;
     let answer = sharedAnswers.get(key);
     if (answer === undefined) {
-      answer = deepFreeze(answerForDecision(decision, realm));
+      answer = deepFreeze(answerForDecision(decision, realm, claimHeaders));
       sharedAnswers.set(key, answer);
       answers.add(answer);
     }
@@ -86,11 +86,12 @@ function prepareOutcomes(policy: CompiledPolicy): PreparedOutcomes {
   };
   const prepare = <D extends Decision>(decision: D): D => {
     const frozen = deepFreeze(decision);
-    const enforced = applyEnforcementMode(policy, frozen);
+    const enforced = applyEnforcementMode(service, frozen);
     const wouldDeny = enforced.kind === 'allow' ? enforced.wouldDeny : undefined;
     authorizations.set(
       frozen,
       Object.freeze({
+        service,
         route: enforced.route,
         verification: undefined,
         decision: enforced === frozen ? frozen : Object.freeze(enforced),
@@ -113,7 +114,7 @@ function prepareOutcomes(policy: CompiledPolicy): PreparedOutcomes {
   const publicAllows: Decision[] = [];
   const scopeHeaders = new Map<readonly string[], DenialHeaders>();
   const scopeHeadersByText = new Map<string, DenialHeaders>();
-  for (const route of policy.routes) {
+  for (const route of service.routes) {
     if (route.access.kind === 'public') {
       publicAllows[route.index] = prepare<Decision>({ kind: 'allow', route });
       continue;
@@ -137,7 +138,7 @@ function prepareOutcomes(policy: CompiledPolicy): PreparedOutcomes {
   }
 
   return Object.freeze({
-    policy,
+    service,
     noRoute,
     pathInvalid: Object.freeze(pathInvalid),
     credentialsMissing: (route: CompiledRoute) => preparedFor(route, missing[route.index]),
@@ -150,7 +151,7 @@ function prepareOutcomes(policy: CompiledPolicy): PreparedOutcomes {
         // Only the body, which names the missing scopes, is left to build.
         if (headers !== undefined) return denialAnswer(decision, headers);
       }
-      return answerForDecision(decision, realm);
+      return answerForDecision(decision, realm, claimHeaders);
     },
     answers,
   });
@@ -160,7 +161,7 @@ function prepareOutcomes(policy: CompiledPolicy): PreparedOutcomes {
 function preparedFor<D extends Decision>(route: CompiledRoute, decision: D | undefined): D {
   if (decision?.route !== route) {
     throw new Error(
-      `route ${route.index} (${route.name}) has no prepared decision of this kind in this policy`,
+      `route ${route.index} (${route.name}) has no prepared decision of this kind in this service`,
     );
   }
   return decision;

@@ -5,5 +5,12 @@ export interface RequestFacts<Presented> {
   readonly method: string;
   /** The request target as received (origin-form, may include a query string). */
   readonly target: string;
+  /** The host the request is for (`:authority` / `Host`) as received, or undefined when there is none. */
+  readonly host?: string | undefined;
+  /**
+   * The service the proxy names for this request (ext_authz `context_extensions`: `service`), which takes
+   * precedence over the host; undefined when it names none.
+   */
+  readonly serviceName?: string | undefined;
   readonly credentials: Credentials<Presented>;
 }

@@ -29,6 +29,13 @@ export interface VerifiedToken {
   readonly amr: ReadonlySet<string>;
   /** When the user authenticated (`auth_time`), in seconds since the epoch, if the token says. */
   readonly authTime: number | undefined;
+  /** The token's `aud`: each service accepts tokens meant for its own audiences only. */
+  readonly audiences: ReadonlySet<string>;
+  /**
+   * The claims some service passes on in a header (`claim_headers`), by name: the value as sent, or
+   * undefined for a claim present with a value no header may carry. An absent claim has no entry.
+   */
+  readonly headerClaims: ReadonlyMap<string, string | undefined>;
 }
 
 /** The outcome of verifying one bearer token. Faults are data here too: the caller decides the answer. */

@@ -29,7 +29,8 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
       usage: ['FILE [--json] [--strict]'],
       summary: [
         'validates a policy: errors with file:line:column (exit 1); warnings for shadowed and duplicate',
-        'routes and, with known_scopes, unused and unknown scopes (exit 1 on warnings only with --strict)',
+        'routes, hosts two services list, services no host reaches and, with known_scopes, unused and',
+        'unknown scopes (exit 1 on warnings only with --strict)',
       ],
       run: async (argv, context) =>
         (await import('../ops/check-policy-command.js')).checkPolicyCommand(argv, context.io),
@@ -37,12 +38,13 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
     {
       name: 'explain',
       usage: [
-        '--policy FILE --method METHOD --path PATH',
+        '--policy FILE --method METHOD --path PATH [--host HOST] [--service NAME]',
         '[--token JWT | --claims JSON] [--now ISO] [--json]',
       ],
       summary: [
-        'which route matches and why, what it requires, what the token has, the decision and the exact',
-        "response; --token is verified with the policy's keys, --claims are taken as given (not verified)",
+        'which service and route match and why, what the route requires, what the token has, the decision',
+        "and the exact response; the service is chosen by --host, or by --service as Envoy's",
+        "context_extensions name it; --token is verified with the policy's keys, --claims are taken as given",
       ],
       run: async (argv, context) =>
         (await import('../ops/explain-command.js')).explainCommand(argv, context.io),
@@ -59,8 +61,8 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
       name: 'diff',
       usage: ['OLD NEW [--json]'],
       summary: [
-        'the example requests whose outcome changes between two policy files, per token profile;',
-        'exit 0 no change, 1 changes, 2 errors',
+        'the example requests whose outcome changes between two policy files, per token profile (and,',
+        'with services, per host); exit 0 no change, 1 changes, 2 errors',
       ],
       run: async (argv, context) => (await import('../ops/diff-command.js')).diffCommand(argv, context.io),
     },

@@ -2,6 +2,7 @@ import type { Command, CommandTable } from '../cli/command.js';
 import { BANK_DEFAULTS } from './bank/bank-config.js';
 import { DEV_IDP_DEFAULTS } from './idp/dev-idp-config.js';
 import { DEFAULT_REDIRECT_URIS } from './idp/protocol-values.js';
+import { STATEMENTS_DEFAULTS } from './statements/statements-config.js';
 import { DEMO_CLIENT_DEFAULTS } from './walkthrough/demo-client-config.js';
 
 /**
@@ -21,6 +22,16 @@ export const commandTable: CommandTable = Object.freeze({
         `identity provider --app-issuer (default ${BANK_DEFAULTS.appIssuer}; env BANK_APP_ISSUER)`,
       ],
       run: async (argv, context) => (await import('./bank/bank-command.js')).bankCommand(argv, context),
+    },
+    {
+      name: 'statements',
+      usage: ['[--listen HOST:PORT]'],
+      summary: [
+        `the stub statements upstream (default listen ${STATEMENTS_DEFAULTS.listen}; env STATEMENTS_LISTEN),`,
+        'the second service behind envoy/gateway.yaml: GET /balance, /statements, /statements/{id}',
+      ],
+      run: async (argv, context) =>
+        (await import('./statements/statements-command.js')).statementsCommand(argv, context),
     },
     {
       name: 'dev-token',

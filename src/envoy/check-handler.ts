@@ -4,7 +4,7 @@ import { authorize } from '../authz/authorize.js';
 import type { CredentialVerifier } from '../authz/credentials.js';
 import type { Decision } from '../authz/decision.js';
 import { preparedOutcomes } from '../authz/prepared-outcomes.js';
-import type { CompiledPolicy } from '../policy/compiled-policy.js';
+import type { CompiledPolicy, CompiledService } from '../policy/compiled-policy.js';
 import { decisionLogger, logDecision } from '../log/decision-log.js';
 import type { CheckRequestMessage, CheckResponseMessage } from './check-messages.js';
 import { checkResponseForAnswer } from './check-response-for-answer.js';
@@ -21,8 +21,8 @@ export interface CheckHandlerDependencies {
   readonly logger: Logger;
   /** Milliseconds since the epoch. */
   readonly now: () => number;
-  /** Sees every decision (metrics), whether or not it is logged. */
-  readonly observe?: (decision: Decision, durationMs: number) => void;
+  /** Sees every decision (metrics), whether or not it is logged; `service` undefined when none was chosen. */
+  readonly observe?: (decision: Decision, durationMs: number, service: CompiledService | undefined) => void;
   /**
    * The share of allow decisions that are logged, 0 to 1 (default 1). Denials and report-only would-denials
    * are always logged: they are what an operator looks for; plain allows are the bulk of high traffic.
@@ -43,26 +43,37 @@ export function createCheckHandler(deps: CheckHandlerDependencies) {
   const logger = decisionLogger(deps.logger);
   const sampleRate = deps.logAllowedSample ?? 1;
   const random = deps.random ?? Math.random;
-  // The CheckResponse of every answer prepared for a policy (no route, no token, a public route...),
-  // encoded once per policy; entries go with the policy when a reload drops it.
-  const preparedResponses = new WeakMap<CompiledPolicy, ReadonlyMap<Answer, CheckResponseMessage>>();
-  const responsesFor = (policy: CompiledPolicy): ReadonlyMap<Answer, CheckResponseMessage> => {
-    let responses = preparedResponses.get(policy);
-    if (responses === undefined) {
-      const answers = preparedOutcomes(policy).answers;
-      responses = new Map([...answers].map((answer) => [answer, checkResponseForAnswer(answer)] as const));
-      preparedResponses.set(policy, responses);
+  // The CheckResponse of every answer prepared for a service (no route, no token, a public route...) and of
+  // the denials made before any service is chosen, encoded once; entries go with the answers when a reload
+  // drops the policy. Other answers (they name an identity or missing scopes) are encoded per request.
+  const preparedResponses = new WeakMap<Answer, CheckResponseMessage>();
+  const servicesSeen = new WeakSet<CompiledService>();
+  const responseFor = (service: CompiledService | undefined, answer: Answer): CheckResponseMessage => {
+    const prepared = preparedResponses.get(answer);
+    if (prepared !== undefined) return prepared;
+    if (service === undefined) {
+      // no_service or service_unknown: one frozen answer per policy, like the prepared ones.
+      const response = checkResponseForAnswer(answer);
+      preparedResponses.set(answer, response);
+      return response;
     }
-    return responses;
+    if (!servicesSeen.has(service)) {
+      servicesSeen.add(service);
+      for (const known of preparedOutcomes(service).answers) {
+        preparedResponses.set(known, checkResponseForAnswer(known));
+      }
+      return preparedResponses.get(answer) ?? checkResponseForAnswer(answer);
+    }
+    return checkResponseForAnswer(answer);
   };
 
   return async function check(request: CheckRequestMessage): Promise<CheckResponseMessage> {
     const started = performance.now();
     const { policy, verifier } = active(); // one version for the whole request
     const facts = requestFactsFromCheck(request);
-    const { decision, answer } = await authorize(policy, facts, verifier, now);
+    const { service, decision, answer } = await authorize(policy, facts, verifier, now);
     const durationMs = performance.now() - started;
-    observe?.(decision, durationMs);
+    observe?.(decision, durationMs, service);
     const sampled = decision.kind === 'deny' || decision.wouldDeny !== undefined || random() < sampleRate;
     if (sampled) {
       logDecision(logger, {
@@ -71,10 +82,13 @@ export function createCheckHandler(deps: CheckHandlerDependencies) {
         method: facts.method,
         target: facts.target,
         requestId: facts.requestId,
+        service: service?.name,
+        serviceRequested:
+          decision.kind === 'deny' && decision.code === 'service_unknown' ? facts.serviceName : undefined,
         policyVersion: policy.version,
         durationMs,
       });
     }
-    return responsesFor(policy).get(answer) ?? checkResponseForAnswer(answer);
+    return responseFor(service, answer);
   };
 }

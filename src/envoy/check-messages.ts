@@ -11,6 +11,8 @@ export interface CheckRequestMessage {
         host?: string;
       } | null;
     } | null;
+    /** Set per route or virtual host in Envoy (`ExtAuthzPerRoute.check_settings.context_extensions`). */
+    context_extensions?: Record<string, string> | null;
   } | null;
 }
 

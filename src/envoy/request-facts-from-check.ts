@@ -8,6 +8,9 @@ export interface CheckedRequest extends RequestFacts<string> {
   readonly requestId: string;
 }
 
+/** The `context_extensions` key through which Envoy names the service of a route or virtual host. */
+export const SERVICE_EXTENSION = 'service';
+
 /**
  * Reads the facts authorisation needs from an Envoy CheckRequest. Envoy sends headers either as a map
  * (names lower-cased, repeated headers joined with ",") or, with `encode_raw_headers`, as `header_map`
@@ -30,9 +33,13 @@ export function requestFactsFromCheck(request: CheckRequestMessage): CheckedRequ
     const value = http?.headers?.['authorization'];
     if (value !== undefined) authorization.push(value);
   }
+  // Envoy's route or virtual host may name the service (README "Services"); an empty name names none.
+  const serviceName = request.attributes?.context_extensions?.[SERVICE_EXTENSION];
   return {
     method: http?.method ?? '',
     target: http?.path ?? '',
+    host: http?.host === undefined || http.host === '' ? undefined : http.host,
+    serviceName: serviceName === undefined || serviceName === '' ? undefined : serviceName,
     credentials: readBearerCredentials(authorization),
     requestId: (http?.id ?? '').slice(0, 128),
   };

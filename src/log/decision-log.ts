@@ -9,11 +9,16 @@ export interface DecisionLogInput {
   readonly method: string;
   readonly target: string;
   readonly requestId: string;
+  /** The service the request was for; undefined when none could be chosen. */
+  readonly service: string | undefined;
+  /** For `service_unknown`: the name the proxy gave, which the policy does not have (a configuration error). */
+  readonly serviceRequested?: string | undefined;
   readonly policyVersion: string;
   readonly durationMs: number;
 }
 
 const MAX_LOGGED_PATH = 512; // characters
+const MAX_LOGGED_SERVICE_NAME = 128; // characters
 
 /** The `event` of a decision line (README, "Logs"): a documented field, which log pipelines select on. */
 export const DECISION_EVENT = 'decision';
@@ -43,6 +48,11 @@ export function logDecision(logger: Logger, input: DecisionLogInput): void {
       ...(decision.kind === 'allow' && decision.wouldDeny !== undefined
         ? { would_deny: true, mode: 'report-only' }
         : {}),
+      // Not `service`: every line of this process already has `service: "authz"` (create-logger.ts).
+      policy_service: input.service ?? null,
+      ...(input.serviceRequested === undefined
+        ? {}
+        : { service_requested: input.serviceRequested.slice(0, MAX_LOGGED_SERVICE_NAME) }),
       route: decision.route?.name ?? null,
       method: input.method.slice(0, 32),
       path,

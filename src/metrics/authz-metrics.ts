@@ -14,8 +14,9 @@ export type TokenCacheEventKind = 'hit' | 'miss' | 'eviction';
 export interface AuthzMetrics {
   /** Holds these metrics and the default Node process metrics; serve it with `startMetricsServer`. */
   readonly registry: Registry;
-  /** outcome: 'allow' | 'deny' | 'would_deny'; reason: the decision's stable code (e.g. 'allowed', 'insufficient_scope'); route: the route name or '(none)'. */
+  /** service: the service name or '(none)'; outcome: 'allow' | 'deny' | 'would_deny'; reason: the decision's stable code (e.g. 'allowed', 'insufficient_scope'); route: the route name or '(none)'. */
   recordDecision(input: {
+    service: string;
     route: string;
     outcome: DecisionOutcome;
     reason: string;
@@ -84,12 +85,17 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
 
   const decisions = new Counter({
     name: 'authz_decisions_total',
-    help: 'Authorization decisions, by route name, outcome and reason code.',
-    labelNames: ['route', 'outcome', 'reason'] as const,
+    help: 'Authorization decisions, by service, route name, outcome and reason code.',
+    labelNames: ['service', 'route', 'outcome', 'reason'] as const,
     registers,
   });
-  // The route is the open-ended label, so it goes first; the reason only if even (other) has run out.
-  const decisionLabels = new LabelBudget(['route', 'outcome', 'reason'], ['route', 'reason'], maxSeries);
+  // The route is the most open-ended label, so it goes first, then the service (names from the policy);
+  // the reason only if even (other) has run out.
+  const decisionLabels = new LabelBudget(
+    ['service', 'route', 'outcome', 'reason'],
+    ['route', 'service', 'reason'],
+    maxSeries,
+  );
 
   const decisionDuration = new Histogram({
     name: 'authz_decision_duration_seconds',
@@ -214,8 +220,8 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
   return {
     registry,
 
-    recordDecision({ route, outcome, reason, durationSeconds }) {
-      decisions.inc(decisionLabels.admit({ route, outcome, reason }));
+    recordDecision({ service, route, outcome, reason, durationSeconds }) {
+      decisions.inc(decisionLabels.admit({ service, route, outcome, reason }));
       // A NaN or infinite observation would poison the histogram's sum for the life of the process;
       // a negative one can only be a clock step, and counts as instant.
       if (Number.isFinite(durationSeconds)) {

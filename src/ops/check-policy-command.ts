@@ -32,11 +32,13 @@ export async function checkPolicyCommand(argv: readonly string[], io: CommandIo)
   let errors: readonly PolicyProblem[] = [];
   let warnings: readonly PolicyWarning[] = [];
   let routes = 0;
+  let services: number | undefined; // counted only for a file that lists services
   try {
     // Read once: compiled as `authz serve` would (key files must exist), then located for the warnings.
     const read = await readPolicyText(file);
     const policy = await policyFromRead(read, file);
-    routes = policy.routes.length;
+    routes = policy.services.reduce((count, service) => count + service.routes.length, 0);
+    if (policy.explicitServices) services = policy.services.length;
     if ('text' in read) warnings = policyWarnings(policy, new YamlLocations(read.text));
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
@@ -51,7 +53,7 @@ export async function checkPolicyCommand(argv: readonly string[], io: CommandIo)
   }
   for (const problem of errors) io.out(formatPolicyProblem(problem) + '\n');
   for (const warning of warnings) io.out(formatWarning(file, warning) + '\n');
-  io.out(summary(file, routes, errors.length, warnings.length, strict) + '\n');
+  io.out(summary(file, services, routes, errors.length, warnings.length, strict) + '\n');
   return ok ? 0 : 1;
 }
 
@@ -61,9 +63,17 @@ function formatWarning(file: string, warning: PolicyWarning): string {
   return `${where}: warning: ${warning.path}: ${warning.message} [${warning.code}]`;
 }
 
-function summary(file: string, routes: number, errors: number, warnings: number, strict: boolean): string {
+function summary(
+  file: string,
+  services: number | undefined,
+  routes: number,
+  errors: number,
+  warnings: number,
+  strict: boolean,
+): string {
   const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
   if (errors > 0) return `${file}: ${count(errors, 'error')}: the policy cannot be used`;
   const verdict = warnings === 0 ? 'ok' : strict ? 'warnings fail the check (--strict)' : 'usable';
-  return `${file}: ${count(routes, 'route')}, ${count(warnings, 'warning')}: ${verdict}`;
+  const listed = services === undefined ? '' : `${count(services, 'service')}, `;
+  return `${file}: ${listed}${count(routes, 'route')}, ${count(warnings, 'warning')}: ${verdict}`;
 }

@@ -1,4 +1,4 @@
-import type { CompiledPolicy, CompiledRoute } from '../policy/compiled-policy.js';
+import type { CompiledPolicy, CompiledRoute, CompiledService } from '../policy/compiled-policy.js';
 import { formatDuration } from '../policy/duration.js';
 import { displayYamlPath, type YamlLocations, type YamlPath } from '../policy/yaml-locations.js';
 
@@ -8,7 +8,10 @@ export type PolicyWarningCode =
   | 'route_duplicate' // an earlier route has the same methods and an equivalent path pattern
   | 'scope_unused' // a scope in known_scopes that no route requires
   | 'scope_unknown' // a route requires a scope missing from known_scopes
-  | 'fetch_wait_exceeds_envoy_timeout'; // jwks_fetch_wait is not below Envoy's ext_authz timeout
+  | 'fetch_wait_exceeds_envoy_timeout' // jwks_fetch_wait is not below Envoy's ext_authz timeout
+  | 'host_claimed_twice' // a host (or wildcard) an earlier service lists too: requests for it go there
+  | 'service_unreachable' // no host leads to a service: only requests the proxy names it for reach it
+  | 'wildcard_overlaps_exact'; // a wildcard matches a host another service lists exactly, which wins
 
 /**
  * Envoy's ext_authz timeout in the shipped `envoy/envoy.yaml` (`grpc_service.timeout: 1s`). A request
@@ -30,8 +33,9 @@ export interface PolicyWarning {
 
 /**
  * Finds what is legal in a policy but probably a mistake: routes that can never match, duplicate routes,
- * a `jwks_fetch_wait` Envoy would not wait for, and — when the policy declares `known_scopes` — scopes no
- * route uses and route scopes not declared.
+ * a `jwks_fetch_wait` Envoy would not wait for, hosts two services list, services no host leads to,
+ * wildcards narrowed by another service's exact host, and — when the policy declares `known_scopes` —
+ * scopes no route of any service uses and route scopes not declared.
  * Pure; `locations` is the policy's source, to point at scope entries.
  *
  * Shadowing is decided conservatively: a route is reported only when earlier routes provably match every
@@ -43,35 +47,42 @@ export function policyWarnings(policy: CompiledPolicy, locations: YamlLocations)
     warnings.push({ code, ...locations.positionOf(path), path: displayYamlPath(path), message });
   };
 
-  const shapes = policy.routes.map((route) => patternShape(route.pattern));
-  policy.routes.forEach((route, j) => {
-    const shape = shapes[j]!;
-    const earlier = policy.routes.slice(0, j);
-    const duplicate = earlier.find(
-      (other) => sameMethods(other.methods, route.methods) && sameShape(shapes[other.index]!, shape),
-    );
-    if (duplicate !== undefined) {
-      warn(
-        'route_duplicate',
-        ['routes', route.index],
-        `duplicates ${describeRoute(duplicate)}: same methods and path, so it never matches`,
+  for (const service of policy.services) {
+    const routePath = (route: CompiledRoute): YamlPath => [...service.routesPath, route.index];
+    const describeRoute = (route: CompiledRoute): string =>
+      `${displayYamlPath(routePath(route))} (line ${route.line}, ${route.name})`;
+    const shapes = service.routes.map((route) => patternShape(route.pattern));
+    service.routes.forEach((route, j) => {
+      const shape = shapes[j]!;
+      const earlier = service.routes.slice(0, j);
+      const duplicate = earlier.find(
+        (other) => sameMethods(other.methods, route.methods) && sameShape(shapes[other.index]!, shape),
       );
-      return;
-    }
-    const coveredBy = shadowingRoutes(
-      route,
-      earlier.filter((other) => patternCovers(shapes[other.index]!, shape)),
-    );
-    if (coveredBy !== undefined) {
-      const names = coveredBy.map(describeRoute);
-      const verb = names.length === 1 ? 'matches' : 'match';
-      warn(
-        'route_shadowed',
-        ['routes', route.index],
-        `never matches: ${joinAnd(names)} ${verb} every request it could`,
+      if (duplicate !== undefined) {
+        warn(
+          'route_duplicate',
+          routePath(route),
+          `duplicates ${describeRoute(duplicate)}: same methods and path, so it never matches`,
+        );
+        return;
+      }
+      const coveredBy = shadowingRoutes(
+        route,
+        earlier.filter((other) => patternCovers(shapes[other.index]!, shape)),
       );
-    }
-  });
+      if (coveredBy !== undefined) {
+        const names = coveredBy.map(describeRoute);
+        const verb = names.length === 1 ? 'matches' : 'match';
+        warn(
+          'route_shadowed',
+          routePath(route),
+          `never matches: ${joinAnd(names)} ${verb} every request it could`,
+        );
+      }
+    });
+  }
+
+  hostWarnings(policy, warn, (path) => locations.positionOf(path).line);
 
   // The issuers of a policy that compiled are in file order, one per entry.
   [...policy.issuers.values()].forEach((issuer, i) => {
@@ -89,19 +100,20 @@ export function policyWarnings(policy: CompiledPolicy, locations: YamlLocations)
   if (known !== undefined) {
     const declared = new Set(known);
     const used = new Set<string>();
-    for (const route of policy.routes) {
-      if (route.access.kind !== 'protected') continue;
-      route.access.scopes.forEach((scope, k) => {
-        used.add(scope);
-        if (!declared.has(scope)) {
-          warn(
-            'scope_unknown',
-            ['routes', route.index, 'scopes', k],
-            `scope "${scope}" is not in known_scopes (a typo, or a scope to declare)`,
-          );
-        }
-      });
-    }
+    for (const service of policy.services)
+      for (const route of service.routes) {
+        if (route.access.kind !== 'protected') continue;
+        route.access.scopes.forEach((scope, k) => {
+          used.add(scope);
+          if (!declared.has(scope)) {
+            warn(
+              'scope_unknown',
+              [...service.routesPath, route.index, 'scopes', k],
+              `scope "${scope}" is not in known_scopes (a typo, or a scope to declare)`,
+            );
+          }
+        });
+      }
     known.forEach((scope, k) => {
       if (!used.has(scope))
         warn('scope_unused', ['known_scopes', k], `known scope "${scope}" is required by no route`);
@@ -109,6 +121,61 @@ export function policyWarnings(policy: CompiledPolicy, locations: YamlLocations)
   }
 
   return warnings.sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+/**
+ * The warnings about services' hosts (README, "Policy reference"): the first service in file order that
+ * lists a host keeps it, exact names are tried before wildcards, and a service without hosts is reached
+ * only by name (ext_authz `context_extensions`). A file without `services` has none of these.
+ */
+function hostWarnings(
+  policy: CompiledPolicy,
+  warn: (code: PolicyWarningCode, path: YamlPath, message: string) => void,
+  lineOf: (path: YamlPath) => number,
+): void {
+  if (!policy.explicitServices) return;
+  const firstClaim = new Map<string, { readonly service: CompiledService; readonly path: YamlPath }>();
+  for (const service of policy.services) {
+    const at = service.routesPath.slice(0, -1); // ['services', N]
+    const hosts = service.hosts ?? [];
+    let lost = 0;
+    hosts.forEach((host, h) => {
+      const path: YamlPath = [...at, 'hosts', h];
+      const first = firstClaim.get(host);
+      if (first === undefined) firstClaim.set(host, { service, path });
+      // Listed twice by one service (in another case): harmless, it keeps the host either way.
+      else if (first.service !== service) {
+        lost++;
+        warn(
+          'host_claimed_twice',
+          path,
+          `host "${host}" is listed first by service "${first.service.name}" (line ${lineOf(first.path)}): ` +
+            `its requests go there, never to "${service.name}"`,
+        );
+      }
+    });
+    const byNameOnly = `only requests the proxy names it for (ext_authz context_extensions service: ${service.name}) reach it`;
+    if (hosts.length === 0)
+      warn('service_unreachable', at, `service "${service.name}" lists no hosts: ${byNameOnly}`);
+    else if (lost === hosts.length)
+      warn(
+        'service_unreachable',
+        at,
+        `every host of service "${service.name}" is listed by an earlier service: ${byNameOnly}`,
+      );
+  }
+  for (const [host, exact] of firstClaim) {
+    const dot = host.indexOf('.');
+    if (host.startsWith('*.') || dot <= 0) continue;
+    const wildcard = firstClaim.get(`*${host.slice(dot)}`);
+    if (wildcard === undefined || wildcard.service === exact.service) continue;
+    warn(
+      'wildcard_overlaps_exact',
+      wildcard.path,
+      `"*${host.slice(dot)}" of service "${wildcard.service.name}" does not take ${host}: service ` +
+        `"${exact.service.name}" lists it exactly (line ${lineOf(exact.path)}), and exact names win`,
+    );
+  }
 }
 
 /** A route pattern as a list of segment kinds: what the matcher in `route-pattern.ts` does with each. */
@@ -186,10 +253,6 @@ function shadowingRoutes(
     taking.add(first);
   }
   return [...taking].sort((a, b) => a.index - b.index);
-}
-
-function describeRoute(route: CompiledRoute): string {
-  return `routes[${route.index}] (line ${route.line}, ${route.name})`;
 }
 
 function joinAnd(items: readonly string[]): string {

@@ -8,8 +8,9 @@ import { printable } from './terminal-text.js';
 
 /**
  * `authz diff OLD NEW [--json]`: which example requests change outcome between two policy files, so a
- * reviewer sees what an edit does. Prints only the changes, then a summary. Exit like diff(1): 0 nothing
- * changed, 1 something did, 2 a policy cannot be used.
+ * reviewer sees what an edit does. Prints only the changes (`METHOD PATH (host HOST) [profile]: OLD ->
+ * NEW`; the host only when a policy has services), then a summary. Exit like diff(1): 0 nothing changed,
+ * 1 something did, 2 a policy cannot be used.
  *
  * @throws UsageError for bad arguments.
  */
@@ -39,8 +40,14 @@ export async function diffCommand(argv: readonly string[], io: CommandIo): Promi
     return changed ? 1 : 0;
   }
   for (const change of diff.changes) {
+    const where =
+      change.host !== undefined
+        ? ` (host ${printable(change.host)})`
+        : change.service !== undefined
+          ? ` (service ${printable(change.service)})`
+          : '';
     io.out(
-      `${printable(change.method)} ${printable(change.path)} [${change.profile}]: ${change.old} -> ${change.new}\n`,
+      `${printable(change.method)} ${printable(change.path)}${where} [${change.profile}]: ${change.old} -> ${change.new}\n`,
     );
   }
   const scope = `${diff.checks} checks: ${diff.requests} requests x ${diff.profiles.length} token profiles (${diff.profiles.join(', ')})`;

@@ -13,8 +13,13 @@ import { parseInstant } from './instant.js';
 import { parseOpsArgs } from '../args/parse-command-args.js';
 
 /**
- * `authz explain --policy FILE --method M --path P [--token JWT | --claims JSON] [--now ISO] [--json]`:
- * what the server would do with one request, and why. Exit 0 whatever the decision (it explains).
+ * `authz explain --policy FILE --method M --path P [--host HOST] [--service NAME] [--token JWT | --claims
+ * JSON] [--now ISO] [--json]`: what the server would do with one request, and why. Exit 0 whatever the
+ * decision (it explains).
+ *
+ * `--host` is the request's Host (`:authority`), which picks the service of a policy with `services`;
+ * `--service` is the name Envoy would send in ext_authz `context_extensions` (`service`), which takes
+ * precedence over the host.
  *
  * With `--token` the token is verified for real, with the policy's keys (so `jwks_file` must exist, and
  * key URLs are fetched). With `--claims` the JSON is taken as the verified claims of the issuer its `iss`
@@ -30,6 +35,8 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
       policy: { type: 'string' },
       method: { type: 'string' },
       path: { type: 'string' },
+      host: { type: 'string' },
+      service: { type: 'string' },
       token: { type: 'string' },
       claims: { type: 'string' },
       now: { type: 'string' },
@@ -45,6 +52,10 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
   const policyFile = required('policy', 'FILE');
   const method = required('method', 'METHOD');
   const target = required('path', 'PATH');
+  const host = values['host'] as string | undefined;
+  if (host === '') throw new UsageError('--host is empty (the Host header value, e.g. bank.example)');
+  const serviceName = values['service'] as string | undefined;
+  if (serviceName === '') throw new UsageError('--service is empty (a service name of the policy)');
   const token = values['token'] as string | undefined;
   const claimsText = values['claims'] as string | undefined;
   if (token !== undefined && claimsText !== undefined) {
@@ -73,7 +84,17 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
     credentials = { kind: 'claims', verification: verificationForGivenClaims(policy, claims) };
   else credentials = { kind: 'none' };
 
-  const explanation = await explainRequest(policy, { method, target }, credentials, nowMs);
+  const explanation = await explainRequest(
+    policy,
+    {
+      method,
+      target,
+      ...(host === undefined ? {} : { host }),
+      ...(serviceName === undefined ? {} : { serviceName }),
+    },
+    credentials,
+    nowMs,
+  );
   io.out(
     values['json'] === true
       ? JSON.stringify(explanation, null, 2) + '\n'

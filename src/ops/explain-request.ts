@@ -1,8 +1,16 @@
 import type { TokenVerification } from '../authz/token-verification.js';
 import type { Answer } from '../authz/answer-for-decision.js';
+import { normalisedRequestHost } from '../authz/request-host.js';
 import { normalisedRequestPath } from '../authz/request-path.js';
-import type { CompiledPolicy, CompiledRoute, IssuerPolicy } from '../policy/compiled-policy.js';
+import type { Decision } from '../authz/decision.js';
+import type {
+  CompiledPolicy,
+  CompiledRoute,
+  CompiledService,
+  IssuerPolicy,
+} from '../policy/compiled-policy.js';
 import { formatDuration } from '../policy/duration.js';
+import { displayYamlPath } from '../policy/yaml-locations.js';
 import { authorize } from '../authz/authorize.js';
 import { SETTLED_VERIFICATION } from './given-claims.js';
 import type { OpsRequest } from './ops-request.js';
@@ -29,10 +37,37 @@ export type ExplainCredentials =
 
 /** A route as an explanation names it. */
 export interface RouteSummary {
+  /** 0-based position among its service's routes. */
   readonly index: number;
+  /** Where it is in the file: `routes[1]`, or `services[0].routes[1]`. */
+  readonly path: string;
   readonly line: number;
   readonly name: string;
 }
+
+/**
+ * The service a request is for and how it was chosen (README, "Policy reference"), or why none was. A
+ * file without `services` has one service, `default`, for every host.
+ */
+export type ServiceSummary =
+  | {
+      readonly name: string;
+      readonly line: number;
+      /**
+       * `name`: the proxy named it (ext_authz `context_extensions` `service`), which takes precedence over the
+       * host; `host`: it lists the request's host; `wildcard`: it lists `*.` and the host less its first
+       * label; `every_host`: the implicit service of a file without `services`.
+       */
+      readonly chosen_by: 'name' | 'host' | 'wildcard' | 'every_host';
+      /** The `hosts` entry that matched, for `host` and `wildcard`. */
+      readonly matched?: string;
+      readonly realm: string;
+    }
+  | {
+      readonly name: null;
+      readonly code: 'no_service' | 'service_unknown';
+      readonly description: string;
+    };
 
 /** What a route demands, in the policy's own terms. */
 export interface RouteRequirements {
@@ -73,6 +108,8 @@ export interface TokenSummary {
   readonly auth_time?: number;
   /** Why the token (or the given claims) cannot be used. */
   readonly refused?: { readonly reason: string; readonly description: string };
+  /** Why the chosen service refuses a token that verified (an issuer or audience it does not accept). */
+  readonly service_refused?: { readonly reason: string; readonly description: string };
   /** Claims of a refused token, read without verification, to help see why. */
   readonly unverified?: { readonly iss?: string; readonly sub?: string; readonly exp?: number };
   /** The limits of the issuer the token names, when the policy trusts it. */
@@ -100,15 +137,23 @@ export interface Explanation {
   readonly request: {
     readonly method: string;
     readonly target: string;
+    /** The host as given (`--host`), before normalising. */
+    readonly host?: string;
+    /** The service the proxy names (`--service`: ext_authz `context_extensions` `service`). */
+    readonly service?: string;
     /** The path routes are matched on (no query), or why the path is refused before any matching. */
     readonly path?: string;
     readonly path_problem?: string;
   };
+  readonly service: ServiceSummary;
   /** The route that decided, or null; `methods` null: the route applies to every method. */
   readonly route:
     | (RouteSummary & { readonly methods: readonly string[] | null; readonly requires: RouteRequirements })
     | null;
-  /** Routes tried before it (all routes, without a match), each with why it did not match. */
+  /**
+   * Routes of the chosen service tried before it (all of them, without a match), each with why it did not
+   * match; none when no service was chosen.
+   */
   readonly skipped: readonly (RouteSummary & { readonly reason: string })[];
   /** Skipped routes not listed, beyond MAX_SKIPPED_LISTED. */
   readonly skipped_not_listed: number;
@@ -144,6 +189,8 @@ export async function explainRequest(
     {
       method: request.method,
       target: request.target,
+      host: request.host,
+      serviceName: request.serviceName,
       credentials:
         credentials.kind === 'none' ? credentials : { kind: 'presented', value: credentials.verification },
     },
@@ -154,10 +201,12 @@ export async function explainRequest(
   const path = 'path' in normalised ? normalised.path : undefined;
   const matched = evaluation.route;
 
+  const { service } = evaluation;
   const skipped: (RouteSummary & { reason: string })[] = [];
   let skippedNotListed = 0;
-  if (path !== undefined) {
-    const tried = matched === undefined ? policy.routes : policy.routes.slice(0, matched.index);
+  if (path !== undefined && service !== undefined) {
+    const { routes } = service;
+    const tried = matched === undefined ? routes : routes.slice(0, matched.index);
     for (const route of tried) {
       if (skipped.length >= MAX_SKIPPED_LISTED) {
         skippedNotListed++;
@@ -167,29 +216,42 @@ export async function explainRequest(
         route.methods !== null && !route.methods.has(request.method)
           ? `method ${request.method} is not one of ${[...route.methods].join(', ')}`
           : `path ${path} does not match ${route.pattern}`;
-      skipped.push({ ...routeSummary(route), reason });
+      skipped.push({ ...routeSummary(service, route), reason });
     }
   }
 
   const { decision } = evaluation;
   const wouldDeny = decision.kind === 'allow' ? decision.wouldDeny : undefined;
+  const serviceRefused =
+    credentials.kind !== 'none' &&
+    credentials.verification.kind === 'verified' &&
+    evaluation.verification !== undefined &&
+    evaluation.verification.kind === 'invalid'
+      ? { reason: evaluation.verification.reason, description: evaluation.verification.description }
+      : undefined;
   return {
     request: {
       method: request.method,
       target: request.target,
+      ...(request.host === undefined ? {} : { host: request.host }),
+      ...(request.serviceName === undefined ? {} : { service: request.serviceName }),
       ...('path' in normalised ? { path: normalised.path } : { path_problem: normalised.problem }),
     },
+    service: serviceSummary(request, service, decision),
     route:
-      matched === undefined
+      matched === undefined || service === undefined
         ? null
         : {
-            ...routeSummary(matched),
+            ...routeSummary(service, matched),
             methods: matched.methods === null ? null : [...matched.methods],
             requires: requirements(matched),
           },
     skipped,
     skipped_not_listed: skippedNotListed,
-    token: tokenSummary(credentials, explainedIssuer(policy, credentials)),
+    token: {
+      ...tokenSummary(credentials, explainedIssuer(policy, credentials)),
+      ...(serviceRefused === undefined ? {} : { service_refused: serviceRefused }),
+    },
     decision:
       decision.kind === 'allow'
         ? {
@@ -211,8 +273,33 @@ export async function explainRequest(
   };
 }
 
-function routeSummary(route: CompiledRoute): RouteSummary {
-  return { index: route.index, line: route.line, name: route.name };
+function routeSummary(service: CompiledService, route: CompiledRoute): RouteSummary {
+  return {
+    index: route.index,
+    path: displayYamlPath([...service.routesPath, route.index]),
+    line: route.line,
+    name: route.name,
+  };
+}
+
+/** Which service `authorize` chose and by what rule (the order of `chooseService`), or why none. */
+function serviceSummary(
+  request: OpsRequest,
+  service: CompiledService | undefined,
+  decision: Decision,
+): ServiceSummary {
+  if (service === undefined) {
+    const code =
+      decision.kind === 'deny' && decision.code === 'service_unknown' ? decision.code : 'no_service';
+    const description = decision.kind === 'deny' ? decision.description : '';
+    return { name: null, code, description };
+  }
+  const chosen = { name: service.name, line: service.line, realm: service.realm };
+  if (request.serviceName !== undefined) return { ...chosen, chosen_by: 'name' };
+  if (service.hosts === null) return { ...chosen, chosen_by: 'every_host' };
+  const host = normalisedRequestHost(request.host) ?? '';
+  if (service.hosts.includes(host)) return { ...chosen, chosen_by: 'host', matched: host };
+  return { ...chosen, chosen_by: 'wildcard', matched: `*${host.slice(host.indexOf('.'))}` };
 }
 
 function requirements(route: CompiledRoute): RouteRequirements {
@@ -333,15 +420,30 @@ export function formatExplanation(explanation: Explanation, nowMs: number): stri
   };
   const { request, route, token, decision } = explanation;
 
-  block('request', `${shown(request.method)} ${shown(request.target)}`);
+  const facts: string[] = [];
+  if (request.host !== undefined) facts.push(`host ${shown(request.host)}`);
+  if (request.service !== undefined)
+    facts.push(`named service ${shown(request.service)} (ext_authz context_extensions)`);
+  block('request', `${shown(request.method)} ${shown(request.target)}`, ...facts);
+
+  const { service } = explanation;
+  // A file without services, asked about without --host or --service, reads as it always did.
+  const implicitOnly =
+    service.name !== null &&
+    service.chosen_by === 'every_host' &&
+    request.host === undefined &&
+    request.service === undefined;
+  if (!implicitOnly) block('service', ...serviceLines(service, request.host));
 
   const skipped = explanation.skipped.map(
-    (s) => `skipped routes[${s.index}] (line ${s.line}, ${s.name}): ${shown(s.reason)}`,
+    (s) => `skipped ${s.path} (line ${s.line}, ${s.name}): ${shown(s.reason)}`,
   );
   if (explanation.skipped_not_listed > 0) {
     skipped.push(`... and ${explanation.skipped_not_listed} more routes that do not match`);
   }
-  if (request.path_problem !== undefined) {
+  if (service.name === null) {
+    block('route', 'none tried: no service was chosen, so no routes apply');
+  } else if (request.path_problem !== undefined) {
     block(
       'route',
       `none tried: the path cannot be matched safely (${request.path_problem})`,
@@ -353,17 +455,23 @@ export function formatExplanation(explanation: Explanation, nowMs: number): stri
     const methods =
       route.methods === null ? 'applies to every method' : `lists method ${shown(request.method)}`;
     const which = `the first route in file order that ${methods} and whose pattern matches ${shown(request.path ?? '')}`;
-    block('route', `routes[${route.index}] (line ${route.line}): ${route.name}`, which, ...skipped);
+    block('route', `${route.path} (line ${route.line}): ${route.name}`, which, ...skipped);
     block('requires', ...requirementLines(route.requires));
   }
 
   const tokenBlock = tokenLines(token, nowMs);
   // The server reads credentials only for a protected route: say so rather than let the facts mislead.
-  if (token.presented !== 'none' && request.path_problem !== undefined)
+  if (token.presented !== 'none' && service.name === null)
+    tokenBlock.push('not looked at: no service was chosen');
+  else if (token.presented !== 'none' && request.path_problem !== undefined)
     tokenBlock.push('not looked at: the path was refused first');
   else if (token.presented !== 'none' && route === null) tokenBlock.push('not looked at: no route matched');
   else if (token.presented !== 'none' && route?.requires.public === true)
     tokenBlock.push('not looked at: a public route needs no token');
+  else if (token.service_refused !== undefined && service.name !== null)
+    tokenBlock.push(
+      `not accepted by service ${shown(service.name)}: ${token.service_refused.reason}: ${shown(token.service_refused.description)}`,
+    );
   block('token', ...tokenBlock);
 
   if (decision.kind === 'allow') {
@@ -383,6 +491,34 @@ export function formatExplanation(explanation: Explanation, nowMs: number): stri
     block('would send', ...responseLines(explanation.would_deny_response), '(report-only: logged, not sent)');
   }
   return lines.join('\n') + '\n';
+}
+
+function serviceLines(service: ServiceSummary, host: string | undefined): [string, ...string[]] {
+  if (service.name === null) {
+    const why =
+      service.code === 'service_unknown'
+        ? 'the proxy named a service this policy does not have'
+        : host === undefined
+          ? 'no host given (--host), and every service is chosen by its hosts or by name (--service)'
+          : normalisedRequestHost(host) === undefined
+            ? `${JSON.stringify(host)} is not a host name, so no service's hosts match it`
+            : `no service lists host ${shown(normalisedRequestHost(host) ?? host)}, or a wildcard matching it`;
+    return [`none (${service.code}): ${why}`, 'denied 403 with no challenge: there is no realm to name'];
+  }
+  const head = `${shown(service.name)} (line ${service.line}, realm ${shown(service.realm)})`;
+  switch (service.chosen_by) {
+    case 'name':
+      return [`${head}: named by the proxy (context_extensions), which takes precedence over the host`];
+    case 'every_host':
+      return [`${head}: the policy has no services, so this one answers every host`];
+    case 'host':
+      return [`${head}: it lists host ${shown(service.matched ?? '')}`];
+    case 'wildcard':
+      return [
+        `${head}: it lists ${shown(service.matched ?? '')}, which matches ${shown(normalisedRequestHost(host) ?? '')}`,
+        'no service lists that host exactly (exact names are tried first)',
+      ];
+  }
 }
 
 function requirementLines(requires: RouteRequirements): [string, ...string[]] {

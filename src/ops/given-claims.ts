@@ -26,7 +26,10 @@ export function verificationForGivenClaims(
       description: 'the token was not issued by a trusted issuer',
     };
   }
-  return readTokenClaims(claims as JWTPayload, issuer);
+  const verification = readTokenClaims(claims as JWTPayload, issuer);
+  // Given claims skip aud unless they set one: the token is then meant for every audience of its issuer.
+  if (verification.kind !== 'verified' || Object.hasOwn(claims, 'aud')) return verification;
+  return { kind: 'verified', token: { ...verification.token, audiences: new Set(issuer.audiences) } };
 }
 
 /** The issuer given claims are read as coming from: the one `iss` names, else the policy's first. */

@@ -1,6 +1,7 @@
 import type { TokenVerification } from '../authz/token-verification.js';
+import { normalisedRequestHost } from '../authz/request-host.js';
 import { normalisedRequestPath } from '../authz/request-path.js';
-import type { CompiledPolicy } from '../policy/compiled-policy.js';
+import type { CompiledPolicy, CompiledService } from '../policy/compiled-policy.js';
 import { matchRoute } from '../policy/match-route.js';
 import { describeOutcome, outcomeOf } from './answer-outcome.js';
 import { authorize } from '../authz/authorize.js';
@@ -22,9 +23,15 @@ export const COMMON_METHODS: readonly string[] = Object.freeze([
 export const PROBE_PATHS: readonly string[] = Object.freeze(['/', '/healthz', '/authz-diff-probe']);
 
 /**
+ * A host no service should claim (`.invalid` is reserved, RFC 6761 section 6.4): with services, requests
+ * for it show what happens to hosts nobody listed.
+ */
+export const UNCLAIMED_HOST = 'unclaimed.invalid';
+
+/**
  * A kind of token to try each request with. `verificationFor` answers for one policy and request (the
- * token comes from that policy's first issuer, in the shape its claims are read into), or undefined for
- * no token.
+ * token comes from the first issuer the request's service trusts, else the policy's first issuer, in the
+ * shape its claims are read into), or undefined for no token.
  */
 export interface TokenProfile {
   readonly name: string;
@@ -35,6 +42,10 @@ export interface TokenProfile {
 export interface DecisionChange {
   readonly method: string;
   readonly path: string;
+  /** The request's host, when the policies have services. */
+  readonly host?: string;
+  /** The service the proxy names (ext_authz context_extensions), for a service without hosts. */
+  readonly service?: string;
   readonly profile: string;
   /** The outcome under each policy, as `describeOutcome` puts it. */
   readonly old: string;
@@ -74,6 +85,8 @@ export async function diffPolicies(
         changes.push({
           method: request.method,
           path: request.target,
+          ...(request.host === undefined ? {} : { host: request.host }),
+          ...(request.serviceName === undefined ? {} : { service: request.serviceName }),
           profile: profile.name,
           old: before,
           new: after,
@@ -101,6 +114,8 @@ async function outcomeText(
     {
       method: request.method,
       target: request.target,
+      host: request.host,
+      serviceName: request.serviceName,
       credentials: verification === undefined ? { kind: 'none' } : { kind: 'presented', value: verification },
     },
     SETTLED_VERIFICATION,
@@ -110,27 +125,74 @@ async function outcomeText(
 }
 
 /**
- * Example requests: for each route of each policy, its methods (or COMMON_METHODS) with a path its
- * pattern matches — `{name}` as `x1`, `x2`...; a `/**` rest both empty and as `/x1/x2` — then
- * COMMON_METHODS with each of PROBE_PATHS. Duplicates are dropped; the order is stable.
+ * Example requests: for each route, its methods (or COMMON_METHODS) with a path its pattern matches —
+ * `{name}` as `x1`, `x2`...; a `/**` rest both empty and as `/x1/x2` — then COMMON_METHODS with each of
+ * PROBE_PATHS. Duplicates are dropped; the order is stable.
+ *
+ * Without services in either policy, requests carry no host. With services, they go where requests go:
+ * every host either policy lists (a wildcard as `x1.` and its suffix), the name of each service without
+ * hosts (as the proxy would send it), and UNCLAIMED_HOST. Of the hosts that reach the same service in
+ * each policy only the first is used, with the routes of the services it reaches: so a host moved from
+ * one service to another, or claimed by none any more, is seen too.
  */
 export function diffExamples(policies: readonly CompiledPolicy[]): OpsRequest[] {
   const seen = new Set<string>();
   const examples: OpsRequest[] = [];
-  const add = (method: string, target: string) => {
-    const key = `${method} ${target}`;
+  const add = (method: string, target: string, where: Where) => {
+    const key = `${method} ${target} ${where.host ?? ''} ${where.serviceName ?? ''}`;
     if (seen.has(key)) return;
     seen.add(key);
-    examples.push({ method, target });
+    examples.push({ method, target, ...where });
   };
-  for (const policy of policies) {
-    for (const route of policy.routes) {
+  const addFor = (services: readonly CompiledService[], where: Where) => {
+    for (const route of services.flatMap((service) => service.routes)) {
       const methods = route.methods === null ? COMMON_METHODS : [...route.methods];
-      for (const path of examplePaths(route.pattern)) for (const method of methods) add(method, path);
+      for (const path of examplePaths(route.pattern)) for (const method of methods) add(method, path, where);
+    }
+    for (const path of PROBE_PATHS) for (const method of COMMON_METHODS) add(method, path, where);
+  };
+
+  if (!policies.some((policy) => policy.explicitServices)) {
+    addFor(
+      policies.flatMap((policy) => policy.services),
+      {},
+    );
+    return examples;
+  }
+  const candidates: Where[] = [];
+  for (const policy of policies) {
+    for (const service of policy.explicitServices ? policy.services : []) {
+      const hosts = service.hosts ?? [];
+      if (hosts.length === 0) candidates.push({ serviceName: service.name });
+      for (const host of hosts)
+        candidates.push({ host: host.startsWith('*.') ? `x1${host.slice(1)}` : host });
     }
   }
-  for (const path of PROBE_PATHS) for (const method of COMMON_METHODS) add(method, path);
+  candidates.push({ host: UNCLAIMED_HOST });
+  const reached = new Set<string>();
+  for (const where of candidates) {
+    const services = policies.map((policy) => serviceFor(policy, where));
+    // Positions tell the policies apart: the same name in two of them is two services.
+    const key = services.map((service) => service?.name ?? '').join(' ');
+    if (reached.has(key)) continue;
+    reached.add(key);
+    addFor(
+      services.filter((service) => service !== undefined),
+      where,
+    );
+  }
   return examples;
+}
+
+/** Where a request goes: a host, or a service named by the proxy; neither for a policy without services. */
+type Where = Pick<OpsRequest, 'host' | 'serviceName'>;
+
+/** The service of a policy a request is for, as `authorize` chooses it; undefined when none is. */
+function serviceFor(policy: CompiledPolicy, where: Where): CompiledService | undefined {
+  const { serviceSelector } = policy;
+  return where.serviceName !== undefined
+    ? serviceSelector.byName(where.serviceName)
+    : serviceSelector.forHost(normalisedRequestHost(where.host));
 }
 
 /** Concrete paths a (valid) route pattern matches. */
@@ -165,7 +227,7 @@ export function tokenProfiles(
   const amr = new Set<string>();
   for (const policy of [oldPolicy, newPolicy]) {
     for (const scope of policy.knownScopes ?? []) scopes.add(scope);
-    for (const route of policy.routes) {
+    for (const route of policy.services.flatMap((service) => service.routes)) {
       if (route.access.kind !== 'protected') continue;
       for (const scope of route.access.scopes) scopes.add(scope);
       for (const value of route.access.authentication?.acrValues ?? []) acrValues.add(value);
@@ -182,17 +244,22 @@ export function tokenProfiles(
   const weak: Login = { acr: undefined, amr: new Set(), authTime: undefined };
   const fixed =
     (tokenScopes: ReadonlySet<string>, login: Login) =>
-    (policy: CompiledPolicy): TokenVerification | undefined =>
-      verifiedAs(policy, tokenScopes, login);
+    (policy: CompiledPolicy, request: OpsRequest): TokenVerification | undefined =>
+      verifiedAs(policy, request, tokenScopes, login);
   const enoughFor =
     (reference: CompiledPolicy) =>
     (policy: CompiledPolicy, request: OpsRequest): TokenVerification | undefined => {
       const normalised = normalisedRequestPath(request.target);
-      const route = 'path' in normalised ? matchRoute(reference, request.method, normalised.path) : undefined;
-      if (route?.access.kind !== 'protected') return verifiedAs(policy, new Set(), strong(acrs[0]));
+      const service = serviceFor(reference, request);
+      const route =
+        'path' in normalised && service !== undefined
+          ? matchRoute(service, request.method, normalised.path)
+          : undefined;
+      if (route?.access.kind !== 'protected') return verifiedAs(policy, request, new Set(), strong(acrs[0]));
       const auth = route.access.authentication;
       return verifiedAs(
         policy,
+        request,
         new Set(route.access.scopes),
         strong(auth?.acrValues?.[0] ?? acrs[0], new Set(auth?.amr ?? [])),
       );
@@ -224,13 +291,29 @@ interface Login {
   readonly authTime: number | undefined;
 }
 
-/** A verified token of the policy's first issuer; undefined (no token) for a policy without issuers. */
+/**
+ * A verified token of the first issuer the request's service trusts (else the policy's first issuer),
+ * meant for every audience of that issuer; undefined (no token) for a policy without issuers.
+ */
 function verifiedAs(
   policy: CompiledPolicy,
+  request: OpsRequest,
   scopes: ReadonlySet<string>,
   login: Login,
 ): TokenVerification | undefined {
-  const issuer = policy.issuers.keys().next().value;
+  const trusted = serviceFor(policy, request)?.trust.keys().next().value;
+  const issuer =
+    (trusted === undefined ? undefined : policy.issuers.get(trusted)) ?? policy.issuers.values().next().value;
   if (issuer === undefined) return undefined;
-  return { kind: 'verified', token: { issuer, subject: 'diff-probe', scopes, ...login } };
+  return {
+    kind: 'verified',
+    token: {
+      issuer: issuer.issuer,
+      subject: 'diff-probe',
+      scopes,
+      ...login,
+      audiences: new Set(issuer.audiences), // meant for every service that trusts the issuer
+      headerClaims: new Map(),
+    },
+  };
 }

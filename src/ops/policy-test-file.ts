@@ -1,4 +1,5 @@
 import { dirname, isAbsolute, join } from 'node:path';
+import { normalisedRequestHost } from '../authz/request-host.js';
 import { parseDurationSeconds } from '../policy/duration.js';
 import { PolicyError, type PolicyProblem } from '../policy/policy-error.js';
 import { parseInstant } from './instant.js';
@@ -34,7 +35,14 @@ export interface PolicyTestCase {
   readonly name: string;
   /** 1-based line of the case in the test file. */
   readonly line: number;
-  readonly request: { readonly method: string; readonly target: string };
+  readonly request: {
+    readonly method: string;
+    readonly target: string;
+    /** The case's `host`: the request's Host, which picks the service of a policy with `services`. */
+    readonly host?: string;
+    /** The case's `service`: the name Envoy sends in ext_authz `context_extensions`. */
+    readonly serviceName?: string;
+  };
   readonly token: CaseToken;
   readonly expect: Expectation;
 }
@@ -50,7 +58,7 @@ export interface PolicyTestFile {
 }
 
 const FILE_KEYS = ['policy', 'now', 'cases'];
-const CASE_KEYS = ['name', 'request', 'token', 'expect'];
+const CASE_KEYS = ['name', 'host', 'service', 'request', 'token', 'expect'];
 const REQUEST_KEYS = ['method', 'path'];
 const EXPECT_KEYS = ['status', 'error', 'scope', 'acr_values', 'max_age', 'would_deny'];
 // RFC 9110 section 5.6.2 token: what an HTTP method may be.
@@ -146,7 +154,10 @@ function readTestFile(
 
 function readCase(entry: unknown, at: YamlPath, report: Report): Omit<PolicyTestCase, 'line'> | undefined {
   if (!isMapping(entry)) {
-    report(at, 'a case is a mapping with "request", "expect", and optionally "name" and "token"');
+    report(
+      at,
+      'a case is a mapping with "request", "expect", and optionally "name", "host", "service" and "token"',
+    );
     return undefined;
   }
   unknownKeys(entry, CASE_KEYS, at, report);
@@ -175,12 +186,30 @@ function readCase(entry: unknown, at: YamlPath, report: Report): Omit<PolicyTest
   if (name !== undefined && (typeof name !== 'string' || name.trim() === ''))
     fail([...at, 'name'], 'must be a non-empty string');
 
+  // Validated as the server reads them: a host must be one it could match (a port and a trailing dot are
+  // allowed and ignored); any service name can be sent, known or not (service_unknown is testable).
+  const host = entry['host'];
+  if (host !== undefined && (typeof host !== 'string' || normalisedRequestHost(host) === undefined))
+    fail([...at, 'host'], 'must be a host name, e.g. bank.example (a port may follow)');
+  const service = entry['service'];
+  if (service !== undefined && (typeof service !== 'string' || service === ''))
+    fail([...at, 'service'], 'must be the service name Envoy sends (ext_authz context_extensions)');
+
   const token = readToken(entry['token'], [...at, 'token'], fail);
   const expect = readExpect(entry['expect'], at, fail);
   if (!ok || token === undefined || expect === undefined) return undefined;
+  const on = [
+    ...(typeof host === 'string' ? [`host ${host}`] : []),
+    ...(typeof service === 'string' ? [`service ${service}`] : []),
+  ];
   return {
-    name: typeof name === 'string' ? name : `${method} ${target}`,
-    request: { method, target },
+    name: typeof name === 'string' ? name : [`${method} ${target}`, ...on].join(' '),
+    request: {
+      method,
+      target,
+      ...(typeof host === 'string' ? { host } : {}),
+      ...(typeof service === 'string' ? { serviceName: service } : {}),
+    },
     token,
     expect,
   };

@@ -31,10 +31,10 @@ export async function runPolicyTests(
   const verifier = givenClaimsVerifier(policy);
   const results: PolicyTestResult[] = [];
   for (const testCase of cases) {
-    const { method, target } = testCase.request;
+    const { method, target, host, serviceName } = testCase.request;
     const credentials = credentialsFor(policy, testCase.token, nowMs);
     const outcome = outcomeOf(
-      await authorize(policy, { method, target, credentials }, verifier, () => nowMs),
+      await authorize(policy, { method, target, host, serviceName, credentials }, verifier, () => nowMs),
     );
     results.push({
       testCase,

@@ -2,7 +2,10 @@ import { dirname, resolve } from 'node:path';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import type {
   AuthenticationRequirement,
+  ClaimHeader,
   CompiledPolicy,
+  CompiledService,
+  ServiceSelector,
   CompiledRoute,
   EnforcementMode,
   IssuerPolicy,
@@ -22,6 +25,7 @@ import policySchema from './policy.schema.json' with { type: 'json' };
 import { compileRoutePattern, RoutePatternError } from './route-pattern.js';
 import { compileRouteTable } from './route-table.js';
 import { policyVersion } from './policy-version.js';
+import { IDENTITY_HEADERS } from '../contract/identity-headers.js';
 import { displayYamlPath, YamlLocations, type YamlPath } from './yaml-locations.js';
 
 /** Defaults and bounds for optional policy settings, in one place. */
@@ -67,7 +71,7 @@ const validateSchema = new Ajv2020({
 /** The policy as the schema guarantees it, before semantic checks. */
 interface PolicyDocument {
   version: 1;
-  realm: string;
+  realm?: string;
   mode?: EnforcementMode;
   max_token_bytes?: number;
   known_scopes?: string[];
@@ -89,14 +93,25 @@ interface PolicyDocument {
     max_token_lifetime?: number | string;
     token_cache?: { max_entries?: number; ttl?: number | string };
   }[];
-  routes: {
-    methods?: string[];
-    path: string;
-    scopes?: string[];
-    public?: boolean;
+  routes?: RouteDocument[];
+  services?: {
+    name: string;
+    hosts?: string[];
+    realm?: string;
     mode?: EnforcementMode;
-    authentication?: { acr_values?: string[]; amr?: string[]; max_age?: number | string };
+    issuers?: { issuer: string; audiences?: string[] }[];
+    claim_headers?: Record<string, string>;
+    routes: RouteDocument[];
   }[];
+}
+
+interface RouteDocument {
+  methods?: string[];
+  path: string;
+  scopes?: string[];
+  public?: boolean;
+  mode?: EnforcementMode;
+  authentication?: { acr_values?: string[]; amr?: string[]; max_age?: number | string };
 }
 
 type PathSegment = string | number;
@@ -137,32 +152,209 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
     problems.push(locator.at(path, message));
   };
 
-  const issuers = new Map<string, IssuerPolicy>();
+  const headerClaims = [
+    ...new Set((policy.services ?? []).flatMap((service) => Object.keys(service.claim_headers ?? {}))),
+  ].sort();
+  const declared = new Map<string, IssuerPolicy>();
   policy.issuers.forEach((entry, i) => {
-    const issuer = compileIssuer(entry, ['issuers', i], dirname(file), report);
+    const issuer = compileIssuer(entry, ['issuers', i], dirname(file), headerClaims, report);
     if (issuer === undefined) return;
-    if (issuers.has(issuer.issuer))
+    if (declared.has(issuer.issuer))
       report(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is listed twice`);
-    issuers.set(issuer.issuer, issuer);
+    declared.set(issuer.issuer, issuer);
   });
 
-  const routes: CompiledRoute[] = [];
-  policy.routes.forEach((entry, i) => {
-    const route = compileRoute(entry, i, locator.lineOf(['routes', i]), policy.mode ?? 'enforce', report);
-    if (route !== undefined) routes.push(route);
-  });
+  const services = compileServices(policy, declared, locator, report);
+  // jwtVerify checks a token's aud against every audience any service accepts from its issuer; each
+  // service then checks its own (CompiledService.trust), per request.
+  const issuers = new Map<string, IssuerPolicy>();
+  for (const [iss, issuer] of declared) {
+    const audiences = new Set(issuer.audiences);
+    for (const service of services)
+      for (const audience of service.trust.get(iss) ?? []) audiences.add(audience);
+    issuers.set(
+      iss,
+      audiences.size === issuer.audiences.length
+        ? issuer
+        : Object.freeze({ ...issuer, audiences: Object.freeze([...audiences]) }),
+    );
+  }
 
   if (problems.length > 0) throw new PolicyError('ERR_POLICY_INVALID', problems);
   return Object.freeze({
     version: policyVersion(text),
     source: file,
-    realm: policy.realm,
-    mode: policy.mode ?? 'enforce',
     maxTokenBytes: policy.max_token_bytes ?? POLICY_DEFAULTS.maxTokenBytes,
     issuers,
-    routes: Object.freeze(routes),
-    routeTable: compileRouteTable(routes),
+    services: Object.freeze(services),
+    explicitServices: policy.services !== undefined,
+    serviceSelector: createServiceSelector(services),
     knownScopes: policy.known_scopes === undefined ? undefined : Object.freeze([...policy.known_scopes]),
+  });
+}
+
+/**
+ * The services of a policy: those it lists, or one implicit `default` service for every host built from
+ * the top-level `realm`, `mode` and `routes` (the format before services, which keeps its meaning).
+ */
+function compileServices(
+  policy: PolicyDocument,
+  issuers: ReadonlyMap<string, IssuerPolicy>,
+  locator: Locator,
+  report: Report,
+): CompiledService[] {
+  const everyIssuer = () =>
+    new Map([...issuers].map(([iss, issuer]) => [iss, Object.freeze(new Set(issuer.audiences))] as const));
+  if (policy.services === undefined) {
+    if (policy.routes === undefined) {
+      report([], 'missing required key "routes"');
+    }
+    if (policy.realm === undefined) report([], 'missing required key "realm"');
+    const mode = policy.mode ?? 'enforce';
+    const routes = compileRoutes(policy.routes ?? [], ['routes'], mode, locator, report);
+    return [
+      Object.freeze({
+        name: IMPLICIT_SERVICE,
+        line: locator.lineOf(['routes']),
+        routesPath: Object.freeze(['routes']),
+        hosts: null,
+        realm: policy.realm ?? '',
+        mode,
+        routes: Object.freeze(routes),
+        routeTable: compileRouteTable(routes),
+        trust: everyIssuer(),
+        claimHeaders: Object.freeze([]),
+      }),
+    ];
+  }
+  if (policy.routes !== undefined) {
+    report(['routes'], 'with "services", each service lists its own routes: move these under a service');
+  }
+  const names = new Set<string>();
+  return policy.services.map((entry, s) => {
+    const at: PathSegment[] = ['services', s];
+    if (names.has(entry.name)) report([...at, 'name'], `service "${entry.name}" is listed twice`);
+    names.add(entry.name);
+    const hosts: string[] = [];
+    (entry.hosts ?? []).forEach((host, h) => {
+      const problem = hostPatternProblem(host);
+      if (problem === undefined) hosts.push(host.toLowerCase());
+      else report([...at, 'hosts', h], `host "${host}" ${problem}`);
+    });
+    const realm = entry.realm ?? policy.realm;
+    if (realm === undefined) {
+      report(
+        [...at],
+        `service "${entry.name}" needs a "realm" (or set one at the top level for every service)`,
+      );
+    }
+    let trust = everyIssuer();
+    if (entry.issuers !== undefined) {
+      trust = new Map();
+      entry.issuers.forEach((trusted, i) => {
+        const issuer = issuers.get(trusted.issuer);
+        if (issuer === undefined) {
+          report(
+            [...at, 'issuers', i, 'issuer'],
+            `"${trusted.issuer}" is not one of the top-level issuers: list it under "issuers" first`,
+          );
+          return;
+        }
+        if (trust.has(trusted.issuer)) {
+          report([...at, 'issuers', i, 'issuer'], `issuer "${trusted.issuer}" is listed twice`);
+        }
+        trust.set(trusted.issuer, Object.freeze(new Set(trusted.audiences ?? issuer.audiences)));
+      });
+    }
+    const claimHeaders: ClaimHeader[] = [];
+    for (const [claim, header] of Object.entries(entry.claim_headers ?? {})) {
+      if (RESERVED_HEADERS.has(header)) {
+        report(
+          [...at, 'claim_headers', claim],
+          `"${header}" is set by the sidecar itself: choose another header for the ${claim} claim`,
+        );
+      } else if (claimHeaders.some((taken) => taken.header === header)) {
+        report([...at, 'claim_headers', claim], `header "${header}" is given two claims`);
+      } else {
+        claimHeaders.push(Object.freeze({ claim, header }));
+      }
+    }
+    const mode = entry.mode ?? policy.mode ?? 'enforce';
+    const routes = compileRoutes(entry.routes, [...at, 'routes'], mode, locator, report);
+    return Object.freeze({
+      name: entry.name,
+      line: locator.lineOf(at),
+      routesPath: Object.freeze([...at, 'routes']),
+      hosts: Object.freeze(hosts),
+      realm: realm ?? '',
+      mode,
+      routes: Object.freeze(routes),
+      routeTable: compileRouteTable(routes),
+      trust,
+      claimHeaders: Object.freeze(claimHeaders),
+    });
+  });
+}
+
+/** The name of the one service of a policy without `services`. */
+export const IMPLICIT_SERVICE = 'default';
+
+/** Headers a claim may not be mapped to: the identity headers, which the sidecar sets itself. */
+const RESERVED_HEADERS: ReadonlySet<string> = new Set(Object.values(IDENTITY_HEADERS));
+
+const HOST_LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+const HOST_NAME = new RegExp(`^${HOST_LABEL}(?:\\.${HOST_LABEL})*$`, 'i');
+
+/** What is wrong with a `hosts` entry, or undefined: a DNS name, or `*.` and one (RFC 1123 labels). */
+function hostPatternProblem(host: string): string | undefined {
+  const name = host.startsWith('*.') ? host.slice(2) : host;
+  if (name.includes('*')) return 'may have one wildcard, as its whole first label ("*.example.com")';
+  if (name.includes(':')) return "takes no port: a request's port is ignored when matching";
+  if (name.endsWith('.')) return "takes no trailing dot: a request's trailing dot is ignored when matching";
+  if (name.length > 253 || !HOST_NAME.test(name)) return 'is not a host name (letters, digits, "-" and ".")';
+  return undefined;
+}
+
+function compileRoutes(
+  entries: readonly RouteDocument[],
+  at: PathSegment[],
+  defaultMode: EnforcementMode,
+  locator: Locator,
+  report: Report,
+): CompiledRoute[] {
+  const routes: CompiledRoute[] = [];
+  entries.forEach((entry, i) => {
+    const route = compileRoute(entry, [...at, i], i, locator.lineOf([...at, i]), defaultMode, report);
+    if (route !== undefined) routes.push(route);
+  });
+  return routes;
+}
+
+/** Finds a request's service: by name, or by host (exact, then one wildcard label), else the implicit one. */
+function createServiceSelector(services: readonly CompiledService[]): ServiceSelector {
+  const byName = new Map<string, CompiledService>();
+  const byHost = new Map<string, CompiledService>();
+  let everyHost: CompiledService | undefined;
+  for (const service of services) {
+    if (!byName.has(service.name)) byName.set(service.name, service);
+    if (service.hosts === null) everyHost ??= service;
+    // The first service in file order claiming a host keeps it (check-policy warns about the others).
+    for (const host of service.hosts ?? []) if (!byHost.has(host)) byHost.set(host, service);
+  }
+  return Object.freeze({
+    byName: (name: string) => byName.get(name),
+    forHost: (host: string | undefined) => {
+      if (host !== undefined) {
+        const exact = byHost.get(host);
+        if (exact !== undefined) return exact;
+        const dot = host.indexOf('.');
+        if (dot > 0) {
+          const wildcard = byHost.get(`*${host.slice(dot)}`);
+          if (wildcard !== undefined) return wildcard;
+        }
+      }
+      return everyHost;
+    },
   });
 }
 
@@ -172,6 +364,7 @@ function compileIssuer(
   entry: PolicyDocument['issuers'][number],
   at: PathSegment[],
   baseDir: string,
+  headerClaims: readonly string[],
   report: Report,
 ): IssuerPolicy | undefined {
   let keys: KeySource | undefined;
@@ -305,19 +498,20 @@ function compileIssuer(
       authTime: entry.claims?.auth_time ?? d.claims.authTime,
     }),
     requiredTyp: entry.require_typ,
+    headerClaims: Object.freeze([...headerClaims]),
     tokenCache: tokenCache === undefined ? undefined : Object.freeze(tokenCache),
   };
   return keys === undefined ? undefined : Object.freeze(issuer);
 }
 
 function compileRoute(
-  entry: PolicyDocument['routes'][number],
+  entry: RouteDocument,
+  at: PathSegment[],
   index: number,
   line: number,
   defaultMode: EnforcementMode,
   report: Report,
 ): CompiledRoute | undefined {
-  const at: PathSegment[] = ['routes', index];
   let ok = true;
 
   entry.methods?.forEach((method, m) => {
@@ -371,7 +565,7 @@ function compileRoute(
 }
 
 function compileAuthentication(
-  entry: PolicyDocument['routes'][number]['authentication'],
+  entry: RouteDocument['authentication'],
   at: PathSegment[],
   report: Report,
 ): AuthenticationRequirement | undefined {
@@ -450,10 +644,18 @@ function oneOfMessage(path: PathSegment[], value: unknown): string {
 }
 
 function patternMessage(path: PathSegment[]): string {
-  if (path[0] === 'routes' && path.includes('methods')) return 'is not an HTTP method name';
-  if ((path[0] === 'routes' && path.includes('scopes')) || path[0] === 'known_scopes')
+  // A service's routes, realm and claim headers sit under services[N]: judge them by what follows.
+  const within = path[0] === 'services' && typeof path[1] === 'number' ? path.slice(2) : path;
+  if (within[0] === 'routes' && within.includes('methods')) return 'is not an HTTP method name';
+  if ((within[0] === 'routes' && within.includes('scopes')) || within[0] === 'known_scopes')
     return 'is not a scope token (RFC 6749 section 3.3: no spaces, quotes or backslashes)';
-  if (path[0] === 'realm') return 'may hold printable ASCII only, without quotes or backslashes';
+  if (within[0] === 'realm') return 'may hold printable ASCII only, without quotes or backslashes';
+  if (path[0] === 'services' && within[0] === 'name') {
+    return 'is not a service name (lower-case letters, digits and "-", at most 64)';
+  }
+  if (path[0] === 'services' && within[0] === 'claim_headers') {
+    return 'is not a header for a claim (lower case, starting with "x-": x-auth-email)';
+  }
   return 'has an unexpected form';
 }
 

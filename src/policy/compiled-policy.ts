@@ -49,6 +49,11 @@ export interface IssuerPolicy {
   readonly claims: ClaimNames;
   /** The `typ` header every token must carry (e.g. `at+jwt`, RFC 9068), or undefined: not checked. */
   readonly requiredTyp: string | undefined;
+  /**
+   * Claims read from its tokens for `claim_headers` (every name any service maps), so that a remembered
+   * verification carries them too.
+   */
+  readonly headerClaims: readonly string[];
   /** How verified tokens of this issuer are remembered, or undefined: every token is verified in full. */
   readonly tokenCache: TokenCachePolicy | undefined;
 }
@@ -121,24 +126,73 @@ export interface RouteTable {
   match(method: string, path: string): CompiledRoute | undefined;
 }
 
+/** A verified claim passed to the upstream in a request header (`claim_headers`). */
+export interface ClaimHeader {
+  /** The claim's name in the token payload. */
+  readonly claim: string;
+  /** The header's name, lower case. */
+  readonly header: string;
+}
+
+/**
+ * One API behind the proxy: the hosts it answers for, its realm, whom it trusts, and its routes. A file
+ * without `services` compiles to one implicit service, `default`, for every host.
+ */
+export interface CompiledService {
+  /** Unique in the policy; `default` for the implicit service. */
+  readonly name: string;
+  /** 1-based line of the service in the policy file (of `routes` for the implicit service). */
+  readonly line: number;
+  /** Where its routes are in the file: `['routes']`, or `['services', N, 'routes']`; a route's path adds its index. */
+  readonly routesPath: readonly (string | number)[];
+  /**
+   * Host names it answers for, lower case: exact names, or `*.` and a suffix (one more label). Empty: only
+   * requests that name it (ext_authz `context_extensions`); null: every host (the implicit service).
+   */
+  readonly hosts: readonly string[] | null;
+  /** `realm` for every `WWW-Authenticate: Bearer` challenge of this service. */
+  readonly realm: string;
+  /** The default mode of its routes, and the mode for its requests no route matches. */
+  readonly mode: EnforcementMode;
+  /** Tried in order; the first match decides. */
+  readonly routes: readonly CompiledRoute[];
+  /** The same routes, indexed at load for the hot path. */
+  readonly routeTable: RouteTable;
+  /** The issuers whose tokens it accepts, by exact `iss`, each with the audiences it accepts. */
+  readonly trust: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Verified claims passed to the upstream as request headers, in file order. */
+  readonly claimHeaders: readonly ClaimHeader[];
+}
+
+/** Which service a request is for: by the name Envoy gives, or by its host. */
+export interface ServiceSelector {
+  /** The service with this name, if any. */
+  byName(name: string): CompiledService | undefined;
+  /**
+   * The service that claims a normalised host (lower case, no port, no trailing dot): an exact name first,
+   * then `*.` + the host less its first label; else the implicit service, if the policy has one.
+   */
+  forHost(host: string | undefined): CompiledService | undefined;
+}
+
 /** A policy file, parsed, validated and compiled once so that deciding does no parsing. */
 export interface CompiledPolicy {
   /** Content hash of the source text: which policy made a decision. */
   readonly version: string;
   /** The file it came from (as given). */
   readonly source: string;
-  /** `realm` for every `WWW-Authenticate: Bearer` challenge. */
-  readonly realm: string;
-  /** The default mode of routes, and the mode for requests no route matches. */
-  readonly mode: EnforcementMode;
   /** Tokens longer than this are refused before any parsing, in bytes. */
   readonly maxTokenBytes: number;
-  /** Trusted issuers by their exact `iss`. */
+  /**
+   * Trusted issuers by their exact `iss`. Their `audiences` are every audience any service accepts from
+   * them; each service then checks its own (`CompiledService.trust`).
+   */
   readonly issuers: ReadonlyMap<string, IssuerPolicy>;
-  /** Tried in order; the first match decides. */
-  readonly routes: readonly CompiledRoute[];
-  /** The same routes, indexed at load for the hot path: `matchRoute` finds the first match through it. */
-  readonly routeTable: RouteTable;
+  /** In file order; one, `default`, for a file without `services`. */
+  readonly services: readonly CompiledService[];
+  /** Whether the file lists `services` (false: one implicit service for every host). */
+  readonly explicitServices: boolean;
+  readonly serviceSelector: ServiceSelector;
   /**
    * The scopes the policy declares its identity providers grant (`known_scopes`), or undefined when it
    * declares none. Deciding never reads it; `authz check-policy` checks route scopes against it.

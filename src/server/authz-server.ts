@@ -128,7 +128,8 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       now,
       tokenCaches: keyRing.tokenCaches,
     });
-    preparedOutcomes(policy); // built now, at load, rather than by the first request under this version
+    // Built now, at load, rather than by the first request under this version.
+    for (const service of policy.services) preparedOutcomes(service);
     return { policy, keyRing, verifier };
   };
   const watcher = await PolicyWatcher.start({
@@ -157,7 +158,10 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
     ...(options.logAllowedSample === undefined ? {} : { logAllowedSample: options.logAllowedSample }),
     ...(metrics === undefined
       ? {}
-      : { observe: (decision, durationMs) => observeDecision(metrics, decision, durationMs) }),
+      : {
+          observe: (decision, durationMs, service) =>
+            observeDecision(metrics, decision, durationMs, service?.name ?? NO_SERVICE_LABEL),
+        }),
   });
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', [AUTHORIZATION_SERVICE]: 'NOT_SERVING' });
@@ -279,9 +283,18 @@ function checkFaultKind(error: unknown): string {
   return /^[A-Za-z0-9_]{1,48}$/.test(name) ? name : 'other';
 }
 
-function observeDecision(metrics: ServerMetrics, decision: Decision, durationMs: number): void {
+/** The `service` label of a decision made before any service was chosen (like `route="(none)"`). */
+const NO_SERVICE_LABEL = '(none)';
+
+function observeDecision(
+  metrics: ServerMetrics,
+  decision: Decision,
+  durationMs: number,
+  service: string,
+): void {
   const wouldDeny = decision.kind === 'allow' ? decision.wouldDeny : undefined;
   metrics.recordDecision({
+    service,
     route: decision.route?.name ?? '(none)',
     outcome: decision.kind === 'deny' ? 'deny' : wouldDeny !== undefined ? 'would_deny' : 'allow',
     reason: decision.kind === 'deny' ? decision.code : (wouldDeny?.code ?? 'allowed'),

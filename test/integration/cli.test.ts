@@ -35,7 +35,7 @@ const MISSING_BUILD = missingBuild(cliPath);
 
 /** The documented commands (README, "Command line"): the sidecar's, then the demo's. */
 const SIDECAR_COMMANDS = ['serve', 'check-policy', 'explain', 'test', 'diff'];
-const DEMO_COMMANDS = ['bank', 'dev-token', 'dev-idp', 'demo-client'];
+const DEMO_COMMANDS = ['bank', 'statements', 'dev-token', 'dev-idp', 'demo-client'];
 
 const startCli = (args: readonly string[], cwd: string, env: Record<string, string> = {}) =>
   startBuiltCli(args, { cwd, env });

@@ -404,6 +404,7 @@ describe('decision log', () => {
       expect(line, testCase.name).toMatchObject({
         level: 30,
         service: 'authz',
+        policy_service: 'default',
         msg: 'decision',
         method: testCase.method,
         policy_version: policyVersion,

@@ -362,10 +362,10 @@ describe('metrics hooks (ServerMetrics)', () => {
 
     const recorded = authz.metrics.decisions;
     expect(recorded.map(({ durationSeconds: _, ...rest }) => rest)).toEqual([
-      { route: 'GET /balance', outcome: 'allow', reason: 'allowed' },
-      { route: 'POST /transfer', outcome: 'would_deny', reason: 'insufficient_scope' },
-      { route: 'GET /balance', outcome: 'deny', reason: 'credentials_missing' },
-      { route: '(none)', outcome: 'deny', reason: 'no_route' },
+      { service: 'default', route: 'GET /balance', outcome: 'allow', reason: 'allowed' },
+      { service: 'default', route: 'POST /transfer', outcome: 'would_deny', reason: 'insufficient_scope' },
+      { service: 'default', route: 'GET /balance', outcome: 'deny', reason: 'credentials_missing' },
+      { service: 'default', route: '(none)', outcome: 'deny', reason: 'no_route' },
     ]);
     for (const { durationSeconds } of recorded) {
       expect(Number.isFinite(durationSeconds)).toBe(true);

@@ -65,6 +65,7 @@ describe('metrics server', () => {
 
   it('serves the registry in the Prometheus text format on GET /metrics', async () => {
     metrics.recordDecision({
+      service: 'default',
       route: 'GET /balance',
       outcome: 'allow',
       reason: 'allowed',
@@ -90,7 +91,7 @@ describe('metrics server', () => {
       expect(reply.body).toContain(`# TYPE ${name.replace(/_bucket$/, '')} `);
     }
     expect(reply.body).toContain(
-      'authz_decisions_total{route="GET /balance",outcome="allow",reason="allowed"} 1',
+      'authz_decisions_total{service="default",route="GET /balance",outcome="allow",reason="allowed"} 1',
     );
     expect(reply.body).toContain('authz_policy_info{version="sha256:abc",source="policy.yaml"} 1');
   });
@@ -130,7 +131,13 @@ describe('metrics server', () => {
     const second = createAuthzMetrics();
     const other = await startMetricsServer({ host: '127.0.0.1', port: 0, registry: second.registry, logger });
     try {
-      first.recordDecision({ route: 'only-first', outcome: 'deny', reason: 'no_route', durationSeconds: 0 });
+      first.recordDecision({
+        service: 'default',
+        route: 'only-first',
+        outcome: 'deny',
+        reason: 'no_route',
+        durationSeconds: 0,
+      });
       first.setPolicyInfo({ version: 'first', source: 'a.yaml' });
 
       const firstText = await first.registry.metrics();

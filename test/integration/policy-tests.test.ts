@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /*
  * The ops commands through the built command line (`node dist/cli/main.js`), as CI runs them: above all,
@@ -92,5 +94,73 @@ describe('ops command exit codes through the CLI', () => {
     expect((await authz('diff', old, 'test/fixtures/ops/diff-route-removed.yaml')).code).toBe(1);
     expect((await authz('diff', old, 'no-such.yaml')).code).toBe(2);
     expect((await authz('diff', old)).code).toBe(2);
+  });
+});
+
+describe('the ops commands on the gateway policy (services chosen by host or by name)', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'authz-policy-tests-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('authz test: per-case host and service', async () => {
+    const file = path.join(dir, 'gateway.test.yaml');
+    await writeFile(
+      file,
+      [
+        `policy: ${path.join(repoRoot, 'policy.gateway.yaml')}`,
+        'now: 2026-11-27T12:00:00Z',
+        'cases:',
+        '  - host: bank.example',
+        '    request: { method: GET, path: /balance }',
+        '    token: { scope: view:balance }',
+        '    expect: allow',
+        '  - host: statements.example',
+        '    request: { method: GET, path: /balance }',
+        '    token: { scope: view:balance }',
+        '    expect: { status: 403, error: insufficient_scope, scope: view:statements }',
+        '  - host: bank.example',
+        '    service: statements',
+        '    request: { method: GET, path: /statements/2026-11 }',
+        '    token: { scope: view:statements, aud: https://statements-api }',
+        '    expect: allow',
+        '  - host: unclaimed.invalid',
+        '    request: { method: GET, path: /healthz }',
+        '    expect: { status: 403, error: access_denied }',
+        '',
+      ].join('\n'),
+    );
+    const { code, stdout, stderr } = await authz('test', file);
+    expect(stderr).toBe('');
+    expect(stdout).toMatch(/^4 passed, 0 failed$/m);
+    expect(code).toBe(0);
+  });
+
+  it('authz explain --host names the service; --service takes precedence', async () => {
+    const base = ['explain', '--policy', 'policy.gateway.yaml', '--method', 'GET', '--path', '/balance'];
+    const byHost = await authz(...base, '--host', 'statements.example');
+    expect(byHost.code).toBe(0);
+    expect(byHost.stdout).toMatch(
+      /^service {4}statements \(line \d+, realm statements-api\): it lists host/m,
+    );
+    const byName = await authz(...base, '--host', 'statements.example', '--service', 'bank', '--json');
+    expect(JSON.parse(byName.stdout)).toMatchObject({ service: { name: 'bank', chosen_by: 'name' } });
+    const none = await authz(...base, '--host', 'unclaimed.invalid');
+    expect(none.stdout).toContain('decision   deny no_service');
+    expect((await authz(...base, '--host', '')).code).toBe(2);
+  });
+
+  it('authz diff: moving policy.yaml under services changes nothing for bank.example', async () => {
+    const { code, stdout } = await authz('diff', 'policy.yaml', 'policy.gateway.yaml');
+    expect(code).toBe(1);
+    expect(stdout).toContain('(host statements.example)');
+    expect(stdout).toContain('(host unclaimed.invalid)');
+    expect(stdout).not.toContain('(host bank.example)');
+    expect((await authz('check-policy', 'policy.gateway.yaml')).stdout).toMatch(
+      /: 2 services, \d+ routes, 0 warnings: ok\n$/,
+    );
   });
 });

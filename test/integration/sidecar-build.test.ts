@@ -128,7 +128,7 @@ describe('the sidecar build (dist-sidecar/, what the sidecar image carries)', ()
     expect(listed).toEqual(['serve', 'check-policy', 'explain', 'test', 'diff']);
     expect(help.stdout).not.toMatch(/demo/i);
 
-    for (const command of ['bank', 'dev-token', 'dev-idp', 'demo-client']) {
+    for (const command of ['bank', 'statements', 'dev-token', 'dev-idp', 'demo-client']) {
       const { code, stdout, stderr } = await runCli([command, '--help'], {
         cwd: temp.dir,
         entry: CLI_BUILDS.sidecar,

@@ -156,6 +156,10 @@ export interface HttpCheckInit {
   readonly authorization?: string;
   /** Envoy's request id (`x-request-id`). */
   readonly id?: string;
+  /** The request's host (`:authority` and `attributes.request.http.host`; default `bank.example`). */
+  readonly host?: string;
+  /** `attributes.context_extensions`, as a route or virtual host sets them (e.g. `{ service: 'bank' }`). */
+  readonly contextExtensions?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -164,8 +168,9 @@ export interface HttpCheckInit {
  */
 export function httpCheckRequest(init: HttpCheckInit): Record<string, unknown> {
   const id = init.id ?? `req-${Math.random().toString(36).slice(2)}`;
+  const host = init.host ?? 'bank.example';
   const headers: Record<string, string> = {
-    ':authority': 'bank.example',
+    ':authority': host,
     ':method': init.method,
     ':path': init.path,
     ':scheme': 'https',
@@ -181,12 +186,13 @@ export function httpCheckRequest(init: HttpCheckInit): Record<string, unknown> {
           id,
           method: init.method,
           path: init.path,
-          host: 'bank.example',
+          host,
           scheme: 'https',
           protocol: 'HTTP/1.1',
           headers,
         },
       },
+      ...(init.contextExtensions === undefined ? {} : { context_extensions: { ...init.contextExtensions } }),
     },
   };
 }

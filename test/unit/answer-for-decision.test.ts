@@ -4,22 +4,33 @@ import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { decideAccess } from '../../src/authz/decide.js';
 import type { Decision, DenialCode } from '../../src/authz/decision.js';
 import type { CompiledRoute } from '../../src/policy/compiled-policy.js';
-import { compileRoutes } from '../support/inline-policy.js';
+import { compileService } from '../support/inline-policy.js';
 
-const policy = compileRoutes(
+const service = compileService(
   '{ methods: [POST], path: /transfer, scopes: [transfer:funds] }',
   '{ path: /healthz, public: true }',
   '{ methods: [POST], path: /transfer/international, scopes: [transfer:funds, transfer:abroad] }',
 );
-const [transfer, healthz, international] = policy.routes as [CompiledRoute, CompiledRoute, CompiledRoute];
+const [transfer, healthz, international] = service.routes as [CompiledRoute, CompiledRoute, CompiledRoute];
 
 const DESCRIPTION = 'the token has expired';
-/** A verified token that says nothing about the login (no acr, amr or auth_time). */
-const NO_LOGIN_CLAIMS = { acr: undefined, amr: new Set<string>(), authTime: undefined };
+/**
+ * A verified token that says nothing about the login (no acr, amr or auth_time), meant for the demo audience
+ * and with no claim any service passes on in a header.
+ */
+const NO_LOGIN_CLAIMS = {
+  acr: undefined,
+  amr: new Set<string>(),
+  authTime: undefined,
+  audiences: new Set(['https://my-banking-api']),
+  headerClaims: new Map<string, string | undefined>(),
+};
 const invalidToken = `Bearer realm="bank-api", error="invalid_token", error_description="${DESCRIPTION}"`;
 
 /** The whole decision table: for each denial code, the status, body `error` and exact challenge. */
 const DENIAL_TABLE = {
+  no_service: { status: 403, error: 'access_denied', challenge: undefined },
+  service_unknown: { status: 403, error: 'access_denied', challenge: undefined },
   no_route: { status: 403, error: 'access_denied', challenge: undefined },
   path_invalid: { status: 400, error: 'invalid_request', challenge: undefined },
   credentials_missing: { status: 401, error: 'unauthorized', challenge: 'Bearer realm="bank-api"' },
@@ -309,10 +320,10 @@ describe('answerForDecision: insufficient_user_authentication (RFC 9470 section 
   });
 
   it('answers what decideAccess found for a compiled route with a weak and stale login', () => {
-    const stepUpPolicy = compileRoutes(
+    const stepUpService = compileService(
       '{ methods: [POST], path: /transfer, scopes: [transfer:funds], authentication: { acr_values: [urn:bank:mfa, urn:bank:hwk], amr: [mfa], max_age: 5m } }',
     );
-    const route = stepUpPolicy.routes[0] as CompiledRoute & { access: { kind: 'protected' } };
+    const route = stepUpService.routes[0] as CompiledRoute & { access: { kind: 'protected' } };
     const nowMs = Date.UTC(2030, 0, 1);
     const decision = decideAccess(
       route,
@@ -325,6 +336,8 @@ describe('answerForDecision: insufficient_user_authentication (RFC 9470 section 
           acr: 'urn:bank:pwd',
           amr: new Set(['pwd']),
           authTime: nowMs / 1000 - 301,
+          audiences: new Set(['https://my-banking-api']),
+          headerClaims: new Map(),
         },
       },
       nowMs,

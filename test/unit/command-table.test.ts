@@ -18,6 +18,7 @@ describe('the command tables', () => {
     ]);
     expect(DEMO_COMMANDS.commands.map((command) => command.name)).toEqual([
       'bank',
+      'statements',
       'dev-token',
       'dev-idp',
       'demo-client',

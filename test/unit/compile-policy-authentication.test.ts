@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import { expectSingleProblem, policyErrorFrom, policyText } from './compile-policy-support.js';
+import { implicitService } from '../support/inline-policy.js';
 
 describe('compilePolicy: what a route requires of the login (authentication, RFC 9470)', () => {
   /** The one route of the policy, `POST /transfer` with `scopes` and `authentication` as given. */
   function transferAccess(authentication: string, scopes = '[transfer:funds]') {
     const route = `  - { methods: [POST], path: /transfer, scopes: ${scopes}, authentication: ${authentication} }`;
-    return compilePolicy(policyText({ routes: [route] }), 'policy.yaml').routes[0]?.access;
+    return implicitService(compilePolicy(policyText({ routes: [route] }), 'policy.yaml')).routes[0]?.access;
   }
 
   it.each([
@@ -46,7 +47,7 @@ describe('compilePolicy: what a route requires of the login (authentication, RFC
       ],
     });
 
-    expect(compilePolicy(text, 'policy.yaml').routes[0]?.access).toStrictEqual({
+    expect(implicitService(compilePolicy(text, 'policy.yaml')).routes[0]?.access).toStrictEqual({
       kind: 'protected',
       scopes: ['transfer:funds'],
       authentication: { acrValues: ['urn:bank:mfa'], amr: ['mfa'], maxAgeSeconds: 600 },
@@ -62,9 +63,11 @@ describe('compilePolicy: what a route requires of the login (authentication, RFC
   });
 
   it('leaves authentication out of a route that gives none', () => {
-    const access = compilePolicy(
-      policyText({ routes: ['  - { path: /balance, scopes: [view:balance] }'] }),
-      'policy.yaml',
+    const access = implicitService(
+      compilePolicy(
+        policyText({ routes: ['  - { path: /balance, scopes: [view:balance] }'] }),
+        'policy.yaml',
+      ),
     ).routes[0]?.access;
 
     expect(access).toStrictEqual({ kind: 'protected', scopes: ['view:balance'] });

@@ -89,7 +89,7 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       line: 3,
       path: 'owner',
       key: 'owner',
-      allowed: 'version, realm, mode, max_token_bytes, known_scopes, issuers, routes',
+      allowed: 'version, realm, mode, max_token_bytes, known_scopes, issuers, routes, services',
     },
     {
       where: 'in an issuer',

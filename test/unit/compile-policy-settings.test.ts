@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { compilePolicy, POLICY_DEFAULTS } from '../../src/policy/compile-policy.js';
 import { FIXTURES, ISSUER, policyText } from './compile-policy-support.js';
+import { implicitService } from '../support/inline-policy.js';
 
 const REPO_POLICY = fileURLToPath(new URL('../../policy.yaml', import.meta.url));
 
@@ -12,7 +13,7 @@ describe('compilePolicy: the repository policy.yaml', () => {
     const text = await readFile(REPO_POLICY, 'utf8');
     const policy = compilePolicy(text, REPO_POLICY);
 
-    expect(policy.realm).toBe('bank-api');
+    expect(implicitService(policy).realm).toBe('bank-api');
     expect(policy.source).toBe(REPO_POLICY);
     expect(policy.version).toMatch(/^[0-9a-f]{16}$/);
     expect([...policy.issuers.keys()]).toEqual(['http://127.0.0.1:9000', 'https://idp.example/']);
@@ -27,7 +28,7 @@ describe('compilePolicy: the repository policy.yaml', () => {
       metadataUrl: new URL('http://127.0.0.1:9000/.well-known/openid-configuration'),
       issuer: 'http://127.0.0.1:9000',
     });
-    expect(policy.routes.map((route) => route.name)).toEqual([
+    expect(implicitService(policy).routes.map((route) => route.name)).toEqual([
       'GET /balance',
       'POST /transfer',
       '* /healthz',
@@ -38,7 +39,7 @@ describe('compilePolicy: the repository policy.yaml', () => {
 
   it('records each route with its 0-based index, 1-based line, methods and access', async () => {
     const policy = compilePolicy(await readFile(REPO_POLICY, 'utf8'), REPO_POLICY);
-    const [balance, transfer, healthz, accountBalance] = policy.routes;
+    const [balance, transfer, healthz, accountBalance] = implicitService(policy).routes;
 
     expect(balance).toMatchObject({ index: 0, line: 25, pattern: '/balance' });
     expect(balance?.methods).toEqual(new Set(['GET']));
@@ -98,6 +99,7 @@ describe('compilePolicy: defaults and settings', () => {
       maxTokenLifetimeSeconds: 7200,
       claims: { scopes: ['scope', 'scp'], acr: 'acr', amr: 'amr', authTime: 'auth_time' },
       requiredTyp: undefined,
+      headerClaims: [],
       tokenCache: { maxEntries: 50_000, ttlSeconds: 120 },
     });
     const partner = policy.issuers.get('https://partner.example/');
@@ -111,7 +113,7 @@ describe('compilePolicy: defaults and settings', () => {
   it('treats an empty scope list as "any valid token", not as public', async () => {
     const file = join(FIXTURES, 'complete.yaml');
     const policy = compilePolicy(await readFile(file, 'utf8'), file);
-    const files = policy.routes.find((route) => route.pattern === '/files/**');
+    const files = implicitService(policy).routes.find((route) => route.pattern === '/files/**');
 
     expect(files?.access).toEqual({ kind: 'protected', scopes: [] });
     expect(files?.methods).toBeNull();

@@ -6,15 +6,15 @@ import { readBearerCredentials } from '../../src/authn/bearer-credentials.js';
 import type { RequestFacts } from '../../src/authz/request-facts.js';
 import { decideAccess, routeRequest, type RouteStep } from '../../src/authz/decide.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
-import type { CompiledPolicy, CompiledRoute } from '../../src/policy/compiled-policy.js';
+import type { CompiledRoute, CompiledService } from '../../src/policy/compiled-policy.js';
 import { matchRoute } from '../../src/policy/match-route.js';
-import { compileRoutes } from '../support/inline-policy.js';
+import { compileService, implicitService } from '../support/inline-policy.js';
 
 type ProtectedRoute = CompiledRoute & { access: { kind: 'protected' } };
 
 const POLICY_FILE = fileURLToPath(new URL('../../policy.yaml', import.meta.url));
-/** The demo policy: GET /balance, POST /transfer, public /healthz, GET /accounts/{id}/balance. */
-const demo = compilePolicy(readFileSync(POLICY_FILE, 'utf8'), POLICY_FILE);
+/** The demo policy's one service: GET /balance, POST /transfer, public /healthz, GET /accounts/{id}/balance. */
+const demo = implicitService(compilePolicy(readFileSync(POLICY_FILE, 'utf8'), POLICY_FILE));
 const [balance, transfer, healthz, accountBalance] = demo.routes as [
   CompiledRoute,
   CompiledRoute,
@@ -22,13 +22,13 @@ const [balance, transfer, healthz, accountBalance] = demo.routes as [
   CompiledRoute,
 ];
 
-const extra = compileRoutes(
+const extra = compileService(
   '{ methods: [POST], path: /transfer/international, scopes: [transfer:funds, transfer:abroad, view:balance] }',
   '{ methods: [GET], path: /me, scopes: [] }',
 );
 
-function protectedRoute(policy: CompiledPolicy, method: string, path: string): ProtectedRoute {
-  const route = matchRoute(policy, method, path);
+function protectedRoute(service: CompiledService, method: string, path: string): ProtectedRoute {
+  const route = matchRoute(service, method, path);
   if (route?.access.kind !== 'protected') throw new Error(`${method} ${path} is not a protected route`);
   return route as ProtectedRoute;
 }
@@ -65,6 +65,8 @@ function verified(
     acr: login.acr,
     amr: new Set(login.amr ?? []),
     authTime: login.authTime,
+    audiences: new Set(['https://my-banking-api']),
+    headerClaims: new Map(),
   };
   return { kind: 'verified' as const, token };
 }

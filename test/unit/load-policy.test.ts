@@ -22,7 +22,7 @@ describe('loadPolicy', () => {
     const policy = await loadPolicy(file);
 
     expect(policy.source).toBe(file);
-    expect(policy.routes).toHaveLength(5);
+    expect(policy.services[0]?.routes).toHaveLength(5);
     expect(policy.version).toBe(compilePolicy(await readFile(file, 'utf8'), file).version);
   });
 
@@ -96,7 +96,7 @@ describe('loadPolicy', () => {
     const text = policyText();
     await writeFile(file, text + '#'.repeat(MAX_POLICY_BYTES - Buffer.byteLength(text)));
 
-    await expect(loadPolicy(file)).resolves.toMatchObject({ realm: 'bank-api' });
+    await expect(loadPolicy(file)).resolves.toMatchObject({ services: [{ realm: 'bank-api' }] });
   });
 
   it('passes syntax and validity errors through with the file name', async () => {

@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import type { CompiledPolicy } from '../../src/policy/compiled-policy.js';
+import type { CompiledService } from '../../src/policy/compiled-policy.js';
 import { matchRoute } from '../../src/policy/match-route.js';
-import { compileRoutes } from '../support/inline-policy.js';
+import { compileService } from '../support/inline-policy.js';
 
 /** The index of the route that decides, or null when none matches. */
-function decidingRoute(policy: CompiledPolicy, method: string, path: string): number | null {
-  return matchRoute(policy, method, path)?.index ?? null;
+function decidingRoute(service: CompiledService, method: string, path: string): number | null {
+  return matchRoute(service, method, path)?.index ?? null;
 }
 
 describe('matchRoute', () => {
-  const policy = compileRoutes(
+  const service = compileService(
     '{ methods: [GET], path: /balance, scopes: [view:balance] }', // 0
     '{ methods: [POST], path: /transfer, scopes: [transfer:funds] }', // 1
     '{ path: /healthz, public: true }', // 2
@@ -30,7 +30,7 @@ describe('matchRoute', () => {
     ['PUT', '/files', 5],
     ['GET', '/files/a/b', 5],
   ])('%s %s is decided by route %i', (method, path, index) => {
-    expect(decidingRoute(policy, method, path)).toBe(index);
+    expect(decidingRoute(service, method, path)).toBe(index);
   });
 
   it.each([
@@ -45,15 +45,15 @@ describe('matchRoute', () => {
     ['DELETE', '/files/a', 'the rest route lists GET and PUT only'],
     ['GET', '/unknown', 'no pattern matches'],
   ])('%s %s matches no route: %s', (method, path) => {
-    expect(matchRoute(policy, method, path)).toBeUndefined();
+    expect(matchRoute(service, method, path)).toBeUndefined();
   });
 
   it('tries routes in file order: the first match wins over a later, more specific one', () => {
-    const broadFirst = compileRoutes(
+    const broadFirst = compileService(
       "{ path: '/accounts/**', scopes: [accounts] }",
       "{ methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }",
     );
-    const specificFirst = compileRoutes(
+    const specificFirst = compileService(
       "{ methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }",
       "{ path: '/accounts/**', scopes: [accounts] }",
     );
@@ -70,7 +70,7 @@ describe('matchRoute', () => {
   });
 
   it('skips a route whose methods do not match and goes on to the next', () => {
-    const split = compileRoutes(
+    const split = compileService(
       '{ methods: [GET], path: /items, scopes: [read] }',
       '{ methods: [POST], path: /items, scopes: [write] }',
       '{ path: /items, public: true }',
@@ -82,6 +82,6 @@ describe('matchRoute', () => {
   });
 
   it('finds nothing in a policy with no routes', () => {
-    expect(matchRoute(compileRoutes(), 'GET', '/')).toBeUndefined();
+    expect(matchRoute(compileService(), 'GET', '/')).toBeUndefined();
   });
 });

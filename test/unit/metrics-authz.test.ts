@@ -54,34 +54,44 @@ describe('createAuthzMetrics', () => {
 });
 
 describe('recordDecision', () => {
-  it('counts decisions by route, outcome and reason', async () => {
+  it('counts decisions by service, route, outcome and reason', async () => {
     const metrics = createAuthzMetrics();
 
     metrics.recordDecision({
+      service: 'default',
       route: 'GET /balance',
       outcome: 'allow',
       reason: 'allowed',
       durationSeconds: 0,
     });
     metrics.recordDecision({
+      service: 'default',
       route: 'GET /balance',
       outcome: 'allow',
       reason: 'allowed',
       durationSeconds: 0,
     });
     metrics.recordDecision({
+      service: 'default',
       route: 'POST /transfer',
       outcome: 'deny',
       reason: 'insufficient_scope',
       durationSeconds: 0,
     });
     metrics.recordDecision({
+      service: 'default',
       route: 'POST /transfer',
       outcome: 'would_deny',
       reason: 'insufficient_scope',
       durationSeconds: 0,
     });
-    metrics.recordDecision({ route: '(none)', outcome: 'deny', reason: 'no_route', durationSeconds: 0 });
+    metrics.recordDecision({
+      service: 'default',
+      route: '(none)',
+      outcome: 'deny',
+      reason: 'no_route',
+      durationSeconds: 0,
+    });
 
     const samples = await samplesOf(metrics.registry, 'authz_decisions_total');
     expect(samples).toHaveLength(4);
@@ -94,16 +104,66 @@ describe('recordDecision', () => {
     ).toBe(1);
     expect(valueAt(samples, { route: '(none)', outcome: 'deny', reason: 'no_route' })).toBe(1);
     expect(await metrics.registry.getSingleMetricAsString('authz_decisions_total')).toContain(
-      'authz_decisions_total{route="GET /balance",outcome="allow",reason="allowed"} 2',
+      'authz_decisions_total{service="default",route="GET /balance",outcome="allow",reason="allowed"} 2',
     );
+  });
+
+  it('counts the same route of two services apart, and decisions made before any service under (none)', async () => {
+    const metrics = createAuthzMetrics();
+
+    metrics.recordDecision({
+      service: 'bank',
+      route: 'GET /balance',
+      outcome: 'allow',
+      reason: 'allowed',
+      durationSeconds: 0,
+    });
+    metrics.recordDecision({
+      service: 'statements',
+      route: 'GET /balance',
+      outcome: 'deny',
+      reason: 'token_audience_mismatch',
+      durationSeconds: 0,
+    });
+    metrics.recordDecision({
+      service: '(none)',
+      route: '(none)',
+      outcome: 'deny',
+      reason: 'no_service',
+      durationSeconds: 0,
+    });
+
+    const samples = await samplesOf(metrics.registry, 'authz_decisions_total');
+    expect(samples).toHaveLength(3);
+    expect(valueAt(samples, { service: 'bank', route: 'GET /balance', outcome: 'allow' })).toBe(1);
+    expect(valueAt(samples, { service: 'statements', route: 'GET /balance', outcome: 'deny' })).toBe(1);
+    expect(valueAt(samples, { service: '(none)', route: '(none)', reason: 'no_service' })).toBe(1);
   });
 
   it('observes the duration by outcome, in the sub-millisecond to one second buckets', async () => {
     const metrics = createAuthzMetrics();
 
-    metrics.recordDecision({ route: 'r', outcome: 'allow', reason: 'allowed', durationSeconds: 0.00005 });
-    metrics.recordDecision({ route: 'r', outcome: 'allow', reason: 'allowed', durationSeconds: 0.003 });
-    metrics.recordDecision({ route: 'r', outcome: 'deny', reason: 'token_expired', durationSeconds: 2 });
+    metrics.recordDecision({
+      service: 'default',
+      route: 'r',
+      outcome: 'allow',
+      reason: 'allowed',
+      durationSeconds: 0.00005,
+    });
+    metrics.recordDecision({
+      service: 'default',
+      route: 'r',
+      outcome: 'allow',
+      reason: 'allowed',
+      durationSeconds: 0.003,
+    });
+    metrics.recordDecision({
+      service: 'default',
+      route: 'r',
+      outcome: 'deny',
+      reason: 'token_expired',
+      durationSeconds: 2,
+    });
 
     const samples = await samplesOf(metrics.registry, 'authz_decision_duration_seconds');
     const bucket = (outcome: string, le: number | string) =>
@@ -137,9 +197,27 @@ describe('recordDecision', () => {
   it('counts a decision with an unusable duration but keeps it out of the histogram', async () => {
     const metrics = createAuthzMetrics();
 
-    metrics.recordDecision({ route: 'r', outcome: 'allow', reason: 'allowed', durationSeconds: Number.NaN });
-    metrics.recordDecision({ route: 'r', outcome: 'allow', reason: 'allowed', durationSeconds: Infinity });
-    metrics.recordDecision({ route: 'r', outcome: 'allow', reason: 'allowed', durationSeconds: -0.5 });
+    metrics.recordDecision({
+      service: 'default',
+      route: 'r',
+      outcome: 'allow',
+      reason: 'allowed',
+      durationSeconds: Number.NaN,
+    });
+    metrics.recordDecision({
+      service: 'default',
+      route: 'r',
+      outcome: 'allow',
+      reason: 'allowed',
+      durationSeconds: Infinity,
+    });
+    metrics.recordDecision({
+      service: 'default',
+      route: 'r',
+      outcome: 'allow',
+      reason: 'allowed',
+      durationSeconds: -0.5,
+    });
 
     expect(valueAt(await samplesOf(metrics.registry, 'authz_decisions_total'), { route: 'r' })).toBe(3);
     const text = await metrics.registry.getSingleMetricAsString('authz_decision_duration_seconds');
@@ -151,11 +229,41 @@ describe('recordDecision', () => {
   it('folds routes past the cap into (other), keeping the series that existed', async () => {
     const metrics = createAuthzMetrics({ maxSeriesPerMetric: 2 });
 
-    metrics.recordDecision({ route: 'a', outcome: 'allow', reason: 'allowed', durationSeconds: 0 });
-    metrics.recordDecision({ route: 'b', outcome: 'allow', reason: 'allowed', durationSeconds: 0 });
-    metrics.recordDecision({ route: 'c', outcome: 'allow', reason: 'allowed', durationSeconds: 0 });
-    metrics.recordDecision({ route: 'd', outcome: 'allow', reason: 'allowed', durationSeconds: 0 });
-    metrics.recordDecision({ route: 'a', outcome: 'allow', reason: 'allowed', durationSeconds: 0 });
+    metrics.recordDecision({
+      service: 'default',
+      route: 'a',
+      outcome: 'allow',
+      reason: 'allowed',
+      durationSeconds: 0,
+    });
+    metrics.recordDecision({
+      service: 'default',
+      route: 'b',
+      outcome: 'allow',
+      reason: 'allowed',
+      durationSeconds: 0,
+    });
+    metrics.recordDecision({
+      service: 'default',
+      route: 'c',
+      outcome: 'allow',
+      reason: 'allowed',
+      durationSeconds: 0,
+    });
+    metrics.recordDecision({
+      service: 'default',
+      route: 'd',
+      outcome: 'allow',
+      reason: 'allowed',
+      durationSeconds: 0,
+    });
+    metrics.recordDecision({
+      service: 'default',
+      route: 'a',
+      outcome: 'allow',
+      reason: 'allowed',
+      durationSeconds: 0,
+    });
 
     const samples = await samplesOf(metrics.registry, 'authz_decisions_total');
     expect(samples.map((sample) => sample.labels.route).sort()).toEqual([OTHER_LABEL_VALUE, 'a', 'b']);
@@ -168,6 +276,7 @@ describe('recordDecision', () => {
 
     for (let i = 0; i < DEFAULT_MAX_SERIES_PER_METRIC + 500; i += 1) {
       metrics.recordDecision({
+        service: 'default',
         route: `GET /r/${i}`,
         outcome: 'deny',
         reason: 'no_route',

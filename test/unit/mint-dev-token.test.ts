@@ -130,6 +130,8 @@ describe('mintDevToken', () => {
         acr: 'urn:bank:mfa',
         amr: new Set(['pwd', 'mfa']),
         authTime: IAT - 120,
+        audiences: new Set([DEV_AUDIENCE]),
+        headerClaims: new Map(),
       },
     });
   });

@@ -12,9 +12,9 @@ import { createCheckHandler } from '../../src/envoy/check-handler.js';
 import type { CheckRequestMessage } from '../../src/envoy/check-messages.js';
 import { checkResponseForAnswer } from '../../src/envoy/check-response-for-answer.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
-import type { CompiledPolicy } from '../../src/policy/compiled-policy.js';
+import type { CompiledService } from '../../src/policy/compiled-policy.js';
 import { memoryLogger } from '../support/memory-logger.js';
-import { compileRoutes, demoPolicyText } from '../support/inline-policy.js';
+import { compileRoutes, compileService, demoPolicyText, implicitService } from '../support/inline-policy.js';
 
 const ROUTES = [
   '{ methods: [GET], path: /balance, scopes: [view:balance] }',
@@ -30,6 +30,8 @@ const reportOnly = compilePolicy(
   demoPolicyText(ROUTES).replace('realm: ', 'mode: report-only\nrealm: '),
   'p.yaml',
 );
+/** The one (implicit) service of the enforced policy. */
+const enforcedService = implicitService(enforced);
 
 /** Token verifications by token text, as a real verifier would return them. */
 const VERIFICATIONS: Record<string, TokenVerification> = {
@@ -42,6 +44,8 @@ const VERIFICATIONS: Record<string, TokenVerification> = {
       acr: undefined,
       amr: new Set(),
       authTime: undefined,
+      audiences: new Set(['https://my-banking-api']),
+      headerClaims: new Map(),
     },
   },
   expired: { kind: 'invalid', reason: 'token_expired', description: 'the token has expired' },
@@ -76,15 +80,17 @@ const REQUESTS: [string, RequestFacts<string>][] = [
 ];
 
 /** The authorization of a decision computed afresh, without anything prepared. */
-function afresh(policy: CompiledPolicy, decision: Decision, verification: TokenVerification | undefined) {
-  const outcome = applyEnforcementMode(policy, decision);
+function afresh(service: CompiledService, decision: Decision, verification: TokenVerification | undefined) {
+  const outcome = applyEnforcementMode(service, decision);
   const wouldDeny = outcome.kind === 'allow' ? outcome.wouldDeny : undefined;
+  const { realm, claimHeaders } = service;
   return {
+    service,
     route: outcome.route,
     verification,
     decision: outcome,
-    answer: answerForDecision(outcome, policy.realm),
-    wouldDenyAnswer: wouldDeny === undefined ? undefined : answerForDecision(wouldDeny, policy.realm),
+    answer: answerForDecision(outcome, realm, claimHeaders),
+    wouldDenyAnswer: wouldDeny === undefined ? undefined : answerForDecision(wouldDeny, realm, claimHeaders),
   };
 }
 
@@ -108,24 +114,24 @@ describe('authorize with prepared outcomes', () => {
       const authorization = await authorize(policy, facts, verifier, NOW);
 
       expect(authorization).toStrictEqual(
-        afresh(policy, decisionBeforeMode(authorization), authorization.verification),
+        afresh(implicitService(policy), decisionBeforeMode(authorization), authorization.verification),
       );
     });
   });
 
   it('prepares every decision made before a token is verified, with its whole authorization', () => {
-    for (const policy of [enforced, reportOnly]) {
-      const prepared = preparedOutcomes(policy);
+    for (const service of [enforced, reportOnly].map(implicitService)) {
+      const prepared = preparedOutcomes(service);
       const decisions: Decision[] = [
         prepared.noRoute,
         ...Object.values(prepared.pathInvalid),
-        ...policy.routes.map((route) =>
+        ...service.routes.map((route) =>
           route.access.kind === 'public' ? prepared.publicAllow(route) : prepared.credentialsMissing(route),
         ),
       ];
 
       for (const decision of decisions) {
-        expect(prepared.authorizationOf(decision)).toStrictEqual(afresh(policy, decision, undefined));
+        expect(prepared.authorizationOf(decision)).toStrictEqual(afresh(service, decision, undefined));
         expect(Object.isFrozen(prepared.authorizationOf(decision)?.answer)).toBe(true);
       }
     }
@@ -137,7 +143,7 @@ describe('authorize with prepared outcomes', () => {
     const otherRoute = await authorize(enforced, request('POST', '/transfer'), verifier, NOW);
 
     expect(second).toBe(first);
-    expect(preparedOutcomes(enforced)).toBe(preparedOutcomes(enforced));
+    expect(preparedOutcomes(enforcedService)).toBe(preparedOutcomes(enforcedService));
     // The answer to a missing token names no route: one answer serves every route.
     expect(otherRoute.answer).toBe(first.answer);
     expect(otherRoute.decision.route).not.toBe(first.decision.route);
@@ -148,7 +154,7 @@ describe('authorize with prepared outcomes', () => {
     const first = await authorize(enforced, facts, verifier, NOW);
     const second = await authorize(enforced, facts, verifier, NOW);
 
-    expect(first.answer).toStrictEqual(answerForDecision(first.decision, enforced.realm));
+    expect(first.answer).toStrictEqual(answerForDecision(first.decision, enforcedService.realm));
     expect(denial(first.answer).headers).toContainEqual([
       'www-authenticate',
       'Bearer realm="bank-api", error="insufficient_scope", scope="transfer:funds view:balance"',
@@ -174,9 +180,9 @@ describe('authorize with prepared outcomes', () => {
   });
 
   it('refuses a route of another policy rather than answer with the wrong route', () => {
-    const other = compileRoutes(...ROUTES);
+    const other = compileService(...ROUTES);
 
-    expect(() => preparedOutcomes(enforced).credentialsMissing(other.routes[0]!)).toThrow(
+    expect(() => preparedOutcomes(enforcedService).credentialsMissing(other.routes[0]!)).toThrow(
       /no prepared decision/,
     );
   });

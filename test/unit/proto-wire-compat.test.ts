@@ -217,7 +217,7 @@ describe('wire round trips between upstream and our protos', () => {
           raw_body: Buffer.from('{"to":"bob","amount":25}'),
         },
       },
-      context_extensions: { virtual_host: 'bank', route: 'transfer' },
+      context_extensions: { virtual_host: 'bank', route: 'transfer', service: 'bank' },
       metadata_context: {
         filter_metadata: {
           'envoy.filters.http.jwt_authn': { fields: { sub: { string_value: 'alice' } } },
@@ -261,6 +261,8 @@ describe('wire round trips between upstream and our protos', () => {
     expect(requestFactsFromCheck(decoded)).toEqual({
       method: 'POST',
       target: '/transfer?currency=EUR&note=a%20b',
+      host: 'bank.example',
+      serviceName: 'bank',
       credentials: { kind: 'malformed', description: 'more than one Authorization header' },
       requestId: '7b0c3f5e-2a4d-4d1e-9a51-0f5f7e1c2d3b',
     });

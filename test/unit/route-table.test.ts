@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import type { CompiledPolicy, CompiledRoute } from '../../src/policy/compiled-policy.js';
+import type { CompiledRoute, CompiledService } from '../../src/policy/compiled-policy.js';
 import { matchRoute } from '../../src/policy/match-route.js';
-import { compileRoutes } from '../support/inline-policy.js';
+import { compileService } from '../support/inline-policy.js';
 
 /**
  * The specification the route table must meet, written the straightforward way: every route in file
  * order, its methods, then its own compiled pattern matcher. Kept here, not in src/, so that the table is
  * always checked against an independent statement of the rules.
  */
-function referenceMatch(policy: CompiledPolicy, method: string, path: string): CompiledRoute | undefined {
-  for (const route of policy.routes) {
+function referenceMatch(service: CompiledService, method: string, path: string): CompiledRoute | undefined {
+  for (const route of service.routes) {
     if (route.methods !== null && !route.methods.has(method)) continue;
     if (route.matchesPath(path)) return route;
   }
@@ -58,9 +58,9 @@ function randomRoute(random: Random, prefix?: string): string {
   return `{ ${methods}path: '${randomPattern(random, prefix)}', public: true }`;
 }
 
-/** A request path: often one a pattern of the policy was written for, else made of the same pieces. */
-function randomPath(random: Random, policy: CompiledPolicy): string {
-  const route = policy.routes.length > 0 && random.below(2) === 0 ? random.pick(policy.routes) : undefined;
+/** A request path: often one a pattern of the service was written for, else made of the same pieces. */
+function randomPath(random: Random, service: CompiledService): string {
+  const route = service.routes.length > 0 && random.below(2) === 0 ? random.pick(service.routes) : undefined;
   const template = route?.pattern ?? randomPattern(random);
   const pieces = template
     .slice(1)
@@ -85,16 +85,16 @@ describe('the route table (matchRoute) against a scan of every route in file ord
     let matched = 0;
     for (let seed = 1; seed <= 400; seed++) {
       const random = randomSource(seed);
-      const policy = compileRoutes(
+      const service = compileService(
         ...Array.from({ length: 1 + random.below(14) }, () => randomRoute(random)),
       );
       // The message says how to reproduce a difference: the seed, the request and the routes.
-      const routes = policy.routes.map((route) => route.name).join('; ');
+      const routes = service.routes.map((route) => route.name).join('; ');
       for (let i = 0; i < 60; i++) {
         const method = random.pick([...METHODS, 'DELETE', 'get']);
-        const path = randomPath(random, policy);
-        const expected = referenceMatch(policy, method, path);
-        expect(matchRoute(policy, method, path)?.index, `seed ${seed}: ${method} ${path} [${routes}]`).toBe(
+        const path = randomPath(random, service);
+        const expected = referenceMatch(service, method, path);
+        expect(matchRoute(service, method, path)?.index, `seed ${seed}: ${method} ${path} [${routes}]`).toBe(
           expected?.index,
         );
         compared++;
@@ -110,15 +110,15 @@ describe('the route table (matchRoute) against a scan of every route in file ord
   it('picks the same route in a policy of 10,000 routes', PROPERTY_TIMEOUT, () => {
     const random = randomSource(10_000);
     // Services under 500 first segments, so that the deciding routes are spread over the whole file.
-    const policy = compileRoutes(
+    const service = compileService(
       ...Array.from({ length: 10_000 }, () => randomRoute(random, `s${random.below(500)}`)),
     );
     const deciding = new Set<number>();
     for (let i = 0; i < 2000; i++) {
       const method = random.pick(METHODS);
-      const path = randomPath(random, policy);
-      const expected = referenceMatch(policy, method, path)?.index;
-      expect(matchRoute(policy, method, path)?.index, `${method} ${path}`).toBe(expected);
+      const path = randomPath(random, service);
+      const expected = referenceMatch(service, method, path)?.index;
+      expect(matchRoute(service, method, path)?.index, `${method} ${path}`).toBe(expected);
       if (expected !== undefined) deciding.add(expected);
     }
     expect(deciding.size).toBeGreaterThan(300);
@@ -132,19 +132,19 @@ describe('the route table (matchRoute) against a scan of every route in file ord
     ['an empty segment, which no parameter matches', '/a//b'],
     ['only empty segments', '//'],
   ])('agrees on %s', (_case, path) => {
-    const policy = compileRoutes(
+    const service = compileService(
       "{ path: '/a/{id}/b', public: true }",
       "{ path: '/a/**', public: true }",
       "{ path: '/{id}', public: true }",
       "{ path: '/', public: true }",
       "{ path: '/**', public: true }",
     );
-    const reordered = compileRoutes(
+    const reordered = compileService(
       "{ path: '/**', public: true }",
       "{ path: '/a/{id}/b', public: true }",
       "{ path: '/', public: true }",
     );
-    for (const each of [policy, reordered]) {
+    for (const each of [service, reordered]) {
       expect(matchRoute(each, 'GET', path)).toBe(referenceMatch(each, 'GET', path));
     }
   });
@@ -152,31 +152,31 @@ describe('the route table (matchRoute) against a scan of every route in file ord
 
 describe('the route table: first match in file order', () => {
   it('prefers an earlier route for every method over a later one for the method', () => {
-    const policy = compileRoutes(
+    const service = compileService(
       '{ path: /items, public: true }',
       '{ methods: [GET], path: /items, scopes: [read] }',
     );
 
-    expect(matchRoute(policy, 'GET', '/items')?.index).toBe(0);
+    expect(matchRoute(service, 'GET', '/items')?.index).toBe(0);
   });
 
   it('prefers an earlier route for the method over a later one for every method', () => {
-    const policy = compileRoutes(
+    const service = compileService(
       '{ methods: [GET], path: /items, scopes: [read] }',
       '{ path: /items, public: true }',
     );
 
-    expect(matchRoute(policy, 'GET', '/items')?.index).toBe(0);
-    expect(matchRoute(policy, 'POST', '/items')?.index).toBe(1);
+    expect(matchRoute(service, 'GET', '/items')?.index).toBe(0);
+    expect(matchRoute(service, 'POST', '/items')?.index).toBe(1);
   });
 
   it('prefers an earlier parameter or rest route over a later literal one, and the reverse', () => {
-    const broadFirst = compileRoutes(
+    const broadFirst = compileService(
       "{ path: '/users/**', public: true }",
       "{ path: '/users/{id}', public: true }",
       '{ path: /users/me, public: true }',
     );
-    const literalFirst = compileRoutes(
+    const literalFirst = compileService(
       '{ path: /users/me, public: true }',
       "{ path: '/users/{id}', public: true }",
       "{ path: '/users/**', public: true }",
@@ -189,11 +189,11 @@ describe('the route table: first match in file order', () => {
     expect(matchRoute(literalFirst, 'GET', '/users')?.index).toBe(2);
   });
 
-  it('returns the compiled route itself, as listed in policy.routes', () => {
-    const policy = compileRoutes(
+  it('returns the compiled route itself, as listed in service.routes', () => {
+    const service = compileService(
       "{ methods: [GET], path: '/accounts/{id}/balance', scopes: [view:balance] }",
     );
 
-    expect(matchRoute(policy, 'GET', '/accounts/1/balance')).toBe(policy.routes[0]);
+    expect(matchRoute(service, 'GET', '/accounts/1/balance')).toBe(service.routes[0]);
   });
 });

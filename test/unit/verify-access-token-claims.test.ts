@@ -204,6 +204,8 @@ describe('verifyAccessToken: the login claims (acr, amr, auth_time)', () => {
         acr: 'urn:bank:mfa',
         amr: new Set(['hwk', 'pin']),
         authTime,
+        audiences: new Set([AUDIENCE]),
+        headerClaims: new Map(),
       },
     });
   });

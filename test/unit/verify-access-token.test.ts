@@ -108,6 +108,8 @@ describe('verifyAccessToken: valid tokens', () => {
         acr: undefined,
         amr: new Set(),
         authTime: undefined,
+        audiences: new Set([AUDIENCE]),
+        headerClaims: new Map(),
       },
     });
   });

@@ -1,0 +1,72 @@
+import { answerForDecision } from './answer-for-decision.js';
+import type { Authorization } from './authorization.js';
+import type { Denial } from './decision.js';
+import type { RequestFacts } from './request-facts.js';
+import { normalisedRequestHost } from './request-host.js';
+import type { CompiledPolicy, CompiledService } from '../policy/compiled-policy.js';
+
+/** The service a request is for, or the finished authorization when none can be chosen. */
+export type ServiceChoice =
+  | { readonly kind: 'service'; readonly service: CompiledService }
+  | { readonly kind: 'decided'; readonly authorization: Authorization };
+
+/**
+ * Chooses the service of a request, pure: the one the proxy names (ext_authz `context_extensions`
+ * `service`), which takes precedence over the host; else the one claiming the request's host (exact name,
+ * then one wildcard label; README "Services"); else the implicit service of a file without `services`.
+ * A name the policy does not know is a configuration error, denied rather than guessed around
+ * (`service_unknown`); a host no service claims is denied with no challenge (`no_service`): there is no
+ * realm to name.
+ */
+export function chooseService(policy: CompiledPolicy, request: RequestFacts<unknown>): ServiceChoice {
+  const { serviceSelector } = policy;
+  if (request.serviceName !== undefined) {
+    const named = serviceSelector.byName(request.serviceName);
+    if (named !== undefined) return { kind: 'service', service: named };
+    return { kind: 'decided', authorization: unchosen(policy).serviceUnknown };
+  }
+  const service = serviceSelector.forHost(normalisedRequestHost(request.host));
+  if (service !== undefined) return { kind: 'service', service };
+  return { kind: 'decided', authorization: unchosen(policy).noService };
+}
+
+interface Unchosen {
+  readonly noService: Authorization;
+  readonly serviceUnknown: Authorization;
+}
+
+// Built once per policy; entries go with the policy when a reload drops it.
+const unchosenByPolicy = new WeakMap<CompiledPolicy, Unchosen>();
+
+function unchosen(policy: CompiledPolicy): Unchosen {
+  let outcomes = unchosenByPolicy.get(policy);
+  if (outcomes === undefined) {
+    outcomes = Object.freeze({
+      noService: denied({
+        kind: 'deny',
+        code: 'no_service',
+        description: 'no service answers for this host',
+      }),
+      serviceUnknown: denied({
+        kind: 'deny',
+        code: 'service_unknown',
+        description: 'the proxy named a service this policy does not have',
+      }),
+    });
+    unchosenByPolicy.set(policy, outcomes);
+  }
+  return outcomes;
+}
+
+function denied(decision: Denial): Authorization {
+  const frozen = Object.freeze(decision);
+  return Object.freeze({
+    service: undefined,
+    route: undefined,
+    verification: undefined,
+    decision: frozen,
+    // Neither denial challenges (no realm to name), so the realm given here is never written.
+    answer: Object.freeze(answerForDecision(frozen, '')),
+    wouldDenyAnswer: undefined,
+  });
+}

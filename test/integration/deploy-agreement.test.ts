@@ -1,0 +1,473 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { serveConfig, SERVE_DEFAULTS } from '../../src/cli/serve-config.js';
+import { bankConfig } from '../../src/demo/bank/bank-config.js';
+import { compilePolicy } from '../../src/policy/compile-policy.js';
+import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
+import { argsOf, readDockerfile, stageNamed } from '../support/dockerfile.js';
+
+/*
+ * The manifests under deploy/ say the same as the files they were made from: the ports, addresses and paths
+ * of envoy/envoy.yaml, the Dockerfile's sidecar image (its CMD, user and EXPOSE) and docker-compose.yml; the
+ * policy's file name and folder; Envoy's config byte for byte; the Istio and Envoy Gateway wiring (provider
+ * name, Service, port, timeout, fail-closed) across files; and every container's restricted security
+ * settings and resources. Checked on what kustomize renders (the pinned binary from
+ * scripts/install-deploy-tools.sh), which is what a cluster would be given.
+ */
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const deployDir = path.join(repoRoot, 'deploy');
+const KUSTOMIZE = path.join(repoRoot, '.tools', 'bin', 'kustomize');
+
+type Json = Record<string, unknown>;
+
+/** Walks a parsed tree; `undefined` as soon as a step is missing. */
+function at(value: unknown, ...keys: Array<string | number>): unknown {
+  let current = value;
+  for (const key of keys) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string | number, unknown>)[key];
+  }
+  return current;
+}
+
+function render(dir: string): Json[] {
+  if (!existsSync(KUSTOMIZE)) throw new Error(`${KUSTOMIZE} is missing: run npm run deploy-tools:install`);
+  const out = execFileSync(KUSTOMIZE, ['build', path.join(deployDir, dir)], {
+    encoding: 'utf8',
+    stdio: 'pipe',
+  });
+  return parseAllDocuments(out).map((document) => document.toJS() as Json);
+}
+
+function one(objects: readonly Json[], kind: string, name: string): Json {
+  const found = objects.filter(
+    (object) => object['kind'] === kind && at(object, 'metadata', 'name') === name,
+  );
+  expect(found, `exactly one ${kind}/${name}`).toHaveLength(1);
+  return found[0]!;
+}
+
+interface Container {
+  name: string;
+  image: string;
+  args?: string[];
+  ports?: { name?: string; containerPort: number }[];
+  readinessProbe?: Json;
+  livenessProbe?: Json;
+  startupProbe?: Json;
+  resources?: { requests?: Json; limits?: Json };
+  securityContext?: Json;
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; subPath?: string }[];
+}
+
+function containersOf(deployment: Json): Container[] {
+  const spec = at(deployment, 'spec', 'template', 'spec') as Json;
+  return [...((spec['initContainers'] as Container[]) ?? []), ...((spec['containers'] as Container[]) ?? [])];
+}
+
+function container(deployment: Json, name: string): Container {
+  const found = containersOf(deployment).find((candidate) => candidate.name === name);
+  if (found === undefined) throw new Error(`no container ${name}`);
+  return found;
+}
+
+/** The value after `flag` in an argument list. */
+function flag(args: readonly string[] | undefined, name: string): string | undefined {
+  const index = (args ?? []).indexOf(name);
+  return index === -1 ? undefined : args![index + 1];
+}
+
+const portOf = (address: string) => Number(address.slice(address.lastIndexOf(':') + 1));
+
+// --- The sources of truth ---------------------------------------------------------------------------------
+
+const envoyYamlText = readFileSync(path.join(repoRoot, 'envoy', 'envoy.yaml'), 'utf8');
+const envoyYaml = parse(envoyYamlText) as Json;
+const envoyVersion = readFileSync(path.join(repoRoot, 'envoy', 'VERSION'), 'utf8').trim();
+const listener = at(envoyYaml, 'static_resources', 'listeners', 0) as Json;
+const hcm = at(listener, 'filter_chains', 0, 'filters', 0, 'typed_config') as Json;
+const extAuthz = (at(hcm, 'http_filters') as Json[]).find(
+  (filter) => filter['name'] === 'envoy.filters.http.ext_authz',
+)!;
+const clusterAddress = (name: string) => {
+  const cluster = (at(envoyYaml, 'static_resources', 'clusters') as Json[]).find((c) => c['name'] === name)!;
+  const socket = at(
+    cluster,
+    'load_assignment',
+    'endpoints',
+    0,
+    'lb_endpoints',
+    0,
+    'endpoint',
+    'address',
+    'socket_address',
+  );
+  return `${at(socket, 'address') as string}:${at(socket, 'port_value') as number}`;
+};
+const ENVOY = {
+  listenerPort: at(listener, 'address', 'socket_address', 'port_value') as number,
+  authz: clusterAddress('authz'), // 127.0.0.1:9001
+  bank: clusterAddress('bank'), // 127.0.0.1:8080
+  adminHost: at(envoyYaml, 'admin', 'address', 'socket_address', 'address') as string,
+  timeout: at(extAuthz, 'typed_config', 'grpc_service', 'timeout') as string,
+  failureModeAllow: at(extAuthz, 'typed_config', 'failure_mode_allow') as boolean,
+  statusOnError: at(extAuthz, 'typed_config', 'status_on_error', 'code') as string,
+  /** The paths of routes with ext_authz disabled (the health check). */
+  uncheckedPaths: (at(hcm, 'route_config', 'virtual_hosts', 0, 'routes') as Json[])
+    .filter(
+      (route) => at(route, 'typed_per_filter_config', 'envoy.filters.http.ext_authz', 'disabled') === true,
+    )
+    .map((route) => at(route, 'match', 'path') as string),
+};
+/** Envoy's HTTP status names (envoy.type.v3.StatusCode) for the codes used here. */
+const STATUS_CODES: Record<string, number> = { ServiceUnavailable: 503, Forbidden: 403 };
+
+const sidecarStage = stageNamed(readDockerfile(path.join(repoRoot, 'Dockerfile')), 'sidecar');
+const DOCKERFILE = {
+  cmd: JSON.parse(argsOf(sidecarStage, 'CMD').at(-1)!) as string[],
+  expose: argsOf(sidecarStage, 'EXPOSE').flatMap((ports) => ports.split(/\s+/)),
+  user: argsOf(sidecarStage, 'USER').at(-1),
+};
+
+const compose = parse(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8')) as {
+  services: Record<string, { command?: string[]; image?: string; ports?: string[]; volumes?: string[] }>;
+};
+
+const kubernetes = render('kubernetes');
+const pod = one(kubernetes, 'Deployment', 'bank');
+const authz = container(pod, 'authz');
+const envoy = container(pod, 'envoy');
+const bank = container(pod, 'bank');
+const podVolumes = at(pod, 'spec', 'template', 'spec', 'volumes') as {
+  name: string;
+  configMap?: { name: string };
+}[];
+
+/** The ConfigMap data key a container sees at `file` through its volume mounts (no subPath allowed). */
+function configMapFileAt(objects: readonly Json[], deployment: Json, owner: Container, file: string) {
+  const mount = (owner.volumeMounts ?? []).find(
+    (candidate) => candidate.mountPath === path.posix.dirname(file),
+  );
+  if (mount === undefined) return undefined;
+  const volumes = at(deployment, 'spec', 'template', 'spec', 'volumes') as {
+    name: string;
+    configMap?: { name: string };
+  }[];
+  const configMapName = volumes.find((volume) => volume.name === mount.name)?.configMap?.name;
+  const configMap = objects.find(
+    (object) => object['kind'] === 'ConfigMap' && at(object, 'metadata', 'name') === configMapName,
+  );
+  return {
+    mount,
+    text: at(configMap, 'data', path.posix.basename(file)) as string | undefined,
+  };
+}
+
+/** What is wrong with an authz container's probes, listen address and ports; [] when all agree. */
+function authzContainerProblems(owner: Container): string[] {
+  const problems: string[] = [];
+  const listen = flag(owner.args, '--listen');
+  if (listen === undefined || portOf(listen) !== portOf(ENVOY.authz)) {
+    problems.push(`--listen ${listen} is not on Envoy's authz port ${portOf(ENVOY.authz)}`);
+  }
+  const grpcPort = owner.ports?.find((port) => port.name === 'grpc')?.containerPort;
+  if (grpcPort !== portOf(ENVOY.authz))
+    problems.push(`containerPort grpc ${grpcPort} is not ${portOf(ENVOY.authz)}`);
+  const expected: Record<string, string> = {
+    startupProbe: '',
+    readinessProbe: AUTHORIZATION_SERVICE,
+    livenessProbe: '',
+  };
+  for (const [probe, service] of Object.entries(expected)) {
+    const grpc = at(owner, probe, 'grpc') as { port?: number; service?: string } | undefined;
+    if (grpc?.port !== portOf(ENVOY.authz))
+      problems.push(`${probe} gRPC port ${grpc?.port} is not the listen port`);
+    if (grpc?.service !== service)
+      problems.push(`${probe} asks for service "${grpc?.service}", not "${service}"`);
+  }
+  return problems;
+}
+
+describe('deploy/kubernetes: the Pod runs what envoy/envoy.yaml, the Dockerfile and compose describe', () => {
+  it("mounts Envoy's config, byte for byte envoy/envoy.yaml, where Envoy's args and compose read it", () => {
+    expect(
+      readFileSync(path.join(deployDir, 'kubernetes', 'envoy.yaml'), 'utf8'),
+      'cp envoy/envoy.yaml deploy/kubernetes/',
+    ).toBe(envoyYamlText);
+    const configFile = flag(envoy.args, '-c')!;
+    expect(configFile).toBe(flag(compose.services['envoy']!.command, '-c'));
+    expect(compose.services['envoy']!.volumes).toContain(`./envoy/envoy.yaml:${configFile}:ro`);
+    const mounted = configMapFileAt(kubernetes, pod, envoy, configFile);
+    expect(mounted?.text).toBe(envoyYamlText);
+    expect(mounted?.mount.readOnly).toBe(true);
+  });
+
+  it('runs the Envoy image at envoy/VERSION, as compose does', () => {
+    expect(envoy.image).toBe(`envoyproxy/envoy:v${envoyVersion}`);
+    expect(compose.services['envoy']!.image).toBe(envoy.image);
+  });
+
+  it("exposes Envoy's listener port, the port compose publishes, through the Service", () => {
+    const http = envoy.ports?.find((port) => port.name === 'http');
+    expect(http?.containerPort).toBe(ENVOY.listenerPort);
+    expect(compose.services['authz']!.ports).toContain(`${ENVOY.listenerPort}:${ENVOY.listenerPort}`);
+    const service = one(kubernetes, 'Service', 'bank');
+    expect(at(service, 'spec', 'ports')).toEqual([
+      expect.objectContaining({ port: ENVOY.listenerPort, targetPort: 'http' }),
+    ]);
+    expect(at(service, 'spec', 'selector')).toEqual(at(pod, 'spec', 'template', 'metadata', 'labels'));
+    // The admin API stays on loopback, out of the Service's and the kubelet's reach.
+    expect(ENVOY.adminHost).toBe('127.0.0.1');
+  });
+
+  it("probes Envoy's readiness on the route that skips ext_authz, which the policy also makes public", () => {
+    expect(at(envoy, 'readinessProbe', 'httpGet')).toEqual({ path: ENVOY.uncheckedPaths[0], port: 'http' });
+    expect(ENVOY.uncheckedPaths).toEqual(['/healthz']);
+    for (const probe of ['startupProbe', 'livenessProbe'])
+      expect(at(envoy, probe, 'tcpSocket')).toEqual({ port: 'http' });
+  });
+
+  it("runs the sidecar image's CMD, listening on Envoy's authz port, and authz accepts the arguments", () => {
+    expect(authz.image).toBe('envoy-authz-sidecar:latest');
+    expect(authz.args!.slice(0, DOCKERFILE.cmd.length)).toEqual(DOCKERFILE.cmd);
+    const config = serveConfig(authz.args!.slice(1), {});
+    // The same port as Envoy's authz cluster, compose's --listen and the image's default; the host is the
+    // Pod's every interface, because kubelet gRPC probes connect to the Pod IP.
+    expect(config.listen).toMatchObject({ host: '0.0.0.0', port: portOf(ENVOY.authz) });
+    expect(portOf(flag(compose.services['authz']!.command, '--listen')!)).toBe(portOf(ENVOY.authz));
+    expect(portOf(SERVE_DEFAULTS.listen)).toBe(portOf(ENVOY.authz));
+    expect(DOCKERFILE.expose.every((port) => Number(port.split('/')[0]) === portOf(ENVOY.authz))).toBe(true);
+    expect(config.metricsListen?.port).toBe(
+      authz.ports?.find((port) => port.name === 'metrics')?.containerPort,
+    );
+    expect(authzContainerProblems(authz)).toEqual([]);
+  });
+
+  it('mounts the policy ConfigMap as the folder of the file the image reads, without subPath', () => {
+    const policyFile = flag(DOCKERFILE.cmd, '--policy')!;
+    expect(flag(authz.args, '--policy')).toBe(policyFile);
+    expect(flag(compose.services['authz']!.command, '--policy')).toBe(policyFile);
+    const mounted = configMapFileAt(kubernetes, pod, authz, policyFile);
+    expect(mounted?.mount).toEqual({
+      name: 'policy',
+      mountPath: path.posix.dirname(policyFile),
+      readOnly: true,
+    });
+    expect(mounted?.text).toBe(readFileSync(path.join(deployDir, 'policy', 'policy.yaml'), 'utf8'));
+    // Not hashed: the ConfigMap is edited in place and hot reloaded, not rolled out.
+    expect(podVolumes.find((volume) => volume.name === 'policy')?.configMap?.name).toBe('authz-policy');
+    const policy = compilePolicy(mounted!.text!, policyFile);
+    const healthRoute = policy.serviceSelector
+      .forHost(undefined)
+      ?.routeTable.match('GET', ENVOY.uncheckedPaths[0]!);
+    expect(healthRoute?.access.kind).toBe('public');
+  });
+
+  it("runs the bank on Envoy's bank address, as compose does", () => {
+    expect(bank.image).toBe('envoy-authz-demo:latest');
+    expect(bank.args?.[0]).toBe('bank');
+    expect(bankConfig(bank.args!.slice(1), {}).listen.text).toBe(ENVOY.bank);
+    expect(flag(compose.services['bank']!.command, '--listen')).toBe(ENVOY.bank);
+  });
+
+  it('lets in only named ports that exist in the Pod', () => {
+    const policy = one(kubernetes, 'NetworkPolicy', 'bank');
+    const named = containersOf(pod).flatMap((owner) => (owner.ports ?? []).map((port) => port.name));
+    for (const port of at(policy, 'spec', 'ingress', 0, 'ports') as { port: string }[]) {
+      expect(named).toContain(port.port);
+    }
+  });
+});
+
+describe('an authz container whose probes disagree with its listen port is caught', () => {
+  it('a readiness probe on the wrong port, and a liveness probe on the wrong service', () => {
+    const wrong = structuredClone(authz);
+    (wrong.readinessProbe!['grpc'] as Json)['port'] = 9002;
+    (wrong.livenessProbe!['grpc'] as Json)['service'] = 'envoy.service.auth.v2.Authorization';
+    expect(authzContainerProblems(wrong)).toEqual([
+      'readinessProbe gRPC port 9002 is not the listen port',
+      'livenessProbe asks for service "envoy.service.auth.v2.Authorization", not ""',
+    ]);
+  });
+});
+
+const istio = render('istio');
+const gateway = render('envoy-gateway');
+const meshConfig = parse(readFileSync(path.join(deployDir, 'istio', 'mesh-config.yaml'), 'utf8')) as Json;
+
+/** The Deployment behind a Service, and the container port its target port names. */
+function backendOf(objects: readonly Json[], serviceName: string, servicePort: number) {
+  const service = one(objects, 'Service', serviceName);
+  const port = (at(service, 'spec', 'ports') as { port: number; targetPort: string }[]).find(
+    (p) => p.port === servicePort,
+  );
+  expect(port, `Service ${serviceName} has port ${servicePort}`).toBeDefined();
+  const deployment = objects.find(
+    (object) =>
+      object['kind'] === 'Deployment' &&
+      Object.entries(at(service, 'spec', 'selector') as Json).every(
+        ([key, value]) => at(object, 'spec', 'template', 'metadata', 'labels', key) === value,
+      ),
+  )!;
+  const owner = containersOf(deployment).find((candidate) =>
+    (candidate.ports ?? []).some((p) => p.name === port!.targetPort),
+  )!;
+  return {
+    service,
+    deployment,
+    owner,
+    containerPort: owner.ports!.find((p) => p.name === port!.targetPort)!.containerPort,
+  };
+}
+
+describe('deploy/istio: the extension provider, the AuthorizationPolicy and the authz Service agree', () => {
+  const provider = (at(meshConfig, 'spec', 'meshConfig', 'extensionProviders') as Json[])[0]!;
+  const grpc = provider['envoyExtAuthzGrpc'] as Json;
+  const namespace = at(one(istio, 'Namespace', 'bank'), 'metadata', 'name') as string;
+
+  it('the AuthorizationPolicy names the provider, and selects the bank but not authz', () => {
+    const policy = one(istio, 'AuthorizationPolicy', 'bank-ext-authz');
+    expect(at(policy, 'spec', 'action')).toBe('CUSTOM');
+    expect(at(policy, 'spec', 'provider', 'name')).toBe(provider['name']);
+    const selector = at(policy, 'spec', 'selector', 'matchLabels') as Json;
+    const selects = (name: string) =>
+      Object.entries(selector).every(
+        ([key, value]) =>
+          at(one(istio, 'Deployment', name), 'spec', 'template', 'metadata', 'labels', key) === value,
+      );
+    expect(selects('bank')).toBe(true);
+    expect(selects('authz')).toBe(false);
+    expect(at(one(istio, 'Namespace', 'bank'), 'metadata', 'labels', 'istio-injection')).toBe('enabled');
+  });
+
+  it("the provider's service and port are the authz Service, whose Pods listen there", () => {
+    expect(grpc['service']).toBe(`authz.${namespace}.svc.cluster.local`);
+    const { service, owner, containerPort } = backendOf(istio, 'authz', grpc['port'] as number);
+    expect(at(service, 'metadata', 'namespace')).toBe(namespace);
+    expect(at(service, 'spec', 'ports', 0, 'appProtocol')).toBe('grpc');
+    expect(portOf(flag(owner.args, '--listen')!)).toBe(containerPort);
+    expect(authzContainerProblems(owner)).toEqual([]);
+  });
+
+  it('fails closed, with the timeout and status of envoy/envoy.yaml', () => {
+    expect(grpc['failOpen']).toBe(false);
+    expect(ENVOY.failureModeAllow).toBe(false);
+    expect(grpc['timeout']).toBe(ENVOY.timeout);
+    expect(Number(grpc['statusOnError'])).toBe(STATUS_CODES[ENVOY.statusOnError]);
+  });
+});
+
+describe('deploy/envoy-gateway: the SecurityPolicy, the route and the Services agree', () => {
+  const policy = one(gateway, 'SecurityPolicy', 'bank-ext-authz');
+  const route = one(gateway, 'HTTPRoute', 'bank');
+
+  it('the SecurityPolicy targets the HTTPRoute, which hangs off the Gateway', () => {
+    expect(at(policy, 'spec', 'targetRefs')).toEqual([
+      { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: at(route, 'metadata', 'name') },
+    ]);
+    const parent = at(route, 'spec', 'parentRefs', 0) as Json;
+    const listeners = at(one(gateway, 'Gateway', parent['name'] as string), 'spec', 'listeners') as Json[];
+    expect(listeners.map((listener) => listener['name'])).toContain(parent['sectionName']);
+  });
+
+  it("ext auth's backend is the authz Service, whose Pods listen there", () => {
+    const backend = at(policy, 'spec', 'extAuth', 'grpc', 'backendRefs', 0) as { name: string; port: number };
+    const { owner, containerPort } = backendOf(gateway, backend.name, backend.port);
+    expect(portOf(flag(owner.args, '--listen')!)).toBe(containerPort);
+    expect(authzContainerProblems(owner)).toEqual([]);
+  });
+
+  it("the route's backend is the bank Service, whose Pods listen there", () => {
+    const backend = at(route, 'spec', 'rules', 0, 'backendRefs', 0) as { name: string; port: number };
+    const { owner, containerPort } = backendOf(gateway, backend.name, backend.port);
+    expect(bankConfig(owner.args!.slice(1), {}).listen).toMatchObject({
+      host: '0.0.0.0',
+      port: containerPort,
+    });
+    expect(at(owner, 'readinessProbe', 'httpGet', 'path')).toBe(ENVOY.uncheckedPaths[0]);
+  });
+
+  it('fails closed, with the timeout and status of envoy/envoy.yaml, and keeps the token from the bank', () => {
+    const extAuth = at(policy, 'spec', 'extAuth') as Json;
+    expect(extAuth['failOpen']).toBe(false);
+    expect(extAuth['timeout']).toBe(ENVOY.timeout);
+    expect(extAuth['statusOnError']).toBe(STATUS_CODES[ENVOY.statusOnError]);
+    expect(at(route, 'spec', 'rules', 0, 'filters')).toContainEqual({
+      type: 'RequestHeaderModifier',
+      requestHeaderModifier: { remove: ['authorization'] },
+    });
+  });
+});
+
+describe('every container in every rendering is locked down and sized', () => {
+  const renderings = {
+    kubernetes,
+    istio,
+    'envoy-gateway': gateway,
+    'authz-service': render('authz-service'),
+  };
+  const cases = Object.entries(renderings).flatMap(([dir, objects]) =>
+    objects
+      .filter((object) => object['kind'] === 'Deployment')
+      .flatMap((deployment) =>
+        containersOf(deployment).map(
+          (owner) =>
+            [`${dir}: ${at(deployment, 'metadata', 'name')}/${owner.name}`, deployment, owner] as const,
+        ),
+      ),
+  );
+
+  it.each(cases)('%s', (_label, deployment, owner) => {
+    // The restricted Pod Security Standard, said by the container itself.
+    expect(owner.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(at(owner, 'securityContext', 'capabilities', 'add')).toBeUndefined();
+    expect(at(owner, 'securityContext', 'privileged')).toBeUndefined();
+    // A numeric non-root user: the `node` user (1000) of the images built from our Dockerfile.
+    const uid = at(owner, 'securityContext', 'runAsUser') as number;
+    expect(uid).toBeGreaterThan(0);
+    if (!owner.image.startsWith('envoyproxy/')) {
+      expect(DOCKERFILE.user).toBe('node');
+      expect(uid).toBe(1000);
+    }
+    const podSpec = at(deployment, 'spec', 'template', 'spec') as Json;
+    expect(podSpec['hostNetwork']).toBeUndefined();
+    expect(podSpec['automountServiceAccountToken']).toBe(false);
+    // Nothing writable: no container writes, so no emptyDir; every mount read-only, none by subPath.
+    for (const volume of (podSpec['volumes'] as Json[] | undefined) ?? [])
+      expect(volume['emptyDir']).toBeUndefined();
+    for (const mount of owner.volumeMounts ?? []) {
+      expect(mount.readOnly).toBe(true);
+      expect(mount.subPath).toBeUndefined();
+    }
+    for (const kind of ['requests', 'limits'] as const) {
+      expect(Object.keys(owner.resources?.[kind] ?? {}).sort()).toEqual(['cpu', 'memory']);
+    }
+  });
+
+  it('with a PodDisruptionBudget for each Deployment that authz or Envoy serves in', () => {
+    for (const [objects, name] of [
+      [kubernetes, 'bank'],
+      [istio, 'authz'],
+      [gateway, 'authz'],
+    ] as const) {
+      const budget = one(objects, 'PodDisruptionBudget', name);
+      expect(at(budget, 'spec', 'selector', 'matchLabels')).toEqual(
+        at(one(objects, 'Deployment', name), 'spec', 'selector', 'matchLabels'),
+      );
+      expect(at(one(objects, 'Deployment', name), 'spec', 'replicas')).toBeGreaterThan(
+        at(budget, 'spec', 'minAvailable') as number,
+      );
+    }
+  });
+});
