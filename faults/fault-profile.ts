@@ -1,0 +1,137 @@
+/**
+ * How long and how hard each fault scenario runs. `full` is `npm run faults` (about 20 minutes, the soak
+ * alone 10); `short` is the same code in test/e2e/faults-short.test.ts (about 2 minutes). A scale factor
+ * (FAULTS_SCALE) stretches or shrinks the timed parts of either; key-set timings (`jwks_cache_ttl`,
+ * `jwks_refresh_cooldown`) and counts (policy flips, idle connections) are not scaled.
+ */
+export interface FaultProfile {
+  readonly name: 'full' | 'short';
+  /** Requests per second sent through Envoy, open loop (each on schedule, whether or not earlier ones are answered). */
+  readonly rate: number;
+  readonly jwksFaults: {
+    readonly cacheTtlSeconds: number;
+    readonly refreshCooldownSeconds: number;
+    /** How long each fault lasts, in seconds, in this order. */
+    readonly phaseSeconds: {
+      readonly hang: number;
+      readonly http500: number;
+      readonly garbage: number;
+      readonly huge: number;
+      readonly brokenKey: number;
+    };
+  };
+  readonly rotation: {
+    readonly cacheTtlSeconds: number;
+    readonly refreshCooldownSeconds: number;
+    /** Traffic with the old key alone before the new key is published, in seconds. */
+    readonly steadySeconds: number;
+    /** From publishing the new key to signing with it, in seconds. */
+    readonly publishedSeconds: number;
+    /** From signing with the new key to removing the old one, in seconds. */
+    readonly switchedSeconds: number;
+    /** Traffic after the old key is removed, beyond the retirement bound, in seconds. */
+    readonly afterBoundSeconds: number;
+  };
+  readonly restart: {
+    /** Traffic before the first kill, and between a restart and the next kill, in seconds. */
+    readonly steadySeconds: number;
+    readonly kills: number;
+    /** From `kill -9` to starting authz again, in seconds (a supervisor's restart delay). */
+    readonly downSeconds: number;
+    /** Traffic after the last restart, in seconds. */
+    readonly tailSeconds: number;
+  };
+  readonly policyFlips: {
+    readonly flips: number;
+    /** How long each version stays in the file once authz has judged it, in milliseconds. */
+    readonly holdMs: number;
+  };
+  readonly soak: { readonly seconds: number };
+  readonly idleConnections: {
+    readonly connections: number;
+    readonly cacheTtlSeconds: number;
+    readonly refreshCooldownSeconds: number;
+    readonly floodSeconds: number;
+    /** Requests per second with an unknown `kid` (the rest of `rate` are valid). */
+    readonly unknownKidRate: number;
+    /** Distinct unknown `kid`s, cycled through. */
+    readonly distinctKids: number;
+  };
+}
+
+/**
+ * Seconds an old key's tokens may still be accepted after the key left the issuer's set, beyond
+ * `jwks_cache_ttl`: the jitter of the background refresh and the fetch itself.
+ */
+export const RETIREMENT_SLACK_SECONDS = 3; // 3 seconds
+
+/**
+ * The profile called `name`, its timed parts multiplied by `scale`.
+ * @throws Error when `name` or `scale` is not usable, naming FAULTS_PROFILE or FAULTS_SCALE
+ */
+export function faultProfile(name: string, scale = 1): FaultProfile {
+  if (!Number.isFinite(scale) || scale <= 0)
+    throw new Error(`FAULTS_SCALE: ${scale} is not a positive number`);
+  const s = (seconds: number) => Math.max(1, Math.round(seconds * scale * 10) / 10);
+  if (name === 'full') {
+    return {
+      name,
+      rate: 100,
+      jwksFaults: {
+        cacheTtlSeconds: 10,
+        refreshCooldownSeconds: 5,
+        phaseSeconds: { hang: s(60), http500: s(30), garbage: s(30), huge: s(30), brokenKey: s(30) },
+      },
+      rotation: {
+        cacheTtlSeconds: 10,
+        refreshCooldownSeconds: 5,
+        steadySeconds: s(10),
+        publishedSeconds: s(5),
+        switchedSeconds: s(10),
+        afterBoundSeconds: s(10),
+      },
+      restart: { steadySeconds: s(10), kills: 3, downSeconds: 1, tailSeconds: s(10) },
+      policyFlips: { flips: 100, holdMs: Math.round(500 * scale) },
+      soak: { seconds: s(600) },
+      idleConnections: {
+        connections: 1000,
+        cacheTtlSeconds: 10,
+        refreshCooldownSeconds: 5,
+        floodSeconds: s(60),
+        unknownKidRate: 150,
+        distinctKids: 1000,
+      },
+    };
+  }
+  if (name === 'short') {
+    return {
+      name,
+      rate: 100,
+      jwksFaults: {
+        cacheTtlSeconds: 10,
+        refreshCooldownSeconds: 2,
+        phaseSeconds: { hang: s(4), http500: s(4), garbage: s(4), huge: s(4), brokenKey: s(5) },
+      },
+      rotation: {
+        cacheTtlSeconds: 10,
+        refreshCooldownSeconds: 2,
+        steadySeconds: s(2),
+        publishedSeconds: s(1),
+        switchedSeconds: s(2),
+        afterBoundSeconds: s(2),
+      },
+      restart: { steadySeconds: s(3), kills: 1, downSeconds: 0.5, tailSeconds: s(4) },
+      policyFlips: { flips: 100, holdMs: Math.round(50 * scale) },
+      soak: { seconds: s(30) },
+      idleConnections: {
+        connections: 1000,
+        cacheTtlSeconds: 10,
+        refreshCooldownSeconds: 2,
+        floodSeconds: s(12),
+        unknownKidRate: 150,
+        distinctKids: 1000,
+      },
+    };
+  }
+  throw new Error(`FAULTS_PROFILE: "${name}" is not a profile (full, short)`);
+}

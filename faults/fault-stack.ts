@@ -1,0 +1,205 @@
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { JWK } from 'jose';
+import { parse, stringify } from 'yaml';
+import { existsSync } from 'node:fs';
+import { envoyBinary, repoRoot } from '../test/e2e/envoy-binary.js';
+import { envoyConfigFor, freePorts } from '../test/e2e/envoy-process.js';
+import { FAULT_AUDIENCE, FAULT_ISSUER } from './fault-tokens.js';
+import { startJwksFaultServer, type JwksFaultServer } from './jwks-fault-server.js';
+import { startServerProcess, waitUntilReady, type ServerProcess } from './server-process.js';
+
+/** The issuer settings a scenario chooses; everything else is the demo's. */
+export interface IssuerSettings {
+  readonly cacheTtlSeconds: number;
+  readonly refreshCooldownSeconds: number;
+  /** Default `[RS256]`. */
+  readonly algorithms?: readonly string[];
+}
+
+/**
+ * The repository's demo policy.yaml, its routes untouched, trusting the suite's issuer alone, whose keys
+ * are at `jwksUri`.
+ */
+export async function faultPolicy(jwksUri: string, issuer: IssuerSettings): Promise<Record<string, unknown>> {
+  const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
+  return {
+    ...demo,
+    issuers: [
+      {
+        issuer: FAULT_ISSUER,
+        audiences: [FAULT_AUDIENCE],
+        jwks_uri: jwksUri,
+        algorithms: [...(issuer.algorithms ?? ['RS256'])],
+        require_typ: 'at+jwt',
+        jwks_cache_ttl: `${issuer.cacheTtlSeconds}s`,
+        jwks_refresh_cooldown: `${issuer.refreshCooldownSeconds}s`,
+      },
+    ],
+  };
+}
+
+/** Envoy, `authz serve`, `authz bank` and a JWKS endpoint with faults on demand, on free ports. */
+export interface FaultStack {
+  /** Envoy's listener, `http://127.0.0.1:PORT`: where the traffic goes. */
+  readonly baseUrl: string;
+  /** The bank, straight (it trusts `x-auth-subject`: only the suite reads balances this way). */
+  readonly bankUrl: string;
+  /** authz's gRPC port. */
+  readonly authzPort: number;
+  readonly policyFile: string;
+  readonly jwks: JwksFaultServer;
+  /** The authz process running now (a new one after {@link restartAuthz}). */
+  authz(): ServerProcess;
+  /** `kill -9` of authz; resolves once it is gone. */
+  killAuthz(): Promise<void>;
+  /** Starts authz again, as before, and resolves once it logs `started`. */
+  restartAuthz(): Promise<void>;
+  /** Replaces the policy file at once (write aside, then rename), as editors and ConfigMaps do. */
+  writePolicy(text: string): Promise<void>;
+  /** The balance of `account` in the bank, in currency units. */
+  balanceOf(account: string): Promise<number>;
+  /** Stops everything and removes the temporary folder; safe to call more than once. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the stack: the JWKS endpoint serving `keys`, the policy `policy(jwksUri)` written to a fresh
+ * folder, the bank and authz (the CLI built in `target`, `npm run build`), then Envoy (this checkout's
+ * envoy/envoy.yaml with its ports changed, as the e2e suites run it). Resolves when Envoy is live and authz
+ * has logged `started`.
+ */
+export async function startFaultStack(options: {
+  target: string;
+  keys: readonly JWK[];
+  policy: (jwksUri: string) => Promise<Record<string, unknown>>;
+}): Promise<FaultStack> {
+  const cliPath = path.join(options.target, 'dist', 'cli', 'main.js');
+  if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: run "npm run build" there first`);
+  const dir = await mkdtemp(path.join(tmpdir(), 'authz-faults-'));
+  const jwks = await startJwksFaultServer(options.keys);
+  const [listen, admin, authzPort, bankPort] = (await freePorts(4)) as [number, number, number, number];
+  const policyFile = path.join(dir, 'policy.yaml');
+  await writeFile(policyFile, stringify(await options.policy(jwks.url)));
+
+  const servers: ServerProcess[] = [];
+  const startCli = async (name: string, args: readonly string[]): Promise<ServerProcess> => {
+    const server = startServerProcess({
+      name,
+      command: process.execPath,
+      args: [cliPath, ...args],
+      cwd: repoRoot,
+    });
+    servers.push(server);
+    await server.nextLogLine((entry) => entry['event'] === 'started', 'its started line', 15_000);
+    return server;
+  };
+  const authzArgs = ['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`];
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await Promise.all(servers.map((server) => server.stop()));
+      await jwks.close();
+      await rm(dir, { recursive: true, force: true });
+    })());
+
+  try {
+    let authz: ServerProcess;
+    [authz] = await Promise.all([
+      startCli('authz serve', authzArgs),
+      startCli('authz bank', ['bank', '--listen', `127.0.0.1:${bankPort}`]),
+    ]);
+
+    const envoyConfig = path.join(dir, 'envoy.yaml');
+    await writeFile(envoyConfig, envoyConfigFor({ listen, admin, authz: authzPort, bank: bankPort }));
+    const envoy = startServerProcess({
+      name: 'envoy',
+      command: envoyBinary(),
+      // As test/e2e/envoy-process.ts starts it: no hot restart, one worker thread.
+      args: [
+        '-c',
+        envoyConfig,
+        '--log-level',
+        'warn',
+        '--disable-hot-restart',
+        '--concurrency',
+        '1',
+        '--base-id',
+        String((process.pid % 100_000) * 1_000 + 500 + (listen % 500)),
+      ],
+    });
+    servers.push(envoy);
+    await waitUntilReady(envoy, 'LIVE on /ready', async () => {
+      try {
+        const response = await fetch(`http://127.0.0.1:${admin}/ready`, {
+          signal: AbortSignal.timeout(1_000),
+        });
+        return response.status === 200 && (await response.text()).trim() === 'LIVE';
+      } catch {
+        return false;
+      }
+    });
+
+    const bankUrl = `http://127.0.0.1:${bankPort}`;
+    return {
+      baseUrl: `http://127.0.0.1:${listen}`,
+      bankUrl,
+      authzPort,
+      policyFile,
+      jwks,
+      authz: () => authz,
+      killAuthz: async () => {
+        authz.signal('SIGKILL');
+        await authz.closed();
+      },
+      restartAuthz: async () => {
+        authz = await startCli('authz serve', authzArgs);
+      },
+      writePolicy: async (text) => {
+        const aside = `${policyFile}.${process.pid}.tmp`;
+        await writeFile(aside, text);
+        await rename(aside, policyFile);
+      },
+      balanceOf: async (account) => {
+        const response = await fetch(`${bankUrl}/balance`, { headers: { 'x-auth-subject': account } });
+        const body = (await response.json()) as { balance?: unknown };
+        if (response.status !== 200 || typeof body.balance !== 'number') {
+          throw new Error(`bank: GET /balance for ${account} answered ${response.status}`);
+        }
+        return body.balance;
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * Sends `GET /balance` with `authorization` through Envoy until it is answered 200 (authz has the keys).
+ * @throws Error when it is not within `timeoutMs`
+ */
+export async function waitForAllow(
+  stack: FaultStack,
+  authorization: string,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`${stack.baseUrl}/balance`, { headers: { authorization } });
+      await response.arrayBuffer();
+      if (response.status === 200) return;
+      last = `HTTP ${response.status}`;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await delay(100);
+  }
+  throw new Error(`GET /balance with a valid token was not allowed within ${timeoutMs} ms (last: ${last})`);
+}

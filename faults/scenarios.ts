@@ -1,0 +1,17 @@
+import type { Scenario } from './scenario.js';
+import { SCENARIO as authzRestart } from './scenarios/authz-restart.js';
+import { SCENARIO as idleConnections } from './scenarios/idle-connections.js';
+import { SCENARIO as jwksFaults } from './scenarios/jwks-faults.js';
+import { SCENARIO as keyRotation } from './scenarios/key-rotation.js';
+import { SCENARIO as policyFlips } from './scenarios/policy-flips.js';
+import { SCENARIO as soak } from './scenarios/soak.js';
+
+/** Every fault scenario, in the order `npm run faults` runs them (docs/reliability.md). */
+export const SCENARIOS: readonly Scenario[] = [
+  jwksFaults,
+  keyRotation,
+  authzRestart,
+  policyFlips,
+  soak,
+  idleConnections,
+];

@@ -1,0 +1,196 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { generateTestKey, tamperWithPayload } from '../../test/support/test-issuer.js';
+import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
+import { expiredClaims, mfaLoginClaims, signToken, unpublishedKey } from '../fault-tokens.js';
+import { countBy, describeCounts, exactly, fmt, type ScenarioResult } from '../figures.js';
+import { bearer, type FaultContext, type Scenario } from '../scenario.js';
+import { startTraffic, type TrafficRequest } from '../traffic.js';
+
+/** Accounts that send transfers with valid `transfer:funds` tokens, and accounts that never hold one. */
+const SENDERS = 10;
+const senderAccount = (n: number) => `faults-alice-${n % SENDERS}`;
+const intruderAccount = (n: number) => `faults-mallory-${n % SENDERS}`;
+const RECIPIENT = 'faults-bob';
+const OPENING_BALANCE = 1000; // every account of the stub bank opens with 1000
+const AMOUNT = 1;
+
+/** What each kind of request must be answered when authz decides it (503 is always allowed: authz down). */
+const DECIDED: Readonly<Record<string, number>> = {
+  'balance-valid': 200,
+  'balance-bad-signature': 401,
+  'transfer-valid': 201,
+  'transfer-without-scope': 403,
+  'transfer-tampered': 401,
+  'transfer-expired': 401,
+  'transfer-weak-login': 401,
+};
+const MIX = [
+  'balance-valid',
+  'balance-valid',
+  'balance-valid',
+  'balance-bad-signature',
+  'transfer-valid',
+  'transfer-valid',
+  'transfer-without-scope',
+  'transfer-tampered',
+  'transfer-expired',
+  'transfer-weak-login',
+] as const;
+
+/**
+ * Scenario 3. `kill -9` of authz under load, then a restart a moment later (a supervisor's), `kills` times.
+ * Balance reads and transfers with valid and invalid tokens go on throughout. Required: every request is
+ * answered as authz decides it or 503 (Envoy's `status_on_error`, failing closed), service is back after
+ * the restart, and the bank's ledger shows exactly the transfers answered 201, all from accounts that held
+ * a valid `transfer:funds` token: none from the accounts whose tokens lacked the scope, were tampered
+ * with, expired or came from a weak login.
+ */
+async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
+  const settings = profile.restart;
+  const started = Date.now();
+  const key = await generateTestKey('faults-restart');
+  const impostor = await unpublishedKey(key.kid);
+  const stack = await startFaultStack({
+    target,
+    keys: [key.publicJwk],
+    policy: (jwksUri) => faultPolicy(jwksUri, { cacheTtlSeconds: 60, refreshCooldownSeconds: 5 }),
+  });
+  try {
+    await waitForAllow(stack, `Bearer ${await signToken(key)}`);
+    const transferScope = 'view:balance transfer:funds';
+    const build = async (kind: string, n: number): Promise<TrafficRequest> => {
+      const transfer = (sub: string, token: string): TrafficRequest => ({
+        kind,
+        tag: sub,
+        method: 'POST',
+        path: '/transfer',
+        headers: bearer(token),
+        json: { to: RECIPIENT, amount: AMOUNT },
+      });
+      const intruder = intruderAccount(n);
+      switch (kind) {
+        case 'balance-valid':
+          return { kind, method: 'GET', path: '/balance', headers: bearer(await signToken(key)) };
+        case 'balance-bad-signature':
+          return { kind, method: 'GET', path: '/balance', headers: bearer(await signToken(impostor)) };
+        case 'transfer-valid': {
+          const sub = senderAccount(n);
+          const claims = { sub, scope: transferScope, ...mfaLoginClaims() };
+          return transfer(sub, await signToken(key, { claims }));
+        }
+        case 'transfer-without-scope':
+          return transfer(intruder, await signToken(key, { claims: { sub: intruder, ...mfaLoginClaims() } }));
+        case 'transfer-tampered': {
+          // A view:balance token whose payload now claims transfer:funds: the signature no longer matches.
+          const token = await signToken(key, { claims: { sub: intruder, ...mfaLoginClaims() } });
+          return transfer(intruder, tamperWithPayload(token));
+        }
+        case 'transfer-expired': {
+          const claims = { sub: intruder, scope: transferScope, ...mfaLoginClaims(), ...expiredClaims() };
+          return transfer(intruder, await signToken(key, { claims }));
+        }
+        case 'transfer-weak-login':
+          return transfer(
+            intruder,
+            await signToken(key, { claims: { sub: intruder, scope: transferScope } }),
+          );
+        default:
+          throw new Error(`no request for ${kind}`);
+      }
+    };
+    const traffic = startTraffic({
+      baseUrl: stack.baseUrl,
+      rate: profile.rate,
+      next: (n) => build(MIX[n % MIX.length]!, Math.floor(n / MIX.length)),
+    });
+
+    const killedAt: number[] = [];
+    const startedAfter: number[] = []; // seconds from each kill to the new process's started line
+    for (let kill = 1; kill <= settings.kills; kill++) {
+      await delay(settings.steadySeconds * 1000);
+      progress(`  S3: kill -9 authz (pid ${stack.authz().pid}), ${kill} of ${settings.kills}`);
+      killedAt.push(Date.now());
+      await stack.killAuthz();
+      await delay(settings.downSeconds * 1000);
+      await stack.restartAuthz();
+      startedAfter.push((Date.now() - killedAt.at(-1)!) / 1000);
+      progress(`  S3: authz restarted (pid ${stack.authz().pid})`);
+    }
+    await delay(settings.tailSeconds * 1000);
+    const stoppedAt = Date.now();
+    const outcomes = await traffic.stop();
+
+    const wrong = outcomes.filter(
+      (outcome) => outcome.status !== 503 && outcome.status !== DECIDED[outcome.kind],
+    );
+    const unavailable = outcomes.filter((outcome) => outcome.status === 503);
+    const lastSecond = unavailable.filter((outcome) => outcome.sentAt >= stoppedAt - 1000);
+    // How long each outage lasted, as clients saw it: from the kill to the last 503 it caused. A request sent
+    // up to 1 s (Envoy's ext_authz timeout) before a kill may still be waiting for authz when it dies.
+    const outages = killedAt.map(() => 0);
+    for (const { sentAt } of unavailable) {
+      const kill = killedAt.findLastIndex((at) => at <= sentAt + 1000);
+      if (kill >= 0) outages[kill] = Math.max(outages[kill]!, (sentAt - killedAt[kill]!) / 1000);
+    }
+    const validTransfersDone = outcomes.filter(
+      (outcome) => outcome.kind === 'transfer-valid' && outcome.status === 201,
+    ).length;
+    const invalidTransfers = outcomes.filter(
+      (outcome) => outcome.kind.startsWith('transfer-') && outcome.kind !== 'transfer-valid',
+    ).length;
+
+    // The ledger, read straight from the bank: money that left each account, in transfers of AMOUNT.
+    const moved = async (account: string) => (OPENING_BALANCE - (await stack.balanceOf(account))) / AMOUNT;
+    let madeBySenders = 0;
+    let madeByIntruders = 0;
+    for (let n = 0; n < SENDERS; n++) {
+      madeBySenders += await moved(senderAccount(n));
+      madeByIntruders += await moved(intruderAccount(n));
+    }
+    const received = -(await moved(RECIPIENT));
+
+    const line =
+      `${fmt(outcomes.length)} requests through ${settings.kills} × (kill -9, ${settings.downSeconds} s, restart): ` +
+      `${fmt(outcomes.length - unavailable.length - wrong.length)} decided correctly, ${fmt(unavailable.length)} ` +
+      `answered 503 (until ${seconds(outages)} after each kill; authz started again ${seconds(startedAfter)} after it), ` +
+      `${fmt(wrong.length)} wrong` +
+      (wrong.length > 0 ? ` (${describeCounts(countBy(wrong.map((o) => `${o.kind} ${o.status}`)))})` : '') +
+      `; ledger: ${fmt(madeBySenders)} transfers made, ${fmt(validTransfersDone)} valid transfer requests ` +
+      `answered 201, ${fmt(madeByIntruders)} made without a valid transfer:funds token ` +
+      `(of ${fmt(invalidTransfers)} attempted)`;
+    return {
+      number: 3,
+      title: SCENARIO.title,
+      line,
+      checks: [
+        exactly('requests answered neither as decided nor 503', wrong.length, 0),
+        exactly('transfers made without a valid transfer:funds token', madeByIntruders, 0),
+        exactly(
+          'transfers made minus valid transfer requests answered 201',
+          madeBySenders - validTransfersDone,
+          0,
+        ),
+        exactly('money received minus money sent (ledger consistency)', received - madeBySenders, 0),
+        exactly('503s in the last second (service back after the restart)', lastSecond.length, 0),
+      ],
+      requests: outcomes.length,
+      failures: wrong.length + madeByIntruders,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
+function seconds(values: readonly number[]): string {
+  return values.map((value) => `${value.toFixed(1)} s`).join(', ');
+}
+
+export const SCENARIO: Scenario = {
+  number: 3,
+  title: 'kill -9 of authz under load, then restart',
+  requirement:
+    'answers every request as decided or 503 across kill -9 and restart, and the ledger holds no transfer ' +
+    'without a valid transfer:funds token',
+  run,
+};

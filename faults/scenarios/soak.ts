@@ -1,0 +1,166 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { generateTestKey } from '../../test/support/test-issuer.js';
+import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
+import { expiredClaims, mfaLoginClaims, signToken, unpublishedKey } from '../fault-tokens.js';
+import {
+  atMost,
+  countBy,
+  describeCounts,
+  exactly,
+  fmt,
+  ms,
+  percentile,
+  type ScenarioResult,
+} from '../figures.js';
+import { bearer, type FaultContext, type Scenario } from '../scenario.js';
+import { startTraffic, type TrafficRequest } from '../traffic.js';
+
+/** What each kind of request must be answered. */
+const EXPECTED: Readonly<Record<string, number>> = {
+  valid: 200,
+  transfer: 201,
+  'no-token': 401,
+  'bad-signature': 401,
+  expired: 401,
+  'without-scope': 403,
+};
+const MIX = [
+  'valid',
+  'valid',
+  'valid',
+  'valid',
+  'transfer',
+  'no-token',
+  'bad-signature',
+  'expired',
+  'without-scope',
+  'valid',
+] as const;
+const SENDERS = 20;
+const WARM_UP_MS = 5_000; // before the first reading: lazy initialisation is not growth
+const SAMPLE_MS = 5_000; // how often RSS and descriptors are read
+/** Growth over the soak that counts as a leak. */
+const FD_GROWTH_LIMIT = 16;
+const RSS_GROWTH_LIMIT_MIB = 64;
+
+/**
+ * Scenario 5. A soak at a fixed rate: balance reads, small transfers, and refusals (no token, bad
+ * signature, expired, missing scope), every request a fresh token, the keys refreshed every
+ * `jwks_cache_ttl` (10 s) all along. authz's resident memory (VmRSS) and open file descriptors are read after
+ * a warm-up, every 5 s, and at the end. Required: no request fails, and neither grows beyond a small bound.
+ */
+async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
+  const settings = profile.soak;
+  const started = Date.now();
+  const key = await generateTestKey('faults-soak');
+  const impostor = await unpublishedKey(key.kid);
+  const stack = await startFaultStack({
+    target,
+    keys: [key.publicJwk],
+    policy: (jwksUri) => faultPolicy(jwksUri, { cacheTtlSeconds: 10, refreshCooldownSeconds: 5 }),
+  });
+  try {
+    await waitForAllow(stack, `Bearer ${await signToken(key)}`);
+    const build = async (kind: string, n: number): Promise<TrafficRequest> => {
+      const get = async (token: string | undefined): Promise<TrafficRequest> => ({
+        kind,
+        method: 'GET',
+        path: '/balance',
+        headers: token === undefined ? {} : bearer(token),
+      });
+      switch (kind) {
+        case 'valid':
+          return get(await signToken(key));
+        case 'no-token':
+          return get(undefined);
+        case 'bad-signature':
+          return get(await signToken(impostor));
+        case 'expired':
+          return get(await signToken(key, { claims: expiredClaims() }));
+        case 'transfer':
+        case 'without-scope': {
+          const scope = kind === 'transfer' ? 'view:balance transfer:funds' : 'view:balance';
+          const claims = { sub: `faults-soak-${n % SENDERS}`, scope, ...mfaLoginClaims() };
+          const token = await signToken(key, { claims });
+          return {
+            kind,
+            method: 'POST',
+            path: '/transfer',
+            headers: bearer(token),
+            json: { to: 'faults-soak-bank', amount: 0.01 },
+          };
+        }
+        default:
+          throw new Error(`no request for ${kind}`);
+      }
+    };
+    const traffic = startTraffic({
+      baseUrl: stack.baseUrl,
+      rate: profile.rate,
+      next: (n) => build(MIX[n % MIX.length]!, Math.floor(n / MIX.length)),
+    });
+    const trafficStarted = Date.now();
+    const authz = stack.authz();
+    await delay(Math.min(WARM_UP_MS, (settings.seconds * 1000) / 5));
+    const before = { rssKib: authz.rssKib(), fds: authz.openFds() };
+    let maxRssKib = before.rssKib;
+    let maxFds = before.fds;
+    const endAt = trafficStarted + settings.seconds * 1000;
+    let nextReport = Date.now() + 60_000;
+    while (Date.now() < endAt) {
+      await delay(Math.min(SAMPLE_MS, Math.max(0, endAt - Date.now())));
+      maxRssKib = Math.max(maxRssKib, authz.rssKib());
+      maxFds = Math.max(maxFds, authz.openFds());
+      if (Date.now() >= nextReport) {
+        nextReport += 60_000;
+        progress(
+          `  S5: ${Math.round((Date.now() - started) / 1000)} s, ${fmt(traffic.sent)} requests, ` +
+            `RSS ${mib(authz.rssKib())}, ${authz.openFds()} fds`,
+        );
+      }
+    }
+    const outcomes = await traffic.stop();
+    const after = { rssKib: authz.rssKib(), fds: authz.openFds() };
+
+    const failed = outcomes.filter((outcome) => outcome.status !== EXPECTED[outcome.kind]);
+    const valid = outcomes.filter((outcome) => outcome.kind === 'valid').map((outcome) => outcome.ms);
+    const line =
+      `${fmt(outcomes.length)} requests in ${Math.round((Date.now() - trafficStarted) / 1000)} s / ${fmt(failed.length)} failed` +
+      (failed.length > 0 ? ` (${describeCounts(countBy(failed.map((o) => `${o.kind} ${o.status}`)))})` : '') +
+      `; authz RSS ${mib(before.rssKib)} → ${mib(after.rssKib)} (max ${mib(maxRssKib)})` +
+      `; open fds ${before.fds} → ${after.fds} (max ${maxFds})` +
+      `; valid latency p99 ${ms(percentile(valid, 99))}, max ${ms(Math.max(...valid))}` +
+      `; JWKS fetches ${fmt(stack.jwks.requests)}`;
+    return {
+      number: 5,
+      title: SCENARIO.title,
+      line,
+      checks: [
+        exactly('requests failed', failed.length, 0),
+        atMost('growth of open file descriptors', after.fds - before.fds, FD_GROWTH_LIMIT),
+        atMost(
+          'growth of RSS (MiB)',
+          Math.round((after.rssKib - before.rssKib) / 1024),
+          RSS_GROWTH_LIMIT_MIB,
+        ),
+      ],
+      requests: outcomes.length,
+      failures: failed.length,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    await stack.stop();
+  }
+}
+
+function mib(kib: number): string {
+  return `${(kib / 1024).toFixed(1)} MiB`;
+}
+
+export const SCENARIO: Scenario = {
+  number: 5,
+  title: 'Soak at a fixed rate',
+  requirement:
+    'fails no request over the soak, and neither memory nor file descriptors grow beyond a small bound',
+  run,
+};
