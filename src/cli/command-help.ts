@@ -4,24 +4,30 @@ import type { Command, CommandTable } from './command.js';
 const SUMMARY_INDENT = ' '.repeat(8);
 
 /**
- * `authz --help`: every command of every table, each with its usage and summary:
+ * `authz --help`: the usage lines of the command line itself and its `own` commands, then every command of
+ * every table, each with its usage and summary:
  *
  * ```
  * usage: authz <command> [options]
  *        authz help <command>    (or: authz <command> --help)
+ *        authz --version
+ *        authz completion bash|zsh
  *
  * commands:
  *   serve --policy FILE [...]
  *         the ext_authz gRPC server ...
  * ```
  */
-export function generalHelp(tables: readonly CommandTable[]): string {
+export function generalHelp(tables: readonly CommandTable[], own: readonly Command[] = []): string {
   const sections = tables.map(
     (table) => `${table.title}:\n` + table.commands.map((command) => listingEntry(command)).join(''),
   );
   return (
     'usage: authz <command> [options]\n' +
-    '       authz help <command>    (or: authz <command> --help)\n\n' +
+    '       authz help <command>    (or: authz <command> --help)\n' +
+    '       authz --version\n' +
+    own.map((command) => usageLines(`       authz ${command.name}`, command.usage)).join('') +
+    '\n' +
     sections.join('\n')
   );
 }

@@ -19,6 +19,8 @@ export interface CommandContext {
   readonly onShutdown: (close: () => Promise<void>) => void;
   /** Calls `reload` on every SIGHUP (the conventional "re-read your configuration"). */
   readonly onReload: (reload: () => void) => void;
+  /** Every installed command table, the sidecar's then the guests', for commands about commands. */
+  readonly commandTables: () => Promise<readonly CommandTable[]>;
 }
 
 /**

@@ -51,9 +51,11 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
     },
     {
       name: 'test',
-      usage: ['FILE...'],
+      usage: ['FILE... [--json] [--junit FILE] [--run PATTERN] [--strict]'],
       summary: [
-        'runs policy test files (docs/policy-tests.md): a table of passes and failures, exit 1 on a failure',
+        'runs policy test files (docs/policy-tests.md): a table of passes and failures, exit 1 on a failure;',
+        '--json for machines, --junit FILE for CI, --run PATTERN (text or /regex/) to pick cases, --strict',
+        'to fail on warnings (a test-token claim no issuer reads)',
       ],
       run: async (argv, context) => (await import('../ops/test-command.js')).testCommand(argv, context.io),
     },

@@ -26,6 +26,15 @@ export interface AuthzMetrics {
   recordKeySetFetch(input: { issuer: string; outcome: 'ok' | 'error'; trigger: string }): void;
   /** One policy reload attempt that read a changed file; `ok` also stamps the last-success time. */
   recordPolicyReload(result: 'ok' | 'error'): void;
+  /** The policy loaded at start-up: a success like a reload, so the last-success time is never 0. */
+  recordInitialPolicyLoad(): void;
+  /** Whether the policy file on disk is the policy in force (false while a refused version sits there). */
+  setPolicyFileInForce(inForce: boolean): void;
+  /**
+   * The findings of the policy in force (`policyFindings`), counted by code and level; accepted ones are
+   * left out. Replaces the previous counts.
+   */
+  setPolicyFindings(findings: Iterable<{ code: string; level: string; accepted?: unknown }>): void;
   /** Exposes the policy in force as an info gauge (value 1) labelled by version and source; replaces the previous one. */
   setPolicyInfo(input: { version: string; source: string }): void;
   /** One hit, miss or eviction in an issuer's verified-token cache. Called on the hot path. */
@@ -133,8 +142,24 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
 
   const lastReloadSuccess = new Gauge({
     name: 'authz_policy_last_reload_success_timestamp_seconds',
-    help: 'Unix time of the last successful policy reload, in seconds; 0 until the first.',
+    help: 'Unix time of the last successful policy load or reload, in seconds (the start-up load counts).',
     registers,
+  });
+
+  const fileInForce = new Gauge({
+    name: 'authz_policy_file_in_force',
+    help: 'Whether the policy file on disk is the policy in force (1), or a refused version sits there (0).',
+    registers,
+    aggregator: 'min', // across --workers: 0 if any worker refused the file
+  });
+  fileInForce.set(1);
+
+  const policyFindingsGauge = new Gauge({
+    name: 'authz_policy_findings',
+    help: 'Findings of the policy in force (as authz check-policy reports them), by code and level; accepted ones left out.',
+    labelNames: ['code', 'level'] as const,
+    registers,
+    aggregator: 'max', // every worker holds the same policy: not summed
   });
 
   const tokenCacheEvents = {
@@ -236,6 +261,29 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
     recordPolicyReload(result) {
       policyReloads.inc({ result });
       if (result === 'ok') lastReloadSuccess.set(now() / 1000);
+    },
+
+    recordInitialPolicyLoad() {
+      lastReloadSuccess.set(now() / 1000);
+    },
+
+    setPolicyFileInForce(inForce) {
+      fileInForce.set(inForce ? 1 : 0);
+    },
+
+    setPolicyFindings(findings) {
+      const counts = new Map<string, { code: string; level: string; count: number }>();
+      for (const { code, level, accepted } of findings) {
+        if (accepted !== undefined) continue;
+        const labels = { code: boundLabelValue(code), level: boundLabelValue(level) };
+        const key = `${labels.code}\n${labels.level}`;
+        const entry = counts.get(key) ?? { ...labels, count: 0 };
+        entry.count += 1;
+        counts.set(key, entry);
+      }
+      // Reset and set in one synchronous step, as for the policy info.
+      policyFindingsGauge.reset();
+      for (const { code, level, count } of counts.values()) policyFindingsGauge.set({ code, level }, count);
     },
 
     setPolicyInfo({ version, source }) {

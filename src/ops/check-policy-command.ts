@@ -1,6 +1,6 @@
 import { policyFromRead, readPolicyText } from '../policy/load-policy.js';
 import { formatPolicyProblem, PolicyError, type PolicyProblem } from '../policy/policy-error.js';
-import { policyWarnings, type PolicyWarning } from './check-policy.js';
+import { findingFails, policyFindings, type PolicyFinding } from '../policy/policy-findings.js';
 import type { CommandIo } from './command-io.js';
 import { parseOpsArgs } from '../args/parse-command-args.js';
 import { YamlLocations } from '../policy/yaml-locations.js';
@@ -8,14 +8,21 @@ import { YamlLocations } from '../policy/yaml-locations.js';
 /** What `authz check-policy --json` prints. `ok` is whether the command exits 0. */
 export interface CheckPolicyReport {
   readonly ok: boolean;
+  /** Why the policy cannot be used at all (it does not compile). */
   readonly errors: readonly PolicyProblem[];
-  readonly warnings: readonly PolicyWarning[];
+  /**
+   * Every finding about a policy that compiles (docs/policy-checks.md), each with its `level` (error,
+   * warning or notice), `fix` and, when the route accepts it, `accepted`. Named `warnings` since before
+   * findings had levels.
+   */
+  readonly warnings: readonly PolicyFinding[];
 }
 
 /**
  * `authz check-policy FILE [--json] [--strict]`: loads the policy as `authz serve` would (key files must
- * exist) and reports every error, then warnings about what is legal but likely a mistake. Exit 0 when the
- * policy can be used (and, with `--strict`, has no warnings), 1 otherwise.
+ * exist) and reports every error, then every finding (docs/policy-checks.md). Exit 0 when the policy can
+ * be used and no error-level finding stands (accepted findings aside); with `--strict`, no warning
+ * either. Notices never fail. 1 otherwise.
  *
  * @throws UsageError for bad arguments.
  */
@@ -30,50 +37,81 @@ export async function checkPolicyCommand(argv: readonly string[], io: CommandIo)
   const strict = values['strict'] === true;
 
   let errors: readonly PolicyProblem[] = [];
-  let warnings: readonly PolicyWarning[] = [];
+  let findings: readonly PolicyFinding[] = [];
   let routes = 0;
   let services: number | undefined; // counted only for a file that lists services
   try {
-    // Read once: compiled as `authz serve` would (key files must exist), then located for the warnings.
+    // Read once: compiled as `authz serve` would (key files must exist), then located for the findings.
     const read = await readPolicyText(file);
     const policy = await policyFromRead(read, file);
     routes = policy.services.reduce((count, service) => count + service.routes.length, 0);
     if (policy.explicitServices) services = policy.services.length;
-    if ('text' in read) warnings = policyWarnings(policy, new YamlLocations(read.text));
+    if ('text' in read) findings = policyFindings(policy, new YamlLocations(read.text));
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
     errors = error.problems;
   }
 
-  const ok = errors.length === 0 && (!strict || warnings.length === 0);
+  const ok = errors.length === 0 && !findings.some((finding) => findingFails(finding, strict));
   if (json) {
-    const report: CheckPolicyReport = { ok, errors, warnings };
+    const report: CheckPolicyReport = { ok, errors, warnings: findings };
     io.out(JSON.stringify(report, null, 2) + '\n');
     return ok ? 0 : 1;
   }
   for (const problem of errors) io.out(formatPolicyProblem(problem) + '\n');
-  for (const warning of warnings) io.out(formatWarning(file, warning) + '\n');
-  io.out(summary(file, services, routes, errors.length, warnings.length, strict) + '\n');
+  for (const finding of findings) io.out(formatFinding(file, finding) + '\n');
+  io.out(summary(file, services, routes, errors.length, findings, strict) + '\n');
   return ok ? 0 : 1;
 }
 
-/** `policy.yaml:12:5: warning: routes[3]: never matches: ... [route_shadowed]` */
-function formatWarning(file: string, warning: PolicyWarning): string {
-  const where = warning.line > 0 ? `${file}:${warning.line}:${warning.column}` : file;
-  return `${where}: warning: ${warning.path}: ${warning.message} [${warning.code}]`;
+/**
+ * `policy.yaml:12:5: warning: routes[3]: never matches: ... [route_shadowed]`, then the fix, and for an
+ * accepted finding the reason, each on an indented line.
+ */
+export function formatFinding(file: string, finding: PolicyFinding): string {
+  const where = finding.line > 0 ? `${file}:${finding.line}:${finding.column}` : file;
+  const level = finding.accepted === undefined ? finding.level : `${finding.level} (accepted)`;
+  const lines = [`${where}: ${level}: ${finding.path}: ${finding.message} [${finding.code}]`];
+  if (finding.accepted !== undefined) lines.push(`  accepted: ${finding.accepted.reason}`);
+  else lines.push(`  fix: ${finding.fix}`);
+  return lines.join('\n');
 }
 
+/**
+ * `policy.yaml: 5 routes, 0 warnings: ok`; error-level findings, notices and accepted findings are counted
+ * only when there are some, so a policy without them reads as it always did.
+ */
 function summary(
   file: string,
   services: number | undefined,
   routes: number,
   errors: number,
-  warnings: number,
+  findings: readonly PolicyFinding[],
   strict: boolean,
 ): string {
   const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
   if (errors > 0) return `${file}: ${count(errors, 'error')}: the policy cannot be used`;
-  const verdict = warnings === 0 ? 'ok' : strict ? 'warnings fail the check (--strict)' : 'usable';
-  const listed = services === undefined ? '' : `${count(services, 'service')}, `;
-  return `${file}: ${listed}${count(routes, 'route')}, ${count(warnings, 'warning')}: ${verdict}`;
+  const standing = (level: PolicyFinding['level']) =>
+    findings.filter((f) => f.level === level && f.accepted === undefined).length;
+  const risks = standing('error');
+  const warnings = standing('warning');
+  const notices = standing('notice');
+  const accepted = findings.filter((f) => f.accepted !== undefined).length;
+  const verdict =
+    risks > 0
+      ? 'error-level findings fail the check'
+      : warnings > 0 && strict
+        ? 'warnings fail the check (--strict)'
+        : warnings > 0
+          ? 'usable'
+          : 'ok';
+  const counts = [
+    ...(services === undefined ? [] : [count(services, 'service')]),
+    count(routes, 'route'),
+    ...(risks === 0 ? [] : [count(risks, 'error-level finding')]),
+    count(warnings, 'warning'),
+    ...(notices === 0 ? [] : [count(notices, 'notice')]),
+    ...(accepted === 0 ? [] : [`${accepted} accepted`]),
+  ];
+  return `${file}: ${counts.join(', ')}: ${verdict}`;
 }

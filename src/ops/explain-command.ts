@@ -4,7 +4,9 @@ import { fetchKeySetOverHttp } from '../authn/read-key-set.js';
 import { verifyAccessToken } from '../authn/verify-access-token.js';
 import { UsageError } from '../args/usage-error.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
-import { loadPolicy } from '../policy/load-policy.js';
+import { policyFromRead, readPolicyText } from '../policy/load-policy.js';
+import { policyFindings } from '../policy/policy-findings.js';
+import { YamlLocations } from '../policy/yaml-locations.js';
 import type { CommandIo } from './command-io.js';
 import { explainRequest, formatExplanation, type ExplainCredentials } from './explain-request.js';
 import { verificationForGivenClaims } from './given-claims.js';
@@ -14,8 +16,9 @@ import { parseOpsArgs } from '../args/parse-command-args.js';
 
 /**
  * `authz explain --policy FILE --method M --path P [--host HOST] [--service NAME] [--token JWT | --claims
- * JSON] [--now ISO] [--json]`: what the server would do with one request, and why. Exit 0 whatever the
- * decision (it explains).
+ * JSON] [--now ISO] [--json]`: what the server would do with one request, and why, with the policy
+ * findings about its route and service (docs/policy-checks.md). Exit 0 whatever the decision (it
+ * explains).
  *
  * `--host` is the request's Host (`:authority`), which picks the service of a policy with `services`;
  * `--service` is the name Envoy would send in ext_authz `context_extensions` (`service`), which takes
@@ -73,11 +76,11 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
     nowMs = parsed;
   }
 
-  // Only a real token needs the keys; claims and no token can be explained on a fresh checkout.
-  const policy =
-    token === undefined
-      ? await loadPolicy(policyFile, { requireKeyFiles: false })
-      : await loadPolicy(policyFile);
+  // Only a real token needs the keys; claims and no token can be explained on a fresh checkout. Read
+  // once: compiled, then located for the findings about the route.
+  const read = await readPolicyText(policyFile);
+  const policy = await policyFromRead(read, policyFile, { requireKeyFiles: token !== undefined });
+  const findings = 'text' in read ? policyFindings(policy, new YamlLocations(read.text)) : [];
   let credentials: ExplainCredentials;
   if (token !== undefined) credentials = await verifiedToken(policy, token, nowMs);
   else if (claims !== undefined)
@@ -94,6 +97,7 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
     },
     credentials,
     nowMs,
+    findings,
   );
   io.out(
     values['json'] === true

@@ -10,6 +10,7 @@ import type {
   IssuerPolicy,
 } from '../policy/compiled-policy.js';
 import { formatDuration } from '../policy/duration.js';
+import { findingsConcerning, type PolicyFinding } from '../policy/policy-findings.js';
 import { displayYamlPath } from '../policy/yaml-locations.js';
 import { authorize } from '../authz/authorize.js';
 import { SETTLED_VERIFICATION } from './given-claims.js';
@@ -169,6 +170,11 @@ export interface Explanation {
   readonly response: ResponseSummary;
   /** Under report-only: the response the denial would have had. */
   readonly would_deny_response?: ResponseSummary;
+  /**
+   * The policy findings (docs/policy-checks.md) about the route that decided and about the chosen service,
+   * accepted ones included and marked; empty when none were given or none concern them.
+   */
+  readonly findings: readonly PolicyFinding[];
 }
 
 /**
@@ -177,12 +183,15 @@ export interface Explanation {
  * only because `authorize` is): the token, if any, was verified before.
  *
  * @param nowMs milliseconds since the epoch, for `max_age`.
+ * @param findings the policy's findings (`policyFindings`), of which those about the route and its service
+ *   are shown.
  */
 export async function explainRequest(
   policy: CompiledPolicy,
   request: OpsRequest,
   credentials: ExplainCredentials,
   nowMs: number,
+  findings: readonly PolicyFinding[] = [],
 ): Promise<Explanation> {
   const evaluation = await authorize(
     policy,
@@ -270,6 +279,7 @@ export async function explainRequest(
     ...(evaluation.wouldDenyAnswer === undefined
       ? {}
       : { would_deny_response: responseSummary(evaluation.wouldDenyAnswer) }),
+    findings: service === undefined ? [] : findingsConcerning(findings, service, matched, policy),
   };
 }
 
@@ -458,6 +468,8 @@ export function formatExplanation(explanation: Explanation, nowMs: number): stri
     block('route', `${route.path} (line ${route.line}): ${route.name}`, which, ...skipped);
     block('requires', ...requirementLines(route.requires));
   }
+  const [firstFinding, ...moreFindings] = explanation.findings.flatMap(findingLines);
+  if (firstFinding !== undefined) block('findings', firstFinding, ...moreFindings);
 
   const tokenBlock = tokenLines(token, nowMs);
   // The server reads credentials only for a protected route: say so rather than let the facts mislead.
@@ -491,6 +503,16 @@ export function formatExplanation(explanation: Explanation, nowMs: number): stri
     block('would send', ...responseLines(explanation.would_deny_response), '(report-only: logged, not sent)');
   }
   return lines.join('\n') + '\n';
+}
+
+/**
+ * `error public_catch_all (line 41): public route * /** matches every path, ...`; an accepted finding says
+ * so, with the reason, on the next line.
+ */
+function findingLines(finding: PolicyFinding): string[] {
+  const head = `${finding.level} ${finding.code} (line ${finding.line})`;
+  if (finding.accepted === undefined) return [`${head}: ${finding.message}`];
+  return [`${head}, accepted: ${finding.message}`, `  accepted because: ${shown(finding.accepted.reason)}`];
 }
 
 function serviceLines(service: ServiceSummary, host: string | undefined): [string, ...string[]] {

@@ -4,6 +4,7 @@ import { authorize } from '../authz/authorize.js';
 import type { Credentials } from '../authz/credentials.js';
 import { givenClaimsVerifier, issuerForGivenClaims, type GivenClaims } from './given-claims.js';
 import type { CaseToken, Expectation, PolicyTestCase } from './policy-test-file.js';
+import { claimsReadBy, unreadClaimWarnings, type TestWarning } from './test-token-claims.js';
 
 /** The result of one case. */
 export interface PolicyTestResult {
@@ -14,12 +15,15 @@ export interface PolicyTestResult {
   /** What the policy did, in the same terms. */
   readonly actual: string;
   readonly outcome: Outcome;
+  /** Claims of the case's token that nothing reads (a typo?); they do not fail the case by themselves. */
+  readonly warnings: readonly TestWarning[];
 }
 
 /**
  * Runs test cases against a policy through the server's decision core, checking each expectation against
  * the answer a client would see (status, and the error and parameters of its `WWW-Authenticate`). Token
- * claims are taken as verified (`givenClaimsVerifier`). Pure (asynchronous only because `authorize` is).
+ * claims are taken as verified (`givenClaimsVerifier`); those no issuer reads are warned about
+ * (`unreadClaimWarnings`). Pure (asynchronous only because `authorize` is).
  *
  * @param nowMs the clock, in milliseconds since the epoch: for `auth_time_ago` and `max_age`.
  */
@@ -29,6 +33,7 @@ export async function runPolicyTests(
   nowMs: number,
 ): Promise<PolicyTestResult[]> {
   const verifier = givenClaimsVerifier(policy);
+  const read = claimsReadBy(policy);
   const results: PolicyTestResult[] = [];
   for (const testCase of cases) {
     const { method, target, host, serviceName } = testCase.request;
@@ -42,6 +47,7 @@ export async function runPolicyTests(
       expected: describeExpectation(testCase.expect),
       actual: describeOutcome(outcome),
       outcome,
+      warnings: testCase.token.kind === 'claims' ? unreadClaimWarnings(testCase.token.claims, read) : [],
     });
   }
   return results;

@@ -1,82 +1,127 @@
+import { randomBytes } from 'node:crypto';
+import { rename, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { PolicyError, formatPolicyProblem } from '../policy/policy-error.js';
 import type { CommandIo } from './command-io.js';
 import { formatEpochSeconds } from './instant.js';
 import { loadPolicy } from '../policy/load-policy.js';
 import { parseOpsArgs } from '../args/parse-command-args.js';
-import { parsePolicyTestFile, type PolicyTestFile } from './policy-test-file.js';
+import { UsageError } from '../args/usage-error.js';
+import { parsePolicyTestFile, type PolicyTestCase, type PolicyTestFile } from './policy-test-file.js';
 import { readTextFile } from '../policy/read-text-file.js';
-import { runPolicyTests, type PolicyTestResult } from './run-policy-tests.js';
-import { formatTable, printable } from './terminal-text.js';
+import { runPolicyTests } from './run-policy-tests.js';
+import { junitReport } from './test-junit.js';
+import {
+  formatFileRun,
+  formatSummary,
+  testRunReport,
+  testTotals,
+  type TestFileRun,
+  type TestRunOptions,
+} from './test-report.js';
 
 /** A policy test file larger than this is refused (10 000 cases fit easily). */
 export const MAX_POLICY_TEST_BYTES = 4 * 1024 * 1024; // 4 MiB
 
 /**
- * `authz test FILE...`: runs policy test files (format: docs/policy-tests.md) and prints a table of
- * passes and failures per file, then `N passed, M failed`. Exit 0 when every case passed; 1 when one
- * failed or a test file or its policy cannot be used (each problem is printed with file and line).
+ * `authz test FILE... [--strict] [--json] [--junit FILE] [--run PATTERN]`: runs policy test files (format
+ * and flags: docs/policy-tests.md) and prints a table of passes and failures per file, the warnings
+ * (claims of a test token that nothing reads), then `N passed, M failed`; `--json` prints the results as
+ * JSON instead, and `--junit` also writes them as JUnit XML. Exit 0 when every selected case passed;
+ * 1 when one failed, a test file or its policy cannot be used (each problem is printed with file and
+ * line), `--run` selected no case, `--strict` was given and there are warnings, or the JUnit file cannot
+ * be written.
  *
- * @throws UsageError for bad arguments.
+ * @throws UsageError for bad arguments (a `--run /regex/` that does not compile among them).
  */
 export async function testCommand(argv: readonly string[], io: CommandIo): Promise<number> {
-  const { positionals } = parseOpsArgs(argv, {}, { min: 1, max: 1000, name: 'a policy test FILE' });
-  let passed = 0;
-  let failed = 0;
-  let broken = 0;
-  let tables = 0;
+  const { values, positionals } = parseOpsArgs(
+    argv,
+    {
+      strict: { type: 'boolean' },
+      json: { type: 'boolean' },
+      junit: { type: 'string' },
+      run: { type: 'string' },
+    },
+    { min: 1, max: 1000, name: 'a policy test FILE' },
+  );
+  const json = values['json'] === true;
+  const junit = values['junit'];
+  if (junit === '') throw new UsageError('--junit needs the FILE to write the JUnit XML report to');
+  const run = typeof values['run'] === 'string' ? values['run'] : undefined;
+  const options: TestRunOptions = { strict: values['strict'] === true, run };
+  const selects = caseSelector(run);
+
+  const runs: TestFileRun[] = [];
   for (const file of positionals) {
-    const results = await runFile(file, io, tables > 0 ? '\n' : '');
-    if (results === undefined) {
-      broken++;
-      continue;
+    const fileRun = await runFile(file, selects, io);
+    runs.push(fileRun);
+    if (json) continue;
+    if (fileRun.kind === 'unusable') {
+      const what = fileRun.what === 'test_file' ? 'it cannot be used' : 'its policy cannot be used';
+      io.err(`authz: ${file}: ${what} (${fileRun.code}):\n`);
+      for (const problem of fileRun.problems) io.err(formatPolicyProblem(problem) + '\n');
+    } else {
+      const previous = runs.slice(0, -1).some((r) => r.kind === 'run');
+      io.out((previous ? '\n' : '') + formatFileRun(fileRun, options));
     }
-    tables++;
-    passed += results.filter((r) => r.passed).length;
-    failed += results.filter((r) => !r.passed).length;
   }
-  const unrun = broken === 0 ? '' : `, ${broken} test file${broken === 1 ? '' : 's'} could not be run`;
-  io.out(`${passed} passed, ${failed} failed${unrun}\n`);
-  return failed === 0 && broken === 0 ? 0 : 1;
+
+  let totals = testTotals(runs, options);
+  if (typeof junit === 'string') {
+    try {
+      await writeFileAtomically(junit, junitReport(runs, totals, options));
+    } catch (error) {
+      const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      io.err(`authz: cannot write the JUnit report ${junit}: ${why}\n`);
+      totals = { ...totals, ok: false };
+    }
+  }
+  if (json) io.out(JSON.stringify(testRunReport(runs, totals, options), null, 2) + '\n');
+  else io.out(formatSummary(totals, options));
+  if (!json && run !== undefined && totals.selected === 0 && totals.cases > 0) {
+    io.err(`authz: --run ${JSON.stringify(run)} selected none of the ${totals.cases} cases\n`);
+  }
+  return totals.ok ? 0 : 1;
 }
 
-/** Runs one file and prints its table; undefined (after printing why) when it cannot be run. */
+/**
+ * Which cases `--run PATTERN` selects: those whose name contains PATTERN, or, for `/regex/` (flags may
+ * follow: `/transfer/i`), those whose name the JavaScript regular expression matches. Every case when
+ * there is no pattern.
+ */
+export function caseSelector(pattern: string | undefined): (testCase: PolicyTestCase) => boolean {
+  if (pattern === undefined) return () => true;
+  if (pattern === '') throw new UsageError('--run needs a PATTERN (part of a case name, or /regex/)');
+  const regex = /^\/(.+)\/([a-z]*)$/s.exec(pattern);
+  if (regex === null) return (testCase) => testCase.name.includes(pattern);
+  let compiled: RegExp;
+  try {
+    compiled = new RegExp(regex[1]!, regex[2]!.replace(/[gy]/g, ''));
+  } catch (error) {
+    throw new UsageError(`--run ${JSON.stringify(pattern)}: ${(error as Error).message}`);
+  }
+  return (testCase) => compiled.test(testCase.name);
+}
+
+/** Runs the selected cases of one file; what is wrong with it when it cannot be run. */
 async function runFile(
   file: string,
+  selects: (testCase: PolicyTestCase) => boolean,
   io: CommandIo,
-  separator: string,
-): Promise<PolicyTestResult[] | undefined> {
-  let tests: PolicyTestFile;
-  let results: PolicyTestResult[];
-  let nowMs: number;
+): Promise<TestFileRun> {
   try {
-    tests = await readPolicyTestFile(file);
+    const tests = await readPolicyTestFile(file);
     const policy = await loadPolicy(tests.policyFile, { requireKeyFiles: false });
-    nowMs = tests.nowMs ?? io.now();
-    results = await runPolicyTests(policy, tests.cases, nowMs);
+    const nowMs = tests.nowMs ?? io.now();
+    const results = await runPolicyTests(policy, tests.cases.filter(selects), nowMs);
+    const clock = tests.nowMs === undefined ? 'the current time' : formatEpochSeconds(nowMs / 1000);
+    return { kind: 'run', file, policyFile: tests.policyFile, clock, cases: tests.cases.length, results };
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
-    const what = error.code.startsWith('ERR_POLICY_TEST_')
-      ? 'it cannot be used'
-      : 'its policy cannot be used';
-    io.err(`authz: ${file}: ${what} (${error.code}):\n`);
-    for (const problem of error.problems) io.err(formatPolicyProblem(problem) + '\n');
-    return undefined;
+    const what = error.code.startsWith('ERR_POLICY_TEST_') ? 'test_file' : 'policy';
+    return { kind: 'unusable', file, what, code: error.code, problems: error.problems };
   }
-
-  const clock = tests.nowMs === undefined ? 'the current time' : formatEpochSeconds(nowMs / 1000);
-  io.out(`${separator}${file}: ${results.length} cases against ${tests.policyFile}, clock ${clock}\n`);
-  io.out(
-    formatTable(
-      ['CASE', 'EXPECTED', 'ACTUAL', 'RESULT'],
-      results.map((r) => [printable(r.testCase.name), r.expected, r.actual, r.passed ? 'PASS' : 'FAIL']),
-    ),
-  );
-  for (const r of results.filter((result) => !result.passed)) {
-    io.out(
-      `${file}:${r.testCase.line}: FAIL ${printable(r.testCase.name)}: expected ${r.expected}, got ${r.actual}\n`,
-    );
-  }
-  return results;
 }
 
 async function readPolicyTestFile(file: string): Promise<PolicyTestFile> {
@@ -87,4 +132,19 @@ async function readPolicyTestFile(file: string): Promise<PolicyTestFile> {
     ]);
   }
   return parsePolicyTestFile(read.text, file);
+}
+
+/**
+ * Writes a file so that a reader sees the old one or the whole new one, never a part: a temporary file
+ * beside it, then rename(2), which replaces the target atomically on one file system.
+ */
+async function writeFileAtomically(file: string, text: string): Promise<void> {
+  const temporary = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    await writeFile(temporary, text, { flag: 'wx' });
+    await rename(temporary, file);
+  } catch (error) {
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
 }

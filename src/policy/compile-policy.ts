@@ -10,6 +10,7 @@ import type {
   EnforcementMode,
   IssuerPolicy,
   KeySource,
+  ReloadGuard,
   RouteAccess,
   TokenCachePolicy,
 } from './compiled-policy.js';
@@ -19,6 +20,7 @@ import {
   parseDurationMilliseconds,
   parseDurationSeconds,
 } from './duration.js';
+import { checkDocumentShape } from './document-shape.js';
 import { fetchableUrlProblem } from './fetchable-url.js';
 import { PolicyError, type PolicyProblem } from './policy-error.js';
 import policySchema from './policy.schema.json' with { type: 'json' };
@@ -73,6 +75,7 @@ interface PolicyDocument {
   version: 1;
   realm?: string;
   mode?: EnforcementMode;
+  reload_guard?: ReloadGuard;
   max_token_bytes?: number;
   known_scopes?: string[];
   issuers: {
@@ -112,6 +115,7 @@ interface RouteDocument {
   public?: boolean;
   mode?: EnforcementMode;
   authentication?: { acr_values?: string[]; amr?: string[]; max_age?: number | string };
+  accept_risks?: { code: string; reason: string }[];
 }
 
 type PathSegment = string | number;
@@ -135,6 +139,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
       doc.errors.map((error) => locator.atOffset(error.pos[0], `YAML syntax: ${firstLine(error.message)}`)),
     );
   }
+  checkDocumentShape(locations, file); // empty, not a mapping, merge keys: before the schema's terser words
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 100 }); // bounds alias expansion ("billion laughs")
@@ -190,6 +195,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
     explicitServices: policy.services !== undefined,
     serviceSelector: createServiceSelector(services),
     knownScopes: policy.known_scopes === undefined ? undefined : Object.freeze([...policy.known_scopes]),
+    reloadGuard: policy.reload_guard ?? 'error',
   });
 }
 
@@ -549,6 +555,15 @@ function compileRoute(
       'say what the route requires: "scopes: [...]" (an empty list: any valid token) or "public: true"',
     );
   }
+
+  // The accepted findings themselves are read by policyFindings; here only what the schema cannot say.
+  const accepted = new Set<string>();
+  entry.accept_risks?.forEach(({ code, reason }, k) => {
+    if (accepted.has(code)) report([...at, 'accept_risks', k, 'code'], `${code} is accepted twice`);
+    accepted.add(code);
+    if (reason.trim().length < 10)
+      report([...at, 'accept_risks', k, 'reason'], 'say why the risk is accepted, in at least 10 characters');
+  });
 
   if (!ok || matchesPath === undefined || access === undefined) return undefined;
   const methods = entry.methods === undefined ? null : new Set(entry.methods);

@@ -198,4 +198,13 @@ export interface CompiledPolicy {
    * declares none. Deciding never reads it; `authz check-policy` checks route scopes against it.
    */
   readonly knownScopes: readonly string[] | undefined;
+  /**
+   * What a hot reload does with error-level findings (`reload_guard`; default `error`): `error` refuses a
+   * reload that brings an error-level finding not already in the policy in force (compared by code and
+   * path, accepted findings aside), as it refuses an invalid file; `off` only logs findings.
+   */
+  readonly reloadGuard: ReloadGuard;
 }
+
+/** `reload_guard`: whether new error-level findings refuse a hot reload (docs/policy-checks.md). */
+export type ReloadGuard = 'error' | 'off';

@@ -1,15 +1,26 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { CompiledPolicy } from './compiled-policy.js';
 import { policyFromRead, readPolicyText } from './load-policy.js';
+import { describePolicyChange, policyChange } from './policy-change.js';
 import { formatPolicyProblem, PolicyError } from './policy-error.js';
+import { policyFindings, type PolicyFinding } from './policy-findings.js';
 import { policyVersion } from './policy-version.js';
+import type { TextFileRead } from './read-text-file.js';
+import { YamlLocations } from './yaml-locations.js';
 
 /** What made a reload happen; logged with its result. */
 export type ReloadTrigger = 'watch' | 'poll' | 'signal';
-export type ReloadResult = 'ok' | 'unchanged' | 'error';
+/**
+ * How a reload attempt ended, as logged (`result`): `ok` a new version was put in force; `unchanged` the
+ * file holds the version in force; `restored` the file is back to the version in force after a refused
+ * one; `error` the file was refused and the version in force stays. (`ok` and `error` are the names the
+ * log and `authz_policy_reloads_total` have always used.)
+ */
+export type ReloadResult = 'ok' | 'unchanged' | 'restored' | 'error';
 
 export interface PolicyWatcherOptions {
   readonly policyFile: string;
@@ -19,53 +30,98 @@ export interface PolicyWatcherOptions {
    * such as its issuers' keys) before the reload is logged and `onReload` is called. Must not throw.
    */
   readonly onPolicy: (policy: CompiledPolicy) => void;
-  /** Called after every reload attempt that read a changed file (not for `unchanged`). */
-  readonly onReload?: (result: 'ok' | 'error') => void;
+  /**
+   * Called once after every logged reload attempt (not for the file watcher and the poll noticing content
+   * already judged). Read `fileInForce` and `findings` for the state it leaves.
+   */
+  readonly onReload?: (result: ReloadResult) => void;
+  /** Milliseconds to wait before judging a file that would be refused (default `REFUSAL_SETTLE_MS`). */
+  readonly refusalSettleMs?: number;
 }
 
 /** How often the file is checked besides file-system events, which some mounts never deliver. */
 const POLL_INTERVAL_MS = 1000; // 1 second
 /** Editors write in bursts (truncate, write, rename): wait this long after the last event. */
 const SETTLE_MS = 150;
+/**
+ * A file that would be refused (empty, missing, half written) is read again this long after, and judged
+ * only if it has not changed meanwhile: a save in two steps (truncate, then write) is one reload, not a
+ * refusal and a reload.
+ */
+export const REFUSAL_SETTLE_MS = 1000; // 1 second
+/** Re-reads of a file that keeps changing before it is judged as it is. */
+const MAX_SETTLE_ROUNDS = 5;
+
+/** A read file and its identity: the policy version of its text, or its read problem. */
+interface FileContent {
+  readonly read: TextFileRead;
+  readonly key: string;
+}
+
+/** A file judged: its compiled policy and findings, or why it is refused. */
+type Judgement =
+  | {
+      readonly kind: 'accepted';
+      readonly policy: CompiledPolicy;
+      readonly findings: readonly PolicyFinding[];
+    }
+  | { readonly kind: 'refused'; readonly fields: Record<string, unknown> };
 
 /**
  * A policy file's life in a running service: the initial load, then its safe replacement. A new version is
  * read, validated and compiled off to the side and handed to `onPolicy` in one call; a file that does not
  * compile never takes effect: the last good policy stays, and the error is logged with file, line and
- * path. Changes are noticed through file-system events on the folder (editors that save by rename,
+ * path. With `reload_guard: error` (the default), neither does a version that brings a new error-level
+ * finding. Changes are noticed through file-system events on the folder (editors that save by rename,
  * Kubernetes ConfigMaps that swap a symlink), a once-a-second check of the file, and `reload()` (SIGHUP);
- * all of them end in the same content comparison, so nothing reloads twice.
+ * all of them end in the same content comparison, so nothing reloads twice. Every attempt is logged once
+ * (`event: policy_reload`); every finding of each version put in force once (`event: policy_finding`).
  */
 export class PolicyWatcher {
   private current: CompiledPolicy;
+  private currentFindings: readonly PolicyFinding[];
   private running: Promise<ReloadResult> | undefined;
-  private again = false;
+  private runningTrigger: ReloadTrigger | undefined;
+  /** A reload was asked for while one ran (by what): the file may have changed after it read it. */
+  private again: ReloadTrigger | undefined;
+  /** The signal reload queued behind a running file-event or poll reload. */
+  private signalAfter: Promise<ReloadResult> | undefined;
   private watcher: FSWatcher | undefined;
   private poller: NodeJS.Timeout | undefined;
   private settleTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
   /** The file's stat as last seen by the poll; taken before the initial load, so no edit falls between. */
   private lastStat: string;
-  /** The version of the last content a watch or poll reload looked at, accepted or refused. */
-  private lastSeenVersion: string;
+  /** The content key of the last file judged, accepted or refused. */
+  private lastSeen: string;
+  /** Whether the file as last judged is the policy in force (false while a refused version sits on disk). */
+  private inForce = true;
 
   private constructor(
     private readonly options: PolicyWatcherOptions,
     initial: CompiledPolicy,
+    findings: readonly PolicyFinding[],
     statSignature: string,
   ) {
     this.current = initial;
+    this.currentFindings = findings;
     this.lastStat = statSignature;
-    this.lastSeenVersion = initial.version;
+    this.lastSeen = initial.version;
   }
 
   /**
-   * Loads the initial policy; `onPolicy` is not called for it (read `policy`). Nothing is watched until
-   * `watch()`. @throws PolicyError: a service must not start on a policy it cannot use.
+   * Loads the initial policy and logs its findings (error-level ones do not stop the start: there is no
+   * policy in force to keep instead); `onPolicy` is not called for it (read `policy`). Nothing is watched
+   * until `watch()`. @throws PolicyError: a service must not start on a policy it cannot use.
    */
   static async start(options: PolicyWatcherOptions): Promise<PolicyWatcher> {
     const signature = await statSignature(options.policyFile);
-    const policy = await policyFromRead(await readPolicyText(options.policyFile), options.policyFile);
-    return new PolicyWatcher(options, policy, signature);
+    const read = await readPolicyText(options.policyFile);
+    const policy = await policyFromRead(read, options.policyFile);
+    const findings = 'text' in read ? findingsOf(policy, read.text) : [];
+    const watcher = new PolicyWatcher(options, policy, findings, signature);
+    watcher.logFindings();
+    return watcher;
   }
 
   /** The policy in force. */
@@ -73,18 +129,43 @@ export class PolicyWatcher {
     return this.current;
   }
 
-  /** Re-reads the file now. Concurrent calls share one reload, and a change during it triggers another. */
+  /** The findings of the policy in force. */
+  get findings(): readonly PolicyFinding[] {
+    return this.currentFindings;
+  }
+
+  /** Whether the file on disk, as last read, is the policy in force (false while a refused one is). */
+  get fileInForce(): boolean {
+    return this.inForce;
+  }
+
+  /**
+   * Re-reads the file now. Concurrent calls share one reload, and a change during it triggers another; a
+   * signal during a file-event reload gets a reload of its own after it (that one may have read the file
+   * before the signal, and a SIGHUP is always answered by a line).
+   */
   reload(trigger: ReloadTrigger): Promise<ReloadResult> {
-    if (this.running !== undefined) {
-      this.again = true;
-      return this.running;
+    if (this.running === undefined) return this.run(trigger, trigger === 'signal');
+    if (trigger === 'signal' && this.runningTrigger !== 'signal') {
+      const next = () => {
+        this.signalAfter = undefined;
+        return this.reload('signal');
+      };
+      return (this.signalAfter ??= this.running.then(next, next));
     }
-    this.running = this.reloadOnce(trigger).finally(() => {
+    this.again = trigger;
+    return this.running;
+  }
+
+  private run(trigger: ReloadTrigger, answerUnchanged: boolean): Promise<ReloadResult> {
+    this.runningTrigger = trigger;
+    this.running = this.reloadOnce(trigger, answerUnchanged).finally(() => {
       this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.reload(trigger);
-      }
+      this.runningTrigger = undefined;
+      const again = this.again;
+      this.again = undefined;
+      // A queued signal re-reads the file anyway; callers that shared this reload have had their answer.
+      if (again !== undefined && this.signalAfter === undefined && !this.stopped) void this.run(again, false);
     });
     return this.running;
   }
@@ -108,8 +189,9 @@ export class PolicyWatcher {
     this.poller.unref();
   }
 
-  /** Stops watching; the policy in force stays. */
+  /** Stops watching; the policy in force stays. A reload waiting for the file to settle ends silently. */
   stop(): void {
+    this.stopped = true;
     this.watcher?.close();
     if (this.poller !== undefined) clearInterval(this.poller);
     if (this.settleTimer !== undefined) clearTimeout(this.settleTimer);
@@ -128,51 +210,166 @@ export class PolicyWatcher {
     this.schedule('poll');
   }
 
-  private async reloadOnce(trigger: ReloadTrigger): Promise<ReloadResult> {
-    const { policyFile, logger } = this.options;
-    // The policy version is the hash of its text: the same text means the same policy, nothing to do.
-    const read = await readPolicyText(policyFile);
-    const version = 'text' in read ? policyVersion(read.text) : undefined;
-    if (version === this.current.version) return 'unchanged';
-    // The watcher and the poll often notice the same edit: judge each content once. SIGHUP always re-reads.
-    if (version !== undefined && version === this.lastSeenVersion && trigger !== 'signal') return 'unchanged';
-    if (version !== undefined) this.lastSeenVersion = version;
-    try {
-      const policy = await policyFromRead(read, policyFile);
-      const previous = this.current.version;
-      this.current = policy;
-      this.options.onPolicy(policy);
-      logger.info(
-        {
-          event: 'policy_reload',
-          result: 'ok',
-          trigger,
-          file: policyFile,
-          policy_version: policy.version,
-          previous,
-        },
-        'policy reloaded',
-      );
+  /** `answerUnchanged`: log (and re-judge) content already judged; for a SIGHUP, not for file events. */
+  private async reloadOnce(trigger: ReloadTrigger, answerUnchanged: boolean): Promise<ReloadResult> {
+    const { logger, policyFile } = this.options;
+    const content = await readContent(policyFile);
+    // The watcher and the poll often notice the same edit: judge each content once. SIGHUP always answers.
+    if (content.key === this.lastSeen && !answerUnchanged) return 'unchanged';
+    const settled = await this.settle(content);
+    if (settled === undefined) return 'unchanged'; // stopped while waiting
+    this.lastSeen = settled.content.key;
+    const { judgement } = settled;
+    if (judgement?.kind === 'accepted') {
+      this.apply(trigger, judgement.policy, judgement.findings);
       this.options.onReload?.('ok');
       return 'ok';
-    } catch (error) {
-      if (!(error instanceof PolicyError)) throw error;
-      logger.error(
-        {
-          event: 'policy_reload',
-          result: 'error',
-          trigger,
-          file: policyFile,
-          code: error.code,
-          problems: error.problems.map(formatPolicyProblem),
-          policy_version: this.current.version,
-        },
-        'policy change refused; the previous policy stays in force',
-      );
+    }
+    if (judgement?.kind === 'refused') {
+      this.refuse(trigger, judgement.fields);
       this.options.onReload?.('error');
       return 'error';
     }
+    const result = this.inForce ? 'unchanged' : 'restored';
+    this.inForce = true;
+    logger.info(
+      { event: 'policy_reload', result, trigger, file: policyFile, policy_version: this.current.version },
+      result === 'restored' ? 'policy file restored to the version in force' : 'policy file unchanged',
+    );
+    this.options.onReload?.(result);
+    return result;
   }
+
+  /**
+   * Judges a file's content once it has settled: a content that would be refused is read again after
+   * `refusalSettleMs`, and whatever is there then is judged instead if it differs. No judgement: the file
+   * holds the version in force. Undefined: stopped meanwhile.
+   */
+  private async settle(
+    first: FileContent,
+  ): Promise<{ content: FileContent; judgement?: Judgement } | undefined> {
+    const settleMs = this.options.refusalSettleMs ?? REFUSAL_SETTLE_MS;
+    let content = first;
+    for (let round = 0; ; round += 1) {
+      if (content.key === this.current.version) return { content };
+      const judgement = await this.judge(content);
+      if (judgement.kind === 'accepted' || round === MAX_SETTLE_ROUNDS) return { content, judgement };
+      await delay(settleMs);
+      if (this.stopped) return undefined;
+      const again = await readContent(this.options.policyFile);
+      if (again.key === content.key) return { content, judgement };
+      content = again;
+    }
+  }
+
+  /** Compiles a file's content and, under `reload_guard: error`, checks it brings no new error finding. */
+  private async judge(content: FileContent): Promise<Judgement> {
+    const file = this.options.policyFile;
+    let policy: CompiledPolicy;
+    try {
+      policy = await policyFromRead(content.read, file);
+    } catch (error) {
+      if (!(error instanceof PolicyError)) throw error;
+      return {
+        kind: 'refused',
+        fields: { code: error.code, problems: error.problems.map(formatPolicyProblem) },
+      };
+    }
+    const findings = 'text' in content.read ? findingsOf(policy, content.read.text) : [];
+    if (this.current.reloadGuard === 'error') {
+      const known = new Set(this.currentFindings.map(findingKey));
+      const added = findings.filter(
+        (finding) =>
+          finding.level === 'error' && finding.accepted === undefined && !known.has(findingKey(finding)),
+      );
+      if (added.length > 0) {
+        return {
+          kind: 'refused',
+          fields: {
+            code: 'ERR_POLICY_FINDINGS',
+            problems: added.map((finding) => {
+              const { line, column, path, message, code } = finding;
+              return `${formatPolicyProblem({ file, line, column, path, message })} (${code}; reload_guard: error)`;
+            }),
+          },
+        };
+      }
+    }
+    return { kind: 'accepted', policy, findings };
+  }
+
+  private apply(trigger: ReloadTrigger, policy: CompiledPolicy, findings: readonly PolicyFinding[]): void {
+    const previous = this.current;
+    this.current = policy;
+    this.currentFindings = findings;
+    this.inForce = true;
+    this.options.onPolicy(policy);
+    this.options.logger.info(
+      {
+        event: 'policy_reload',
+        result: 'ok',
+        trigger,
+        file: this.options.policyFile,
+        policy_version: policy.version,
+        previous: previous.version,
+        changes: describePolicyChange(policyChange(previous, policy)),
+      },
+      'policy reloaded',
+    );
+    this.logFindings();
+  }
+
+  private refuse(trigger: ReloadTrigger, fields: Record<string, unknown>): void {
+    this.inForce = false;
+    this.options.logger.error(
+      {
+        event: 'policy_reload',
+        result: 'error',
+        trigger,
+        file: this.options.policyFile,
+        ...fields,
+        policy_version: this.current.version,
+      },
+      'policy change refused; the previous policy stays in force',
+    );
+  }
+
+  /** Each finding of the policy now in force, once, at a level to match (accepted ones as information). */
+  private logFindings(): void {
+    const { logger, policyFile } = this.options;
+    for (const finding of this.currentFindings) {
+      const fields = {
+        event: 'policy_finding',
+        code: finding.code,
+        finding_level: finding.level,
+        file: finding.line > 0 ? `${policyFile}:${finding.line}` : policyFile,
+        path: finding.path,
+        message: finding.message,
+        fix: finding.fix,
+        policy_version: this.current.version,
+        ...(finding.accepted === undefined ? {} : { accepted: finding.accepted.reason }),
+      };
+      const text = `policy finding ${finding.code}: ${finding.message}`;
+      if (finding.accepted !== undefined || finding.level === 'notice') logger.info(fields, text);
+      else if (finding.level === 'warning') logger.warn(fields, text);
+      else logger.error(fields, text);
+    }
+  }
+}
+
+/** A finding's identity across versions: its code and where in the document it is. */
+function findingKey(finding: PolicyFinding): string {
+  return `${finding.code} ${finding.path}`;
+}
+
+function findingsOf(policy: CompiledPolicy, text: string): readonly PolicyFinding[] {
+  return policyFindings(policy, new YamlLocations(text));
+}
+
+async function readContent(file: string): Promise<FileContent> {
+  const read = await readPolicyText(file);
+  // The policy version is the hash of its text: the same text means the same policy.
+  return { read, key: 'text' in read ? policyVersion(read.text) : `unreadable: ${read.problem}` };
 }
 
 /** stat follows symlinks, so a swapped ConfigMap target shows as a new inode. */

@@ -26,9 +26,12 @@ type TokenCacheMetrics =
   | 'readKeyUsabilityFrom'
   | 'recordCheckFault';
 
+/** The policy file's state beyond reloads, which a server's metrics may leave out too. */
+type PolicyStateMetrics = 'recordInitialPolicyLoad' | 'setPolicyFileInForce' | 'setPolicyFindings';
+
 /** What the server reports to metrics (the registry itself is the metrics server's business). */
-export type ServerMetrics = Omit<AuthzMetrics, 'registry' | TokenCacheMetrics> &
-  Partial<Pick<AuthzMetrics, TokenCacheMetrics>>;
+export type ServerMetrics = Omit<AuthzMetrics, 'registry' | TokenCacheMetrics | PolicyStateMetrics> &
+  Partial<Pick<AuthzMetrics, TokenCacheMetrics | PolicyStateMetrics>>;
 
 export interface AuthzServerOptions {
   readonly policyFile: string;
@@ -140,14 +143,21 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       void active.keyRing.prefetch(); // new issuers' keys; unchanged ones are already cached
     },
     onReload: (result) => {
-      metrics?.recordPolicyReload(result);
-      if (result === 'ok')
+      // Counted: attempts that judged a changed file (`unchanged` and `restored` put nothing new in force).
+      if (result === 'ok' || result === 'error') metrics?.recordPolicyReload(result);
+      if (result === 'ok') {
         metrics?.setPolicyInfo({ version: active.policy.version, source: active.policy.source });
+        metrics?.setPolicyFindings?.(watcher.findings);
+      }
+      metrics?.setPolicyFileInForce?.(watcher.fileInForce);
       updateHealth();
     },
   });
   let active = activate(watcher.policy);
   metrics?.setPolicyInfo({ version: active.policy.version, source: active.policy.source });
+  metrics?.recordInitialPolicyLoad?.();
+  metrics?.setPolicyFileInForce?.(true);
+  metrics?.setPolicyFindings?.(watcher.findings);
   metrics?.readTokenCacheEntriesFrom?.(() => active.keyRing.tokenCaches.sizes());
   metrics?.readKeyUsabilityFrom?.(() => active.keyRing.usability());
 

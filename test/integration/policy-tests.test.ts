@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +56,46 @@ describe('authz test policy.test.yaml (the demo policy tests)', () => {
     const { code, stdout } = await authz('test', 'test/fixtures/ops/failing.test.yaml');
     expect(stdout).toMatch(/^1 passed, 3 failed$/m);
     expect(code).toBe(1);
+  });
+
+  it('has no claim that nothing reads: --strict passes too', async () => {
+    const { code, stdout } = await authz('test', '--strict', 'policy.test.yaml');
+    expect(stdout).not.toContain('warning:');
+    expect(code).toBe(0);
+  });
+
+  it('--json, --junit and --run, as CI uses them', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'authz-policy-tests-junit-'));
+    try {
+      const junit = path.join(dir, 'report.xml');
+      const args = [
+        'test',
+        '--json',
+        '--junit',
+        junit,
+        '--run',
+        '/transfer/i',
+        'test/fixtures/ops/failing.test.yaml',
+      ];
+      const { code, stdout, stderr } = await authz(...args);
+      expect(stderr).toBe('');
+      expect(code).toBe(1);
+      const report = JSON.parse(stdout) as { ok: boolean; selected: number; cases: number; failed: number };
+      expect(report).toMatchObject({ ok: false, selected: 2, cases: 4, failed: 2 });
+      const xml = await readFile(junit, 'utf8');
+      expect(xml).toMatch(
+        /^<\?xml version="1\.0" encoding="UTF-8"\?>\n<testsuites name="authz test" tests="2" failures="2" errors="0">\n/,
+      );
+      expect(xml.match(/<testcase /g)).toHaveLength(2);
+      expect(xml).toContain(
+        'message="expected allow, got 403 insufficient_scope scope=&quot;transfer:funds&quot;"',
+      );
+      const none = await authz('test', '--run', 'no such case', 'policy.test.yaml');
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/^authz: --run "no such case" selected none of the \d+ cases\n$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -159,8 +199,14 @@ describe('the ops commands on the gateway policy (services chosen by host or by 
     expect(stdout).toContain('(host statements.example)');
     expect(stdout).toContain('(host unclaimed.invalid)');
     expect(stdout).not.toContain('(host bank.example)');
-    expect((await authz('check-policy', 'policy.gateway.yaml')).stdout).toMatch(
-      /: 2 services, \d+ routes, 0 warnings: ok\n$/,
+    // check-policy checks that jwks_file exists, as serve does (a fresh clone has no .authz-dev yet): a copy
+    // next to a stand-in key set.
+    const copy = path.join(dir, 'policy.gateway.yaml');
+    await writeFile(copy, await readFile(path.join(repoRoot, 'policy.gateway.yaml'), 'utf8'));
+    await mkdir(path.join(dir, '.authz-dev'), { recursive: true });
+    await writeFile(path.join(dir, '.authz-dev', 'jwks.json'), '{"keys":[]}\n');
+    expect((await authz('check-policy', copy)).stdout).toMatch(
+      /: 2 services, \d+ routes, 0 warnings, 2 accepted: ok\n$/,
     );
   });
 });

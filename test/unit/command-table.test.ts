@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { nearestName } from '../../src/args/nearest-name.js';
 import type { Command } from '../../src/cli/command.js';
 import { commandHelp, generalHelp } from '../../src/cli/command-help.js';
-import { nearestCommand } from '../../src/cli/nearest-command.js';
 import { SIDECAR_COMMANDS } from '../../src/cli/sidecar-commands.js';
 import { commandTable as DEMO_COMMANDS } from '../../src/demo/demo-commands.js';
 
@@ -57,12 +57,27 @@ describe('help text', () => {
       [
         'usage: authz <command> [options]',
         '       authz help <command>    (or: authz <command> --help)',
+        '       authz --version',
         '',
         'commands:',
         '  frob --in FILE [--out FILE]',
         '       [--verbose]',
         '        frobs a file',
         '        twice',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it("adds the CLI's own commands to the usage lines at the top", () => {
+    const own: Command = { ...example, name: 'shell', usage: ['bash|zsh'] };
+    expect(generalHelp([], [own])).toBe(
+      [
+        'usage: authz <command> [options]',
+        '       authz help <command>    (or: authz <command> --help)',
+        '       authz --version',
+        '       authz shell bash|zsh',
+        '',
         '',
       ].join('\n'),
     );
@@ -91,7 +106,7 @@ describe('help text', () => {
   });
 });
 
-describe('nearestCommand', () => {
+describe('nearestName', () => {
   it.each([
     ['servee', 'serve'],
     ['serv', 'serve'],
@@ -104,19 +119,29 @@ describe('nearestCommand', () => {
     ['dev-tokn', 'dev-token'],
     ['devidp', 'dev-idp'],
     ['bnak', 'bank'],
+    ['chek-policy', 'check-policy'],
+    ['check', 'check-policy'],
+    ['demo', 'demo-client'],
+    ['dev-i', 'dev-idp'],
   ])('suggests %s -> %s', (typed, expected) => {
-    expect(nearestCommand(typed, NAMES)).toBe(expected);
+    expect(nearestName(typed, NAMES)).toBe(expected);
   });
 
-  it.each(['frobnicate', 'x', 'tt', 'start', 'run', 'policy', 'deploy'])(
+  it.each(['frobnicate', 'x', 'tt', 'start', 'run', 'policy', 'deploy', 'dev', 'd', ''])(
     'suggests nothing for %s',
     (typed) => {
-      expect(nearestCommand(typed, NAMES)).toBeUndefined();
+      expect(nearestName(typed, NAMES)).toBeUndefined();
     },
   );
 
+  it('suggests a name that only extends what was typed when no name is a few edits away', () => {
+    expect(nearestName('exp', NAMES)).toBe('explain');
+    expect(nearestName('st', NAMES)).toBe('statements');
+    expect(nearestName('de', NAMES)).toBeUndefined(); // dev-token, dev-idp and demo-client
+  });
+
   it('prefers the nearer name, then the first listed', () => {
-    expect(nearestCommand('bat', ['bank', 'bar'])).toBe('bar');
-    expect(nearestCommand('bax', ['bar', 'baz'])).toBe('bar');
+    expect(nearestName('bat', ['bank', 'bar'])).toBe('bar');
+    expect(nearestName('bax', ['bar', 'baz'])).toBe('bar');
   });
 });

@@ -89,7 +89,7 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       line: 3,
       path: 'owner',
       key: 'owner',
-      allowed: 'version, realm, mode, max_token_bytes, known_scopes, issuers, routes, services',
+      allowed: 'version, realm, mode, reload_guard, max_token_bytes, known_scopes, issuers, routes, services',
     },
     {
       where: 'in an issuer',
@@ -108,7 +108,7 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       line: 10,
       path: 'routes[1].scope',
       key: 'scope',
-      allowed: 'methods, path, scopes, public, authentication, mode',
+      allowed: 'methods, path, scopes, public, authentication, accept_risks, mode',
     },
   ])(
     'refuses an unknown key $where, naming the keys that are allowed',

@@ -51,7 +51,7 @@ describe('compilePolicy: the repository policy.yaml', () => {
       authentication: { acrValues: ['urn:bank:mfa'], amr: ['mfa'], maxAgeSeconds: 600 },
     });
     expect(healthz).toMatchObject({ index: 2, line: 36, methods: null, access: { kind: 'public' } });
-    expect(accountBalance).toMatchObject({ index: 3, line: 37, pattern: '/accounts/{id}/balance' });
+    expect(accountBalance).toMatchObject({ index: 3, line: 41, pattern: '/accounts/{id}/balance' });
     expect(accountBalance?.matchesPath('/accounts/42/balance')).toBe(true);
   });
 });

@@ -40,6 +40,8 @@ describe('createAuthzMetrics', () => {
         'authz_policy_reloads_total',
         'authz_policy_info',
         'authz_policy_last_reload_success_timestamp_seconds',
+        'authz_policy_file_in_force',
+        'authz_policy_findings',
         'process_cpu_user_seconds_total',
         'nodejs_heap_size_used_bytes',
       ]),
@@ -347,6 +349,50 @@ describe('recordPolicyReload', () => {
 
     metrics.recordPolicyReload('ok');
     expect(await timestamp()).toBe(1_700_000_005.5);
+  });
+});
+
+describe('recordInitialPolicyLoad', () => {
+  it('stamps the last success at start-up, so that a fresh server does not read as stale', async () => {
+    const metrics = createAuthzMetrics({ now: () => 1_700_000_000_000 });
+    metrics.recordInitialPolicyLoad();
+    const [sample] = await samplesOf(metrics.registry, 'authz_policy_last_reload_success_timestamp_seconds');
+    expect(sample?.value).toBe(1_700_000_000);
+    expect(valueAt(await samplesOf(metrics.registry, 'authz_policy_reloads_total'), { result: 'ok' })).toBe(
+      0,
+    );
+  });
+});
+
+describe('setPolicyFileInForce', () => {
+  it('is 1 from the start, 0 while a refused file sits on disk, 1 again once it is replaced', async () => {
+    const metrics = createAuthzMetrics();
+    const value = async () => (await samplesOf(metrics.registry, 'authz_policy_file_in_force'))[0]?.value;
+    expect(await value()).toBe(1);
+    metrics.setPolicyFileInForce(false);
+    expect(await value()).toBe(0);
+    metrics.setPolicyFileInForce(true);
+    expect(await value()).toBe(1);
+  });
+});
+
+describe('setPolicyFindings', () => {
+  it('counts the findings of the policy in force by code and level, leaves accepted ones out, and replaces the previous counts', async () => {
+    const metrics = createAuthzMetrics();
+    metrics.setPolicyFindings([
+      { code: 'public_catch_all', level: 'error' },
+      { code: 'public_any_method', level: 'warning' },
+      { code: 'public_any_method', level: 'warning' },
+      { code: 'public_catch_all', level: 'error', accepted: { reason: 'a static site' } },
+    ]);
+    let samples = await samplesOf(metrics.registry, 'authz_policy_findings');
+    expect(samples).toHaveLength(2);
+    expect(valueAt(samples, { code: 'public_catch_all', level: 'error' })).toBe(1);
+    expect(valueAt(samples, { code: 'public_any_method', level: 'warning' })).toBe(2);
+
+    metrics.setPolicyFindings([{ code: 'public_any_method', level: 'warning' }]);
+    samples = await samplesOf(metrics.registry, 'authz_policy_findings');
+    expect(samples).toEqual([expect.objectContaining({ value: 1 })]);
   });
 });
 

@@ -10,7 +10,10 @@ import { readFile } from 'node:fs/promises';
 // would give up on the request first and answer 503 itself, with no decision logged.
 
 function warningsFor(issuerSettings: Record<string, string | number>) {
-  const text = demoPolicyText(['{ path: /healthz, public: true }'], { issuerSettings });
+  // A read-only public route and require_typ: no other finding.
+  const text = demoPolicyText(['{ methods: [GET], path: /healthz, public: true }'], {
+    issuerSettings: { ...issuerSettings, require_typ: 'at+jwt' },
+  });
   return policyWarnings(compilePolicy(text, 'policy.yaml'), new YamlLocations(text));
 }
 
@@ -25,12 +28,14 @@ describe('authz check-policy: jwks_fetch_wait against Envoy ext_authz timeout', 
     expect(warningsFor({ jwks_fetch_wait: value })).toEqual([
       {
         code: 'fetch_wait_exceeds_envoy_timeout',
+        level: 'warning',
         line: 8,
         column: 5,
         path: 'issuers[0].jwks_fetch_wait',
         message: expect.stringMatching(
           /^jwks_fetch_wait \d+s is not below Envoy's ext_authz timeout \(1s in envoy\/envoy\.yaml\): Envoy would give up first/,
         ),
+        fix: expect.stringMatching(/^Set jwks_fetch_wait below Envoy's ext_authz timeout/),
       },
     ]);
   });

@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
 import { checkPolicyCommand, type CheckPolicyReport } from '../../src/ops/check-policy-command.js';
@@ -17,40 +20,110 @@ async function check(...args: string[]) {
   return { code, stdout: capture.stdout(), stderr: capture.stderr() };
 }
 
-/** The codes of the warnings for policy text made of these routes. */
+/** The shadowing findings for policy text made of these routes (their risks are policy-findings.test.ts'). */
 function shadowCodes(...routes: string[]): string[] {
   const text = demoPolicyText(routes);
-  return policyWarnings(compileRoutes(...routes), new YamlLocations(text)).map((w) => `${w.path} ${w.code}`);
+  return policyWarnings(compileRoutes(...routes), new YamlLocations(text))
+    .filter((w) => w.code === 'route_shadowed' || w.code === 'route_duplicate')
+    .map((w) => `${w.path} ${w.code}`);
+}
+
+/** clean.yaml with its last gaps closed (require_typ, methods on /healthz): a policy with no finding. */
+async function spotlessPolicy(): Promise<string> {
+  const text = (await readFile(CLEAN, 'utf8'))
+    .replace('algorithms: [RS256]', 'algorithms: [RS256]\n    require_typ: at+jwt')
+    .replace('{ path: /healthz, public: true }', '{ methods: [GET, HEAD], path: /healthz, public: true }');
+  const dir = await mkdtemp(join(tmpdir(), 'check-policy-'));
+  const file = join(dir, 'spotless.yaml');
+  await writeFile(file, text);
+  return file;
 }
 
 describe('authz check-policy', () => {
-  it('prints every warning with file:line:column, then a summary, and exits 0', async () => {
+  it('prints every finding with file:line:column, level and fix, then a summary, and exits 0', async () => {
     const { code, stdout, stderr } = await check(WARNINGS);
     expect(stderr).toBe('');
     expect(code).toBe(0);
+    const shadowFix =
+      '  fix: Move the route above the routes that take its requests, narrow those, or remove it.';
     expect(stdout).toBe(
       [
-        `${WARNINGS}:5:46: warning: known_scopes[2]: known scope "view:statements" is required by no route [scope_unused]`,
+        `${WARNINGS}:5:46: notice: known_scopes[2]: known scope "view:statements" is required by no route [scope_unused]`,
+        '  fix: Remove it from known_scopes, or require it on the routes it is meant for.',
+        `${WARNINGS}:7:5: notice: issuers[0]: issuer "https://idp.example/" has no require_typ, so its ID tokens and other JWTs for the audience pass as access tokens (RFC 9068 section 4) [issuer_typ_unchecked]`,
+        '  fix: Set require_typ: at+jwt if the issuer issues RFC 9068 access tokens (Okta and Entra do not).',
         `${WARNINGS}:15:5: warning: routes[3]: duplicates routes[0] (line 12, GET /balance): same methods and path, so it never matches [route_duplicate]`,
+        '  fix: Remove one of the two routes.',
         `${WARNINGS}:15:48: warning: routes[3].scopes[0]: scope "view:balanse" is not in known_scopes (a typo, or a scope to declare) [scope_unknown]`,
+        '  fix: Correct the scope, or add it to known_scopes if the identity provider grants it.',
         `${WARNINGS}:16:5: warning: routes[4]: never matches: routes[1] (line 13, GET,POST /accounts/{id}) matches every request it could [route_shadowed]`,
+        shadowFix,
         `${WARNINGS}:17:5: warning: routes[5]: never matches: routes[2] (line 14, * /files/**) matches every request it could [route_shadowed]`,
+        shadowFix,
         `${WARNINGS}:18:5: warning: routes[6]: never matches: routes[2] (line 14, * /files/**) matches every request it could [route_shadowed]`,
+        shadowFix,
         `${WARNINGS}:26:5: warning: routes[12]: never matches: routes[0] (line 12, GET /balance) and routes[11] (line 25, POST /{any}) match every request it could [route_shadowed]`,
-        `${WARNINGS}: 14 routes, 7 warnings: usable`,
+        shadowFix,
+        `${WARNINGS}:27:5: warning: routes[13]: public route * /healthz lists no methods, so POST, PUT, PATCH and DELETE requests to /healthz pass without a token too [public_any_method]`,
+        '  fix: List the methods the public route is for, e.g. methods: [GET, HEAD].',
+        `${WARNINGS}: 14 routes, 7 warnings, 2 notices: usable`,
         '',
       ].join('\n'),
     );
   });
 
-  it('--strict fails on warnings; a clean policy passes it', async () => {
+  it('--strict fails on warnings, never on notices; a policy without findings passes it', async () => {
     const strict = await check(WARNINGS, '--strict');
     expect(strict.code).toBe(1);
-    expect(strict.stdout).toMatch(/7 warnings: warnings fail the check \(--strict\)\n$/);
+    expect(strict.stdout).toMatch(/7 warnings, 2 notices: warnings fail the check \(--strict\)\n$/);
 
     const clean = await check('--strict', CLEAN);
-    expect(clean.code).toBe(0);
-    expect(clean.stdout).toBe(`${CLEAN}: 4 routes, 0 warnings: ok\n`);
+    expect(clean.code).toBe(1);
+    expect(clean.stdout).toMatch(/: 4 routes, 1 warning, 1 notice: warnings fail the check \(--strict\)\n$/);
+    const notices = await check(CLEAN);
+    expect(notices.code).toBe(0);
+    expect(notices.stdout).toMatch(/: 4 routes, 1 warning, 1 notice: usable\n$/);
+
+    const spotless = await spotlessPolicy();
+    const none = await check('--strict', spotless);
+    expect(none.code).toBe(0);
+    expect(none.stdout).toBe(`${spotless}: 4 routes, 0 warnings: ok\n`);
+  });
+
+  it('error-level findings fail without --strict; accepted ones are shown with the reason and pass', async () => {
+    const spotless = await spotlessPolicy();
+    const text = await readFile(spotless, 'utf8');
+    const risky = spotless.replace('spotless', 'risky');
+    await writeFile(risky, `${text}  - { methods: [GET], path: '/**', public: true }\n`);
+    const failed = await check(risky);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toBe(
+      [
+        `${risky}:16:5: error: routes[4]: public route GET /** matches every path, so requests to every endpoint of service "default", including endpoints added later, pass without a token [public_catch_all]`,
+        '  fix: Make public only the paths meant to be public (/healthz, /app/**), each with its methods, and require scopes on the rest.',
+        `${risky}: 5 routes, 1 error-level finding, 0 warnings: error-level findings fail the check`,
+        '',
+      ].join('\n'),
+    );
+
+    const accepting = spotless.replace('spotless', 'accepting');
+    await writeFile(
+      accepting,
+      `${text}  - methods: [GET]\n    path: /**\n    public: true\n    accept_risks: [{ code: public_catch_all, reason: 'a static mirror: nothing private behind it' }]\n`,
+    );
+    const passed = await check(accepting);
+    expect(passed.code).toBe(0);
+    expect(passed.stdout).toMatch(
+      /:16:5: error \(accepted\): routes\[4\]: public route GET \/\*\* .* \[public_catch_all\]\n {2}accepted: a static mirror: nothing private behind it\n/,
+    );
+    expect(passed.stdout).toMatch(/: 5 routes, 0 warnings, 1 accepted: ok\n$/);
+    const json = JSON.parse((await check(accepting, '--json')).stdout) as CheckPolicyReport;
+    expect(json.ok).toBe(true);
+    expect(json.warnings[0]).toMatchObject({
+      code: 'public_catch_all',
+      level: 'error',
+      accepted: { reason: 'a static mirror: nothing private behind it' },
+    });
   });
 
   it('--json gives ok, errors and coded warnings with line and path', async () => {
@@ -61,19 +134,23 @@ describe('authz check-policy', () => {
     expect(report.errors).toEqual([]);
     expect(report.warnings.map((w) => [w.code, w.line, w.path])).toEqual([
       ['scope_unused', 5, 'known_scopes[2]'],
+      ['issuer_typ_unchecked', 7, 'issuers[0]'],
       ['route_duplicate', 15, 'routes[3]'],
       ['scope_unknown', 15, 'routes[3].scopes[0]'],
       ['route_shadowed', 16, 'routes[4]'],
       ['route_shadowed', 17, 'routes[5]'],
       ['route_shadowed', 18, 'routes[6]'],
       ['route_shadowed', 26, 'routes[12]'],
+      ['public_any_method', 27, 'routes[13]'],
     ]);
     expect(report.warnings[0]).toEqual({
       code: 'scope_unused',
+      level: 'notice',
       line: 5,
       column: 46,
       path: 'known_scopes[2]',
       message: 'known scope "view:statements" is required by no route',
+      fix: 'Remove it from known_scopes, or require it on the routes it is meant for.',
     });
 
     const strict = JSON.parse((await check(WARNINGS, '--json', '--strict')).stdout) as CheckPolicyReport;
@@ -86,7 +163,7 @@ describe('authz check-policy', () => {
     expect(stdout).toBe(
       [
         `${BROKEN}:4:30: known_scopes[1]: is not a scope token (RFC 6749 section 3.3: no spaces, quotes or backslashes)`,
-        `${BROKEN}:11:39: routes[0].scope: unknown key "scope" (allowed: methods, path, scopes, public, authentication, mode)`,
+        `${BROKEN}:11:39: routes[0].scope: unknown key "scope" (allowed: methods, path, scopes, public, authentication, accept_risks, mode)`,
         `${BROKEN}: 2 errors: the policy cannot be used`,
         '',
       ].join('\n'),
@@ -174,7 +251,9 @@ describe('route shadowing is reported only when certain', () => {
   });
 
   it('scope warnings only when known_scopes is declared', () => {
-    const text = demoPolicyText(['{ methods: [GET], path: /a, scopes: [anything] }']);
+    const text = demoPolicyText(['{ methods: [GET], path: /a, scopes: [anything] }'], {
+      issuerSettings: { require_typ: 'at+jwt' },
+    });
     expect(policyWarnings(compilePolicy(text, 'p.yaml'), new YamlLocations(text))).toEqual([]);
   });
 });

@@ -41,20 +41,26 @@ describe('authz test', () => {
     expect(stdout).toContain(`${DEMO_TESTS}: 39 cases against policy.yaml, clock 2026-11-27T12:00:00Z\n`);
   });
 
-  it('prints a table of passes and failures, each failure with file:line, and exits 1', async () => {
+  it('prints a table of passes and failures within 120 columns, each failure in full with file:line, and exits 1', async () => {
     const { code, stdout } = await runTests(FAILING);
     expect(code).toBe(1);
     expect(stdout).toBe(
       [
         `${FAILING}: 4 cases against policy.yaml, clock 2026-11-27T12:00:00Z`,
-        'CASE                                                   EXPECTED                                     ACTUAL                                         RESULT',
-        'balance with view:balance                              allow                                        allow                                          PASS',
-        'transfer with view:balance (wrongly expected to pass)  allow                                        403 insufficient_scope scope="transfer:funds"  FAIL',
-        'transfer names the wrong scope                         403 insufficient_scope scope="view:balance"  403 insufficient_scope scope="transfer:funds"  FAIL',
-        'a report-only expectation on an enforced route         allow (report-only: would deny 401)          401 unauthorized                               FAIL',
-        `${FAILING}:9: FAIL transfer with view:balance (wrongly expected to pass): expected allow, got 403 insufficient_scope scope="transfer:funds"`,
-        `${FAILING}:13: FAIL transfer names the wrong scope: expected 403 insufficient_scope scope="view:balance", got 403 insufficient_scope scope="transfer:funds"`,
-        `${FAILING}:17: FAIL a report-only expectation on an enforced route: expected allow (report-only: would deny 401), got 401 unauthorized`,
+        'CASE                                                   EXPECTED                     ACTUAL                       RESULT',
+        'balance with view:balance                              allow                        allow                        PASS',
+        'transfer with view:balance (wrongly expected to pass)  allow                        403 insufficient_scope sco…  FAIL',
+        'transfer names the wrong scope                         403 insufficient_scope sco…  403 insufficient_scope sco…  FAIL',
+        'a report-only expectation on an enforced route         allow (report-only: would …  401 unauthorized             FAIL',
+        `${FAILING}:9: FAIL transfer with view:balance (wrongly expected to pass)`,
+        '  expected allow',
+        '  got      403 insufficient_scope scope="transfer:funds"',
+        `${FAILING}:13: FAIL transfer names the wrong scope`,
+        '  expected 403 insufficient_scope scope="view:balance"',
+        '  got      403 insufficient_scope scope="transfer:funds"',
+        `${FAILING}:17: FAIL a report-only expectation on an enforced route`,
+        '  expected allow (report-only: would deny 401)',
+        '  got      401 unauthorized',
         '1 passed, 3 failed',
         '',
       ].join('\n'),

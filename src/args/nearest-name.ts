@@ -1,16 +1,19 @@
 /**
- * The command name closest to a mistyped one, for "did you mean": at most one edit away for names of up
- * to four letters, two for longer ones (an edit: a letter added, removed, changed, or two neighbours
- * swapped). The nearest wins; on a tie, the first in `names`. Undefined when nothing is that close.
+ * The known name a mistyped one most likely meant, for "did you mean": the nearest within a few edits (at
+ * most one for names of up to four letters, two for longer ones; an edit is a letter added, removed,
+ * changed, or two neighbours swapped), else the only known name that starts with what was typed. The
+ * nearest wins; on a tie, the first in `names`. Undefined when nothing is that close.
  */
-export function nearestCommand(typed: string, names: readonly string[]): string | undefined {
+export function nearestName(typed: string, names: readonly string[]): string | undefined {
   const allowed = typed.length <= 4 ? 1 : 2;
   let best: { name: string; distance: number } | undefined;
   for (const name of names) {
     const distance = editDistance(typed, name);
     if (distance <= allowed && (best === undefined || distance < best.distance)) best = { name, distance };
   }
-  return best?.name;
+  if (best !== undefined) return best.name;
+  const extending = typed === '' ? [] : names.filter((name) => name.startsWith(typed));
+  return extending.length === 1 ? extending[0] : undefined;
 }
 
 /**

@@ -1,0 +1,445 @@
+import type { CompiledPolicy, CompiledRoute, CompiledService } from './compiled-policy.js';
+import { formatDuration } from './duration.js';
+import { FINDING_CODES, type FindingCode, type FindingLevel } from './finding-codes.js';
+import { isCatchAll, patternCovers, patternShape, sameShape } from './route-pattern-shape.js';
+import { displayYamlPath, type YamlLocations, type YamlPath } from './yaml-locations.js';
+
+export { FINDING_CODES, ROUTE_FINDING_CODES, type FindingCode, type FindingLevel } from './finding-codes.js';
+
+/** One thing a policy that compiles lets through, or probably gets wrong, located in the policy file. */
+export interface PolicyFinding {
+  /** Stable, documented in docs/policy-checks.md; switch on it, never on the message. */
+  readonly code: string;
+  readonly level: FindingLevel;
+  /** 1-based line in the policy file (0: the file as a whole). */
+  readonly line: number;
+  /** 1-based column (0: unknown). */
+  readonly column: number;
+  /** Display path, e.g. `services[0].routes[2]`. */
+  readonly path: string;
+  /** What it lets through, one plain sentence. */
+  readonly message: string;
+  /** How to fix it. */
+  readonly fix: string;
+  /** Set when the route's `accept_risks` accepts it: still shown, never counted as an error. */
+  readonly accepted?: { readonly reason: string };
+}
+
+/**
+ * Envoy's ext_authz timeout in the shipped `envoy/envoy.yaml` (`grpc_service.timeout: 1s`). A request
+ * waiting longer for keys is answered by Envoy's `status_on_error` instead, with no decision logged.
+ */
+export const ENVOY_EXT_AUTHZ_TIMEOUT_MS = 1000;
+
+/** A `max_token_lifetime` above this is reported (`token_lifetime_long`), in seconds. */
+export const LONG_TOKEN_LIFETIME_SECONDS = 604_800; // 7 days
+
+/** Methods that change state (RFC 9110 section 9.2.1: not safe). */
+const WRITING_METHODS: readonly string[] = ['POST', 'PUT', 'PATCH', 'DELETE'];
+
+/**
+ * Every finding about a compiled policy (docs/policy-checks.md), sorted by position: what it lets through
+ * (public catch-alls, public writes, report-only services, unchecked `typ`), and what is legal but likely a
+ * mistake (routes that never match, scopes not declared, hosts two services list, a `jwks_fetch_wait` Envoy
+ * would not wait for). A finding a route's `accept_risks` names is still returned, marked accepted; an
+ * acceptance that names no finding is itself one (`risk_acceptance_unused`).
+ *
+ * Pure. `locations` is the policy's source: it locates the findings and holds what compiling leaves out
+ * (`accept_risks`, and whether a `mode` was written on a service or inherited).
+ *
+ * Shadowing is decided conservatively: a route is reported only when earlier routes provably match every
+ * request it could match, so a finding is never wrong (some unusual shadowing may go unreported).
+ */
+export function policyFindings(policy: CompiledPolicy, locations: YamlLocations): PolicyFinding[] {
+  const source = sourceData(locations);
+  const drafts: Draft[] = [];
+  const add = (code: FindingCode, path: YamlPath, message: string) => drafts.push({ code, path, message });
+
+  for (const service of policy.services) routeFindings(service, add);
+  modeFindings(policy, source, add);
+  hostFindings(policy, add, (path) => locations.positionOf(path).line);
+  issuerFindings(policy, add);
+  scopeFindings(policy, add);
+
+  const acceptances = routeAcceptances(policy, source);
+  const findings: PolicyFinding[] = drafts.map((draft) => {
+    const acceptance = acceptances.find((a) => a.code === draft.code && startsWith(draft.path, a.routePath));
+    if (acceptance !== undefined) acceptance.used = true;
+    return located(locations, draft, acceptance?.reason);
+  });
+  for (const acceptance of acceptances) {
+    if (acceptance.used) continue;
+    findings.push(
+      located(locations, {
+        code: 'risk_acceptance_unused',
+        path: acceptance.path,
+        message: `accept_risks names ${acceptance.code}, which this route does not have: the entry accepts nothing now and would silently accept that risk if it appeared later`,
+      }),
+    );
+  }
+  return findings.sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+/** Whether a finding fails `check-policy` (errors; warnings too with `strict`) and a guarded reload. */
+export function findingFails(finding: PolicyFinding, strict = false): boolean {
+  if (finding.accepted !== undefined) return false;
+  return finding.level === 'error' || (strict && finding.level === 'warning');
+}
+
+/**
+ * The findings that refuse a hot reload under `reload_guard: error`: error-level findings of the new
+ * policy, not accepted, that the policy in force does not have (compared by code and path, so a policy
+ * already running with a risk is not refused for keeping it).
+ */
+export function reloadBlockingFindings(
+  inForce: readonly PolicyFinding[],
+  next: readonly PolicyFinding[],
+): PolicyFinding[] {
+  const present = new Set(inForce.filter((f) => f.level === 'error').map((f) => `${f.code} ${f.path}`));
+  return next.filter((f) => findingFails(f) && !present.has(`${f.code} ${f.path}`));
+}
+
+/** The findings an explanation of a request shows: those about its route, and about its service. */
+export function findingsConcerning(
+  findings: readonly PolicyFinding[],
+  service: CompiledService,
+  route: CompiledRoute | undefined,
+  policy: CompiledPolicy,
+): PolicyFinding[] {
+  const routePath = route === undefined ? undefined : displayYamlPath([...service.routesPath, route.index]);
+  const servicePath = policy.explicitServices ? displayYamlPath(service.routesPath.slice(0, -1)) : undefined;
+  return findings.filter((f) => {
+    if (routePath !== undefined && (f.path === routePath || isBelow(f.path, routePath))) return true;
+    if (f.code === 'report_only_policy') return service.mode === 'report-only';
+    if (servicePath === undefined) return false;
+    return (
+      f.path === servicePath || f.path === `${servicePath}.mode` || f.path.startsWith(`${servicePath}.hosts[`)
+    );
+  });
+}
+
+interface Draft {
+  readonly code: FindingCode;
+  readonly path: YamlPath;
+  readonly message: string;
+}
+
+type Add = (code: FindingCode, path: YamlPath, message: string) => void;
+
+function located(locations: YamlLocations, draft: Draft, acceptedReason?: string): PolicyFinding {
+  const { level, fix } = FINDING_CODES[draft.code];
+  return {
+    code: draft.code,
+    level,
+    ...locations.positionOf(draft.path),
+    path: displayYamlPath(draft.path),
+    message: draft.message,
+    fix,
+    ...(acceptedReason === undefined ? {} : { accepted: { reason: acceptedReason } }),
+  };
+}
+
+/** Routes that never match (shadowed, duplicate), then what each route that can match lets through. */
+function routeFindings(service: CompiledService, add: Add): void {
+  const routePath = (route: CompiledRoute): YamlPath => [...service.routesPath, route.index];
+  const describeRoute = (route: CompiledRoute): string =>
+    `${displayYamlPath(routePath(route))} (line ${route.line}, ${route.name})`;
+  const shapes = service.routes.map((route) => patternShape(route.pattern));
+  service.routes.forEach((route, j) => {
+    const shape = shapes[j]!;
+    const earlier = service.routes.slice(0, j);
+    const duplicate = earlier.find(
+      (other) => sameMethods(other.methods, route.methods) && sameShape(shapes[other.index]!, shape),
+    );
+    if (duplicate !== undefined) {
+      add(
+        'route_duplicate',
+        routePath(route),
+        `duplicates ${describeRoute(duplicate)}: same methods and path, so it never matches`,
+      );
+      return;
+    }
+    const coveredBy = shadowingRoutes(
+      route,
+      earlier.filter((other) => patternCovers(shapes[other.index]!, shape)),
+    );
+    if (coveredBy !== undefined) {
+      const names = coveredBy.map(describeRoute);
+      const verb = names.length === 1 ? 'matches' : 'match';
+      add(
+        'route_shadowed',
+        routePath(route),
+        `never matches: ${joinAnd(names)} ${verb} every request it could`,
+      );
+      return; // a route that never matches lets nothing through
+    }
+    riskFindings(service, route, isCatchAll(shape), (code, message) => add(code, routePath(route), message));
+  });
+}
+
+/** What one route that can match lets through. */
+function riskFindings(
+  service: CompiledService,
+  route: CompiledRoute,
+  catchAll: boolean,
+  add: (code: FindingCode, message: string) => void,
+): void {
+  const writes =
+    route.methods === null ? WRITING_METHODS : WRITING_METHODS.filter((m) => route.methods?.has(m));
+  if (route.access.kind === 'public') {
+    if (catchAll) {
+      add(
+        'public_catch_all',
+        `public route ${route.name} matches every path${route.pattern === '/**' ? '' : ' below its parameters'}, so requests to every endpoint of service "${service.name}", including endpoints added later, pass without a token`,
+      );
+    }
+    if (route.methods === null) {
+      add(
+        'public_any_method',
+        `public route ${route.name} lists no methods, so POST, PUT, PATCH and DELETE requests to ${route.pattern} pass without a token too`,
+      );
+    } else if (writes.length > 0) {
+      add(
+        'public_write_method',
+        `public route ${route.name} lets ${joinAnd(writes)} requests to ${route.pattern} through without a token`,
+      );
+    }
+    return;
+  }
+  if (route.access.scopes.length === 0 && writes.length > 0) {
+    const what = route.methods === null ? 'every method' : joinAnd(writes);
+    add(
+      'scopes_empty_on_write',
+      `route ${route.name} requires no scope (scopes: []), so any valid token of an issuer service "${service.name}" trusts may use ${what} on ${route.pattern}`,
+    );
+  }
+  // Under a report-only service every route is already reported with it.
+  if (route.mode === 'report-only' && service.mode === 'enforce' && writes.length > 0) {
+    add(
+      'report_only_write_route',
+      `route ${route.name} is report-only, so ${joinAnd(writes)} requests to ${route.pattern} are allowed whatever the token, and a denial is only logged as would_deny`,
+    );
+  }
+}
+
+/**
+ * Report-only services: every request is allowed, including those no route matches. Inherited from the
+ * top-level `mode`, it is reported there once (`report_only_policy`); written on a service, there.
+ */
+function modeFindings(policy: CompiledPolicy, source: SourceData, add: Add): void {
+  const inherited: CompiledService[] = [];
+  for (const service of policy.services) {
+    if (service.mode !== 'report-only') continue;
+    const at = service.routesPath.slice(0, -1);
+    if (policy.explicitServices && valueAt(source, [...at, 'mode']) === 'report-only') {
+      add(
+        'report_only_service',
+        [...at, 'mode'],
+        `service "${service.name}" is report-only, so every request for it is allowed, including requests no route matches, and denials are only logged as would_deny`,
+      );
+    } else {
+      inherited.push(service);
+    }
+  }
+  if (inherited.length === 0) return;
+  const which = policy.explicitServices
+    ? `service${inherited.length === 1 ? '' : 's'} ${joinAnd(inherited.map((s) => `"${s.name}"`))}`
+    : 'the policy';
+  add(
+    'report_only_policy',
+    ['mode'],
+    `mode: report-only applies to ${which}, so every request is allowed, including requests no route matches, and denials are only logged as would_deny`,
+  );
+}
+
+function issuerFindings(policy: CompiledPolicy, add: Add): void {
+  // The issuers of a policy that compiled are in file order, one per entry.
+  [...policy.issuers.values()].forEach((issuer, i) => {
+    if (issuer.jwksFetchWaitMs >= ENVOY_EXT_AUTHZ_TIMEOUT_MS) {
+      add(
+        'fetch_wait_exceeds_envoy_timeout',
+        ['issuers', i, 'jwks_fetch_wait'],
+        `jwks_fetch_wait ${formatDuration(issuer.jwksFetchWaitMs, true)} is not below Envoy's ext_authz timeout ` +
+          `(${formatDuration(ENVOY_EXT_AUTHZ_TIMEOUT_MS, true)} in envoy/envoy.yaml): Envoy would give up first and answer 503 with no decision logged`,
+      );
+    }
+    if (issuer.requiredTyp === undefined) {
+      add(
+        'issuer_typ_unchecked',
+        ['issuers', i],
+        `issuer "${issuer.issuer}" has no require_typ, so its ID tokens and other JWTs for the audience pass as access tokens (RFC 9068 section 4)`,
+      );
+    }
+    if (issuer.maxTokenLifetimeSeconds > LONG_TOKEN_LIFETIME_SECONDS) {
+      add(
+        'token_lifetime_long',
+        ['issuers', i, 'max_token_lifetime'],
+        `max_token_lifetime ${formatDuration(issuer.maxTokenLifetimeSeconds)} lets a leaked token of issuer "${issuer.issuer}" be used for up to that long (more than 7 days)`,
+      );
+    }
+  });
+}
+
+/** When the policy declares `known_scopes`: route scopes not declared, declared scopes no route uses. */
+function scopeFindings(policy: CompiledPolicy, add: Add): void {
+  const known = policy.knownScopes;
+  if (known === undefined) return;
+  const declared = new Set(known);
+  const used = new Set<string>();
+  for (const service of policy.services)
+    for (const route of service.routes) {
+      if (route.access.kind !== 'protected') continue;
+      route.access.scopes.forEach((scope, k) => {
+        used.add(scope);
+        if (!declared.has(scope)) {
+          add(
+            'scope_unknown',
+            [...service.routesPath, route.index, 'scopes', k],
+            `scope "${scope}" is not in known_scopes (a typo, or a scope to declare)`,
+          );
+        }
+      });
+    }
+  known.forEach((scope, k) => {
+    if (!used.has(scope))
+      add('scope_unused', ['known_scopes', k], `known scope "${scope}" is required by no route`);
+  });
+}
+
+/**
+ * The findings about services' hosts (README, "Policy reference"): the first service in file order that
+ * lists a host keeps it, exact names are tried before wildcards, and a service without hosts is reached
+ * only by name (ext_authz `context_extensions`). A file without `services` has none of these.
+ */
+function hostFindings(policy: CompiledPolicy, add: Add, lineOf: (path: YamlPath) => number): void {
+  if (!policy.explicitServices) return;
+  const firstClaim = new Map<string, { readonly service: CompiledService; readonly path: YamlPath }>();
+  for (const service of policy.services) {
+    const at = service.routesPath.slice(0, -1); // ['services', N]
+    const hosts = service.hosts ?? [];
+    let lost = 0;
+    hosts.forEach((host, h) => {
+      const path: YamlPath = [...at, 'hosts', h];
+      const first = firstClaim.get(host);
+      if (first === undefined) firstClaim.set(host, { service, path });
+      // Listed twice by one service (in another case): harmless, it keeps the host either way.
+      else if (first.service !== service) {
+        lost++;
+        add(
+          'host_claimed_twice',
+          path,
+          `host "${host}" is listed first by service "${first.service.name}" (line ${lineOf(first.path)}): ` +
+            `its requests go there, never to "${service.name}"`,
+        );
+      }
+    });
+    const byNameOnly = `only requests the proxy names it for (ext_authz context_extensions service: ${service.name}) reach it`;
+    if (hosts.length === 0)
+      add('service_unreachable', at, `service "${service.name}" lists no hosts: ${byNameOnly}`);
+    else if (lost === hosts.length)
+      add(
+        'service_unreachable',
+        at,
+        `every host of service "${service.name}" is listed by an earlier service: ${byNameOnly}`,
+      );
+  }
+  for (const [host, exact] of firstClaim) {
+    const dot = host.indexOf('.');
+    if (host.startsWith('*.') || dot <= 0) continue;
+    const wildcard = firstClaim.get(`*${host.slice(dot)}`);
+    if (wildcard === undefined || wildcard.service === exact.service) continue;
+    add(
+      'wildcard_overlaps_exact',
+      wildcard.path,
+      `"*${host.slice(dot)}" of service "${wildcard.service.name}" does not take ${host}: service ` +
+        `"${exact.service.name}" lists it exactly (line ${lineOf(exact.path)}), and exact names win`,
+    );
+  }
+}
+
+/** One `accept_risks` entry of a route. */
+interface Acceptance {
+  readonly code: string;
+  readonly reason: string;
+  /** The route's path, which the accepted finding must be at or below. */
+  readonly routePath: YamlPath;
+  /** The entry's own path, for `risk_acceptance_unused`. */
+  readonly path: YamlPath;
+  used: boolean;
+}
+
+/** The `accept_risks` entries of every compiled route (the compiler has checked their form). */
+function routeAcceptances(policy: CompiledPolicy, source: SourceData): Acceptance[] {
+  const acceptances: Acceptance[] = [];
+  for (const service of policy.services)
+    for (const route of service.routes) {
+      const routePath: YamlPath = [...service.routesPath, route.index];
+      const entries = valueAt(source, [...routePath, 'accept_risks']);
+      if (!Array.isArray(entries)) continue;
+      entries.forEach((entry: unknown, k) => {
+        const { code, reason } = (entry ?? {}) as { code?: unknown; reason?: unknown };
+        if (typeof code !== 'string' || typeof reason !== 'string') return;
+        acceptances.push({ code, reason, routePath, path: [...routePath, 'accept_risks', k], used: false });
+      });
+    }
+  return acceptances;
+}
+
+/** The policy's data as written; undefined when the source cannot be read as data. */
+type SourceData = unknown;
+
+function sourceData(locations: YamlLocations): SourceData {
+  try {
+    return locations.document.toJS({ maxAliasCount: 100 });
+  } catch {
+    return undefined; // compiling would have refused it: nothing to read
+  }
+}
+
+function valueAt(data: SourceData, path: YamlPath): unknown {
+  let value = data;
+  for (const segment of path) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<string | number, unknown>)[segment];
+  }
+  return value;
+}
+
+function startsWith(path: YamlPath, prefix: YamlPath): boolean {
+  return prefix.length <= path.length && prefix.every((segment, i) => path[i] === segment);
+}
+
+/** Whether display path `path` is inside `parent` (`routes[1].scopes[0]` in `routes[1]`). */
+function isBelow(path: string, parent: string): boolean {
+  return path.startsWith(`${parent}.`) || path.startsWith(`${parent}[`);
+}
+
+function sameMethods(a: ReadonlySet<string> | null, b: ReadonlySet<string> | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.size === b.size && [...a].every((method) => b.has(method));
+}
+
+/**
+ * The earlier routes that together take every request `route` could match, given those whose pattern
+ * covers its pattern; undefined when its methods are not all taken. An earlier route for every method
+ * takes all; a route for every method is only taken by such a route (it also gets unusual methods).
+ */
+function shadowingRoutes(
+  route: CompiledRoute,
+  covering: readonly CompiledRoute[],
+): CompiledRoute[] | undefined {
+  const everyMethod = covering.find((other) => other.methods === null);
+  if (everyMethod !== undefined) return [everyMethod];
+  if (route.methods === null) return undefined;
+  const taking = new Set<CompiledRoute>();
+  for (const method of route.methods) {
+    const first = covering.find((other) => other.methods?.has(method) === true);
+    if (first === undefined) return undefined;
+    taking.add(first);
+  }
+  return [...taking].sort((a, b) => a.index - b.index);
+}
+
+function joinAnd(items: readonly string[]): string {
+  return items.length <= 1 ? (items[0] ?? '') : `${items.slice(0, -1).join(', ')} and ${items.at(-1)}`;
+}

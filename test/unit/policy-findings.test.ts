@@ -1,0 +1,252 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { compilePolicy } from '../../src/policy/compile-policy.js';
+import { PolicyError } from '../../src/policy/policy-error.js';
+import {
+  FINDING_CODES,
+  findingFails,
+  policyFindings,
+  reloadBlockingFindings,
+  ROUTE_FINDING_CODES,
+  type PolicyFinding,
+} from '../../src/policy/policy-findings.js';
+import policySchema from '../../src/policy/policy.schema.json' with { type: 'json' };
+import { YamlLocations } from '../../src/policy/yaml-locations.js';
+import { demoPolicyText } from '../support/inline-policy.js';
+import { repoFile } from '../support/capture-io.js';
+
+function findingsOf(text: string): PolicyFinding[] {
+  return policyFindings(compilePolicy(text, 'policy.yaml'), new YamlLocations(text));
+}
+
+/** `path code level` of each finding of a policy with the demo issuer (require_typ set) and these routes. */
+function routeFindings(...routes: string[]): string[] {
+  const text = demoPolicyText(routes, { issuerSettings: { require_typ: 'at+jwt' } });
+  return findingsOf(text).map((f) => `${f.path} ${f.code} ${f.level}`);
+}
+
+const SERVICES = (mode: string, serviceMode: string) =>
+  [
+    'version: 1',
+    'realm: bank-api',
+    mode,
+    'issuers:',
+    '  - { issuer: https://idp.example/, audiences: [api], jwks_uri: https://idp.example/jwks, algorithms: [RS256], require_typ: at+jwt }',
+    'services:',
+    '  - name: bank',
+    '    hosts: [bank.example]',
+    serviceMode,
+    '    routes:',
+    '      - { methods: [GET], path: /balance, scopes: [view:balance] }',
+    '  - name: shop',
+    '    hosts: [shop.example]',
+    '    routes:',
+    "      - { methods: [GET], path: '/{any}/**', public: true }",
+    '',
+  ]
+    .filter((line) => line !== '')
+    .join('\n') + '\n';
+
+describe('policyFindings: risks', () => {
+  it.each([
+    // [route, expected findings]
+    [
+      "{ path: '/**', public: true }",
+      ['routes[0] public_catch_all error', 'routes[0] public_any_method warning'],
+    ],
+    ["{ methods: [GET], path: '/{tenant}/**', public: true }", ['routes[0] public_catch_all error']],
+    ["{ methods: [GET], path: '/{a}/{b}/**', public: true }", ['routes[0] public_catch_all error']],
+    ['{ path: /healthz, public: true }', ['routes[0] public_any_method warning']],
+    ['{ methods: [GET, POST], path: /signup, public: true }', ['routes[0] public_write_method warning']],
+    ['{ methods: [DELETE], path: /files, scopes: [] }', ['routes[0] scopes_empty_on_write warning']],
+    ['{ path: /files, scopes: [] }', ['routes[0] scopes_empty_on_write warning']],
+    [
+      '{ methods: [POST], path: /transfer, scopes: [transfer:funds], mode: report-only }',
+      ['routes[0] report_only_write_route warning'],
+    ],
+  ])('%s', (route, expected) => {
+    expect(routeFindings(route)).toEqual(expected);
+  });
+
+  it.each([
+    ["{ methods: [GET, HEAD], path: '/app/**', public: true }"], // a public subtree, read only
+    ["{ methods: [GET], path: '/{id}', public: true }"], // one segment only: not every path
+    ['{ methods: [GET], path: /files, scopes: [] }'], // any token, but only to read
+    ['{ methods: [GET], path: /statements, scopes: [view:statements], mode: report-only }'],
+    ['{ methods: [POST], path: /transfer, scopes: [transfer:funds] }'],
+  ])('no finding for %s', (route) => {
+    expect(routeFindings(route)).toEqual([]);
+  });
+
+  it('a route that never matches lets nothing through: only its shadowing is reported', () => {
+    expect(
+      routeFindings('{ path: /files/**, scopes: [view:files] }', "{ path: '/files/{name}', public: true }"),
+    ).toEqual(['routes[1] route_shadowed warning']);
+  });
+
+  it('says what a public catch-all lets through, and how to fix it', () => {
+    const [catchAll] = findingsOf(
+      demoPolicyText(["{ methods: [GET], path: '/**', public: true }"], {
+        issuerSettings: { require_typ: 'at+jwt' },
+      }),
+    );
+    expect(catchAll).toEqual({
+      code: 'public_catch_all',
+      level: 'error',
+      line: 10,
+      column: 5,
+      path: 'routes[0]',
+      message:
+        'public route GET /** matches every path, so requests to every endpoint of service "default", including endpoints added later, pass without a token',
+      fix: FINDING_CODES.public_catch_all.fix,
+    });
+  });
+
+  it('report-only on the whole policy is an error at the top-level mode', () => {
+    const text = demoPolicyText(['{ methods: [GET], path: /balance, scopes: [view:balance] }'], {
+      issuerSettings: { require_typ: 'at+jwt' },
+    }).replace('realm: bank-api', 'realm: bank-api\nmode: report-only');
+    expect(findingsOf(text).map((f) => `${f.path} ${f.code} ${f.level} ${f.line}`)).toEqual([
+      'mode report_only_policy error 3',
+    ]);
+  });
+
+  it('with services: report-only written on a service, or inherited by some, is reported where it is written', () => {
+    expect(findingsOf(SERVICES('', '    mode: report-only')).map((f) => `${f.path} ${f.code}`)).toEqual([
+      'services[0].mode report_only_service',
+      'services[1].routes[0] public_catch_all',
+    ]);
+    const inherited = findingsOf(SERVICES('mode: report-only', '    mode: enforce'));
+    expect(inherited.map((f) => `${f.path} ${f.code}`)).toEqual([
+      'mode report_only_policy',
+      'services[1].routes[0] public_catch_all',
+    ]);
+    expect(inherited[0]?.message).toMatch(
+      /^mode: report-only applies to service "shop", so every request is allowed/,
+    );
+    expect(inherited[1]?.message).toMatch(/every endpoint of service "shop"/);
+  });
+
+  it('an issuer without require_typ, and a max_token_lifetime above 7 days, are notices', () => {
+    const text = demoPolicyText(['{ methods: [GET], path: /balance, scopes: [view:balance] }'], {
+      issuerSettings: { max_token_lifetime: '8d' },
+    });
+    expect(findingsOf(text).map((f) => `${f.path} ${f.code} ${f.level}`)).toEqual([
+      'issuers[0] issuer_typ_unchecked notice',
+      'issuers[0].max_token_lifetime token_lifetime_long notice',
+    ]);
+    const week = demoPolicyText([], { issuerSettings: { max_token_lifetime: '7d', require_typ: 'at+jwt' } });
+    expect(findingsOf(week)).toEqual([]);
+  });
+});
+
+describe('policyFindings: accept_risks', () => {
+  const accepted = (acceptance: string) =>
+    demoPolicyText(
+      [
+        '{ methods: [GET], path: /balance, scopes: [view:balance] }',
+        `{ path: '/**', public: true, accept_risks: [${acceptance}] }`,
+      ],
+      { issuerSettings: { require_typ: 'at+jwt' } },
+    );
+
+  it('an accepted finding is still shown, with the reason, and no longer fails', () => {
+    const findings = findingsOf(
+      accepted("{ code: public_catch_all, reason: 'a static site behind a CDN, no API' }"),
+    );
+    expect(findings.map((f) => `${f.code} ${f.accepted?.reason ?? '-'}`)).toEqual([
+      'public_catch_all a static site behind a CDN, no API',
+      'public_any_method -',
+    ]);
+    expect(findings.map((f) => findingFails(f))).toEqual([false, false]);
+    expect(findings.map((f) => findingFails(f, true))).toEqual([false, true]);
+  });
+
+  it('an acceptance that matches no finding is a notice', () => {
+    const findings = findingsOf(
+      accepted(
+        "{ code: public_catch_all, reason: 'static site only' }, { code: route_shadowed, reason: 'kept for later' }",
+      ),
+    );
+    const unused = findings.find((f) => f.code === 'risk_acceptance_unused');
+    expect(unused).toMatchObject({ level: 'notice', path: 'routes[1].accept_risks[1]', line: 11 });
+    expect(unused?.message).toMatch(/^accept_risks names route_shadowed, which this route does not have/);
+  });
+
+  it('accepts only on its own route', () => {
+    const text = demoPolicyText(
+      [
+        "{ path: '/**', public: true }",
+        "{ methods: [GET], path: /x, scopes: [a], accept_risks: [{ code: public_catch_all, reason: 'not this route' }] }",
+      ],
+      { issuerSettings: { require_typ: 'at+jwt' } },
+    );
+    const findings = findingsOf(text);
+    expect(findings.find((f) => f.code === 'public_catch_all')?.accepted).toBeUndefined();
+    expect(findings.map((f) => f.code)).toContain('risk_acceptance_unused');
+  });
+
+  it.each([
+    ["{ code: public_catch_all, reason: 'too short' }", 'routes[0].accept_risks[0].reason'],
+    ["{ code: public_catch_all, reason: '          x' }", 'routes[0].accept_risks[0].reason'],
+    ["{ code: scope_unused, reason: 'not a route-level code' }", 'routes[0].accept_risks[0].code'],
+    ['{ code: public_catch_all }', 'routes[0].accept_risks[0]'],
+    [
+      "{ code: public_catch_all, reason: 'a static site only' }, { code: public_catch_all, reason: 'said twice here' }",
+      'routes[0].accept_risks[1].code',
+    ],
+  ])('refuses accept_risks %s', (acceptance, path) => {
+    const text = demoPolicyText([`{ path: '/**', public: true, accept_risks: [${acceptance}] }`]);
+    try {
+      compilePolicy(text, 'policy.yaml');
+      expect.fail('compiled');
+    } catch (error) {
+      expect(error).toBeInstanceOf(PolicyError);
+      expect((error as PolicyError).problems.map((p) => p.path)).toContain(path);
+    }
+  });
+
+  it('the schema lets accept_risks name exactly the route-level codes', () => {
+    const route = (policySchema as { $defs: { route: { properties: Record<string, unknown> } } }).$defs.route;
+    const acceptRisks = route.properties['accept_risks'] as {
+      items: { properties: { code: { enum: string[] } } };
+    };
+    expect([...acceptRisks.items.properties.code.enum].sort()).toEqual([...ROUTE_FINDING_CODES].sort());
+  });
+});
+
+describe('reload guard', () => {
+  const catchAll = demoPolicyText(["{ path: '/**', public: true }"], {
+    issuerSettings: { require_typ: 'at+jwt' },
+  });
+  const clean = demoPolicyText(['{ methods: [GET], path: /healthz, public: true }'], {
+    issuerSettings: { require_typ: 'at+jwt' },
+  });
+
+  it('reload_guard compiles; default error', () => {
+    expect(compilePolicy(clean, 'p.yaml').reloadGuard).toBe('error');
+    expect(
+      compilePolicy(clean.replace('version: 1', 'version: 1\nreload_guard: off'), 'p.yaml').reloadGuard,
+    ).toBe('off');
+    expect(() =>
+      compilePolicy(clean.replace('version: 1', 'version: 1\nreload_guard: warn'), 'p.yaml'),
+    ).toThrow(PolicyError);
+  });
+
+  it('a reload that brings a new error-level finding is blocked; one already in force is not', () => {
+    expect(reloadBlockingFindings(findingsOf(clean), findingsOf(catchAll)).map((f) => f.code)).toEqual([
+      'public_catch_all',
+    ]);
+    expect(reloadBlockingFindings(findingsOf(catchAll), findingsOf(catchAll))).toEqual([]);
+    expect(reloadBlockingFindings(findingsOf(catchAll), findingsOf(clean))).toEqual([]);
+  });
+});
+
+describe('the repository policies', () => {
+  it('policy.yaml has no error-level finding; with a public catch-all appended it has one', () => {
+    const text = readFileSync(repoFile('policy.yaml'), 'utf8');
+    expect(findingsOf(text).filter((f) => f.level === 'error')).toEqual([]);
+    const risky = findingsOf(`${text}  - { path: '/**', public: true }\n`).filter((f) => f.level === 'error');
+    expect(risky.map((f) => `${f.path} ${f.code}`)).toEqual(['routes[5] public_catch_all']);
+  });
+});
