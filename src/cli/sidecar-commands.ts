@@ -28,9 +28,9 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
       name: 'check-policy',
       usage: ['FILE [--json] [--strict]'],
       summary: [
-        'validates a policy: errors with file:line:column (exit 1); warnings for shadowed and duplicate',
-        'routes, hosts two services list, services no host reaches and, with known_scopes, unused and',
-        'unknown scopes (exit 1 on warnings only with --strict)',
+        'validates a policy: errors with file:line:column, and risk findings with codes and levels',
+        '(docs/policy-checks.md: a public catch-all, report-only everywhere, shadowed routes...); exit 1',
+        'on an error or an error-level finding not accepted, on warnings too with --strict',
       ],
       run: async (argv, context) =>
         (await import('../ops/check-policy-command.js')).checkPolicyCommand(argv, context.io),

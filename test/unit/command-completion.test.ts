@@ -34,7 +34,7 @@ describe('commandFlags', () => {
       '--help',
     ]);
     const test = SIDECAR_COMMANDS.commands.find((command) => command.name === 'test')!;
-    expect(commandFlags(test)).toEqual(['--help']);
+    expect(commandFlags(test)).toEqual(['--json', '--junit', '--run', '--strict', '--help']);
   });
 });
 
