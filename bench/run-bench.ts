@@ -303,7 +303,9 @@ async function main(): Promise<void> {
     // The demo policy's routes, trusting the bench's issuer. Without `accept_risks`, which changes no
     // decision, so that a build from before it (BENCH_TARGET) accepts the same routes.
     const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
-    demo['routes'] = (demo['routes'] as Record<string, unknown>[]).map(({ accept_risks: _, ...route }) => route);
+    demo['routes'] = (demo['routes'] as Record<string, unknown>[]).map(
+      ({ accept_risks: _, ...route }) => route,
+    );
     const issuer = {
       issuer: BENCH_ISSUER,
       audiences: [BENCH_AUDIENCE],
