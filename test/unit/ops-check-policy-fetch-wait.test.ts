@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ENVOY_EXT_AUTHZ_TIMEOUT_MS, policyWarnings } from '../../src/ops/check-policy.js';
+import { ENVOY_EXT_AUTHZ_TIMEOUT_MS, policyFindings } from '../../src/policy/policy-findings.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import { YamlLocations } from '../../src/policy/yaml-locations.js';
 import { demoPolicyText } from '../support/inline-policy.js';
@@ -14,7 +14,7 @@ function warningsFor(issuerSettings: Record<string, string | number>) {
   const text = demoPolicyText(['{ methods: [GET], path: /healthz, public: true }'], {
     issuerSettings: { ...issuerSettings, require_typ: 'at+jwt' },
   });
-  return policyWarnings(compilePolicy(text, 'policy.yaml'), new YamlLocations(text));
+  return policyFindings(compilePolicy(text, 'policy.yaml'), new YamlLocations(text));
 }
 
 describe('authz check-policy: jwks_fetch_wait against Envoy ext_authz timeout', () => {

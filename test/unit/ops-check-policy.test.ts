@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
 import { checkPolicyCommand, type CheckPolicyReport } from '../../src/ops/check-policy-command.js';
-import { policyWarnings } from '../../src/ops/check-policy.js';
+import { policyFindings } from '../../src/policy/policy-findings.js';
 import { YamlLocations } from '../../src/policy/yaml-locations.js';
 import { compileRoutes, demoPolicyText } from '../support/inline-policy.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
@@ -23,7 +23,7 @@ async function check(...args: string[]) {
 /** The shadowing findings for policy text made of these routes (their risks are policy-findings.test.ts'). */
 function shadowCodes(...routes: string[]): string[] {
   const text = demoPolicyText(routes);
-  return policyWarnings(compileRoutes(...routes), new YamlLocations(text))
+  return policyFindings(compileRoutes(...routes), new YamlLocations(text))
     .filter((w) => w.code === 'route_shadowed' || w.code === 'route_duplicate')
     .map((w) => `${w.path} ${w.code}`);
 }
@@ -254,6 +254,6 @@ describe('route shadowing is reported only when certain', () => {
     const text = demoPolicyText(['{ methods: [GET], path: /a, scopes: [anything] }'], {
       issuerSettings: { require_typ: 'at+jwt' },
     });
-    expect(policyWarnings(compilePolicy(text, 'p.yaml'), new YamlLocations(text))).toEqual([]);
+    expect(policyFindings(compilePolicy(text, 'p.yaml'), new YamlLocations(text))).toEqual([]);
   });
 });

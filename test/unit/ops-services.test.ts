@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
 import { checkPolicyCommand, type CheckPolicyReport } from '../../src/ops/check-policy-command.js';
-import { policyWarnings } from '../../src/ops/check-policy.js';
+import { policyFindings } from '../../src/policy/policy-findings.js';
 import { diffCommand } from '../../src/ops/diff-command.js';
 import { explainCommand } from '../../src/ops/explain-command.js';
 import type { Explanation } from '../../src/ops/explain-request.js';
@@ -426,7 +426,7 @@ describe('authz diff with services', () => {
 describe('authz check-policy: services and their hosts', () => {
   /** The findings about services and scopes; the issuer's (no require_typ) are policy-findings.test.ts'. */
   function warningsOf(text: string): string[] {
-    return policyWarnings(compilePolicy(text, 'p.yaml'), new YamlLocations(text))
+    return policyFindings(compilePolicy(text, 'p.yaml'), new YamlLocations(text))
       .filter((w) => w.code !== 'issuer_typ_unchecked')
       .map((w) => `${w.line}:${w.column} ${w.path} ${w.code}: ${w.message}`);
   }
