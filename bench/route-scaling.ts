@@ -77,6 +77,9 @@ export async function measureRouteScaling(
     verify: (): never => {
       throw new Error('the bench request carries no token: nothing to verify');
     },
+    prove: (): never => {
+      throw new Error('the bench request carries no token: nothing to prove');
+    },
   };
   const deciders = new Map(
     sizes.map((size) => {

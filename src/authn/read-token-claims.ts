@@ -1,7 +1,7 @@
 import type { JWTPayload } from 'jose';
 import type { IssuerPolicy } from '../policy/compiled-policy.js';
 import { grantedScopes } from './granted-scopes.js';
-import type { InvalidTokenReason, TokenVerification } from '../authz/token-verification.js';
+import type { Confirmation, InvalidTokenReason, TokenVerification } from '../authz/token-verification.js';
 
 const invalid = (reason: InvalidTokenReason, description: string): TokenVerification => ({
   kind: 'invalid',
@@ -45,6 +45,10 @@ export function readTokenClaims(payload: JWTPayload, issuer: IssuerPolicy): Toke
   if (!Array.isArray(audiences) || audiences.length > 32 || !audiences.every((a) => typeof a === 'string')) {
     return invalid('token_claims_invalid', 'the aud claim is malformed');
   }
+  const confirmation = readConfirmation(payload);
+  if (confirmation === undefined) {
+    return invalid('token_claims_invalid', 'the cnf claim binds the token in a way this API cannot check');
+  }
   return {
     kind: 'verified',
     token: {
@@ -56,8 +60,36 @@ export function readTokenClaims(payload: JWTPayload, issuer: IssuerPolicy): Toke
       authTime: authTime as number | undefined,
       audiences: new Set(audiences),
       headerClaims: headerClaimValues(payload, issuer.headerClaims),
+      confirmation,
     },
   };
+}
+
+const UNBOUND: Confirmation = Object.freeze({});
+
+// A base64url SHA-256 digest: 32 bytes are 43 characters, the last one of a restricted set (RFC 4648 section 5).
+const SHA256_BASE64URL = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+
+/**
+ * The token's binding (`cnf`, RFC 7800 section 3.1), or undefined when it cannot be used: a `cnf` that is not
+ * an object, a `jkt` (RFC 9449 section 6.1) or `x5t#S256` (RFC 8705 section 3.1) that is not a SHA-256
+ * thumbprint, or a `cnf` with neither (e.g. `jwk` or `kid` only). A binding this API cannot check is refused
+ * rather than ignored: ignoring it would turn a sender-constrained token back into a bearer token.
+ */
+function readConfirmation(payload: JWTPayload): Confirmation | undefined {
+  if (!Object.hasOwn(payload, 'cnf')) return UNBOUND;
+  const cnf = payload['cnf'];
+  if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) return undefined;
+  const members = cnf as Record<string, unknown>;
+  const jkt = Object.hasOwn(members, 'jkt') ? members['jkt'] : undefined;
+  const x5t = Object.hasOwn(members, 'x5t#S256') ? members['x5t#S256'] : undefined;
+  if (jkt === undefined && x5t === undefined) return undefined;
+  if (jkt !== undefined && !(typeof jkt === 'string' && SHA256_BASE64URL.test(jkt))) return undefined;
+  if (x5t !== undefined && !(typeof x5t === 'string' && SHA256_BASE64URL.test(x5t))) return undefined;
+  return Object.freeze({
+    ...(jkt === undefined ? {} : { jkt: jkt as string }),
+    ...(x5t === undefined ? {} : { x5tS256: x5t as string }),
+  });
 }
 
 const NO_HEADER_CLAIMS: ReadonlyMap<string, string | undefined> = new Map();

@@ -12,6 +12,11 @@ import { KeySetError } from './key-set-errors.js';
 import { checkTokenLifetime, readTokenClaims } from './read-token-claims.js';
 import { tokenDigest, type VerifiedTokenCaches } from './verified-token-cache.js';
 import type { CredentialVerifier } from '../authz/credentials.js';
+import type { PossessionProofs, ProofRequest } from '../authz/possession-proof.js';
+import { clientCertificateCheck } from './client-certificate.js';
+import { DpopNonces } from './dpop-nonces.js';
+import { checkDpopProof } from './dpop-proof.js';
+import { DpopReplayCache } from './dpop-replay-cache.js';
 import type { InvalidTokenReason, TokenVerification } from '../authz/token-verification.js';
 
 export interface VerifyContext {
@@ -24,14 +29,51 @@ export interface VerifyContext {
    * and claim verification; omitted: every token is verified in full.
    */
   readonly tokenCaches?: VerifiedTokenCaches;
+  /**
+   * The state proofs of possession are checked with: the replay cache and the nonce key, which outlive
+   * policy versions; omitted: a replay cache and a random nonce key of this verifier's own.
+   */
+  readonly possession?: PossessionState;
+}
+
+/** What checking proofs of possession keeps between requests, for the life of the process. */
+export interface PossessionState {
+  readonly replayCache: DpopReplayCache;
+  readonly nonces: DpopNonces;
 }
 
 /**
- * The server's verifier for `authorize()`: bearer tokens checked against the policy's issuers and their
- * keys, as `verifyAccessToken` does. Built once per policy version, not per request.
+ * The server's verifier for `authorize()`: access tokens checked against the policy's issuers and their
+ * keys, as `verifyAccessToken` does, and their proofs of possession (a DPoP proof, the client certificate)
+ * as `checkDpopProof` and `clientCertificateCheck` do. Built once per policy version, not per request.
  */
 export function bearerTokenVerifier(context: VerifyContext): CredentialVerifier<string> {
-  return { verify: (token) => verifyAccessToken(token, context) };
+  const possession = context.possession ?? {
+    replayCache: new DpopReplayCache(),
+    nonces: DpopNonces.withRandomKey(),
+  };
+  const { policy } = context;
+  return {
+    verify: (token) => verifyAccessToken(token, context),
+    prove: async (token, request: ProofRequest): Promise<PossessionProofs> => ({
+      dpop:
+        request.dpop === undefined
+          ? { kind: 'none' }
+          : await checkDpopProof({
+              proofs: request.dpopProofs,
+              accessToken: token,
+              method: request.method,
+              uris: request.uris,
+              service: request.service,
+              policy: request.dpop,
+              replayCache: possession.replayCache,
+              replayCacheSize: policy.dpopReplayCacheSize,
+              nonces: possession.nonces,
+              nowMs: context.now(),
+            }),
+      certificate: request.certificate ? clientCertificateCheck(request.clientCertificate) : { kind: 'none' },
+    }),
+  };
 }
 
 /** When several keys in a set could have signed a token without `kid`, at most this many are tried. */

@@ -1,7 +1,8 @@
 import type { Decision, Denial, DenialCode } from './decision.js';
-import { bearerChallenge, type BearerChallengeParams } from './bearer-challenge.js';
+import { authChallenge, type ChallengeParams } from './auth-challenge.js';
+import type { AuthScheme } from './auth-scheme.js';
 import { IDENTITY_HEADERS } from '../contract/identity-headers.js';
-import type { ClaimHeader } from '../policy/compiled-policy.js';
+import type { AcceptedSchemes, ClaimHeader } from '../policy/compiled-policy.js';
 
 /** What the proxy should do with the request, independent of the proxy's API. */
 export type Answer =
@@ -23,7 +24,7 @@ export type Answer =
 /** The headers of a denial answer. */
 export type DenialHeaders = Extract<Answer, { kind: 'deny' }>['headers'];
 
-type ChallengeError = BearerChallengeParams['error'];
+type ChallengeError = NonNullable<ChallengeParams['error']>;
 
 interface DenialRow {
   readonly status: number;
@@ -34,6 +35,14 @@ interface DenialRow {
 }
 
 const INVALID_TOKEN: DenialRow = { status: 401, bodyError: 'invalid_token', challenge: 'invalid_token' };
+// RFC 9449 section 7.1: a proof that fails any check of section 4.3.
+const INVALID_DPOP_PROOF: DenialRow = {
+  status: 401,
+  bodyError: 'invalid_dpop_proof',
+  challenge: 'invalid_dpop_proof',
+};
+// RFC 9449 section 9: the resource server requires a nonce; the answer carries one in `DPoP-Nonce`.
+const USE_DPOP_NONCE: DenialRow = { status: 401, bodyError: 'use_dpop_nonce', challenge: 'use_dpop_nonce' };
 
 /** The one table from denial code to HTTP answer (RFC 6750 section 3.1 for the challenge errors). */
 const DENIALS: Readonly<Record<DenialCode, DenialRow>> = {
@@ -43,6 +52,35 @@ const DENIALS: Readonly<Record<DenialCode, DenialRow>> = {
   path_invalid: { status: 400, bodyError: 'invalid_request', challenge: 'none' },
   credentials_missing: { status: 401, bodyError: 'unauthorized', challenge: 'bare' },
   credentials_malformed: { status: 400, bodyError: 'invalid_request', challenge: 'invalid_request' },
+  // RFC 6750 section 3.1: a request with no usable authentication information gets no error code.
+  scheme_not_accepted: { status: 401, bodyError: 'unauthorized', challenge: 'bare' },
+  dpop_proof_missing: INVALID_DPOP_PROOF,
+  dpop_proof_multiple: INVALID_DPOP_PROOF,
+  dpop_proof_malformed: INVALID_DPOP_PROOF,
+  dpop_proof_type_invalid: INVALID_DPOP_PROOF,
+  dpop_proof_algorithm_not_allowed: INVALID_DPOP_PROOF,
+  dpop_proof_key_invalid: INVALID_DPOP_PROOF,
+  dpop_proof_signature_invalid: INVALID_DPOP_PROOF,
+  dpop_proof_claims_invalid: INVALID_DPOP_PROOF,
+  dpop_proof_method_mismatch: INVALID_DPOP_PROOF,
+  dpop_proof_uri_mismatch: INVALID_DPOP_PROOF,
+  dpop_proof_expired: INVALID_DPOP_PROOF,
+  dpop_proof_issued_in_future: INVALID_DPOP_PROOF,
+  dpop_proof_token_hash_mismatch: INVALID_DPOP_PROOF,
+  dpop_proof_replayed: INVALID_DPOP_PROOF,
+  dpop_nonce_missing: USE_DPOP_NONCE,
+  dpop_nonce_invalid: USE_DPOP_NONCE,
+  dpop_replay_cache_full: { status: 503, bodyError: 'temporarily_unavailable', challenge: 'none' },
+  // A valid token used without the proof its binding demands is not a valid credential for this request
+  // (RFC 9449 section 7.2 shows invalid_token for a DPoP-bound token sent as Bearer).
+  binding_dpop_scheme_required: INVALID_TOKEN,
+  binding_token_not_dpop_bound: INVALID_TOKEN,
+  binding_dpop_key_mismatch: INVALID_TOKEN,
+  binding_certificate_missing: INVALID_TOKEN,
+  binding_certificate_invalid: INVALID_TOKEN,
+  binding_certificate_mismatch: INVALID_TOKEN,
+  binding_not_accepted: INVALID_TOKEN,
+  binding_required: INVALID_TOKEN,
   token_too_large: INVALID_TOKEN,
   token_malformed: INVALID_TOKEN,
   token_issuer_unknown: INVALID_TOKEN,
@@ -75,11 +113,13 @@ export function statusForDenial(code: DenialCode): number {
  *
  * @param claimHeaders the service's `claim_headers`: on allow, each is set from the verified claim, or
  *   removed (any client copy) when the token has none.
+ * @param dpopAlgorithms the service's DPoP proof algorithms, for the `algs` of `DPoP` challenges.
  */
 export function answerForDecision(
   decision: Decision,
   realm: string,
   claimHeaders: readonly ClaimHeader[] = [],
+  dpopAlgorithms: readonly string[] = [],
 ): Answer {
   if (decision.kind === 'allow') {
     const set: [string, string][] = [];
@@ -102,45 +142,80 @@ export function answerForDecision(
     }
     return { kind: 'allow', setHeaders: set, removeHeaders: remove };
   }
-  return denialAnswer(decision, denialHeaders(decision, realm));
+  return denialAnswer(decision, denialHeaders(decision, realm, dpopAlgorithms));
 }
 
+/** The schemes of a route that predates sender constraints, or of a denial without a route. */
+const BEARER_ONLY: AcceptedSchemes = Object.freeze({ bearer: true, dpop: false });
+
 /**
- * The headers `answerForDecision` gives a denial. For `insufficient_scope` they depend on the realm and the
- * required scopes alone, so they can be built once per route (`prepared-outcomes.ts`).
+ * The headers `answerForDecision` gives a denial. For `insufficient_scope` they depend on the realm, the
+ * route's schemes, the scheme used and the required scopes alone, so they can be built once per route
+ * (`prepared-outcomes.ts`).
+ *
+ * Challenges (RFC 9449 section 7.1): the error goes under the scheme the client used when the route accepts
+ * it, else under the first the route accepts (a DPoP proof's errors always under `DPoP`); every other scheme
+ * the route accepts gets a bare challenge of its own, as its own header line. A `DPoP` challenge names the
+ * proof algorithms (`algs`).
  */
-export function denialHeaders(decision: Denial, realm: string): DenialHeaders {
+export function denialHeaders(
+  decision: Denial,
+  realm: string,
+  dpopAlgorithms: readonly string[] = [],
+): DenialHeaders {
   const row = DENIALS[decision.code];
   const headers: [string, string][] = [
     ['content-type', 'application/json'],
     ['cache-control', 'no-store'],
   ];
+  if (row.challenge === 'none') return headers;
+  const schemes = decision.route?.schemes ?? BEARER_ONLY;
+  const accepted: AuthScheme[] = [];
+  if (schemes.bearer || !schemes.dpop) accepted.push('Bearer');
+  if (schemes.dpop) accepted.push('DPoP');
+  const algs = dpopAlgorithms.length > 0 ? dpopAlgorithms.join(' ') : undefined;
+  const challenge = (scheme: AuthScheme, params: ChallengeParams): string =>
+    authChallenge(scheme, scheme === 'DPoP' && algs !== undefined ? { ...params, algs } : params);
+
   if (row.challenge === 'bare') {
-    headers.push(['www-authenticate', bearerChallenge({ realm })]);
-  } else if (row.challenge === 'insufficient_scope') {
-    // The exact form clients step up from: the route's required scopes, nothing else.
-    const scope = (decision.requiredScopes ?? []).join(' ');
-    headers.push(['www-authenticate', bearerChallenge({ realm, error: 'insufficient_scope', scope })]);
-  } else if (row.challenge === 'insufficient_user_authentication') {
-    // RFC 9470 section 3: what the client should ask the authorization server for.
-    const { acrValues, maxAgeSeconds } = decision.stepUp ?? {};
-    headers.push([
-      'www-authenticate',
-      bearerChallenge({
-        realm,
-        error: 'insufficient_user_authentication',
-        error_description: decision.description,
-        ...(acrValues === undefined ? {} : { acr_values: acrValues.join(' ') }),
-        ...(maxAgeSeconds === undefined ? {} : { max_age: String(maxAgeSeconds) }),
-      }),
-    ]);
-  } else if (row.challenge !== 'none') {
-    headers.push([
-      'www-authenticate',
-      bearerChallenge({ realm, error: row.challenge, error_description: decision.description }),
-    ]);
+    for (const scheme of accepted) headers.push(['www-authenticate', challenge(scheme, { realm })]);
+    return headers;
+  }
+  const proofError = row.challenge === 'invalid_dpop_proof' || row.challenge === 'use_dpop_nonce';
+  const used = decision.scheme;
+  const errorScheme: AuthScheme = proofError
+    ? 'DPoP'
+    : used !== undefined && accepted.includes(used)
+      ? used
+      : (accepted[0] ?? 'Bearer');
+  headers.push(['www-authenticate', challenge(errorScheme, errorParams(decision, row.challenge, realm))]);
+  for (const scheme of accepted) {
+    if (scheme !== errorScheme) headers.push(['www-authenticate', challenge(scheme, { realm })]);
+  }
+  if (row.challenge === 'use_dpop_nonce' && decision.dpopNonce !== undefined) {
+    headers.push(['dpop-nonce', decision.dpopNonce]);
   }
   return headers;
+}
+
+/** The parameters of the challenge that carries a denial's error. */
+function errorParams(decision: Denial, error: ChallengeError, realm: string): ChallengeParams {
+  if (error === 'insufficient_scope') {
+    // The exact form clients step up from: the route's required scopes, nothing else.
+    return { realm, error, scope: (decision.requiredScopes ?? []).join(' ') };
+  }
+  if (error === 'insufficient_user_authentication') {
+    // RFC 9470 section 3: what the client should ask the authorization server for.
+    const { acrValues, maxAgeSeconds } = decision.stepUp ?? {};
+    return {
+      realm,
+      error,
+      error_description: decision.description,
+      ...(acrValues === undefined ? {} : { acr_values: acrValues.join(' ') }),
+      ...(maxAgeSeconds === undefined ? {} : { max_age: String(maxAgeSeconds) }),
+    };
+  }
+  return { realm, error, error_description: decision.description };
 }
 
 /** The answer to a denial, with the headers `denialHeaders` gives it: its status and JSON body added. */

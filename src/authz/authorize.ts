@@ -1,6 +1,6 @@
 import type { Authorization } from './authorization.js';
 import type { CredentialVerifier } from './credentials.js';
-import { decideAccess, routePreparedRequest } from './decide.js';
+import { decideAccess, routePreparedRequest, type RouteStep } from './decide.js';
 import type { Decision } from './decision.js';
 import { applyEnforcementMode } from './enforcement-mode.js';
 import { preparedOutcomes } from './prepared-outcomes.js';
@@ -8,7 +8,14 @@ import { chooseService } from './service-selection.js';
 import { verificationForService } from './service-trust.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import type { RequestFacts } from './request-facts.js';
-import type { TokenVerification } from './token-verification.js';
+import type { TokenVerification, VerifiedToken } from './token-verification.js';
+import {
+  bindingOutcome,
+  bindingPrecheck,
+  senderConstraintFor,
+  type BindingRefusal,
+} from './sender-constraint.js';
+import type { CompiledRoute, CompiledService } from '../policy/compiled-policy.js';
 
 export type { Authorization } from './authorization.js';
 
@@ -42,7 +49,20 @@ export async function authorize<Presented>(
     decision = step.decision;
   } else {
     verification = verificationForService(service, await verifier.verify(step.presented));
-    decision = decideAccess(step.route, verification, now());
+    const refusal =
+      verification.kind === 'verified'
+        ? await bindingRefusal(service, step, request, verification.token, verifier)
+        : undefined;
+    decision =
+      refusal === undefined
+        ? decideAccess(step.route, verification, now())
+        : bindingDenial(
+            step.route,
+            refusal,
+            verification.kind === 'verified' ? verification.token : undefined,
+          );
+    // Errors are challenged under the scheme the token came with (RFC 9449 section 7.1).
+    if (decision.kind === 'deny') decision = { ...decision, scheme: step.scheme };
   }
   const enforced = applyEnforcementMode(service, decision);
   const wouldDeny = enforced.kind === 'allow' ? enforced.wouldDeny : undefined;
@@ -53,5 +73,54 @@ export async function authorize<Presented>(
     decision: enforced,
     answer: prepared.answer(enforced),
     wouldDenyAnswer: wouldDeny === undefined ? undefined : prepared.answer(wouldDeny),
+  };
+}
+
+/**
+ * Whether a verified token may be used as presented: its binding and the route's sender constraint
+ * (`sender-constraint.ts`), with the proofs checked by the verifier only when something is to be proved.
+ */
+async function bindingRefusal<Presented>(
+  service: CompiledService,
+  step: Extract<RouteStep<Presented>, { kind: 'verify' }>,
+  request: RequestFacts<Presented>,
+  token: VerifiedToken,
+  verifier: CredentialVerifier<Presented>,
+): Promise<BindingRefusal | undefined> {
+  const needs = bindingPrecheck(senderConstraintFor(step.route, token.issuer), step.scheme, token);
+  if ('code' in needs) return needs;
+  if (!needs.dpop && !needs.certificate) return undefined;
+  const proofs = await verifier.prove(step.presented, {
+    token,
+    method: request.method,
+    uris: service.publicOrigins.map((origin) => origin + step.path),
+    service: service.name,
+    dpop: needs.dpop ? service.dpop : undefined,
+    certificate: needs.certificate,
+    dpopProofs: request.dpopProofs ?? [],
+    clientCertificate: request.clientCertificate,
+  });
+  return bindingOutcome(needs, token, proofs);
+}
+
+/** The denial for a binding refusal: with the identity, so the log says whose token it was. */
+function bindingDenial(
+  route: CompiledRoute,
+  refusal: BindingRefusal,
+  token: VerifiedToken | undefined,
+): Decision {
+  return {
+    kind: 'deny',
+    code: refusal.code,
+    description: refusal.description,
+    route,
+    ...(refusal.nonce === undefined ? {} : { dpopNonce: refusal.nonce }),
+    ...(token === undefined
+      ? {}
+      : {
+          issuer: token.issuer,
+          ...(token.subject === undefined ? {} : { subject: token.subject }),
+          identity: token,
+        }),
   };
 }

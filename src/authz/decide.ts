@@ -2,6 +2,7 @@ import type { RequestFacts } from './request-facts.js';
 import type { TokenVerification, VerifiedToken } from './token-verification.js';
 import type { AuthenticationRequirement, CompiledRoute, CompiledService } from '../policy/compiled-policy.js';
 import { matchRoute } from '../policy/match-route.js';
+import type { AuthScheme } from './auth-scheme.js';
 import type { Decision } from './decision.js';
 import { preparedOutcomes, type PreparedOutcomes } from './prepared-outcomes.js';
 import { normalisedRequestPath } from './request-path.js';
@@ -13,6 +14,10 @@ export type RouteStep<Presented> =
       readonly kind: 'verify';
       readonly route: CompiledRoute & { access: { kind: 'protected' } };
       readonly presented: Presented;
+      /** The scheme the token came with. */
+      readonly scheme: AuthScheme;
+      /** The normalised request path, without the query: a DPoP proof's `htu` names it. */
+      readonly path: string;
     };
 
 /**
@@ -49,13 +54,37 @@ export function routePreparedRequest<Presented>(
   if (credentials.kind === 'malformed') {
     return {
       kind: 'decided',
-      decision: { kind: 'deny', code: 'credentials_malformed', description: credentials.description, route },
+      decision: {
+        kind: 'deny',
+        code: 'credentials_malformed',
+        description: credentials.description,
+        route,
+        ...(credentials.scheme === undefined ? {} : { scheme: credentials.scheme }),
+      },
+    };
+  }
+  // The DPoP scheme where no issuer's tokens may use it is answered like no credentials (RFC 6750 section
+  // 3.1), with the challenges of the schemes the route accepts: no proof could be checked. A Bearer token
+  // where DPoP is required is verified first, so that its refusal says why (a DPoP-bound token sent as
+  // Bearer, or an unbound one) and the log says whose token it was.
+  if (credentials.scheme === 'DPoP' && !route.schemes.dpop) {
+    return {
+      kind: 'decided',
+      decision: {
+        kind: 'deny',
+        code: 'scheme_not_accepted',
+        description: `this API does not accept the ${credentials.scheme} scheme here`,
+        route,
+        scheme: credentials.scheme,
+      },
     };
   }
   return {
     kind: 'verify',
     route: route as CompiledRoute & { access: { kind: 'protected' } },
     presented: credentials.value,
+    scheme: credentials.scheme,
+    path: normalised.path,
   };
 }
 

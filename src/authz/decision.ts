@@ -1,5 +1,39 @@
+import type { AuthScheme } from './auth-scheme.js';
 import type { InvalidTokenReason, VerifiedToken } from './token-verification.js';
 import type { CompiledRoute } from '../policy/compiled-policy.js';
+
+/** Why a DPoP proof was refused (RFC 9449 section 4.3): 401 `invalid_dpop_proof`, or `use_dpop_nonce`. */
+export type DpopProofCode =
+  | 'dpop_proof_missing'
+  | 'dpop_proof_multiple'
+  | 'dpop_proof_malformed'
+  | 'dpop_proof_type_invalid'
+  | 'dpop_proof_algorithm_not_allowed'
+  | 'dpop_proof_key_invalid'
+  | 'dpop_proof_signature_invalid'
+  | 'dpop_proof_claims_invalid'
+  | 'dpop_proof_method_mismatch'
+  | 'dpop_proof_uri_mismatch'
+  | 'dpop_proof_expired'
+  | 'dpop_proof_issued_in_future'
+  | 'dpop_proof_token_hash_mismatch'
+  | 'dpop_proof_replayed'
+  /** The service requires a server nonce: 401 `use_dpop_nonce` with a `DPoP-Nonce` (RFC 9449 section 8). */
+  | 'dpop_nonce_missing'
+  | 'dpop_nonce_invalid'
+  /** The replay cache is full of unexpired entries: refused rather than risk a replay (503). */
+  | 'dpop_replay_cache_full';
+
+/** Why a verified token may not be used as presented: its binding (RFC 9449, RFC 8705). 401 `invalid_token`. */
+export type BindingCode =
+  | 'binding_dpop_scheme_required' // a DPoP-bound token sent as Bearer (RFC 9449 section 7.2)
+  | 'binding_token_not_dpop_bound' // the DPoP scheme with a token that has no cnf.jkt
+  | 'binding_dpop_key_mismatch' // the proof's key is not the one the token is bound to
+  | 'binding_certificate_missing'
+  | 'binding_certificate_invalid'
+  | 'binding_certificate_mismatch'
+  | 'binding_not_accepted' // bound in a way the route sets off
+  | 'binding_required'; // the route requires a binding the token lacks
 
 /** Why a request was denied: a closed set, mapped to status and challenge in `answer-for-decision.ts`. */
 export type DenialCode =
@@ -9,6 +43,9 @@ export type DenialCode =
   | 'path_invalid' // the path cannot be matched safely (400)
   | 'credentials_missing' // no bearer credentials (401, bare challenge)
   | 'credentials_malformed' // RFC 6750 invalid_request (400)
+  | 'scheme_not_accepted' // a scheme the route does not accept (401, the challenges of those it does)
+  | DpopProofCode
+  | BindingCode
   | InvalidTokenReason // RFC 6750 invalid_token (401)
   | 'insufficient_scope' // RFC 6750 insufficient_scope (403)
   | 'insufficient_user_authentication' // RFC 9470: the login is too weak or too old (401)
@@ -28,8 +65,15 @@ export interface Denial {
   readonly stepUp?: { readonly acrValues?: readonly string[]; readonly maxAgeSeconds?: number };
   readonly issuer?: string;
   readonly subject?: string;
-  /** The verified token, when the token was valid but not enough (scopes, login). */
+  /** The verified token, when the token was valid but not enough (scopes, login, binding). */
   readonly identity?: VerifiedToken;
+  /**
+   * The scheme the client presented its token with, once it presented one: the challenge's error is given
+   * under it when the route accepts it (RFC 9449 section 7.1).
+   */
+  readonly scheme?: AuthScheme;
+  /** For `use_dpop_nonce`: the nonce the answer's `DPoP-Nonce` header carries (RFC 9449 section 8). */
+  readonly dpopNonce?: string;
 }
 
 /** The outcome of authorising one request; data, not an error. */

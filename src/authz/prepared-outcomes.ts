@@ -6,6 +6,7 @@ import {
   type DenialHeaders,
 } from './answer-for-decision.js';
 import type { Authorization } from './authorization.js';
+import type { AuthScheme } from './auth-scheme.js';
 import type { Decision, Denial } from './decision.js';
 import { applyEnforcementMode } from './enforcement-mode.js';
 import type { RequestPathProblem } from './request-path.js';
@@ -69,16 +70,21 @@ export function preparedOutcomes(service: CompiledService): PreparedOutcomes {
 
 function prepareOutcomes(service: CompiledService): PreparedOutcomes {
   const { realm, claimHeaders } = service;
+  const algorithms = service.dpop.algorithms;
   const authorizations = new Map<Decision, Authorization>();
   const answers = new Set<Answer>();
   // The decisions prepared here carry no identity, required scopes or step-up, so their answers depend on
   // the code and description alone (and the realm): each is built once and shared by every route.
   const sharedAnswers = new Map<string, Answer>();
   const sharedAnswer = (decision: Decision): Answer => {
-    const key = decision.kind === 'allow' ? 'allow' : `${decision.code} ${decision.description}`;
+    // A challenge names the schemes the route accepts: routes that differ there differ in their answers.
+    const key =
+      decision.kind === 'allow'
+        ? 'allow'
+        : `${decision.code} ${decision.description} ${schemesKey(decision.route)}`;
     let answer = sharedAnswers.get(key);
     if (answer === undefined) {
-      answer = deepFreeze(answerForDecision(decision, realm, claimHeaders));
+      answer = deepFreeze(answerForDecision(decision, realm, claimHeaders, algorithms));
       sharedAnswers.set(key, answer);
       answers.add(answer);
     }
@@ -112,8 +118,9 @@ function prepareOutcomes(service: CompiledService): PreparedOutcomes {
   // By route index; each route has one of the two, as its access says.
   const missing: Denial[] = [];
   const publicAllows: Decision[] = [];
-  const scopeHeaders = new Map<readonly string[], DenialHeaders>();
-  const scopeHeadersByText = new Map<string, DenialHeaders>();
+  // By the required-scopes array of each route (the one decideAccess passes on), then the scheme used.
+  const scopeHeaders = new Map<readonly string[], Readonly<Record<AuthScheme, DenialHeaders>>>();
+  const scopeHeadersByText = new Map<string, Readonly<Record<AuthScheme, DenialHeaders>>>();
   for (const route of service.routes) {
     if (route.access.kind === 'public') {
       publicAllows[route.index] = prepare<Decision>({ kind: 'allow', route });
@@ -125,13 +132,24 @@ function prepareOutcomes(service: CompiledService): PreparedOutcomes {
       description: DESCRIPTIONS.credentialsMissing,
       route,
     });
-    // The challenge names the route's required scopes (the array decideAccess passes on), nothing else.
+    // The challenge names the route's required scopes (the array decideAccess passes on), nothing else,
+    // under the scheme the client used, beside the other schemes the route accepts.
     const requiredScopes = route.access.scopes;
-    const text = requiredScopes.join(' ');
+    const text = `${requiredScopes.join(' ')} ${schemesKey(route)}`;
     let headers = scopeHeadersByText.get(text);
     if (headers === undefined) {
-      const denial: Denial = { kind: 'deny', code: 'insufficient_scope', description: '', requiredScopes };
-      headers = deepFreeze(denialHeaders(denial, realm));
+      const forScheme = (scheme: AuthScheme): DenialHeaders => {
+        const denial: Denial = {
+          kind: 'deny',
+          code: 'insufficient_scope',
+          description: '',
+          requiredScopes,
+          route,
+          scheme,
+        };
+        return deepFreeze(denialHeaders(denial, realm, algorithms));
+      };
+      headers = Object.freeze({ Bearer: forScheme('Bearer'), DPoP: forScheme('DPoP') });
       scopeHeadersByText.set(text, headers);
     }
     scopeHeaders.set(requiredScopes, headers);
@@ -149,12 +167,18 @@ function prepareOutcomes(service: CompiledService): PreparedOutcomes {
         const headers =
           decision.requiredScopes === undefined ? undefined : scopeHeaders.get(decision.requiredScopes);
         // Only the body, which names the missing scopes, is left to build.
-        if (headers !== undefined) return denialAnswer(decision, headers);
+        if (headers !== undefined) return denialAnswer(decision, headers[decision.scheme ?? 'Bearer']);
       }
-      return answerForDecision(decision, realm, claimHeaders);
+      return answerForDecision(decision, realm, claimHeaders, algorithms);
     },
     answers,
   });
+}
+
+/** What of a route its challenges depend on, besides the realm: the schemes it accepts. */
+function schemesKey(route: CompiledRoute | undefined): string {
+  const schemes = route?.schemes;
+  return schemes === undefined ? 'bearer' : `${schemes.bearer ? 'bearer' : ''}+${schemes.dpop ? 'dpop' : ''}`;
 }
 
 /** The decision prepared for a route; a route of another policy is a programming error. */

@@ -13,4 +13,14 @@ export interface RequestFacts<Presented> {
    */
   readonly serviceName?: string | undefined;
   readonly credentials: Credentials<Presented>;
+  /**
+   * Every value the request carried for the `DPoP` header (RFC 9449 section 4.1), as received; opaque to the
+   * core, which hands them to the verifier's `prove()`. Absent or empty: none.
+   */
+  readonly dpopProofs?: readonly string[] | undefined;
+  /**
+   * The client certificate the proxy saw on the connection (Envoy: URL-encoded PEM), opaque to the core, for
+   * the verifier's `prove()`; undefined without one. Never taken from a request header.
+   */
+  readonly clientCertificate?: string | undefined;
 }

@@ -36,6 +36,18 @@ export interface VerifiedToken {
    * undefined for a claim present with a value no header may carry. An absent claim has no entry.
    */
   readonly headerClaims: ReadonlyMap<string, string | undefined>;
+  /**
+   * What the token is bound to (`cnf`, RFC 7800): the RFC 7638 thumbprint of a DPoP key (`jkt`, RFC 9449
+   * section 6) and the SHA-256 thumbprint of a client certificate (`x5t#S256`, RFC 8705 section 3.1), each
+   * base64url. Empty for a bearer token.
+   */
+  readonly confirmation: Confirmation;
+}
+
+/** A token's `cnf` members this service checks; absent members are not bound. */
+export interface Confirmation {
+  readonly jkt?: string;
+  readonly x5tS256?: string;
 }
 
 /** The outcome of verifying one bearer token. Faults are data here too: the caller decides the answer. */

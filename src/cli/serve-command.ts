@@ -1,7 +1,11 @@
 import cluster from 'node:cluster';
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Environment } from '../args/environment.js';
+import { UsageError } from '../args/usage-error.js';
+import { MIN_NONCE_KEY_BYTES } from '../authn/dpop-nonces.js';
 import { createBufferedDestination, type BufferedDestination } from '../log/buffered-destination.js';
 import { createLogger } from '../log/create-logger.js';
 import { createAuthzMetrics } from '../metrics/authz-metrics.js';
@@ -17,6 +21,39 @@ import { serveConfig, type ServeConfig } from './serve-config.js';
 
 /** After SIGTERM, how much longer than its drain and grace a worker gets to exit before it is killed. */
 const WORKER_STOP_MARGIN_MS = 5_000; // 5 seconds
+/** How the primary of `--workers N` hands its DPoP nonce key to the workers it forks (never set by hand). */
+const NONCE_KEY_VARIABLE = 'AUTHZ_CLUSTER_DPOP_NONCE_KEY';
+/** The largest nonce key file read, in bytes. */
+const MAX_NONCE_KEY_BYTES = 4096;
+
+/**
+ * The key of DPoP server nonces (docs/sender-constraints.md): the file `--dpop-nonce-key` names, shared by
+ * replicas; else, for a worker, the key its primary made; else a random key for this start.
+ *
+ * @throws UsageError when the file cannot be read or holds fewer than 32 bytes.
+ */
+async function dpopNonceKey(config: ServeConfig, env: Environment): Promise<Uint8Array> {
+  const file = config.dpopNonceKeyFile;
+  if (file !== undefined) {
+    let key: Buffer;
+    try {
+      key = await readFile(file);
+    } catch (error) {
+      throw new UsageError(
+        `--dpop-nonce-key: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      );
+    }
+    if (key.length < MIN_NONCE_KEY_BYTES || key.length > MAX_NONCE_KEY_BYTES) {
+      throw new UsageError(
+        `--dpop-nonce-key: ${file} must hold ${MIN_NONCE_KEY_BYTES} to ${MAX_NONCE_KEY_BYTES} bytes (e.g. openssl rand 32)`,
+      );
+    }
+    return key;
+  }
+  const fromPrimary = cluster.isWorker ? env[NONCE_KEY_VARIABLE] : undefined;
+  if (fromPrimary !== undefined) return Buffer.from(fromPrimary, 'base64url');
+  return randomBytes(MIN_NONCE_KEY_BYTES);
+}
 
 /**
  * `authz serve`: the ext_authz gRPC server (and gRPC health), plus the Prometheus endpoint when
@@ -33,15 +70,16 @@ const WORKER_STOP_MARGIN_MS = 5_000; // 5 seconds
  */
 export async function serveCommand(argv: readonly string[], context: CommandContext): Promise<number> {
   const config = serveConfig(argv, context.env);
+  const nonceKey = await dpopNonceKey(config, context.env);
   // Under --workers, the primary and every worker write to one standard output.
   const output = createBufferedDestination({ shared: cluster.isWorker || config.workers > 1 });
   const logger = createLogger({ level: config.logLevel, destination: output });
   await startWithSignals(context, () =>
     cluster.isWorker
-      ? serveAsWorker(config, logger, output, context.env)
+      ? serveAsWorker(config, logger, output, context.env, nonceKey)
       : config.workers > 1
-        ? serveAsPrimary(config, logger, output)
-        : serveHere(config, logger, output),
+        ? serveAsPrimary(config, logger, output, nonceKey)
+        : serveHere(config, logger, output, nonceKey),
   );
   return 0;
 }
@@ -80,6 +118,7 @@ async function serveHere(
   config: ServeConfig,
   logger: Logger,
   output: BufferedDestination,
+  nonceKey: Uint8Array,
   join?: (registry: Registry | undefined) => ClusterMember,
 ): Promise<Serving> {
   const metrics = config.metricsListen === undefined ? undefined : createAuthzMetrics();
@@ -89,6 +128,7 @@ async function serveHere(
     listen: config.listen.text,
     logger,
     logAllowedSample: config.logAllowedSample,
+    dpopNonceKey: nonceKey,
     ...(cluster === undefined ? {} : { cluster }),
     ...(metrics === undefined ? {} : { metrics }),
   });
@@ -114,6 +154,7 @@ async function serveAsPrimary(
   config: ServeConfig,
   logger: Logger,
   output: BufferedDestination,
+  nonceKey: Uint8Array,
 ): Promise<Serving> {
   const { startWorkerCluster, CLUSTER_METRICS_CONTENT_TYPE } = await import('../server/worker-cluster.js');
   const workers = await startWorkerCluster({
@@ -121,6 +162,8 @@ async function serveAsPrimary(
     listen: config.listen.text,
     logger,
     stopTimeoutMs: config.drainDelayMs + config.shutdownGraceMs + WORKER_STOP_MARGIN_MS,
+    // Every worker accepts the nonces of the others: one key for all of them.
+    workerEnvironment: { [NONCE_KEY_VARIABLE]: Buffer.from(nonceKey).toString('base64url') },
   });
   let metricsServer: RunningMetricsServer | undefined;
   try {
@@ -154,10 +197,11 @@ async function serveAsWorker(
   logger: Logger,
   output: BufferedDestination,
   env: Environment,
+  nonceKey: Uint8Array,
 ): Promise<Serving> {
   const { joinCluster, readWorkerNumber } = await import('../server/cluster-worker.js');
   const worker = readWorkerNumber(env);
-  return serveHere(config, logger, output, (registry) =>
+  return serveHere(config, logger, output, nonceKey, (registry) =>
     joinCluster({ worker, ...(registry === undefined ? {} : { registry }) }),
   );
 }

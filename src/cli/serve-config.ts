@@ -34,13 +34,19 @@ export interface ServeConfig {
   readonly shutdownGraceMs: number;
   /** Worker processes sharing the listening port, 1..64; 1 serves from this process, without a cluster. */
   readonly workers: number;
+  /**
+   * The file holding the key of DPoP server nonces (at least 32 bytes, used as they are), so that every
+   * replica accepts the nonces of the others; undefined: a random key per start, shared with its workers.
+   */
+  readonly dpopNonceKeyFile: string | undefined;
 }
 
 /**
  * `authz serve --policy FILE [--listen HOST:PORT] [--log-level L] [--metrics-listen HOST:PORT]
- * [--log-allowed-sample RATE] [--drain-delay D] [--shutdown-grace D] [--workers N|auto]`; each flag beats
- * its variable (AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN,
- * AUTHZ_LOG_ALLOWED_SAMPLE, AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE, AUTHZ_WORKERS).
+ * [--log-allowed-sample RATE] [--drain-delay D] [--shutdown-grace D] [--workers N|auto]
+ * [--dpop-nonce-key FILE]`; each flag beats its variable (AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL,
+ * AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE, AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE, AUTHZ_WORKERS,
+ * AUTHZ_DPOP_NONCE_KEY_FILE).
  *
  * @param cores how many processes can run at once, for `--workers auto` (default `os.availableParallelism`).
  * @throws UsageError naming the flag or variable that cannot be used.
@@ -59,6 +65,7 @@ export function serveConfig(
     'drain-delay': { type: 'string' },
     'shutdown-grace': { type: 'string' },
     workers: { type: 'string' },
+    'dpop-nonce-key': { type: 'string' },
   });
   const setting = (flag: string, variable: string): { value: string | undefined; source: string } => {
     const fromFlag = values[flag] as string | undefined;
@@ -93,6 +100,8 @@ export function serveConfig(
   const listen = setting('listen', 'AUTHZ_LISTEN');
   const workers = setting('workers', 'AUTHZ_WORKERS');
   const level = setting('log-level', 'AUTHZ_LOG_LEVEL');
+  const nonceKey = setting('dpop-nonce-key', 'AUTHZ_DPOP_NONCE_KEY_FILE');
+  if (nonceKey.value === '') throw new UsageError(`${nonceKey.source}: a file name is required`);
   return Object.freeze({
     policyFile,
     listen: parseListenAddress(listen.value ?? SERVE_DEFAULTS.listen, listen.source),
@@ -116,6 +125,7 @@ export function serveConfig(
       workers.value === undefined
         ? SERVE_DEFAULTS.workers
         : parseWorkers(workers.value, workers.source, cores),
+    dpopNonceKeyFile: nonceKey.value,
   });
 }
 

@@ -14,13 +14,14 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
       usage: [
         '--policy FILE [--listen HOST:PORT] [--log-level LEVEL] [--metrics-listen HOST:PORT]',
         '[--log-allowed-sample RATE] [--drain-delay DURATION] [--shutdown-grace DURATION]',
-        '[--workers N|auto]',
+        '[--workers N|auto] [--dpop-nonce-key FILE]',
       ],
       summary: [
         `the ext_authz gRPC server and gRPC health (default listen ${SERVE_DEFAULTS.listen};`,
         'env AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE,',
-        'AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE, AUTHZ_WORKERS); reloads the policy when the file changes',
-        `or on SIGHUP; --workers N runs N processes on the port (default ${SERVE_DEFAULTS.workers}; auto: one per core)`,
+        'AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE, AUTHZ_WORKERS, AUTHZ_DPOP_NONCE_KEY_FILE); reloads the policy',
+        `when the file changes or on SIGHUP; --workers N runs N processes on the port (default ${SERVE_DEFAULTS.workers};`,
+        'auto: one per core); --dpop-nonce-key: the key of DPoP server nonces, shared by replicas (32+ bytes)',
       ],
       run: async (argv, context) => (await import('./serve-command.js')).serveCommand(argv, context),
     },
@@ -39,12 +40,13 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
       name: 'explain',
       usage: [
         '--policy FILE --method METHOD --path PATH [--host HOST] [--service NAME]',
-        '[--token JWT | --claims JSON] [--now ISO] [--json]',
+        '[--token JWT | --claims JSON] [--scheme bearer|dpop] [--dpop-proof] [--client-cert] [--now ISO] [--json]',
       ],
       summary: [
         'which service and route match and why, what the route requires, what the token has, the decision',
         "and the exact response; the service is chosen by --host, or by --service as Envoy's",
-        "context_extensions name it; --token is verified with the policy's keys, --claims are taken as given",
+        "context_extensions name it; --token is verified with the policy's keys, --claims are taken as given;",
+        "--dpop-proof, --client-cert: the request carries a valid proof of the token's key or certificate",
       ],
       run: async (argv, context) =>
         (await import('../ops/explain-command.js')).explainCommand(argv, context.io),

@@ -11,11 +11,15 @@ export interface CheckRequestMessage {
         host?: string;
       } | null;
     } | null;
+    /** The downstream peer; `certificate` only when the filter sets `include_peer_certificate`. */
+    source?: { certificate?: string } | null;
     /** Set per route or virtual host in Envoy (`ExtAuthzPerRoute.check_settings.context_extensions`). */
     context_extensions?: Record<string, string> | null;
   } | null;
 }
 
+/** `envoy.config.core.v3.HeaderValueOption.HeaderAppendAction.APPEND_IF_EXISTS_OR_ADD`. */
+export const APPEND_IF_EXISTS_OR_ADD = 0;
 /** `envoy.config.core.v3.HeaderValueOption.HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD`. */
 export const OVERWRITE_IF_EXISTS_OR_ADD = 2;
 

@@ -1,6 +1,7 @@
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import type { Answer } from '../authz/answer-for-decision.js';
 import {
+  APPEND_IF_EXISTS_OR_ADD,
   OVERWRITE_IF_EXISTS_OR_ADD,
   type CheckResponseMessage,
   type HeaderValueOptionMessage,
@@ -17,10 +18,23 @@ const STATUS_FOR_HTTP: Readonly<Record<number, number>> = {
 /** The status of every allow; the message encoder only reads it, so one frozen object serves all. */
 const OK_STATUS = Object.freeze({ code: GrpcStatus.OK, message: '' });
 
-const header = (key: string, value: string): HeaderValueOptionMessage => ({
+const header = (key: string, value: string, append = false): HeaderValueOptionMessage => ({
   header: { key, value },
-  append_action: OVERWRITE_IF_EXISTS_OR_ADD,
+  append_action: append ? APPEND_IF_EXISTS_OR_ADD : OVERWRITE_IF_EXISTS_OR_ADD,
 });
+
+/**
+ * A denial's headers: the first of each name overwrites, any later one of the same name is appended, so
+ * that one `WWW-Authenticate` line per accepted scheme reaches the client (RFC 9449 section 7.1).
+ */
+function denialHeaderOptions(headers: readonly (readonly [string, string])[]): HeaderValueOptionMessage[] {
+  const seen = new Set<string>();
+  return headers.map(([key, value]) => {
+    const repeated = seen.has(key);
+    seen.add(key);
+    return header(key, value, repeated);
+  });
+}
 
 /**
  * Encodes an answer as Envoy's CheckResponse (external_auth.proto). The result is only read by the message
@@ -40,7 +54,7 @@ export function checkResponseForAnswer(answer: Answer): CheckResponseMessage {
     status: { code: STATUS_FOR_HTTP[answer.status] ?? GrpcStatus.PERMISSION_DENIED, message: '' },
     denied_response: {
       status: { code: answer.status },
-      headers: answer.headers.map(([key, value]) => header(key, value)),
+      headers: denialHeaderOptions(answer.headers),
       body: answer.body,
     },
   };

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Decision } from '../authz/decision.js';
 import type { Answer } from '../authz/answer-for-decision.js';
+import type { VerifiedToken } from '../authz/token-verification.js';
 
 /** The fields of one decision log line. Never the token, never claims beyond subject and issuer. */
 export interface DecisionLogInput {
@@ -58,6 +59,8 @@ export function logDecision(logger: Logger, input: DecisionLogInput): void {
       path,
       subject: identity?.subject ?? null,
       issuer: identity?.issuer ?? null,
+      // What the token was bound to (RFC 9449 cnf.jkt, RFC 8705 cnf x5t#S256), for audits of who could use it.
+      token_binding: tokenBinding(decision.kind === 'allow' ? decision.identity : decision.identity),
       missing_scopes: (decision.kind === 'deny' ? decision : decision.wouldDeny)?.missingScopes ?? [],
       policy_version: input.policyVersion,
       request_id: input.requestId || null,
@@ -65,4 +68,12 @@ export function logDecision(logger: Logger, input: DecisionLogInput): void {
     },
     'decision',
   );
+}
+
+/** `dpop`, `mtls`, `dpop+mtls` or `bearer` for a verified token; null without one. */
+function tokenBinding(token: VerifiedToken | undefined): string | null {
+  if (token === undefined) return null;
+  const { jkt, x5tS256 } = token.confirmation;
+  if (jkt !== undefined) return x5tS256 !== undefined ? 'dpop+mtls' : 'dpop';
+  return x5tS256 !== undefined ? 'mtls' : 'bearer';
 }

@@ -50,6 +50,8 @@ export interface AuthzMetrics {
   readKeyUsabilityFrom(read: () => Iterable<{ issuer: string; usable: boolean }>): void;
   /** A Check that failed inside (answered with a gRPC error, 503 at Envoy); `kind` is a bounded code. */
   recordCheckFault(kind: string): void;
+  /** Where the DPoP replay-cache gauge reads, at every scrape, how many proof `jti` values are remembered. */
+  readDpopReplayEntriesFrom(read: () => number): void;
 }
 
 /** What {@link createAuthzMetrics} may be given; every field has a production default. */
@@ -208,6 +210,16 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
     },
   });
 
+  let readDpopReplayEntries: () => number = () => 0;
+  new Gauge({
+    name: 'authz_dpop_replay_cache_entries',
+    help: 'DPoP proof jti values remembered to refuse replays (per process; bounded by dpop.replay_cache_size), read at scrape time.',
+    registers,
+    collect() {
+      this.set(readDpopReplayEntries());
+    },
+  });
+
   const keysRejected = new Counter({
     name: 'authz_jwks_keys_rejected_total',
     help: 'Keys left out of a fetched issuer key set (not importable or unsuitable), once per distinct set, by issuer and reason.',
@@ -305,6 +317,10 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
 
     readTokenCacheEntriesFrom(read) {
       readTokenCacheEntries = read;
+    },
+
+    readDpopReplayEntriesFrom(read) {
+      readDpopReplayEntries = read;
     },
 
     recordKeyRejected(issuer, reason) {

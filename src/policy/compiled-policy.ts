@@ -56,6 +56,54 @@ export interface IssuerPolicy {
   readonly headerClaims: readonly string[];
   /** How verified tokens of this issuer are remembered, or undefined: every token is verified in full. */
   readonly tokenCache: TokenCachePolicy | undefined;
+  /** `sender_constraint` as the issuer entry sets it (members it leaves out are absent). */
+  readonly senderConstraint: SenderConstraintSetting;
+}
+
+/**
+ * How a route takes one kind of sender-constrained token (docs/sender-constraints.md): `off`, tokens bound
+ * that way are refused; `allowed`, they pass with their proof and unbound tokens pass too; `required`, only
+ * tokens bound that way (or, when both kinds are required, either way) pass.
+ */
+export type ConstraintSetting = 'off' | 'allowed' | 'required';
+
+/** `sender_constraint` as written at one level (issuer, service, route); an absent member defers upward. */
+export interface SenderConstraintSetting {
+  /** DPoP-bound tokens (RFC 9449, `cnf.jkt`). */
+  readonly dpop?: ConstraintSetting;
+  /** Certificate-bound tokens (RFC 8705, `cnf["x5t#S256"]`). */
+  readonly mtls?: ConstraintSetting;
+}
+
+/** The sender constraint in force for one route and one issuer: route over service over issuer, else `off`. */
+export interface SenderConstraint {
+  readonly dpop: ConstraintSetting;
+  readonly mtls: ConstraintSetting;
+}
+
+/** How DPoP proofs are checked for a service (`dpop`, top level and per service; RFC 9449 section 4.3). */
+export interface DpopProofPolicy {
+  /** Asymmetric JWS algorithms accepted for proofs, in the order the `algs` challenge parameter names them. */
+  readonly algorithms: readonly string[];
+  /** A proof's `iat` may be at most this many seconds in the past. */
+  readonly maxAgeSeconds: number;
+  /** A proof's `iat` may be at most this many seconds in the future. */
+  readonly clockToleranceSeconds: number;
+  /** Whether every proof must carry a nonce this service issued (`DPoP-Nonce`, RFC 9449 section 8). */
+  readonly nonce: 'off' | 'required';
+  /** How long an issued nonce is accepted, in seconds. */
+  readonly nonceLifetimeSeconds: number;
+}
+
+/** The authorization schemes a protected route accepts, for its challenges (RFC 9449 section 7.1). */
+export interface AcceptedSchemes {
+  /**
+   * `Bearer`: unless DPoP is required for the tokens of every issuer the service trusts (where mTLS is
+   * required too, a certificate-bound token is enough, and it is sent as Bearer: RFC 8705 section 3).
+   */
+  readonly bearer: boolean;
+  /** `DPoP`: when DPoP is not `off` for the tokens of some issuer the service trusts. */
+  readonly dpop: boolean;
 }
 
 /**
@@ -112,6 +160,15 @@ export interface CompiledRoute {
    */
   readonly matchesPath: (path: string) => boolean;
   readonly access: RouteAccess;
+  /** `sender_constraint` as the route sets it (members it leaves out are absent). */
+  readonly senderConstraint: SenderConstraintSetting;
+  /**
+   * The sender constraint in force on this route for the tokens of each issuer its service trusts, by exact
+   * `iss`: each member from the route, else the service, else the issuer, else `off`. Built at load.
+   */
+  readonly senderConstraints: ReadonlyMap<string, SenderConstraint>;
+  /** The schemes this route accepts, from `senderConstraints`; both false for a public route. */
+  readonly schemes: AcceptedSchemes;
 }
 
 /**
@@ -162,6 +219,16 @@ export interface CompiledService {
   readonly trust: ReadonlyMap<string, ReadonlySet<string>>;
   /** Verified claims passed to the upstream as request headers, in file order. */
   readonly claimHeaders: readonly ClaimHeader[];
+  /**
+   * The origins clients reach this service at (`public_origin`), normalised: lower-case scheme and host, no
+   * default port, no trailing slash, e.g. `https://bank.example`. A DPoP proof's `htu` must be one of them plus
+   * the request path. Empty when not configured (then no route of the service may accept DPoP).
+   */
+  readonly publicOrigins: readonly string[];
+  /** `sender_constraint` as the service (or, for the implicit service, the top level) sets it. */
+  readonly senderConstraint: SenderConstraintSetting;
+  /** How DPoP proofs are checked here: the service's `dpop` over the top level's over the defaults. */
+  readonly dpop: DpopProofPolicy;
 }
 
 /** Which service a request is for: by the name Envoy gives, or by its host. */
@@ -204,6 +271,11 @@ export interface CompiledPolicy {
    * path, accepted findings aside), as it refuses an invalid file; `off` only logs findings.
    */
   readonly reloadGuard: ReloadGuard;
+  /**
+   * The most DPoP proof `jti` values a process remembers to refuse replays (`dpop.replay_cache_size` at the
+   * top level; default 100,000). When it is full of unexpired entries, new proofs are refused (503).
+   */
+  readonly dpopReplayCacheSize: number;
 }
 
 /** `reload_guard`: whether new error-level findings refuse a hot reload (docs/policy-checks.md). */

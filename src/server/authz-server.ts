@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import type { KeyRejectionEvent, KeySetFetchEvent, KeySetUsabilityEvent } from '../authn/issuer-keys.js';
 import { createKeyRing, type KeyRing } from '../authn/key-ring.js';
 import { fetchKeySetOverHttp, type FetchKeySet } from '../authn/read-key-set.js';
-import { bearerTokenVerifier } from '../authn/verify-access-token.js';
+import { DpopNonces } from '../authn/dpop-nonces.js';
+import { DpopReplayCache } from '../authn/dpop-replay-cache.js';
+import { bearerTokenVerifier, type PossessionState } from '../authn/verify-access-token.js';
 import type { Decision } from '../authz/decision.js';
 import { preparedOutcomes } from '../authz/prepared-outcomes.js';
 import type { AuthzMetrics } from '../metrics/authz-metrics.js';
@@ -24,7 +26,8 @@ type TokenCacheMetrics =
   | 'readTokenCacheEntriesFrom'
   | 'recordKeyRejected'
   | 'readKeyUsabilityFrom'
-  | 'recordCheckFault';
+  | 'recordCheckFault'
+  | 'readDpopReplayEntriesFrom';
 
 /** The policy file's state beyond reloads, which a server's metrics may leave out too. */
 type PolicyStateMetrics = 'recordInitialPolicyLoad' | 'setPolicyFileInForce' | 'setPolicyFindings';
@@ -50,6 +53,11 @@ export interface AuthzServerOptions {
    * is, and the start is logged as `worker_started` (the primary logs the one `started` line).
    */
   readonly cluster?: ClusterMember;
+  /**
+   * The key of DPoP server nonces (at least 32 bytes; the same in every worker and replica that should accept
+   * each other's nonces); default: a random key.
+   */
+  readonly dpopNonceKey?: Uint8Array;
 }
 
 export interface RunningAuthzServer {
@@ -119,6 +127,13 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       ? {}
       : { onTokenCacheEvent: metrics.recordTokenCacheEvent.bind(metrics) }),
   };
+  // Outlives policy versions: a reload must not forget which proofs were seen, nor invalidate nonces.
+  const possession: PossessionState = {
+    replayCache: new DpopReplayCache(),
+    nonces:
+      options.dpopNonceKey === undefined ? DpopNonces.withRandomKey() : new DpopNonces(options.dpopNonceKey),
+  };
+  metrics?.readDpopReplayEntriesFrom?.(() => possession.replayCache.size);
   /**
    * A policy with its issuers' keys and the verifier built on them; swapped in one assignment, so a
    * request reads one version. Issuers whose key settings did not change keep their cached keys.
@@ -130,6 +145,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       keysFor: (issuer) => keyRing.keysFor(issuer),
       now,
       tokenCaches: keyRing.tokenCaches,
+      possession,
     });
     // Built now, at load, rather than by the first request under this version.
     for (const service of policy.services) preparedOutcomes(service);

@@ -24,6 +24,8 @@ export interface WorkerClusterOptions {
   readonly restartWindowMs?: number;
   /** How long a worker may take to answer for its metrics, in ms. */
   readonly metricsTimeoutMs?: number;
+  /** Variables every worker gets in its environment besides its number (e.g. the DPoP nonce key). */
+  readonly workerEnvironment?: Readonly<Record<string, string>>;
 }
 
 /** A running cluster, as the primary holds it. */
@@ -138,7 +140,10 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
   };
 
   const fork = (slot: Slot): Worker => {
-    const worker = cluster.fork({ [WORKER_NUMBER_VARIABLE]: String(slot.number) });
+    const worker = cluster.fork({
+      ...options.workerEnvironment,
+      [WORKER_NUMBER_VARIABLE]: String(slot.number),
+    });
     const exited = new Promise<Exit>((resolve) =>
       worker.once('exit', (code: number | null, signal: string | null) => {
         const exit = { code, signal };

@@ -26,6 +26,22 @@ const NO_LOGIN_CLAIMS = {
   headerClaims: new Map<string, string | undefined>(),
 };
 const invalidToken = `Bearer realm="bank-api", error="invalid_token", error_description="${DESCRIPTION}"`;
+const INVALID_DPOP_PROOF = {
+  status: 401,
+  error: 'invalid_dpop_proof',
+  challenge: [
+    `DPoP realm="bank-api", error="invalid_dpop_proof", error_description="${DESCRIPTION}"`,
+    'Bearer realm="bank-api"',
+  ],
+} as const;
+const USE_DPOP_NONCE = {
+  status: 401,
+  error: 'use_dpop_nonce',
+  challenge: [
+    `DPoP realm="bank-api", error="use_dpop_nonce", error_description="${DESCRIPTION}"`,
+    'Bearer realm="bank-api"',
+  ],
+} as const;
 
 /** The whole decision table: for each denial code, the status, body `error` and exact challenge. */
 const DENIAL_TABLE = {
@@ -63,7 +79,38 @@ const DENIAL_TABLE = {
     challenge: `Bearer realm="bank-api", error="insufficient_user_authentication", error_description="${DESCRIPTION}", acr_values="urn:bank:mfa urn:bank:hwk", max_age="300"`,
   },
   keys_unavailable: { status: 503, error: 'temporarily_unavailable', challenge: undefined },
-} satisfies Record<DenialCode, { status: number; error: string; challenge: string | undefined }>;
+  // On a route that accepts Bearer only: the DPoP scheme there is answered as no credentials.
+  scheme_not_accepted: { status: 401, error: 'unauthorized', challenge: 'Bearer realm="bank-api"' },
+  // Proof errors always go under DPoP (RFC 9449 section 7.1), the route's own schemes beside.
+  dpop_proof_missing: INVALID_DPOP_PROOF,
+  dpop_proof_multiple: INVALID_DPOP_PROOF,
+  dpop_proof_malformed: INVALID_DPOP_PROOF,
+  dpop_proof_type_invalid: INVALID_DPOP_PROOF,
+  dpop_proof_algorithm_not_allowed: INVALID_DPOP_PROOF,
+  dpop_proof_key_invalid: INVALID_DPOP_PROOF,
+  dpop_proof_signature_invalid: INVALID_DPOP_PROOF,
+  dpop_proof_claims_invalid: INVALID_DPOP_PROOF,
+  dpop_proof_method_mismatch: INVALID_DPOP_PROOF,
+  dpop_proof_uri_mismatch: INVALID_DPOP_PROOF,
+  dpop_proof_expired: INVALID_DPOP_PROOF,
+  dpop_proof_issued_in_future: INVALID_DPOP_PROOF,
+  dpop_proof_token_hash_mismatch: INVALID_DPOP_PROOF,
+  dpop_proof_replayed: INVALID_DPOP_PROOF,
+  dpop_nonce_missing: USE_DPOP_NONCE,
+  dpop_nonce_invalid: USE_DPOP_NONCE,
+  dpop_replay_cache_full: { status: 503, error: 'temporarily_unavailable', challenge: undefined },
+  binding_dpop_scheme_required: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  binding_token_not_dpop_bound: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  binding_dpop_key_mismatch: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  binding_certificate_missing: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  binding_certificate_invalid: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  binding_certificate_mismatch: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  binding_not_accepted: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  binding_required: { status: 401, error: 'invalid_token', challenge: invalidToken },
+} satisfies Record<
+  DenialCode,
+  { status: number; error: string; challenge: string | readonly string[] | undefined }
+>;
 
 function denial(code: DenialCode, extra: Partial<Decision & { kind: 'deny' }> = {}): Decision {
   return {
@@ -122,7 +169,9 @@ describe('answerForDecision: denials', () => {
       .headers.filter(([name]) => name === 'www-authenticate')
       .map(([, value]) => value);
 
-    expect(challenges).toEqual(row.challenge === undefined ? [] : [row.challenge]);
+    expect(challenges).toEqual(
+      row.challenge === undefined ? [] : typeof row.challenge === 'string' ? [row.challenge] : row.challenge,
+    );
   });
 
   it('answers a missing token with a bare challenge: no error, even though the decision has a description', () => {

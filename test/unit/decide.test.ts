@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { InvalidTokenReason, VerifiedToken } from '../../src/authz/token-verification.js';
-import { readBearerCredentials } from '../../src/authn/bearer-credentials.js';
+import { readAccessTokenCredentials } from '../../src/authn/access-token-credentials.js';
 import type { RequestFacts } from '../../src/authz/request-facts.js';
 import { decideAccess, routeRequest, type RouteStep } from '../../src/authz/decide.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
@@ -35,7 +35,7 @@ function protectedRoute(service: CompiledService, method: string, path: string):
 
 /** A request as the Envoy adapter presents it: credentials read from its Authorization header values. */
 function request(method: string, target: string, authorization: string[] = []): RequestFacts<string> {
-  return { method, target, credentials: readBearerCredentials(authorization) };
+  return { method, target, credentials: readAccessTokenCredentials(authorization) };
 }
 
 /** Now, for max_age: 2026-11-27T12:00:00Z in milliseconds. */
@@ -62,6 +62,7 @@ function verified(
     issuer: 'https://idp.example/',
     subject: identity.subject,
     scopes: new Set(scopes),
+    confirmation: {},
     acr: login.acr,
     amr: new Set(login.amr ?? []),
     authTime: login.authTime,
@@ -125,7 +126,8 @@ describe('routeRequest over the demo policy', () => {
     ['joined headers', ['Basic x, Bearer y'], 'more than one Authorization header'],
     ['a quote in the token', ['Bearer a"b'], 'the bearer token has characters RFC 6750 does not allow'],
   ])('denies a protected route with %s: credentials_malformed', (_case, authorization, description) => {
-    expect(routeRequest(demo, request('POST', '/transfer', authorization))).toEqual({
+    const step = routeRequest(demo, request('POST', '/transfer', authorization));
+    expect(step).toMatchObject({
       kind: 'decided',
       decision: { kind: 'deny', code: 'credentials_malformed', description, route: transfer },
     });
@@ -139,7 +141,13 @@ describe('routeRequest over the demo policy', () => {
   ])('hands the token of %s %s to verification, with its route', (method, target, route) => {
     const step: RouteStep<string> = routeRequest(demo, request(method, target, ['Bearer abc.def.ghi']));
 
-    expect(step).toEqual({ kind: 'verify', route, presented: 'abc.def.ghi' });
+    expect(step).toEqual({
+      kind: 'verify',
+      route,
+      presented: 'abc.def.ghi',
+      scheme: 'Bearer',
+      path: target.split('?')[0],
+    });
   });
 
   it.each([

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { bearerChallenge, type BearerChallengeParams } from '../../src/authz/bearer-challenge.js';
+import { bearerChallenge, type ChallengeParams } from '../../src/authz/auth-challenge.js';
 import type { Challenge } from '../../src/client/challenge.js';
 import { findBearerChallenge } from '../../src/client/find-bearer-challenge.js';
 import { parseWwwAuthenticate, WWW_AUTHENTICATE_LIMITS } from '../../src/client/parse-www-authenticate.js';
@@ -501,7 +501,7 @@ describe('findBearerChallenge', () => {
 });
 
 describe('round trip with the product challenge builder (bearerChallenge)', () => {
-  it.each<[string, BearerChallengeParams]>([
+  it.each<[string, ChallengeParams]>([
     ['a bare realm', { realm: 'example' }],
     ['an empty realm', { realm: '' }],
     [

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readBearerCredentials } from '../../src/authn/bearer-credentials.js';
+import { readAccessTokenCredentials } from '../../src/authn/access-token-credentials.js';
 import { answerForDecision, type Answer } from '../../src/authz/answer-for-decision.js';
 import { authorize, type Authorization } from '../../src/authz/authorize.js';
 import type { CredentialVerifier } from '../../src/authz/credentials.js';
@@ -46,16 +46,22 @@ const VERIFICATIONS: Record<string, TokenVerification> = {
       authTime: undefined,
       audiences: new Set(['https://my-banking-api']),
       headerClaims: new Map(),
+      confirmation: {},
     },
   },
   expired: { kind: 'invalid', reason: 'token_expired', description: 'the token has expired' },
   offline: { kind: 'keys_unavailable', issuer: 'https://idp.example/' },
 };
-const verifier: CredentialVerifier<string> = { verify: (token) => VERIFICATIONS[token]! };
+const verifier: CredentialVerifier<string> = {
+  verify: (token) => VERIFICATIONS[token]!,
+  prove: () => {
+    throw new Error('no token here is bound: nothing to prove');
+  },
+};
 const NOW = () => Date.UTC(2026, 10, 29);
 
 function request(method: string, target: string, authorization: string[] = []): RequestFacts<string> {
-  return { method, target, credentials: readBearerCredentials(authorization) };
+  return { method, target, credentials: readAccessTokenCredentials(authorization) };
 }
 
 /** Requests reaching every kind of outcome: prepared ones and those decided per request. */

@@ -176,7 +176,8 @@ describe('wire round trips between upstream and our protos', () => {
       source: {
         address: { socket_address: { address: '203.0.113.7', port_value: 53122 } },
         principal: 'spiffe://cluster.local/ns/default/sa/client',
-        certificate: '',
+        // URL-encoded PEM, as include_peer_certificate sends it; the adapter passes it on unread.
+        certificate: '-----BEGIN%20CERTIFICATE-----%0AMIIB...%0A-----END%20CERTIFICATE-----%0A',
         labels: {},
       },
       destination: {
@@ -211,6 +212,7 @@ describe('wire round trips between upstream and our protos', () => {
               { key: 'authorization', raw_value: Buffer.from(`Bearer ${token}`) },
               { key: 'authorization', raw_value: Buffer.from('Basic YWxpY2U6cHc=') },
               { key: 'x-legacy', value: 'text-value' },
+              { key: 'DPoP', raw_value: Buffer.from('eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.c2ln') },
             ],
           },
           body: '{"to":"bob","amount":25}',
@@ -247,12 +249,14 @@ describe('wire round trips between upstream and our protos', () => {
       'authorization',
       'authorization',
       'x-legacy',
+      'DPoP',
     ]);
     expect(entries.map((entry) => Buffer.from(entry.raw_value ?? []).toString('latin1'))).toEqual([
       'bank.example',
       `Bearer ${token}`,
       'Basic YWxpY2U6cHc=',
       '',
+      'eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.c2ln',
     ]);
     expect(entries[3]?.value).toBe('text-value');
 
@@ -264,6 +268,8 @@ describe('wire round trips between upstream and our protos', () => {
       host: 'bank.example',
       serviceName: 'bank',
       credentials: { kind: 'malformed', description: 'more than one Authorization header' },
+      dpopProofs: ['eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.c2ln'],
+      clientCertificate: '-----BEGIN%20CERTIFICATE-----%0AMIIB...%0A-----END%20CERTIFICATE-----%0A',
       requestId: '7b0c3f5e-2a4d-4d1e-9a51-0f5f7e1c2d3b',
     });
 
@@ -274,7 +280,7 @@ describe('wire round trips between upstream and our protos', () => {
     const mapFacts = requestFactsFromCheck(
       Check.requestDeserialize(Buffer.from(mapBytes)) as CheckRequestMessage,
     );
-    expect(mapFacts.credentials).toEqual({ kind: 'presented', value: token });
+    expect(mapFacts.credentials).toEqual({ kind: 'presented', scheme: 'Bearer', value: token });
   });
 
   const CHECK_RESPONSE = 'envoy.service.auth.v3.CheckResponse';
@@ -387,6 +393,39 @@ describe('wire round trips between upstream and our protos', () => {
           overwrite('www-authenticate', challenge),
         ],
         body,
+      },
+    });
+  });
+
+  it('appends a second challenge of the same name, so that each scheme gets its own line (RFC 9449 section 7.1)', () => {
+    const bearer = 'Bearer realm="bank-api", error="invalid_token", error_description="expired"';
+    const dpop = 'DPoP realm="bank-api", algs="ES256"';
+    const message = checkResponseForAnswer({
+      kind: 'deny',
+      status: 401,
+      headers: [
+        ['content-type', 'application/json'],
+        ['www-authenticate', bearer],
+        ['www-authenticate', dpop],
+        ['dpop-nonce', 'n-1'],
+      ],
+      body: '{}',
+    });
+    expectSameOnBothSides(Check.responseSerialize(message), {
+      status: { code: 16, message: '' },
+      http_response: 'denied_response',
+      denied_response: {
+        status: { code: 'Unauthorized' },
+        headers: [
+          overwrite('content-type', 'application/json'),
+          overwrite('www-authenticate', bearer),
+          {
+            header: { key: 'www-authenticate', value: dpop, raw_value: '' },
+            append_action: 'APPEND_IF_EXISTS_OR_ADD',
+          },
+          overwrite('dpop-nonce', 'n-1'),
+        ],
+        body: '{}',
       },
     });
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readBearerCredentials } from '../../src/authn/bearer-credentials.js';
+import { readAccessTokenCredentials } from '../../src/authn/access-token-credentials.js';
 import type { Answer } from '../../src/authz/answer-for-decision.js';
 import { authorize, type Authorization } from '../../src/authz/authorize.js';
 import type { RequestFacts } from '../../src/authz/request-facts.js';
@@ -80,7 +80,7 @@ function request(init: RequestInit): RequestFacts<string> {
     target: init.target ?? '/balance',
     host: init.host,
     serviceName: init.service,
-    credentials: readBearerCredentials(init.token === undefined ? [] : [`Bearer ${init.token}`]),
+    credentials: readAccessTokenCredentials(init.token === undefined ? [] : [`Bearer ${init.token}`]),
   };
 }
 
@@ -268,6 +268,7 @@ describe('each service decides by its own rules', () => {
       code: 'token_audience_mismatch',
       description: 'the token is not meant for this API',
       route: authorization.service?.routes[0],
+      scheme: 'Bearer',
     });
     expect(authorization.verification).toMatchObject({ kind: 'invalid', reason: 'token_audience_mismatch' });
     expect(denial(authorization.answer).status).toBe(401);

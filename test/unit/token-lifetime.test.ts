@@ -139,7 +139,11 @@ describe('max_token_lifetime (default 24h) and iat', () => {
     );
     const evaluation = await authorize(
       policy,
-      { method: 'GET', target: '/balance', credentials: { kind: 'presented', value: token } },
+      {
+        method: 'GET',
+        target: '/balance',
+        credentials: { kind: 'presented', scheme: 'Bearer', value: token },
+      },
       bearerTokenVerifier(context),
       clock.now,
     );

@@ -293,14 +293,23 @@ describe('verified-token cache: time', () => {
   it('refuses a cached token whose login has grown too old for a max_age route: insufficient_user_authentication', async () => {
     const policy = policyWith({ jwks_cache_ttl: '1h' }); // keys current throughout: every use is a hit
     const ring = await ringFor(policy);
-    const verifier = { verify: verifierFor(policy, ring) };
+    const verifier = {
+      verify: verifierFor(policy, ring),
+      prove: () => {
+        throw new Error('the token is not bound: nothing to prove');
+      },
+    };
     const token = await sign({
       claims: { scope: 'transfer:funds', auth_time: clock.seconds(), exp: clock.seconds() + 3600 },
     });
     const transfer = () =>
       authorize(
         policy,
-        { method: 'POST', target: '/transfer', credentials: { kind: 'presented', value: token } },
+        {
+          method: 'POST',
+          target: '/transfer',
+          credentials: { kind: 'presented', scheme: 'Bearer', value: token },
+        },
         verifier,
         clock.now,
       );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bearerChallenge } from '../../src/authz/bearer-challenge.js';
+import { bearerChallenge } from '../../src/authz/auth-challenge.js';
 
 describe('bearerChallenge', () => {
   it('formats the RFC 6750 section 3 example of a request without credentials', () => {
