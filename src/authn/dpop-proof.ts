@@ -78,9 +78,20 @@ export async function checkDpopProof(context: DpopProofContext): Promise<DpopPro
   } catch {
     return invalid('dpop_proof_malformed', 'the DPoP proof is not a compact JWS');
   }
-  // Check 4: explicitly typed (media types compare case-insensitively, RFC 2045 section 5.1).
-  if (typeof header.typ !== 'string' || header.typ.toLowerCase() !== 'dpop+jwt') {
+  // Check 4: explicitly typed. Media types compare case-insensitively (RFC 2045 section 5.1), and RFC 7515
+  // section 4.1.9 has `application/dpop+jwt` name the same type.
+  if (
+    typeof header.typ !== 'string' ||
+    header.typ.toLowerCase().replace(/^application\//, '') !== 'dpop+jwt'
+  ) {
     return invalid('dpop_proof_type_invalid', 'the DPoP proof is not of type dpop+jwt');
+  }
+  // No JWS extension is understood here, so a proof that marks one critical is refused (RFC 7515 4.1.11).
+  if (header.crit !== undefined) {
+    return invalid(
+      'dpop_proof_malformed',
+      'the DPoP proof names critical extensions this service does not support',
+    );
   }
   // Check 5: an asymmetric algorithm this service accepts; `none` and MACs are never in the list.
   if (typeof header.alg !== 'string' || !policy.algorithms.includes(header.alg)) {
@@ -210,8 +221,9 @@ function refusalFor(error: unknown): DpopProofCheck {
         ? invalid('dpop_proof_key_invalid', 'the jwk of the DPoP proof is not a usable public key')
         : invalid('dpop_proof_malformed', 'the DPoP proof is not a well-formed JWS');
     default:
-      // WebCrypto refusing a key (a curve or size it does not take) is a TypeError or DOMException.
-      if (error instanceof TypeError || (error instanceof Error && error.name === 'DataError')) {
+      // WebCrypto refusing a key (a curve, size or key_ops it does not take) is a TypeError or a
+      // DOMException (DataError, SyntaxError, NotSupportedError).
+      if (error instanceof TypeError || error instanceof DOMException) {
         return invalid('dpop_proof_key_invalid', 'the jwk of the DPoP proof is not a usable public key');
       }
       return invalid('dpop_proof_malformed', 'the DPoP proof is not a well-formed JWT');

@@ -30,6 +30,7 @@ export class DpopReplayCache {
     if (expiry !== undefined && expiry > nowMs) return 'replayed';
     if (expiry !== undefined) this.entries.delete(key);
     this.dropExpired(nowMs);
+    if (this.entries.size >= maxEntries) this.sweepExpired(nowMs);
     if (this.entries.size >= maxEntries) return 'full';
     this.entries.set(key, expiresAtMs);
     return 'fresh';
@@ -43,6 +44,13 @@ export class DpopReplayCache {
     for (const [key, expiry] of this.entries) {
       if (expiry > nowMs) break;
       this.entries.delete(key);
+    }
+  }
+
+  /** Drops every expired entry, wherever it is: only when the cache is at its limit, as it costs O(n). */
+  private sweepExpired(nowMs: number): void {
+    for (const [key, expiry] of this.entries) {
+      if (expiry <= nowMs) this.entries.delete(key);
     }
   }
 }
