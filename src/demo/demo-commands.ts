@@ -38,10 +38,13 @@ export const commandTable: CommandTable = Object.freeze({
       usage: [
         '--scope "view:balance transfer:funds" [--sub alice] [--ttl 10m]',
         '[--issuer URL] [--audience AUD] [--acr urn:bank:mfa] [--amr "pwd mfa"] [--auth-age 0s]',
+        '[--bind-cert FILE] [--dpop-jkt THUMBPRINT]',
       ],
       summary: [
         'DEVELOPMENT ONLY: prints a token signed with a local key kept in .authz-dev/ (env AUTHZ_DEV_DIR);',
-        '--acr/--amr/--auth-age set the login claims (auth_time = now - auth-age)',
+        '--acr/--amr/--auth-age set the login claims (auth_time = now - auth-age); --bind-cert binds it to',
+        'the PEM client certificate in FILE (cnf["x5t#S256"], RFC 8705; the demo makes some in',
+        '.authz-dev/tls/), --dpop-jkt to a DPoP key by its RFC 7638 thumbprint (cnf.jkt, RFC 9449)',
       ],
       run: async (argv, context) =>
         (await import('./dev-token/dev-token-command.js')).devTokenCommand(argv, context),

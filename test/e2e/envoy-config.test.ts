@@ -2,18 +2,21 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
+import { ensureDevCertificates } from '../../src/demo/dev-tls/dev-certificates.js';
+import type { DevTlsFiles } from '../../src/demo/dev-tls/dev-certificates.js';
 import { argsOf, copiesOf, readDockerfile, stageNamed } from '../support/dockerfile.js';
 import { rawRequest } from '../support/raw-http.js';
 import { envoyBinary, repoRoot } from './envoy-binary.js';
 import { envoyConfigFor, envoyConfigPath, freePorts, startEnvoy } from './envoy-process.js';
 import type { RunningEnvoy } from './envoy-process.js';
+import { tlsRequest } from './tls-request.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -48,12 +51,15 @@ function loadYaml(file: string): unknown {
   return parse(readFileSync(file, 'utf8'));
 }
 
-/** Runs `envoy --mode validate` and returns its output; rejects (with Envoy's output) on a non-zero exit. */
-async function validate(file: string): Promise<string> {
+/**
+ * Runs `envoy --mode validate` in `cwd` (where envoy.yaml's relative .authz-dev/tls/ files are looked up) and
+ * returns its output; rejects (with Envoy's output) on a non-zero exit.
+ */
+async function validate(file: string, cwd: string): Promise<string> {
   const { stdout, stderr } = await execFileAsync(
     envoyBinary(),
     ['--mode', 'validate', '-c', file, '--log-level', 'warn'],
-    { timeout: 20_000 },
+    { timeout: 20_000, cwd },
   );
   return stdout + stderr;
 }
@@ -66,10 +72,10 @@ function expectCleanValidation(output: string, file: string): void {
 
 const config = loadYaml(envoyConfigPath);
 const resources = at(config, 'static_resources');
-const hcm = at(
-  named(at(named(at(resources, 'listeners'), 'ingress'), 'filter_chains', 0, 'filters'), HCM),
-  'typed_config',
-);
+const ingressFilters = at(named(at(resources, 'listeners'), 'ingress'), 'filter_chains', 0, 'filters');
+const hcm = at(named(ingressFilters, HCM), 'typed_config');
+const tlsListener = named(at(resources, 'listeners'), 'ingress_tls');
+const tlsContext = at(tlsListener, 'filter_chains', 0, 'transport_socket', 'typed_config');
 const httpFilters = items(at(hcm, 'http_filters'));
 const extAuthz = at(named(httpFilters, EXT_AUTHZ), 'typed_config');
 const clusters = at(resources, 'clusters');
@@ -107,24 +113,39 @@ function filterOverrides(
 }
 
 describe('envoy/envoy.yaml', () => {
+  // A development certificate set where envoy.yaml looks for it (.authz-dev/tls/, relative to the working
+  // directory), as `npm run demo` makes one; and the same set for the derived test configurations.
+  let workDir: string;
+  let tls: DevTlsFiles;
+  beforeAll(async () => {
+    workDir = await mkdtemp(path.join(tmpdir(), 'envoy-validate-'));
+    tls = await ensureDevCertificates(path.join(workDir, '.authz-dev'));
+  });
+  afterAll(async () => {
+    if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
+  });
+
   it('passes `envoy --mode validate` with the pinned Envoy', async () => {
-    expectCleanValidation(await validate(envoyConfigPath), envoyConfigPath);
+    expectCleanValidation(await validate(envoyConfigPath, workDir), envoyConfigPath);
   });
 
-  it('still validates with the test ports substituted', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'envoy-validate-'));
-    try {
-      const file = path.join(dir, 'envoy.yaml');
-      await writeFile(file, envoyConfigFor({ listen: 18000, admin: 19901, authz: 19001, bank: 18080 }));
-      expectCleanValidation(await validate(file), file);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
-
-  it('changes only ports, and the listener address to loopback, for tests', () => {
+  it('still validates with the test ports and certificate files substituted, and without the TLS listener', async () => {
     const ports = { listen: 18000, admin: 19901, authz: 19001, bank: 18080 };
-    const derived = parse(envoyConfigFor(ports)) as unknown;
+    const withTls = path.join(workDir, 'with-tls.yaml');
+    await writeFile(withTls, envoyConfigFor({ ...ports, tls: 18443 }, tls));
+    const plain = path.join(workDir, 'plain.yaml');
+    await writeFile(plain, envoyConfigFor(ports));
+    // From another folder: the derived configuration names the certificate files by absolute path.
+    expectCleanValidation(await validate(withTls, tmpdir()), withTls);
+    expectCleanValidation(await validate(plain, tmpdir()), plain);
+    expect(() => envoyConfigFor({ ...ports, tls: 18443 })).toThrow(
+      /both the TLS port and the certificate set/,
+    );
+  });
+
+  it('changes only ports, the listener addresses to loopback and the certificate files, for tests', () => {
+    const ports = { listen: 18000, admin: 19901, authz: 19001, bank: 18080, tls: 18443 };
+    const derived = parse(envoyConfigFor(ports, tls)) as unknown;
     const expected = structuredClone(config);
     const set = (socket: unknown, port: number): void => {
       (socket as Record<string, unknown>).port_value = port;
@@ -137,6 +158,22 @@ describe('envoy/envoy.yaml', () => {
     );
     set(listener, ports.listen);
     (listener as Record<string, unknown>).address = '127.0.0.1';
+    const expectedTls = named(at(expected, 'static_resources', 'listeners'), 'ingress_tls');
+    const tlsSocket = at(expectedTls, 'address', 'socket_address');
+    set(tlsSocket, ports.tls);
+    (tlsSocket as Record<string, unknown>).address = '127.0.0.1';
+    const common = at(
+      expectedTls,
+      'filter_chains',
+      0,
+      'transport_socket',
+      'typed_config',
+      'common_tls_context',
+    );
+    (at(common, 'tls_certificates', 0, 'certificate_chain') as Record<string, unknown>).filename =
+      tls.server.cert;
+    (at(common, 'tls_certificates', 0, 'private_key') as Record<string, unknown>).filename = tls.server.key;
+    (at(common, 'validation_context', 'trusted_ca') as Record<string, unknown>).filename = tls.ca.cert;
     for (const [name, port] of [
       ['authz', ports.authz],
       ['bank', ports.bank],
@@ -158,6 +195,46 @@ describe('envoy/envoy.yaml', () => {
       );
     }
     expect(derived).toEqual(expected);
+  });
+
+  it('has the plain listener and the TLS listener, and they run the very same HTTP stack', () => {
+    expect(items(at(resources, 'listeners')).map((listener) => at(listener, 'name'))).toEqual([
+      'ingress',
+      'ingress_tls',
+    ]);
+    expect(at(tlsListener, 'address', 'socket_address', 'port_value')).toBe(8443);
+    expect(items(at(tlsListener, 'filter_chains'))).toHaveLength(1);
+    expect(at(tlsListener, 'filter_chains', 0, 'filters')).toEqual(ingressFilters);
+    expect(at(tlsListener, 'per_connection_buffer_limit_bytes')).toBe(
+      at(named(at(resources, 'listeners'), 'ingress'), 'per_connection_buffer_limit_bytes'),
+    );
+  });
+
+  it('asks TLS clients for a certificate without requiring one, and checks it against the development CA', () => {
+    expect(at(tlsListener, 'filter_chains', 0, 'transport_socket', 'name')).toBe(
+      'envoy.transport_sockets.tls',
+    );
+    expect(at(tlsContext, '@type')).toBe(
+      'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+    );
+    // Not required: a certificate-bound token sent without its certificate must reach authz for its 401.
+    expect(at(tlsContext, 'require_client_certificate')).toBe(false);
+    const common = at(tlsContext, 'common_tls_context');
+    expect(at(common, 'validation_context')).toEqual({ trusted_ca: { filename: '.authz-dev/tls/ca.crt' } });
+    expect(at(common, 'tls_certificates')).toEqual([
+      {
+        certificate_chain: { filename: '.authz-dev/tls/server.crt' },
+        private_key: { filename: '.authz-dev/tls/server.key' },
+      },
+    ]);
+    expect(at(common, 'tls_params', 'tls_minimum_protocol_version')).toBe('TLSv1_2');
+  });
+
+  it("sends the connection's client certificate to authz, and never a client's X-Forwarded-Client-Cert", () => {
+    expect(at(extAuthz, 'include_peer_certificate')).toBe(true);
+    expect(at(hcm, 'forward_client_cert_details')).toBe('SANITIZE');
+    expect(at(hcm, 'set_current_client_cert_details')).toBeUndefined();
+    expect(everywhere(config, 'request_headers_to_add', 'config')).toEqual([]);
   });
 
   it('keeps the admin API on loopback', () => {
@@ -310,9 +387,14 @@ describe('docker-compose.yml', () => {
       'socket_address',
       'port_value',
     );
+    const tlsPort = at(named(at(resources, 'listeners'), 'ingress_tls'), 'address', 'socket_address', 'port_value');
     const published = items(at(service('authz'), 'ports')).map((p) => portOf(String(p)));
-    // Envoy's listener, and the dev IdP's port for the browser's sign-in.
-    expect(published).toEqual([listenerPort, portOf(flag(at(service('dev-idp'), 'command'), '--listen'))]);
+    // Envoy's two listeners, and the dev IdP's port for the browser's sign-in.
+    expect(published).toEqual([
+      listenerPort,
+      tlsPort,
+      portOf(flag(at(service('dev-idp'), 'command'), '--listen')),
+    ]);
     const authzListen = flag(at(service('authz'), 'command'), '--listen');
     const bankListen = flag(at(service('bank'), 'command'), '--listen');
     expect(authzListen?.split(':')[0]).toBe('127.0.0.1');
@@ -344,8 +426,8 @@ describe('docker-compose.yml', () => {
     });
     for (const name of ['authz', 'bank', 'envoy']) {
       for (const { host } of mounts(service(name))) {
-        // .authz-dev is generated by `authz dev-token` and never committed.
-        if (path.normalize(host) === '.authz-dev') continue;
+        // .authz-dev is generated (`authz dev-token`, `npm run demo`) and never committed.
+        if (path.normalize(host).split(path.sep)[0] === '.authz-dev') continue;
         expect(existsSync(path.resolve(repoRoot, host)), `${name} mounts ${host}`).toBe(true);
       }
     }
@@ -400,12 +482,14 @@ describe('envoy/envoy.yaml in the pinned Envoy, with the authz service down', ()
   let second: RunningEnvoy;
   let bank: Server;
   const bankPaths: string[] = [];
+  const bankHeaders: IncomingHttpHeaders[] = [];
 
   beforeAll(async () => {
     // Nothing listens on the authz port: every check fails, so only an authz-free route can reach the bank.
     const [bankPort, authzPort, ...others] = await freePorts(6);
     bank = createServer((req, res) => {
       bankPaths.push(req.url ?? '');
+      bankHeaders.push(req.headers);
       res.end(`bank saw ${req.url}`);
     });
     await new Promise<void>((resolve) => bank.listen(bankPort, '127.0.0.1', resolve));
@@ -456,5 +540,34 @@ describe('envoy/envoy.yaml in the pinned Envoy, with the authz service down', ()
     expect((await rawRequest(envoy.baseUrl, '/healthz%2F..%2Faccounts')).status).toBe(400);
     expect((await rawRequest(envoy.baseUrl, '/a%5Cb')).status).toBe(400);
     expect((await rawRequest(envoy.baseUrl, '/healthz', { headers: { x_user: 'admin' } })).status).toBe(400);
+  });
+
+  it('serves the TLS listener too, with or without a client certificate, and fails closed there as well', async () => {
+    const before = bankPaths.length;
+    const ca = envoy.tls.ca.cert;
+    expect(await tlsRequest(envoy.tlsUrl, '/healthz', { ca })).toMatchObject({ status: 200 });
+    const alice = envoy.tls.clients.alice;
+    expect(await tlsRequest(envoy.tlsUrl, '/healthz', { ca, client: alice })).toMatchObject({ status: 200 });
+    expect((await tlsRequest(envoy.tlsUrl, '/balance', { ca, client: alice })).status).toBe(503);
+    expect(bankPaths.slice(before)).toEqual(['/healthz', '/healthz']);
+  });
+
+  it('refuses the handshake for a client certificate that the development CA did not sign', async () => {
+    // The second Envoy made a set of its own, with another CA.
+    const stranger = second.tls.clients.alice;
+    await expect(
+      tlsRequest(envoy.tlsUrl, '/healthz', { ca: envoy.tls.ca.cert, client: stranger }),
+    ).rejects.toThrow();
+  });
+
+  it('removes an X-Forwarded-Client-Cert header the client sent, on both listeners', async () => {
+    const before = bankHeaders.length;
+    const forged = { 'x-forwarded-client-cert': 'Hash=0000;Subject="CN=alice"' };
+    await rawRequest(envoy.baseUrl, '/healthz', { headers: forged });
+    const ca = envoy.tls.ca.cert;
+    await tlsRequest(envoy.tlsUrl, '/healthz', { ca, client: envoy.tls.clients.alice, headers: forged });
+    const seen = bankHeaders.slice(before);
+    expect(seen).toHaveLength(2);
+    for (const headers of seen) expect(headers['x-forwarded-client-cert']).toBeUndefined();
   });
 });

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parse, stringify } from 'yaml';
+import { ensureDevCertificates } from '../../src/demo/dev-tls/dev-certificates.js';
+import type { DevTlsFiles } from '../../src/demo/dev-tls/dev-certificates.js';
 import { envoyBinary, repoRoot } from './envoy-binary.js';
 
 /** The deployed Envoy configuration; tests derive theirs from it so the two cannot drift apart. */
@@ -23,12 +25,28 @@ export interface EnvoyPorts {
   authz: number;
   /** Port of the `bank` cluster's endpoint, the protected upstream (8080 in envoy.yaml). */
   bank: number;
+  /** Port of the `ingress_tls` listener (8443 in envoy.yaml). */
+  tls: number;
+}
+
+/** What {@link startEnvoy} needs besides the ports. */
+export interface EnvoyOptions {
+  /**
+   * The certificate set the TLS listener uses (its server certificate and key, and the CA client certificates
+   * must chain to); by default a fresh development set in Envoy's temporary folder. Pass one when the test
+   * needs its client certificates too.
+   */
+  tls?: DevTlsFiles;
 }
 
 /** A started Envoy process, ready to serve. */
 export interface RunningEnvoy {
   /** `http://127.0.0.1:<listen>`, the ingress listener. */
   baseUrl: string;
+  /** `https://127.0.0.1:<tls>`, the ingress_tls listener (its certificate names 127.0.0.1 and localhost). */
+  tlsUrl: string;
+  /** The certificate set of the TLS listener: trust `ca.cert`, present a client's cert and key. */
+  tls: DevTlsFiles;
   /** `http://127.0.0.1:<admin>`, the admin API. */
   adminUrl: string;
   /** Stops Envoy (SIGTERM, then SIGKILL after 3 s) and removes its temp dir; safe to call more than once. */
@@ -130,18 +148,62 @@ function checkPort(port: number, name: string): void {
   if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`invalid ${name} port: ${port}`);
 }
 
+/** A `{ filename }` data source of the TLS context, checked to name `expected` and then pointed at `file`. */
+function setFilename(holder: unknown, expected: string, file: string, where: string): void {
+  const source = record(holder, where);
+  if (source.filename !== expected) {
+    throw new Error(
+      `envoy/envoy.yaml: expected ${where}.filename ${expected}, found ${String(source.filename)}`,
+    );
+  }
+  source.filename = file;
+}
+
+/** Points the TLS listener's transport socket at the test's certificate set instead of .authz-dev/tls/. */
+function setTlsFiles(listener: Record<string, unknown>, tls: DevTlsFiles): void {
+  const where = 'listener ingress_tls';
+  const chains = list(listener.filter_chains, `${where}.filter_chains`);
+  if (chains.length !== 1) throw new Error(`envoy/envoy.yaml: expected one filter chain in ${where}`);
+  const socket = record(
+    record(chains[0], `${where} filter chain`).transport_socket,
+    `${where} transport_socket`,
+  );
+  const context = record(socket.typed_config, `${where} transport_socket.typed_config`);
+  const common = record(context.common_tls_context, `${where} common_tls_context`);
+  const certificates = list(common.tls_certificates, `${where} tls_certificates`);
+  if (certificates.length !== 1) throw new Error(`envoy/envoy.yaml: expected one certificate in ${where}`);
+  const certificate = record(certificates[0], `${where} tls_certificates`);
+  setFilename(
+    certificate.certificate_chain,
+    '.authz-dev/tls/server.crt',
+    tls.server.cert,
+    `${where} certificate_chain`,
+  );
+  setFilename(certificate.private_key, '.authz-dev/tls/server.key', tls.server.key, `${where} private_key`);
+  const validation = record(common.validation_context, `${where} validation_context`);
+  setFilename(validation.trusted_ca, '.authz-dev/tls/ca.crt', tls.ca.cert, `${where} trusted_ca`);
+}
+
 /**
- * Derives a test configuration from envoy/envoy.yaml by changing only port numbers, and the listener
- * address to 127.0.0.1 so a test never listens on every interface.
+ * Derives a test configuration from envoy/envoy.yaml by changing only port numbers, the listener addresses
+ * to 127.0.0.1 so a test never listens on every interface, and the TLS listener's certificate files.
  *
- * Elements are found by name (listener `ingress`, clusters `authz` and `bank`) and any unexpected shape
- * throws, so a change to envoy.yaml either carries over to the tests or breaks them loudly.
+ * Elements are found by name (listeners `ingress` and `ingress_tls`, clusters `authz` and `bank`) and any
+ * unexpected shape throws, so a change to envoy.yaml either carries over to the tests or breaks them loudly.
+ *
+ * A caller that only uses the plain listener (the bench, the fault runs) may leave out both the TLS port and
+ * the certificate set: the `ingress_tls` listener is then left out, and no certificates are needed.
  *
  * @param ports - the ports to use instead of the ones in envoy.yaml
+ * @param tls - the certificate set to use instead of .authz-dev/tls/
  * @returns the configuration as YAML text
+ * @throws Error for a TLS port without a certificate set or the other way round
  */
-export function envoyConfigFor(ports: EnvoyPorts): string {
+export function envoyConfigFor(ports: Omit<EnvoyPorts, 'tls'> & { tls?: number }, tls?: DevTlsFiles): string {
   for (const [name, port] of Object.entries(ports)) checkPort(port, name);
+  if ((ports.tls === undefined) !== (tls === undefined)) {
+    throw new Error('envoyConfigFor: give both the TLS port and the certificate set, or neither');
+  }
   const config = record(parse(readFileSync(envoyConfigPath, 'utf8')), 'the top level');
 
   socketAddress(record(config.admin, 'admin'), 'admin').port_value = ports.admin;
@@ -149,14 +211,23 @@ export function envoyConfigFor(ports: EnvoyPorts): string {
   const resources = record(config.static_resources, 'static_resources');
   const listeners = list(resources.listeners, 'static_resources.listeners');
   // Any other listener would bind its fixed port in every test Envoy, so parallel runs would collide.
-  if (listeners.length !== 1) {
+  if (listeners.length !== 2) {
     throw new Error(
-      `envoy/envoy.yaml: expected only listener "ingress", found ${listeners.length} listeners`,
+      `envoy/envoy.yaml: expected only listeners "ingress" and "ingress_tls", found ${listeners.length} listeners`,
     );
   }
   const listen = socketAddress(named(listeners, 'ingress', 'listener'), 'listener ingress');
   listen.address = '127.0.0.1';
   listen.port_value = ports.listen;
+  const tlsListener = named(listeners, 'ingress_tls', 'listener');
+  const tlsListen = socketAddress(tlsListener, 'listener ingress_tls');
+  tlsListen.address = '127.0.0.1';
+  if (ports.tls === undefined || tls === undefined) {
+    listeners.splice(listeners.indexOf(tlsListener), 1);
+  } else {
+    tlsListen.port_value = ports.tls;
+    setTlsFiles(tlsListener, tls);
+  }
 
   const clusters = list(resources.clusters, 'static_resources.clusters');
   setClusterPort(clusters, 'authz', ports.authz);
@@ -197,21 +268,39 @@ async function isReady(adminUrl: string): Promise<boolean> {
   }
 }
 
+/** A free port that is none of `taken`, which the caller has chosen but maybe not bound yet. */
+async function freePortBesides(taken: readonly number[]): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (!taken.includes(port)) return port;
+  }
+}
+
 /**
  * Starts the pinned Envoy with {@link envoyConfigFor}'s configuration and waits until its admin API reports
- * `LIVE` on /ready, i.e. the listener is bound and the static clusters are initialised.
+ * `LIVE` on /ready, i.e. the listeners are bound and the static clusters are initialised.
  *
  * Flags: `--disable-hot-restart` so no shared memory or domain socket is taken and several Envoys can run at
  * once, `--concurrency 1` because tests need one worker thread, not one per core.
  *
- * @param ports - the ports for the listener, admin API and both clusters
+ * @param ports - the ports for the listeners, admin API and both clusters; a free one for the TLS listener
+ *   when `tls` is left out
+ * @param options - the TLS listener's certificate set; by default a fresh development set
  * @returns the running Envoy
  * @throws Error, including Envoy's output, if Envoy exits or is not ready within 20 s
  */
-export async function startEnvoy(ports: EnvoyPorts): Promise<RunningEnvoy> {
+export async function startEnvoy(
+  ports: Omit<EnvoyPorts, 'tls'> & { tls?: number },
+  options: EnvoyOptions = {},
+): Promise<RunningEnvoy> {
   const binary = envoyBinary();
-  const config = envoyConfigFor(ports);
   const dir = await mkdtemp(path.join(tmpdir(), 'envoy-e2e-'));
+  const all: EnvoyPorts = {
+    ...ports,
+    tls: ports.tls ?? (await freePortBesides([ports.listen, ports.admin, ports.authz, ports.bank])),
+  };
+  const tls = options.tls ?? (await ensureDevCertificates(path.join(dir, 'dev')));
+  const config = envoyConfigFor(all, tls);
   const configFile = path.join(dir, 'envoy.yaml');
   await writeFile(configFile, config);
 
@@ -281,6 +370,8 @@ export async function startEnvoy(ports: EnvoyPorts): Promise<RunningEnvoy> {
 
   return {
     baseUrl: `http://127.0.0.1:${ports.listen}`,
+    tlsUrl: `https://127.0.0.1:${all.tls}`,
+    tls,
     adminUrl,
     stop,
     output: () => log,

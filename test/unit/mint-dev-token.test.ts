@@ -1,3 +1,8 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { decodeJwt, decodeProtectedHeader, type JWTPayload } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IssuerKeys } from '../../src/authn/issuer-keys.js';
@@ -5,10 +10,16 @@ import { verifyAccessToken } from '../../src/authn/verify-access-token.js';
 import { devTokenConfig } from '../../src/demo/dev-token/dev-token-config.js';
 import { DEV_AUDIENCE, DEV_ISSUER, type DevKeys } from '../../src/demo/dev-token/dev-keys.js';
 import { mintDevToken, type DevTokenRequest } from '../../src/demo/dev-token/mint-dev-token.js';
+import {
+  certificateThumbprint,
+  isSha256Thumbprint,
+  readCertificateThumbprint,
+} from '../../src/demo/dev-token/token-binding.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import { createKeySetFetch } from '../support/key-set-fetch.js';
 import { createManualClock } from '../support/manual-clock.js';
 import { generateTestKey, type TestKey } from '../support/test-issuer.js';
+import { usageErrorFrom } from '../support/usage-error-from.js';
 
 /** 2030-01-01T00:00:00Z, in seconds: when every token here is issued. */
 const IAT = Date.UTC(2030, 0, 1) / 1000;
@@ -20,6 +31,15 @@ beforeAll(async () => {
   signer = await generateTestKey('dev-key-1');
   keys = { privateKey: signer.privateKey, kid: signer.kid, jwksFile: '' };
 });
+
+/**
+ * A self-signed certificate (its key thrown away) and its RFC 8705 thumbprint, computed by openssl:
+ * `openssl x509 -in FILE -outform DER | openssl dgst -sha256 -binary | base64 | tr '+/' '-_' | tr -d '='`
+ */
+const CERTIFICATE_FILE = fileURLToPath(new URL('../fixtures/tls/client-certificate.pem', import.meta.url));
+const CERTIFICATE_THUMBPRINT = 'uQB7FYHcMssqK-cKBN0R7v74Rgu0jKYHMkEzUXcqgzg';
+/** A JWK thumbprint of the shape RFC 7638 gives (base64url SHA-256). */
+const JKT = 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs';
 
 const BASE: DevTokenRequest = { scopes: ['view:balance'], subject: 'alice', ttlSeconds: 600, issuedAt: IAT };
 
@@ -132,7 +152,88 @@ describe('mintDevToken', () => {
         authTime: IAT - 120,
         audiences: new Set([DEV_AUDIENCE]),
         headerClaims: new Map(),
+        confirmation: {},
       },
     });
+    // Bound to a certificate and a DPoP key, the verifier reads both bindings from cnf.
+    const bound = await mintDevToken(keys, {
+      ...BASE,
+      confirmation: { jkt: JKT, 'x5t#S256': CERTIFICATE_THUMBPRINT },
+    });
+    expect(
+      await verifyAccessToken(bound, { policy, keysFor: () => issuerKeys, now: clock.now }),
+    ).toMatchObject({
+      kind: 'verified',
+      token: { confirmation: { jkt: JKT, x5tS256: CERTIFICATE_THUMBPRINT } },
+    });
+  });
+});
+
+describe('sender-constrained dev tokens', () => {
+  it('writes no cnf claim unless asked to bind the token', async () => {
+    expect(await mintedClaims()).not.toHaveProperty('cnf');
+    expect(await mintedClaims({ confirmation: {} })).not.toHaveProperty('cnf');
+  });
+
+  it.each([
+    ['a certificate (RFC 8705)', { 'x5t#S256': CERTIFICATE_THUMBPRINT }],
+    ['a DPoP key (RFC 9449)', { jkt: JKT }],
+    ['both', { jkt: JKT, 'x5t#S256': CERTIFICATE_THUMBPRINT }],
+  ])('binds the token to %s with cnf', async (_case, confirmation) => {
+    expect((await mintedClaims({ confirmation })).cnf).toEqual(confirmation);
+  });
+
+  it('takes the base64url SHA-256 of the DER certificate, as openssl computes it', async () => {
+    expect(await readCertificateThumbprint(CERTIFICATE_FILE)).toBe(CERTIFICATE_THUMBPRINT);
+  });
+
+  it('parses --bind-cert and --dpop-jkt, and leaves both out by default', () => {
+    expect(devTokenConfig(['--scope', 'view:balance'], {})).toMatchObject({
+      bindCertFile: undefined,
+      dpopJkt: undefined,
+    });
+    expect(devTokenConfig(['--bind-cert', CERTIFICATE_FILE, '--dpop-jkt', JKT], {})).toMatchObject({
+      bindCertFile: CERTIFICATE_FILE,
+      dpopJkt: JKT,
+    });
+  });
+
+  it.each([
+    [['--dpop-jkt', JKT.slice(1)], /--dpop-jkt: .* is not a JWK SHA-256 thumbprint/],
+    [['--dpop-jkt', `${JKT}=`], /--dpop-jkt/],
+    [['--dpop-jkt', JKT.replace('N', '+')], /--dpop-jkt/],
+    // 43 characters, but the last one sets bits beyond the 256 of a SHA-256 digest.
+    [['--dpop-jkt', `${JKT.slice(0, 42)}t`], /--dpop-jkt/],
+    [['--bind-cert', ''], /--bind-cert needs the file of a PEM certificate/],
+    [['--bind-cert'], /--bind-cert/],
+  ])('refuses %j with a usage error', (argv, message) => {
+    expect(usageErrorFrom(() => devTokenConfig(argv, {})).message).toMatch(message);
+  });
+
+  it('refuses a --bind-cert file that is missing or holds no certificate, naming flag and file', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'bind-cert-'));
+    try {
+      const missing = path.join(dir, 'missing.pem');
+      await expect(readCertificateThumbprint(missing)).rejects.toMatchObject({
+        code: 'ERR_USAGE',
+        message: `--bind-cert: cannot read "${missing}" (ENOENT)`,
+      });
+      const notCertificate = path.join(dir, 'key.pem');
+      await writeFile(notCertificate, '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n');
+      await expect(readCertificateThumbprint(notCertificate)).rejects.toMatchObject({
+        code: 'ERR_USAGE',
+        message: expect.stringContaining(`--bind-cert: "${notCertificate}" holds no PEM certificate`),
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('recognises a base64url SHA-256 thumbprint and nothing else', () => {
+    expect(isSha256Thumbprint(JKT)).toBe(true);
+    expect(isSha256Thumbprint(certificateThumbprint(readFileSync(CERTIFICATE_FILE)))).toBe(true);
+    for (const other of ['', JKT.slice(1), `${JKT}A`, `${JKT.slice(0, 42)}t`, JKT.replace('N', '/')]) {
+      expect(isSha256Thumbprint(other), other).toBe(false);
+    }
   });
 });

@@ -3,6 +3,7 @@ import { parseFlags } from '../../args/parse-command-args.js';
 import { UsageError } from '../../args/usage-error.js';
 import { parseDurationSeconds } from '../../policy/duration.js';
 import { DEFAULT_DEV_DIR, DEV_AUDIENCE, DEV_ISSUER } from './dev-keys.js';
+import { isSha256Thumbprint } from './token-binding.js';
 
 /** Defaults and limits of `authz dev-token`, with units. */
 export const DEV_TOKEN_DEFAULTS = Object.freeze({
@@ -22,11 +23,16 @@ export interface DevTokenConfig {
   readonly issuer: string;
   readonly audience: string;
   readonly devDir: string;
+  /** `--bind-cert`: the PEM certificate file whose thumbprint becomes `cnf["x5t#S256"]` (RFC 8705). */
+  readonly bindCertFile: string | undefined;
+  /** `--dpop-jkt`: the DPoP key thumbprint that becomes `cnf.jkt` (RFC 9449 section 6.1). */
+  readonly dpopJkt: string | undefined;
 }
 
 /**
  * `authz dev-token --scope "a b" [--sub alice] [--ttl 10m] [--issuer URL] [--audience AUD] [--acr ACR]
- * [--amr "pwd mfa"] [--auth-age 0s]`; env AUTHZ_DEV_DIR. Development only.
+ * [--amr "pwd mfa"] [--auth-age 0s] [--bind-cert FILE] [--dpop-jkt THUMBPRINT]`; env AUTHZ_DEV_DIR.
+ * Development only. The certificate file is read by the command, not here.
  *
  * @throws UsageError naming the flag that cannot be used.
  */
@@ -40,6 +46,8 @@ export function devTokenConfig(argv: readonly string[], env: Environment): DevTo
     acr: { type: 'string' },
     amr: { type: 'string', default: '' },
     'auth-age': { type: 'string', default: '0' },
+    'bind-cert': { type: 'string' },
+    'dpop-jkt': { type: 'string' },
   });
   const scopes = String(values['scope'])
     .split(' ')
@@ -72,6 +80,14 @@ export function devTokenConfig(argv: readonly string[], env: Environment): DevTo
       `--auth-age: "${String(values['auth-age'])}" is not a duration of at most a year (e.g. 0, 90s, 10m)`,
     );
   }
+  const bindCertFile = values['bind-cert'] as string | undefined;
+  if (bindCertFile === '') throw new UsageError('--bind-cert needs the file of a PEM certificate');
+  const dpopJkt = values['dpop-jkt'] as string | undefined;
+  if (dpopJkt !== undefined && !isSha256Thumbprint(dpopJkt)) {
+    throw new UsageError(
+      `--dpop-jkt: "${dpopJkt}" is not a JWK SHA-256 thumbprint (RFC 7638: 43 base64url characters)`,
+    );
+  }
   return Object.freeze({
     scopes: Object.freeze(scopes),
     acr,
@@ -82,5 +98,7 @@ export function devTokenConfig(argv: readonly string[], env: Environment): DevTo
     issuer: String(values['issuer']),
     audience: String(values['audience']),
     devDir: env['AUTHZ_DEV_DIR'] ?? DEFAULT_DEV_DIR,
+    bindCertFile,
+    dpopJkt,
   });
 }

@@ -1,5 +1,6 @@
 import { SignJWT } from 'jose';
 import { DEV_ALGORITHM, DEV_AUDIENCE, DEV_ISSUER, type DevKeys } from './dev-keys.js';
+import type { TokenConfirmation } from './token-binding.js';
 
 export interface DevTokenRequest {
   readonly scopes: readonly string[];
@@ -15,6 +16,8 @@ export interface DevTokenRequest {
   readonly amr?: readonly string[];
   /** How long ago the user logged in, in seconds (`auth_time` = issuedAt - authAgeSeconds); default 0. */
   readonly authAgeSeconds?: number;
+  /** The key or certificate the token is bound to (`cnf`); omitted when undefined or empty. */
+  readonly confirmation?: TokenConfirmation;
 }
 
 /** Mints an RFC 9068-shaped access token with the development key. Development only. */
@@ -25,7 +28,9 @@ export async function mintDevToken(keys: DevKeys, request: DevTokenRequest): Pro
     ...(request.acr === undefined ? {} : { acr: request.acr }),
     ...(request.amr === undefined || request.amr.length === 0 ? {} : { amr: [...request.amr] }),
   };
-  return new SignJWT({ scope: request.scopes.join(' '), client_id: 'authz-dev-token', ...login })
+  const cnf = request.confirmation ?? {};
+  const binding = Object.keys(cnf).length === 0 ? {} : { cnf: { ...cnf } };
+  return new SignJWT({ scope: request.scopes.join(' '), client_id: 'authz-dev-token', ...login, ...binding })
     .setProtectedHeader({ alg: DEV_ALGORITHM, kid: keys.kid, typ: 'at+jwt' })
     .setIssuer(request.issuer ?? DEV_ISSUER)
     .setAudience(request.audience ?? DEV_AUDIENCE)
