@@ -31,6 +31,7 @@ describe('commandFlags', () => {
       '--drain-delay',
       '--shutdown-grace',
       '--workers',
+      '--dpop-nonce-key',
       '--help',
     ]);
     const test = SIDECAR_COMMANDS.commands.find((command) => command.name === 'test')!;

@@ -63,6 +63,7 @@ describe('serveConfig', () => {
       AUTHZ_DRAIN_DELAY: '2s',
       AUTHZ_SHUTDOWN_GRACE: '30s',
       AUTHZ_WORKERS: '4',
+      AUTHZ_DPOP_NONCE_KEY_FILE: '/run/secrets/dpop-nonce-key',
     };
 
     expect(serveConfig([], env)).toEqual({
@@ -74,7 +75,20 @@ describe('serveConfig', () => {
       drainDelayMs: 2000,
       shutdownGraceMs: 30_000,
       workers: 4,
+      dpopNonceKeyFile: '/run/secrets/dpop-nonce-key',
     });
+  });
+
+  it('takes the DPoP nonce key file from --dpop-nonce-key over AUTHZ_DPOP_NONCE_KEY_FILE, and refuses an empty name', () => {
+    const env = { AUTHZ_DPOP_NONCE_KEY_FILE: 'from-env' };
+    expect(serveConfig(['--policy', 'p', '--dpop-nonce-key', 'from-flag'], env).dpopNonceKeyFile).toBe(
+      'from-flag',
+    );
+    expect(serveConfig(['--policy', 'p'], env).dpopNonceKeyFile).toBe('from-env');
+    expect(serveConfig(['--policy', 'p'], {}).dpopNonceKeyFile).toBeUndefined();
+    expect(usageErrorFrom(() => serveConfig(['--policy', 'p', '--dpop-nonce-key='], {})).message).toBe(
+      '--dpop-nonce-key: a file name is required',
+    );
   });
 
   it('lets flags beat the environment', () => {
