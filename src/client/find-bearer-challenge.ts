@@ -27,6 +27,25 @@ function spaceDelimited(value: string): string[] {
 }
 
 /**
+ * A challenge under either scheme an access token is sent with: `Bearer` (RFC 6750 section 3) or `DPoP`
+ * (RFC 9449 section 7.1, which takes the same error parameters and adds `algs`).
+ */
+export interface TokenChallengeView extends BearerChallengeView {
+  /** Which scheme the challenge came under, spelled canonically whatever case the server used. */
+  readonly scheme: TokenScheme;
+  /** A `DPoP` challenge's `algs` split on spaces: the proof algorithms the server accepts. */
+  readonly algs?: readonly string[];
+}
+
+/** The authorization schemes that carry an access token. */
+export type TokenScheme = 'Bearer' | 'DPoP';
+
+const TOKEN_SCHEMES: ReadonlyMap<string, TokenScheme> = new Map([
+  ['bearer', 'Bearer'],
+  ['dpop', 'DPoP'],
+]);
+
+/**
  * Finds the first Bearer challenge among parsed challenges and reads its parameters. The scheme is
  * compared case-insensitively (RFC 9110 section 11.1). A `Bearer` challenge in token68 form is skipped:
  * RFC 6750 section 3 defines the Bearer challenge as auth-params only, so such a challenge has nothing
@@ -38,9 +57,33 @@ export function findBearerChallenge(challenges: readonly Challenge[]): BearerCha
   const bearer = challenges.find(
     (challenge) => challenge.scheme.toLowerCase() === 'bearer' && challenge.token68 === undefined,
   );
-  if (bearer === undefined) return undefined;
+  return bearer === undefined ? undefined : readView(bearer.params);
+}
 
-  const { params } = bearer;
+/**
+ * Finds the challenge that says why a token was refused, under `Bearer` or `DPoP`. A server that accepts
+ * both answers with one challenge per scheme, the error under the scheme the client used and the other bare
+ * (RFC 9449 section 7.1), so the first Bearer or DPoP challenge carrying an `error` is taken, else the first
+ * of either. Schemes compare case-insensitively; token68 forms are skipped, as for `findBearerChallenge`.
+ *
+ * @returns the view, or `undefined` when neither scheme was offered.
+ */
+export function findTokenChallenge(challenges: readonly Challenge[]): TokenChallengeView | undefined {
+  const candidates = challenges.filter(
+    (challenge) => TOKEN_SCHEMES.has(challenge.scheme.toLowerCase()) && challenge.token68 === undefined,
+  );
+  const chosen = candidates.find((challenge) => challenge.params.has('error')) ?? candidates[0];
+  if (chosen === undefined) return undefined;
+  const algs = chosen.params.get('algs');
+  return {
+    scheme: TOKEN_SCHEMES.get(chosen.scheme.toLowerCase())!,
+    ...readView(chosen.params),
+    ...(algs !== undefined && { algs: spaceDelimited(algs) }),
+  };
+}
+
+/** The RFC 6750 section 3 and RFC 9470 section 3 parameters, read out of a challenge's auth-params. */
+function readView(params: ReadonlyMap<string, string>): BearerChallengeView {
   const realm = params.get('realm');
   const error = params.get('error');
   const errorDescription = params.get('error_description');

@@ -1,4 +1,4 @@
-import { findBearerChallenge, type BearerChallengeView } from './find-bearer-challenge.js';
+import { findTokenChallenge, type TokenChallengeView } from './find-bearer-challenge.js';
 import { parseWwwAuthenticate } from './parse-www-authenticate.js';
 
 /** What a client asks the identity provider for, built from a challenge (RFC 6750 section 3, RFC 9470 section 3). */
@@ -31,29 +31,36 @@ export type StepUpPlan =
       readonly kind: 'sign_in';
       readonly reason: 'no_token' | 'invalid_token';
       readonly request: StepUpRequest;
-      readonly challenge: BearerChallengeView;
+      readonly challenge: TokenChallengeView;
     }
-  | { readonly kind: 'scope'; readonly request: StepUpRequest; readonly challenge: BearerChallengeView }
+  | { readonly kind: 'scope'; readonly request: StepUpRequest; readonly challenge: TokenChallengeView }
   | {
       readonly kind: 'authentication';
       readonly request: StepUpRequest;
-      readonly challenge: BearerChallengeView;
+      readonly challenge: TokenChallengeView;
     }
   | { readonly kind: 'give_up'; readonly explanation: string };
 
 /**
- * Reads a refused answer's Bearer challenge and plans the next token request.
+ * Reads a refused answer's challenge and plans the next token request. The challenge may come under
+ * `Bearer` or `DPoP` (RFC 9449 section 7.1: the same `error`, `scope`, `acr_values` and `max_age`); with
+ * several, the one carrying the error is read (`findTokenChallenge`). `invalid_dpop_proof` and
+ * `use_dpop_nonce` are for the code that makes proofs, not for a new token: they are `give_up` here.
  *
  * @param heldScope the scope of the token that was refused ('' when none was sent): kept when only the
  * login must be stronger or the token must be replaced.
  */
 export function planStepUp(answer: ChallengedAnswer, heldScope: string): StepUpPlan {
   const parsed = parseWwwAuthenticate(answer.challenge ?? '');
-  const challenge = parsed.ok ? findBearerChallenge(parsed.challenges) : undefined;
+  const challenge = parsed.ok ? findTokenChallenge(parsed.challenges) : undefined;
   if (challenge === undefined) {
     const why =
-      answer.challenge === null ? 'none offered' : parsed.ok ? 'no Bearer challenge' : parsed.error.message;
-    return { kind: 'give_up', explanation: `No usable Bearer challenge (${why}).` };
+      answer.challenge === null
+        ? 'none offered'
+        : parsed.ok
+          ? 'no Bearer or DPoP challenge'
+          : parsed.error.message;
+    return { kind: 'give_up', explanation: `No usable Bearer or DPoP challenge (${why}).` };
   }
   const held = heldScope.trim() === '' ? {} : { scope: heldScope.trim() };
   if (answer.status === 403 && challenge.error === 'insufficient_scope') {

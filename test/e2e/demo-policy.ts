@@ -9,12 +9,19 @@ import { repoRoot } from './envoy-binary.js';
  * of this test run at `issuer`, found by discovery. Keys are refetched within seconds (a 1 s cooldown and
  * the least cache TTL, 10 s) so key rotation and retirement show in a test run, not after minutes.
  *
+ * @param publicOrigin where this run's Envoy listens (one origin or several): the demo's public_origin
+ * names port 8000, and a DPoP proof's htu must name the origin the client really called (RFC 9449 section
+ * 4.3). Default: the shipped policy's, unchanged.
  * @returns the path of the policy file, in a fresh temporary folder.
  */
-export async function writeDemoPolicyTrusting(issuer: string): Promise<string> {
+export async function writeDemoPolicyTrusting(
+  issuer: string,
+  publicOrigin?: string | readonly string[],
+): Promise<string> {
   const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
   const policy = {
     ...demo,
+    ...(publicOrigin === undefined ? {} : { public_origin: publicOrigin }),
     issuers: [
       {
         issuer,

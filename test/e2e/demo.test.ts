@@ -49,19 +49,22 @@ describe('npm run demo', () => {
     expect(output).toContain(`${API}/balance`);
   });
 
-  it('answers the printed scenario: 401, 200, 403 insufficient_scope, 201', async () => {
+  it('answers the printed scenario: 401, 200, then 401 with a DPoP challenge for both transfers', async () => {
     expect((await fetch(`${API}/balance`)).status).toBe(401);
-    const balance = await fetch(`${API}/balance`, { headers: { authorization: `Bearer ${tokens.view}` } });
-    expect(balance.status).toBe(200);
-    const before = ((await balance.json()) as { balance: number }).balance;
-    const refused = await transfer(tokens.view);
-    expect(refused.status).toBe(403);
-    expect(refused.headers.get('www-authenticate')).toBe(
-      'Bearer realm="bank-api", error="insufficient_scope", scope="transfer:funds"',
-    );
-    const moved = await transfer(tokens.transfer);
-    expect(moved.status).toBe(201);
-    expect(((await moved.json()) as { balance: number }).balance).toBe(before - 25);
+    const balanceNow = async () => {
+      const balance = await fetch(`${API}/balance`, { headers: { authorization: `Bearer ${tokens.view}` } });
+      expect(balance.status).toBe(200);
+      return ((await balance.json()) as { balance: number }).balance;
+    };
+    const before = await balanceNow();
+    // /transfer takes only DPoP-bound tokens with a proof (policy.yaml): a bearer token, however strong,
+    // moves no money.
+    for (const token of [tokens.view, tokens.transfer]) {
+      const refused = await transfer(token);
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get('www-authenticate')).toMatch(/^DPoP /);
+    }
+    expect(await balanceNow()).toBe(before);
   });
 
   it('runs the step-up client against it: npm run demo:stepup', async () => {
@@ -75,7 +78,12 @@ describe('npm run demo', () => {
       },
     );
     expect(run.status, run.stdout + run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/access token: sub=alice scope="transfer:funds" .* token_type=DPoP cnf\.jkt=/);
     expect(run.stdout).toContain("alice's balance moved by 25");
+    // The new step: the stolen transfer token, replayed without its key, is refused twice.
+    expect(run.stdout).toContain('9. The stolen transfer token');
+    expect(run.stdout).toMatch(/Both replays refused; the balance is unchanged \(\d+\)/);
+    expect(run.stdout).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/);
     await delay(200); // the demo prints the IdP's log line as it arrives
     expect(output).toMatch(/dev-idp: MFA code for alice: \d{6} \(development only\)/);
   });
@@ -111,6 +119,8 @@ describe('npm run demo', () => {
 
   it('shows each decision as it happens', () => {
     expect(output).toMatch(/authz: deny 403 insufficient_scope POST \/transfer sub=alice/);
+    expect(output).toMatch(/authz: deny 401 binding_dpop_scheme_required POST \/transfer sub=alice/);
+    expect(output).toMatch(/authz: deny 401 binding_dpop_key_mismatch POST \/transfer sub=alice/);
   });
 
   it('stops everything on Ctrl-C', async () => {

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryLogger } from '../support/memory-logger.js';
+import { createDpopKey } from '../../src/client/dpop-key.js';
 import { DevIdpError } from '../../src/demo/idp/dev-idp-error.js';
 import { startDevIdp, type RunningDevIdp } from '../../src/demo/idp/dev-idp-server.js';
 
@@ -201,6 +202,36 @@ describe('development identity provider: authorization code flow with PKCE', () 
       scopes: ['openid', 'view:balance'],
       client_id: 'bank-spa',
     });
+  });
+
+  it('binds the exchanged token to the key of a DPoP proof sent with the code', async () => {
+    const key = await createDpopKey();
+    const { params, verifier } = await passwordLogin();
+    const proof = await key.proof({ method: 'POST', url: `${base}/oauth/token` });
+    const token = await exchange(
+      { code: params.get('code')!, code_verifier: verifier },
+      { dpop: keep(proof) },
+    );
+    expect(token.status).toBe(200);
+    const body = tokenBody(token);
+    expect(body['token_type']).toBe('DPoP');
+    const { payload } = await verify(body['access_token'] as string);
+    expect(payload['cnf']).toEqual({ jkt: key.thumbprint });
+    expect(payload['client_id']).toBe('bank-spa');
+  });
+
+  it('answers a code sent with a bad DPoP proof 400 invalid_dpop_proof, and the code survives it', async () => {
+    const key = await createDpopKey();
+    const { params, verifier } = await passwordLogin();
+    const code = params.get('code')!;
+    const wrongMethod = await key.proof({ method: 'GET', url: `${base}/oauth/token` });
+    const refused = await exchange({ code, code_verifier: verifier }, { dpop: keep(wrongMethod) });
+    expect(refused.status).toBe(400);
+    expect(tokenBody(refused)['error']).toBe('invalid_dpop_proof');
+    const proof = await key.proof({ method: 'POST', url: `${base}/oauth/token` });
+    const token = await exchange({ code, code_verifier: verifier }, { dpop: keep(proof) });
+    expect(token.status).toBe(200);
+    expect(tokenBody(token)['token_type']).toBe('DPoP');
   });
 
   it('serves the sign-in pages with no-store, no framing, no referrer, no sniffing and a strict CSP', async () => {
@@ -578,14 +609,15 @@ describe('development identity provider: authorization code flow with PKCE', () 
           headers: {
             origin,
             'access-control-request-method': 'POST',
-            'access-control-request-headers': 'content-type',
+            'access-control-request-headers': 'content-type, dpop',
           },
         });
       const allowed = await preflight(APP_ORIGIN);
       expect(allowed.status).toBe(204);
       expect(allowed.headers.get('access-control-allow-origin')).toBe(APP_ORIGIN);
       expect(allowed.headers.get('access-control-allow-methods')).toBe('POST');
-      expect(allowed.headers.get('access-control-allow-headers')).toBe('content-type');
+      // The app sends a DPoP proof with its token requests (RFC 9449 section 5).
+      expect(allowed.headers.get('access-control-allow-headers')).toBe('content-type, dpop');
       expect(allowed.headers.get('access-control-max-age')).toBe('600');
       expect(allowed.headers.get('access-control-allow-credentials')).toBeNull();
       const other = await preflight('https://evil.example');

@@ -70,7 +70,7 @@ describe('CorsPolicy', () => {
         'access-control-allow-origin': 'http://127.0.0.1:8000',
         vary: 'Origin',
         'access-control-allow-methods': 'POST',
-        'access-control-allow-headers': 'content-type',
+        'access-control-allow-headers': 'content-type, dpop',
         'access-control-max-age': '600',
       },
     });

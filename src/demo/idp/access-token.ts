@@ -15,11 +15,17 @@ export interface AccessTokenContents {
   readonly authTime: number;
   readonly acr: string;
   readonly amr: readonly string[];
+  /**
+   * The RFC 7638 thumbprint of the client's DPoP key, when the token request proved possession of one: the
+   * token then carries `cnf: {jkt}` (RFC 9449 section 6.1) and is good only with proofs from that key.
+   */
+  readonly dpopJkt?: string;
 }
 
 /**
  * Signs an RFC 9068 access token (`typ: at+jwt`) with claims `iss sub aud scope client_id iat exp jti
- * auth_time amr acr`. Development only: signed with an in-memory key of the development provider.
+ * auth_time amr acr`, and `cnf.jkt` for a DPoP-bound token. Development only: signed with an in-memory key of
+ * the development provider.
  *
  * @returns the compact JWT and its `jti`, which may be logged (the token may not).
  */
@@ -34,6 +40,7 @@ export async function signAccessToken(
     auth_time: contents.authTime,
     amr: [...contents.amr],
     acr: contents.acr,
+    ...(contents.dpopJkt === undefined ? {} : { cnf: { jkt: contents.dpopJkt } }),
   })
     .setProtectedHeader({ alg: SIGNING_ALGORITHM, kid: key.kid, typ: 'at+jwt' })
     .setIssuer(contents.issuer)

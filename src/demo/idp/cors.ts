@@ -33,7 +33,8 @@ export class CorsPolicy {
       headers: {
         ...this.headersFor(origin),
         'access-control-allow-methods': method,
-        'access-control-allow-headers': 'content-type',
+        // DPoP is not a CORS-safelisted header: the app's token requests carry a proof (RFC 9449 section 5).
+        'access-control-allow-headers': 'content-type, dpop',
         'access-control-max-age': String(PREFLIGHT_MAX_AGE_SECONDS),
       },
     };

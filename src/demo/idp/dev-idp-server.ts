@@ -106,7 +106,8 @@ interface Route {
  * - `GET /.well-known/jwks.json`: published public keys
  * - `GET /authorize`: the authorization endpoint; HTML sign-in pages, or a 303 back to the app
  * - `POST /authorize/login`, `POST /authorize/mfa`: the password and one-time code forms of those pages
- * - `POST /oauth/token`: password, `http://auth0.com/oauth/grant-type/mfa-otp` and `authorization_code` grants
+ * - `POST /oauth/token`: password, `http://auth0.com/oauth/grant-type/mfa-otp` and `authorization_code` grants;
+ *   with a `DPoP` proof header the token is bound to the proof's key (RFC 9449 section 5, `token_type: DPoP`)
  * - `GET /dev/authenticator?mfa_token=...` (loopback only): `{"otp": "123456"}`, the simulated second factor
  * - `POST /dev/rotate-keys` (loopback only): `{"kid", "published", "retired"}`
  *
@@ -171,7 +172,9 @@ export async function startDevIdp(options: DevIdpOptions): Promise<RunningDevIdp
         method: 'POST',
         loopbackOnly: false,
         cors: true,
-        handle: async (request) => tokenEndpoint.handle(await readTokenParams(request)),
+        // Every DPoP line as sent, not Node's comma-joined `headers.dpop`: two proofs are refused, not merged.
+        handle: async (request) =>
+          tokenEndpoint.handle(await readTokenParams(request), request.headersDistinct['dpop'] ?? []),
       },
     ],
     [AUTHORIZATION_PATH, get(async (request, query) => authorizeEndpoint.authorize(request, query))],

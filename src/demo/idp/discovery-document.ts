@@ -1,3 +1,4 @@
+import { DPOP_ALGORITHMS } from './dpop-proof.js';
 import { ACR_VALUES, GRANT_TYPES, SCOPES } from './protocol-values.js';
 import { SIGNING_ALGORITHM } from './signing-keys.js';
 
@@ -9,6 +10,11 @@ export const AUTHORIZATION_PATH = '/authorize';
 /** Where the sign-in pages post the password and the one-time code. */
 export const LOGIN_PATH = '/authorize/login';
 export const MFA_PATH = '/authorize/mfa';
+
+/** The token endpoint's URL, as discovery publishes it and as a DPoP proof's `htu` must name it. Development only. */
+export function tokenEndpointUrl(issuer: string): string {
+  return `${issuer.replace(/\/$/, '')}${TOKEN_PATH}`;
+}
 
 /**
  * The OpenID Connect Discovery 1.0 / RFC 8414 metadata of the development identity provider. `issuer` is
@@ -22,7 +28,7 @@ export function discoveryDocument(issuer: string): Record<string, unknown> {
     issuer,
     authorization_endpoint: `${base}${AUTHORIZATION_PATH}`,
     jwks_uri: `${base}${JWKS_PATH}`,
-    token_endpoint: `${base}${TOKEN_PATH}`,
+    token_endpoint: tokenEndpointUrl(issuer),
     grant_types_supported: [...GRANT_TYPES],
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
@@ -45,6 +51,8 @@ export function discoveryDocument(issuer: string): Record<string, unknown> {
     ],
     token_endpoint_auth_methods_supported: ['none'],
     access_token_signing_alg_values_supported: [SIGNING_ALGORITHM],
+    // RFC 9449 section 5.1: proofs the token endpoint takes; a request with one gets a DPoP-bound token.
+    dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
     x_development_only: true,
   };
 }

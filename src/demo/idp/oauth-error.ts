@@ -2,7 +2,8 @@ import type { JsonReply } from './json-reply.js';
 
 /**
  * `error` codes the development identity provider answers with: those of RFC 6749 section 5.2, Auth0's MFA
- * API (`expired_token`) and a few for routing (`not_found`, `method_not_allowed`). Development only.
+ * API (`expired_token`), RFC 9449 section 5 (`invalid_dpop_proof`) and a few for routing (`not_found`,
+ * `method_not_allowed`). Development only.
  */
 export type OAuthErrorCode =
   | 'invalid_request'
@@ -10,6 +11,7 @@ export type OAuthErrorCode =
   | 'invalid_scope'
   | 'unsupported_grant_type'
   | 'expired_token'
+  | 'invalid_dpop_proof'
   | 'access_denied'
   | 'not_found'
   | 'method_not_allowed'

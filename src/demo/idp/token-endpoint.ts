@@ -3,6 +3,8 @@ import { signAccessToken } from './access-token.js';
 import { authenticatedNow, type AuthenticationContext } from './authentication-context.js';
 import type { AuthorizationCodes } from './authorization-codes.js';
 import { authenticateDemoUser } from './demo-users.js';
+import { tokenEndpointUrl } from './discovery-document.js';
+import { verifyTokenRequestProof } from './dpop-proof.js';
 import type { JsonReply } from './json-reply.js';
 import { mfaReasons, type MfaReason } from './mfa-rule.js';
 import type { MfaTransactions, PendingGrant } from './mfa-transactions.js';
@@ -45,17 +47,27 @@ const REASON_TEXT: Record<MfaReason, string> = {
 export class TokenEndpoint {
   constructor(private readonly options: TokenEndpointOptions) {}
 
-  /** Answers a token request; OAuth errors become their replies, anything else is thrown. */
-  async handle(params: ReadonlyMap<string, string>): Promise<JsonReply> {
+  /**
+   * Answers a token request; OAuth errors become their replies, anything else is thrown.
+   *
+   * @param dpop the request's `DPoP` header lines: with a valid proof the token is bound to its key
+   * (RFC 9449 section 5); none, a bearer token as before.
+   */
+  async handle(params: ReadonlyMap<string, string>, dpop: readonly string[] = []): Promise<JsonReply> {
     try {
       const request = parseTokenRequest(params, this.options.audience);
+      // Checked before the grant, so a bad proof does not use up a code or an MFA transaction.
+      const dpopJkt = await verifyTokenRequestProof(dpop, {
+        tokenEndpoint: tokenEndpointUrl(this.options.issuer),
+        nowMs: this.options.now(),
+      });
       switch (request.grantType) {
         case 'password':
-          return await this.passwordGrant(request);
+          return await this.passwordGrant(request, dpopJkt);
         case 'authorization_code':
-          return await this.authorizationCodeGrant(request);
+          return await this.authorizationCodeGrant(request, dpopJkt);
         default:
-          return await this.mfaOtpGrant(request);
+          return await this.mfaOtpGrant(request, dpopJkt);
       }
     } catch (error) {
       if (error instanceof OAuthError) return error.reply();
@@ -63,7 +75,10 @@ export class TokenEndpoint {
     }
   }
 
-  private async passwordGrant(request: PasswordGrantRequest): Promise<JsonReply> {
+  private async passwordGrant(
+    request: PasswordGrantRequest,
+    dpopJkt: string | undefined,
+  ): Promise<JsonReply> {
     const { logger } = this.options;
     const user = authenticateDemoUser(request.username, request.password);
     if (user === undefined) {
@@ -80,7 +95,7 @@ export class TokenEndpoint {
     const reasons = mfaReasons(request);
     if (reasons.length === 0) {
       const nowMs = this.options.now();
-      return this.issue(grant, authenticatedNow('password', nowMs), nowMs);
+      return this.issue(grant, authenticatedNow('password', nowMs), nowMs, dpopJkt);
     }
 
     const { mfaToken, code, expiresInSeconds } = this.options.transactions.begin(grant);
@@ -103,7 +118,8 @@ export class TokenEndpoint {
     };
   }
 
-  private async mfaOtpGrant(request: MfaOtpGrantRequest): Promise<JsonReply> {
+  /** The token is bound to the key of this request's proof, if any: the one that receives the token. */
+  private async mfaOtpGrant(request: MfaOtpGrantRequest, dpopJkt: string | undefined): Promise<JsonReply> {
     const { logger } = this.options;
     const redemption = this.options.transactions.redeem(request.mfaToken, request.otp);
     if (redemption.outcome === 'unknown') {
@@ -119,7 +135,7 @@ export class TokenEndpoint {
       throw new OAuthError(403, 'invalid_grant', 'the one-time code is wrong');
     }
     const nowMs = this.options.now();
-    return this.issue(redemption.grant, authenticatedNow('mfa', nowMs), nowMs);
+    return this.issue(redemption.grant, authenticatedNow('mfa', nowMs), nowMs, dpopJkt);
   }
 
   /**
@@ -127,7 +143,10 @@ export class TokenEndpoint {
    * every failure is final; all of them answer the same 400 `invalid_grant` (RFC 6749 section 5.2), and a
    * wrong verifier is not told apart from a wrong code (RFC 7636 section 4.6).
    */
-  private async authorizationCodeGrant(request: AuthorizationCodeGrantRequest): Promise<JsonReply> {
+  private async authorizationCodeGrant(
+    request: AuthorizationCodeGrantRequest,
+    dpopJkt: string | undefined,
+  ): Promise<JsonReply> {
     const grant = this.options.codes.redeem(request.code);
     if (grant === undefined) throw invalidGrant('the code is unknown, used or expired');
     if (grant.clientId !== request.clientId || grant.redirectUri !== request.redirectUri)
@@ -139,11 +158,20 @@ export class TokenEndpoint {
       { user, scopes, audience, clientId },
       { acr, amr, authTimeSeconds },
       this.options.now(),
+      dpopJkt,
     );
   }
 
-  /** Signs a token for `grant` at `nowMs`, with the claims of the login that earned it. */
-  private async issue(grant: PendingGrant, login: AuthenticationContext, nowMs: number): Promise<JsonReply> {
+  /**
+   * Signs a token for `grant` at `nowMs`, with the claims of the login that earned it; bound to `dpopJkt`
+   * when given (`cnf.jkt`, answered as `token_type: DPoP`, RFC 9449 section 5).
+   */
+  private async issue(
+    grant: PendingGrant,
+    login: AuthenticationContext,
+    nowMs: number,
+    dpopJkt: string | undefined,
+  ): Promise<JsonReply> {
     const { issuer, accessTokenTtlSeconds, keys, logger } = this.options;
     const seconds = Math.floor(nowMs / 1000);
     const { acr, amr } = login;
@@ -159,7 +187,9 @@ export class TokenEndpoint {
       authTime: login.authTimeSeconds,
       acr,
       amr,
+      ...(dpopJkt === undefined ? {} : { dpopJkt }),
     });
+    const tokenType = dpopJkt === undefined ? 'Bearer' : 'DPoP';
     const scope = grant.scopes.join(' ');
     logger.info(
       {
@@ -171,12 +201,14 @@ export class TokenEndpoint {
         client_id: grant.clientId,
         kid: key.kid,
         jti,
+        token_type: tokenType,
+        ...(dpopJkt === undefined ? {} : { jkt: dpopJkt }),
       },
-      `access token issued to ${grant.user} for "${scope}" (${acr}, development only)`,
+      `${tokenType} access token issued to ${grant.user} for "${scope}" (${acr}, development only)`,
     );
     return {
       status: 200,
-      body: { access_token: token, token_type: 'Bearer', expires_in: accessTokenTtlSeconds, scope },
+      body: { access_token: token, token_type: tokenType, expires_in: accessTokenTtlSeconds, scope },
     };
   }
 }

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
+import { ensureDevCertificates } from '../dev-tls/dev-certificates.js';
 import { DEFAULT_DEV_DIR, ensureDevKeys } from '../dev-token/dev-keys.js';
 import { mintDevToken } from '../dev-token/mint-dev-token.js';
 
@@ -14,8 +15,8 @@ import { mintDevToken } from '../dev-token/mint-dev-token.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
-// Envoy, admin, authz and bank as in envoy/envoy.yaml; the dev IdP as policy.yaml's issuer names it.
-const PORTS = { envoy: 8000, admin: 9901, authz: 9001, bank: 8080, idp: 9000 } as const;
+// Envoy (plain and TLS), admin, authz and bank as in envoy/envoy.yaml; the dev IdP as policy.yaml names it.
+const PORTS = { envoy: 8000, envoyTls: 8443, admin: 9901, authz: 9001, bank: 8080, idp: 9000 } as const;
 const READY_TIMEOUT_MS = 30_000;
 
 const children: { name: string; child: ChildProcess }[] = [];
@@ -130,6 +131,9 @@ async function main(): Promise<void> {
   // policy.yaml reads .authz-dev/jwks.json next to itself, so the demo always uses that folder.
   const devDir = join(ROOT, DEFAULT_DEV_DIR);
   const keys = await ensureDevKeys(devDir);
+  // Envoy's TLS listener (envoy.yaml) reads .authz-dev/tls/ relative to its working directory, ROOT, and
+  // does not start without it: make the development CA and certificates first (reused while valid).
+  await ensureDevCertificates(devDir);
   const logDir = join(devDir, 'demo-logs');
   await mkdir(logDir, { recursive: true });
 
@@ -205,14 +209,17 @@ curl -i ${api}/balance
 # 2. A token with view:balance: 200 and alice's balance
 curl -i -H "Authorization: Bearer $VIEW_TOKEN" ${api}/balance
 
-# 3. The same token tries a transfer: 403 insufficient_scope, scope="transfer:funds" (step up!)
+# 3. The same token tries a transfer: 401 with a DPoP challenge: /transfer takes only DPoP-bound tokens
+#    (RFC 9449), each call with a fresh proof signed by the key the token is bound to
 curl -i -X POST -H "Authorization: Bearer $VIEW_TOKEN" -H 'content-type: application/json' -d '{"to":"bob","amount":25}' ${api}/transfer
 
-# 4. A token with transfer:funds (granted after MFA at a real IdP): 201, the balance moves
+# 4. A token with transfer:funds (granted after MFA at a real IdP), as a plain bearer token: 401 as well,
+#    the balance does not move: a token alone, stolen or not, moves no money
 curl -i -X POST -H "Authorization: Bearer $TRANSFER_TOKEN" -H 'content-type: application/json' -d '{"to":"bob","amount":25}' ${api}/transfer
 
-The whole step-up loop, with the development identity provider on http://127.0.0.1:${PORTS.idp}
-(users alice / alice-password, bob / bob-password; MFA codes appear below):
+The whole step-up loop with DPoP-bound tokens, and a stolen transfer token replayed without its key, with
+the development identity provider on http://127.0.0.1:${PORTS.idp} (users alice / alice-password,
+bob / bob-password; MFA codes appear below):
   npm run demo:stepup          (or: node dist/cli/main.js demo-client --otp prompt)
 
 More tokens: node dist/cli/main.js dev-token --scope "view:balance" --sub bob

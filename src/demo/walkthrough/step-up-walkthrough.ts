@@ -1,5 +1,7 @@
 import { decodeJwt } from 'jose';
+import { ApiClient, sendToApi, type ApiAnswer, type HeldToken } from './api-client.js';
 import { discoverTokenEndpoint, MFA_OTP_GRANT, requestToken, type TokenResult } from './token-client.js';
+import { createDpopKey, type DpopKey } from '../../client/dpop-key.js';
 import { planStepUp, type StepUpRequest } from '../../client/step-up-plan.js';
 
 /** Everything the walkthrough talks to, and how it shows its steps. */
@@ -19,28 +21,31 @@ export interface WalkthroughOptions {
 /** What the reference scenario's app asks for at its ordinary, password-only login. */
 const SIGN_IN_SCOPE = 'openid view:balance';
 
-interface ApiAnswer {
-  readonly status: number;
-  readonly challenge: string | null;
-  readonly body: string;
-}
-
 /**
  * Replays the reference scenario's eight-step workflow against Envoy, reacting to what the server says
  * rather than to hard-coded knowledge: the step-up request is built from the `WWW-Authenticate` challenge
- * (the challenged scope, or `acr_values` / `max_age`). Returns whether the transfer went through.
+ * (the challenged scope, or `acr_values` / `max_age`), under `Bearer` or `DPoP`. Every token is asked for
+ * with a DPoP proof of one key this run makes (RFC 9449 section 5) and every call carries a fresh proof.
+ * A ninth step replays the transfer token from another client, without that key. Returns whether the
+ * transfer went through and the stolen token was refused.
  */
 export async function runStepUpWalkthrough(options: WalkthroughOptions): Promise<boolean> {
   const { api, print } = options;
   const tokenEndpoint = await discoverTokenEndpoint(options.issuer);
   const transferBody = { to: 'bob', amount: 25 };
+  // One key per run: WebCrypto keeps its private half, which no code (this one included) can export.
+  const key = await createDpopKey();
+  const client = new ApiClient(api, key);
+  print(
+    `0. This client makes its DPoP key (RFC 9449): P-256, private half not extractable, thumbprint ${key.thumbprint}`,
+  );
 
   print(`1. Log in to ${options.issuer} as ${options.username} with a password, asking for view:balance`);
-  const login = await obtainToken(options, tokenEndpoint, { scope: SIGN_IN_SCOPE });
+  const login = await obtainToken(options, tokenEndpoint, key, { scope: SIGN_IN_SCOPE });
   if (login === undefined) return false;
 
-  print(`2. GET ${api}/balance with that token`);
-  const before = await callApi(api, 'GET', '/balance', login);
+  print(`2. GET ${api}/balance with that token (${how(login)})`);
+  const before = await client.call('GET', '/balance', login);
   print(`   <- ${before.status} ${before.body}`);
   if (before.status !== 200) {
     print('3. The API did not send the balance: see its answer above.');
@@ -49,37 +54,102 @@ export async function runStepUpWalkthrough(options: WalkthroughOptions): Promise
   print('3. The API validated the token and sent the balance.');
 
   print(`4. POST ${api}/transfer ${JSON.stringify(transferBody)} with the same token`);
-  const refused = await callApi(api, 'POST', '/transfer', login, transferBody);
+  const refused = await client.call('POST', '/transfer', login, transferBody);
   print(`   <- ${refused.status} WWW-Authenticate: ${refused.challenge ?? '(none)'}`);
+  let transferToken = login;
   if (refused.status === 201) {
-    print('   The transfer went through without a step-up: nothing more to show.');
-    return true;
+    print('   The transfer went through without a step-up.');
+  } else {
+    print('5. The API refused. Reading its challenge (RFC 9110 / RFC 6750 / RFC 9449 / RFC 9470):');
+    const stepUp = stepUpFor(refused, String(decodeJwt(login.accessToken)['scope'] ?? ''), print);
+    if (stepUp === undefined) return false;
+
+    const asked = [`scope "${stepUp.scope}"`];
+    if (stepUp.acrValues !== undefined) asked.push(`acr_values "${stepUp.acrValues}"`);
+    if (stepUp.maxAge !== undefined) asked.push(`max_age ${stepUp.maxAge}`);
+    print(`6. Back to the identity provider for exactly ${asked.join(', ')}`);
+    const stronger = await obtainToken(options, tokenEndpoint, key, stepUp);
+    if (stronger === undefined) return false;
+
+    print(`7. POST ${api}/transfer again with the new token (${how(stronger)})`);
+    const done = await client.call('POST', '/transfer', stronger, transferBody);
+    print(`   <- ${done.status} ${done.body}`);
+    if (done.status !== 201) return false;
+    transferToken = stronger;
   }
 
-  print('5. The API refused. Reading its challenge (RFC 9110 / RFC 6750 / RFC 9470):');
-  const stepUp = stepUpFor(refused, String(decodeJwt(login)['scope'] ?? ''), print);
-  if (stepUp === undefined) return false;
-
-  const asked = [`scope "${stepUp.scope}"`];
-  if (stepUp.acrValues !== undefined) asked.push(`acr_values "${stepUp.acrValues}"`);
-  if (stepUp.maxAge !== undefined) asked.push(`max_age ${stepUp.maxAge}`);
-  print(`6. Back to the identity provider for exactly ${asked.join(', ')}`);
-  const stronger = await obtainToken(options, tokenEndpoint, stepUp);
-  if (stronger === undefined) return false;
-
-  print(`7. POST ${api}/transfer again with the new token`);
-  const done = await callApi(api, 'POST', '/transfer', stronger, transferBody);
-  print(`   <- ${done.status} ${done.body}`);
-  if (done.status !== 201) return false;
-
   print('8. The API validated the new token and made the transfer. The balance, with the first token:');
-  const after = await callApi(api, 'GET', '/balance', login);
+  const after = await client.call('GET', '/balance', login);
   print(`   <- ${after.status} ${after.body}`);
   const moved = balanceOf(before.body) - balanceOf(after.body);
   print(
     `   ${options.username}'s balance moved by ${moved} (from ${balanceOf(before.body)} to ${balanceOf(after.body)}).`,
   );
-  return true;
+
+  return replayStolenToken(options, client, { stolen: transferToken, login }, transferBody);
+}
+
+/**
+ * Step 9: the transfer token leaks (a log, a proxy, a browser extension) and another client replays it,
+ * first as a plain bearer token, then with a proof of its own key. A DPoP-bound token is never taken as a
+ * bearer token (RFC 9449 section 7.2) and a proof from any other key does not match its `cnf.jkt`, so
+ * both are refused and the balance stays as it was (read with the sign-in token, which has view:balance).
+ * Returns whether both were refused and the balance did not move.
+ */
+async function replayStolenToken(
+  options: WalkthroughOptions,
+  client: ApiClient,
+  tokens: { readonly stolen: HeldToken; readonly login: HeldToken },
+  transferBody: object,
+): Promise<boolean> {
+  const { api, print } = options;
+  const { stolen, login } = tokens;
+  const boundTo = jktOf(stolen.accessToken);
+  print('9. The stolen transfer token: another client, without the key, replays it');
+  if (boundTo === undefined) {
+    print('   The transfer token is not DPoP-bound: whoever holds it can use it. Nothing to show.');
+    return true;
+  }
+  print(`   The token is DPoP-bound: cnf.jkt=${boundTo}, this client's key.`);
+  const before = await client.call('GET', '/balance', login);
+  print(`   Balance first, by the rightful client: <- ${before.status} ${before.body}`);
+
+  print(`   a. POST ${api}/transfer with "Authorization: Bearer <stolen token>" and no proof`);
+  const asBearer = (
+    await sendToApi(
+      `${api}/transfer`,
+      'POST',
+      { authorization: `Bearer ${stolen.accessToken}` },
+      transferBody,
+    )
+  ).answer;
+  showRefusal(asBearer, print);
+
+  const thiefKey = await createDpopKey();
+  const thief = new ApiClient(api, thiefKey);
+  print(
+    `   b. POST ${api}/transfer with "Authorization: DPoP <stolen token>" and a fresh proof from the ` +
+      `thief's own key (thumbprint ${thiefKey.thumbprint})`,
+  );
+  const withOtherKey = await thief.call('POST', '/transfer', stolen, transferBody);
+  showRefusal(withOtherKey, print);
+
+  const after = await client.call('GET', '/balance', login);
+  print(`   Balance again, by the rightful client: <- ${after.status} ${after.body}`);
+  const refused = !isSuccess(asBearer.status) && !isSuccess(withOtherKey.status);
+  const unchanged =
+    before.status === 200 && after.status === 200 && balanceOf(before.body) === balanceOf(after.body);
+  print(
+    refused && unchanged
+      ? `   Both replays refused; the balance is unchanged (${balanceOf(after.body)}): without its key, the token moves no money.`
+      : '   The stolen token was accepted: the API does not check the token binding.',
+  );
+  return refused && unchanged;
+}
+
+/** A refusal as the walkthrough prints it: the status and every challenge (the error is in them). */
+function showRefusal(answer: ApiAnswer, print: (line: string) => void): void {
+  print(`      <- ${answer.status} WWW-Authenticate: ${answer.challenge ?? '(none)'}`);
 }
 
 /**
@@ -96,8 +166,8 @@ function stepUpFor(
     print(`   ${plan.explanation} Giving up.`);
     return undefined;
   }
-  const { error, errorDescription } = plan.challenge;
-  print(`   error="${error ?? ''}"${errorDescription ? `: ${errorDescription}` : ''}`);
+  const { scheme, error, errorDescription } = plan.challenge;
+  print(`   ${scheme} error="${error ?? ''}"${errorDescription ? `: ${errorDescription}` : ''}`);
   if (plan.kind === 'scope') {
     print(`   The token lacks scope ${plan.request.scope ?? ''}: a new token is needed for it.`);
     return plan.request;
@@ -110,27 +180,40 @@ function stepUpFor(
   return undefined;
 }
 
-/** Logs in (password grant) and completes MFA if the identity provider demands it. */
-async function obtainToken(options: WalkthroughOptions, tokenEndpoint: URL, request: StepUpRequest) {
+/**
+ * Logs in (password grant) and completes MFA if the identity provider demands it. Each token request
+ * carries a proof of `key`, so the token that comes back is bound to it; for MFA that is the second
+ * request, the one answered with the token.
+ */
+async function obtainToken(
+  options: WalkthroughOptions,
+  tokenEndpoint: URL,
+  key: DpopKey,
+  request: StepUpRequest,
+): Promise<HeldToken | undefined> {
   const { print } = options;
-  let result: TokenResult = await requestToken(tokenEndpoint, {
-    grant_type: 'password',
-    username: options.username,
-    password: options.password,
-    audience: options.audience,
-    scope: request.scope ?? SIGN_IN_SCOPE,
-    ...(request.acrValues === undefined ? {} : { acr_values: request.acrValues }),
-    ...(request.maxAge === undefined ? {} : { max_age: request.maxAge }),
-  });
+  let result: TokenResult = await requestToken(
+    tokenEndpoint,
+    {
+      grant_type: 'password',
+      username: options.username,
+      password: options.password,
+      audience: options.audience,
+      scope: request.scope ?? SIGN_IN_SCOPE,
+      ...(request.acrValues === undefined ? {} : { acr_values: request.acrValues }),
+      ...(request.maxAge === undefined ? {} : { max_age: request.maxAge }),
+    },
+    key,
+  );
   if (result.kind === 'mfa_required') {
     print(`   <- mfa_required: ${result.description || 'a second factor is needed'}`);
     const otp = await options.secondFactor(result.mfaToken);
     print('   -> one-time code entered; completing multi-factor authentication');
-    result = await requestToken(tokenEndpoint, {
-      grant_type: MFA_OTP_GRANT,
-      mfa_token: result.mfaToken,
-      otp,
-    });
+    result = await requestToken(
+      tokenEndpoint,
+      { grant_type: MFA_OTP_GRANT, mfa_token: result.mfaToken, otp },
+      key,
+    );
   }
   if (result.kind !== 'token') {
     const why =
@@ -138,38 +221,38 @@ async function obtainToken(options: WalkthroughOptions, tokenEndpoint: URL, requ
     print(`   <- the identity provider refused: ${why}`);
     return undefined;
   }
-  print(`   <- access token: ${describeToken(result.accessToken)}`);
-  return result.accessToken;
+  print(`   <- access token: ${describeToken(result, key)}`);
+  return { accessToken: result.accessToken, tokenType: result.tokenType };
 }
 
-/** The claims a person watching the demo cares about; never the token itself. */
-function describeToken(token: string): string {
-  const claims = decodeJwt(token);
+/** The claims a person watching the demo cares about, and the binding; never the token itself. */
+function describeToken(result: Extract<TokenResult, { kind: 'token' }>, key: DpopKey): string {
+  const claims = decodeJwt(result.accessToken);
   const amr = Array.isArray(claims['amr']) ? (claims['amr'] as unknown[]).join(',') : '-';
-  return `sub=${String(claims.sub)} scope="${String(claims['scope'] ?? '')}" acr=${String(claims['acr'] ?? '-')} amr=${amr}`;
+  const jkt = jktOf(result.accessToken);
+  const binding =
+    jkt === undefined
+      ? `token_type=${result.tokenType}, not bound to a key`
+      : `token_type=${result.tokenType} cnf.jkt=${jkt}${jkt === key.thumbprint ? " (this client's key)" : ' (ANOTHER key)'}`;
+  return `sub=${String(claims.sub)} scope="${String(claims['scope'] ?? '')}" acr=${String(claims['acr'] ?? '-')} amr=${amr} ${binding}`;
 }
 
-async function callApi(
-  api: string,
-  method: string,
-  path: string,
-  token: string,
-  body?: object,
-): Promise<ApiAnswer> {
-  const response = await fetch(`${api}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  return {
-    status: response.status,
-    challenge: response.headers.get('www-authenticate'),
-    body: (await response.text()).slice(0, 500),
-  };
+/** How a token goes to the API, for the step lines. */
+function how(token: HeldToken): string {
+  return token.tokenType.toLowerCase() === 'dpop'
+    ? "Authorization: DPoP, and a fresh DPoP proof of this client's key"
+    : 'Authorization: Bearer';
+}
+
+/** The `cnf.jkt` claim (RFC 9449 section 6.1) of a token, undefined when it is not DPoP-bound. */
+function jktOf(accessToken: string): string | undefined {
+  const cnf = decodeJwt(accessToken)['cnf'];
+  const jkt = typeof cnf === 'object' && cnf !== null ? (cnf as Record<string, unknown>)['jkt'] : undefined;
+  return typeof jkt === 'string' ? jkt : undefined;
+}
+
+function isSuccess(status: number): boolean {
+  return status >= 200 && status < 300;
 }
 
 function balanceOf(body: string): number {

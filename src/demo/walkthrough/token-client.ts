@@ -1,6 +1,14 @@
+import type { DpopKey } from '../../client/dpop-key.js';
+
 /** What the identity provider's token endpoint answered. */
 export type TokenResult =
-  | { readonly kind: 'token'; readonly accessToken: string; readonly scope: string | undefined }
+  | {
+      readonly kind: 'token';
+      readonly accessToken: string;
+      /** `DPoP` when the token is bound to the key of the request's proof (RFC 9449 section 5), else `Bearer`. */
+      readonly tokenType: string;
+      readonly scope: string | undefined;
+    }
   /** A second factor is needed first (Auth0's MFA API shape: `error: mfa_required` with an `mfa_token`). */
   | { readonly kind: 'mfa_required'; readonly mfaToken: string; readonly description: string }
   | {
@@ -18,19 +26,45 @@ const TIMEOUT_MS = 10_000; // 10 seconds
 
 /**
  * Posts a token request (RFC 6749 section 4.3 / 3.2: form-encoded) and reads the answer into a typed
- * result. Network faults and non-JSON answers throw.
+ * result. With `dpopKey` the request carries a fresh proof of that key (RFC 9449 section 5), so the token
+ * comes back bound to it; a server that asks for a nonce (`use_dpop_nonce`, section 8) is asked once more
+ * with it. Network faults and non-JSON answers throw.
  */
 export async function requestToken(
   tokenEndpoint: URL,
   form: Readonly<Record<string, string>>,
+  dpopKey?: DpopKey,
 ): Promise<TokenResult> {
-  const response = await fetch(tokenEndpoint, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-    body: new URLSearchParams(form).toString(),
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-    redirect: 'error',
-  });
+  const post = async (nonce?: string) => {
+    const proof =
+      dpopKey === undefined
+        ? undefined
+        : await dpopKey.proof({
+            method: 'POST',
+            url: tokenEndpoint,
+            ...(nonce === undefined ? {} : { nonce }),
+          });
+    return fetch(tokenEndpoint, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'application/json',
+        ...(proof === undefined ? {} : { dpop: proof }),
+      },
+      body: new URLSearchParams(form).toString(),
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+      redirect: 'error',
+    });
+  };
+  let response = await post();
+  const nonce = response.headers.get('dpop-nonce');
+  if (dpopKey !== undefined && response.status === 400 && nonce !== null) {
+    const body = await response
+      .clone()
+      .json()
+      .catch(() => undefined);
+    if ((body as { error?: unknown } | undefined)?.error === 'use_dpop_nonce') response = await post(nonce);
+  }
   const text = await response.text();
   if (text.length > MAX_RESPONSE_BYTES)
     throw new Error(`the token endpoint sent more than ${MAX_RESPONSE_BYTES} bytes`);
@@ -45,6 +79,7 @@ export async function requestToken(
     return {
       kind: 'token',
       accessToken: body['access_token'],
+      tokenType: typeof body['token_type'] === 'string' ? body['token_type'] : 'Bearer',
       scope: typeof body['scope'] === 'string' ? body['scope'] : undefined,
     };
   }
