@@ -206,6 +206,7 @@ describe('verifyAccessToken: the login claims (acr, amr, auth_time)', () => {
         authTime,
         audiences: new Set([AUDIENCE]),
         headerClaims: new Map(),
+        confirmation: {},
       },
     });
   });

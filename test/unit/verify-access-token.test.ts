@@ -110,6 +110,7 @@ describe('verifyAccessToken: valid tokens', () => {
         authTime: undefined,
         audiences: new Set([AUDIENCE]),
         headerClaims: new Map(),
+        confirmation: {},
       },
     });
   });
