@@ -1,7 +1,10 @@
+import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, type JWK } from 'jose';
+import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseWwwAuthenticate } from '../../src/client/parse-www-authenticate.js';
 import { startCli, type RunningCli } from '../e2e/cli-process.js';
 import { writeDemoPolicyTrusting } from '../e2e/demo-policy.js';
 import { repoRoot } from '../e2e/envoy-binary.js';
@@ -12,8 +15,9 @@ import { launchChromium } from './chromium.js';
  * The bank's web app in real Chromium (Debian's, driven by Playwright), against real Envoy configured from
  * envoy/envoy.yaml, `authz serve` with the demo policy, the bank serving the built app (dist/web), and the
  * development identity provider. Every API call the page makes crosses Envoy and the sidecar; sign-in is the
- * authorization code flow with PKCE in a pop-up window. Screenshots of the key steps go to
- * test-results/screenshots/ (git-ignored; the README's come from there).
+ * authorization code flow with PKCE in a pop-up window. Tokens are DPoP-bound (RFC 9449) to a non-extractable
+ * key the page keeps in IndexedDB; every API call carries `Authorization: DPoP` and a fresh proof. Screenshots
+ * of the key steps go to test-results/screenshots/ (git-ignored; the README's come from there).
  */
 
 const SCREENSHOTS = path.join(repoRoot, 'test-results', 'screenshots');
@@ -27,6 +31,108 @@ let browser: Browser;
 let api: string;
 let bankUrl: string;
 let issuer: string;
+let tokenEndpoint: string;
+
+/** A request the page sent, with the headers DPoP is about (read from Chromium, after the fact). */
+interface SentRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly authorization: string | undefined;
+  readonly dpop: string | undefined;
+}
+
+/**
+ * Records the calls to the bank API and the identity provider's token endpoint made in `context` (only the
+ * app makes them; the sign-in window does not). Chromium reports the headers it really sent (allHeaders),
+ * Authorization and DPoP included.
+ */
+function recordRequests(context: BrowserContext): () => Promise<SentRequest[]> {
+  const seen: Promise<SentRequest>[] = [];
+  context.on('request', (request: Request) => {
+    const url = new URL(request.url());
+    const toApi = url.origin === new URL(api).origin && /^\/(balance|transfer)$/.test(url.pathname);
+    if (!toApi && url.href !== tokenEndpoint) return;
+    seen.push(
+      request.allHeaders().then((headers) => ({
+        method: request.method(),
+        url: url.href,
+        authorization: headers['authorization'],
+        dpop: headers['dpop'],
+      })),
+    );
+  });
+  return () => Promise.all(seen);
+}
+
+/**
+ * The challenges of a WWW-Authenticate value as the page shows it (fetch joins several lines with ", "),
+ * by lower-cased scheme: `{ bearer: {realm: ...}, dpop: {algs: ..., error: ...} }`.
+ */
+function challengesIn(value: string | null): Record<string, Record<string, string>> {
+  const parsed = parseWwwAuthenticate(value ?? '');
+  if (!parsed.ok) throw new Error(`unreadable challenge ${value}: ${parsed.error.message}`);
+  return Object.fromEntries(
+    parsed.challenges.map((challenge) => [
+      challenge.scheme.toLowerCase(),
+      Object.fromEntries(challenge.params),
+    ]),
+  );
+}
+
+/** A DPoP proof's header and claims, decoded (the sidecar verifies them; the test reads what was sent). */
+function decodeProof(proof: string): { header: Record<string, unknown>; claims: Record<string, unknown> } {
+  return { header: decodeProtectedHeader(proof) as Record<string, unknown>, claims: decodeJwt(proof) };
+}
+
+/** `ath`: the base64url SHA-256 of the access token (RFC 9449 section 4.2). */
+function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+/** The page's stored DPoP key, as seen from inside the page: its flags, and its public half as a JWK. */
+interface StoredKey {
+  readonly privateExtractable: boolean;
+  readonly privateType: string;
+  readonly usages: string[];
+  readonly exportRefused: boolean;
+  readonly publicJwk: JWK;
+}
+
+// Runs in the page (a string: this file is compiled without the DOM's types). Reads the record the app
+// keeps in IndexedDB and tries to export its private key, which WebCrypto must refuse.
+const READ_STORED_KEY = `(async () => {
+  const db = await new Promise((resolve, reject) => {
+    const open = indexedDB.open('bank-app');
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+  const pair = await new Promise((resolve, reject) => {
+    const read = db.transaction('dpop-keys').objectStore('dpop-keys').get('current');
+    read.onsuccess = () => resolve(read.result);
+    read.onerror = () => reject(read.error);
+  });
+  db.close();
+  const exportRefused = await crypto.subtle.exportKey('jwk', pair.privateKey).then(() => false, () => true);
+  return {
+    privateExtractable: pair.privateKey.extractable,
+    privateType: pair.privateKey.type,
+    usages: [...pair.privateKey.usages],
+    exportRefused,
+    publicJwk: await crypto.subtle.exportKey('jwk', pair.publicKey),
+  };
+})()`;
+
+function storedDpopKey(page: Page): Promise<StoredKey> {
+  return page.evaluate(READ_STORED_KEY) as Promise<StoredKey>;
+}
+
+/** The start of the key thumbprint the page shows (`#dpop-key`): what the token list names too. */
+async function shownThumbprint(page: Page): Promise<string> {
+  const text = (await page.textContent('#dpop-key')) ?? '';
+  const match = /thumbprint ([A-Za-z0-9_-]{8})…/.exec(text);
+  if (match === null) throw new Error(`#dpop-key shows no thumbprint: ${text}`);
+  return match[1]!;
+}
 
 /** Alice's balance as the ledger has it, asked of the bank directly (it trusts x-auth-subject from Envoy). */
 async function ledgerBalance(): Promise<number> {
@@ -58,7 +164,13 @@ async function signedInPage(context: BrowserContext, name: string): Promise<Page
   await page.locator('#prompt').waitFor({ state: 'visible' });
   expect(await page.textContent('#prompt-title')).toBe('Sign in');
   expect(await page.textContent('#last-status')).toBe('401');
-  expect(await page.textContent('#last-challenge')).toBe('Bearer realm="bank-api"');
+  // One bare challenge per scheme the route accepts (RFC 9449 section 7.1); DPoP's names its algorithms.
+  const challenges = challengesIn(await page.textContent('#last-challenge'));
+  expect(Object.keys(challenges).sort()).toEqual(['bearer', 'dpop']);
+  expect(challenges['bearer']).toEqual({ realm: 'bank-api' });
+  expect(challenges['dpop']!['algs']?.split(' ')).toContain('ES256');
+  expect(challenges['dpop']).not.toHaveProperty('error');
+  expect(await page.textContent('#dpop-key')).toMatch(/not extractable, kept in this browser \(IndexedDB\)$/);
   await shot(page, `${name}-1-sign-in-needed`);
 
   const popup = await continueToIdp(page);
@@ -70,6 +182,9 @@ async function signedInPage(context: BrowserContext, name: string): Promise<Page
   await popup.waitForEvent('close');
 
   await expect.poll(() => page.textContent('#last-status')).toBe('200');
+  expect(await page.textContent('#tokens')).toContain(
+    `bound to this browser's key (DPoP, thumbprint ${await shownThumbprint(page)}…)`,
+  );
   return page;
 }
 
@@ -84,14 +199,17 @@ beforeAll(async () => {
     ...['--redirect-uri', `${api}/app/callback.html`],
   ]);
 
-  // The demo policy as shipped, trusting this run's identity provider (keys refetched within seconds).
-  const policyFile = await writeDemoPolicyTrusting(issuer);
+  // The demo policy as shipped, trusting this run's identity provider (keys refetched within seconds), with
+  // this run's Envoy as its public origin: the page's proofs name it in htu (RFC 9449 section 4.3).
+  const policyFile = await writeDemoPolicyTrusting(issuer, api);
 
   authz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
   // The bank serves the built app (dist/web, from `npm run build`) and points it at this run's IdP.
   bank = await startCli(['bank', '--listen', `127.0.0.1:${bankPort}`, '--app-issuer', issuer]);
   envoy = await startEnvoy({ listen: listen!, admin: admin!, authz: authzPort!, bank: bankPort! });
   browser = await launchChromium();
+  const discovery = await fetch(`${issuer}/.well-known/openid-configuration`);
+  tokenEndpoint = ((await discovery.json()) as { token_endpoint: string }).token_endpoint;
 });
 
 afterAll(async () => {
@@ -101,10 +219,11 @@ afterAll(async () => {
 });
 
 describe('the bank in Chromium, through Envoy', () => {
-  it('signs in, shows the balance, steps up with a second factor for a transfer, and the balance changes', async () => {
+  it('signs in, shows the balance, steps up with a second factor for a transfer, and the balance changes, all with DPoP-bound tokens', async () => {
     const context = await browser.newContext({ viewport: { width: 900, height: 900 } });
     const problems: string[] = [];
     try {
+      const requests = recordRequests(context);
       const page = await signedInPage(context, 'transfer');
       page.on('console', (message) => {
         // Chromium logs every 4xx fetch; the API's 401 and 403 answers are the protocol at work.
@@ -123,9 +242,10 @@ describe('the bank in Chromium, through Envoy', () => {
       await page.click('#transfer');
       await page.locator('#prompt').waitFor({ state: 'visible' });
       expect(await page.textContent('#last-status')).toBe('403');
-      expect(await page.textContent('#last-challenge')).toBe(
-        'Bearer realm="bank-api", error="insufficient_scope", scope="transfer:funds"',
-      );
+      // The token went as DPoP, so the error comes under the DPoP scheme (RFC 9449 section 7.1).
+      const refusal = challengesIn(await page.textContent('#last-challenge'));
+      expect(refusal['dpop']).toMatchObject({ error: 'insufficient_scope', scope: 'transfer:funds' });
+      expect(refusal['bearer'] ?? {}).not.toHaveProperty('error');
       expect(await page.textContent('#prompt-explanation')).toContain('second factor');
       expect(await page.textContent('#prompt-explanation')).toContain('"transfer:funds"');
       expect(await ledgerBalance()).toBe(before);
@@ -152,8 +272,10 @@ describe('the bank in Chromium, through Envoy', () => {
       );
       expect(await page.textContent('#balance')).toBe(money(before - 25));
       expect(await ledgerBalance()).toBe(before - 25);
+      const thumbprint = await shownThumbprint(page);
       expect(await page.textContent('#tokens')).toContain(
-        'for POST /transfer only: scope "transfer:funds", acr urn:bank:mfa, amr pwd+mfa',
+        'for POST /transfer only: scope "transfer:funds", acr urn:bank:mfa, amr pwd+mfa, ' +
+          `bound to this browser's key (DPoP, thumbprint ${thumbprint}…)`,
       );
       await shot(page, 'transfer-6-done');
 
@@ -185,6 +307,67 @@ describe('the bank in Chromium, through Envoy', () => {
       // Tokens stay in memory: nothing in web storage, and the page broke no CSP rule.
       expect(await page.evaluate('[localStorage.length, sessionStorage.length]')).toEqual([0, 0]);
       expect(problems).toEqual([]);
+
+      // The key: in IndexedDB, non-extractable (even the page cannot export it), the one the page shows.
+      const key = await storedDpopKey(page);
+      expect(key).toMatchObject({
+        privateExtractable: false,
+        privateType: 'private',
+        usages: ['sign'],
+        exportRefused: true,
+      });
+      expect(key.publicJwk).not.toHaveProperty('d');
+      const jkt = await calculateJwkThumbprint(key.publicJwk);
+      expect(jkt.slice(0, 8)).toBe(thumbprint);
+
+      // What went over the wire: both token requests carried a proof (htm POST, htu the token endpoint, no
+      // ath); every API call with a token carried Authorization: DPoP, a fresh proof over its method, URL and
+      // token, from that key; and every token was bound to it (cnf.jkt).
+      const sent = await requests();
+      const tokenRequests = sent.filter((request) => request.url === tokenEndpoint);
+      expect(tokenRequests).toHaveLength(2);
+      for (const request of tokenRequests) {
+        const { header, claims } = decodeProof(request.dpop ?? '');
+        expect(header).toMatchObject({ typ: 'dpop+jwt', alg: 'ES256' });
+        expect(await calculateJwkThumbprint(header['jwk'] as JWK)).toBe(jkt);
+        expect(claims).toMatchObject({ htm: 'POST', htu: tokenEndpoint });
+        expect(claims).not.toHaveProperty('ath');
+      }
+      const apiCalls = sent.filter((request) => request.url !== tokenEndpoint);
+      const withToken = apiCalls.filter((request) => request.authorization !== undefined);
+      expect(apiCalls.filter((request) => request.authorization === undefined)).toHaveLength(1); // the first
+      expect(withToken.length).toBeGreaterThanOrEqual(4);
+      const jtis = new Set<unknown>();
+      for (const request of withToken) {
+        expect(request.authorization).toMatch(/^DPoP [A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+        const token = request.authorization!.slice('DPoP '.length);
+        const { header, claims } = decodeProof(request.dpop ?? '');
+        expect(header['typ']).toBe('dpop+jwt');
+        expect(await calculateJwkThumbprint(header['jwk'] as JWK)).toBe(jkt);
+        expect(claims).toMatchObject({ htm: request.method, htu: request.url, ath: tokenHash(token) });
+        expect((decodeJwt(token)['cnf'] as { jkt?: unknown } | undefined)?.jkt).toBe(jkt);
+        jtis.add(claims['jti']);
+      }
+      expect(jtis.size).toBe(withToken.length);
+
+      // A stolen transfer token is useless without its key: replayed with its proof (seen before), without
+      // a proof, or as a Bearer token, the sidecar refuses it, and no money moves.
+      const transfer = withToken.findLast((request) => request.method === 'POST');
+      const token = transfer!.authorization!.slice('DPoP '.length);
+      const replay = (headers: Record<string, string>) =>
+        fetch(`${api}/transfer`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ to: 'mallory', amount: 25 }),
+        });
+      const replayed = await replay({ authorization: transfer!.authorization!, dpop: transfer!.dpop! });
+      expect(replayed.status).toBe(401);
+      expect(challengesIn(replayed.headers.get('www-authenticate'))['dpop']).toMatchObject({
+        error: 'invalid_dpop_proof',
+      });
+      expect((await replay({ authorization: `DPoP ${token}` })).status).toBe(401);
+      expect((await replay({ authorization: `Bearer ${token}` })).status).toBe(401);
+      expect(await ledgerBalance()).toBe(before - 25);
     } finally {
       await context.close();
     }
@@ -262,6 +445,29 @@ describe('the bank in Chromium, through Envoy', () => {
       await context.close();
     }
   }, 60_000);
+
+  it('keeps its DPoP key over a reload: tokens are gone, the new one is bound to the same key', async () => {
+    const context = await browser.newContext({ viewport: { width: 900, height: 900 } });
+    try {
+      const page = await signedInPage(context, 'reload');
+      const before = await shownThumbprint(page);
+      const stored = await calculateJwkThumbprint((await storedDpopKey(page)).publicJwk);
+
+      await page.reload();
+      await page.locator('#prompt').waitFor({ state: 'visible' });
+      expect((await page.textContent('#tokens'))?.trim()).toBe('none');
+      expect(await shownThumbprint(page)).toBe(before);
+
+      // The IdP remembers the login: one click, and the new token names the same key.
+      const [popup] = await Promise.all([page.waitForEvent('popup'), page.click('#prompt-continue')]);
+      await popup.waitForEvent('close');
+      await expect.poll(() => page.textContent('#last-status'), { timeout: STEP_TIMEOUT_MS }).toBe('200');
+      expect(await page.textContent('#tokens')).toContain(`thumbprint ${before}…`);
+      expect(await calculateJwkThumbprint((await storedDpopKey(page)).publicJwk)).toBe(stored);
+    } finally {
+      await context.close();
+    }
+  });
 
   it('the callback page opened on its own relays nothing and takes the code out of the address bar', async () => {
     const context = await browser.newContext();

@@ -32,22 +32,42 @@ interface FakeToken {
   valid: boolean;
 }
 
+/**
+ * How the fake bank words its challenges: `bearer`, as for a Bearer token; `dpop`, as the sidecar does
+ * for a DPoP token where both schemes are accepted (RFC 9449 section 7.1): a bare Bearer challenge, then
+ * the error under DPoP, joined with ", " as fetch joins several WWW-Authenticate lines.
+ */
+type ChallengeStyle = 'bearer' | 'dpop';
+
+function challenge(style: ChallengeStyle, params = ''): string {
+  return style === 'bearer' ? `${REALM}${params}` : `${REALM}, DPoP realm="bank-api", algs="ES256"${params}`;
+}
+
 class FakeBank {
   readonly tokens = new Map<string, FakeToken>();
-  readonly calls: { key: string; token: string | undefined }[] = [];
+  readonly calls: { key: string; token: string | undefined; type: string | undefined }[] = [];
   balance = 1000;
 
-  async call(operation: Operation, token: string | undefined): Promise<ApiAnswer> {
-    this.calls.push({ key: `${operation.method} ${operation.path}`, token });
+  constructor(private readonly style: ChallengeStyle = 'bearer') {}
+
+  async call(operation: Operation, grant: TokenGrant | undefined): Promise<ApiAnswer> {
+    const token = grant?.accessToken;
+    this.calls.push({ key: `${operation.method} ${operation.path}`, token, type: grant?.tokenType });
     const held = token === undefined ? undefined : this.tokens.get(token);
-    if (token === undefined) return { status: 401, challenge: REALM, body: { error: 'unauthorized' } };
+    const style = token === undefined ? 'bearer' : this.style;
+    if (token === undefined)
+      return { status: 401, challenge: challenge(this.style), body: { error: 'unauthorized' } };
     if (held === undefined || !held.valid)
-      return { status: 401, challenge: `${REALM}, error="invalid_token"`, body: { error: 'invalid_token' } };
+      return {
+        status: 401,
+        challenge: challenge(style, ', error="invalid_token"'),
+        body: { error: 'invalid_token' },
+      };
     const needed = operation.method === 'GET' ? 'view:balance' : 'transfer:funds';
     if (!held.scopes.has(needed)) {
       return {
         status: 403,
-        challenge: `${REALM}, error="insufficient_scope", scope="${needed}"`,
+        challenge: challenge(style, `, error="insufficient_scope", scope="${needed}"`),
         body: { error: 'insufficient_scope' },
       };
     }
@@ -56,7 +76,10 @@ class FakeBank {
     if (!held.mfa) {
       return {
         status: 401,
-        challenge: `${REALM}, error="insufficient_user_authentication", acr_values="urn:bank:mfa", max_age="600"`,
+        challenge: challenge(
+          style,
+          ', error="insufficient_user_authentication", acr_values="urn:bank:mfa", max_age="600"',
+        ),
         body: { error: 'insufficient_user_authentication' },
       };
     }
@@ -101,9 +124,14 @@ class RecordingView implements SessionView {
 
 /** The session with the fakes; `grantMfa` says whether the fake IdP's step-up logins carry a second factor. */
 function setUp(
-  options: { grantMfa?: boolean; grantScope?: (want: string) => string; fail?: SignInError } = {},
+  options: {
+    grantMfa?: boolean;
+    grantScope?: (want: string) => string;
+    fail?: SignInError;
+    style?: ChallengeStyle;
+  } = {},
 ) {
-  const bank = new FakeBank();
+  const bank = new FakeBank(options.style);
   const view = new RecordingView();
   const signIns: (StepUpRequest & { scope: string })[] = [];
   let issued = 0;
@@ -117,7 +145,12 @@ function setUp(
       const scopes = new Set(scope.split(' '));
       const mfa = options.grantMfa ?? (scopes.has('transfer:funds') || want.acrValues !== undefined);
       bank.tokens.set(token, { scopes, mfa, valid: true });
-      const grant: TokenGrant = { accessToken: token, scopes: [...scopes], expiresAtMs: undefined };
+      const grant: TokenGrant = {
+        accessToken: token,
+        tokenType: options.style === 'dpop' ? 'DPoP' : 'Bearer',
+        scopes: [...scopes],
+        expiresAtMs: undefined,
+      };
       return Promise.resolve(grant);
     },
     signInScope: 'openid view:balance',
@@ -126,8 +159,8 @@ function setUp(
   return { bank, view, session, signIns };
 }
 
-async function signedIn() {
-  const setup = setUp();
+async function signedIn(style: ChallengeStyle = 'bearer') {
+  const setup = setUp({ style });
   await setup.session.run(BALANCE);
   await setup.session.continuePending();
   return setup;
@@ -318,5 +351,44 @@ describe('BankSession', () => {
     });
     await session.run(TRANSFER);
     expect(view.lastError()).toBe('The bank could not be reached (POST /transfer).');
+  });
+});
+
+describe('BankSession with DPoP-bound tokens (challenges under the DPoP scheme)', () => {
+  it('presents each token as its type says', async () => {
+    const { bank } = await signedIn('dpop');
+    expect(bank.calls.map((call) => call.type)).toEqual([undefined, 'DPoP']);
+  });
+
+  it('403 insufficient_scope under DPoP, after a bare Bearer challenge: steps up for the challenged scope', async () => {
+    const { session, view, signIns, bank } = await signedIn('dpop');
+    await session.run(TRANSFER);
+    expect(view.answers.at(-1)).toBe(403);
+    expect(view.prompt?.title).toBe('Confirm it is you');
+
+    await session.continuePending();
+    expect(signIns.at(-1)).toEqual({ scope: 'transfer:funds' });
+    expect(view.answers.slice(-2)).toEqual([403, 201]);
+    expect(bank.balance).toBe(975);
+    expect(bank.calls.at(-1)).toEqual({ key: 'POST /transfer', token: 'token-2', type: 'DPoP' });
+  });
+
+  it('401 insufficient_user_authentication under DPoP: acr_values and max_age come from the DPoP challenge', async () => {
+    const { session, view, signIns } = setUp({ grantMfa: false, style: 'dpop' });
+    await session.run(BALANCE);
+    await session.continuePending();
+    await session.run(TRANSFER);
+    await session.continuePending();
+    expect(view.answers.slice(-2)).toEqual([403, 401]);
+    await session.continuePending();
+    expect(signIns.at(-1)).toEqual({ scope: 'transfer:funds', acrValues: 'urn:bank:mfa', maxAge: '600' });
+  });
+
+  it('401 invalid_token under DPoP: drops the token and signs in again', async () => {
+    const { session, view, bank } = await signedIn('dpop');
+    bank.tokens.get('token-1')!.valid = false;
+    await session.run(BALANCE);
+    expect(view.prompt?.title).toBe('Sign in again');
+    expect(session.heldTokens()).toEqual([]);
   });
 });

@@ -174,7 +174,17 @@ describe('token response', () => {
       'ignored',
       1_000,
     );
-    expect(grant).toEqual({ accessToken: 'tok', scopes: ['openid', 'view:balance'], expiresAtMs: 601_000 });
+    expect(grant).toEqual({
+      accessToken: 'tok',
+      tokenType: 'Bearer',
+      scopes: ['openid', 'view:balance'],
+      expiresAtMs: 601_000,
+    });
+  });
+
+  it('reads a DPoP-bound token, its type in any letter case (RFC 6749 section 7.1, RFC 9449 section 5)', () => {
+    for (const type of ['DPoP', 'dpop', 'DPOP'])
+      expect(readTokenResponse(200, { access_token: 't', token_type: type }, 's', 0).tokenType).toBe('DPoP');
   });
 
   it('takes the requested scope when the answer omits it (RFC 6749 section 5.1)', () => {
@@ -192,7 +202,13 @@ describe('token response', () => {
       'invalid_grant: code used',
     ],
     ['no token', 200, { token_type: 'Bearer' }, 'no access token'],
-    ['a DPoP token', 200, { access_token: 't', token_type: 'DPoP' }, 'not a Bearer token'],
+    [
+      'an MTLS token type',
+      200,
+      { access_token: 't', token_type: 'N_A' },
+      'neither a DPoP nor a Bearer token',
+    ],
+    ['no token type', 200, { access_token: 't' }, 'neither a DPoP nor a Bearer token'],
     ['not JSON', 502, undefined, 'status 502'],
   ])('refuses %s', (_name, status, json, message) => {
     const error = signInError(() => readTokenResponse(status, json, 's', 0));
@@ -249,6 +265,7 @@ describe('token summary', () => {
       amr: ['pwd', 'mfa'],
       authTime: undefined,
       expiresAt: 9,
+      jkt: undefined,
     });
   });
 
@@ -260,6 +277,14 @@ describe('token summary', () => {
       amr: [],
       authTime: undefined,
       expiresAt: undefined,
+      jkt: undefined,
     });
+  });
+
+  it('reads cnf.jkt, the thumbprint a DPoP-bound token names (RFC 9449 section 6.1)', () => {
+    const payload = Buffer.from(JSON.stringify({ cnf: { jkt: 'abc' } })).toString('base64url');
+    expect(summarizeToken(`eyJhbGciOiJSUzI1NiJ9.${payload}.sig`).jkt).toBe('abc');
+    const other = Buffer.from(JSON.stringify({ cnf: { 'x5t#S256': 'abc' } })).toString('base64url');
+    expect(summarizeToken(`eyJhbGciOiJSUzI1NiJ9.${other}.sig`).jkt).toBeUndefined();
   });
 });

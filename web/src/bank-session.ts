@@ -42,7 +42,8 @@ export interface SessionView {
 
 /** What the session needs from the outside world. */
 export interface SessionPorts {
-  callApi(operation: Operation, accessToken: string | undefined): Promise<ApiAnswer>;
+  /** Calls the API presenting `token` as its type says (Bearer, or DPoP with a proof); none when undefined. */
+  callApi(operation: Operation, token: TokenGrant | undefined): Promise<ApiAnswer>;
   /**
    * Sends the person to the identity provider and returns the token. Called directly from a click: an
    * implementation must open any window before its first `await`, or the browser blocks it.
@@ -126,7 +127,7 @@ export class BankSession {
     const token = this.tokens.forOperation(key(operation));
     let answer: ApiAnswer;
     try {
-      answer = await this.ports.callApi(operation, token?.accessToken);
+      answer = await this.ports.callApi(operation, token);
     } catch {
       view.note(`The bank could not be reached (${operation.method} ${operation.path}).`, 'error');
       return;
@@ -192,7 +193,7 @@ export function promptFor(
   if (plan.kind === 'sign_in' && plan.reason === 'no_token') {
     return {
       title: 'Sign in',
-      explanation: `To ${to}, the bank needs to know who you are: it answered 401 with a Bearer challenge. Sign in at the identity provider with your username and password.`,
+      explanation: `To ${to}, the bank needs to know who you are: it answered 401, asking for a token. Sign in at the identity provider with your username and password.`,
       action: 'Sign in',
     };
   }

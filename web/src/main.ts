@@ -1,6 +1,9 @@
 import { parseAppConfig, type AppConfig } from './app-config.js';
-import { callBankApi } from './bank-api.js';
+import { bankApi } from './bank-api.js';
 import { BankSession, type Operation } from './bank-session.js';
+import { DpopFetch } from './dpop-fetch.js';
+import { loadDpopKey, type AppDpopKey } from './dpop-key-store.js';
+import { indexedDbKeyPairStorage } from './indexed-db-key-storage.js';
 import { jsonBody } from './json-body.js';
 import { PageView } from './page-view.js';
 import { popupSignIn } from './popup-sign-in.js';
@@ -41,21 +44,31 @@ function input(id: string): HTMLInputElement {
 async function start(): Promise<void> {
   const view = new PageView(document);
   let settings: { config: AppConfig; endpoints: ProviderEndpoints };
+  let dpopKey: AppDpopKey;
   try {
     settings = await loadSettings();
+    // One key for every token this browser gets, kept across reloads (IndexedDB stores the non-extractable
+    // CryptoKey itself); without IndexedDB, a key for this page alone. WebCrypto exists in secure contexts
+    // only (https, or http on a loopback address), as the PKCE challenge already requires.
+    const storage = typeof indexedDB === 'undefined' ? undefined : indexedDbKeyPairStorage(indexedDB);
+    dpopKey = await loadDpopKey(storage);
   } catch (error) {
     view.note(`The app cannot start: ${(error as Error).message}`, 'error');
     return;
   }
+  const { key, persisted } = dpopKey;
+  view.showDpopKey(key.thumbprint, persisted);
+  const dpop = new DpopFetch(key);
   const redirectUri = new URL('callback.html', document.baseURI).href;
   const session = new BankSession({
-    callApi: callBankApi,
-    signIn: popupSignIn(settings.config, settings.endpoints, redirectUri),
+    callApi: bankApi(dpop, document.baseURI),
+    signIn: popupSignIn(settings.config, settings.endpoints, redirectUri, dpop),
     signInScope: settings.config.scope,
     view,
   });
   view.note(
-    `Identity provider: ${settings.config.issuer}. Tokens are kept in this page's memory only.`,
+    `Identity provider: ${settings.config.issuer}. Tokens are kept in this page's memory only, bound to ` +
+      "this browser's DPoP key.",
     'info',
   );
 

@@ -1,6 +1,6 @@
 import type { ApiAnswer, Operation, SessionView, SignInPrompt } from './bank-session.js';
 import type { HeldToken } from './held-tokens.js';
-import { summarizeToken } from './token-summary.js';
+import { describeBinding, summarizeToken } from './token-summary.js';
 
 const MAX_NOTES = 50; // the activity list is a view, not a log: older lines fall off
 
@@ -9,7 +9,17 @@ const MAX_NOTES = 50; // the activity list is a view, not a log: older lines fal
  * descriptions and challenge values come from servers.
  */
 export class PageView implements SessionView {
+  /** The thumbprint of this browser's DPoP key, once it is loaded: tokens bound to it are described so. */
+  private keyThumbprint = '';
+
   constructor(private readonly document: Document) {}
+
+  /** Shows which key proofs are signed with: the start of its thumbprint, and whether it outlives the page. */
+  showDpopKey(thumbprint: string, persisted: boolean): void {
+    this.keyThumbprint = thumbprint;
+    const kept = persisted ? 'kept in this browser (IndexedDB)' : 'kept in this page only';
+    this.text('dpop-key', `ES256, thumbprint ${thumbprint.slice(0, 8)}…, not extractable, ${kept}`);
+  }
 
   showAnswer(operation: Operation, answer: ApiAnswer): void {
     this.text('last-request', `${operation.method} ${operation.path}`);
@@ -49,7 +59,8 @@ export class PageView implements SessionView {
         const use =
           held.role === 'sign_in' ? 'sign-in token, for every call' : `for ${held.operation ?? ''} only`;
         const amr = summary.amr.length > 0 ? summary.amr.join('+') : '-';
-        item.textContent = `${use}: scope "${held.grant.scopes.join(' ')}", acr ${summary.acr ?? '-'}, amr ${amr}`;
+        const binding = describeBinding(held.grant.tokenType, summary, this.keyThumbprint);
+        item.textContent = `${use}: scope "${held.grant.scopes.join(' ')}", acr ${summary.acr ?? '-'}, amr ${amr}, ${binding}`;
         return item;
       }),
     );

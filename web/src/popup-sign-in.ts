@@ -2,6 +2,7 @@ import type { StepUpRequest } from '../../src/client/step-up-plan.js';
 import type { AppConfig } from './app-config.js';
 import { authorizationUrl, codeFromResponse, type AuthorizationResponse } from './authorization-request.js';
 import { AUTHORIZATION_RESPONSE_MESSAGE } from './callback-message.js';
+import type { DpopFetch } from './dpop-fetch.js';
 import { jsonBody } from './json-body.js';
 import { codeChallengeS256, createCodeVerifier, createState } from './pkce.js';
 import type { ProviderEndpoints } from './provider-metadata.js';
@@ -16,11 +17,13 @@ const MAX_TOKEN_RESPONSE_CHARS = 64 * 1024; // a token response is a few KiB
  * Signs in through the authorization code flow with PKCE (RFC 6749 section 4.1, RFC 7636) in a pop-up
  * window, so this page, and the tokens and pending operation in its memory, stay as they are. The
  * callback page (same origin) relays the answer with postMessage; the verifier never leaves this page.
+ * The code is exchanged with a DPoP proof from `dpop`, so the token is bound to this browser's key.
  */
 export function popupSignIn(
   config: AppConfig,
   endpoints: ProviderEndpoints,
   redirectUri: string,
+  dpop: DpopFetch,
 ): (want: StepUpRequest & { readonly scope: string }) => Promise<TokenGrant> {
   return (want) => {
     // Opened synchronously, inside the click that called us: a window opened after an await is blocked.
@@ -33,7 +36,7 @@ export function popupSignIn(
         ),
       );
     }
-    return signInWith(popup, config, endpoints, redirectUri, want).finally(() => {
+    return signInWith(popup, config, endpoints, redirectUri, dpop, want).finally(() => {
       if (!popup.closed) popup.close();
     });
   };
@@ -44,6 +47,7 @@ async function signInWith(
   config: AppConfig,
   endpoints: ProviderEndpoints,
   redirectUri: string,
+  dpop: DpopFetch,
   want: StepUpRequest & { readonly scope: string },
 ): Promise<TokenGrant> {
   const verifier = createCodeVerifier();
@@ -63,23 +67,33 @@ async function signInWith(
     issuer: endpoints.issuer,
     issRequired: endpoints.issParameter,
   });
-  const response = await fetch(endpoints.tokenEndpoint, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code,
-      redirect_uri: redirectUri,
-      client_id: config.clientId,
-      code_verifier: verifier,
-    }),
-    credentials: 'omit',
-    redirect: 'error',
-    cache: 'no-store',
-    signal: AbortSignal.timeout(TOKEN_TIMEOUT_MS),
-  }).catch(() => {
-    throw new SignInError('token_error', 'The identity provider could not be reached to finish signing in.');
-  });
+  // The token request carries a proof (no ath: there is no token yet), so the provider binds the token
+  // to this page's key (RFC 9449 section 5); a nonce it asks for is sent on a second try (section 8).
+  const response = await dpop
+    .fetch({
+      method: 'POST',
+      url: endpoints.tokenEndpoint,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      init: () => ({
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: redirectUri,
+          client_id: config.clientId,
+          code_verifier: verifier,
+        }),
+        credentials: 'omit',
+        redirect: 'error',
+        cache: 'no-store',
+        signal: AbortSignal.timeout(TOKEN_TIMEOUT_MS),
+      }),
+    })
+    .catch(() => {
+      throw new SignInError(
+        'token_error',
+        'The identity provider could not be reached to finish signing in.',
+      );
+    });
   const json = await jsonBody(response, MAX_TOKEN_RESPONSE_CHARS);
   return readTokenResponse(response.status, json, want.scope, Date.now());
 }

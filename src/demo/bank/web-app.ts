@@ -109,6 +109,8 @@ export async function loadWebApp(
  * Headers on every file of the app. The CSP allows scripts and styles from the app's own origin only and
  * network calls to the API (same origin) and the identity provider; the pages may not be framed
  * (clickjacking) and send no Referer (the callback URL carries an authorization code until it is read).
+ * DPoP (RFC 9449) needs nothing more: WebCrypto signs the proofs and IndexedDB keeps the key, neither of
+ * which CSP governs, and the proofs travel as headers on the same two connections.
  */
 function securityHeaders(issuer: string): Record<string, string> {
   const idpOrigin = new URL(issuer).origin;
