@@ -24,6 +24,7 @@ const NO_LOGIN_CLAIMS = {
   authTime: undefined,
   audiences: new Set(['https://my-banking-api']),
   headerClaims: new Map<string, string | undefined>(),
+  confirmation: {},
 };
 const invalidToken = `Bearer realm="bank-api", error="invalid_token", error_description="${DESCRIPTION}"`;
 const INVALID_DPOP_PROOF = {
@@ -382,6 +383,7 @@ describe('answerForDecision: insufficient_user_authentication (RFC 9470 section 
           issuer: 'https://idp.example/',
           subject: 'alice',
           scopes: new Set(['transfer:funds']),
+          confirmation: {},
           acr: 'urn:bank:pwd',
           amr: new Set(['pwd']),
           authTime: nowMs / 1000 - 301,
