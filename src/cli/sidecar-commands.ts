@@ -40,7 +40,8 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
       name: 'explain',
       usage: [
         '--policy FILE --method METHOD --path PATH [--host HOST] [--service NAME]',
-        '[--token JWT | --claims JSON] [--scheme bearer|dpop] [--dpop-proof] [--client-cert] [--now ISO] [--json]',
+        '[--token JWT | --claims JSON] [--scheme bearer|dpop] [--dpop-proof] [--client-cert]',
+        '[--now ISO] [--json]',
       ],
       summary: [
         'which service and route match and why, what the route requires, what the token has, the decision',

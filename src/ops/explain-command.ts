@@ -3,6 +3,7 @@ import { createKeyRing } from '../authn/key-ring.js';
 import { fetchKeySetOverHttp } from '../authn/read-key-set.js';
 import { verifyAccessToken } from '../authn/verify-access-token.js';
 import { UsageError } from '../args/usage-error.js';
+import type { AuthScheme } from '../authz/credentials.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { policyFromRead, readPolicyText } from '../policy/load-policy.js';
 import { policyFindings } from '../policy/policy-findings.js';
@@ -16,9 +17,15 @@ import { parseOpsArgs } from '../args/parse-command-args.js';
 
 /**
  * `authz explain --policy FILE --method M --path P [--host HOST] [--service NAME] [--token JWT | --claims
- * JSON] [--now ISO] [--json]`: what the server would do with one request, and why, with the policy
- * findings about its route and service (docs/policy-checks.md). Exit 0 whatever the decision (it
- * explains).
+ * JSON] [--scheme bearer|dpop] [--dpop-proof] [--client-cert] [--now ISO] [--json]`: what the server would
+ * do with one request, and why, with the policy findings about its route and service
+ * (docs/policy-checks.md). Exit 0 whatever the decision (it explains).
+ *
+ * `--scheme` is the `Authorization` scheme the token comes with (default bearer; RFC 9449 section 7.1).
+ * `--dpop-proof` says the request carries a valid DPoP proof signed with the key the token is bound to
+ * (`cnf.jkt`); `--client-cert` that the connection presents the certificate it is bound to
+ * (`cnf["x5t#S256"]`). They are taken as said: the proofs themselves are the server's to check
+ * (docs/sender-constraints.md), the question here is what the policy does with them.
  *
  * `--host` is the request's Host (`:authority`), which picks the service of a policy with `services`;
  * `--service` is the name Envoy would send in ext_authz `context_extensions` (`service`), which takes
@@ -44,6 +51,9 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
       claims: { type: 'string' },
       now: { type: 'string' },
       json: { type: 'boolean' },
+      scheme: { type: 'string' },
+      'dpop-proof': { type: 'boolean' },
+      'client-cert': { type: 'boolean' },
     },
     { min: 0, max: 0, name: '' },
   );
@@ -66,6 +76,18 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
   }
   if (token === '') throw new UsageError('--token is empty');
   const claims = claimsText === undefined ? undefined : parseClaims(claimsText);
+  const scheme = parseScheme(values['scheme'] as string | undefined);
+  const dpopProof = values['dpop-proof'] === true;
+  const clientCertificate = values['client-cert'] === true;
+  if (token === undefined && claims === undefined) {
+    // Without credentials there is no Authorization header to give a scheme, nor a key or certificate to prove.
+    const given = [
+      ...(values['scheme'] === undefined ? [] : ['--scheme']),
+      ...(dpopProof ? ['--dpop-proof'] : []),
+      ...(clientCertificate ? ['--client-cert'] : []),
+    ];
+    if (given.length > 0) throw new UsageError(`${given.join(', ')} need --token or --claims`);
+  }
   const nowText = values['now'] as string | undefined;
   let nowMs = io.now();
   if (nowText !== undefined) {
@@ -94,6 +116,9 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
       target,
       ...(host === undefined ? {} : { host }),
       ...(serviceName === undefined ? {} : { serviceName }),
+      scheme,
+      dpopProof,
+      clientCertificate,
     },
     credentials,
     nowMs,
@@ -105,6 +130,19 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
       : formatExplanation(explanation, nowMs),
   );
   return 0;
+}
+
+/** `--scheme`: the `Authorization` scheme, case-insensitive as RFC 9110 section 11.1 has it; default Bearer. */
+function parseScheme(text: string | undefined): AuthScheme {
+  if (text === undefined) return 'Bearer';
+  switch (text.toLowerCase()) {
+    case 'bearer':
+      return 'Bearer';
+    case 'dpop':
+      return 'DPoP';
+    default:
+      throw new UsageError(`--scheme: "${text}" is not bearer or dpop`);
+  }
 }
 
 function parseClaims(text: string): Record<string, unknown> {

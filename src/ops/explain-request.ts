@@ -13,7 +13,9 @@ import { formatDuration } from '../policy/duration.js';
 import { findingsConcerning, type PolicyFinding } from '../policy/policy-findings.js';
 import { displayYamlPath } from '../policy/yaml-locations.js';
 import { authorize } from '../authz/authorize.js';
-import { SETTLED_VERIFICATION } from './given-claims.js';
+import { constraintSource, CONSTRAINT_MEMBERS, type ConstraintSource } from '../policy/sender-constraints.js';
+import type { AuthScheme } from '../authz/credentials.js';
+import { GIVEN_CLIENT_CERTIFICATE, GIVEN_DPOP_PROOF, SETTLED_VERIFICATION } from './given-claims.js';
 import type { OpsRequest } from './ops-request.js';
 import { formatEpochSeconds } from './instant.js';
 import { printable as shown } from './terminal-text.js';
@@ -80,6 +82,32 @@ export interface RouteRequirements {
     readonly max_age?: number;
   };
   readonly mode: 'enforce' | 'report-only';
+  /** The authorization schemes the route accepts (RFC 9449 section 7.1); none for a public route. */
+  readonly schemes?: readonly AuthScheme[];
+  /**
+   * The sender constraint in force on the route (docs/sender-constraints.md): for the token's issuer when
+   * the service trusts it, else for every issuer the service trusts.
+   */
+  readonly sender_constraint?: readonly SenderConstraintSummary[];
+}
+
+/** One member of a sender constraint in force, and the level it comes from. */
+export interface ConstraintMemberSummary {
+  readonly value: 'off' | 'allowed' | 'required';
+  /**
+   * The most specific level that sets it: `route`, `service` (the top level for a file without services,
+   * or for a service that inherits it), `issuer`, else `default` (off).
+   */
+  readonly from: ConstraintSource;
+}
+
+/** The sender constraint in force on a route for the tokens of one issuer. */
+export interface SenderConstraintSummary {
+  readonly issuer: string;
+  /** DPoP-bound tokens (RFC 9449, `cnf.jkt`). */
+  readonly dpop: ConstraintMemberSummary;
+  /** Certificate-bound tokens (RFC 8705, `cnf["x5t#S256"]`). */
+  readonly mtls: ConstraintMemberSummary;
 }
 
 /** The limits the token's issuer sets, in the policy's own terms (README, "Token validation"). */
@@ -115,6 +143,11 @@ export interface TokenSummary {
   readonly unverified?: { readonly iss?: string; readonly sub?: string; readonly exp?: number };
   /** The limits of the issuer the token names, when the policy trusts it. */
   readonly limits?: IssuerLimits;
+  /**
+   * What the token is bound to (`cnf`): the RFC 7638 thumbprint of a DPoP key (`jkt`), the SHA-256
+   * thumbprint of a client certificate (`x5t#S256`). Empty: a bearer token. Thumbprints are public.
+   */
+  readonly binding?: { readonly jkt?: string; readonly 'x5t#S256'?: string };
 }
 
 /** The exact response: a denial as sent, or what the upstream receives on allow. */
@@ -122,7 +155,13 @@ export type ResponseSummary =
   | {
       readonly kind: 'deny';
       readonly status: number;
+      /**
+       * The response headers by name; a header sent more than once (a challenge per scheme, RFC 9449
+       * section 7.1) has its values joined with ", ", as a client's `Headers.get()` reads them.
+       */
       readonly headers: Readonly<Record<string, string>>;
+      /** Each `WWW-Authenticate` header line as sent, one challenge each; absent when there is none. */
+      readonly www_authenticate?: readonly string[];
       readonly body: string;
     }
   | {
@@ -142,6 +181,12 @@ export interface Explanation {
     readonly host?: string;
     /** The service the proxy names (`--service`: ext_authz `context_extensions` `service`). */
     readonly service?: string;
+    /** The scheme the credentials are presented with, when there are credentials. */
+    readonly scheme?: AuthScheme;
+    /** Whether the request is said to carry a valid DPoP proof from the token's key (`--dpop-proof`). */
+    readonly dpop_proof: boolean;
+    /** Whether the connection is said to present the token's client certificate (`--client-cert`). */
+    readonly client_certificate: boolean;
     /** The path routes are matched on (no query), or why the path is refused before any matching. */
     readonly path?: string;
     readonly path_problem?: string;
@@ -193,6 +238,7 @@ export async function explainRequest(
   nowMs: number,
   findings: readonly PolicyFinding[] = [],
 ): Promise<Explanation> {
+  const scheme = request.scheme ?? 'Bearer';
   const evaluation = await authorize(
     policy,
     {
@@ -201,7 +247,12 @@ export async function explainRequest(
       host: request.host,
       serviceName: request.serviceName,
       credentials:
-        credentials.kind === 'none' ? credentials : { kind: 'presented', value: credentials.verification },
+        credentials.kind === 'none'
+          ? credentials
+          : { kind: 'presented', scheme, value: credentials.verification },
+      // Said, not shown: the verifier takes them as valid and from the token's key (`givenProofs`).
+      ...(request.dpopProof === true ? { dpopProofs: [GIVEN_DPOP_PROOF] } : {}),
+      ...(request.clientCertificate === true ? { clientCertificate: GIVEN_CLIENT_CERTIFICATE } : {}),
     },
     SETTLED_VERIFICATION,
     () => nowMs,
@@ -245,6 +296,9 @@ export async function explainRequest(
       ...(request.host === undefined ? {} : { host: request.host }),
       ...(request.serviceName === undefined ? {} : { service: request.serviceName }),
       ...('path' in normalised ? { path: normalised.path } : { path_problem: normalised.problem }),
+      ...(credentials.kind === 'none' ? {} : { scheme }),
+      dpop_proof: request.dpopProof === true,
+      client_certificate: request.clientCertificate === true,
     },
     service: serviceSummary(request, service, decision),
     route:
@@ -253,7 +307,10 @@ export async function explainRequest(
         : {
             ...routeSummary(service, matched),
             methods: matched.methods === null ? null : [...matched.methods],
-            requires: requirements(matched),
+            requires: requirements(
+              matched,
+              constraintSummaries(policy, service, matched, explainedIssuer(policy, credentials)),
+            ),
           },
     skipped,
     skipped_not_listed: skippedNotListed,
@@ -312,9 +369,15 @@ function serviceSummary(
   return { ...chosen, chosen_by: 'wildcard', matched: `*${host.slice(host.indexOf('.'))}` };
 }
 
-function requirements(route: CompiledRoute): RouteRequirements {
+function requirements(
+  route: CompiledRoute,
+  senderConstraint: readonly SenderConstraintSummary[],
+): RouteRequirements {
   if (route.access.kind === 'public') return { public: true, mode: route.mode };
   const auth = route.access.authentication;
+  const schemes: AuthScheme[] = [];
+  if (route.schemes.bearer) schemes.push('Bearer');
+  if (route.schemes.dpop) schemes.push('DPoP');
   return {
     public: false,
     scopes: route.access.scopes,
@@ -328,7 +391,31 @@ function requirements(route: CompiledRoute): RouteRequirements {
           },
         }),
     mode: route.mode,
+    schemes,
+    sender_constraint: senderConstraint,
   };
+}
+
+/**
+ * The sender constraint in force on a protected route, member by member with the level it comes from: for
+ * the token's issuer when the service trusts it (what deciding used), else for every issuer it trusts.
+ */
+function constraintSummaries(
+  policy: CompiledPolicy,
+  service: CompiledService,
+  route: CompiledRoute,
+  tokenIssuer: IssuerPolicy | undefined,
+): SenderConstraintSummary[] {
+  const known = tokenIssuer !== undefined && route.senderConstraints.has(tokenIssuer.issuer);
+  const entries = [...route.senderConstraints].filter(([iss]) => !known || iss === tokenIssuer.issuer);
+  return entries.map(([iss, constraint]) => {
+    const issuer = policy.issuers.get(iss);
+    const [dpop, mtls] = CONSTRAINT_MEMBERS.map((member) => ({
+      value: constraint[member],
+      from: constraintSource(member, route, service, issuer),
+    })) as [ConstraintMemberSummary, ConstraintMemberSummary];
+    return { issuer: iss, dpop, mtls };
+  });
 }
 
 /** The trusted issuer the credentials name, verified or not: whose limits apply to them. */
@@ -373,6 +460,10 @@ function tokenSummary(credentials: ExplainCredentials, issuer: IssuerPolicy | un
       amr: [...token.amr],
       ...(token.authTime === undefined ? {} : { auth_time: token.authTime }),
       ...limits,
+      binding: {
+        ...(token.confirmation.jkt === undefined ? {} : { jkt: token.confirmation.jkt }),
+        ...(token.confirmation.x5tS256 === undefined ? {} : { 'x5t#S256': token.confirmation.x5tS256 }),
+      },
     };
   }
   const refused =
@@ -413,10 +504,16 @@ function responseSummary(answer: Answer): ResponseSummary {
       remove_headers: answer.removeHeaders,
     };
   }
+  const headers: Record<string, string> = {};
+  for (const [name, value] of answer.headers) {
+    headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
+  }
+  const challenges = answer.headers.filter(([name]) => name === 'www-authenticate').map(([, value]) => value);
   return {
     kind: 'deny',
     status: answer.status,
-    headers: Object.fromEntries(answer.headers),
+    headers,
+    ...(challenges.length === 0 ? {} : { www_authenticate: challenges }),
     body: answer.body,
   };
 }
@@ -434,6 +531,10 @@ export function formatExplanation(explanation: Explanation, nowMs: number): stri
   if (request.host !== undefined) facts.push(`host ${shown(request.host)}`);
   if (request.service !== undefined)
     facts.push(`named service ${shown(request.service)} (ext_authz context_extensions)`);
+  if (request.scheme === 'DPoP') facts.push('Authorization: DPoP (the token with the DPoP scheme)');
+  if (request.dpop_proof) facts.push("DPoP proof: given as valid, signed with the token's key (not checked)");
+  if (request.client_certificate)
+    facts.push("client certificate: given as the token's, on the TLS connection (not checked)");
   block('request', `${shown(request.method)} ${shown(request.target)}`, ...facts);
 
   const { service } = explanation;
@@ -466,7 +567,10 @@ export function formatExplanation(explanation: Explanation, nowMs: number): stri
       route.methods === null ? 'applies to every method' : `lists method ${shown(request.method)}`;
     const which = `the first route in file order that ${methods} and whose pattern matches ${shown(request.path ?? '')}`;
     block('route', `${route.path} (line ${route.line}): ${route.name}`, which, ...skipped);
-    block('requires', ...requirementLines(route.requires));
+    block(
+      'requires',
+      ...requirementLines(route.requires, service.name !== null && service.chosen_by === 'every_host'),
+    );
   }
   const [firstFinding, ...moreFindings] = explanation.findings.flatMap(findingLines);
   if (firstFinding !== undefined) block('findings', firstFinding, ...moreFindings);
@@ -543,12 +647,18 @@ function serviceLines(service: ServiceSummary, host: string | undefined): [strin
   }
 }
 
-function requirementLines(requires: RouteRequirements): [string, ...string[]] {
+function requirementLines(requires: RouteRequirements, implicit: boolean): [string, ...string[]] {
   const mode =
     requires.mode === 'enforce'
       ? 'mode: enforce'
       : 'mode: report-only (a denial is logged as would_deny and the request allowed)';
   if (requires.public) return ['nothing: a public route, no token needed', mode];
+  const schemes = requires.schemes ?? [];
+  const binding = (requires.sender_constraint ?? []).map((c) => {
+    const member = (name: string, m: ConstraintMemberSummary) =>
+      `${name} ${m.value} (${m.from === 'service' && implicit ? 'top level' : m.from})`;
+    return `sender_constraint for ${shown(c.issuer)}: ${member('dpop', c.dpop)}, ${member('mtls', c.mtls)}`;
+  });
   const scopes =
     requires.scopes === undefined || requires.scopes.length === 0
       ? 'scopes: none (any valid token)'
@@ -558,7 +668,13 @@ function requirementLines(requires: RouteRequirements): [string, ...string[]] {
   if (auth?.acr_values !== undefined) login.push(`acr one of ${auth.acr_values.join(', ')}`);
   if (auth?.amr !== undefined) login.push(`amr including ${auth.amr.join(', ')}`);
   if (auth?.max_age !== undefined) login.push(`auth_time at most ${auth.max_age} s ago`);
-  return [scopes, `login: ${login.length === 0 ? 'any' : login.join('; ')}`, mode];
+  return [
+    scopes,
+    `login: ${login.length === 0 ? 'any' : login.join('; ')}`,
+    `schemes: ${schemes.length === 0 ? 'none (no issuer of the service is accepted here)' : schemes.join(', ')}`,
+    ...binding,
+    mode,
+  ];
 }
 
 function tokenLines(token: TokenSummary, nowMs: number): [string, ...string[]] {
@@ -592,8 +708,20 @@ function tokenLines(token: TokenSummary, nowMs: number): [string, ...string[]] {
     `acr:       ${dash(token.acr)}`,
     `amr:       ${dash(token.amr?.join(' '))}`,
     `auth_time: ${authTime}`,
+    `bound:     ${bindingText(token.binding)}`,
     ...(token.limits === undefined ? [] : [limitsLine(token.limits)]),
   ];
+}
+
+/** `DPoP key jkt ...`, `client certificate x5t#S256 ...`, or `no (a bearer token)`. */
+function bindingText(binding: TokenSummary['binding']): string {
+  const parts = [
+    binding?.jkt === undefined ? undefined : `DPoP key, jkt ${shown(binding.jkt)}`,
+    binding?.['x5t#S256'] === undefined
+      ? undefined
+      : `client certificate, x5t#S256 ${shown(binding['x5t#S256'])}`,
+  ].filter((part) => part !== undefined);
+  return parts.length === 0 ? 'no (a bearer token: no cnf)' : parts.join('; ');
 }
 
 /** `limits:    max_token_lifetime 1d, clock_tolerance 30s, jwks_max_stale 1d, jwks_fetch_wait 500ms` */
@@ -610,7 +738,12 @@ function responseLines(response: ResponseSummary): [string, ...string[]] {
   if (response.kind === 'deny') {
     return [
       String(response.status),
-      ...Object.entries(response.headers).map(([name, value]) => `${name}: ${value}`),
+      // One line per header as sent: each challenge on its own.
+      ...Object.entries(response.headers).flatMap(([name, value]) =>
+        name === 'www-authenticate' && response.www_authenticate !== undefined
+          ? response.www_authenticate.map((challenge) => `${name}: ${challenge}`)
+          : [`${name}: ${value}`],
+      ),
       `body: ${response.body}`,
     ];
   }

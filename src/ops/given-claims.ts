@@ -1,6 +1,7 @@
 import type { JWTPayload } from 'jose';
 import { readTokenClaims } from '../authn/read-token-claims.js';
 import type { CredentialVerifier } from '../authz/credentials.js';
+import type { PossessionProofs, ProofRequest } from '../authz/possession-proof.js';
 import type { TokenVerification } from '../authz/token-verification.js';
 import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
 
@@ -50,7 +51,7 @@ export type GivenClaims = Readonly<Record<string, unknown>>;
  * For `authz test` and `authz explain --claims`.
  */
 export function givenClaimsVerifier(policy: CompiledPolicy): CredentialVerifier<GivenClaims> {
-  return { verify: (claims) => verificationForGivenClaims(policy, claims) };
+  return { verify: (claims) => verificationForGivenClaims(policy, claims), prove: givenProofs };
 }
 
 /**
@@ -60,4 +61,39 @@ export function givenClaimsVerifier(policy: CompiledPolicy): CredentialVerifier<
  */
 export const SETTLED_VERIFICATION: CredentialVerifier<TokenVerification> = Object.freeze({
   verify: (verification: TokenVerification) => verification,
+  prove: (_verification: TokenVerification, request: ProofRequest) => givenProofs(undefined, request),
 });
+
+/**
+ * What the ops tools put in `RequestFacts.dpopProofs` for a request said to carry a DPoP proof (`authz
+ * explain --dpop-proof`, a test's `dpop_proof: true`): not a proof, a statement that the request carries a
+ * valid one from the key the token is bound to. Only `givenProofs` reads it.
+ */
+export const GIVEN_DPOP_PROOF = 'given: a valid DPoP proof from the key the token is bound to';
+
+/** `RequestFacts.clientCertificate` for a connection said to present the token's certificate. */
+export const GIVEN_CLIENT_CERTIFICATE = 'given: the client certificate the token is bound to';
+
+/**
+ * A thumbprint no key or certificate has (base64url has no `:`), for a proof said to be presented with a
+ * token that names no key: the core then refuses the binding as it would a proof from another key.
+ */
+const NO_THUMBPRINT = 'given:no-key';
+
+/**
+ * The proofs of a request the ops tools were told about, as the server's verifier would find them: a
+ * DPoP proof said to be carried is valid and from the key `cnf.jkt` names (RFC 9449 section 4.3 is the
+ * server's to check, with its own tests); a certificate said to be presented is the one `cnf["x5t#S256"]`
+ * names (RFC 8705 section 3). What was not said to be presented is absent. Pure.
+ */
+export function givenProofs(_presented: unknown, request: ProofRequest): PossessionProofs {
+  const { jkt, x5tS256 } = request.token.confirmation;
+  return {
+    dpop:
+      request.dpopProofs.length > 0 ? { kind: 'valid', thumbprint: jkt ?? NO_THUMBPRINT } : { kind: 'none' },
+    certificate:
+      request.clientCertificate === undefined
+        ? { kind: 'none' }
+        : { kind: 'present', thumbprint: x5tS256 ?? NO_THUMBPRINT },
+  };
+}

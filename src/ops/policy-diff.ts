@@ -116,7 +116,11 @@ async function outcomeText(
       target: request.target,
       host: request.host,
       serviceName: request.serviceName,
-      credentials: verification === undefined ? { kind: 'none' } : { kind: 'presented', value: verification },
+      // Unbound bearer tokens: a route that comes to require a binding shows as a change for them.
+      credentials:
+        verification === undefined
+          ? { kind: 'none' }
+          : { kind: 'presented', scheme: 'Bearer', value: verification },
     },
     SETTLED_VERIFICATION,
     () => nowMs,
@@ -314,6 +318,7 @@ function verifiedAs(
       ...login,
       audiences: new Set(issuer.audiences), // meant for every service that trusts the issuer
       headerClaims: new Map(),
+      confirmation: {},
     },
   };
 }

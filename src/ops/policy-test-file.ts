@@ -1,4 +1,5 @@
 import { dirname, isAbsolute, join } from 'node:path';
+import type { AuthScheme } from '../authz/credentials.js';
 import { normalisedRequestHost } from '../authz/request-host.js';
 import { parseDurationSeconds } from '../policy/duration.js';
 import { PolicyError, type PolicyProblem } from '../policy/policy-error.js';
@@ -19,6 +20,8 @@ export type Expectation =
       readonly maxAge?: number;
       /** true: a report-only route lets the request through and logs this denial. */
       readonly wouldDeny: boolean;
+      /** The scheme of the challenge carrying the error (else the first), `Bearer` or `DPoP`. */
+      readonly scheme?: AuthScheme;
     };
 
 /** The token of a case: none, or claims (with `auth_time_ago` still to be turned into `auth_time`). */
@@ -42,6 +45,12 @@ export interface PolicyTestCase {
     readonly host?: string;
     /** The case's `service`: the name Envoy sends in ext_authz `context_extensions`. */
     readonly serviceName?: string;
+    /** `request.scheme`: the scheme the token is presented with (default `Bearer`). */
+    readonly scheme?: AuthScheme;
+    /** `request.dpop_proof`: the request carries a valid DPoP proof from the token's key. */
+    readonly dpopProof?: boolean;
+    /** `request.client_certificate`: the connection presents the token's client certificate. */
+    readonly clientCertificate?: boolean;
   };
   readonly token: CaseToken;
   readonly expect: Expectation;
@@ -59,8 +68,8 @@ export interface PolicyTestFile {
 
 const FILE_KEYS = ['policy', 'now', 'cases'];
 const CASE_KEYS = ['name', 'host', 'service', 'request', 'token', 'expect'];
-const REQUEST_KEYS = ['method', 'path'];
-const EXPECT_KEYS = ['status', 'error', 'scope', 'acr_values', 'max_age', 'would_deny'];
+const REQUEST_KEYS = ['method', 'path', 'scheme', 'dpop_proof', 'client_certificate'];
+const EXPECT_KEYS = ['status', 'error', 'scope', 'acr_values', 'max_age', 'would_deny', 'scheme'];
 // RFC 9110 section 5.6.2 token: what an HTTP method may be.
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
 const MAX_CASES = 10_000;
@@ -170,6 +179,9 @@ function readCase(entry: unknown, at: YamlPath, report: Report): Omit<PolicyTest
   const request = entry['request'];
   let method = '';
   let target = '';
+  let scheme: AuthScheme | undefined;
+  let dpopProof: boolean | undefined;
+  let clientCertificate: boolean | undefined;
   if (!isMapping(request)) {
     fail(request === undefined ? at : [...at, 'request'], 'needs "request: { method: GET, path: /balance }"');
   } else {
@@ -180,6 +192,19 @@ function readCase(entry: unknown, at: YamlPath, report: Report): Omit<PolicyTest
     if (typeof request['path'] !== 'string' || request['path'] === '')
       fail([...at, 'request', 'path'], 'must be the request path (a query string may follow)');
     else target = request['path'];
+    if (request['scheme'] !== undefined) {
+      scheme = authScheme(request['scheme']);
+      if (scheme === undefined) fail([...at, 'request', 'scheme'], 'must be Bearer or DPoP');
+    }
+    for (const [key, set] of [
+      ['dpop_proof', (value: boolean) => (dpopProof = value)],
+      ['client_certificate', (value: boolean) => (clientCertificate = value)],
+    ] as const) {
+      const value = request[key];
+      if (value === undefined) continue;
+      if (typeof value === 'boolean') set(value);
+      else fail([...at, 'request', key], 'must be true or false');
+    }
   }
 
   const name = entry['name'];
@@ -196,6 +221,13 @@ function readCase(entry: unknown, at: YamlPath, report: Report): Omit<PolicyTest
     fail([...at, 'service'], 'must be the service name Envoy sends (ext_authz context_extensions)');
 
   const token = readToken(entry['token'], [...at, 'token'], fail);
+  // What the request carries besides its token says nothing without one: refused, not ignored.
+  if (token?.kind === 'none' && isMapping(request)) {
+    for (const key of ['scheme', 'dpop_proof', 'client_certificate']) {
+      if (request[key] !== undefined)
+        fail([...at, 'request', key], `needs a token: ${key} is about how the token is presented`);
+    }
+  }
   const expect = readExpect(entry['expect'], at, fail);
   if (!ok || token === undefined || expect === undefined) return undefined;
   const on = [
@@ -209,6 +241,9 @@ function readCase(entry: unknown, at: YamlPath, report: Report): Omit<PolicyTest
       target,
       ...(typeof host === 'string' ? { host } : {}),
       ...(typeof service === 'string' ? { serviceName: service } : {}),
+      ...(scheme === undefined ? {} : { scheme }),
+      ...(dpopProof === true ? { dpopProof } : {}),
+      ...(clientCertificate === true ? { clientCertificate } : {}),
     },
     token,
     expect,
@@ -255,7 +290,15 @@ function readExpect(value: unknown, caseAt: YamlPath, fail: Report): Expectation
     fail(path, message);
     ok = false;
   });
-  const { status, error, scope, acr_values: acrValues, max_age: maxAge, would_deny: wouldDeny } = value;
+  const {
+    status,
+    error,
+    scope,
+    acr_values: acrValues,
+    max_age: maxAge,
+    would_deny: wouldDeny,
+    scheme,
+  } = value;
   if (status === undefined) {
     fail(at, 'missing required key "status" (the HTTP status of the denial)');
     ok = false;
@@ -272,6 +315,8 @@ function readExpect(value: unknown, caseAt: YamlPath, fail: Report): Expectation
   if (maxAge !== undefined && maxAgeSeconds === undefined)
     bad('max_age', 'must be seconds (600) or a duration (10m)');
   if (wouldDeny !== undefined && typeof wouldDeny !== 'boolean') bad('would_deny', 'must be true or false');
+  const challengeScheme = scheme === undefined ? undefined : authScheme(scheme);
+  if (scheme !== undefined && challengeScheme === undefined) bad('scheme', 'must be Bearer or DPoP');
   if (!ok) return undefined;
   return {
     kind: 'deny',
@@ -281,7 +326,15 @@ function readExpect(value: unknown, caseAt: YamlPath, fail: Report): Expectation
     ...(acr === undefined ? {} : { acrValues: acr }),
     ...(maxAgeSeconds === undefined ? {} : { maxAge: maxAgeSeconds }),
     wouldDeny: wouldDeny === true,
+    ...(challengeScheme === undefined ? {} : { scheme: challengeScheme }),
   };
+}
+
+/** `Bearer` or `DPoP`, in any case (auth schemes are case-insensitive: RFC 9110 section 11.1). */
+function authScheme(value: unknown): AuthScheme | undefined {
+  if (typeof value !== 'string') return undefined;
+  const lower = value.toLowerCase();
+  return lower === 'bearer' ? 'Bearer' : lower === 'dpop' ? 'DPoP' : undefined;
 }
 
 /** `"a b"` or `[a, b]` as a list of non-empty strings; undefined when absent or of another shape. */

@@ -1,8 +1,14 @@
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { describeDenial, describeOutcome, outcomeOf, type Outcome } from './answer-outcome.js';
 import { authorize } from '../authz/authorize.js';
-import type { Credentials } from '../authz/credentials.js';
-import { givenClaimsVerifier, issuerForGivenClaims, type GivenClaims } from './given-claims.js';
+import type { AuthScheme, Credentials } from '../authz/credentials.js';
+import {
+  GIVEN_CLIENT_CERTIFICATE,
+  GIVEN_DPOP_PROOF,
+  givenClaimsVerifier,
+  issuerForGivenClaims,
+  type GivenClaims,
+} from './given-claims.js';
 import type { CaseToken, Expectation, PolicyTestCase } from './policy-test-file.js';
 import { claimsReadBy, unreadClaimWarnings, type TestWarning } from './test-token-claims.js';
 
@@ -36,11 +42,19 @@ export async function runPolicyTests(
   const read = claimsReadBy(policy);
   const results: PolicyTestResult[] = [];
   for (const testCase of cases) {
-    const { method, target, host, serviceName } = testCase.request;
-    const credentials = credentialsFor(policy, testCase.token, nowMs);
-    const outcome = outcomeOf(
-      await authorize(policy, { method, target, host, serviceName, credentials }, verifier, () => nowMs),
-    );
+    const { method, target, host, serviceName, scheme, dpopProof, clientCertificate } = testCase.request;
+    const credentials = credentialsFor(policy, testCase.token, scheme ?? 'Bearer', nowMs);
+    const facts = {
+      method,
+      target,
+      host,
+      serviceName,
+      credentials,
+      // Said, not shown: the verifier takes them as valid and from the token's key (`givenProofs`).
+      ...(dpopProof === true ? { dpopProofs: [GIVEN_DPOP_PROOF] } : {}),
+      ...(clientCertificate === true ? { clientCertificate: GIVEN_CLIENT_CERTIFICATE } : {}),
+    };
+    const outcome = outcomeOf(await authorize(policy, facts, verifier, () => nowMs));
     results.push({
       testCase,
       passed: meets(outcome, testCase.expect),
@@ -53,7 +67,12 @@ export async function runPolicyTests(
   return results;
 }
 
-function credentialsFor(policy: CompiledPolicy, token: CaseToken, nowMs: number): Credentials<GivenClaims> {
+function credentialsFor(
+  policy: CompiledPolicy,
+  token: CaseToken,
+  scheme: AuthScheme,
+  nowMs: number,
+): Credentials<GivenClaims> {
   if (token.kind === 'none') return { kind: 'none' };
   let claims = token.claims;
   if (token.authTimeAgoSeconds !== undefined) {
@@ -61,7 +80,7 @@ function credentialsFor(policy: CompiledPolicy, token: CaseToken, nowMs: number)
     const name = issuerForGivenClaims(policy, claims)?.claims.authTime ?? 'auth_time';
     claims = { ...claims, [name]: Math.floor(nowMs / 1000) - token.authTimeAgoSeconds };
   }
-  return { kind: 'presented', value: claims };
+  return { kind: 'presented', scheme, value: claims };
 }
 
 /** Whether the outcome is the one expected; unnamed fields of a denial are not checked. */
@@ -74,7 +93,8 @@ function meets(outcome: Outcome, expect: Expectation): boolean {
     (expect.error === undefined || denial.error === expect.error) &&
     (expect.scope === undefined || sameItems(denial.scope, expect.scope)) &&
     (expect.acrValues === undefined || sameItems(denial.acrValues, expect.acrValues)) &&
-    (expect.maxAge === undefined || denial.maxAge === expect.maxAge)
+    (expect.maxAge === undefined || denial.maxAge === expect.maxAge) &&
+    (expect.scheme === undefined || denial.scheme?.toLowerCase() === expect.scheme.toLowerCase())
   );
 }
 
@@ -93,6 +113,7 @@ function describeExpectation(expect: Expectation): string {
     ...(expect.scope === undefined ? {} : { scope: expect.scope.join(' ') }),
     ...(expect.acrValues === undefined ? {} : { acrValues: expect.acrValues.join(' ') }),
     ...(expect.maxAge === undefined ? {} : { maxAge: expect.maxAge }),
+    ...(expect.scheme === undefined ? {} : { scheme: expect.scheme }),
   });
   return expect.wouldDeny ? `allow (report-only: would deny ${denial})` : denial;
 }

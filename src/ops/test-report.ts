@@ -143,6 +143,12 @@ export interface TestCaseReport {
     readonly target: string;
     readonly host?: string;
     readonly service?: string;
+    /** The case's `request.scheme`, when it gives one. */
+    readonly scheme?: string;
+    /** Present (true) when the case says the request carries a valid DPoP proof. */
+    readonly dpop_proof?: true;
+    /** Present (true) when the case says the connection presents the token's certificate. */
+    readonly client_certificate?: true;
   };
   /** The expectation in one line, e.g. `403 insufficient_scope scope="transfer:funds"`. */
   readonly expected: string;
@@ -223,6 +229,9 @@ function caseReport(file: string, result: PolicyTestResult): TestCaseReport {
       target: request.target,
       ...(request.host === undefined ? {} : { host: request.host }),
       ...(request.serviceName === undefined ? {} : { service: request.serviceName }),
+      ...(request.scheme === undefined ? {} : { scheme: request.scheme }),
+      ...(request.dpopProof === true ? { dpop_proof: true } : {}),
+      ...(request.clientCertificate === true ? { client_certificate: true } : {}),
     },
     expected: result.expected,
     actual: result.actual,

@@ -3,7 +3,8 @@ import type { CompiledPolicy } from '../policy/compiled-policy.js';
 
 /**
  * Claims a test token may carry though no claim setting of the policy reads them: the registered claims
- * of RFC 7519 section 4.1, which the verifier (not the policy's claim settings) deals with, and two that
+ * of RFC 7519 section 4.1 and `cnf` (RFC 7800: the key or certificate the token is bound to, RFC 9449
+ * section 6, RFC 8705 section 3.1), which the verifier (not the policy's claim settings) deals with, and two that
  * name the client in access tokens (`client_id`, RFC 9068 section 2.2; `azp`, OpenID Connect Core
  * section 2). `scope`, `acr`, `amr` and `auth_time` are deliberately not here: the policy decides by
  * them, so a test token that carries one no issuer reads is testing something the server ignores.
@@ -16,6 +17,7 @@ export const REGISTERED_CLAIMS: readonly string[] = Object.freeze([
   'nbf',
   'iat',
   'jti',
+  'cnf',
   'client_id',
   'azp',
 ]);

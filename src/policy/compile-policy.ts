@@ -5,6 +5,7 @@ import type {
   ClaimHeader,
   CompiledPolicy,
   CompiledService,
+  DpopProofPolicy,
   ServiceSelector,
   CompiledRoute,
   EnforcementMode,
@@ -12,6 +13,7 @@ import type {
   KeySource,
   ReloadGuard,
   RouteAccess,
+  SenderConstraintSetting,
   TokenCachePolicy,
 } from './compiled-policy.js';
 import {
@@ -26,6 +28,8 @@ import { PolicyError, type PolicyProblem } from './policy-error.js';
 import policySchema from './policy.schema.json' with { type: 'json' };
 import { compileRoutePattern, RoutePatternError } from './route-pattern.js';
 import { compileRouteTable } from './route-table.js';
+import { SenderConstraintResolver, type RouteConstraints } from './sender-constraints.js';
+import { normalisedOrigin } from './public-origin.js';
 import { policyVersion } from './policy-version.js';
 import { IDENTITY_HEADERS } from '../contract/identity-headers.js';
 import { displayYamlPath, YamlLocations, type YamlPath } from './yaml-locations.js';
@@ -53,6 +57,29 @@ export const POLICY_DEFAULTS = Object.freeze({
   minTokenCacheTtlSeconds: 1, // 1 second
   maxTokenCacheTtlSeconds: 3600, // 1 hour
   maxAgeLimitSeconds: 31_536_000, // 1 year, the largest max_age a route may set
+  // DPoP proofs (RFC 9449 section 4.3; docs/sender-constraints.md). Asymmetric algorithms only, in the
+  // order the DPoP challenge's algs parameter names them (section 7.1).
+  dpopAlgorithms: Object.freeze([
+    'ES256',
+    'ES384',
+    'ES512',
+    'PS256',
+    'PS384',
+    'PS512',
+    'RS256',
+    'RS384',
+    'RS512',
+    'EdDSA',
+  ]),
+  dpopMaxAgeSeconds: 60, // 1 minute
+  minDpopMaxAgeSeconds: 1, // 1 second
+  maxDpopMaxAgeSeconds: 600, // 10 minutes
+  dpopClockToleranceSeconds: 10, // 10 seconds, FAPI 2.0's clock-offset allowance
+  maxDpopClockToleranceSeconds: 60, // 1 minute
+  dpopNonceLifetimeSeconds: 60, // 1 minute
+  minDpopNonceLifetimeSeconds: 10, // 10 seconds
+  maxDpopNonceLifetimeSeconds: 600, // 10 minutes
+  dpopReplayCacheSize: 100_000, // proof jti values per process (the schema bounds it: 1000 to 10,000,000)
   claims: Object.freeze({
     scopes: Object.freeze(['scope', 'scp']),
     acr: 'acr',
@@ -78,6 +105,9 @@ interface PolicyDocument {
   reload_guard?: ReloadGuard;
   max_token_bytes?: number;
   known_scopes?: string[];
+  public_origin?: PublicOriginDocument;
+  sender_constraint?: SenderConstraintSetting;
+  dpop?: DpopDocument & { replay_cache_size?: number };
   issuers: {
     issuer: string;
     audiences: string[];
@@ -95,6 +125,7 @@ interface PolicyDocument {
     jwks_fetch_wait?: number | string;
     max_token_lifetime?: number | string;
     token_cache?: { max_entries?: number; ttl?: number | string };
+    sender_constraint?: SenderConstraintSetting;
   }[];
   routes?: RouteDocument[];
   services?: {
@@ -104,8 +135,21 @@ interface PolicyDocument {
     mode?: EnforcementMode;
     issuers?: { issuer: string; audiences?: string[] }[];
     claim_headers?: Record<string, string>;
+    public_origin?: PublicOriginDocument;
+    sender_constraint?: SenderConstraintSetting;
+    dpop?: DpopDocument;
     routes: RouteDocument[];
   }[];
+}
+
+type PublicOriginDocument = string | string[];
+
+interface DpopDocument {
+  algorithms?: string[];
+  max_age?: number | string;
+  clock_tolerance?: number | string;
+  nonce?: 'off' | 'required';
+  nonce_lifetime?: number | string;
 }
 
 interface RouteDocument {
@@ -116,6 +160,7 @@ interface RouteDocument {
   mode?: EnforcementMode;
   authentication?: { acr_values?: string[]; amr?: string[]; max_age?: number | string };
   accept_risks?: { code: string; reason: string }[];
+  sender_constraint?: SenderConstraintSetting;
 }
 
 type PathSegment = string | number;
@@ -196,6 +241,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
     serviceSelector: createServiceSelector(services),
     knownScopes: policy.known_scopes === undefined ? undefined : Object.freeze([...policy.known_scopes]),
     reloadGuard: policy.reload_guard ?? 'error',
+    dpopReplayCacheSize: policy.dpop?.replay_cache_size ?? POLICY_DEFAULTS.dpopReplayCacheSize,
   });
 }
 
@@ -211,13 +257,23 @@ function compileServices(
 ): CompiledService[] {
   const everyIssuer = () =>
     new Map([...issuers].map(([iss, issuer]) => [iss, Object.freeze(new Set(issuer.audiences))] as const));
+  // The top level's sender-constraint keys: the implicit service's own, or each service's defaults.
+  const topOrigins = compilePublicOrigins(policy.public_origin, ['public_origin'], report);
+  const topConstraint: SenderConstraintSetting = Object.freeze({ ...policy.sender_constraint });
+  const topDpop = compileDpop(policy.dpop, ['dpop'], DEFAULT_DPOP, report);
+  const resolver = new SenderConstraintResolver();
+  const trustedIssuers = (trust: ReadonlyMap<string, unknown>) =>
+    [...trust.keys()].flatMap((iss) => issuers.get(iss) ?? []);
   if (policy.services === undefined) {
     if (policy.routes === undefined) {
       report([], 'missing required key "routes"');
     }
     if (policy.realm === undefined) report([], 'missing required key "realm"');
     const mode = policy.mode ?? 'enforce';
-    const routes = compileRoutes(policy.routes ?? [], ['routes'], mode, locator, report);
+    const trust = everyIssuer();
+    const constraints = resolver.forService(trustedIssuers(trust), topConstraint);
+    const routes = compileRoutes(policy.routes ?? [], ['routes'], mode, constraints, locator, report);
+    checkDpopOrigin(IMPLICIT_SERVICE, topOrigins, routes, ['routes'], report);
     return [
       Object.freeze({
         name: IMPLICIT_SERVICE,
@@ -228,8 +284,11 @@ function compileServices(
         mode,
         routes: Object.freeze(routes),
         routeTable: compileRouteTable(routes),
-        trust: everyIssuer(),
+        trust,
         claimHeaders: Object.freeze([]),
+        publicOrigins: topOrigins,
+        senderConstraint: topConstraint,
+        dpop: topDpop,
       }),
     ];
   }
@@ -286,7 +345,19 @@ function compileServices(
       }
     }
     const mode = entry.mode ?? policy.mode ?? 'enforce';
-    const routes = compileRoutes(entry.routes, [...at, 'routes'], mode, locator, report);
+    const publicOrigins =
+      entry.public_origin === undefined
+        ? topOrigins
+        : compilePublicOrigins(entry.public_origin, [...at, 'public_origin'], report);
+    // Each member, and each dpop key, the service sets overrides the top level's.
+    const senderConstraint: SenderConstraintSetting = Object.freeze({
+      ...topConstraint,
+      ...entry.sender_constraint,
+    });
+    const dpop = compileDpop(entry.dpop, [...at, 'dpop'], topDpop, report);
+    const constraints = resolver.forService(trustedIssuers(trust), senderConstraint);
+    const routes = compileRoutes(entry.routes, [...at, 'routes'], mode, constraints, locator, report);
+    checkDpopOrigin(entry.name, publicOrigins, routes, [...at, 'routes'], report);
     return Object.freeze({
       name: entry.name,
       line: locator.lineOf(at),
@@ -298,8 +369,121 @@ function compileServices(
       routeTable: compileRouteTable(routes),
       trust,
       claimHeaders: Object.freeze(claimHeaders),
+      publicOrigins,
+      senderConstraint,
+      dpop,
     });
   });
+}
+
+/** The defaults of `dpop` (docs/sender-constraints.md), under the top level's settings. */
+const DEFAULT_DPOP: DpopProofPolicy = Object.freeze({
+  algorithms: POLICY_DEFAULTS.dpopAlgorithms,
+  maxAgeSeconds: POLICY_DEFAULTS.dpopMaxAgeSeconds,
+  clockToleranceSeconds: POLICY_DEFAULTS.dpopClockToleranceSeconds,
+  nonce: 'off',
+  nonceLifetimeSeconds: POLICY_DEFAULTS.dpopNonceLifetimeSeconds,
+});
+
+/** `public_origin` (one origin or a list) normalised; each entry that is not an origin is reported. */
+function compilePublicOrigins(
+  value: PublicOriginDocument | undefined,
+  at: PathSegment[],
+  report: Report,
+): readonly string[] {
+  if (value === undefined) return Object.freeze([]);
+  const list = typeof value === 'string' ? [value] : value;
+  const origins: string[] = [];
+  const written = new Map<string, string>();
+  list.forEach((text, i) => {
+    const path = typeof value === 'string' ? at : [...at, i];
+    const result = normalisedOrigin(text);
+    if ('problem' in result) {
+      report(path, result.problem);
+      return;
+    }
+    const first = written.get(result.origin);
+    if (first !== undefined) {
+      report(path, `"${text}" is the same origin as "${first}" (${result.origin}): list it once`);
+      return;
+    }
+    written.set(result.origin, text);
+    origins.push(result.origin);
+  });
+  return Object.freeze(origins);
+}
+
+/**
+ * `dpop` at one level over the level above (the defaults, or the top level's): each key it sets wins. A
+ * duration out of its range is reported where it is written.
+ */
+function compileDpop(
+  entry: DpopDocument | undefined,
+  at: PathSegment[],
+  above: DpopProofPolicy,
+  report: Report,
+): DpopProofPolicy {
+  if (entry === undefined) return above;
+  const d = POLICY_DEFAULTS;
+  const duration = (key: string, value: unknown, fallback: number, min: number, max: number): number => {
+    if (value === undefined) return fallback;
+    const seconds = parseDurationSeconds(value);
+    if (seconds === undefined || seconds < min || seconds > max) {
+      report(
+        [...at, key],
+        `must be a duration from ${formatDuration(min)} to ${formatDuration(max)} (whole seconds, or 30s / 5m)`,
+      );
+      return fallback;
+    }
+    return seconds;
+  };
+  return Object.freeze({
+    algorithms: entry.algorithms === undefined ? above.algorithms : Object.freeze([...entry.algorithms]),
+    maxAgeSeconds: duration(
+      'max_age',
+      entry.max_age,
+      above.maxAgeSeconds,
+      d.minDpopMaxAgeSeconds,
+      d.maxDpopMaxAgeSeconds,
+    ),
+    clockToleranceSeconds: duration(
+      'clock_tolerance',
+      entry.clock_tolerance,
+      above.clockToleranceSeconds,
+      0,
+      d.maxDpopClockToleranceSeconds,
+    ),
+    nonce: entry.nonce ?? above.nonce,
+    nonceLifetimeSeconds: duration(
+      'nonce_lifetime',
+      entry.nonce_lifetime,
+      above.nonceLifetimeSeconds,
+      d.minDpopNonceLifetimeSeconds,
+      d.maxDpopNonceLifetimeSeconds,
+    ),
+  });
+}
+
+/**
+ * A service on which DPoP may be used needs `public_origin`: a proof's `htu` is compared with it plus the
+ * path (RFC 9449 section 4.3), never with what the client says its Host is. Reported at the first route
+ * that accepts DPoP.
+ */
+function checkDpopOrigin(
+  name: string,
+  origins: readonly string[],
+  routes: readonly CompiledRoute[],
+  routesPath: PathSegment[],
+  report: Report,
+): void {
+  if (origins.length > 0) return;
+  const route = routes.find((r) => r.schemes.dpop);
+  if (route === undefined) return;
+  report(
+    [...routesPath, route.index],
+    `service "${name}" accepts DPoP proofs (sender_constraint) on route ${route.name} but has no public_origin: ` +
+      `a proof's htu cannot be checked (set public_origin${name === IMPLICIT_SERVICE ? ' at the top level' : ' on the service or at the top level'})`,
+  );
 }
 
 /** The name of the one service of a policy without `services`. */
@@ -325,12 +509,14 @@ function compileRoutes(
   entries: readonly RouteDocument[],
   at: PathSegment[],
   defaultMode: EnforcementMode,
+  constraints: RouteConstraintsOf,
   locator: Locator,
   report: Report,
 ): CompiledRoute[] {
   const routes: CompiledRoute[] = [];
   entries.forEach((entry, i) => {
-    const route = compileRoute(entry, [...at, i], i, locator.lineOf([...at, i]), defaultMode, report);
+    const line = locator.lineOf([...at, i]);
+    const route = compileRoute(entry, [...at, i], i, line, defaultMode, constraints, report);
     if (route !== undefined) routes.push(route);
   });
   return routes;
@@ -365,6 +551,9 @@ function createServiceSelector(services: readonly CompiledService[]): ServiceSel
 }
 
 type Report = (path: PathSegment[], message: string) => void;
+
+/** The constraints of a route of one service, from the route's own `sender_constraint`. */
+type RouteConstraintsOf = (route: SenderConstraintSetting, isPublic: boolean) => RouteConstraints;
 
 function compileIssuer(
   entry: PolicyDocument['issuers'][number],
@@ -506,6 +695,7 @@ function compileIssuer(
     requiredTyp: entry.require_typ,
     headerClaims: Object.freeze([...headerClaims]),
     tokenCache: tokenCache === undefined ? undefined : Object.freeze(tokenCache),
+    senderConstraint: Object.freeze({ ...entry.sender_constraint }),
   };
   return keys === undefined ? undefined : Object.freeze(issuer);
 }
@@ -516,6 +706,7 @@ function compileRoute(
   index: number,
   line: number,
   defaultMode: EnforcementMode,
+  constraints: RouteConstraintsOf,
   report: Report,
 ): CompiledRoute | undefined {
   let ok = true;
@@ -541,6 +732,11 @@ function compileRoute(
     report([...at, 'scopes'], 'a public route takes no scopes: remove "scopes" or "public: true"');
   } else if (entry.public === true && entry.authentication !== undefined) {
     report([...at, 'authentication'], 'a public route takes no authentication requirements');
+  } else if (entry.public === true && entry.sender_constraint !== undefined) {
+    report(
+      [...at, 'sender_constraint'],
+      'a public route takes no sender_constraint: no token is read on it, so there is nothing to bind',
+    );
   } else if (entry.public === true) {
     access = { kind: 'public' };
   } else if (entry.scopes !== undefined) {
@@ -567,6 +763,8 @@ function compileRoute(
 
   if (!ok || matchesPath === undefined || access === undefined) return undefined;
   const methods = entry.methods === undefined ? null : new Set(entry.methods);
+  const senderConstraint: SenderConstraintSetting = Object.freeze({ ...entry.sender_constraint });
+  const { senderConstraints, schemes } = constraints(senderConstraint, access.kind === 'public');
   return Object.freeze({
     index,
     line,
@@ -576,6 +774,9 @@ function compileRoute(
     name: `${entry.methods?.join(',') ?? '*'} ${entry.path}`,
     matchesPath,
     access,
+    senderConstraint,
+    senderConstraints,
+    schemes,
   });
 }
 
@@ -615,7 +816,11 @@ function schemaProblems(errors: readonly ErrorObject[], locator: Locator): Polic
         const key = String(error.params['additionalProperty']);
         const allowed = Object.keys((error.parentSchema as { properties?: object }).properties ?? {});
         target = [...path, key];
-        message = `unknown key "${key}" (allowed: ${allowed.join(', ')})`;
+        message =
+          key === 'replay_cache_size' && path.at(-1) === 'dpop'
+            ? // One replay cache per process, shared by every service: a per-service size would mislead.
+              'replay_cache_size is per process, for every service: set it in the top-level dpop'
+            : `unknown key "${key}" (allowed: ${allowed.join(', ')})`;
         break;
       }
       case 'required':
@@ -650,6 +855,8 @@ function schemaProblems(errors: readonly ErrorObject[], locator: Locator): Polic
 function oneOfMessage(path: PathSegment[], value: unknown): string {
   if (path[0] === 'issuers' && path.length === 2)
     return 'give exactly one of "jwks_uri", "jwks_file", "discovery: true" or "openid_configuration"';
+  if (path.at(-1) === 'public_origin')
+    return 'must be an origin (https://bank.example) or a non-empty list of origins';
   if (path.at(-1) === 'jwks_fetch_wait')
     return 'must be a duration: milliseconds (800ms), whole seconds (1) or a number with a unit (1s)';
   // Only jwks_fetch_wait takes ms; say so rather than only that the form is wrong.

@@ -85,6 +85,16 @@ export const FINDING_CODES = Object.freeze({
     route: true,
     fix: 'Enforce the route once its would_deny log lines look right, or limit the trial to reading methods.',
   },
+  sender_constraint_weakened: {
+    level: 'warning',
+    route: true,
+    fix: "Remove the weaker sender_constraint so that the issuer's binding applies, or accept the risk on the route (accept_risks) with the reason, e.g. while its clients move to DPoP.",
+  },
+  public_origin_cleartext: {
+    level: 'warning',
+    route: false,
+    fix: 'Use https for the public origin; http is for a loopback address (127.0.0.1, localhost) in development.',
+  },
   issuer_typ_unchecked: {
     level: 'notice',
     route: false,

@@ -5,7 +5,7 @@ export interface PolicyChange {
   /** Routes by service and name (`GET /balance`, or `billing: GET /balance` with `services`). */
   readonly routesAdded: readonly string[];
   readonly routesRemoved: readonly string[];
-  /** Same service and name, other access (public, scopes, authentication), mode or methods. */
+  /** Same service and name, other access (public, scopes, authentication), mode, methods or sender_constraint. */
   readonly routesChanged: readonly string[];
   /** Services whose routes are the same but in another order: the first match decides, so it matters. */
   readonly routesReordered: readonly string[];
@@ -17,9 +17,9 @@ export interface PolicyChange {
   /** Services by name. */
   readonly servicesAdded: readonly string[];
   readonly servicesRemoved: readonly string[];
-  /** Same name, other hosts, realm, mode, trust or claim headers. */
+  /** Same name, other hosts, realm, mode, trust, claim headers, public origins, sender_constraint or dpop. */
   readonly servicesChanged: readonly string[];
-  /** Top-level settings: `max_token_bytes`, `known_scopes`, `reload_guard`. */
+  /** Top-level settings: `max_token_bytes`, `known_scopes`, `reload_guard`, `dpop.replay_cache_size`. */
   readonly settingsChanged: readonly string[];
 }
 
@@ -54,6 +54,7 @@ export function policyChange(previous: CompiledPolicy, next: CompiledPolicy): Po
     previous.maxTokenBytes !== next.maxTokenBytes ? 'max_token_bytes' : undefined,
     JSON.stringify(previous.knownScopes) !== JSON.stringify(next.knownScopes) ? 'known_scopes' : undefined,
     previous.reloadGuard !== next.reloadGuard ? 'reload_guard' : undefined,
+    previous.dpopReplayCacheSize !== next.dpopReplayCacheSize ? 'dpop.replay_cache_size' : undefined,
   ].filter((name): name is string => name !== undefined);
   return {
     routesAdded: routes.added,
@@ -131,6 +132,7 @@ function routeFingerprint(route: CompiledRoute): string {
     pattern: route.pattern,
     mode: route.mode,
     access: route.access,
+    senderConstraint: route.senderConstraint,
   });
 }
 
@@ -147,6 +149,9 @@ function serviceEntries(policy: CompiledPolicy): [string, string][] {
       mode: service.mode,
       trust: [...service.trust].map(([iss, audiences]) => [iss, [...audiences].sort()]),
       claimHeaders: service.claimHeaders,
+      publicOrigins: service.publicOrigins,
+      senderConstraint: service.senderConstraint,
+      dpop: service.dpop,
     }),
   ]);
 }

@@ -1,7 +1,14 @@
-import type { CompiledPolicy, CompiledRoute, CompiledService } from './compiled-policy.js';
+import type {
+  CompiledPolicy,
+  CompiledRoute,
+  CompiledService,
+  IssuerPolicy,
+  SenderConstraintSetting,
+} from './compiled-policy.js';
 import { formatDuration } from './duration.js';
 import { FINDING_CODES, type FindingCode, type FindingLevel } from './finding-codes.js';
 import { isCatchAll, patternCovers, patternShape, sameShape } from './route-pattern-shape.js';
+import { requiresBinding } from './sender-constraints.js';
 import { displayYamlPath, type YamlLocations, type YamlPath } from './yaml-locations.js';
 
 export { FINDING_CODES, ROUTE_FINDING_CODES, type FindingCode, type FindingLevel } from './finding-codes.js';
@@ -55,8 +62,10 @@ export function policyFindings(policy: CompiledPolicy, locations: YamlLocations)
   const drafts: Draft[] = [];
   const add = (code: FindingCode, path: YamlPath, message: string) => drafts.push({ code, path, message });
 
-  for (const service of policy.services) routeFindings(service, add);
+  for (const service of policy.services) routeFindings(policy, service, add);
   modeFindings(policy, source, add);
+  serviceConstraintFindings(policy, source, add);
+  originFindings(policy, source, add);
   hostFindings(policy, add, (path) => locations.positionOf(path).line);
   issuerFindings(policy, add);
   scopeFindings(policy, add);
@@ -111,9 +120,16 @@ export function findingsConcerning(
   return findings.filter((f) => {
     if (routePath !== undefined && (f.path === routePath || isBelow(f.path, routePath))) return true;
     if (f.code === 'report_only_policy') return service.mode === 'report-only';
-    if (servicePath === undefined) return false;
+    // The top-level keys of a file without services are its one service's.
+    if (servicePath === undefined)
+      return f.path === 'sender_constraint' || f.path === 'public_origin' || isBelow(f.path, 'public_origin');
     return (
-      f.path === servicePath || f.path === `${servicePath}.mode` || f.path.startsWith(`${servicePath}.hosts[`)
+      f.path === servicePath ||
+      f.path === `${servicePath}.mode` ||
+      f.path.startsWith(`${servicePath}.hosts[`) ||
+      f.path === `${servicePath}.sender_constraint` ||
+      f.path === `${servicePath}.public_origin` ||
+      isBelow(f.path, `${servicePath}.public_origin`)
     );
   });
 }
@@ -140,7 +156,7 @@ function located(locations: YamlLocations, draft: Draft, acceptedReason?: string
 }
 
 /** Routes that never match (shadowed, duplicate), then what each route that can match lets through. */
-function routeFindings(service: CompiledService, add: Add): void {
+function routeFindings(policy: CompiledPolicy, service: CompiledService, add: Add): void {
   const routePath = (route: CompiledRoute): YamlPath => [...service.routesPath, route.index];
   const describeRoute = (route: CompiledRoute): string =>
     `${displayYamlPath(routePath(route))} (line ${route.line}, ${route.name})`;
@@ -174,7 +190,128 @@ function routeFindings(service: CompiledService, add: Add): void {
       return; // a route that never matches lets nothing through
     }
     riskFindings(service, route, isCatchAll(shape), (code, message) => add(code, routePath(route), message));
+    routeConstraintFindings(policy, service, route, (message) =>
+      add('sender_constraint_weakened', [...routePath(route), 'sender_constraint'], message),
+    );
   });
+}
+
+/**
+ * A route whose own `sender_constraint` lets tokens with no binding through for an issuer whose tokens its
+ * service would otherwise require to be bound: a leaked bearer token of that issuer works on this route.
+ * Lowering `allowed` to `off` is not reported: a bound token is never taken as a bearer token (RFC 9449
+ * section 7.2), so that only refuses more.
+ */
+function routeConstraintFindings(
+  policy: CompiledPolicy,
+  service: CompiledService,
+  route: CompiledRoute,
+  add: (message: string) => void,
+): void {
+  if (route.access.kind !== 'protected') return;
+  if (route.senderConstraint.dpop === undefined && route.senderConstraint.mtls === undefined) return;
+  const weakened: string[] = [];
+  let above: SenderConstraintSetting | undefined;
+  for (const [iss, constraint] of route.senderConstraints) {
+    const issuer = policy.issuers.get(iss);
+    if (issuer === undefined || requiresBinding(constraint)) continue;
+    const inherited = serviceLevel(service, issuer);
+    if (!requiresBinding(inherited)) continue; // the service lets them through already: reported there
+    weakened.push(`"${iss}"`);
+    above ??= inherited;
+  }
+  if (above === undefined) return;
+  add(
+    `route ${route.name} sets sender_constraint ${describeSetting(route.senderConstraint)}, so tokens of ` +
+      `issuer${weakened.length === 1 ? '' : 's'} ${joinAnd(weakened)} with no binding pass on it, though its ` +
+      `service otherwise requires them bound (${describeSetting(above)})`,
+  );
+}
+
+/** The constraint a route that sets nothing has for the tokens of `issuer`: service over issuer. */
+function serviceLevel(service: CompiledService, issuer: IssuerPolicy): SenderConstraintSetting {
+  return {
+    dpop: service.senderConstraint.dpop ?? issuer.senderConstraint.dpop ?? 'off',
+    mtls: service.senderConstraint.mtls ?? issuer.senderConstraint.mtls ?? 'off',
+  };
+}
+
+/** `{ dpop: allowed }`: the members a setting has, as written in the policy. */
+function describeSetting(setting: SenderConstraintSetting): string {
+  const members = (['dpop', 'mtls'] as const).flatMap((member) =>
+    setting[member] === undefined ? [] : [`${member}: ${setting[member]}`],
+  );
+  return `{ ${members.join(', ')} }`;
+}
+
+/**
+ * A service (or the top level, for the implicit service or a service that inherits it) whose
+ * `sender_constraint` lets tokens with no binding through for an issuer that requires its tokens bound:
+ * the issuer's setting says its tokens are sender-constrained, and here leaked bearer tokens of it work.
+ */
+function serviceConstraintFindings(policy: CompiledPolicy, source: SourceData, add: Add): void {
+  policy.services.forEach((service) => {
+    const weakened: string[] = [];
+    let required: SenderConstraintSetting | undefined;
+    for (const iss of service.trust.keys()) {
+      const issuer = policy.issuers.get(iss);
+      if (issuer === undefined || !requiresBinding(issuer.senderConstraint)) continue;
+      if (requiresBinding(serviceLevel(service, issuer))) continue;
+      weakened.push(`"${iss}"`);
+      required ??= issuer.senderConstraint;
+    }
+    if (required === undefined) return;
+    const at = service.routesPath.slice(0, -1); // ['services', N], or [] for the implicit service
+    // Located where the member that drops the issuer's `required` is written: the service, or the top level.
+    const member = (['dpop', 'mtls'] as const).find((m) => required?.[m] === 'required') ?? 'dpop';
+    const own =
+      policy.explicitServices && valueAt(source, [...at, 'sender_constraint', member]) !== undefined;
+    const where: YamlPath = !policy.explicitServices
+      ? ['sender_constraint']
+      : own
+        ? [...at, 'sender_constraint']
+        : at;
+    const what = policy.explicitServices
+      ? `service "${service.name}"${own ? '' : ' (from the top-level sender_constraint)'}`
+      : 'the top-level sender_constraint';
+    add(
+      'sender_constraint_weakened',
+      where,
+      `${what} sets ${describeSetting(service.senderConstraint)}, so tokens of issuer${weakened.length === 1 ? '' : 's'} ` +
+        `${joinAnd(weakened)} with no binding pass, though the issuer requires them bound (${describeSetting(required)})`,
+    );
+  });
+}
+
+/**
+ * A public origin in clear text on a host other than loopback: the access token and its DPoP proofs cross
+ * the network readable, and a proof binds only a request, not its confidentiality (RFC 9449 section 11.1).
+ */
+function originFindings(policy: CompiledPolicy, source: SourceData, add: Add): void {
+  const reported = new Set<string>();
+  for (const service of policy.services) {
+    const at = service.routesPath.slice(0, -1);
+    const own = policy.explicitServices && valueAt(source, [...at, 'public_origin']) !== undefined;
+    const base: YamlPath = own ? [...at, 'public_origin'] : ['public_origin'];
+    const written = valueAt(source, base);
+    service.publicOrigins.forEach((origin, i) => {
+      const url = new URL(origin);
+      if (url.protocol !== 'http:' || isLoopback(url.hostname)) return;
+      const path: YamlPath = Array.isArray(written) ? [...base, i] : base;
+      const key = displayYamlPath(path);
+      if (reported.has(key)) return;
+      reported.add(key);
+      add(
+        'public_origin_cleartext',
+        path,
+        `public origin ${origin} is plain http on a host other than loopback, so access tokens and DPoP proofs sent to it can be read on the network`,
+      );
+    });
+  }
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 
 /** What one route that can match lets through. */

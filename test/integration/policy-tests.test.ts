@@ -88,7 +88,7 @@ describe('authz test policy.test.yaml (the demo policy tests)', () => {
       );
       expect(xml.match(/<testcase /g)).toHaveLength(2);
       expect(xml).toContain(
-        'message="expected allow, got 403 insufficient_scope scope=&quot;transfer:funds&quot;"',
+        'message="expected allow, got 403 insufficient_scope scope=&quot;transfer:funds&quot; (DPoP)"',
       );
       const none = await authz('test', '--run', 'no such case', 'policy.test.yaml');
       expect(none.code).toBe(1);
@@ -119,7 +119,15 @@ describe('ops command exit codes through the CLI', () => {
 
   it('explain: 0 whatever the decision, 1 bad policy, 2 usage', async () => {
     const base = ['explain', '--method', 'POST', '--path', '/transfer'];
-    const denied = await authz(...base, '--policy', 'policy.yaml', '--claims', '{"scope": "view:balance"}');
+    // The demo's POST /transfer requires DPoP: a bound token, the DPoP scheme and a proof (taken as valid).
+    const bound = JSON.stringify({
+      scope: 'view:balance',
+      cnf: { jkt: '0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I' },
+    });
+    const denied = await authz(
+      ...base,
+      ...['--policy', 'policy.yaml', '--claims', bound, '--scheme', 'dpop', '--dpop-proof'],
+    );
     expect(denied.code).toBe(0);
     expect(denied.stdout).toContain('response   403\n');
     const broken = await authz(...base, '--policy', 'test/fixtures/ops/broken.yaml');

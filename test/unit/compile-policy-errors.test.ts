@@ -89,7 +89,9 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       line: 3,
       path: 'owner',
       key: 'owner',
-      allowed: 'version, realm, mode, reload_guard, max_token_bytes, known_scopes, issuers, routes, services',
+      allowed:
+        'version, realm, mode, reload_guard, max_token_bytes, known_scopes, public_origin, sender_constraint, ' +
+        'dpop, issuers, routes, services',
     },
     {
       where: 'in an issuer',
@@ -100,7 +102,7 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       allowed:
         'issuer, audiences, jwks_uri, jwks_file, discovery, openid_configuration, algorithms, clock_tolerance, ' +
         'jwks_cache_ttl, jwks_refresh_cooldown, jwks_max_stale, jwks_fetch_wait, max_token_lifetime, claims, ' +
-        'require_typ, token_cache',
+        'require_typ, token_cache, sender_constraint',
     },
     {
       where: 'in a route',
@@ -108,7 +110,7 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       line: 10,
       path: 'routes[1].scope',
       key: 'scope',
-      allowed: 'methods, path, scopes, public, authentication, accept_risks, mode',
+      allowed: 'methods, path, scopes, public, authentication, accept_risks, mode, sender_constraint',
     },
   ])(
     'refuses an unknown key $where, naming the keys that are allowed',

@@ -163,7 +163,7 @@ describe('authz check-policy', () => {
     expect(stdout).toBe(
       [
         `${BROKEN}:4:30: known_scopes[1]: is not a scope token (RFC 6749 section 3.3: no spaces, quotes or backslashes)`,
-        `${BROKEN}:11:39: routes[0].scope: unknown key "scope" (allowed: methods, path, scopes, public, authentication, accept_risks, mode)`,
+        `${BROKEN}:11:39: routes[0].scope: unknown key "scope" (allowed: methods, path, scopes, public, authentication, accept_risks, mode, sender_constraint)`,
         `${BROKEN}: 2 errors: the policy cannot be used`,
         '',
       ].join('\n'),

@@ -11,6 +11,11 @@ import { generateTestKey, signTestToken, type TestKey } from '../support/test-is
 const DEMO = repoFile('policy.yaml');
 const REPORT_ONLY = repoFile('test/fixtures/ops/report-only.yaml');
 const NOW_SECONDS = OPS_NOW / 1000;
+/** The RFC 7638 thumbprint of the key a DPoP-bound test token is bound to (its cnf.jkt). */
+const JKT = '0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I';
+/** How the demo's POST /transfer is asked: a DPoP-bound token, sent with the DPoP scheme and a proof. */
+const WITH_PROOF = ['--scheme', 'dpop', '--dpop-proof'];
+const DEMO_ALGS = 'ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA';
 
 async function explain(...args: string[]): Promise<string> {
   const capture = captureIo();
@@ -33,10 +38,12 @@ describe('authz explain on the demo policy (--claims)', () => {
     expect(output).toBe(
       [
         'request    GET /balance',
-        'route      routes[0] (line 25): GET /balance',
+        'route      routes[0] (line 33): GET /balance',
         '           the first route in file order that lists method GET and whose pattern matches /balance',
         'requires   scopes: view:balance (all of them)',
         '           login: any',
+        '           schemes: Bearer, DPoP',
+        '           sender_constraint for http://127.0.0.1:9000: dpop allowed (top level), mtls allowed (top level)',
         '           mode: enforce',
         'token      claims given, not verified: no signature, exp, nbf, iat, lifetime or aud was checked',
         '           issuer:    http://127.0.0.1:9000',
@@ -45,6 +52,7 @@ describe('authz explain on the demo policy (--claims)', () => {
         '           acr:       -',
         '           amr:       -',
         '           auth_time: -',
+        '           bound:     no (a bearer token: no cnf)',
         '           limits:    max_token_lifetime 1d, clock_tolerance 30s, jwks_max_stale 1d, jwks_fetch_wait 500ms',
         'decision   allow',
         'response   passed to the upstream, which answers',
@@ -57,26 +65,32 @@ describe('authz explain on the demo policy (--claims)', () => {
 
   it('403 insufficient_scope: the missing scope and the exact challenge', async () => {
     const output = await explain(
-      ...['--policy', DEMO, '--method', 'POST', '--path', '/transfer'],
-      ...['--claims', '{"scope": "view:balance"}'],
+      ...['--policy', DEMO, '--method', 'POST', '--path', '/transfer', ...WITH_PROOF],
+      ...['--claims', JSON.stringify({ scope: 'view:balance', cnf: { jkt: JKT } })],
     );
     expect(output).toContain(
       [
-        'route      routes[1] (line 29): POST /transfer',
+        'request    POST /transfer',
+        '           Authorization: DPoP (the token with the DPoP scheme)',
+        "           DPoP proof: given as valid, signed with the token's key (not checked)",
+        'route      routes[1] (line 37): POST /transfer',
         '           the first route in file order that lists method POST and whose pattern matches /transfer',
-        '           skipped routes[0] (line 25, GET /balance): method POST is not one of GET',
+        '           skipped routes[0] (line 33, GET /balance): method POST is not one of GET',
         'requires   scopes: transfer:funds (all of them)',
         '           login: acr one of urn:bank:mfa; amr including mfa; auth_time at most 600 s ago',
+        '           schemes: DPoP',
+        '           sender_constraint for http://127.0.0.1:9000: dpop required (route), mtls allowed (top level)',
         '           mode: enforce',
       ].join('\n'),
     );
+    expect(output).toContain(`           bound:     DPoP key, jkt ${JKT}\n`);
     expect(output).toContain(
       [
         'decision   deny insufficient_scope: the token lacks a required scope: transfer:funds',
         'response   403',
         '           content-type: application/json',
         '           cache-control: no-store',
-        '           www-authenticate: Bearer realm="bank-api", error="insufficient_scope", scope="transfer:funds"',
+        `           www-authenticate: DPoP realm="bank-api", error="insufficient_scope", scope="transfer:funds", algs="${DEMO_ALGS}"`,
         '           body: {"error":"insufficient_scope","error_description":"the token lacks a required scope: transfer:funds"}',
         '',
       ].join('\n'),
@@ -89,9 +103,10 @@ describe('authz explain on the demo policy (--claims)', () => {
       acr: 'urn:bank:pwd',
       amr: ['pwd'],
       auth_time: NOW_SECONDS - 120,
+      cnf: { jkt: JKT },
     };
     const output = await explain(
-      ...['--policy', DEMO, '--method', 'POST', '--path', '/transfer'],
+      ...['--policy', DEMO, '--method', 'POST', '--path', '/transfer', ...WITH_PROOF],
       ...['--claims', JSON.stringify(claims)],
     );
     expect(output).toContain('           acr:       urn:bank:pwd\n           amr:       pwd\n');
@@ -101,8 +116,8 @@ describe('authz explain on the demo policy (--claims)', () => {
         'response   401\n',
     );
     expect(output).toContain(
-      '           www-authenticate: Bearer realm="bank-api", error="insufficient_user_authentication", ' +
-        'error_description="a stronger authentication is required", acr_values="urn:bank:mfa"\n',
+      '           www-authenticate: DPoP realm="bank-api", error="insufficient_user_authentication", ' +
+        `error_description="a stronger authentication is required", acr_values="urn:bank:mfa", algs="${DEMO_ALGS}"\n`,
     );
   });
 
@@ -112,11 +127,11 @@ describe('authz explain on the demo policy (--claims)', () => {
       [
         'request    DELETE /balance?x=1',
         'route      none: no route has both a method and a pattern matching this request',
-        '           skipped routes[0] (line 25, GET /balance): method DELETE is not one of GET',
-        '           skipped routes[1] (line 29, POST /transfer): method DELETE is not one of POST',
-        '           skipped routes[2] (line 36, * /healthz): path /balance does not match /healthz',
-        '           skipped routes[3] (line 41, GET /accounts/{id}/balance): method DELETE is not one of GET',
-        '           skipped routes[4] (line 44, GET,HEAD /app/**): method DELETE is not one of GET, HEAD',
+        '           skipped routes[0] (line 33, GET /balance): method DELETE is not one of GET',
+        '           skipped routes[1] (line 37, POST /transfer): method DELETE is not one of POST',
+        '           skipped routes[2] (line 47, * /healthz): path /balance does not match /healthz',
+        '           skipped routes[3] (line 52, GET /accounts/{id}/balance): method DELETE is not one of GET',
+        '           skipped routes[4] (line 55, GET,HEAD /app/**): method DELETE is not one of GET, HEAD',
         'token      none presented (no Authorization header)',
         'decision   deny no_route: no route allows this request',
         'response   403',
@@ -134,7 +149,7 @@ describe('authz explain on the demo policy (--claims)', () => {
       ...['--claims', '{"iss": "https://untrusted.example/"}'],
     );
     expect(output).toContain(
-      'route      routes[2] (line 36): * /healthz\n' +
+      'route      routes[2] (line 47): * /healthz\n' +
         '           the first route in file order that applies to every method and whose pattern matches /healthz\n',
     );
     expect(output).toContain('requires   nothing: a public route, no token needed\n');
@@ -153,12 +168,20 @@ describe('authz explain on the demo policy (--claims)', () => {
 
   it('--json carries the same facts', async () => {
     const explanation = await explainJson(
-      ...['--policy', DEMO, '--method', 'POST', '--path', '/transfer'],
-      ...['--claims', '{"scope": "transfer:funds", "acr": "urn:bank:mfa", "amr": ["mfa"]}'],
+      ...['--policy', DEMO, '--method', 'POST', '--path', '/transfer', ...WITH_PROOF],
+      ...[
+        '--claims',
+        JSON.stringify({ scope: 'transfer:funds', acr: 'urn:bank:mfa', amr: ['mfa'], cnf: { jkt: JKT } }),
+      ],
     );
+    expect(explanation.request).toMatchObject({
+      scheme: 'DPoP',
+      dpop_proof: true,
+      client_certificate: false,
+    });
     expect(explanation.route).toMatchObject({
       index: 1,
-      line: 29,
+      line: 37,
       name: 'POST /transfer',
       methods: ['POST'],
       requires: {
@@ -166,14 +189,27 @@ describe('authz explain on the demo policy (--claims)', () => {
         scopes: ['transfer:funds'],
         authentication: { acr_values: ['urn:bank:mfa'], amr: ['mfa'], max_age: 600 },
         mode: 'enforce',
+        schemes: ['DPoP'],
+        sender_constraint: [
+          {
+            issuer: 'http://127.0.0.1:9000',
+            dpop: { value: 'required', from: 'route' },
+            mtls: { value: 'allowed', from: 'service' },
+          },
+        ],
       },
     });
-    expect(explanation.token).toMatchObject({ presented: 'claims', verified: false, acr: 'urn:bank:mfa' });
+    expect(explanation.token).toMatchObject({
+      presented: 'claims',
+      verified: false,
+      acr: 'urn:bank:mfa',
+      binding: { jkt: JKT },
+    });
     expect(explanation.decision).toMatchObject({ kind: 'deny', code: 'insufficient_user_authentication' });
     expect(explanation.response).toMatchObject({ kind: 'deny', status: 401 });
     expect((explanation.response as { headers: Record<string, string> }).headers['www-authenticate']).toBe(
-      'Bearer realm="bank-api", error="insufficient_user_authentication", ' +
-        'error_description="the authentication must be at most 600 seconds old", max_age="600"',
+      'DPoP realm="bank-api", error="insufficient_user_authentication", ' +
+        `error_description="the authentication must be at most 600 seconds old", max_age="600", algs="${DEMO_ALGS}"`,
     );
   });
 });

@@ -37,8 +37,8 @@ describe('authz test', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout).not.toContain('FAIL');
-    expect(stdout).toMatch(/\n44 passed, 0 failed\n$/);
-    expect(stdout).toContain(`${DEMO_TESTS}: 39 cases against policy.yaml, clock 2026-11-27T12:00:00Z\n`);
+    expect(stdout).toMatch(/\n48 passed, 0 failed\n$/);
+    expect(stdout).toContain(`${DEMO_TESTS}: 43 cases against policy.yaml, clock 2026-11-27T12:00:00Z\n`);
   });
 
   it('prints a table of passes and failures within 120 columns, each failure in full with file:line, and exits 1', async () => {
@@ -54,10 +54,10 @@ describe('authz test', () => {
         'a report-only expectation on an enforced route         allow (report-only: would …  401 unauthorized             FAIL',
         `${FAILING}:9: FAIL transfer with view:balance (wrongly expected to pass)`,
         '  expected allow',
-        '  got      403 insufficient_scope scope="transfer:funds"',
+        '  got      403 insufficient_scope scope="transfer:funds" (DPoP)',
         `${FAILING}:13: FAIL transfer names the wrong scope`,
         '  expected 403 insufficient_scope scope="view:balance"',
-        '  got      403 insufficient_scope scope="transfer:funds"',
+        '  got      403 insufficient_scope scope="transfer:funds" (DPoP)',
         `${FAILING}:17: FAIL a report-only expectation on an enforced route`,
         '  expected allow (report-only: would deny 401)',
         '  got      401 unauthorized',
@@ -76,10 +76,10 @@ describe('authz test', () => {
         `${INVALID}:3:1: now: must be a date-time with a time zone, e.g. 2026-11-27T12:00:00Z`,
         `${INVALID}:4:1: timeout: unknown key "timeout" (allowed: policy, now, cases)`,
         `${INVALID}:6:5: cases[0]: needs "request: { method: GET, path: /balance }"`,
-        `${INVALID}:8:45: cases[1].request.query: unknown key "query" (allowed: method, path)`,
+        `${INVALID}:8:45: cases[1].request.query: unknown key "query" (allowed: method, path, scheme, dpop_proof, client_certificate)`,
         `${INVALID}:9:5: cases[1].token: must be "none" or the token's claims, e.g. { scope: view:balance }`,
         `${INVALID}:10:15: cases[1].expect.status: must be an HTTP status code, e.g. 403`,
-        `${INVALID}:10:34: cases[1].expect.scopes: unknown key "scopes" (allowed: status, error, scope, acr_values, max_age, would_deny)`,
+        `${INVALID}:10:34: cases[1].expect.scopes: unknown key "scopes" (allowed: status, error, scope, acr_values, max_age, would_deny, scheme)`,
         `${INVALID}:12:35: cases[2].token.auth_time_ago: must be a duration (whole seconds, or 30s / 10m / 1h)`,
         `${INVALID}:13:5: cases[2].expect: must be allow, or a mapping such as { status: 403, error: insufficient_scope }`,
         `${INVALID}:14:5: cases[3]: missing required key "expect" (allow, or { status: 403, error: insufficient_scope })`,

@@ -250,3 +250,150 @@ describe('the repository policies', () => {
     expect(risky.map((f) => `${f.path} ${f.code}`)).toEqual(['routes[5] public_catch_all']);
   });
 });
+
+describe('policyFindings: sender constraints', () => {
+  const ISSUER = (constraint: string) =>
+    `  - { issuer: https://idp.example/, audiences: [api], jwks_uri: https://idp.example/jwks, algorithms: [RS256], require_typ: at+jwt${constraint} }`;
+  const implicit = (top: string[], issuerConstraint: string, ...routes: string[]) =>
+    [
+      'version: 1',
+      'realm: bank-api',
+      'public_origin: https://bank.example',
+      ...top,
+      'issuers:',
+      ISSUER(issuerConstraint),
+      'routes:',
+      ...routes.map((route) => `  - ${route}`),
+      '',
+    ].join('\n');
+  const found = (text: string) =>
+    findingsOf(text)
+      .filter((f) => f.code === 'sender_constraint_weakened' || f.code === 'public_origin_cleartext')
+      .map((f) => `${f.path} ${f.code} ${f.level}`);
+
+  it('warns about a route that lets unbound tokens of an issuer requiring DPoP through', () => {
+    const text = implicit(
+      [],
+      ', sender_constraint: { dpop: required }',
+      '{ methods: [GET], path: /balance, scopes: [view:balance] }',
+      '{ methods: [POST], path: /transfer, scopes: [transfer:funds], sender_constraint: { dpop: allowed } }',
+      '{ methods: [GET], path: /legacy, scopes: [view:balance], sender_constraint: { dpop: off } }',
+    );
+    const findings = findingsOf(text).filter((f) => f.code === 'sender_constraint_weakened');
+
+    expect(findings.map((f) => `${f.path} ${f.level} line ${f.line}`)).toEqual([
+      'routes[1].sender_constraint warning line 8',
+      'routes[2].sender_constraint warning line 9',
+    ]);
+    expect(findings[0]?.message).toBe(
+      'route POST /transfer sets sender_constraint { dpop: allowed }, so tokens of issuer "https://idp.example/" ' +
+        'with no binding pass on it, though its service otherwise requires them bound ({ dpop: required, mtls: off })',
+    );
+  });
+
+  it('says nothing when a route only turns off a binding that was allowed, or requires another', () => {
+    const text = implicit(
+      ['sender_constraint: { dpop: allowed }'],
+      ', sender_constraint: { mtls: required }',
+      '{ methods: [GET], path: /a, scopes: [a], sender_constraint: { dpop: off } }',
+      '{ methods: [GET], path: /b, scopes: [a], sender_constraint: { mtls: allowed, dpop: required } }',
+    );
+
+    expect(found(text)).toEqual([]);
+  });
+
+  it('warns at the top level when it weakens the issuer for the implicit service', () => {
+    const text = implicit(
+      ['sender_constraint: { dpop: allowed }'],
+      ', sender_constraint: { dpop: required }',
+      '{ methods: [GET], path: /a, scopes: [a] }',
+      '{ methods: [GET], path: /b, scopes: [a], sender_constraint: { dpop: required } }',
+    );
+    const [finding] = findingsOf(text).filter((f) => f.code === 'sender_constraint_weakened');
+
+    expect(found(text)).toEqual(['sender_constraint sender_constraint_weakened warning']);
+    expect(finding?.line).toBe(4);
+    expect(finding?.message).toBe(
+      'the top-level sender_constraint sets { dpop: allowed }, so tokens of issuer "https://idp.example/" with no ' +
+        'binding pass, though the issuer requires them bound ({ dpop: required })',
+    );
+  });
+
+  it("warns at a service's own sender_constraint, or at the service when it inherits the top level's", () => {
+    const text = [
+      'version: 1',
+      'realm: bank-api',
+      'public_origin: https://bank.example',
+      'sender_constraint: { mtls: off }',
+      'issuers:',
+      ISSUER(', sender_constraint: { mtls: required }'),
+      'services:',
+      '  - name: bank', //                                                     8
+      '    hosts: [bank.example]',
+      '    sender_constraint: { mtls: allowed }', //                           10
+      '    routes: [{ methods: [GET], path: /a, scopes: [a] }]',
+      '  - name: shop', //                                                     12
+      '    hosts: [shop.example]',
+      '    routes: [{ methods: [GET], path: /a, scopes: [a] }]',
+      '',
+    ].join('\n');
+    const findings = findingsOf(text).filter((f) => f.code === 'sender_constraint_weakened');
+
+    expect(findings.map((f) => `${f.path} line ${f.line}`)).toEqual([
+      'services[0].sender_constraint line 10',
+      'services[1] line 12',
+    ]);
+    expect(findings[1]?.message).toMatch(
+      /^service "shop" \(from the top-level sender_constraint\) sets \{ mtls: off \}/,
+    );
+  });
+
+  it('points at the top level when the service sets only the other member', () => {
+    const text = [
+      'version: 1',
+      'realm: bank-api',
+      'public_origin: https://bank.example',
+      'sender_constraint: { dpop: allowed }',
+      'issuers:',
+      ISSUER(', sender_constraint: { dpop: required }'),
+      'services:',
+      '  - name: bank', //                                                     8
+      '    hosts: [bank.example]',
+      '    sender_constraint: { mtls: allowed }',
+      '    routes: [{ methods: [GET], path: /a, scopes: [a] }]',
+      '',
+    ].join('\n');
+    const [finding] = findingsOf(text).filter((f) => f.code === 'sender_constraint_weakened');
+
+    expect(`${finding?.path} line ${finding?.line}`).toBe('services[0] line 8');
+    expect(finding?.message).toMatch(
+      /^service "bank" \(from the top-level sender_constraint\) sets \{ dpop: allowed, mtls: allowed \}/,
+    );
+  });
+
+  it('lets a route accept the weakening, with the reason', () => {
+    const text = implicit(
+      [],
+      ', sender_constraint: { dpop: required }',
+      "{ methods: [GET], path: /legacy, scopes: [a], sender_constraint: { dpop: allowed }, accept_risks: [{ code: sender_constraint_weakened, reason: 'old app until March' }] }",
+    );
+    const [finding] = findingsOf(text).filter((f) => f.code === 'sender_constraint_weakened');
+
+    expect(finding?.accepted).toEqual({ reason: 'old app until March' });
+    expect(findingFails(finding!, true)).toBe(false);
+  });
+
+  it('warns about a plain-http public origin other than loopback', () => {
+    const text = implicit([], '', '{ methods: [GET], path: /a, scopes: [a] }').replace(
+      'public_origin: https://bank.example',
+      'public_origin: [http://127.0.0.1:8000, http://localhost:8000, "http://[::1]:8000", http://bank.example, https://bank.example]',
+    );
+
+    expect(found(text)).toEqual(['public_origin[3] public_origin_cleartext warning']);
+  });
+
+  it('every new code is in the registry with its level', () => {
+    expect(FINDING_CODES.sender_constraint_weakened).toMatchObject({ level: 'warning', route: true });
+    expect(FINDING_CODES.public_origin_cleartext).toMatchObject({ level: 'warning', route: false });
+  });
+});
