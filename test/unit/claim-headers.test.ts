@@ -1,6 +1,6 @@
 import type { JWTPayload } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { readBearerCredentials } from '../../src/authn/bearer-credentials.js';
+import { readAccessTokenCredentials } from '../../src/authn/access-token-credentials.js';
 import type { Answer } from '../../src/authz/answer-for-decision.js';
 import { authorize, type Authorization } from '../../src/authz/authorize.js';
 import { OVERWRITE_IF_EXISTS_OR_ADD } from '../../src/envoy/check-messages.js';
@@ -45,7 +45,7 @@ async function withClaims(
   const verifier = claimsVerifier(policy, { token: claims });
   return authorize(
     policy,
-    { method: 'GET', target, host, credentials: readBearerCredentials(['Bearer token']) },
+    { method: 'GET', target, host, credentials: readAccessTokenCredentials(['Bearer token']) },
     verifier,
     NOW,
   );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readBearerCredentials } from '../../src/authn/bearer-credentials.js';
+import { readAccessTokenCredentials } from '../../src/authn/access-token-credentials.js';
 import { authorize, type Authorization } from '../../src/authz/authorize.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { CompiledPolicy } from '../../src/policy/compiled-policy.js';
@@ -55,7 +55,7 @@ function check(policy: CompiledPolicy, method: string, target: string, token?: '
       method,
       target,
       host,
-      credentials: readBearerCredentials(token === undefined ? [] : [`Bearer ${token}`]),
+      credentials: readAccessTokenCredentials(token === undefined ? [] : [`Bearer ${token}`]),
     },
     claimsVerifier(policy, TOKENS),
     NOW,
