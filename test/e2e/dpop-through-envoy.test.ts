@@ -268,7 +268,7 @@ function expectRefused(
   expect(sent.upstream, 'the upstream received the request').toBeUndefined();
 }
 
-/** An allowed request: 200, the identity headers at the upstream, and no Authorization header there. */
+/** An allowed request: 200, the identity headers at the upstream, and no Authorization or DPoP header there. */
 function expectAllowed(sent: Sent, scopes = 'view:balance'): void {
   expect(
     { status: sent.status, code: sent.decision?.['reason'] },
@@ -280,6 +280,8 @@ function expectAllowed(sent: Sent, scopes = 'view:balance'): void {
   expect(sent.upstream, 'the upstream received the request').toBeDefined();
   const lines = sent.upstream!.lines.map(([name, value]) => [name.toLowerCase(), value] as const);
   expect(lines.filter(([name]) => name === 'authorization')).toEqual([]);
+  // The proof is for the sidecar: envoy.yaml removes it with the token.
+  expect(lines.filter(([name]) => name === 'dpop')).toEqual([]);
   expect(lines.filter(([name]) => name === IDENTITY_HEADERS.subject)).toEqual([
     [IDENTITY_HEADERS.subject, 'alice'],
   ]);

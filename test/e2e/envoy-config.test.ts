@@ -282,6 +282,8 @@ describe('envoy/envoy.yaml', () => {
     for (const virtualHost of virtualHosts) {
       const removed = items(at(virtualHost, 'request_headers_to_remove') ?? []);
       expect(removed, String(at(virtualHost, 'name'))).toContain('authorization');
+      // The DPoP proof is for the sidecar (RFC 9449): it goes with the token.
+      expect(removed, String(at(virtualHost, 'name'))).toContain('dpop');
     }
   });
 
