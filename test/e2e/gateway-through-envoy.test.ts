@@ -180,7 +180,7 @@ describe('envoy/gateway.yaml and policy.gateway.yaml agree', () => {
     expect(catchAll['domains']).toEqual(['*']);
     expect(JSON.stringify(catchAll)).not.toContain('disabled');
     for (const host of virtualHosts)
-      expect(host['request_headers_to_remove'], String(host['name'])).toEqual(['authorization']);
+      expect(host['request_headers_to_remove'], String(host['name'])).toEqual(['authorization', 'dpop']);
   });
 
   it('removes client copies of every header the sidecar sets, identity and claim headers, before ext_authz', async () => {
@@ -245,13 +245,16 @@ describe('one path, two services: GET /balance by host', () => {
   it('refuses a statements token on bank.example with 401 invalid_token in the bank realm', async () => {
     const answer = await get(BANK, '/balance', await statementsToken('view:statements view:balance'));
     expect(answer.status).toBe(401);
+    // The bank takes DPoP too (policy.gateway.yaml): a bare DPoP challenge follows the error under Bearer.
     expect(answer.challenge).toMatch(
-      /^Bearer realm="bank-api", error="invalid_token", error_description="[^"]+"$/,
+      /^Bearer realm="bank-api", error="invalid_token", error_description="[^"]+", DPoP realm="bank-api", algs="[A-Za-z0-9 ]+"$/,
     );
   });
 
   it('challenges a request without a token in the realm of the host’s service', async () => {
-    expect((await get(BANK, '/balance')).challenge).toBe('Bearer realm="bank-api"');
+    expect((await get(BANK, '/balance')).challenge).toBe(
+      'Bearer realm="bank-api", DPoP realm="bank-api", algs="ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA"',
+    );
     expect((await get(STATEMENTS, '/balance')).challenge).toBe('Bearer realm="statements-api"');
   });
 
@@ -489,7 +492,7 @@ async function gatewayConfigFor(
   const mystery = {
     name: 'mystery',
     domains: [MYSTERY],
-    request_headers_to_remove: ['authorization'],
+    request_headers_to_remove: ['authorization', 'dpop'],
     routes: [
       {
         match: { prefix: '/' },
