@@ -389,7 +389,12 @@ describe('docker-compose.yml', () => {
       'socket_address',
       'port_value',
     );
-    const tlsPort = at(named(at(resources, 'listeners'), 'ingress_tls'), 'address', 'socket_address', 'port_value');
+    const tlsPort = at(
+      named(at(resources, 'listeners'), 'ingress_tls'),
+      'address',
+      'socket_address',
+      'port_value',
+    );
     const published = items(at(service('authz'), 'ports')).map((p) => portOf(String(p)));
     // Envoy's two listeners, and the dev IdP's port for the browser's sign-in.
     expect(published).toEqual([
