@@ -21,8 +21,10 @@ export type { Authorization } from './authorization.js';
 
 /**
  * The one decision pipeline, used by the gRPC handler, `authz explain`, `test`, `diff` and the bench:
- * choose the service (`service-selection.ts`), route the request, verify its credentials when the route needs them, decide, apply the enforcement
- * mode, and answer. Pure but for what the verifier does (fetching keys, for a real one).
+ * choose the service (`service-selection.ts`), route the request, verify its credentials when the route
+ * needs them, check that the token may be used as presented (its binding and the route's sender constraint,
+ * with the proofs the verifier checks: `sender-constraint.ts`), decide, apply the enforcement mode, and
+ * answer. Pure but for what the verifier does (fetching keys, checking proofs, for a real one).
  *
  * A request decided before any credential is verified (no route, an unsafe path, no token, a public
  * route) gets the authorization prepared for its service at first use (`prepared-outcomes.ts`): the same
