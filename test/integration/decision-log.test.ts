@@ -426,6 +426,13 @@ describe('decision log', () => {
     expect(insufficient).toMatchObject({ issuer: ISSUER, missing_scopes: ['transfer:funds'] });
     const unavailable = decisionLines().find((record) => record['reason'] === 'keys_unavailable');
     expect(unavailable).toMatchObject({ issuer: DOWN_ISSUER, missing_scopes: [] });
+    // What the token was bound to: bearer for these verified tokens, null where none was verified.
+    expect(insufficient).toMatchObject({ token_binding: 'bearer' });
+    expect(unavailable).toMatchObject({ token_binding: null });
+    const allowed = decisionLines().find(
+      (record) => record['reason'] === 'allowed' && record['subject'] !== null,
+    );
+    expect(allowed).toMatchObject({ token_binding: 'bearer' });
   });
 
   it('never writes a token, a signature or an Authorization header value, on any line', () => {
