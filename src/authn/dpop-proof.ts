@@ -1,18 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { errors } from 'jose';
-import {
-  calculateJwkThumbprint,
-  decodeProtectedHeader,
-  EmbeddedJWK,
-  jwtVerify,
-  type JWK,
-  type JWTPayload,
-  type ProtectedHeaderParameters,
-} from 'jose';
+import { decodeProtectedHeader, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import type { DpopProofCode } from '../authz/decision.js';
 import type { DpopProofCheck } from '../authz/possession-proof.js';
 import type { DpopProofPolicy } from '../policy/compiled-policy.js';
 import type { DpopNonces } from './dpop-nonces.js';
+import type { DpopProofKeys } from './dpop-proof-keys.js';
 import type { DpopReplayCache } from './dpop-replay-cache.js';
 import { normalisedHttpUri } from './http-uri.js';
 
@@ -32,6 +25,8 @@ export interface DpopProofContext {
   /** `dpop.replay_cache_size`. */
   readonly replayCacheSize: number;
   readonly nonces: DpopNonces;
+  /** The proof keys imported so far. */
+  readonly proofKeys: DpopProofKeys;
   /** Milliseconds since the epoch. */
   readonly nowMs: number;
 }
@@ -110,10 +105,13 @@ export async function checkDpopProof(context: DpopProofContext): Promise<DpopPro
     return invalid('dpop_proof_key_invalid', 'the jwk of the DPoP proof is not a public key');
   }
 
-  // Check 6: the signature, with the key in the header (jose's EmbeddedJWK imports it, public only).
+  // Check 6: the signature, with the key in the header, imported once per key (`dpop-proof-keys.ts`).
+  const resolved = await context.proofKeys.resolve(members, header.alg);
+  if (resolved.kind === 'unusable') return invalid('dpop_proof_key_invalid', resolved.description);
+  const { thumbprint } = resolved;
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(proof, EmbeddedJWK, {
+    ({ payload } = await jwtVerify(proof, resolved.key, {
       algorithms: [...policy.algorithms],
       typ: 'dpop+jwt',
       currentDate: new Date(nowMs),
@@ -171,12 +169,6 @@ export async function checkDpopProof(context: DpopProofContext): Promise<DpopPro
     }
   }
 
-  let thumbprint: string;
-  try {
-    thumbprint = await calculateJwkThumbprint(jwk as JWK, 'sha256');
-  } catch {
-    return invalid('dpop_proof_key_invalid', 'the jwk of the DPoP proof is not a usable public key');
-  }
   // Section 11.1: a jti seen within the window is a replay. Keyed by the key's thumbprint too, so one
   // client's jti never blocks another's. Remembered for as long as a proof with this iat stays acceptable.
   const expiresAtMs = (iat + policy.maxAgeSeconds) * 1000 + 1;

@@ -16,6 +16,7 @@ import type { PossessionProofs, ProofRequest } from '../authz/possession-proof.j
 import { clientCertificateCheck } from './client-certificate.js';
 import { DpopNonces } from './dpop-nonces.js';
 import { checkDpopProof } from './dpop-proof.js';
+import { DpopProofKeys } from './dpop-proof-keys.js';
 import { DpopReplayCache } from './dpop-replay-cache.js';
 import type { InvalidTokenReason, TokenVerification } from '../authz/token-verification.js';
 
@@ -40,6 +41,7 @@ export interface VerifyContext {
 export interface PossessionState {
   readonly replayCache: DpopReplayCache;
   readonly nonces: DpopNonces;
+  readonly proofKeys: DpopProofKeys;
 }
 
 /**
@@ -51,6 +53,7 @@ export function bearerTokenVerifier(context: VerifyContext): CredentialVerifier<
   const possession = context.possession ?? {
     replayCache: new DpopReplayCache(),
     nonces: DpopNonces.withRandomKey(),
+    proofKeys: new DpopProofKeys(),
   };
   const { policy } = context;
   return {
@@ -69,6 +72,7 @@ export function bearerTokenVerifier(context: VerifyContext): CredentialVerifier<
               replayCache: possession.replayCache,
               replayCacheSize: policy.dpopReplayCacheSize,
               nonces: possession.nonces,
+              proofKeys: possession.proofKeys,
               nowMs: context.now(),
             }),
       certificate: request.certificate ? clientCertificateCheck(request.clientCertificate) : { kind: 'none' },

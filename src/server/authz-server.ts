@@ -5,6 +5,7 @@ import type { KeyRejectionEvent, KeySetFetchEvent, KeySetUsabilityEvent } from '
 import { createKeyRing, type KeyRing } from '../authn/key-ring.js';
 import { fetchKeySetOverHttp, type FetchKeySet } from '../authn/read-key-set.js';
 import { DpopNonces } from '../authn/dpop-nonces.js';
+import { DpopProofKeys } from '../authn/dpop-proof-keys.js';
 import { DpopReplayCache } from '../authn/dpop-replay-cache.js';
 import { bearerTokenVerifier, type PossessionState } from '../authn/verify-access-token.js';
 import type { Decision } from '../authz/decision.js';
@@ -132,6 +133,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
     replayCache: new DpopReplayCache(),
     nonces:
       options.dpopNonceKey === undefined ? DpopNonces.withRandomKey() : new DpopNonces(options.dpopNonceKey),
+    proofKeys: new DpopProofKeys(),
   };
   metrics?.readDpopReplayEntriesFrom?.(() => possession.replayCache.size);
   /**

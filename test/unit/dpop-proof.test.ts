@@ -13,6 +13,7 @@ import {
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DpopNonces } from '../../src/authn/dpop-nonces.js';
 import { checkDpopProof, MAX_DPOP_PROOF_BYTES, type DpopProofContext } from '../../src/authn/dpop-proof.js';
+import { DpopProofKeys } from '../../src/authn/dpop-proof-keys.js';
 import { DpopReplayCache } from '../../src/authn/dpop-replay-cache.js';
 import { bearerTokenVerifier } from '../../src/authn/verify-access-token.js';
 import type { DpopProofCheck, ProofRequest } from '../../src/authz/possession-proof.js';
@@ -84,11 +85,13 @@ beforeAll(async () => {
 let clock: ManualClock;
 let replayCache: DpopReplayCache;
 let nonces: DpopNonces;
+let proofKeys: DpopProofKeys;
 
 beforeEach(() => {
   clock = createManualClock();
   replayCache = new DpopReplayCache();
   nonces = new DpopNonces(Buffer.alloc(32, 7));
+  proofKeys = new DpopProofKeys();
 });
 
 interface ProofOptions {
@@ -137,6 +140,7 @@ function check(
     replayCache,
     replayCacheSize: 1000,
     nonces,
+    proofKeys,
     nowMs: clock.now(),
     ...overrides,
   });
@@ -821,7 +825,7 @@ describe('bearerTokenVerifier.prove', () => {
       policy,
       keysFor: () => undefined,
       now: clock.now,
-      possession: { replayCache, nonces },
+      possession: { replayCache, nonces, proofKeys: new DpopProofKeys() },
     });
 
   it('checks both the DPoP proof and the client certificate a ProofRequest asks for', async () => {
@@ -854,7 +858,7 @@ describe('bearerTokenVerifier.prove', () => {
       policy: tiny,
       keysFor: () => undefined,
       now: clock.now,
-      possession: { replayCache, nonces },
+      possession: { replayCache, nonces, proofKeys: new DpopProofKeys() },
     });
     const prove = async () =>
       (
