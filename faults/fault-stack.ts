@@ -19,14 +19,30 @@ export interface IssuerSettings {
   readonly algorithms?: readonly string[];
 }
 
+/** Where a scenario's policy is to point: what {@link startFaultStack} passes its `policy` function. */
+export interface StackEndpoints {
+  /** The suite's key set endpoint. */
+  readonly jwksUri: string;
+  /**
+   * Envoy's listener, `http://127.0.0.1:PORT`: the policy's `public_origin`, as a DPoP proof's `htu` must
+   * name the origin the client really called (RFC 9449 section 4.3), not the demo's port 8000.
+   */
+  readonly publicOrigin: string;
+}
+
 /**
- * The repository's demo policy.yaml, its routes untouched, trusting the suite's issuer alone, whose keys
- * are at `jwksUri`.
+ * The repository's demo policy.yaml, its routes and sender constraints untouched (DPoP required on
+ * `POST /transfer`), trusting the suite's issuer alone, whose keys are at `jwksUri`, with `public_origin`
+ * the stack's Envoy.
  */
-export async function faultPolicy(jwksUri: string, issuer: IssuerSettings): Promise<Record<string, unknown>> {
+export async function faultPolicy(
+  { jwksUri, publicOrigin }: StackEndpoints,
+  issuer: IssuerSettings,
+): Promise<Record<string, unknown>> {
   const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
   return {
     ...demo,
+    public_origin: publicOrigin,
     issuers: [
       {
         issuer: FAULT_ISSUER,
@@ -66,23 +82,24 @@ export interface FaultStack {
 }
 
 /**
- * Starts the stack: the JWKS endpoint serving `keys`, the policy `policy(jwksUri)` written to a fresh
- * folder, the bank and authz (the CLI built in `target`, `npm run build`), then Envoy (this checkout's
- * envoy/envoy.yaml with its ports changed, as the e2e suites run it). Resolves when Envoy is live and authz
- * has logged `started`.
+ * Starts the stack: the JWKS endpoint serving `keys`, the policy `policy({jwksUri, publicOrigin})` written
+ * to a fresh folder, the bank and authz (the CLI built in `target`, `npm run build`), then Envoy (this
+ * checkout's envoy/envoy.yaml with its ports changed, as the e2e suites run it). Resolves when Envoy is live
+ * and authz has logged `started`.
  */
 export async function startFaultStack(options: {
   target: string;
   keys: readonly JWK[];
-  policy: (jwksUri: string) => Promise<Record<string, unknown>>;
+  policy: (endpoints: StackEndpoints) => Promise<Record<string, unknown>>;
 }): Promise<FaultStack> {
   const cliPath = path.join(options.target, 'dist', 'cli', 'main.js');
   if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: run "npm run build" there first`);
   const dir = await mkdtemp(path.join(tmpdir(), 'authz-faults-'));
   const jwks = await startJwksFaultServer(options.keys);
   const [listen, admin, authzPort, bankPort] = (await freePorts(4)) as [number, number, number, number];
+  const baseUrl = `http://127.0.0.1:${listen}`;
   const policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, stringify(await options.policy(jwks.url)));
+  await writeFile(policyFile, stringify(await options.policy({ jwksUri: jwks.url, publicOrigin: baseUrl })));
 
   const servers: ServerProcess[] = [];
   const startCli = async (name: string, args: readonly string[]): Promise<ServerProcess> => {
@@ -145,7 +162,7 @@ export async function startFaultStack(options: {
 
     const bankUrl = `http://127.0.0.1:${bankPort}`;
     return {
-      baseUrl: `http://127.0.0.1:${listen}`,
+      baseUrl,
       bankUrl,
       authzPort,
       policyFile,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { generateKeyPair, exportJWK, base64url, type JWK } from 'jose';
+import { generateDpopKey, type DpopKey } from '../test/support/dpop-proofs.js';
 import {
   generateTestKey,
   signTestToken,
@@ -33,6 +34,16 @@ export function expiredClaims(): Record<string, unknown> {
 /** Login claims of a recent multi-factor login, as the demo `POST /transfer` route requires (RFC 9470). */
 export function mfaLoginClaims(): Record<string, unknown> {
   return { acr: 'urn:bank:mfa', amr: ['pwd', 'mfa'], auth_time: Math.floor(Date.now() / 1000) - 30 };
+}
+
+/** The claim that binds a token to `key` (`cnf.jkt`, RFC 9449 section 6.1). */
+export function boundTo(key: DpopKey): Record<string, unknown> {
+  return { cnf: { jkt: key.jkt } };
+}
+
+/** `count` DPoP key pairs (ES256): one per client account, as each client holds its own. */
+export function dpopKeys(count: number): Promise<DpopKey[]> {
+  return Promise.all(Array.from({ length: count }, () => generateDpopKey('ES256')));
 }
 
 /**

@@ -1,3 +1,4 @@
+import { dpopProof, type DpopKey } from '../test/support/dpop-proofs.js';
 import type { FaultProfile } from './fault-profile.js';
 import type { ScenarioResult } from './figures.js';
 
@@ -24,4 +25,19 @@ export interface Scenario {
 /** The `authorization` header for `token`. */
 export function bearer(token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` };
+}
+
+/**
+ * `Authorization: DPoP <token>` and a fresh proof from `key` for `method` and `url` (RFC 9449 sections 4
+ * and 7.1), as the demo policy's `POST /transfer` requires: a new `jti` and the current time each call, so
+ * build it for the request about to leave. `token` must be bound to `key` (`cnf.jkt`, see
+ * `boundTo` in fault-tokens.ts).
+ */
+export async function dpop(
+  key: DpopKey,
+  method: string,
+  url: string,
+  token: string,
+): Promise<Record<string, string>> {
+  return { authorization: `DPoP ${token}`, dpop: await dpopProof(key, { method, url, accessToken: token }) };
 }

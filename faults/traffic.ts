@@ -26,8 +26,11 @@ export interface Outcome {
   readonly status: number;
   /** From sending to the end of the answer, ms. */
   readonly ms: number;
-  /** The `WWW-Authenticate` header of the answer, if any. */
-  readonly challenge: string | undefined;
+  /**
+   * The answer's `WWW-Authenticate` header lines, each on its own (a route that accepts both `Bearer` and
+   * `DPoP` challenges with one line per scheme); empty when there is none.
+   */
+  readonly challenges: readonly string[];
   readonly error: string | undefined;
 }
 
@@ -86,18 +89,21 @@ export function startTraffic(options: {
             resolve({
               status: response.statusCode ?? 0,
               ms: performance.now() - t0,
-              challenge: response.headers['www-authenticate'],
+              challenges: response.rawHeaders.filter(
+                (_value, index, raw) =>
+                  index % 2 === 1 && raw[index - 1]!.toLowerCase() === 'www-authenticate',
+              ),
               error: undefined,
             }),
           );
           response.once('error', (error) =>
-            resolve({ status: 0, ms: performance.now() - t0, challenge: undefined, error: error.message }),
+            resolve({ status: 0, ms: performance.now() - t0, challenges: [], error: error.message }),
           );
         },
       );
       req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error('timeout')));
       req.once('error', (error) =>
-        resolve({ status: 0, ms: performance.now() - t0, challenge: undefined, error: error.message }),
+        resolve({ status: 0, ms: performance.now() - t0, challenges: [], error: error.message }),
       );
       req.end(body);
     });
@@ -122,7 +128,7 @@ export function startTraffic(options: {
             sentAt: Date.now(),
             status: 0,
             ms: 0,
-            challenge: undefined,
+            challenges: [],
             error: (error as Error).message,
           },
         });

@@ -1,9 +1,16 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { generateTestKey, tamperWithPayload } from '../../test/support/test-issuer.js';
 import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
-import { expiredClaims, mfaLoginClaims, signToken, unpublishedKey } from '../fault-tokens.js';
+import {
+  boundTo,
+  dpopKeys,
+  expiredClaims,
+  mfaLoginClaims,
+  signToken,
+  unpublishedKey,
+} from '../fault-tokens.js';
 import { countBy, describeCounts, exactly, fmt, type ScenarioResult } from '../figures.js';
-import { bearer, type FaultContext, type Scenario } from '../scenario.js';
+import { bearer, dpop, type FaultContext, type Scenario } from '../scenario.js';
 import { startTraffic, type TrafficRequest } from '../traffic.js';
 
 /** Accounts that send transfers with valid `transfer:funds` tokens, and accounts that never hold one. */
@@ -39,35 +46,44 @@ const MIX = [
 
 /**
  * Scenario 3. `kill -9` of authz under load, then a restart a moment later (a supervisor's), `kills` times.
- * Balance reads and transfers with valid and invalid tokens go on throughout. Required: every request is
- * answered as authz decides it or 503 (Envoy's `status_on_error`, failing closed), service is back after
- * the restart, and the bank's ledger shows exactly the transfers answered 201, all from accounts that held
- * a valid `transfer:funds` token: none from the accounts whose tokens lacked the scope, were tampered
- * with, expired or came from a weak login.
+ * Balance reads and transfers with valid and invalid tokens go on throughout. The demo policy requires DPoP
+ * on `POST /transfer`: every account holds a DPoP key of its own, and every transfer carries a token bound
+ * to it (`cnf.jkt`) with a fresh proof, so that each invalid transfer is refused for what is wrong with its
+ * token, not for a missing binding. Required: every request is answered as authz decides it or 503
+ * (Envoy's `status_on_error`, failing closed), service is back after the restart, and the bank's ledger
+ * shows exactly the transfers answered 201, all from accounts that held a valid `transfer:funds` token:
+ * none from the accounts whose tokens lacked the scope, were tampered with, expired or came from a weak
+ * login.
  */
 async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
   const settings = profile.restart;
   const started = Date.now();
   const key = await generateTestKey('faults-restart');
   const impostor = await unpublishedKey(key.kid);
+  const [senderKeys, intruderKeys] = await Promise.all([dpopKeys(SENDERS), dpopKeys(SENDERS)]);
   const stack = await startFaultStack({
     target,
     keys: [key.publicJwk],
-    policy: (jwksUri) => faultPolicy(jwksUri, { cacheTtlSeconds: 60, refreshCooldownSeconds: 5 }),
+    policy: (endpoints) => faultPolicy(endpoints, { cacheTtlSeconds: 60, refreshCooldownSeconds: 5 }),
   });
   try {
     await waitForAllow(stack, `Bearer ${await signToken(key)}`);
     const transferScope = 'view:balance transfer:funds';
+    const transferUrl = `${stack.baseUrl}/transfer`;
     const build = async (kind: string, n: number): Promise<TrafficRequest> => {
-      const transfer = (sub: string, token: string): TrafficRequest => ({
+      /** A transfer from `sub` with `token` under the DPoP scheme, and a fresh proof of `sub`'s key. */
+      const transfer = async (sub: string, token: string): Promise<TrafficRequest> => ({
         kind,
         tag: sub,
         method: 'POST',
         path: '/transfer',
-        headers: bearer(token),
+        headers: await dpop(sub === intruder ? intruderKey : senderKey, 'POST', transferUrl, token),
         json: { to: RECIPIENT, amount: AMOUNT },
       });
       const intruder = intruderAccount(n);
+      const senderKey = senderKeys[n % SENDERS]!;
+      const intruderKey = intruderKeys[n % SENDERS]!;
+      const intruderBinding = boundTo(intruderKey);
       switch (kind) {
         case 'balance-valid':
           return { kind, method: 'GET', path: '/balance', headers: bearer(await signToken(key)) };
@@ -75,25 +91,32 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
           return { kind, method: 'GET', path: '/balance', headers: bearer(await signToken(impostor)) };
         case 'transfer-valid': {
           const sub = senderAccount(n);
-          const claims = { sub, scope: transferScope, ...mfaLoginClaims() };
+          const claims = { sub, scope: transferScope, ...mfaLoginClaims(), ...boundTo(senderKey) };
           return transfer(sub, await signToken(key, { claims }));
         }
-        case 'transfer-without-scope':
-          return transfer(intruder, await signToken(key, { claims: { sub: intruder, ...mfaLoginClaims() } }));
-        case 'transfer-tampered': {
-          // A view:balance token whose payload now claims transfer:funds: the signature no longer matches.
-          const token = await signToken(key, { claims: { sub: intruder, ...mfaLoginClaims() } });
-          return transfer(intruder, tamperWithPayload(token));
-        }
-        case 'transfer-expired': {
-          const claims = { sub: intruder, scope: transferScope, ...mfaLoginClaims(), ...expiredClaims() };
+        case 'transfer-without-scope': {
+          const claims = { sub: intruder, ...mfaLoginClaims(), ...intruderBinding };
           return transfer(intruder, await signToken(key, { claims }));
         }
-        case 'transfer-weak-login':
-          return transfer(
-            intruder,
-            await signToken(key, { claims: { sub: intruder, scope: transferScope } }),
-          );
+        case 'transfer-tampered': {
+          // A view:balance token whose payload now claims transfer:funds: the signature no longer matches.
+          const claims = { sub: intruder, ...mfaLoginClaims(), ...intruderBinding };
+          return transfer(intruder, tamperWithPayload(await signToken(key, { claims })));
+        }
+        case 'transfer-expired': {
+          const claims = {
+            sub: intruder,
+            scope: transferScope,
+            ...mfaLoginClaims(),
+            ...expiredClaims(),
+            ...intruderBinding,
+          };
+          return transfer(intruder, await signToken(key, { claims }));
+        }
+        case 'transfer-weak-login': {
+          const claims = { sub: intruder, scope: transferScope, ...intruderBinding };
+          return transfer(intruder, await signToken(key, { claims }));
+        }
         default:
           throw new Error(`no request for ${kind}`);
       }

@@ -44,7 +44,7 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
   const stack = await startFaultStack({
     target,
     keys: [key.publicJwk],
-    policy: (jwksUri) => faultPolicy(jwksUri, settings),
+    policy: (endpoints) => faultPolicy(endpoints, settings),
   });
   const sessions: ClientHttp2Session[] = [];
   try {

@@ -52,8 +52,8 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
   const stack = await startFaultStack({
     target,
     keys: [good.publicJwk],
-    policy: (jwksUri) =>
-      faultPolicy(jwksUri, {
+    policy: (endpoints) =>
+      faultPolicy(endpoints, {
         cacheTtlSeconds: settings.cacheTtlSeconds,
         refreshCooldownSeconds: settings.refreshCooldownSeconds,
         algorithms: ['RS256', 'ES256'],

@@ -26,7 +26,7 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
   const stack = await startFaultStack({
     target,
     keys: [oldKey.publicJwk],
-    policy: (jwksUri) => faultPolicy(jwksUri, settings),
+    policy: (endpoints) => faultPolicy(endpoints, settings),
   });
   try {
     await waitForAllow(stack, `Bearer ${await signToken(oldKey)}`);

@@ -10,6 +10,14 @@ import { startTraffic, type Outcome } from '../traffic.js';
 
 type Policy = Record<string, unknown>;
 
+/**
+ * B's answer to a `view:balance` token on `GET /balance`: the error under the scheme the token came with,
+ * `Bearer` (the route accepts DPoP too, whose bare challenge is a line of its own).
+ */
+function isInsufficientStatementsScope(challenge: string): boolean {
+  return /^Bearer realm="[^"]+", error="insufficient_scope", scope="view:statements"$/.test(challenge);
+}
+
 /** The policy with its `GET /balance` route replaced. */
 function withBalanceRoute(policy: Policy, route: Record<string, unknown>): Policy {
   const routes = policy['routes'] as Record<string, unknown>[];
@@ -58,8 +66,8 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
   const stack = await startFaultStack({
     target,
     keys: [key.publicJwk],
-    policy: async (jwksUri) => {
-      const base = await faultPolicy(jwksUri, { cacheTtlSeconds: 60, refreshCooldownSeconds: 5 });
+    policy: async (endpoints) => {
+      const base = await faultPolicy(endpoints, { cacheTtlSeconds: 60, refreshCooldownSeconds: 5 });
       texts = versions(base);
       return base;
     },
@@ -135,7 +143,7 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
     for (const outcome of outcomes) {
       if (outcome.kind === 'view-token') {
         if (outcome.status === 200) underA += 1;
-        else if (outcome.status === 403 && outcome.challenge?.includes('scope="view:statements"') === true)
+        else if (outcome.status === 403 && outcome.challenges.some(isInsufficientStatementsScope))
           underB += 1;
         else failed.push(outcome);
       } else if (outcome.kind === 'no-token') {

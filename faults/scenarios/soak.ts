@@ -1,7 +1,14 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { generateTestKey } from '../../test/support/test-issuer.js';
 import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
-import { expiredClaims, mfaLoginClaims, signToken, unpublishedKey } from '../fault-tokens.js';
+import {
+  boundTo,
+  dpopKeys,
+  expiredClaims,
+  mfaLoginClaims,
+  signToken,
+  unpublishedKey,
+} from '../fault-tokens.js';
 import {
   atMost,
   countBy,
@@ -12,7 +19,7 @@ import {
   percentile,
   type ScenarioResult,
 } from '../figures.js';
-import { bearer, type FaultContext, type Scenario } from '../scenario.js';
+import { bearer, dpop, type FaultContext, type Scenario } from '../scenario.js';
 import { startTraffic, type TrafficRequest } from '../traffic.js';
 
 /** What each kind of request must be answered. */
@@ -45,22 +52,26 @@ const RSS_GROWTH_LIMIT_MIB = 64;
 
 /**
  * Scenario 5. A soak at a fixed rate: balance reads, small transfers, and refusals (no token, bad
- * signature, expired, missing scope), every request a fresh token, the keys refreshed every
- * `jwks_cache_ttl` (10 s) all along. authz's resident memory (VmRSS) and open file descriptors are read after
- * a warm-up, every 5 s, and at the end. Required: no request fails, and neither grows beyond a small bound.
+ * signature, expired, missing scope), every request a fresh token (transfers, as the demo policy requires,
+ * a DPoP-bound one of the sender's key with a fresh proof, so the proof replay cache is soaked too), the
+ * keys refreshed every `jwks_cache_ttl` (10 s) all along. authz's resident memory (VmRSS) and open file
+ * descriptors are read after a warm-up, every 5 s, and at the end. Required: no request fails, and neither
+ * grows beyond a small bound.
  */
 async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
   const settings = profile.soak;
   const started = Date.now();
   const key = await generateTestKey('faults-soak');
   const impostor = await unpublishedKey(key.kid);
+  const senderKeys = await dpopKeys(SENDERS);
   const stack = await startFaultStack({
     target,
     keys: [key.publicJwk],
-    policy: (jwksUri) => faultPolicy(jwksUri, { cacheTtlSeconds: 10, refreshCooldownSeconds: 5 }),
+    policy: (endpoints) => faultPolicy(endpoints, { cacheTtlSeconds: 10, refreshCooldownSeconds: 5 }),
   });
   try {
     await waitForAllow(stack, `Bearer ${await signToken(key)}`);
+    const transferUrl = `${stack.baseUrl}/transfer`;
     const build = async (kind: string, n: number): Promise<TrafficRequest> => {
       const get = async (token: string | undefined): Promise<TrafficRequest> => ({
         kind,
@@ -80,13 +91,19 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
         case 'transfer':
         case 'without-scope': {
           const scope = kind === 'transfer' ? 'view:balance transfer:funds' : 'view:balance';
-          const claims = { sub: `faults-soak-${n % SENDERS}`, scope, ...mfaLoginClaims() };
+          const senderKey = senderKeys[n % SENDERS]!;
+          const claims = {
+            sub: `faults-soak-${n % SENDERS}`,
+            scope,
+            ...mfaLoginClaims(),
+            ...boundTo(senderKey),
+          };
           const token = await signToken(key, { claims });
           return {
             kind,
             method: 'POST',
             path: '/transfer',
-            headers: bearer(token),
+            headers: await dpop(senderKey, 'POST', transferUrl, token),
             json: { to: 'faults-soak-bank', amount: 0.01 },
           };
         }

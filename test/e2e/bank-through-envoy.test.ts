@@ -1,8 +1,10 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { dpopProof, generateDpopKey, type DpopKey } from '../support/dpop-proofs.js';
 import {
   generateTestKey,
   signTestToken,
@@ -19,12 +21,23 @@ import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
 
 // The whole path a client sees: real Envoy (envoy/envoy.yaml, ports changed only) -> ext_authz over gRPC
 // (`authz serve`, the built CLI) -> the stub bank (`authz bank`). Tokens come from this suite's own issuer,
-// whose key set is served over HTTP; the routes are the repo's demo policy.yaml, unchanged.
+// whose key set is served over HTTP; the routes and sender constraints are the repo's demo policy.yaml,
+// unchanged, with public_origin set to this run's Envoy (a DPoP proof's htu names the origin the client
+// called, RFC 9449 section 4.3). The demo accepts DPoP (RFC 9449) everywhere and requires it for
+// POST /transfer: every transfer here is made with a DPoP-bound token (cnf.jkt) and a fresh proof of its
+// key, and a route that accepts both schemes challenges with both, each on its own WWW-Authenticate line.
 
 const ISSUER = 'https://issuer.e2e.test/';
 const AUDIENCE = 'https://my-banking-api';
 const DOWN_ISSUER = 'https://down.e2e.test/';
-const TRANSFER_CHALLENGE = 'Bearer realm="bank-api", error="insufficient_scope", scope="transfer:funds"';
+/** The DPoP challenge's algs: dpop.algorithms at its default, as the demo policy leaves it. */
+const ALGS = 'ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA';
+/** The bare challenges of a route that accepts both schemes (GET /balance): one line each. */
+const BEARER_CHALLENGE = 'Bearer realm="bank-api"';
+const DPOP_CHALLENGE = `DPoP realm="bank-api", algs="${ALGS}"`;
+/** POST /transfer requires DPoP: its only challenge is under DPoP. */
+const TRANSFER_CHALLENGE =
+  'DPoP realm="bank-api", error="insufficient_scope", scope="transfer:funds", ' + `algs="${ALGS}"`;
 
 let envoy: RunningEnvoy;
 let authz: RunningCli;
@@ -33,6 +46,9 @@ let jwks: JwksServer;
 let downJwks: JwksServer;
 let key: TestKey;
 let base: string;
+/** The client's DPoP key (ES256), and a thief's. */
+let holder: DpopKey;
+let thief: DpopKey;
 const tokensUsed: string[] = [];
 
 async function token(
@@ -49,42 +65,92 @@ function mfaLogin(ageSeconds = 30): Record<string, unknown> {
   return { acr: 'urn:bank:mfa', amr: ['pwd', 'mfa'], auth_time: Math.floor(Date.now() / 1000) - ageSeconds };
 }
 
+/** The claims that bind a token to `dpopKey` (RFC 9449 section 6.1). */
+function boundTo(dpopKey: DpopKey = holder): Record<string, unknown> {
+  return { cnf: { jkt: dpopKey.jkt } };
+}
+
 function bearer(jwt: string): Record<string, string> {
   return { authorization: `Bearer ${jwt}` };
 }
 
+/**
+ * `Authorization: DPoP <token>` and a fresh proof from `dpopKey` (default: the holder's) for `method` and
+ * `target` on this Envoy's origin (RFC 9449 section 7.1): a new proof each time, as a proof is single-use.
+ */
+async function dpop(
+  method: string,
+  target: string,
+  jwt: string,
+  dpopKey: DpopKey = holder,
+): Promise<Record<string, string>> {
+  const proof = await dpopProof(dpopKey, { method, url: `${base}${target}`, accessToken: jwt });
+  return { authorization: `DPoP ${jwt}`, dpop: proof };
+}
+
+interface Answer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** Each `WWW-Authenticate` line on its own, in order (Node's `headers` joins them with commas). */
+  readonly challenges: readonly string[];
+  readonly json: Record<string, unknown>;
+}
+
+/** One request through Envoy on a fresh connection; `body` is sent as JSON. */
 async function call(
   method: string,
   target: string,
   headers: Record<string, string> = {},
   body?: unknown,
-): Promise<{ status: number; headers: Headers; json: Record<string, unknown> }> {
-  const init: RequestInit = { method, headers: { ...headers } };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    (init.headers as Record<string, string>)['content-type'] = 'application/json';
+): Promise<Answer> {
+  const { hostname, port } = new URL(base);
+  const sent: Record<string, string> = { ...headers };
+  const text = body === undefined ? undefined : JSON.stringify(body);
+  if (text !== undefined) {
+    sent['content-type'] = 'application/json';
+    sent['content-length'] = String(Buffer.byteLength(text));
   }
-  const response = await fetch(`${base}${target}`, init);
-  const text = await response.text();
+  const answer = await new Promise<Omit<Answer, 'json'> & { text: string }>((resolve, reject) => {
+    const req = request(
+      { host: hostname, port, method, path: target, headers: sent, agent: false },
+      (res) => {
+        let received = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (received += chunk));
+        const challenges = res.rawHeaders.filter(
+          (_value, index, raw) => index % 2 === 1 && raw[index - 1]!.toLowerCase() === 'www-authenticate',
+        );
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, challenges, text: received }),
+        );
+      },
+    );
+    req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${target} timed out`)));
+    req.on('error', reject);
+    req.end(text);
+  });
   let json: Record<string, unknown> = {};
   try {
-    json = JSON.parse(text) as Record<string, unknown>;
+    json = JSON.parse(answer.text) as Record<string, unknown>;
   } catch {
-    json = { raw: text };
+    json = { raw: answer.text };
   }
-  return { status: response.status, headers: response.headers, json };
+  return { status: answer.status, headers: answer.headers, challenges: answer.challenges, json };
 }
 
 beforeAll(async () => {
   key = await generateTestKey('e2e-key-1');
+  [holder, thief] = await Promise.all([generateDpopKey('ES256'), generateDpopKey('ES256')]);
   jwks = await startJwksServer([key.publicJwk]);
   downJwks = await startJwksServer([]);
   downJwks.failWith(500);
 
   const dir = await mkdtemp(path.join(tmpdir(), 'authz-e2e-'));
   const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
+  const [listen, admin, authzPort, bankPort] = await freePorts(4);
   const policy = {
     ...demo,
+    public_origin: `http://127.0.0.1:${listen}`,
     issuers: [
       { issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] },
       { issuer: DOWN_ISSUER, audiences: [AUDIENCE], jwks_uri: downJwks.url, algorithms: ['RS256'] },
@@ -93,7 +159,6 @@ beforeAll(async () => {
   const policyFile = path.join(dir, 'policy.yaml');
   await writeFile(policyFile, stringify(policy));
 
-  const [listen, admin, authzPort, bankPort] = await freePorts(4);
   authz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
   bank = await startCli(['bank', '--listen', `127.0.0.1:${bankPort}`]);
   envoy = await startEnvoy({ listen: listen!, admin: admin!, authz: authzPort!, bank: bankPort! });
@@ -112,12 +177,19 @@ describe('the step-up scenario through real Envoy', () => {
     expect(response.status).toBe(200);
   });
 
-  it('answers 401 with a bare Bearer challenge when there is no token', async () => {
+  it('answers 401 with a bare Bearer and a bare DPoP challenge when there is no token', async () => {
     const response = await call('GET', '/balance');
     expect(response.status).toBe(401);
-    expect(response.headers.get('www-authenticate')).toBe('Bearer realm="bank-api"');
-    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(response.challenges).toEqual([BEARER_CHALLENGE, DPOP_CHALLENGE]);
+    expect(response.headers['content-type']).toBe('application/json');
     expect(response.json).toEqual({ error: 'unauthorized', error_description: 'a bearer token is required' });
+  });
+
+  it('answers 401 with the DPoP challenge alone on POST /transfer, which requires DPoP', async () => {
+    const response = await call('POST', '/transfer', {}, { to: 'bob', amount: 25 });
+    expect(response.status).toBe(401);
+    expect(response.challenges).toEqual([DPOP_CHALLENGE]);
+    expect(response.json['error']).toBe('unauthorized');
   });
 
   it('shows the balance to a token with view:balance', async () => {
@@ -126,25 +198,76 @@ describe('the step-up scenario through real Envoy', () => {
     expect(response.json).toEqual({ account: 'alice', balance: 1000 });
   });
 
-  it('refuses a transfer with 403 insufficient_scope and moves no money', async () => {
-    const view = await token({ claims: { sub: 'alice', scope: 'view:balance' } });
-    const response = await call('POST', '/transfer', bearer(view), { to: 'bob', amount: 25 });
-    expect(response.status).toBe(403);
-    expect(response.headers.get('www-authenticate')).toBe(TRANSFER_CHALLENGE);
-    expect(response.json['error']).toBe('insufficient_scope');
-    expect((await call('GET', '/balance', bearer(view))).json).toEqual({ account: 'alice', balance: 1000 });
+  it('shows the balance to a DPoP-bound token with its proof', async () => {
+    const bound = await token({ claims: { sub: 'alice', ...boundTo() } });
+    const response = await call('GET', '/balance', await dpop('GET', '/balance', bound));
+    expect(response.status).toBe(200);
+    expect(response.json).toEqual({ account: 'alice', balance: 1000 });
   });
 
-  it('transfers with a transfer:funds token (201) and the balances move', async () => {
-    const stepped = await token({
-      claims: { sub: 'alice', scope: 'view:balance transfer:funds', ...mfaLogin() },
+  it('refuses a transfer with 403 insufficient_scope and moves no money', async () => {
+    const view = await token({ claims: { sub: 'alice', scope: 'view:balance', ...boundTo() } });
+    const response = await call('POST', '/transfer', await dpop('POST', '/transfer', view), {
+      to: 'bob',
+      amount: 25,
     });
-    const response = await call('POST', '/transfer', bearer(stepped), { to: 'bob', amount: 25 });
+    expect(response.status).toBe(403);
+    expect(response.challenges).toEqual([TRANSFER_CHALLENGE]);
+    expect(response.json['error']).toBe('insufficient_scope');
+    expect((await call('GET', '/balance', await dpop('GET', '/balance', view))).json).toEqual({
+      account: 'alice',
+      balance: 1000,
+    });
+  });
+
+  it('transfers with a DPoP-bound transfer:funds token and a proof (201) and the balances move', async () => {
+    const stepped = await token({
+      claims: { sub: 'alice', scope: 'view:balance transfer:funds', ...mfaLogin(), ...boundTo() },
+    });
+    const response = await call('POST', '/transfer', await dpop('POST', '/transfer', stepped), {
+      to: 'bob',
+      amount: 25,
+    });
     expect(response.status).toBe(201);
     expect(response.json).toEqual({ from: 'alice', to: 'bob', amount: 25, balance: 975 });
-    expect((await call('GET', '/balance', bearer(stepped))).json).toEqual({ account: 'alice', balance: 975 });
+    expect((await call('GET', '/balance', await dpop('GET', '/balance', stepped))).json).toEqual({
+      account: 'alice',
+      balance: 975,
+    });
     const bob = await token({ claims: { sub: 'bob' } });
     expect((await call('GET', '/balance', bearer(bob))).json).toEqual({ account: 'bob', balance: 1025 });
+  });
+
+  it('refuses a transfer:funds token without its DPoP key (401) and moves no money', async () => {
+    const claims = { sub: 'frank', scope: 'view:balance transfer:funds', ...mfaLogin() };
+    const body = { to: 'bob', amount: 25 };
+    const invalidToken = (description: string) =>
+      `DPoP realm="bank-api", error="invalid_token", error_description="${description}", algs="${ALGS}"`;
+
+    // A bearer token, valid in every other way: /transfer takes only DPoP-bound tokens.
+    const unbound = await token({ claims });
+    const asBearer = await call('POST', '/transfer', bearer(unbound), body);
+    expect(asBearer.status).toBe(401);
+    expect(asBearer.challenges).toEqual([invalidToken('this API requires a DPoP-bound token here')]);
+    expect(asBearer.json['error']).toBe('invalid_token');
+
+    // frank's bound token in a thief's hands: sent as Bearer, or with a proof of the thief's key.
+    const stolen = await token({ claims: { ...claims, ...boundTo() } });
+    const stolenAsBearer = await call('POST', '/transfer', bearer(stolen), body);
+    expect(stolenAsBearer.status).toBe(401);
+    expect(stolenAsBearer.challenges).toHaveLength(1);
+    expect(stolenAsBearer.challenges[0]).toMatch(
+      new RegExp(`^DPoP realm="bank-api", error="invalid_token", error_description="[^"]+", algs="${ALGS}"$`),
+    );
+    const thiefsProof = await call('POST', '/transfer', await dpop('POST', '/transfer', stolen, thief), body);
+    expect(thiefsProof.status).toBe(401);
+    expect(thiefsProof.challenges).toHaveLength(1);
+    expect(thiefsProof.challenges[0]).toMatch(
+      new RegExp(`^DPoP realm="bank-api", error="invalid_token", error_description="[^"]+", algs="${ALGS}"$`),
+    );
+
+    const frank = await token({ claims: { sub: 'frank' } });
+    expect((await call('GET', '/balance', bearer(frank))).json).toEqual({ account: 'frank', balance: 1000 });
   });
 
   it('shows /accounts/{id}/balance to the account owner only', async () => {
@@ -155,12 +278,14 @@ describe('the step-up scenario through real Envoy', () => {
 
   it('answers 400 and changes nothing when the transfer body is bad', async () => {
     const stepped = await token({
-      claims: { sub: 'carol', scope: 'view:balance transfer:funds', ...mfaLogin() },
+      claims: { sub: 'carol', scope: 'view:balance transfer:funds', ...mfaLogin(), ...boundTo() },
     });
     for (const body of [{ to: 'bob', amount: -5 }, { to: 'bob', amount: '25' }, { amount: 25 }, [1, 2]]) {
-      expect((await call('POST', '/transfer', bearer(stepped), body)).status).toBe(400);
+      expect((await call('POST', '/transfer', await dpop('POST', '/transfer', stepped), body)).status).toBe(
+        400,
+      );
     }
-    expect((await call('GET', '/balance', bearer(stepped))).json).toEqual({
+    expect((await call('GET', '/balance', await dpop('GET', '/balance', stepped))).json).toEqual({
       account: 'carol',
       balance: 1000,
     });
@@ -168,16 +293,10 @@ describe('the step-up scenario through real Envoy', () => {
 });
 
 describe('step-up: the login behind a token with the right scope (RFC 9470)', () => {
-  const transferWith = async (login: Record<string, unknown>) =>
-    call(
-      'POST',
-      '/transfer',
-      bearer(await token({ claims: { sub: 'erin', scope: 'transfer:funds', ...login } })),
-      {
-        to: 'bob',
-        amount: 5,
-      },
-    );
+  const transferWith = async (login: Record<string, unknown>) => {
+    const jwt = await token({ claims: { sub: 'erin', scope: 'transfer:funds', ...login, ...boundTo() } });
+    return call('POST', '/transfer', await dpop('POST', '/transfer', jwt), { to: 'bob', amount: 5 });
+  };
 
   it('answers 401 insufficient_user_authentication with acr_values for a login without MFA', async () => {
     const response = await transferWith({
@@ -186,20 +305,22 @@ describe('step-up: the login behind a token with the right scope (RFC 9470)', ()
       auth_time: Math.floor(Date.now() / 1000),
     });
     expect(response.status).toBe(401);
-    expect(response.headers.get('www-authenticate')).toBe(
-      'Bearer realm="bank-api", error="insufficient_user_authentication", ' +
-        'error_description="a stronger authentication is required", acr_values="urn:bank:mfa"',
-    );
+    expect(response.challenges).toEqual([
+      'DPoP realm="bank-api", error="insufficient_user_authentication", ' +
+        'error_description="a stronger authentication is required", acr_values="urn:bank:mfa", ' +
+        `algs="${ALGS}"`,
+    ]);
     expect(response.json['error']).toBe('insufficient_user_authentication');
   });
 
   it('answers 401 with max_age for an MFA login older than the route allows', async () => {
     const response = await transferWith(mfaLogin(3600));
     expect(response.status).toBe(401);
-    expect(response.headers.get('www-authenticate')).toBe(
-      'Bearer realm="bank-api", error="insufficient_user_authentication", ' +
-        'error_description="the authentication must be at most 600 seconds old", max_age="600"',
-    );
+    expect(response.challenges).toEqual([
+      'DPoP realm="bank-api", error="insufficient_user_authentication", ' +
+        'error_description="the authentication must be at most 600 seconds old", max_age="600", ' +
+        `algs="${ALGS}"`,
+    ]);
   });
 
   it('moves no money on either refusal', async () => {
@@ -210,28 +331,69 @@ describe('step-up: the login behind a token with the right scope (RFC 9470)', ()
 
 describe('tokens that do not validate are 401 invalid_token', () => {
   const now = () => Math.floor(Date.now() / 1000);
-  it.each([
-    ['expired', () => token({ now: now() - 7200 })],
-    ['for another audience', () => token({ claims: { aud: 'https://another-api' } })],
-    ['tampered with', async () => tamperWithPayload(await token())],
+  /** Each bad token, made with `claims` merged in (a binding, the scope and login of a transfer). */
+  const cases: Array<[string, (claims: Record<string, unknown>) => Promise<string>]> = [
+    ['expired', (claims) => token({ now: now() - 7200, claims })],
+    ['for another audience', (claims) => token({ claims: { ...claims, aud: 'https://another-api' } })],
+    // A view:balance token whose payload now claims transfer:funds too: the signature no longer matches.
+    [
+      'tampered with',
+      async (claims) => tamperWithPayload(await token({ claims: { ...claims, scope: 'view:balance' } })),
+    ],
     [
       'unsigned (alg: none)',
-      async () => unsecuredToken({ iss: ISSUER, aud: AUDIENCE, sub: 'alice', exp: now() + 600 }),
+      async (claims) =>
+        unsecuredToken({ iss: ISSUER, aud: AUDIENCE, sub: 'alice', exp: now() + 600, ...claims }),
     ],
-    ['from an untrusted issuer', () => token({ claims: { iss: 'https://evil.example/' } })],
-    ['signed by an unknown key', async () => token({}, await generateTestKey('not-published'))],
-    ['without exp', () => token({ claims: { exp: undefined } })],
-    ['not yet valid', () => token({ claims: { nbf: now() + 3600 } })],
-  ])('refuses a token %s', async (_name, make) => {
-    const jwt = await make();
+    ['from an untrusted issuer', (claims) => token({ claims: { ...claims, iss: 'https://evil.example/' } })],
+    ['signed by an unknown key', async (claims) => token({ claims }, await generateTestKey('not-published'))],
+    ['without exp', (claims) => token({ claims: { ...claims, exp: undefined } })],
+    ['not yet valid', (claims) => token({ claims: { ...claims, nbf: now() + 3600 } })],
+  ];
+
+  it.each(cases)('refuses a token %s as Bearer on GET /balance', async (_name, make) => {
+    const jwt = await make({});
     tokensUsed.push(jwt);
     const response = await call('GET', '/balance', bearer(jwt));
     expect(response.status).toBe(401);
-    expect(response.headers.get('www-authenticate')).toMatch(
+    expect(response.challenges).toHaveLength(2);
+    expect(response.challenges[0]).toMatch(
       /^Bearer realm="bank-api", error="invalid_token", error_description="[^"]+"$/,
     );
+    expect(response.challenges[1]).toBe(DPOP_CHALLENGE);
     expect(response.json['error']).toBe('invalid_token');
     expect(JSON.stringify(response.json)).not.toContain(jwt);
+  });
+
+  it.each(cases)(
+    'refuses a DPoP-bound transfer token %s on POST /transfer, with a valid proof of its key',
+    async (_name, make) => {
+      const jwt = await make({
+        sub: 'grace',
+        scope: 'view:balance transfer:funds',
+        ...mfaLogin(),
+        ...boundTo(),
+      });
+      tokensUsed.push(jwt);
+      const response = await call('POST', '/transfer', await dpop('POST', '/transfer', jwt), {
+        to: 'bob',
+        amount: 5,
+      });
+      expect(response.status).toBe(401);
+      expect(response.challenges).toHaveLength(1);
+      expect(response.challenges[0]).toMatch(
+        new RegExp(
+          `^DPoP realm="bank-api", error="invalid_token", error_description="[^"]+", algs="${ALGS}"$`,
+        ),
+      );
+      expect(response.json['error']).toBe('invalid_token');
+      expect(JSON.stringify(response.json)).not.toContain(jwt);
+    },
+  );
+
+  it('moved no money for any of them', async () => {
+    const grace = await token({ claims: { sub: 'grace' } });
+    expect((await call('GET', '/balance', bearer(grace))).json).toEqual({ account: 'grace', balance: 1000 });
   });
 });
 
@@ -239,7 +401,7 @@ describe('requests that are refused before any token is checked', () => {
   it('denies a route the policy does not list with 403 and no challenge', async () => {
     const response = await call('GET', '/admin', bearer(await token()));
     expect(response.status).toBe(403);
-    expect(response.headers.get('www-authenticate')).toBeNull();
+    expect(response.challenges).toEqual([]);
     expect(response.json['error']).toBe('access_denied');
   });
 
@@ -247,7 +409,7 @@ describe('requests that are refused before any token is checked', () => {
     const jwt = await token();
     const response = await call('GET', `/balance?access_token=${jwt}`);
     expect(response.status).toBe(401);
-    expect(response.headers.get('www-authenticate')).toBe('Bearer realm="bank-api"');
+    expect(response.challenges).toEqual([BEARER_CHALLENGE, DPOP_CHALLENGE]);
   });
 
   it.each([
@@ -256,9 +418,11 @@ describe('requests that are refused before any token is checked', () => {
   ])('answers 400 invalid_request for %s', async (_name, authorization) => {
     const response = await call('GET', '/balance', { authorization });
     expect(response.status).toBe(400);
-    expect(response.headers.get('www-authenticate')).toMatch(
+    expect(response.challenges).toHaveLength(2);
+    expect(response.challenges[0]).toMatch(
       /^Bearer realm="bank-api", error="invalid_request", error_description="[^"]+"$/,
     );
+    expect(response.challenges[1]).toBe(DPOP_CHALLENGE);
   });
 
   it('answers 400 invalid_request for two Authorization headers', async () => {

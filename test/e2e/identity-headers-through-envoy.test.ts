@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
+import { dpopProof, generateDpopKey, type DpopKey } from '../support/dpop-proofs.js';
 import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../support/test-issuer.js';
 import { startCli, type RunningCli } from './cli-process.js';
 import { repoRoot } from './envoy-binary.js';
@@ -13,7 +14,8 @@ import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
 // The rule: the upstream only ever sees identity headers the sidecar set, and never the bearer token.
 // Real Envoy (envoy/envoy.yaml, ports changed only) -> `authz serve` with the routes of the demo
 // policy.yaml -> in place of the bank, an upstream that records every header line it receives, with the
-// spelling and repeats it got off the wire.
+// spelling and repeats it got off the wire. The demo policy requires DPoP (RFC 9449) on POST /transfer:
+// transfers are sent with a DPoP-bound token and a fresh proof, its public_origin set to this Envoy.
 
 const ISSUER = 'https://issuer.e2e.test/';
 const AUDIENCE = 'https://my-banking-api';
@@ -36,6 +38,8 @@ let authz: RunningCli;
 let upstream: Server;
 let jwks: JwksServer;
 let token: (claims: Record<string, unknown>) => Promise<string>;
+/** The client's DPoP key: transfer tokens are bound to it (cnf.jkt). */
+let holder: DpopKey;
 const received = new Map<string, Received>();
 let requestCount = 0;
 
@@ -89,6 +93,25 @@ async function send(
   return { status, upstream: received.get(id) };
 }
 
+/**
+ * The credentials for `method` `target` with a token of `claims`: under the DPoP scheme, bound to the
+ * holder's key with a fresh proof, where the demo policy requires it (POST /transfer); else as Bearer.
+ */
+async function credentials(
+  method: string,
+  target: string,
+  claims: Record<string, unknown>,
+): Promise<Array<[string, string]>> {
+  if (method !== 'POST' || target !== '/transfer')
+    return [['Authorization', `Bearer ${await token(claims)}`]];
+  const jwt = await token({ ...claims, cnf: { jkt: holder.jkt } });
+  const proof = await dpopProof(holder, { method, url: `${envoy.baseUrl}${target}`, accessToken: jwt });
+  return [
+    ['Authorization', `DPoP ${jwt}`],
+    ['DPoP', proof],
+  ];
+}
+
 function byName(lines: Array<[string, string]>): Array<[string, string]> {
   return lines.sort(([a], [b]) => a.localeCompare(b));
 }
@@ -104,31 +127,36 @@ function identityLines(got: Received): Array<[string, string]> {
 
 /**
  * Checks (a) and (c) of the rule: no client copy of an identity header arrives, and no Authorization header
- * (named only, so a failure does not print the token).
+ * nor DPoP proof (envoy.yaml removes both; named only, so a failure does not print the token).
  */
 function expectNothingFromTheClient(got: Received | undefined): asserts got is Received {
   expect(got, 'the request reached the upstream').toBeDefined();
   const lines = got!.lines.map(([name, value]) => `${name}: ${value}`);
+  const named = (wanted: string) =>
+    got!.lines.map(([name]) => name).filter((name) => name.toLowerCase() === wanted);
   expect({
     spoofed: lines.filter((line) => line.includes(SPOOF)),
-    authorization: got!.lines.map(([name]) => name).filter((name) => name.toLowerCase() === 'authorization'),
-  }).toEqual({ spoofed: [], authorization: [] });
+    authorization: named('authorization'),
+    dpop: named('dpop'),
+  }).toEqual({ spoofed: [], authorization: [], dpop: [] });
 }
 
 beforeAll(async () => {
   const key = await generateTestKey('identity-e2e-key');
   jwks = await startJwksServer([key.publicJwk]);
   token = (claims) => signTestToken(key, { issuer: ISSUER, audience: AUDIENCE }, { claims });
+  holder = await generateDpopKey('ES256');
 
+  const [listen, admin, authzPort, upstreamPort] = (await freePorts(4)) as [number, number, number, number];
   const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
   const policy = {
     ...demo,
+    public_origin: `http://127.0.0.1:${listen}`,
     issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] }],
   };
   const policyFile = path.join(await mkdtemp(path.join(tmpdir(), 'authz-identity-e2e-')), 'policy.yaml');
   await writeFile(policyFile, stringify(policy));
 
-  const [listen, admin, authzPort, upstreamPort] = (await freePorts(4)) as [number, number, number, number];
   upstream = createServer((req, res) => {
     const lines: Array<[string, string]> = [];
     for (let i = 0; i + 1 < req.rawHeaders.length; i += 2)
@@ -162,11 +190,10 @@ describe('on the protected routes of policy.yaml, the upstream gets exactly the 
       body: JSON.stringify({ to: 'bob', amount: 5 }),
     },
   ])('$method $target', async ({ method, target, scope, login, body }) => {
-    const jwt = await token({ sub: 'alice', scope, ...login });
     const { status, upstream: got } = await send(
       method,
       target,
-      [['Authorization', `Bearer ${jwt}`], ...spoofedIdentity()],
+      [...(await credentials(method, target, { sub: 'alice', scope, ...login })), ...spoofedIdentity()],
       body,
     );
     expect(status, envoy.output()).toBe(200);
@@ -219,9 +246,8 @@ describe('refused requests', () => {
   ])(
     'never reach the upstream: $method $target answers $status',
     async ({ method, target, scope, status }) => {
-      const credentials: Array<[string, string]> =
-        scope === undefined ? [] : [['Authorization', `Bearer ${await token({ sub: 'alice', scope })}`]];
-      const answer = await send(method, target, [...credentials, ...spoofedIdentity()]);
+      const sent = scope === undefined ? [] : await credentials(method, target, { sub: 'alice', scope });
+      const answer = await send(method, target, [...sent, ...spoofedIdentity()]);
       expect(answer.status).toBe(status);
       expect(answer.upstream).toBeUndefined();
     },

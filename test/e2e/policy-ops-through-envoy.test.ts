@@ -22,15 +22,24 @@ let jwks: JwksServer;
 let policyFile: string;
 let dir: string;
 let demoRoutes: Record<string, unknown>[];
+/** The demo's top-level sender constraints (DPoP allowed; required by its POST /transfer route). */
+let demoSenderConstraint: unknown;
+/** This run's Envoy: the policy's public_origin (a DPoP proof's htu names it, RFC 9449 section 4.3). */
+let publicOrigin: string;
 let viewToken: string;
 let metricsUrl: string;
 
-/** The demo policy with this suite's issuer, and GET /balance changed as given. */
+/**
+ * The demo policy with this suite's issuer, public_origin this run's Envoy (the demo routes accept DPoP,
+ * which needs one), and GET /balance changed as given.
+ */
 function policyWith(balance: Record<string, unknown>): string {
   const routes = demoRoutes.map((route) => (route['path'] === '/balance' ? { ...route, ...balance } : route));
   return stringify({
     version: 1,
     realm: 'bank-api',
+    public_origin: publicOrigin,
+    sender_constraint: demoSenderConstraint,
     issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] }],
     routes,
   });
@@ -73,13 +82,16 @@ beforeAll(async () => {
   );
   const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as {
     routes: Record<string, unknown>[];
+    sender_constraint: unknown;
   };
   demoRoutes = demo.routes;
+  demoSenderConstraint = demo.sender_constraint;
 
+  const [listen, admin, authzPort, bankPort, metricsPort] = await freePorts(5);
+  publicOrigin = `http://127.0.0.1:${listen}`;
   dir = await mkdtemp(path.join(tmpdir(), 'authz-ops-'));
   policyFile = path.join(dir, 'policy.yaml');
   await writeFile(policyFile, policyWith({}));
-  const [listen, admin, authzPort, bankPort, metricsPort] = await freePorts(5);
   metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   authz = await startCli([
     'serve',
