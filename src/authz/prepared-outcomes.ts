@@ -43,7 +43,8 @@ export interface PreparedOutcomes {
 /** The descriptions of the decisions made before any credential is verified. */
 const DESCRIPTIONS = Object.freeze({
   noRoute: 'no route allows this request',
-  credentialsMissing: 'a bearer token is required',
+  credentialsMissing: (route: CompiledRoute) =>
+    route.schemes.bearer ? 'a bearer token is required' : 'a DPoP-bound access token is required',
   pathInvalid: (problem: RequestPathProblem) => `the request path is not acceptable (${problem})`,
 });
 
@@ -129,7 +130,7 @@ function prepareOutcomes(service: CompiledService): PreparedOutcomes {
     missing[route.index] = prepare<Denial>({
       kind: 'deny',
       code: 'credentials_missing',
-      description: DESCRIPTIONS.credentialsMissing,
+      description: DESCRIPTIONS.credentialsMissing(route),
       route,
     });
     // The challenge names the route's required scopes (the array decideAccess passes on), nothing else,

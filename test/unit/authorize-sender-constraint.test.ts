@@ -289,9 +289,12 @@ describe('authorize with sender constraints', () => {
       'Bearer realm="bank-api"',
       'DPoP realm="bank-api", algs="ES256 PS256"',
     ]);
-    expect(denial(await call({ method: 'POST', path: '/transfer', authorization: '' })).challenges).toEqual([
-      'DPoP realm="bank-api", algs="ES256 PS256"',
-    ]);
+    const transfer = denial(await call({ method: 'POST', path: '/transfer', authorization: '' }));
+    expect(transfer.challenges).toEqual(['DPoP realm="bank-api", algs="ES256 PS256"']);
+    expect(transfer.body).toEqual({
+      error: 'unauthorized',
+      error_description: 'a DPoP-bound access token is required',
+    });
     expect(denial(await call({ path: '/legacy', authorization: '' })).challenges).toEqual([
       'Bearer realm="bank-api"',
     ]);
