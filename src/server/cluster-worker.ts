@@ -33,8 +33,10 @@ export function joinCluster(options: JoinClusterOptions): ClusterMember {
   let allServing = false;
   const verdictListeners: (() => void)[] = [];
   const send = (message: WorkerMessage) => {
-    // Once the primary is gone the channel is closed, and the cluster module ends this process anyway.
-    if (process.connected) process.send?.(message);
+    // Once the primary is gone the channel is closed, and the cluster module ends this process anyway. A
+    // write that fails because it has just gone (EPIPE) goes to the callback, which has nothing to add: as an
+    // unhandled 'error' event it would end this worker with a stack trace instead of its own shutdown.
+    if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
   };
 
   process.on('message', (message: unknown) => {

@@ -1,4 +1,4 @@
-import cluster, { type Worker } from 'node:cluster';
+import cluster from 'node:cluster';
 import type { ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
@@ -26,6 +26,26 @@ export interface WorkerClusterOptions {
   readonly metricsTimeoutMs?: number;
   /** Variables every worker gets in its environment besides its number (e.g. the DPoP nonce key). */
   readonly workerEnvironment?: Readonly<Record<string, string>>;
+  /** Starts one worker process with these variables added to its environment (default `cluster.fork`). */
+  readonly fork?: (environment: Readonly<Record<string, string>>) => ClusterWorker;
+}
+
+/**
+ * The part of a `node:cluster` Worker that the primary uses: what `cluster.fork` returns, and what a test
+ * fakes to play a worker's life (its messages, a broken channel, its exit) in any order it likes.
+ */
+export interface ClusterWorker {
+  readonly process: { readonly pid?: number | undefined; kill(signal: NodeJS.Signals): boolean };
+  /**
+   * Sends over the IPC channel. A write that fails (the worker died a moment ago, its channel not yet seen
+   * closed: EPIPE) is reported to `callback`; without one, Node emits it as the worker's 'error' event.
+   */
+  send(message: PrimaryMessage, callback: (error: Error | null) => void): boolean;
+  isConnected(): boolean;
+  isDead(): boolean;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  once(event: 'exit', listener: (code: number | null, signal: string | null) => void): unknown;
 }
 
 /** A running cluster, as the primary holds it. */
@@ -78,7 +98,7 @@ interface Exit {
 /** One place in the cluster: worker N, and the process currently filling it (a restart replaces it). */
 interface Slot {
   readonly number: number;
-  worker: Worker | undefined;
+  worker: ClusterWorker | undefined;
   /** Settles when that process has exited. */
   exited: Promise<Exit>;
   /** The worker's own health, as it last reported it. */
@@ -115,11 +135,12 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
     listening: false,
   }));
   let port: number | undefined; // the one the first worker was given, which every other must share
-  const starts = new Map<Worker, (started: ListeningMessage | Exit) => void>();
+  const starts = new Map<ClusterWorker, (started: ListeningMessage | Exit) => void>();
   const metricRequests = new Map<
     number,
-    { worker: Worker; settle: (answer: MetricsResponseMessage) => void }
+    { worker: ClusterWorker; settle: (answer: MetricsResponseMessage) => void }
   >();
+  const workerNumbers = new WeakMap<ClusterWorker, number>(); // the slot each process was forked for
   let lastMetricRequest = 0;
   let running = false; // every worker listened once: from then on, a worker that dies is restarted
   let stopping = false;
@@ -127,8 +148,33 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
   let giveUp!: (reason: Error) => void;
   const failed = new Promise<Error>((resolve) => (giveUp = resolve));
 
-  const send = (worker: Worker, message: PrimaryMessage) => {
-    if (worker.isConnected()) worker.send(message);
+  /**
+   * Sends `message` to a worker that may have died a moment ago: its exit, handled by onExit, follows. A
+   * failed write is logged and handed to `failed`, never thrown: an unhandled 'error' event from one dying
+   * worker would end the primary and every other worker with it.
+   */
+  const send = (worker: ClusterWorker, message: PrimaryMessage, failed?: (error: Error) => void) => {
+    if (!worker.isConnected()) {
+      failed?.(new Error('the worker is not connected'));
+      return;
+    }
+    worker.send(message, (error) => {
+      if (error === null) return;
+      onWorkerError(worker, error);
+      failed?.(error);
+    });
+  };
+  /** A worker's channel or process failed (a write to it, a signal): its exit, if it comes, is handled apart. */
+  const onWorkerError = (worker: ClusterWorker, error: Error) => {
+    logger.warn(
+      {
+        event: 'worker_error',
+        worker: workerNumbers.get(worker),
+        pid: worker.process.pid,
+        code: (error as NodeJS.ErrnoException).code,
+      },
+      `worker process: ${error.message}`,
+    );
   };
   const broadcastVerdict = () => {
     const allServing = slots.every((slot) => slot.worker !== undefined && slot.status === 'SERVING');
@@ -139,8 +185,8 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
     }
   };
 
-  const fork = (slot: Slot): Worker => {
-    const worker = cluster.fork({
+  const fork = (slot: Slot): ClusterWorker => {
+    const worker = (options.fork ?? cluster.fork)({
       ...options.workerEnvironment,
       [WORKER_NUMBER_VARIABLE]: String(slot.number),
     });
@@ -152,6 +198,8 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
       }),
     );
     Object.assign(slot, { worker, exited, status: 'NOT_SERVING', listening: false });
+    workerNumbers.set(worker, slot.number);
+    worker.on('error', (error: Error) => onWorkerError(worker, error));
     worker.on('message', (message: unknown) => {
       if (!isWorkerMessage(message)) return; // prom-client's, or another module's
       if (message.type === 'authz:listening') {
@@ -183,7 +231,7 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
   };
 
   /** Resolves when the worker listens; rejects, naming it, when it exits first. */
-  const started = (slot: Slot, worker: Worker) =>
+  const started = (slot: Slot, worker: ClusterWorker) =>
     new Promise<ListeningMessage>((resolve, reject) => {
       starts.set(worker, (outcome) => {
         starts.delete(worker);
@@ -192,7 +240,7 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
       });
     });
 
-  function onExit(slot: Slot, worker: Worker, exit: Exit): void {
+  function onExit(slot: Slot, worker: ClusterWorker, exit: Exit): void {
     starts.get(worker)?.(exit);
     for (const [id, request] of metricRequests) {
       if (request.worker === worker)
@@ -265,7 +313,7 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
     'authz server listening',
   );
 
-  const askForMetrics = (worker: Worker) =>
+  const askForMetrics = (worker: ClusterWorker) =>
     new Promise<object[]>((resolve, reject) => {
       const id = ++lastMetricRequest;
       const timer = setTimeout(
@@ -280,7 +328,9 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
         else reject(new Error(`worker metrics: ${answer.error ?? 'no answer'}`));
       };
       metricRequests.set(id, { worker, settle });
-      send(worker, { type: 'authz:metrics-request', id });
+      send(worker, { type: 'authz:metrics-request', id }, (error) =>
+        settle({ type: 'authz:metrics-response', id, error: error.message }),
+      );
     });
 
   let closing: Promise<void> | undefined;

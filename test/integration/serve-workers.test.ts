@@ -69,6 +69,11 @@ interface Workers {
   readonly pids: readonly number[];
   /** The log lines (of all three processes) with `event` set to this value. */
   events(event: string): Record<string, unknown>[];
+  /**
+   * The same, for a probe that waits for lines still to come: throws, with the primary's exit and standard
+   * error, once the primary has exited (no line can come then, and its stderr says why).
+   */
+  liveEvents(event: string): Record<string, unknown>[];
 }
 
 let runs = 0;
@@ -96,6 +101,15 @@ async function startWorkers(options: { policy?: string; args?: readonly string[]
     port: line['port'] as number,
     pids: line['worker_pids'] as number[],
     events: (event) => run.logLines().filter((logged) => logged['event'] === event),
+    liveEvents: (event) => {
+      const { exitCode, signalCode } = run.child;
+      if (exitCode !== null || signalCode !== null) {
+        throw new Error(
+          `the primary exited (code ${exitCode}, signal ${signalCode}) while "${event}" lines were awaited; stderr:\n${run.stderr()}`,
+        );
+      }
+      return run.logLines().filter((logged) => logged['event'] === event);
+    },
   };
 }
 
@@ -151,7 +165,7 @@ describe('authz serve --workers 2', () => {
     const connections = connect(workers);
     // Worker 2 has its keys (only its fetch can have succeeded: worker 1's is held)...
     await waitUntil(
-      () => workers.events('jwks_fetch').filter((line) => line['outcome'] === 'ok'),
+      () => workers.liveEvents('jwks_fetch').filter((line) => line['outcome'] === 'ok'),
       (fetched) => fetched.length === 1,
       { timeoutMs: 5000, what: "worker 2's keys" },
     );
@@ -181,7 +195,7 @@ describe('authz serve --workers 2', () => {
   it('adds up both workers in /metrics: authz_decisions_total is the number of Checks made on all connections', async () => {
     const workers = await startWorkers({ args: ['--metrics-listen', '127.0.0.1:0'] });
     const [metricsLine] = await waitUntil(
-      () => workers.events('metrics_started'),
+      () => workers.liveEvents('metrics_started'),
       (lines) => lines.length === 1,
       { timeoutMs: 3000, what: 'the metrics_started line' },
     );
@@ -229,7 +243,7 @@ describe('authz serve --workers 2', () => {
     await saveByRename(workers.policyFile, `${policyYaml({ keys: { jwksFile } })}# v2\n`);
     workers.run.child.kill('SIGHUP');
     const reloads = await waitUntil(
-      () => workers.events('policy_reload').filter((line) => line['result'] === 'ok'),
+      () => workers.liveEvents('policy_reload').filter((line) => line['result'] === 'ok'),
       (lines) => lines.length >= 2,
       { timeoutMs: 5000, what: 'two policy reloads' },
     );
@@ -247,7 +261,7 @@ describe('authz serve --workers 2', () => {
     );
     await connectionsHeldBy(workers.pids, workers.port);
     const decided = await waitUntil(
-      () => workers.events('decision').filter((line) => ids.includes(line['request_id'] as string)),
+      () => workers.liveEvents('decision').filter((line) => ids.includes(line['request_id'] as string)),
       (lines) => lines.length === ids.length,
       { timeoutMs: 3000, what: 'the decision lines' },
     );
@@ -256,7 +270,7 @@ describe('authz serve --workers 2', () => {
     // An unchanged file is re-read only on SIGHUP: an invalid one, refused by both workers once it is
     // written, is refused again by both, with trigger "signal", only if the primary passes the signal on.
     await saveByRename(workers.policyFile, 'version: 1\nroutes: [\n');
-    const refusals = () => workers.events('policy_reload').filter((line) => line['result'] === 'error');
+    const refusals = () => workers.liveEvents('policy_reload').filter((line) => line['result'] === 'error');
     await waitUntil(refusals, (lines) => lines.length === 2, { timeoutMs: 5000, what: 'two refusals' });
     await delay(300); // nothing more comes of the edit itself
     expect(refusals()).toHaveLength(2);
@@ -275,13 +289,13 @@ describe('authz serve --workers 2', () => {
     process.kill(victim, 'SIGKILL');
 
     const [exited] = await waitUntil(
-      () => workers.events('worker_exited'),
+      () => workers.liveEvents('worker_exited'),
       (lines) => lines.length === 1,
       { timeoutMs: 5000, what: 'the worker_exited line' },
     );
     expect(exited).toMatchObject({ worker: 1, pid: victim, signal: 'SIGKILL', restart: true, level: 50 });
     const [restarted] = await waitUntil(
-      () => workers.events('worker_restarted'),
+      () => workers.liveEvents('worker_restarted'),
       (lines) => lines.length === 1,
       { timeoutMs: 10_000, what: 'the worker_restarted line' },
     );
@@ -311,7 +325,7 @@ describe('authz serve --workers 2', () => {
     for (let restart = 1; restart <= 5; restart++) {
       process.kill(victim, 'SIGKILL');
       const restarted = await waitUntil(
-        () => workers.events('worker_restarted'),
+        () => workers.liveEvents('worker_restarted'),
         (lines) => lines.length === restart,
         { timeoutMs: 10_000, what: `restart ${restart}` },
       );
