@@ -52,6 +52,8 @@ export interface AuthzMetrics {
   recordCheckFault(kind: string): void;
   /** Where the DPoP replay-cache gauge reads, at every scrape, how many proof `jti` values are remembered. */
   readDpopReplayEntriesFrom(read: () => number): void;
+  /** Where the in-flight gauge reads, at every scrape, how many Checks have been received and not yet answered. */
+  readChecksInFlightFrom(read: () => number): void;
 }
 
 /** What {@link createAuthzMetrics} may be given; every field has a production default. */
@@ -220,6 +222,16 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
     },
   });
 
+  let readChecksInFlight: () => number = () => 0;
+  new Gauge({
+    name: 'authz_checks_in_flight',
+    help: 'Checks received and not yet answered: being decided, or waiting for an issuer key set (read at scrape time).',
+    registers,
+    collect() {
+      this.set(readChecksInFlight());
+    },
+  });
+
   const keysRejected = new Counter({
     name: 'authz_jwks_keys_rejected_total',
     help: 'Keys left out of a fetched issuer key set (not importable or unsuitable), once per distinct set, by issuer and reason.',
@@ -321,6 +333,10 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
 
     readDpopReplayEntriesFrom(read) {
       readDpopReplayEntries = read;
+    },
+
+    readChecksInFlightFrom(read) {
+      readChecksInFlight = read;
     },
 
     recordKeyRejected(issuer, reason) {

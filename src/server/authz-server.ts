@@ -28,7 +28,8 @@ type TokenCacheMetrics =
   | 'recordKeyRejected'
   | 'readKeyUsabilityFrom'
   | 'recordCheckFault'
-  | 'readDpopReplayEntriesFrom';
+  | 'readDpopReplayEntriesFrom'
+  | 'readChecksInFlightFrom';
 
 /** The policy file's state beyond reloads, which a server's metrics may leave out too. */
 type PolicyStateMetrics = 'recordInitialPolicyLoad' | 'setPolicyFileInForce' | 'setPolicyFindings';
@@ -212,6 +213,8 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
   }
 
   const loggedFaultKinds = new Set<string>();
+  let checksInFlight = 0;
+  metrics?.readChecksInFlightFrom?.(() => checksInFlight);
   const server = new Server(SERVER_OPTIONS);
   health.addToServer(server);
   options.cluster?.onVerdict(updateHealth);
@@ -220,9 +223,14 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       call: { request: CheckRequestMessage },
       callback: (error: Partial<ServiceError> | null, response?: CheckResponseMessage) => void,
     ) => {
+      checksInFlight++;
       check(call.request).then(
-        (response) => callback(null, response),
+        (response) => {
+          checksInFlight--;
+          callback(null, response);
+        },
         (error: unknown) => {
+          checksInFlight--;
           // Envoy answers a gRPC error with `status_on_error` (503, README "Answers"). Logged in full once
           // per kind of fault, then counted: a fault that hits every request must not flood the log.
           const kind = checkFaultKind(error);

@@ -83,10 +83,13 @@ describe('gRPC health', () => {
       ),
     });
 
+    // Both start-up fetches have ended (in either order): the first issuer's succeeded, the second's failed.
     await waitUntil(
       () => authz.metrics.keySetFetches,
-      (fetches) => fetches.some((fetch) => fetch.issuer === SECOND_ISSUER && fetch.outcome === 'error'),
-      { timeoutMs: 2000, what: "the second issuer's failed fetch" },
+      (fetches) =>
+        fetches.some((fetch) => fetch.issuer === SECOND_ISSUER && fetch.outcome === 'error') &&
+        fetches.some((fetch) => fetch.issuer === TOKEN_DEFAULTS.issuer),
+      { timeoutMs: 10_000, what: "both issuers' start-up fetches" },
     );
     expect(authz.metrics.keySetFetches).toContainEqual({
       issuer: TOKEN_DEFAULTS.issuer,
@@ -110,7 +113,7 @@ describe('gRPC health', () => {
 });
 
 describe('graceful shutdown: close()', () => {
-  it('close({ drainMs: 300 }) turns health NOT_SERVING at once, keeps answering Checks during the drain, then refuses new calls with UNAVAILABLE', async () => {
+  it('close({ drainMs: 2000 }) turns health NOT_SERVING at once, keeps answering Checks during the drain, then refuses new calls with UNAVAILABLE', async () => {
     const { key, jwks } = await jwksServer();
     const authz = await start({ policy: policyText([{ jwksUri: jwks.url }], bankRoutes(['view:balance'])) });
     await healthBecomes(authz, 'SERVING', 3000);
@@ -121,7 +124,8 @@ describe('graceful shutdown: close()', () => {
     };
 
     let closed = false;
-    const closing = authz.server.close({ drainMs: 300, graceMs: 2000 }).then(() => {
+    // A drain long enough for the three calls below on a loaded machine (each takes milliseconds when idle).
+    const closing = authz.server.close({ drainMs: 2000, graceMs: 2000 }).then(() => {
       closed = true;
     });
     expect(await healthOf(authz)).toBe('NOT_SERVING');
@@ -136,14 +140,21 @@ describe('graceful shutdown: close()', () => {
         (error: ServiceError) => GrpcStatus[error.code],
       ),
     ).toBe('UNAVAILABLE');
-    expect(authz.events('draining')).toEqual([expect.objectContaining({ drain_ms: 300, grace_ms: 2000 })]);
+    expect(authz.events('draining')).toEqual([expect.objectContaining({ drain_ms: 2000, grace_ms: 2000 })]);
     expect(authz.events('stopped')).toHaveLength(1);
   });
 
   it('loses no call in flight: 50 concurrent Checks waiting for the keys are all answered when close({ graceMs: 5000 }) starts', async () => {
-    // The key set server holds its answer: every Check waits for the issuer's keys inside the server.
+    // The key set server holds its answer: every Check waits for the issuer's keys inside the server, for
+    // up to jwks_fetch_wait (the most allowed, so that the wait outlasts anything a slow machine does here).
     const { key, jwks } = await jwksServer({ held: true });
-    const authz = await start({ policy: policyText([{ jwksUri: jwks.url }], bankRoutes(['view:balance'])) });
+    const authz = await start({
+      policy: policyText(
+        [{ jwksUri: jwks.url, settings: { jwks_fetch_wait: '10s' } }],
+        bankRoutes(['view:balance']),
+      ),
+      awaitStartupFetches: false,
+    });
     await jwks.arrivals(1); // the start-up fetch, now held
     const token = await signTestToken(key, TOKEN_DEFAULTS);
 
@@ -154,11 +165,15 @@ describe('graceful shutdown: close()', () => {
         ),
       ),
     );
-    // Loopback: the calls, sent at once, reach the server well within this; there they wait for the keys.
-    await delay(300);
+    // Every call is inside the server, waiting for the keys, before shutdown starts.
+    await waitUntil(
+      () => authz.metrics.checksInFlight(),
+      (inFlight) => inFlight === 50,
+      { timeoutMs: 10_000, what: '50 Checks in flight' },
+    );
     const closing = authz.server.close({ graceMs: 5000 });
-    await delay(100);
-    jwks.release(); // the keys arrive (~400 ms after the calls), after shutdown started
+    expect(authz.events('draining')).toHaveLength(1); // logged as close() starts
+    jwks.release(); // the keys arrive after shutdown started
 
     expect(await Promise.all(calls)).toEqual(Array.from({ length: 50 }, () => 'allow'));
     await closing;
@@ -171,14 +186,15 @@ describe('graceful shutdown: close()', () => {
 
 describe('graceful shutdown: SIGTERM through the real command line', () => {
   /*
-   * `authz serve --drain-delay 0` under load from one gRPC client for about 1.5 s, with SIGTERM in the
-   * middle. The policy trusts two issuers. Issuer A's keys are served at once: four workers send Checks
-   * with A's tokens back to back. Issuer B's key set server holds its answer until 300 ms after SIGTERM:
-   * four more Checks, with B's tokens, are sent at the start and wait inside the server for B's keys.
+   * `authz serve --drain-delay 0` under load from one gRPC client, with SIGTERM in the middle. The policy
+   * trusts two issuers. Issuer A's keys are served at once: four workers send Checks with A's tokens back
+   * to back. Issuer B's key set server holds its answer until authz has started draining: four more Checks,
+   * with B's tokens, are sent at the start and wait inside the server for B's keys.
    *
    * So that "in flight at SIGTERM" is unambiguous, the A workers pause while the signal is sent (their
-   * calls each take a millisecond or so): the calls in flight at SIGTERM are then exactly the four B
-   * calls, each known to be inside the server (sent long before). Asserted:
+   * calls each take a millisecond or so), and the signal is sent only once /metrics says exactly four
+   * Checks are in flight: the calls in flight at SIGTERM are then exactly the four B calls, each known to
+   * be inside the server. Each step waits for the condition it needs, not for a time. Asserted:
    *   - the process exits 0 and logs no forced shutdown and no internal error;
    *   - every call in flight at SIGTERM (the B calls) is answered with a proper CheckResponse (allow);
    *   - every call answered at all is answered with a proper CheckResponse (allow: all tokens are valid);
@@ -196,7 +212,8 @@ describe('graceful shutdown: SIGTERM through the real command line', () => {
       'policy.yaml',
       policyText(
         [
-          { jwksUri: a.jwks.url },
+          // A's calls wait for its start-up fetch (if they come first) at most this long: ample.
+          { jwksUri: a.jwks.url, settings: { jwks_fetch_wait: '10s' } },
           // B's first fetch is held: its calls wait for it (up to jwks_fetch_wait), in flight at SIGTERM.
           { issuer: SECOND_ISSUER, jwksUri: b.jwks.url, settings: { jwks_fetch_wait: '10s' } },
         ],
@@ -212,8 +229,21 @@ describe('graceful shutdown: SIGTERM through the real command line', () => {
       `127.0.0.1:${port}`,
       '--drain-delay',
       '0',
+      '--metrics-listen',
+      '127.0.0.1:0',
     ]);
     cleanups.push(async () => void (await cli.stop()));
+    const events = (event: string) => cli.logLines().filter((line) => line['event'] === event);
+    const [metricsLine] = await waitUntil(
+      () => events('metrics_started'),
+      (lines) => lines.length === 1,
+      { timeoutMs: 10_000, what: 'the metrics_started line' },
+    );
+    const metricsUrl = `http://127.0.0.1:${String(metricsLine!['port'])}/metrics`;
+    const checksInFlight = async () => {
+      const text = await (await fetch(metricsUrl)).text();
+      return Number(/^authz_checks_in_flight (\d+)$/m.exec(text)?.[1] ?? NaN);
+    };
     const client = connectCheckClient(port);
     cleanups.push(() => client.close());
 
@@ -237,11 +267,11 @@ describe('graceful shutdown: SIGTERM through the real command line', () => {
       return record;
     };
 
-    const loadUntil = performance.now() + 1500;
+    let loading = true; // until some calls have been refused after the process exited
     let paused: Promise<void> | undefined;
     const inFlightA = new Set<Promise<CallRecord>>();
     const workerA = async () => {
-      while (performance.now() < loadUntil) {
+      while (loading) {
         if (paused !== undefined) await paused;
         const pending = call('A');
         inFlightA.add(pending);
@@ -253,19 +283,40 @@ describe('graceful shutdown: SIGTERM through the real command line', () => {
     const callsB = Array.from({ length: 4 }, () => call('B'));
     const workersA = Array.from({ length: 4 }, () => workerA());
 
-    await delay(600);
+    // Real load first: some A calls answered.
+    await waitUntil(
+      () => records.filter((r) => r.issuer === 'A' && r.result === 'allow').length,
+      (answered) => answered > 10,
+      { timeoutMs: 15_000, what: 'more than 10 answered A calls' },
+    );
     let resume!: () => void;
     paused = new Promise<void>((resolve) => (resume = resolve));
     await Promise.all([...inFlightA]);
+    // Only the four B calls are in flight now, each inside the server.
+    await waitUntil(checksInFlight, (inFlight) => inFlight === 4, {
+      timeoutMs: 10_000,
+      what: 'the four B calls in flight',
+    });
     const sigtermAt = performance.now();
     const exited = cli.stop(); // SIGTERM
     paused = undefined;
     resume();
-    await delay(300);
+    // B's keys arrive once the server drains: its calls were in flight across SIGTERM.
+    await waitUntil(
+      () => events('draining'),
+      (lines) => lines.length === 1,
+      { timeoutMs: 10_000, what: 'the draining line' },
+    );
     b.jwks.release();
 
     const exitCode = await exited;
     const exitedAt = performance.now();
+    await waitUntil(
+      () => records.filter((r) => r.startedAt > exitedAt && r.endedAt > 0).length,
+      (refused) => refused >= 4,
+      { timeoutMs: 10_000, what: 'four calls answered after the process exited' },
+    );
+    loading = false;
     await Promise.all([...callsB, ...workersA]);
 
     expect(exitCode).toBe(0);

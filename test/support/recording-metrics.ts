@@ -26,4 +26,15 @@ export class RecordingMetrics implements ServerMetrics {
   setPolicyInfo(input: PolicyInfoRecord): void {
     this.policyInfo.push(input);
   }
+
+  private readChecksInFlight: () => number = () => 0;
+
+  readChecksInFlightFrom(read: () => number): void {
+    this.readChecksInFlight = read;
+  }
+
+  /** Checks the server has received and not yet answered, now. */
+  checksInFlight(): number {
+    return this.readChecksInFlight();
+  }
 }

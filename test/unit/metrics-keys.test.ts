@@ -134,6 +134,19 @@ describe('authz_check_faults_total', () => {
   });
 });
 
+describe('authz_checks_in_flight', () => {
+  it('reads the Checks in flight at scrape time, from the last reader given', async () => {
+    const metrics = createAuthzMetrics();
+    expect(await seriesOf(metrics.registry, 'authz_checks_in_flight')).toEqual({ '': 0 });
+
+    let inFlight = 3;
+    metrics.readChecksInFlightFrom(() => inFlight);
+    expect(await seriesOf(metrics.registry, 'authz_checks_in_flight')).toEqual({ '': 3 });
+    inFlight = 0;
+    expect(await seriesOf(metrics.registry, 'authz_checks_in_flight')).toEqual({ '': 0 });
+  });
+});
+
 describe('key metrics wired to a key ring, as the server wires them', () => {
   let good: TestKey;
 
