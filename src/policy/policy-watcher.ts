@@ -37,6 +37,11 @@ export interface PolicyWatcherOptions {
   readonly onReload?: (result: ReloadResult) => void;
   /** Milliseconds to wait before judging a file that would be refused (default `REFUSAL_SETTLE_MS`). */
   readonly refusalSettleMs?: number;
+  /**
+   * How that wait is made (default: a timer). Tests end it themselves, so that what happens to the file
+   * during it is not a race with the clock.
+   */
+  readonly settleWait?: (ms: number) => Promise<unknown>;
 }
 
 /** How often the file is checked besides file-system events, which some mounts never deliver. */
@@ -254,7 +259,7 @@ export class PolicyWatcher {
       if (content.key === this.current.version) return { content };
       const judgement = await this.judge(content);
       if (judgement.kind === 'accepted' || round === MAX_SETTLE_ROUNDS) return { content, judgement };
-      await delay(settleMs);
+      await (this.options.settleWait ?? delay)(settleMs);
       if (this.stopped) return undefined;
       const again = await readContent(this.options.policyFile);
       if (again.key === content.key) return { content, judgement };

@@ -22,14 +22,16 @@ import { waitUntil } from '../support/wait-until.js';
  * The running example: GET /balance needs `view:balance`, and the token presented carries exactly that
  * scope. Edits tighten the route to also need `audit:read` (the token is then refused with 403) and loosen
  * it back. "Takes effect" means a Check sent after the edit is decided by the new rules: the tests send
- * Checks until the answer changes, for at most 2 s (the file is watched and also polled once a second).
+ * Checks until the answer changes (the file is watched and also polled once a second, so on a quiet
+ * machine it changes within 2 s; the deadline below is for a loaded one, and says that it never changed).
+ * The tests of reload() itself run with the watcher off, so that it never races them to an edit.
  */
 
 const TIGHTENED = ['view:balance', 'audit:read'];
 const LOOSE = ['view:balance'];
-const EFFECT_DEADLINE_MS = 2000;
-/** A refused file is judged once it has stayed the same for 1 s (REFUSAL_SETTLE_MS). */
-const REFUSAL_DEADLINE_MS = 3000;
+const EFFECT_DEADLINE_MS = 10_000;
+/** A refused file is judged once it has stayed the same for 1 s (REFUSAL_SETTLE_MS); the rest is slack. */
+const REFUSAL_DEADLINE_MS = 10_000;
 
 let key: TestKey;
 let jwks: HeldJwksServer;
@@ -71,7 +73,7 @@ async function start(options: Parameters<typeof startPolicyServer>[0]): Promise<
 const getBalance = (authz: PolicyServer, token = viewToken) =>
   authz.check({ method: 'GET', path: '/balance', authorization: `Bearer ${token}` });
 
-/** Sends GET /balance until it is answered `expected`; fails after 2 s. Resolves with the last answer's id. */
+/** Sends GET /balance until it is answered `expected` (fails after EFFECT_DEADLINE_MS); resolves with that answer's id. */
 async function balanceBecomes(authz: PolicyServer, expected: string): Promise<string> {
   const last = await waitUntil(
     async () => {
@@ -99,7 +101,7 @@ const lineOf = (text: string, needle: string) =>
   text.split('\n').findIndex((line) => line.includes(needle)) + 1;
 
 describe('hot policy reload: edits take effect without a restart', () => {
-  it('a truncate-and-write edit adding a scope to GET /balance takes effect within 2 s, and decisions name the new policy_version; removing the scope restores allow', async () => {
+  it('a truncate-and-write edit adding a scope to GET /balance takes effect, and decisions name the new policy_version; removing the scope restores allow', async () => {
     const authz = await start({ policy: bankPolicy(LOOSE) });
     const first = await getBalance(authz);
     expect(outcomeOf(first.response)).toBe('allow');
@@ -126,7 +128,7 @@ describe('hot policy reload: edits take effect without a restart', () => {
     expect(reloadedVersion(authz)).toBe(v1);
   });
 
-  it('a save by rename (a temporary file in the same folder renamed over the policy) takes effect within 2 s', async () => {
+  it('a save by rename (a temporary file in the same folder renamed over the policy) takes effect', async () => {
     const authz = await start({ policy: bankPolicy(LOOSE) });
     expect(outcomeOf((await getBalance(authz)).response)).toBe('allow');
 
@@ -137,7 +139,7 @@ describe('hot policy reload: edits take effect without a restart', () => {
     await balanceBecomes(authz, 'allow');
   });
 
-  it('a Kubernetes ConfigMap update (policy.yaml -> ..data/policy.yaml, ..data swapped by rename) takes effect within 2 s', async () => {
+  it('a Kubernetes ConfigMap update (policy.yaml -> ..data/policy.yaml, ..data swapped by rename) takes effect', async () => {
     let volume: Awaited<ReturnType<typeof createConfigMapVolume>> | undefined;
     const authz = await start({
       prepare: async (dir) => {
@@ -257,7 +259,7 @@ describe('hot policy reload: an invalid edit never takes effect', () => {
 
 describe('reload() (what SIGHUP calls)', () => {
   it("answers 'unchanged' when the file did not change, 'ok' after a change, 'error' for an invalid file (after the file has settled)", async () => {
-    const authz = await start({ policy: bankPolicy(LOOSE) });
+    const authz = await start({ policy: bankPolicy(LOOSE), watchPolicy: false });
     expect(await authz.server.reload()).toBe('unchanged');
     // Nothing new, but a SIGHUP is always answered by one line; only changed files are counted.
     expect(authz.events('policy_reload')).toEqual([
@@ -265,8 +267,7 @@ describe('reload() (what SIGHUP calls)', () => {
     ]);
     expect(authz.metrics.policyReloads).toEqual([]);
 
-    // Each write is followed by reload() at once: the watcher waits 150 ms for writes to settle, so
-    // reload() is the first to see it.
+    // No watcher: reload() is the only one to see each write.
     await writeFile(authz.policyFile, bankPolicy(TIGHTENED));
     expect(await authz.server.reload()).toBe('ok');
     expect(authz.events('policy_reload').at(-1)).toMatchObject({ result: 'ok', trigger: 'signal' });
@@ -280,7 +281,7 @@ describe('reload() (what SIGHUP calls)', () => {
   });
 
   it('concurrent reload() calls share one reload', async () => {
-    const authz = await start({ policy: bankPolicy(LOOSE) });
+    const authz = await start({ policy: bankPolicy(LOOSE), watchPolicy: false });
     await writeFile(authz.policyFile, bankPolicy(TIGHTENED));
     const results = await Promise.all([authz.server.reload(), authz.server.reload(), authz.server.reload()]);
     // Had they run one after another, the second and third would have answered 'unchanged'.
@@ -291,7 +292,7 @@ describe('reload() (what SIGHUP calls)', () => {
   });
 
   it("answers 'unchanged' for an unchanged file that starts with a UTF-8 byte order mark", async () => {
-    const authz = await start({ policy: '\uFEFF' + bankPolicy(LOOSE) });
+    const authz = await start({ policy: '\uFEFF' + bankPolicy(LOOSE), watchPolicy: false });
     expect(outcomeOf((await getBalance(authz)).response)).toBe('allow');
     expect(await authz.server.reload()).toBe('unchanged');
     expect(authz.events('policy_reload').map((line) => line['result'])).toEqual(['unchanged']);
@@ -309,7 +310,7 @@ describe('hot policy reload: issuers and their keys', () => {
         { issuer: otherIssuer, audience: TOKEN_DEFAULTS.audience },
         { claims: { scope: 'view:balance' } },
       );
-      const authz = await start({ policy: bankPolicy(LOOSE) });
+      const authz = await start({ policy: bankPolicy(LOOSE), watchPolicy: false });
       expect(outcomeOf((await getBalance(authz, otherToken)).response)).toBe('deny 401');
       expect(otherJwks.requests).toBe(0);
 
@@ -331,7 +332,7 @@ describe('hot policy reload: issuers and their keys', () => {
       await waitUntil(
         () => authz.health.check(''),
         (answer) => answer.status === 'SERVING',
-        { timeoutMs: 3000, what: 'health SERVING after the new issuer was fetched' },
+        { timeoutMs: 10_000, what: 'health SERVING after the new issuer was fetched' },
       );
     } finally {
       await otherJwks.close();
@@ -339,7 +340,7 @@ describe('hot policy reload: issuers and their keys', () => {
   });
 
   it("a reload that leaves an issuer's key settings unchanged does not refetch its keys; one that changes them does", async () => {
-    const authz = await start({ policy: bankPolicy(LOOSE) });
+    const authz = await start({ policy: bankPolicy(LOOSE), watchPolicy: false });
     expect(outcomeOf((await getBalance(authz)).response)).toBe('allow');
     const before = jwks.requests;
 
@@ -365,7 +366,10 @@ describe('hot policy reload: requests in flight', () => {
     // The clock moves only when told, so the refetch cooldown (1 s) never depends on machine speed.
     let offsetMs = 0;
     const now = () => Date.now() + offsetMs;
-    const authz = await start({ policy: bankPolicy(LOOSE, { jwks_refresh_cooldown: '1s' }), now });
+    // A Check waits for a key set fetch up to jwks_fetch_wait: the most allowed, so that the steps taken
+    // while the fetch is held below never outlast it. reload() alone swaps the policy.
+    const settings = { jwks_refresh_cooldown: '1s', jwks_fetch_wait: '10s' };
+    const authz = await start({ policy: bankPolicy(LOOSE, settings), now, watchPolicy: false });
     expect(outcomeOf((await getBalance(authz)).response)).toBe('allow');
     const v1 = startedVersion(authz);
     const fetchesBefore = jwks.requests;
@@ -381,12 +385,17 @@ describe('hot policy reload: requests in flight', () => {
     const inFlight = getBalance(authz, rotatedToken);
     await jwks.arrivals(fetchesBefore + 1); // the Check is now waiting for the keys, on version 1
 
-    await truncateAndWrite(authz.policyFile, bankPolicy(TIGHTENED, { jwks_refresh_cooldown: '1s' }));
+    await truncateAndWrite(authz.policyFile, bankPolicy(TIGHTENED, settings));
     expect(await authz.server.reload()).toBe('ok');
     const v2 = reloadedVersion(authz);
     expect(v2).not.toBe(v1);
     const startedAfter = getBalance(authz, rotatedToken);
-    await delay(100); // the second Check reaches the server and waits for the same fetch
+    // The second Check is inside the server, waiting for the same fetch, before the keys arrive.
+    await waitUntil(
+      () => authz.metrics.checksInFlight(),
+      (inFlight) => inFlight === 2,
+      { timeoutMs: 10_000, what: 'both Checks in flight' },
+    );
     jwks.release();
 
     const [old, fresh] = await Promise.all([inFlight, startedAfter]);

@@ -8,6 +8,7 @@ import {
   createTempDir,
   httpCheckRequest,
   ISSUER,
+  startupFetchesEnded,
   REALM,
   writeTextFile,
   type CheckClient,
@@ -95,6 +96,16 @@ export interface PolicyServerOptions {
   readonly now?: () => number;
   readonly logAllowedSample?: number;
   readonly fetchKeySet?: FetchKeySet;
+  /**
+   * Watch and poll the file (default true). Off for tests of reload() alone: the watcher would otherwise
+   * race it to an edit on a slow machine, and whichever came second would find the file 'unchanged'.
+   */
+  readonly watchPolicy?: boolean;
+  /**
+   * Wait for every issuer's start-up key set fetch to end before returning (default true; see
+   * startupFetchesEnded). Off for a test that holds that fetch on purpose.
+   */
+  readonly awaitStartupFetches?: boolean;
 }
 
 let requestCounter = 0;
@@ -116,9 +127,11 @@ export async function startPolicyServer(options: PolicyServerOptions): Promise<P
       ...(options.now === undefined ? {} : { now: options.now }),
       ...(options.logAllowedSample === undefined ? {} : { logAllowedSample: options.logAllowedSample }),
       ...(options.fetchKeySet === undefined ? {} : { fetchKeySet: options.fetchKeySet }),
+      ...(options.watchPolicy === undefined ? {} : { watchPolicy: options.watchPolicy }),
     });
     const client = connectCheckClient(server.port);
     const health = connectHealthClient(server.port);
+    if (options.awaitStartupFetches !== false) await startupFetchesEnded(sink, policyFile);
     const check = async (init: Omit<HttpCheckInit, 'id'>) => {
       const id = `reload-${++requestCounter}`;
       return { response: await client.check(httpCheckRequest({ ...init, id })), id };
