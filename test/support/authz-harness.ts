@@ -19,8 +19,10 @@ import { service as healthService } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { PROTO_LOADER_OPTIONS } from '../../src/envoy/authorization-proto.js';
 import { createLogger } from '../../src/log/create-logger.js';
+import { loadPolicy } from '../../src/policy/load-policy.js';
 import { startAuthzServer, type RunningAuthzServer } from '../../src/server/authz-server.js';
 import { DEMO_AUDIENCE, DEMO_ISSUER, DEMO_REALM, demoPolicyText } from './inline-policy.js';
+import { waitUntil } from './wait-until.js';
 
 /** The issuer, audience and realm every integration policy uses (those of the repo's policy.yaml). */
 export const ISSUER = DEMO_ISSUER;
@@ -197,6 +199,9 @@ export function httpCheckRequest(init: HttpCheckInit): Record<string, unknown> {
   };
 }
 
+/** A call's deadline: a guard against a hang, not a measure of speed (long enough for a loaded machine). */
+const CALL_TIMEOUT_MS = 15_000; // 15 seconds
+
 type UnaryMethod<Request, Response> = (
   request: Request,
   options: CallOptions,
@@ -234,7 +239,7 @@ export function connectCheckClient(port: number): CheckClient {
   const { Authorization } = loaded.envoy.service.auth.v3;
   const client = new Authorization(`127.0.0.1:${port}`, credentials.createInsecure());
   return {
-    check: (request) => unary<CheckResponseView>(client, 'Check', request, 5000),
+    check: (request) => unary<CheckResponseView>(client, 'Check', request, CALL_TIMEOUT_MS),
     close: () => client.close(),
   };
 }
@@ -252,7 +257,7 @@ export function connectHealthClient(port: number): HealthClient {
   );
   const client = new Health(`127.0.0.1:${port}`, credentials.createInsecure());
   return {
-    check: (service) => unary<{ status: string }>(client, 'Check', { service }, 5000),
+    check: (service) => unary<{ status: string }>(client, 'Check', { service }, CALL_TIMEOUT_MS),
     close: () => client.close(),
   };
 }
@@ -278,6 +283,27 @@ export interface InProcessAuthzOptions {
   readonly now?: () => number;
 }
 
+/**
+ * Waits until the server logging into `sink` has ended the start-up fetch of every issuer of the policy in
+ * `policyFile` (each with a `jwks_fetch` line, `ok` or `error`). A Check that comes during a fetch waits
+ * for it at most `jwks_fetch_wait` (500 ms by default) and is then answered 503: a test that did not mean
+ * to race the start-up fetch waits for it first, so that a slow machine never turns its answer into a 503.
+ */
+export async function startupFetchesEnded(sink: LogSink, policyFile: string): Promise<void> {
+  const issuers = (await loadPolicy(policyFile)).issuers.size;
+  await waitUntil(
+    () =>
+      new Set(
+        sink
+          .records()
+          .filter((record) => record['event'] === 'jwks_fetch' && record['trigger'] === 'initial')
+          .map((record) => record['issuer']),
+      ).size,
+    (ended) => ended >= issuers,
+    { timeoutMs: 10_000, what: `the start-up key set fetches of ${issuers} issuers` },
+  );
+}
+
 /** Writes the policy to a temporary folder, starts startAuthzServer on it and connects a Check client. */
 export async function startInProcessAuthz(options: InProcessAuthzOptions): Promise<InProcessAuthz> {
   const temp = await createTempDir(options.tempPrefix);
@@ -291,6 +317,7 @@ export async function startInProcessAuthz(options: InProcessAuthzOptions): Promi
       now: options.now,
     });
     const client = connectCheckClient(server.port);
+    await startupFetchesEnded(sink, policyFile);
     return {
       policyFile,
       sink,

@@ -27,7 +27,8 @@ export interface SeparateConnection {
   close(): void;
 }
 
-const CALL_TIMEOUT_MS = 5000; // 5 seconds
+// A guard against a hang, not a measure of speed: long enough for a burst of calls on a loaded machine.
+const CALL_TIMEOUT_MS = 15_000; // 15 seconds
 
 const authorizationService = (() => {
   let loaded: ServiceClientConstructor | undefined;
