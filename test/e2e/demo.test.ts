@@ -84,8 +84,8 @@ describe('npm run demo', () => {
     expect(run.stdout).toContain('9. The stolen transfer token');
     expect(run.stdout).toMatch(/Both replays refused; the balance is unchanged \(\d+\)/);
     expect(run.stdout).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/);
-    await delay(200); // the demo prints the IdP's log line as it arrives
-    expect(output).toMatch(/dev-idp: MFA code for alice: \d{6} \(development only\)/);
+    // The demo prints the IdP's log line as it arrives: read once this event loop, held by spawnSync, runs.
+    await expect.poll(() => output).toMatch(/dev-idp: MFA code for alice: \d{6} \(development only\)/);
   });
 
   it('ends with the address of the web app', () => {

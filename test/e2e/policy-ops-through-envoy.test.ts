@@ -1,16 +1,19 @@
 import { mkdtemp, readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../support/test-issuer.js';
+import { waitUntil } from '../support/wait-until.js';
 import { startCli, type RunningCli } from './cli-process.js';
 import { repoRoot } from './envoy-binary.js';
 import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
 
-// Policy operations while real Envoy serves traffic: edits take effect within 2 s without a restart and
-// without a failed request, a bad edit never takes effect, and a report-only rule allows and logs.
+// Policy operations while real Envoy serves traffic: edits take effect without a restart and without a
+// failed request, a bad edit never takes effect, and a report-only rule allows and logs. (How soon an edit
+// takes effect, within 2 s by the watcher's settle time and the poll, is pinned by the in-process reload
+// tests against the file watcher and an injected poll; here, on a machine that may be loaded, each step
+// waits for what it needs, with generous deadlines.)
 
 const ISSUER = 'https://issuer.ops.test/';
 const AUDIENCE = 'https://my-banking-api';
@@ -58,13 +61,24 @@ const balanceStatus = async () =>
 /**
  * Sends GET /balance continuously until `until` says stop, recording every status. Each answer must be an
  * answer of some policy version: 200 (allowed) or 403 (the tighter rule); anything else is a failure.
+ * @throws Error when `until` has not said stop within `timeoutMs`, with the last statuses seen.
  */
 async function trafficUntil(until: (statuses: number[]) => boolean, timeoutMs: number): Promise<number[]> {
   const statuses: number[] = [];
   const deadline = Date.now() + timeoutMs;
-  while (!until(statuses) && Date.now() < deadline) statuses.push(await balanceStatus().catch(() => -1));
+  while (!until(statuses)) {
+    if (Date.now() > deadline) {
+      throw new Error(
+        `traffic: not done within ${timeoutMs} ms (last statuses: ${statuses.slice(-10).join(' ')})`,
+      );
+    }
+    statuses.push(await balanceStatus().catch(() => -1));
+  }
   return statuses;
 }
+
+/** How long a step may take on a loaded machine before the test says it did not happen. */
+const STEP_DEADLINE_MS = 15_000;
 
 async function metricValue(name: string, labels: string): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
@@ -113,22 +127,16 @@ afterAll(async () => {
 });
 
 describe('editing policy.yaml while Envoy serves traffic', () => {
-  it('takes a tighter rule within 2 s, then its removal, with no failed request in between', async () => {
+  it('takes a tighter rule, then its removal, with no failed request in between', async () => {
     expect(await balanceStatus()).toBe(200);
 
-    const started = Date.now();
     await writeFile(policyFile, policyWith({ scopes: ['view:balance', 'audit:read'] })); // truncate and write
-    const tightening = await trafficUntil((s) => s.at(-1) === 403, 5000);
-    expect(Date.now() - started).toBeLessThan(2000 + 500); // 2 s, plus the last request's own time
-    expect(tightening.at(-1)).toBe(403);
+    const tightening = await trafficUntil((s) => s.at(-1) === 403, STEP_DEADLINE_MS);
     expect(tightening.every((status) => status === 200 || status === 403)).toBe(true);
 
-    const again = Date.now();
     await saveByRename(policyWith({}));
-    const loosening = await trafficUntil((s) => s.at(-1) === 200, 5000);
-    expect(Date.now() - again).toBeLessThan(2000 + 500);
+    const loosening = await trafficUntil((s) => s.at(-1) === 200, STEP_DEADLINE_MS);
     expect(loosening.every((status) => status === 200 || status === 403)).toBe(true);
-    expect(loosening.at(-1)).toBe(200);
 
     const reloads = authz.logLines().filter((l) => l['event'] === 'policy_reload' && l['result'] === 'ok');
     expect(reloads.length).toBeGreaterThanOrEqual(2);
@@ -137,19 +145,25 @@ describe('editing policy.yaml while Envoy serves traffic', () => {
   it('refuses an invalid edit: the old rules stay, the error is logged, the metric moves', async () => {
     const errorsBefore = await metricValue('authz_policy_reloads_total', 'result="error"');
     await writeFile(policyFile, policyWith({ methods: ['get'] })); // lower-case method: invalid
-    await delay(2000);
+    // The refusal of this content (a read between the truncation and the write may first refuse an empty
+    // file: the watcher judges a broken file again once it has settled).
+    const methodProblem =
+      /policy\.yaml:\d+:\d+: routes\[0\]\.methods\[0\]: HTTP methods are case-sensitive: write "GET"$/;
+    const [refused] = await waitUntil(
+      () =>
+        authz
+          .logLines()
+          .filter(
+            (l) =>
+              l['event'] === 'policy_reload' &&
+              l['result'] === 'error' &&
+              (l['problems'] as string[] | undefined)?.some((problem) => methodProblem.test(problem)),
+          ),
+      (lines) => lines.length > 0,
+      { timeoutMs: STEP_DEADLINE_MS, what: 'the refusal of the lower-case method' },
+    );
+    expect(refused!['problems']).toEqual([expect.stringMatching(methodProblem)]);
     expect(await balanceStatus()).toBe(200);
-
-    const refused = authz
-      .logLines()
-      .filter((l) => l['event'] === 'policy_reload' && l['result'] === 'error')
-      .at(-1);
-    expect(refused).toBeDefined();
-    expect(refused!['problems']).toEqual([
-      expect.stringMatching(
-        /policy\.yaml:\d+:\d+: routes\[0\]\.methods\[0\]: HTTP methods are case-sensitive: write "GET"$/,
-      ),
-    ]);
     expect(await metricValue('authz_policy_reloads_total', 'result="error"')).toBeGreaterThan(errorsBefore);
 
     await writeFile(policyFile, policyWith({})); // a good file again
@@ -157,7 +171,7 @@ describe('editing policy.yaml while Envoy serves traffic', () => {
 
   it('allows a request a report-only rule would deny, and logs would_deny', async () => {
     await saveByRename(policyWith({ scopes: ['view:balance', 'premium:read'], mode: 'report-only' }));
-    await trafficUntil(() => authz.logLines().some((l) => l['would_deny'] === true), 5000);
+    await trafficUntil(() => authz.logLines().some((l) => l['would_deny'] === true), STEP_DEADLINE_MS);
 
     expect(await balanceStatus()).toBe(200);
     const line = authz

@@ -123,8 +123,7 @@ async function balanceOf(key: DpopKey, token: string): Promise<number> {
   return ((await response.json()) as { balance: number }).balance;
 }
 
-const keyFetches = (trigger: string) =>
-  authz.logLines().filter((line) => line['event'] === 'jwks_fetch' && line['trigger'] === trigger);
+const allKeyFetches = () => authz.logLines().filter((line) => line['event'] === 'jwks_fetch');
 
 beforeAll(async () => {
   const [listen, admin, authzPort, bankListen, idpPort] = await freePorts(5);
@@ -263,7 +262,7 @@ describe('key rotation at the identity provider mid-run', () => {
   it('picks up a new kid after one refetch while old tokens keep working, until their key is retired', async () => {
     const before = await passwordToken('view:balance');
     expect(await balanceWith(before)).toBe(200);
-    const unknownKeyFetches = keyFetches('unknown_key').length;
+    const fetchesBefore = allKeyFetches().length;
 
     const kid = await rotate(false);
     const after = await passwordToken('view:balance');
@@ -274,13 +273,18 @@ describe('key rotation at the identity provider mid-run', () => {
     expect(await balanceWith(after)).toBe(200);
     expect(await balanceWith(after)).toBe(200);
     expect(await balanceWith(before)).toBe(200); // its key is still published
-    expect(keyFetches('unknown_key').length).toBe(unknownKeyFetches + 1);
+    // One fetch brought the new kid: the refetch for the unknown kid, or the background refresh (due every
+    // 7.5 to 9 s with jwks_cache_ttl 10s) if it happened to come first. Either way, no more than one.
+    const fetchedSince = allKeyFetches().slice(fetchesBefore);
+    expect(fetchedSince.map((line) => [line['trigger'], line['outcome']])).toEqual([
+      [expect.stringMatching(/^(unknown_key|refresh)$/), 'ok'],
+    ]);
 
     // Rotate again and retire every key but the new one: the old keys stay trusted until the cached key
     // set expires (jwks_cache_ttl), then the refetched set no longer has them.
     await rotate(true);
     let retired: Response | undefined;
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 20_000; // the next refresh is due within 9 s
     do {
       await delay(500);
       retired = await fetch(`${api}/balance`, { headers: { authorization: `Bearer ${before}` } });
