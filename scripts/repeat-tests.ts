@@ -22,7 +22,7 @@ const outDir = path.join(repoRoot, 'test-results', 'repeat');
 const USAGE = `usage: npm run test:repeat -- [--runs N] [--load] [--loops N] [--nice N] [--clone] [--project NAME]...
   --runs N        how many runs (default 8)
   --load          busy loops hold every core during each run
-  --loops N       how many busy loops with --load (default 2 per core)
+  --loops N       how many busy loops with --load (default 3 per core)
   --nice N        the loops' niceness, 0..19 (default 5): lower than the suite's, so it still gets a share
   --clone         each run in a fresh clone of HEAD, through .ci/run (committed work only)
   --project NAME  only this vitest project (repeatable; not with --clone)`;
@@ -78,7 +78,7 @@ function readOptions(argv: readonly string[]): Options {
   return {
     runs: integer('runs', values.runs, 1, 100),
     load: values.load,
-    loops: values.loops === undefined ? 2 * cores : integer('loops', values.loops, 1, 64),
+    loops: values.loops === undefined ? 3 * cores : integer('loops', values.loops, 1, 64),
     nice: integer('nice', values.nice, 0, 19),
     clone: values.clone,
     projects: values.project,

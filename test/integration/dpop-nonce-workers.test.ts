@@ -136,7 +136,7 @@ async function serve(args: readonly string[] = []): Promise<Serving> {
         () =>
           run.logLines().filter((logged) => logged['event'] === 'decision' && logged['request_id'] === id),
         (lines) => lines.length === 1,
-        { timeoutMs: 3000, what: `the decision line of ${id}` },
+        { timeoutMs: 10_000, what: `the decision line of ${id}` },
       );
       return line!;
     },
@@ -225,7 +225,7 @@ async function onNewConnection<T>(
   const after = await waitUntil(
     () => connectionsByProcess(pids, port),
     (counts) => total(counts) === total(before) + 1,
-    { timeoutMs: 3000, what: 'one more connection held by a worker' },
+    { timeoutMs: 10_000, what: 'one more connection held by a worker' },
   );
   const grown = pids.filter((pid) => (after.get(pid) ?? 0) === (before.get(pid) ?? 0) + 1);
   expect(grown).toHaveLength(1);

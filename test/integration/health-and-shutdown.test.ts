@@ -440,7 +440,7 @@ describe('metrics hooks (ServerMetrics)', () => {
     await waitUntil(
       () => authz.metrics.keySetFetches.length,
       (count) => count === 1,
-      { timeoutMs: 2000, what: 'the start-up fetch' },
+      { timeoutMs: 10_000, what: 'the start-up fetch' },
     );
     const token = await signTestToken(key, TOKEN_DEFAULTS);
     expect(await balance(token)).toBe('deny 503'); // no keys yet, and no retry before 5 s

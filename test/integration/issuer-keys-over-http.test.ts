@@ -58,7 +58,7 @@ describe('IssuerKeys over HTTP on 127.0.0.1', () => {
       await waitUntil(
         () => events.length,
         (count) => count === 2,
-        { timeoutMs: 5000, what: 'the background refresh to end' },
+        { timeoutMs: 10_000, what: 'the background refresh to end' },
       );
       expect(server.requests).toBe(2);
       expect(events.at(-1)).toMatchObject({

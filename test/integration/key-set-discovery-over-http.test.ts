@@ -155,7 +155,7 @@ describe('IssuerKeys and verifyAccessToken through discovery on 127.0.0.1', () =
     await waitUntil(
       () => events.length,
       (count) => count === 2,
-      { timeoutMs: 5000, intervalMs: 10, what: 'the background refresh' },
+      { timeoutMs: 10_000, intervalMs: 10, what: 'the background refresh' },
     );
     expect(events.map((event) => [event.trigger, event.outcome])).toEqual([
       ['initial', 'ok'],

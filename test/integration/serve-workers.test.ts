@@ -125,7 +125,7 @@ async function connectionsHeldBy(pids: readonly number[], port: number): Promise
   return waitUntil(
     () => connectionsByProcess(pids, port),
     (counts) => [...counts.values()].every((count) => count > 0),
-    { timeoutMs: 3000, what: 'connections held by every worker' },
+    { timeoutMs: 10_000, what: 'connections held by every worker' },
   );
 }
 
@@ -167,7 +167,7 @@ describe('authz serve --workers 2', () => {
     await waitUntil(
       () => workers.liveEvents('jwks_fetch').filter((line) => line['outcome'] === 'ok'),
       (fetched) => fetched.length === 1,
-      { timeoutMs: 5000, what: "worker 2's keys" },
+      { timeoutMs: 10_000, what: "worker 2's keys" },
     );
     const everyHealth = () =>
       Promise.all(
@@ -197,7 +197,7 @@ describe('authz serve --workers 2', () => {
     const [metricsLine] = await waitUntil(
       () => workers.liveEvents('metrics_started'),
       (lines) => lines.length === 1,
-      { timeoutMs: 3000, what: 'the metrics_started line' },
+      { timeoutMs: 10_000, what: 'the metrics_started line' },
     );
     const connections = connect(workers);
     const perConnection = { allowed: 3, denied: 2 };
@@ -245,7 +245,7 @@ describe('authz serve --workers 2', () => {
     const reloads = await waitUntil(
       () => workers.liveEvents('policy_reload').filter((line) => line['result'] === 'ok'),
       (lines) => lines.length >= 2,
-      { timeoutMs: 5000, what: 'two policy reloads' },
+      { timeoutMs: 10_000, what: 'two policy reloads' },
     );
     const v2 = reloads[0]!['policy_version'];
     expect(v2).not.toBe(v1);
@@ -263,7 +263,7 @@ describe('authz serve --workers 2', () => {
     const decided = await waitUntil(
       () => workers.liveEvents('decision').filter((line) => ids.includes(line['request_id'] as string)),
       (lines) => lines.length === ids.length,
-      { timeoutMs: 3000, what: 'the decision lines' },
+      { timeoutMs: 10_000, what: 'the decision lines' },
     );
     expect(new Set(decided.map((line) => line['policy_version']))).toEqual(new Set([v2]));
 
@@ -271,12 +271,12 @@ describe('authz serve --workers 2', () => {
     // written, is refused again by both, with trigger "signal", only if the primary passes the signal on.
     await saveByRename(workers.policyFile, 'version: 1\nroutes: [\n');
     const refusals = () => workers.liveEvents('policy_reload').filter((line) => line['result'] === 'error');
-    await waitUntil(refusals, (lines) => lines.length === 2, { timeoutMs: 5000, what: 'two refusals' });
+    await waitUntil(refusals, (lines) => lines.length === 2, { timeoutMs: 10_000, what: 'two refusals' });
     await delay(300); // nothing more comes of the edit itself
     expect(refusals()).toHaveLength(2);
     workers.run.child.kill('SIGHUP');
     const again = await waitUntil(refusals, (lines) => lines.length === 4, {
-      timeoutMs: 5000,
+      timeoutMs: 10_000,
       what: 'two more refusals',
     });
     expect(again.slice(2).map((line) => line['trigger'])).toEqual(['signal', 'signal']);
@@ -291,7 +291,7 @@ describe('authz serve --workers 2', () => {
     const [exited] = await waitUntil(
       () => workers.liveEvents('worker_exited'),
       (lines) => lines.length === 1,
-      { timeoutMs: 5000, what: 'the worker_exited line' },
+      { timeoutMs: 10_000, what: 'the worker_exited line' },
     );
     expect(exited).toMatchObject({ worker: 1, pid: victim, signal: 'SIGKILL', restart: true, level: 50 });
     const [restarted] = await waitUntil(
@@ -313,7 +313,7 @@ describe('authz serve --workers 2', () => {
     await waitUntil(
       () => Promise.all(connections.map((connection) => connection.health(''))),
       (statuses) => statuses.every((status) => status === 'SERVING'),
-      { timeoutMs: 5000, what: 'SERVING again on every connection' },
+      { timeoutMs: 10_000, what: 'SERVING again on every connection' },
     );
 
     expect((await stopCli(workers.run)).code).toBe(0);

@@ -87,7 +87,7 @@ async function startCachingServer(settings: Record<string, string> = {}): Promis
   await waitUntil(
     async () => (await health.check(AUTHORIZATION_SERVICE)).status,
     (status) => status === 'SERVING',
-    { timeoutMs: 5000, what: 'health SERVING' },
+    { timeoutMs: 10_000, what: 'health SERVING' },
   );
   let requests = 0;
   return {
@@ -174,7 +174,7 @@ describe('the verified-token cache over real gRPC', () => {
     await waitUntil(
       () => authz.balance(token),
       (outcome) => outcome !== 'allow',
-      { timeoutMs: 5000, what: 'the refreshed key set to refuse the token' },
+      { timeoutMs: 10_000, what: 'the refreshed key set to refuse the token' },
     );
     expect(await authz.balance(token)).toBe('deny 401 token_key_unknown');
     expect(await authz.balance(await signTestToken(successor, TOKEN_DEFAULTS))).toBe('allow');

@@ -72,7 +72,7 @@ describe('createBufferedDestination', () => {
     const destination = create({ fd, maxDelayMs: 20 });
     createLogger({ destination }).info({ event: 'decision', n: 1 }, 'decision');
     await waitUntil(parsedLines, (lines) => lines.length === 1, {
-      timeoutMs: 2000,
+      timeoutMs: 10_000, // a deadline for a loaded machine, not a measure
       intervalMs: 10,
       what: 'the line',
     });
@@ -85,7 +85,7 @@ describe('createBufferedDestination', () => {
     logger.info({ event: 'decision', n: 2 }, 'decision');
     logger.info({ event: 'health', status: 'SERVING' }, 'health SERVING');
     const lines = await waitUntil(parsedLines, (lines) => lines.length === 3, {
-      timeoutMs: 2000,
+      timeoutMs: 10_000, // a deadline for a loaded machine, not a measure
       intervalMs: 10,
       what: 'the three lines',
     });
@@ -97,7 +97,7 @@ describe('createBufferedDestination', () => {
     const logger = createLogger({ destination });
     for (let n = 1; n <= 40; n++) logger.info({ event: 'decision', n, padding: 'x'.repeat(100) }, 'decision');
     await waitUntil(parsedLines, (lines) => lines.length >= 8, {
-      timeoutMs: 2000,
+      timeoutMs: 10_000, // a deadline for a loaded machine, not a measure
       intervalMs: 10,
       what: 'the first KiB of lines',
     });
