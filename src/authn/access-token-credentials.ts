@@ -43,6 +43,9 @@ export function readAccessTokenCredentials(values: readonly string[]): AccessTok
     description,
   });
   const noun = scheme === 'DPoP' ? 'DPoP access token' : 'bearer token';
+  // RFC 9110 section 11.3 (credentials = auth-scheme [ 1*SP token68 ]) and RFC 6750 section 2.1: spaces
+  // only between the scheme and the token, never a tab.
+  if (prefix[0].includes('\t')) return malformed(`only spaces may separate ${scheme} and the token`);
   const token = value.slice(prefix[0].length);
   if (token === '') return malformed(`the ${scheme} scheme needs a token`);
   if (token.includes(',')) return malformed('more than one Authorization header');

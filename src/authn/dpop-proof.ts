@@ -3,10 +3,10 @@ import type { errors } from 'jose';
 import { decodeProtectedHeader, jwtVerify, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
 import type { DpopProofCode } from '../authz/decision.js';
 import type { DpopProofCheck } from '../authz/possession-proof.js';
-import type { DpopProofPolicy } from '../policy/compiled-policy.js';
+import type { DpopProofPolicy, ReplayLimits } from '../policy/compiled-policy.js';
 import type { DpopNonces } from './dpop-nonces.js';
 import type { DpopProofKeys } from './dpop-proof-keys.js';
-import type { DpopReplayCache } from './dpop-replay-cache.js';
+import type { ReplayStore } from './dpop-replay-store.js';
 import { normalisedHttpUri } from './http-uri.js';
 
 /** What checking one proof needs besides the proof. */
@@ -21,12 +21,18 @@ export interface DpopProofContext {
   /** The service's name, for its nonces. */
   readonly service: string;
   readonly policy: DpopProofPolicy;
-  readonly replayCache: DpopReplayCache;
-  /** `dpop.replay_cache_size`. */
-  readonly replayCacheSize: number;
+  /** Where a proof's `jti` is claimed, once the core has found its key to be the token's. */
+  readonly replay: {
+    readonly store: ReplayStore;
+    readonly limits: ReplayLimits;
+    /** Whose token it is (issuer and `sub`), for the user's share of the store; undefined without `sub`. */
+    readonly subject: string | undefined;
+  };
   readonly nonces: DpopNonces;
   /** The proof keys imported so far. */
   readonly proofKeys: DpopProofKeys;
+  /** The largest RSA modulus accepted for a proof key, in bits (`max_rsa_key_bits`). */
+  readonly maxRsaKeyBits: number;
   /** Milliseconds since the epoch. */
   readonly nowMs: number;
 }
@@ -51,7 +57,8 @@ const invalid = (code: DpopProofCode, description: string): DpopProofCheck => ({
  * thumbprint returned. Never throws for anything about the proof; JWS parsing, key import, signature and
  * thumbprint are jose's.
  *
- * The `jti` is remembered last, once everything else passed, so a refused proof uses up nothing.
+ * The `jti` is not remembered here: the core claims it (`claim` of the valid answer) once the token's binding
+ * holds, so a refused proof, or a valid proof from a key the token is not bound to, uses up nothing.
  */
 export async function checkDpopProof(context: DpopProofContext): Promise<DpopProofCheck> {
   const { proofs, policy, nowMs } = context;
@@ -105,8 +112,9 @@ export async function checkDpopProof(context: DpopProofContext): Promise<DpopPro
     return invalid('dpop_proof_key_invalid', 'the jwk of the DPoP proof is not a public key');
   }
 
-  // Check 6: the signature, with the key in the header, imported once per key (`dpop-proof-keys.ts`).
-  const resolved = await context.proofKeys.resolve(members, header.alg);
+  // Check 6: the signature, with the key in the header: its size bounded before it is imported, and
+  // kept for the next proof only once this signature has verified (`dpop-proof-keys.ts`).
+  const resolved = await context.proofKeys.resolve(members, header.alg, context.maxRsaKeyBits);
   if (resolved.kind === 'unusable') return invalid('dpop_proof_key_invalid', resolved.description);
   const { thumbprint } = resolved;
   let payload: JWTPayload;
@@ -120,6 +128,7 @@ export async function checkDpopProof(context: DpopProofContext): Promise<DpopPro
   } catch (error) {
     return refusalFor(error);
   }
+  resolved.keep();
 
   // Check 3: the claims the proof must carry, with their types.
   const { jti, htm, htu, iat, ath, nonce } = payload as Record<string, unknown>;
@@ -169,20 +178,17 @@ export async function checkDpopProof(context: DpopProofContext): Promise<DpopPro
     }
   }
 
-  // Section 11.1: a jti seen within the window is a replay. Keyed by the key's thumbprint too, so one
-  // client's jti never blocks another's. Remembered for as long as a proof with this iat stays acceptable.
-  const expiresAtMs = (iat + policy.maxAgeSeconds) * 1000 + 1;
-  const seen = context.replayCache.remember(
-    `${thumbprint} ${jti}`,
-    nowMs,
-    expiresAtMs,
-    context.replayCacheSize,
-  );
-  if (seen === 'replayed') return invalid('dpop_proof_replayed', 'the DPoP proof has been used before');
-  if (seen === 'full') {
-    return invalid('dpop_replay_cache_full', 'DPoP proofs cannot be checked for replay right now');
-  }
-  return { kind: 'valid', thumbprint };
+  // Section 11.1: a jti seen within the window is a replay. The core claims it once the proof's key is
+  // found to be the token's (keyed by the key's thumbprint, so one client's jti never blocks another's),
+  // for as long as a proof with this iat stays acceptable.
+  const { replay } = context;
+  const entry = {
+    keyThumbprint: thumbprint,
+    jti,
+    ...(replay.subject === undefined ? {} : { subject: replay.subject }),
+    acceptableUntilMs: (iat + policy.maxAgeSeconds) * 1000,
+  };
+  return { kind: 'valid', thumbprint, claim: () => replay.store.claim(entry, nowMs, replay.limits) };
 }
 
 /** Maps jose's errors (stable codes) while verifying a proof to why it is refused. */

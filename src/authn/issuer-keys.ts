@@ -240,7 +240,7 @@ export class IssuerKeys {
     let rejectionsToReport: readonly RejectedKey[] = [];
     try {
       const { keys } = await readKeySet(issuer.keys, fetchKeySet);
-      checked = await checkKeySet(keys, issuer.algorithms);
+      checked = await checkKeySet(keys, issuer.algorithms, issuer.maxRsaKeyBits);
       rejectionsToReport = this.newRejections(JSON.stringify(keys), checked.rejected);
       // A set with nothing usable in it is a broken answer, not a rotation: the keys held stay in use.
       if (checked.usable.length === 0) throw new Error('the key set has no usable key');

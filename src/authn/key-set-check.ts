@@ -1,4 +1,5 @@
-import { base64url, importJWK, type JWK } from 'jose';
+import { importJWK, type JWK } from 'jose';
+import { algorithmsFor, keyShapeProblem, RSA_KEY_LIMITS } from './public-key-shape.js';
 
 /** Why a key of a fetched set is not used. Stable codes: logged and counted (a bounded label). */
 export type KeyRejectionReason =
@@ -7,6 +8,8 @@ export type KeyRejectionReason =
   | 'private_key' // it carries private or symmetric key material, which a key set must never publish
   | 'algorithm_not_allowed' // its `alg`, or every algorithm its type could serve, is off the issuer's list
   | 'key_too_short' // an RSA modulus under 2048 bits (RFC 7518 section 3.3)
+  | 'key_too_long' // an RSA modulus over `max_rsa_key_bits` (4096 by default)
+  | 'exponent_invalid' // an RSA exponent that is even, under 65537 or over 2^32 - 1
   | 'not_importable'; // the runtime refuses it (a missing or malformed member, a point off its curve...)
 
 export const KEY_REJECTION_REASONS: readonly KeyRejectionReason[] = [
@@ -15,6 +18,8 @@ export const KEY_REJECTION_REASONS: readonly KeyRejectionReason[] = [
   'private_key',
   'algorithm_not_allowed',
   'key_too_short',
+  'key_too_long',
+  'exponent_invalid',
   'not_importable',
 ];
 
@@ -32,29 +37,8 @@ export interface CheckedKeySet {
 }
 
 const MAX_LOGGED_KID = 128; // characters
-const MIN_RSA_MODULUS_BITS = 2048;
 /** JWK members of private or symmetric keys (RFC 7518 sections 6.2.2, 6.3.2, 6.4; RFC 8037 section 2). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
-
-/** The algorithms (JWS `alg`, RFC 7518 section 3.1, RFC 8037, RFC 9864) a key of this type and curve can serve. */
-function algorithmsFor(jwk: Record<string, unknown>): readonly string[] {
-  switch (jwk['kty']) {
-    case 'RSA':
-      return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
-    case 'EC':
-      return jwk['crv'] === 'P-256'
-        ? ['ES256']
-        : jwk['crv'] === 'P-384'
-          ? ['ES384']
-          : jwk['crv'] === 'P-521'
-            ? ['ES512']
-            : [];
-    case 'OKP':
-      return jwk['crv'] === 'Ed25519' ? ['EdDSA', 'Ed25519'] : [];
-    default:
-      return [];
-  }
-}
 
 /**
  * Checks every key of a fetched set before any token relies on it: the keys are imported here, once per
@@ -62,15 +46,17 @@ function algorithmsFor(jwk: Record<string, unknown>): readonly string[] {
  * that names it. A token naming a rejected key is then refused as signed with an unknown key.
  *
  * @param algorithms the issuer's allowed JWS algorithms
+ * @param maxModulusBits the largest RSA modulus accepted (`max_rsa_key_bits`)
  */
 export async function checkKeySet(
   keys: readonly unknown[],
   algorithms: readonly string[],
+  maxModulusBits: number = RSA_KEY_LIMITS.defaultMaxModulusBits,
 ): Promise<CheckedKeySet> {
   const usable: JWK[] = [];
   const rejected: RejectedKey[] = [];
   for (const key of keys) {
-    const reason = await rejectionOf(key, algorithms);
+    const reason = await rejectionOf(key, algorithms, maxModulusBits);
     if (reason === undefined) usable.push(key as JWK);
     else rejected.push({ kid: kidOf(key), reason });
   }
@@ -85,6 +71,7 @@ function kidOf(key: unknown): string | undefined {
 async function rejectionOf(
   key: unknown,
   allowed: readonly string[],
+  maxModulusBits: number,
 ): Promise<KeyRejectionReason | undefined> {
   if (typeof key !== 'object' || key === null || Array.isArray(key)) return 'not_an_object';
   const jwk = key as Record<string, unknown>;
@@ -96,27 +83,15 @@ async function rejectionOf(
   const declared = jwk['alg'];
   const alg = declared === undefined ? fitting[0] : fitting.find((candidate) => candidate === declared);
   if (alg === undefined) return 'algorithm_not_allowed';
-  if (jwk['kty'] === 'RSA' && typeof jwk['n'] === 'string' && modulusBits(jwk['n']) < MIN_RSA_MODULUS_BITS) {
-    return 'key_too_short';
-  }
+  // Sizes and exponents first: a key that would make every verification slow is never imported.
+  const problem = keyShapeProblem(jwk, alg, maxModulusBits);
+  if (problem === 'key_too_short' || problem === 'key_too_long' || problem === 'exponent_invalid')
+    return problem;
+  if (problem !== undefined) return 'not_importable';
   try {
     await importJWK(jwk as JWK, alg);
     return undefined;
   } catch {
     return 'not_importable';
   }
-}
-
-/** Bits of an RSA modulus given as base64url (RFC 7518 section 6.3.1.1), leading zero bytes not counted. */
-function modulusBits(n: string): number {
-  let bytes: Uint8Array;
-  try {
-    bytes = base64url.decode(n);
-  } catch {
-    return Number.NaN; // malformed: left to the import, which refuses it
-  }
-  let start = 0;
-  while (start < bytes.length && bytes[start] === 0) start += 1;
-  if (start === bytes.length) return 0;
-  return (bytes.length - start - 1) * 8 + (32 - Math.clz32(bytes[start]!));
 }

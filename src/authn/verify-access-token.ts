@@ -17,7 +17,7 @@ import { clientCertificateCheck } from './client-certificate.js';
 import { DpopNonces } from './dpop-nonces.js';
 import { checkDpopProof } from './dpop-proof.js';
 import { DpopProofKeys } from './dpop-proof-keys.js';
-import { DpopReplayCache } from './dpop-replay-cache.js';
+import { MemoryReplayStore, type ReplayStore } from './dpop-replay-store.js';
 import type { InvalidTokenReason, TokenVerification } from '../authz/token-verification.js';
 
 export interface VerifyContext {
@@ -31,15 +31,15 @@ export interface VerifyContext {
    */
   readonly tokenCaches?: VerifiedTokenCaches;
   /**
-   * The state proofs of possession are checked with: the replay cache and the nonce key, which outlive
-   * policy versions; omitted: a replay cache and a random nonce key of this verifier's own.
+   * The state proofs of possession are checked with: the replay store and the nonce key, which outlive
+   * policy versions; omitted: a replay store and a random nonce key of this verifier's own.
    */
   readonly possession?: PossessionState;
 }
 
 /** What checking proofs of possession keeps between requests, for the life of the process. */
 export interface PossessionState {
-  readonly replayCache: DpopReplayCache;
+  readonly replayStore: ReplayStore;
   readonly nonces: DpopNonces;
   readonly proofKeys: DpopProofKeys;
 }
@@ -51,7 +51,7 @@ export interface PossessionState {
  */
 export function bearerTokenVerifier(context: VerifyContext): CredentialVerifier<string> {
   const possession = context.possession ?? {
-    replayCache: new DpopReplayCache(),
+    replayStore: new MemoryReplayStore(),
     nonces: DpopNonces.withRandomKey(),
     proofKeys: new DpopProofKeys(),
   };
@@ -69,10 +69,17 @@ export function bearerTokenVerifier(context: VerifyContext): CredentialVerifier<
               uris: request.uris,
               service: request.service,
               policy: request.dpop,
-              replayCache: possession.replayCache,
-              replayCacheSize: policy.dpopReplayCacheSize,
+              replay: {
+                store: possession.replayStore,
+                limits: policy.dpopReplayLimits,
+                subject:
+                  request.token.subject === undefined
+                    ? undefined
+                    : `${request.token.issuer} ${request.token.subject}`,
+              },
               nonces: possession.nonces,
               proofKeys: possession.proofKeys,
+              maxRsaKeyBits: policy.maxRsaKeyBits,
               nowMs: context.now(),
             }),
       certificate: request.certificate ? clientCertificateCheck(request.clientCertificate) : { kind: 'none' },
@@ -140,11 +147,23 @@ export async function verifyAccessToken(token: string, context: VerifyContext): 
   }
 
   const verification =
-    checkTokenLifetime(payload, issuer, Math.floor(nowMs / 1000)) ?? readTokenClaims(payload, issuer);
+    checkTokenLifetime(payload, issuer, Math.floor(nowMs / 1000)) ??
+    checkSubjectPresent(payload, issuer) ??
+    readTokenClaims(payload, issuer);
   if (cache !== undefined && digest !== undefined && verification.kind === 'verified') {
     cache.remember(digest, verification, payload, generation);
   }
   return verification;
+}
+
+/**
+ * RFC 9068 section 2.2: a JWT access token names its subject in `sub`. Required unless the issuer's
+ * `require_sub: false` says its tokens omit it. (Given claims of the ops tools are a hypothesis about a
+ * token and are not held to it: docs/policy-tests.md.)
+ */
+function checkSubjectPresent(payload: JWTPayload, issuer: IssuerPolicy): TokenVerification | undefined {
+  if (!issuer.requireSubject || payload.sub !== undefined) return undefined;
+  return invalid('token_claims_invalid', 'the token has no sub claim');
 }
 
 /** What jwtVerify checks for an issuer, but the current time: built once per issuer policy, not per token. */

@@ -70,6 +70,8 @@ const DENIALS: Readonly<Record<DenialCode, DenialRow>> = {
   dpop_proof_replayed: INVALID_DPOP_PROOF,
   dpop_nonce_missing: USE_DPOP_NONCE,
   dpop_nonce_invalid: USE_DPOP_NONCE,
+  // RFC 6585 section 4: this client is over its share of the replay store; its answer says when to retry.
+  dpop_proof_quota_exceeded: { status: 429, bodyError: 'too_many_requests', challenge: 'none' },
   dpop_replay_cache_full: { status: 503, bodyError: 'temporarily_unavailable', challenge: 'none' },
   // A valid token used without the proof its binding demands is not a valid credential for this request
   // (RFC 9449 section 7.2 shows invalid_token for a DPoP-bound token sent as Bearer).
@@ -114,12 +116,15 @@ export function statusForDenial(code: DenialCode): number {
  * @param claimHeaders the service's `claim_headers`: on allow, each is set from the verified claim, or
  *   removed (any client copy) when the token has none.
  * @param dpopAlgorithms the service's DPoP proof algorithms, for the `algs` of `DPoP` challenges.
+ * @param foreignClaimHeaders the headers other services map claims to and this one does not: removed on
+ *   allow, whatever the client sent.
  */
 export function answerForDecision(
   decision: Decision,
   realm: string,
   claimHeaders: readonly ClaimHeader[] = [],
   dpopAlgorithms: readonly string[] = [],
+  foreignClaimHeaders: readonly string[] = [],
 ): Answer {
   if (decision.kind === 'allow') {
     const set: [string, string][] = [];
@@ -140,6 +145,8 @@ export function answerForDecision(
       if (value !== undefined && value !== '') set.push([header, value]);
       else remove.push(header);
     }
+    // Other services' claim headers never reach this upstream as a client wrote them.
+    remove.push(...foreignClaimHeaders);
     return { kind: 'allow', setHeaders: set, removeHeaders: remove };
   }
   return denialAnswer(decision, denialHeaders(decision, realm, dpopAlgorithms));
@@ -168,6 +175,9 @@ export function denialHeaders(
     ['content-type', 'application/json'],
     ['cache-control', 'no-store'],
   ];
+  if (decision.retryAfterSeconds !== undefined) {
+    headers.push(['retry-after', String(Math.max(1, Math.ceil(decision.retryAfterSeconds)))]);
+  }
   if (row.challenge === 'none') return headers;
   const schemes = decision.route?.schemes ?? BEARER_ONLY;
   const accepted: AuthScheme[] = [];

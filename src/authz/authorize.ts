@@ -11,6 +11,7 @@ import type { RequestFacts } from './request-facts.js';
 import type { TokenVerification, VerifiedToken } from './token-verification.js';
 import {
   bindingOutcome,
+  replayOutcome,
   bindingPrecheck,
   senderConstraintFor,
   type BindingRefusal,
@@ -102,7 +103,10 @@ async function bindingRefusal<Presented>(
     dpopProofs: request.dpopProofs ?? [],
     clientCertificate: request.clientCertificate,
   });
-  return bindingOutcome(needs, token, proofs);
+  const refusal = bindingOutcome(needs, token, proofs);
+  if (refusal !== undefined || proofs.dpop.kind !== 'valid') return refusal;
+  // The token verified, the proof verified and its key is the token's: only now is its jti remembered.
+  return replayOutcome(await proofs.dpop.claim());
 }
 
 /** The denial for a binding refusal: with the identity, so the log says whose token it was. */
@@ -117,6 +121,7 @@ function bindingDenial(
     description: refusal.description,
     route,
     ...(refusal.nonce === undefined ? {} : { dpopNonce: refusal.nonce }),
+    ...(refusal.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: refusal.retryAfterSeconds }),
     ...(token === undefined
       ? {}
       : {

@@ -21,7 +21,13 @@ export type DpopProofCode =
   /** The service requires a server nonce: 401 `use_dpop_nonce` with a `DPoP-Nonce` (RFC 9449 section 8). */
   | 'dpop_nonce_missing'
   | 'dpop_nonce_invalid'
-  /** The replay cache is full of unexpired entries: refused rather than risk a replay (503). */
+  /**
+   * The proof's key or subject already holds its share of the replay store (`dpop.replay_cache_per_key`,
+   * `per_subject`): that client is refused with 429 and `Retry-After` (RFC 6585 section 4) while every
+   * other client keeps its own share.
+   */
+  | 'dpop_proof_quota_exceeded'
+  /** The replay store is full of unexpired entries: refused rather than risk a replay (503). */
   | 'dpop_replay_cache_full';
 
 /** Why a verified token may not be used as presented: its binding (RFC 9449, RFC 8705). 401 `invalid_token`. */
@@ -74,6 +80,8 @@ export interface Denial {
   readonly scheme?: AuthScheme;
   /** For `use_dpop_nonce`: the nonce the answer's `DPoP-Nonce` header carries (RFC 9449 section 8). */
   readonly dpopNonce?: string;
+  /** For `dpop_proof_quota_exceeded`: the answer's `Retry-After`, in seconds (RFC 9110 section 10.2.3). */
+  readonly retryAfterSeconds?: number;
 }
 
 /** The outcome of authorising one request; data, not an error. */

@@ -28,11 +28,29 @@ export interface ProofRequest {
   readonly clientCertificate: string | undefined;
 }
 
+/**
+ * What remembering an accepted proof's `jti` found (RFC 9449 section 11.1): new, a replay, over the share of
+ * the store its key or subject may hold (the client should slow down), or a store full for everyone.
+ */
+export type ReplayClaim =
+  | { readonly kind: 'fresh' }
+  | { readonly kind: 'replayed' }
+  | { readonly kind: 'over_quota'; readonly share: 'key' | 'subject'; readonly retryAfterSeconds: number }
+  | { readonly kind: 'full' };
+
 /** The DPoP proof the request carried, as checked against a `ProofRequest`. */
 export type DpopProofCheck =
   | { readonly kind: 'none' }
   /** Every check of RFC 9449 section 4.3 passed but the key binding, which is the core's to compare. */
-  | { readonly kind: 'valid'; readonly thumbprint: string }
+  | {
+      readonly kind: 'valid';
+      readonly thumbprint: string;
+      /**
+       * Remembers the proof's `jti` and says whether it was seen before (section 11.1). The core calls it
+       * once, and only once the token's binding holds: a proof refused for any reason uses up nothing.
+       */
+      claim(): ReplayClaim | Promise<ReplayClaim>;
+    }
   | {
       readonly kind: 'invalid';
       readonly code: DpopProofCode;

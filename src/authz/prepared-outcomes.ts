@@ -34,7 +34,7 @@ export interface PreparedOutcomes {
   publicAllow(route: CompiledRoute): Decision;
   /** The complete authorization of a decision above, or undefined for any other decision. */
   authorizationOf(decision: Decision): Authorization | undefined;
-  /** `answerForDecision(decision, service.realm, service.claimHeaders)`, from what was built at load where it can be. */
+  /** `answerForDecision` with the service's realm and headers, from what was built at load where it can be. */
   answer(decision: Decision): Answer;
   /** Every answer of the prepared authorizations, for adapters that encode answers once too. */
   readonly answers: ReadonlySet<Answer>;
@@ -70,7 +70,7 @@ export function preparedOutcomes(service: CompiledService): PreparedOutcomes {
 }
 
 function prepareOutcomes(service: CompiledService): PreparedOutcomes {
-  const { realm, claimHeaders } = service;
+  const { realm, claimHeaders, foreignClaimHeaders } = service;
   const algorithms = service.dpop.algorithms;
   const authorizations = new Map<Decision, Authorization>();
   const answers = new Set<Answer>();
@@ -85,7 +85,7 @@ function prepareOutcomes(service: CompiledService): PreparedOutcomes {
         : `${decision.code} ${decision.description} ${schemesKey(decision.route)}`;
     let answer = sharedAnswers.get(key);
     if (answer === undefined) {
-      answer = deepFreeze(answerForDecision(decision, realm, claimHeaders, algorithms));
+      answer = deepFreeze(answerForDecision(decision, realm, claimHeaders, algorithms, foreignClaimHeaders));
       sharedAnswers.set(key, answer);
       answers.add(answer);
     }
@@ -170,7 +170,7 @@ function prepareOutcomes(service: CompiledService): PreparedOutcomes {
         // Only the body, which names the missing scopes, is left to build.
         if (headers !== undefined) return denialAnswer(decision, headers[decision.scheme ?? 'Bearer']);
       }
-      return answerForDecision(decision, realm, claimHeaders, algorithms);
+      return answerForDecision(decision, realm, claimHeaders, algorithms, foreignClaimHeaders);
     },
     answers,
   });

@@ -1,6 +1,6 @@
 import type { AuthScheme } from './auth-scheme.js';
 import type { BindingCode, DpopProofCode } from './decision.js';
-import type { PossessionProofs } from './possession-proof.js';
+import type { PossessionProofs, ReplayClaim } from './possession-proof.js';
 import type { VerifiedToken } from './token-verification.js';
 import type { CompiledRoute, SenderConstraint } from '../policy/compiled-policy.js';
 
@@ -11,6 +11,8 @@ export interface BindingRefusal {
   readonly description: string;
   /** For the nonce codes: the nonce for `DPoP-Nonce`. */
   readonly nonce?: string;
+  /** For `dpop_proof_quota_exceeded`: seconds until the client may try again. */
+  readonly retryAfterSeconds?: number;
 }
 
 /** What must be proved for a token whose use passed `bindingPrecheck`. */
@@ -129,4 +131,29 @@ export function bindingOutcome(
     }
   }
   return undefined;
+}
+
+/**
+ * Step three, pure: what remembering the proof's `jti` found, once the binding held (RFC 9449 section 11.1).
+ * A replay is an invalid proof; a client over its share of the replay store is told to slow down; a store
+ * full for everyone is refused rather than risk forgetting a proof early.
+ */
+export function replayOutcome(claim: ReplayClaim): BindingRefusal | undefined {
+  switch (claim.kind) {
+    case 'fresh':
+      return undefined;
+    case 'replayed':
+      return { code: 'dpop_proof_replayed', description: 'the DPoP proof has been used before' };
+    case 'over_quota':
+      return {
+        code: 'dpop_proof_quota_exceeded',
+        description: `too many DPoP proofs of this ${claim.share === 'key' ? 'key' : 'user'} are still within their replay window: retry later`,
+        retryAfterSeconds: claim.retryAfterSeconds,
+      };
+    case 'full':
+      return {
+        code: 'dpop_replay_cache_full',
+        description: 'DPoP proofs cannot be checked for replay right now',
+      };
+  }
 }

@@ -129,6 +129,7 @@ async function serveHere(
     logger,
     logAllowedSample: config.logAllowedSample,
     dpopNonceKey: nonceKey,
+    allowPolicyErrors: config.allowPolicyErrors,
     ...(cluster === undefined ? {} : { cluster }),
     ...(metrics === undefined ? {} : { metrics }),
   });

@@ -39,14 +39,20 @@ export interface ServeConfig {
    * replica accepts the nonces of the others; undefined: a random key per start, shared with its workers.
    */
   readonly dpopNonceKeyFile: string | undefined;
+  /**
+   * Serve a policy with error-level findings not accepted (`--allow-policy-errors`): the escape hatch for
+   * an emergency, when no fixed policy can be written in time. Without it `serve` refuses such a policy at
+   * start, as the reload guard refuses it on reload, so a restart never undoes the guard.
+   */
+  readonly allowPolicyErrors: boolean;
 }
 
 /**
  * `authz serve --policy FILE [--listen HOST:PORT] [--log-level L] [--metrics-listen HOST:PORT]
  * [--log-allowed-sample RATE] [--drain-delay D] [--shutdown-grace D] [--workers N|auto]
- * [--dpop-nonce-key FILE]`; each flag beats its variable (AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL,
- * AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE, AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE, AUTHZ_WORKERS,
- * AUTHZ_DPOP_NONCE_KEY_FILE).
+ * [--dpop-nonce-key FILE] [--allow-policy-errors]`; each flag beats its variable (AUTHZ_POLICY,
+ * AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE, AUTHZ_DRAIN_DELAY,
+ * AUTHZ_SHUTDOWN_GRACE, AUTHZ_WORKERS, AUTHZ_DPOP_NONCE_KEY_FILE, AUTHZ_ALLOW_POLICY_ERRORS=true).
  *
  * @param cores how many processes can run at once, for `--workers auto` (default `os.availableParallelism`).
  * @throws UsageError naming the flag or variable that cannot be used.
@@ -66,6 +72,7 @@ export function serveConfig(
     'shutdown-grace': { type: 'string' },
     workers: { type: 'string' },
     'dpop-nonce-key': { type: 'string' },
+    'allow-policy-errors': { type: 'boolean' },
   });
   const setting = (flag: string, variable: string): { value: string | undefined; source: string } => {
     const fromFlag = values[flag] as string | undefined;
@@ -102,6 +109,10 @@ export function serveConfig(
   const level = setting('log-level', 'AUTHZ_LOG_LEVEL');
   const nonceKey = setting('dpop-nonce-key', 'AUTHZ_DPOP_NONCE_KEY_FILE');
   if (nonceKey.value === '') throw new UsageError(`${nonceKey.source}: a file name is required`);
+  const allowErrors = env['AUTHZ_ALLOW_POLICY_ERRORS'];
+  if (allowErrors !== undefined && allowErrors !== 'true' && allowErrors !== 'false') {
+    throw new UsageError(`AUTHZ_ALLOW_POLICY_ERRORS: "${allowErrors}" is not true or false`);
+  }
   return Object.freeze({
     policyFile,
     listen: parseListenAddress(listen.value ?? SERVE_DEFAULTS.listen, listen.source),
@@ -126,6 +137,7 @@ export function serveConfig(
         ? SERVE_DEFAULTS.workers
         : parseWorkers(workers.value, workers.source, cores),
     dpopNonceKeyFile: nonceKey.value,
+    allowPolicyErrors: values['allow-policy-errors'] === true || allowErrors === 'true',
   });
 }
 

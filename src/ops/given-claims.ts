@@ -1,7 +1,7 @@
 import type { JWTPayload } from 'jose';
 import { readTokenClaims } from '../authn/read-token-claims.js';
 import type { CredentialVerifier } from '../authz/credentials.js';
-import type { PossessionProofs, ProofRequest } from '../authz/possession-proof.js';
+import type { PossessionProofs, ProofRequest, ReplayClaim } from '../authz/possession-proof.js';
 import type { TokenVerification } from '../authz/token-verification.js';
 import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
 
@@ -80,6 +80,9 @@ export const GIVEN_CLIENT_CERTIFICATE = 'given: the client certificate the token
  */
 const NO_THUMBPRINT = 'given:no-key';
 
+/** A given proof is a statement about one request: never seen before. */
+const FRESH: ReplayClaim = Object.freeze({ kind: 'fresh' });
+
 /**
  * The proofs of a request the ops tools were told about, as the server's verifier would find them: a
  * DPoP proof said to be carried is valid and from the key `cnf.jkt` names (RFC 9449 section 4.3 is the
@@ -90,7 +93,9 @@ export function givenProofs(_presented: unknown, request: ProofRequest): Possess
   const { jkt, x5tS256 } = request.token.confirmation;
   return {
     dpop:
-      request.dpopProofs.length > 0 ? { kind: 'valid', thumbprint: jkt ?? NO_THUMBPRINT } : { kind: 'none' },
+      request.dpopProofs.length > 0
+        ? { kind: 'valid', thumbprint: jkt ?? NO_THUMBPRINT, claim: () => FRESH }
+        : { kind: 'none' },
     certificate:
       request.clientCertificate === undefined
         ? { kind: 'none' }

@@ -12,6 +12,7 @@ import type {
   IssuerPolicy,
   KeySource,
   ReloadGuard,
+  ReplayLimits,
   RouteAccess,
   SenderConstraintSetting,
   TokenCachePolicy,
@@ -32,6 +33,7 @@ import { SenderConstraintResolver, type RouteConstraints } from './sender-constr
 import { normalisedOrigin } from './public-origin.js';
 import { policyVersion } from './policy-version.js';
 import { IDENTITY_HEADERS } from '../contract/identity-headers.js';
+import { proxyHeaderRole } from './proxy-headers.js';
 import { displayYamlPath, YamlLocations, type YamlPath } from './yaml-locations.js';
 
 /** Defaults and bounds for optional policy settings, in one place. */
@@ -70,6 +72,7 @@ export const POLICY_DEFAULTS = Object.freeze({
     'RS384',
     'RS512',
     'EdDSA',
+    'Ed25519', // RFC 9864: the fully specified name certified clients sign with
   ]),
   dpopMaxAgeSeconds: 60, // 1 minute
   minDpopMaxAgeSeconds: 1, // 1 second
@@ -80,6 +83,11 @@ export const POLICY_DEFAULTS = Object.freeze({
   minDpopNonceLifetimeSeconds: 10, // 10 seconds
   maxDpopNonceLifetimeSeconds: 600, // 10 minutes
   dpopReplayCacheSize: 100_000, // proof jti values per process (the schema bounds it: 1000 to 10,000,000)
+  // The share one proof key, and one user's keys together, may hold of it by default: one client flooding
+  // with valid proofs is refused (429) long before everyone else's proofs could be.
+  dpopReplayShareOfKey: 0.02, // 2%: 2000 of 100,000, some 28 proofs a second for a 70 s window
+  dpopReplayShareOfSubject: 0.05, // 5%
+  maxRsaKeyBits: 4096, // bits (2048 to 8192; RSA_KEY_LIMITS)
   claims: Object.freeze({
     scopes: Object.freeze(['scope', 'scp']),
     acr: 'acr',
@@ -104,10 +112,15 @@ interface PolicyDocument {
   mode?: EnforcementMode;
   reload_guard?: ReloadGuard;
   max_token_bytes?: number;
+  max_rsa_key_bits?: number;
   known_scopes?: string[];
   public_origin?: PublicOriginDocument;
   sender_constraint?: SenderConstraintSetting;
-  dpop?: DpopDocument & { replay_cache_size?: number };
+  dpop?: DpopDocument & {
+    replay_cache_size?: number;
+    replay_cache_per_key?: number;
+    replay_cache_per_subject?: number;
+  };
   issuers: {
     issuer: string;
     audiences: string[];
@@ -118,6 +131,7 @@ interface PolicyDocument {
     algorithms: string[];
     claims?: { scopes?: string[]; acr?: string; amr?: string; auth_time?: string };
     require_typ?: string;
+    require_sub?: boolean;
     clock_tolerance?: number | string;
     jwks_cache_ttl?: number | string;
     jwks_refresh_cooldown?: number | string;
@@ -205,9 +219,10 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
   const headerClaims = [
     ...new Set((policy.services ?? []).flatMap((service) => Object.keys(service.claim_headers ?? {}))),
   ].sort();
+  const maxRsaKeyBits = policy.max_rsa_key_bits ?? POLICY_DEFAULTS.maxRsaKeyBits;
   const declared = new Map<string, IssuerPolicy>();
   policy.issuers.forEach((entry, i) => {
-    const issuer = compileIssuer(entry, ['issuers', i], dirname(file), headerClaims, report);
+    const issuer = compileIssuer(entry, ['issuers', i], dirname(file), headerClaims, maxRsaKeyBits, report);
     if (issuer === undefined) return;
     if (declared.has(issuer.issuer))
       report(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is listed twice`);
@@ -230,6 +245,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
     );
   }
 
+  const dpopReplayLimits = compileReplayLimits(policy.dpop, report);
   if (problems.length > 0) throw new PolicyError('ERR_POLICY_INVALID', problems);
   return Object.freeze({
     version: policyVersion(text),
@@ -241,7 +257,31 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
     serviceSelector: createServiceSelector(services),
     knownScopes: policy.known_scopes === undefined ? undefined : Object.freeze([...policy.known_scopes]),
     reloadGuard: policy.reload_guard ?? 'error',
-    dpopReplayCacheSize: policy.dpop?.replay_cache_size ?? POLICY_DEFAULTS.dpopReplayCacheSize,
+    dpopReplayLimits,
+    maxRsaKeyBits,
+  });
+}
+
+/**
+ * The replay store's limits (top-level `dpop`): its size, and the share of it one key and one user may
+ * hold, each at most the size. Shares default to a fraction of the size, at least 1.
+ */
+function compileReplayLimits(dpop: PolicyDocument['dpop'], report: Report): ReplayLimits {
+  const d = POLICY_DEFAULTS;
+  const total = dpop?.replay_cache_size ?? d.dpopReplayCacheSize;
+  const share = (key: 'replay_cache_per_key' | 'replay_cache_per_subject', fraction: number): number => {
+    const value = dpop?.[key];
+    if (value === undefined) return Math.max(1, Math.floor(total * fraction));
+    if (value > total) {
+      report(['dpop', key], `must be at most dpop.replay_cache_size (${total})`);
+      return total;
+    }
+    return value;
+  };
+  return Object.freeze({
+    total,
+    perKey: share('replay_cache_per_key', d.dpopReplayShareOfKey),
+    perSubject: share('replay_cache_per_subject', d.dpopReplayShareOfSubject),
   });
 }
 
@@ -286,6 +326,7 @@ function compileServices(
         routeTable: compileRouteTable(routes),
         trust,
         claimHeaders: Object.freeze([]),
+        foreignClaimHeaders: Object.freeze([]),
         publicOrigins: topOrigins,
         senderConstraint: topConstraint,
         dpop: topDpop,
@@ -296,6 +337,10 @@ function compileServices(
     report(['routes'], 'with "services", each service lists its own routes: move these under a service');
   }
   const names = new Set<string>();
+  // Every header any service maps a claim to: each service's answers remove those it does not set.
+  const everyClaimHeader = [
+    ...new Set(policy.services.flatMap((entry) => Object.values(entry.claim_headers ?? {}))),
+  ].sort();
   return policy.services.map((entry, s) => {
     const at: PathSegment[] = ['services', s];
     if (names.has(entry.name)) report([...at, 'name'], `service "${entry.name}" is listed twice`);
@@ -333,10 +378,21 @@ function compileServices(
     }
     const claimHeaders: ClaimHeader[] = [];
     for (const [claim, header] of Object.entries(entry.claim_headers ?? {})) {
+      const role = proxyHeaderRole(header);
       if (RESERVED_HEADERS.has(header)) {
         report(
           [...at, 'claim_headers', claim],
           `"${header}" is set by the sidecar itself: choose another header for the ${claim} claim`,
+        );
+      } else if (role !== undefined) {
+        report(
+          [...at, 'claim_headers', claim],
+          `"${header}" is not for claims: ${role}. Choose a header of your own for the ${claim} claim (e.g. x-${
+            claim
+              .toLowerCase()
+              .replace(/[^a-z0-9]+/g, '-')
+              .replace(/^-|-$/g, '') || 'claim'
+          })`,
         );
       } else if (claimHeaders.some((taken) => taken.header === header)) {
         report([...at, 'claim_headers', claim], `header "${header}" is given two claims`);
@@ -369,6 +425,9 @@ function compileServices(
       routeTable: compileRouteTable(routes),
       trust,
       claimHeaders: Object.freeze(claimHeaders),
+      foreignClaimHeaders: Object.freeze(
+        everyClaimHeader.filter((header) => !claimHeaders.some((own) => own.header === header)),
+      ),
       publicOrigins,
       senderConstraint,
       dpop,
@@ -560,6 +619,7 @@ function compileIssuer(
   at: PathSegment[],
   baseDir: string,
   headerClaims: readonly string[],
+  maxRsaKeyBits: number,
   report: Report,
 ): IssuerPolicy | undefined {
   let keys: KeySource | undefined;
@@ -693,6 +753,8 @@ function compileIssuer(
       authTime: entry.claims?.auth_time ?? d.claims.authTime,
     }),
     requiredTyp: entry.require_typ,
+    requireSubject: entry.require_sub ?? true,
+    maxRsaKeyBits,
     headerClaims: Object.freeze([...headerClaims]),
     tokenCache: tokenCache === undefined ? undefined : Object.freeze(tokenCache),
     senderConstraint: Object.freeze({ ...entry.sender_constraint }),
@@ -817,9 +879,9 @@ function schemaProblems(errors: readonly ErrorObject[], locator: Locator): Polic
         const allowed = Object.keys((error.parentSchema as { properties?: object }).properties ?? {});
         target = [...path, key];
         message =
-          key === 'replay_cache_size' && path.at(-1) === 'dpop'
-            ? // One replay cache per process, shared by every service: a per-service size would mislead.
-              'replay_cache_size is per process, for every service: set it in the top-level dpop'
+          key.startsWith('replay_cache_') && path.at(-1) === 'dpop'
+            ? // One replay store per process, shared by every service: a per-service limit would mislead.
+              `${key} is per process, for every service: set it in the top-level dpop`
             : `unknown key "${key}" (allowed: ${allowed.join(', ')})`;
         break;
       }

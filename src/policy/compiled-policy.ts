@@ -49,6 +49,10 @@ export interface IssuerPolicy {
   readonly claims: ClaimNames;
   /** The `typ` header every token must carry (e.g. `at+jwt`, RFC 9068), or undefined: not checked. */
   readonly requiredTyp: string | undefined;
+  /** Whether its tokens must carry `sub` (RFC 9068 section 2.2; `require_sub`, default true). */
+  readonly requireSubject: boolean;
+  /** The largest RSA modulus accepted in its key set, in bits (the policy's `max_rsa_key_bits`). */
+  readonly maxRsaKeyBits: number;
   /**
    * Claims read from its tokens for `claim_headers` (every name any service maps), so that a remembered
    * verification carries them too.
@@ -220,6 +224,12 @@ export interface CompiledService {
   /** Verified claims passed to the upstream as request headers, in file order. */
   readonly claimHeaders: readonly ClaimHeader[];
   /**
+   * The headers other services of the policy map claims to and this one does not: its answers remove them,
+   * so that a client cannot forge another service's claim header into this service's upstream (under
+   * Istio and Envoy Gateway no proxy filter removes them first).
+   */
+  readonly foreignClaimHeaders: readonly string[];
+  /**
    * The origins clients reach this service at (`public_origin`), normalised: lower-case scheme and host, no
    * default port, no trailing slash, e.g. `https://bank.example`. A DPoP proof's `htu` must be one of them plus
    * the request path. Empty when not configured (then no route of the service may accept DPoP).
@@ -271,12 +281,18 @@ export interface CompiledPolicy {
    * path, accepted findings aside), as it refuses an invalid file; `off` only logs findings.
    */
   readonly reloadGuard: ReloadGuard;
-  /**
-   * The most DPoP proof `jti` values a process remembers to refuse replays (`dpop.replay_cache_size` at the
-   * top level; default 100,000). When it is full of unexpired entries, new proofs are refused (503).
-   */
-  readonly dpopReplayCacheSize: number;
+  /** The replay store's limits (top-level `dpop.replay_cache_size`, `_per_key`, `_per_subject`). */
+  readonly dpopReplayLimits: ReplayLimits;
+  /** The largest RSA modulus accepted for DPoP proof keys, in bits (`max_rsa_key_bits`). */
+  readonly maxRsaKeyBits: number;
 }
 
 /** `reload_guard`: whether new error-level findings refuse a hot reload (docs/policy-checks.md). */
 export type ReloadGuard = 'error' | 'off';
+
+/** How much of the DPoP replay store everyone, one proof key and one user may hold, in entries. */
+export interface ReplayLimits {
+  readonly total: number;
+  readonly perKey: number;
+  readonly perSubject: number;
+}

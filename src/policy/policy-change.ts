@@ -19,7 +19,10 @@ export interface PolicyChange {
   readonly servicesRemoved: readonly string[];
   /** Same name, other hosts, realm, mode, trust, claim headers, public origins, sender_constraint or dpop. */
   readonly servicesChanged: readonly string[];
-  /** Top-level settings: `max_token_bytes`, `known_scopes`, `reload_guard`, `dpop.replay_cache_size`. */
+  /**
+   * Top-level settings: `max_token_bytes`, `known_scopes`, `reload_guard`, `max_rsa_key_bits`, and the
+   * replay store's `dpop.replay_cache_size`, `_per_key`, `_per_subject`.
+   */
   readonly settingsChanged: readonly string[];
 }
 
@@ -54,7 +57,14 @@ export function policyChange(previous: CompiledPolicy, next: CompiledPolicy): Po
     previous.maxTokenBytes !== next.maxTokenBytes ? 'max_token_bytes' : undefined,
     JSON.stringify(previous.knownScopes) !== JSON.stringify(next.knownScopes) ? 'known_scopes' : undefined,
     previous.reloadGuard !== next.reloadGuard ? 'reload_guard' : undefined,
-    previous.dpopReplayCacheSize !== next.dpopReplayCacheSize ? 'dpop.replay_cache_size' : undefined,
+    previous.dpopReplayLimits.total !== next.dpopReplayLimits.total ? 'dpop.replay_cache_size' : undefined,
+    previous.dpopReplayLimits.perKey !== next.dpopReplayLimits.perKey
+      ? 'dpop.replay_cache_per_key'
+      : undefined,
+    previous.dpopReplayLimits.perSubject !== next.dpopReplayLimits.perSubject
+      ? 'dpop.replay_cache_per_subject'
+      : undefined,
+    previous.maxRsaKeyBits !== next.maxRsaKeyBits ? 'max_rsa_key_bits' : undefined,
   ].filter((name): name is string => name !== undefined);
   return {
     routesAdded: routes.added,

@@ -3,6 +3,7 @@ export type PolicyErrorCode =
   | 'ERR_POLICY_READ' // the file could not be read (missing, unreadable, too large)
   | 'ERR_POLICY_SYNTAX' // not well-formed YAML
   | 'ERR_POLICY_INVALID' // well-formed, but breaks the policy schema or a semantic rule
+  | 'ERR_POLICY_FINDINGS' // valid, but with error-level findings not accepted (the reload guard, at start too)
   | 'ERR_POLICY_TEST_READ' // a policy test file: missing, unreadable, too large, not UTF-8
   | 'ERR_POLICY_TEST_SYNTAX' // a policy test file that is not well-formed YAML
   | 'ERR_POLICY_TEST_INVALID'; // well-formed, but not a policy test file (docs/policy-tests.md)

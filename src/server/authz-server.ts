@@ -6,7 +6,7 @@ import { createKeyRing, type KeyRing } from '../authn/key-ring.js';
 import { fetchKeySetOverHttp, type FetchKeySet } from '../authn/read-key-set.js';
 import { DpopNonces } from '../authn/dpop-nonces.js';
 import { DpopProofKeys } from '../authn/dpop-proof-keys.js';
-import { DpopReplayCache } from '../authn/dpop-replay-cache.js';
+import { MemoryReplayStore } from '../authn/dpop-replay-store.js';
 import { bearerTokenVerifier, type PossessionState } from '../authn/verify-access-token.js';
 import type { Decision } from '../authz/decision.js';
 import { preparedOutcomes } from '../authz/prepared-outcomes.js';
@@ -16,6 +16,8 @@ import type { CheckRequestMessage, CheckResponseMessage } from '../envoy/check-m
 import { createCheckHandler, type ActivePolicy } from '../envoy/check-handler.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import type { ClusterMember } from './cluster-member.js';
+import { PolicyError } from '../policy/policy-error.js';
+import { reloadBlockingFindings } from '../policy/policy-findings.js';
 import { PolicyWatcher, type ReloadResult } from '../policy/policy-watcher.js';
 
 /** The gRPC service name health is reported for (besides the overall "" service). */
@@ -60,6 +62,12 @@ export interface AuthzServerOptions {
    * each other's nonces); default: a random key.
    */
   readonly dpopNonceKey?: Uint8Array;
+  /**
+   * Start on a policy with error-level findings not accepted (`serve --allow-policy-errors`). By default
+   * such a policy is refused at start as the reload guard refuses it on reload (unless its `reload_guard`
+   * is `off`): otherwise a refused file left on disk would be served by the next pod or worker that starts.
+   */
+  readonly allowPolicyErrors?: boolean;
 }
 
 export interface RunningAuthzServer {
@@ -131,12 +139,12 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
   };
   // Outlives policy versions: a reload must not forget which proofs were seen, nor invalidate nonces.
   const possession: PossessionState = {
-    replayCache: new DpopReplayCache(),
+    replayStore: new MemoryReplayStore(),
     nonces:
       options.dpopNonceKey === undefined ? DpopNonces.withRandomKey() : new DpopNonces(options.dpopNonceKey),
     proofKeys: new DpopProofKeys(),
   };
-  metrics?.readDpopReplayEntriesFrom?.(() => possession.replayCache.size);
+  metrics?.readDpopReplayEntriesFrom?.(() => possession.replayStore.size);
   /**
    * A policy with its issuers' keys and the verifier built on them; swapped in one assignment, so a
    * request reads one version. Issuers whose key settings did not change keep their cached keys.
@@ -172,6 +180,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       updateHealth();
     },
   });
+  refuseStartWithErrors(watcher, options);
   let active = activate(watcher.policy);
   metrics?.setPolicyInfo({ version: active.policy.version, source: active.policy.source });
   metrics?.recordInitialPolicyLoad?.();
@@ -301,6 +310,36 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
         logger.info({ event: 'stopped' }, 'authz server stopped');
       })()),
   };
+}
+
+/**
+ * The reload guard at start (docs/policy-checks.md): a policy with error-level findings not accepted is
+ * refused, as a reload to it would be, unless the policy turns the guard off or the operator says
+ * `--allow-policy-errors`. Old pods keep serving during a rollout, so refusing to start is safe.
+ *
+ * @throws PolicyError ERR_POLICY_FINDINGS naming each finding with its file:line, code and fix.
+ */
+function refuseStartWithErrors(watcher: PolicyWatcher, options: AuthzServerOptions): void {
+  if (watcher.policy.reloadGuard === 'off') return;
+  const blocking = reloadBlockingFindings([], watcher.findings);
+  if (blocking.length === 0) return;
+  if (options.allowPolicyErrors === true) {
+    options.logger.warn(
+      { event: 'policy_errors_allowed', codes: [...new Set(blocking.map((finding) => finding.code))] },
+      'serving a policy with error-level findings (--allow-policy-errors)',
+    );
+    return;
+  }
+  throw new PolicyError(
+    'ERR_POLICY_FINDINGS',
+    blocking.map((finding) => ({
+      file: options.policyFile,
+      line: finding.line,
+      column: finding.column,
+      path: finding.path,
+      message: `${finding.message} (${finding.code}; fix: ${finding.fix} Or accept it with accept_risks, or start with --allow-policy-errors)`,
+    })),
+  );
 }
 
 /** What the server holds for the policy in force: what the handler reads, plus the keys for health. */

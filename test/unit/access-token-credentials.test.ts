@@ -9,6 +9,13 @@ const BAD_CHARACTERS = {
   description: 'the bearer token has characters RFC 6750 does not allow',
 };
 
+/** The refusal of a tab between the scheme and the token. */
+const SPACES_ONLY = (scheme: string) => ({
+  kind: 'malformed',
+  scheme,
+  description: `only spaces may separate ${scheme} and the token`,
+});
+
 describe('readAccessTokenCredentials', () => {
   it.each([
     ['no Authorization header', []],
@@ -73,6 +80,10 @@ describe('readAccessTokenCredentials', () => {
     ['"bearer" in lower case alone', ['bearer'], NO_TOKEN],
     ['a token with a space in it', ['Bearer abc def'], WHITE_SPACE],
     ['a token with a tab in it', ['Bearer abc\tdef'], WHITE_SPACE],
+    // RFC 9110 section 11.3: credentials = auth-scheme [ 1*SP token68 ]: spaces, never a tab.
+    ['a tab between the scheme and the token', ['Bearer\tabc'], SPACES_ONLY('Bearer')],
+    ['a space and a tab between the scheme and the token', ['Bearer \tabc'], SPACES_ONLY('Bearer')],
+    ['a tab after DPoP', ['DPoP\tabc'], SPACES_ONLY('DPoP')],
     ['two header values', ['Bearer a', 'Bearer b'], TWO_HEADERS],
     ['a Basic and a Bearer header', ['Basic x', 'Bearer y'], TWO_HEADERS],
     ['two values, even if one is empty', ['Bearer a', ''], TWO_HEADERS],
@@ -112,7 +123,7 @@ describe('readAccessTokenCredentials: more of the DPoP scheme (RFC 9449 section 
 
   it.each([
     ['DPOP abc', 'abc'],
-    ['DPoP\tabc', 'abc'],
+    ['DPoP   abc', 'abc'],
     ['  DPoP abc  ', 'abc'],
     ['DPoP a-b.c_d~e+f/g==', 'a-b.c_d~e+f/g=='],
   ])('reads the token and the DPoP scheme from %j', (value, token) => {

@@ -99,6 +99,7 @@ const DENIAL_TABLE = {
   dpop_proof_replayed: INVALID_DPOP_PROOF,
   dpop_nonce_missing: USE_DPOP_NONCE,
   dpop_nonce_invalid: USE_DPOP_NONCE,
+  dpop_proof_quota_exceeded: { status: 429, error: 'too_many_requests', challenge: undefined },
   dpop_replay_cache_full: { status: 503, error: 'temporarily_unavailable', challenge: undefined },
   binding_dpop_scheme_required: { status: 401, error: 'invalid_token', challenge: invalidToken },
   binding_token_not_dpop_bound: { status: 401, error: 'invalid_token', challenge: invalidToken },
@@ -173,6 +174,17 @@ describe('answerForDecision: denials', () => {
     expect(challenges).toEqual(
       row.challenge === undefined ? [] : typeof row.challenge === 'string' ? [row.challenge] : row.challenge,
     );
+  });
+
+  it('tells a client over its share of the replay store when to retry: 429 with Retry-After (RFC 6585 section 4)', () => {
+    const answer = deny(denial('dpop_proof_quota_exceeded', { retryAfterSeconds: 12.2 }));
+
+    expect(answer.status).toBe(429);
+    expect(answer.headers).toEqual([
+      ['content-type', 'application/json'],
+      ['cache-control', 'no-store'],
+      ['retry-after', '13'], // whole seconds, rounded up (RFC 9110 section 10.2.3)
+    ]);
   });
 
   it('answers a missing token with a bare challenge: no error, even though the decision has a description', () => {

@@ -48,6 +48,7 @@ const TOKENS: Record<string, JWTPayload> = {
   cert: { ...BASE, cnf: { 'x5t#S256': X5T } },
   jwkBound: { ...BASE, cnf: { jwk: { kty: 'EC' } } },
   narrow: { ...BASE, scope: 'view:balance', cnf: { jkt: JKT } },
+  both: { ...BASE, cnf: { jkt: JKT, 'x5t#S256': X5T } },
 };
 
 interface Call {
@@ -59,6 +60,8 @@ interface Call {
 }
 
 const asked: ProofRequest[] = [];
+/** The thumbprints of the proofs whose jti the core claimed, in the last call. */
+let claimed: readonly string[] = [];
 
 async function call({
   method = 'GET',
@@ -68,6 +71,7 @@ async function call({
   certificate,
 }: Call): Promise<Authorization> {
   const verifier = claimsVerifier(policy, TOKENS);
+  claimed = verifier.claimed;
   const proving = {
     verify: verifier.verify,
     prove: (presented: string, request: ProofRequest) => {
@@ -183,6 +187,61 @@ describe('authorize with sender constraints', () => {
       'Bearer realm="bank-api"',
     ]);
     expect(refused.body.error).toBe('invalid_dpop_proof');
+  });
+
+  it("claims a proof's jti only once its key is the token's: a proof from another key, or a missing certificate, claims nothing", async () => {
+    await call({
+      method: 'POST',
+      path: '/transfer',
+      authorization: 'DPoP dpop',
+      proofs: [`thumbprint:${OTHER_JKT}`],
+    });
+    expect(claimed).toEqual([]);
+    await call({ authorization: 'DPoP both', proofs: [`thumbprint:${JKT}`] }); // no certificate
+    expect(claimed).toEqual([]);
+    await call({
+      authorization: 'DPoP both',
+      proofs: [`thumbprint:${JKT}`],
+      certificate: `thumbprint:${OTHER_JKT}`,
+    });
+    expect(claimed).toEqual([]);
+
+    const allowed = await call({
+      authorization: 'DPoP both',
+      proofs: [`thumbprint:${JKT}`],
+      certificate: `thumbprint:${X5T}`,
+    });
+    expect(allowedAnswer(allowed.answer)).toBe(true);
+    expect(claimed).toEqual([JKT]);
+  });
+
+  it('refuses a proof whose jti was claimed before: 401 invalid_dpop_proof, dpop_proof_replayed', async () => {
+    const refused = denial(
+      await call({ authorization: 'DPoP dpop', proofs: [`thumbprint:${JKT};replayed`] }),
+    );
+
+    expect(refused.code).toBe('dpop_proof_replayed');
+    expect(refused.status).toBe(401);
+    expect(refused.challenges[0]).toMatch(/^DPoP realm="bank-api", error="invalid_dpop_proof", /);
+  });
+
+  it('tells a key over its share of the replay store to slow down: 429, Retry-After, no challenge (RFC 6585 section 4)', async () => {
+    const refused = denial(
+      await call({ authorization: 'DPoP dpop', proofs: [`thumbprint:${JKT};over_quota`] }),
+    );
+
+    expect(refused.code).toBe('dpop_proof_quota_exceeded');
+    expect(refused.status).toBe(429);
+    expect(refused.headers).toContainEqual(['retry-after', '42']);
+    expect(refused.challenges).toEqual([]);
+    expect(refused.body.error).toBe('too_many_requests');
+  });
+
+  it('answers 503 while the replay store is full for everyone', async () => {
+    const refused = denial(await call({ authorization: 'DPoP dpop', proofs: [`thumbprint:${JKT};full`] }));
+
+    expect(refused.code).toBe('dpop_replay_cache_full');
+    expect(refused.status).toBe(503);
   });
 
   it('answers a missing proof with invalid_dpop_proof', async () => {

@@ -150,9 +150,79 @@ describe('claim values no header can carry', () => {
       const answer = allowed(authorization.answer);
 
       expect(authorization.decision).toMatchObject({ kind: 'allow' });
-      expect(JSON.stringify(answer)).not.toContain('x-auth-email');
+      expect(answer.setHeaders.map(([name]) => name)).not.toContain('x-auth-email');
     },
   );
+});
+
+describe("another service's claim headers", () => {
+  it('are removed on every allow of a service that does not set them: a client cannot forge them into its upstream', async () => {
+    const answer = allowed((await withClaims({ email: 'alice@example.com' }, 'bank.example')).answer);
+
+    expect(answer.setHeaders).toEqual([
+      ['x-auth-subject', 'alice'],
+      ['x-auth-scopes', 'view:statements'],
+    ]);
+    expect(answer.removeHeaders).toEqual(['x-auth-email', 'x-auth-tier', 'x-auth-verified']);
+  });
+
+  it('are removed on its public routes too, with its own', async () => {
+    const answer = allowed((await withClaims({}, 'bank.example', '/healthz')).answer);
+
+    expect(answer.removeHeaders).toEqual([
+      'x-auth-subject',
+      'x-auth-scopes',
+      'x-auth-email',
+      'x-auth-tier',
+      'x-auth-verified',
+    ]);
+  });
+
+  it('are removed on an allow of a report-only rule that would deny, which reaches the upstream', async () => {
+    const reportOnly = compilePolicy(
+      servicesPolicyText({
+        services: [
+          {
+            name: 'statements',
+            hosts: ['statements.example'],
+            realm: 'statements-api',
+            claimHeaders: { email: 'x-auth-email' },
+            routes: ROUTES,
+          },
+          {
+            name: 'bank',
+            hosts: ['bank.example'],
+            realm: 'bank-api',
+            routes: ['{ methods: [GET], path: /statements, scopes: [premium:read], mode: report-only }'],
+          },
+        ],
+      }),
+      'policy.yaml',
+    );
+    const authorization = await authorize(
+      reportOnly,
+      {
+        method: 'GET',
+        target: '/statements',
+        host: 'bank.example',
+        credentials: readAccessTokenCredentials(['Bearer token']),
+      },
+      claimsVerifier(reportOnly, { token: CLAIMS }),
+      NOW,
+    );
+
+    expect(authorization.decision).toMatchObject({
+      kind: 'allow',
+      wouldDeny: { code: 'insufficient_scope' },
+    });
+    expect(allowed(authorization.answer).removeHeaders).toContain('x-auth-email');
+  });
+
+  it('are compiled per service: the headers the other services map, not its own', () => {
+    const [statements, bank] = policy.services;
+    expect(statements?.foreignClaimHeaders).toEqual([]);
+    expect(bank?.foreignClaimHeaders).toEqual(['x-auth-email', 'x-auth-tier', 'x-auth-verified']);
+  });
 });
 
 describe('claim headers in the CheckResponse', () => {

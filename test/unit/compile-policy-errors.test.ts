@@ -90,8 +90,8 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       path: 'owner',
       key: 'owner',
       allowed:
-        'version, realm, mode, reload_guard, max_token_bytes, known_scopes, public_origin, sender_constraint, ' +
-        'dpop, issuers, routes, services',
+        'version, realm, mode, reload_guard, max_rsa_key_bits, max_token_bytes, known_scopes, public_origin, ' +
+        'sender_constraint, dpop, issuers, routes, services',
     },
     {
       where: 'in an issuer',
@@ -102,7 +102,7 @@ describe('compilePolicy: schema errors (ERR_POLICY_INVALID)', () => {
       allowed:
         'issuer, audiences, jwks_uri, jwks_file, discovery, openid_configuration, algorithms, clock_tolerance, ' +
         'jwks_cache_ttl, jwks_refresh_cooldown, jwks_max_stale, jwks_fetch_wait, max_token_lifetime, claims, ' +
-        'require_typ, token_cache, sender_constraint',
+        'require_sub, require_typ, token_cache, sender_constraint',
     },
     {
       where: 'in a route',

@@ -417,13 +417,26 @@ describe('compilePolicy: dpop', () => {
     const policy = compile(policyText());
 
     expect(only(policy).dpop).toEqual({
-      algorithms: ['ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512', 'EdDSA'],
+      algorithms: [
+        'ES256',
+        'ES384',
+        'ES512',
+        'PS256',
+        'PS384',
+        'PS512',
+        'RS256',
+        'RS384',
+        'RS512',
+        'EdDSA',
+        'Ed25519',
+      ],
       maxAgeSeconds: 60,
       clockToleranceSeconds: 10,
       nonce: 'off',
       nonceLifetimeSeconds: 60,
     });
-    expect(policy.dpopReplayCacheSize).toBe(100_000);
+    // The replay store: 100,000 entries, of which one key may hold 2% and one user's keys 5%.
+    expect(policy.dpopReplayLimits).toEqual({ total: 100_000, perKey: 2000, perSubject: 5000 });
     expect(POLICY_DEFAULTS).toMatchObject({
       dpopMaxAgeSeconds: 60,
       dpopClockToleranceSeconds: 10,
@@ -456,7 +469,24 @@ describe('compilePolicy: dpop', () => {
       nonce: 'required',
       nonceLifetimeSeconds: 600,
     });
-    expect(policy.dpopReplayCacheSize).toBe(1000);
+    expect(policy.dpopReplayLimits).toEqual({ total: 1000, perKey: 20, perSubject: 50 });
+  });
+
+  it('takes the shares of the replay store one key and one user may hold, each at most its size', () => {
+    const head = (...lines: string[]) => ['version: 1', 'realm: r', 'dpop:', ...lines.map((l) => `  ${l}`)];
+    const shares = compile(
+      policyText({
+        head: head('replay_cache_size: 5000', 'replay_cache_per_key: 10', 'replay_cache_per_subject: 40'),
+      }),
+    );
+    expect(shares.dpopReplayLimits).toEqual({ total: 5000, perKey: 10, perSubject: 40 });
+
+    expect(() =>
+      compile(policyText({ head: head('replay_cache_size: 1000', 'replay_cache_per_key: 1001') })),
+    ).toThrow(/dpop\.replay_cache_per_key: must be at most dpop\.replay_cache_size \(1000\)/);
+    expect(() => compile(policyText({ head: head('replay_cache_per_subject: 0') }))).toThrow(
+      /dpop\.replay_cache_per_subject/,
+    );
   });
 
   it("lets a service's keys override the top level's one by one", () => {

@@ -298,6 +298,37 @@ describe('compilePolicy: service errors, at their lines', () => {
     });
   });
 
+  it.each([
+    ['x-forwarded-for', 'proxies, meshes or tracers act on it'],
+    ['x-forwarded-client-cert', 'proxies, meshes or tracers act on it'],
+    ['x-request-id', 'proxies, meshes or tracers act on it'],
+    ['x-envoy-original-path', 'proxies, meshes or tracers act on it'],
+    ['x-b3-traceid', 'proxies, meshes or tracers act on it'],
+    ['x-real-ip', 'proxies, meshes or tracers act on it'],
+    ['x-http-method-override', 'some frameworks take it as the request method'],
+  ])('refuses a claim mapped to %s, a header proxies or frameworks act on', (header, role) => {
+    const error = policyErrorFrom(() =>
+      compilePolicy(
+        text(
+          HEAD,
+          'services:',
+          '  - name: bank',
+          '    claim_headers:',
+          '      email: x-auth-email',
+          `      tenant: ${header}`, // 17
+          '    routes: []',
+        ),
+        'policy.yaml',
+      ),
+    );
+
+    expectSingleProblem(error, 'ERR_POLICY_INVALID', {
+      line: 17,
+      path: 'services[0].claim_headers.tenant',
+      message: `"${header}" is not for claims: ${role}. Choose a header of your own for the tenant claim (e.g. x-tenant)`,
+    });
+  });
+
   it('refuses one header given two claims, at the second', () => {
     const error = policyErrorFrom(() =>
       compilePolicy(

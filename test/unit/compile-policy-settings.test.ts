@@ -86,6 +86,8 @@ describe('compilePolicy: defaults and settings', () => {
     const policy = compilePolicy(await readFile(file, 'utf8'), file);
 
     expect(policy.maxTokenBytes).toBe(4096);
+    expect(policy.maxRsaKeyBits).toBe(8192);
+    expect(policy.issuers.get('https://partner.example/')?.requireSubject).toBe(true); // the default
     expect(policy.issuers.get('https://idp.example/')).toEqual({
       issuer: 'https://idp.example/',
       audiences: ['https://my-banking-api', 'https://my-banking-api/v2'],
@@ -99,6 +101,8 @@ describe('compilePolicy: defaults and settings', () => {
       maxTokenLifetimeSeconds: 7200,
       claims: { scopes: ['scope', 'scp'], acr: 'acr', amr: 'amr', authTime: 'auth_time' },
       requiredTyp: undefined,
+      requireSubject: false,
+      maxRsaKeyBits: 8192,
       headerClaims: [],
       tokenCache: { maxEntries: 50_000, ttlSeconds: 120 },
       senderConstraint: {},

@@ -14,9 +14,10 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DpopNonces } from '../../src/authn/dpop-nonces.js';
 import { checkDpopProof, MAX_DPOP_PROOF_BYTES, type DpopProofContext } from '../../src/authn/dpop-proof.js';
 import { DpopProofKeys } from '../../src/authn/dpop-proof-keys.js';
-import { DpopReplayCache } from '../../src/authn/dpop-replay-cache.js';
+import { MemoryReplayStore } from '../../src/authn/dpop-replay-store.js';
 import { bearerTokenVerifier } from '../../src/authn/verify-access-token.js';
 import type { DpopProofCheck, ProofRequest } from '../../src/authz/possession-proof.js';
+import { replayOutcome } from '../../src/authz/sender-constraint.js';
 import type { VerifiedToken } from '../../src/authz/token-verification.js';
 import type { DpopProofPolicy } from '../../src/policy/compiled-policy.js';
 import { compileRoutes, implicitService } from '../support/inline-policy.js';
@@ -83,13 +84,13 @@ beforeAll(async () => {
 });
 
 let clock: ManualClock;
-let replayCache: DpopReplayCache;
+let replayStore: MemoryReplayStore;
 let nonces: DpopNonces;
 let proofKeys: DpopProofKeys;
 
 beforeEach(() => {
   clock = createManualClock();
-  replayCache = new DpopReplayCache();
+  replayStore = new MemoryReplayStore();
   nonces = new DpopNonces(Buffer.alloc(32, 7));
   proofKeys = new DpopProofKeys();
 });
@@ -125,8 +126,28 @@ async function signProof(key: ProofKey, options: ProofOptions = {}): Promise<str
     .sign(options.signingKey ?? key.privateKey);
 }
 
-/** Checks `proofs` for the request of these tests, on the test clock, cache and nonces. */
-function check(
+/** The replay store's limits in these tests, unless one says otherwise. */
+const LIMITS = { total: 1000, perKey: 1000, perSubject: 1000 };
+
+/**
+ * Checks `proofs` for the request of these tests, on the test clock, store and nonces, and claims the jti
+ * of a valid proof as the core does once the binding holds: a replay, an exhausted share or a full store
+ * comes back as the refusal the core would make of it.
+ */
+async function check(
+  proofs: string | readonly string[],
+  overrides: Partial<DpopProofContext> = {},
+): Promise<DpopProofCheck> {
+  const result = await checkOnly(proofs, overrides);
+  if (result.kind !== 'valid') return result;
+  const refusal = replayOutcome(await result.claim());
+  return refusal === undefined
+    ? result
+    : { kind: 'invalid', code: refusal.code as never, description: refusal.description };
+}
+
+/** checkDpopProof alone: a valid proof's jti is not claimed. */
+function checkOnly(
   proofs: string | readonly string[],
   overrides: Partial<DpopProofContext> = {},
 ): Promise<DpopProofCheck> {
@@ -137,10 +158,10 @@ function check(
     uris: URIS,
     service: SERVICE,
     policy: POLICY,
-    replayCache,
-    replayCacheSize: 1000,
+    replay: { store: replayStore, limits: LIMITS, subject: 'https://idp.example/ alice' },
     nonces,
     proofKeys,
+    maxRsaKeyBits: 4096,
     nowMs: clock.now(),
     ...overrides,
   });
@@ -190,7 +211,11 @@ describe('checkDpopProof: a valid proof', () => {
     ['EdDSA (Ed25519)', () => ed25519],
   ])('accepts a %s proof and returns the RFC 7638 thumbprint of its jwk', async (_alg, key) => {
     const result = await check(await signProof(key()));
-    expect(result).toEqual({ kind: 'valid', thumbprint: await calculateJwkThumbprint(key().publicJwk) });
+    expect(result).toEqual({
+      kind: 'valid',
+      thumbprint: await calculateJwkThumbprint(key().publicJwk),
+      claim: expect.any(Function),
+    });
   });
 
   it('accepts a proof made with SignJWT, as a client library would', async () => {
@@ -202,6 +227,7 @@ describe('checkDpopProof: a valid proof', () => {
     expect(await check(proof)).toEqual({
       kind: 'valid',
       thumbprint: await calculateJwkThumbprint(es256.publicJwk, 'sha256'),
+      claim: expect.any(Function),
     });
   });
 
@@ -214,6 +240,7 @@ describe('checkDpopProof: a valid proof', () => {
     expect(await check(await signProof(es256, { header: { jwk } }))).toEqual({
       kind: 'valid',
       thumbprint: await calculateJwkThumbprint(es256.publicJwk),
+      claim: expect.any(Function),
     });
   });
 
@@ -523,7 +550,21 @@ describe('checkDpopProof: each refusal', () => {
     expect(result).toMatchObject({ kind: 'invalid', code });
     expect(outcome(result)).toBe(code);
     // Nothing refused is remembered: no jti used up.
-    expect(replayCache.size).toBe(0);
+    expect(replayStore.size).toBe(0);
+  });
+
+  it('keeps the key of a proof whose signature verified, and only that one', async () => {
+    const forged = await signProof(es256, { signingKey: otherEs256.privateKey });
+    expect(outcome(await check(forged))).toBe('dpop_proof_signature_invalid');
+    expect(proofKeys.size).toBe(0);
+    expect(outcome(await check(await signProof(es256)))).toBe('valid');
+    expect(proofKeys.size).toBe(1);
+  });
+
+  it('refuses a proof key over max_rsa_key_bits before checking its signature', async () => {
+    const result = await check(await signProof(rs256), { maxRsaKeyBits: 2048 - 1 });
+    expect(result).toMatchObject({ kind: 'invalid', code: 'dpop_proof_key_invalid' });
+    expect(outcome(await check(await signProof(rs256), { maxRsaKeyBits: 2048 }))).toBe('valid');
   });
 
   it('covers every DPoP proof code checkDpopProof can give', () => {
@@ -686,7 +727,7 @@ describe('checkDpopProof: replays (jti keyed by the key thumbprint)', () => {
   it('does not use up the jti of a proof refused for its htm', async () => {
     const refused = await signProof(es256, { claims: { jti: 'j-1', htm: 'GET' } });
     expect(outcome(await check(refused))).toBe('dpop_proof_method_mismatch');
-    expect(replayCache.size).toBe(0);
+    expect(replayStore.size).toBe(0);
     expect(outcome(await check(await signProof(es256, { claims: { jti: 'j-1' } })))).toBe('valid');
   });
 
@@ -702,22 +743,46 @@ describe('checkDpopProof: replays (jti keyed by the key thumbprint)', () => {
     expect(outcome(accepted)).toBe('valid');
   });
 
-  it('answers dpop_replay_cache_full when the cache is full of live entries, and takes proofs again later', async () => {
-    const small = { replayCacheSize: 2 };
+  it('remembers nothing until the core claims the jti: a valid proof whose binding fails uses up nothing', async () => {
+    const proofs = await signProof(es256);
+    const valid = await checkOnly(proofs);
+    expect(valid.kind).toBe('valid');
+    expect(replayStore.size).toBe(0);
+    // Checked again and claimed this time (its key matched the token's): accepted once, then a replay.
+    expect(outcome(await check(proofs))).toBe('valid');
+    expect(outcome(await check(proofs))).toBe('dpop_proof_replayed');
+  });
+
+  it("claims the proof's key and the token's subject: a key over its share is refused, others are not", async () => {
+    const limits = { total: 1000, perKey: 2, perSubject: 1000 };
+    const replay = { store: replayStore, limits, subject: 'https://idp.example/ alice' };
+    expect(outcome(await check(await signProof(es256), { replay }))).toBe('valid');
+    expect(outcome(await check(await signProof(es256), { replay }))).toBe('valid');
+    expect(outcome(await check(await signProof(es256), { replay }))).toBe('dpop_proof_quota_exceeded');
+    expect(outcome(await check(await signProof(otherEs256), { replay }))).toBe('valid');
+  });
+
+  it('answers dpop_replay_cache_full when the store is full of live entries, and takes proofs again later', async () => {
+    const small = {
+      replay: { store: replayStore, limits: { total: 2, perKey: 2, perSubject: 2 }, subject: undefined },
+    };
     expect(outcome(await check(await signProof(es256), small))).toBe('valid');
-    expect(outcome(await check(await signProof(es256), small))).toBe('valid');
-    const full = await check(await signProof(es256), small);
+    expect(outcome(await check(await signProof(otherEs256), small))).toBe('valid');
+    const full = await check(await signProof(ed25519), small);
     expect(full).toMatchObject({ kind: 'invalid', code: 'dpop_replay_cache_full' });
-    expect(replayCache.size).toBe(2);
+    expect(replayStore.size).toBe(2);
 
     clock.advance((MAX_AGE + 1) * 1000);
     expect(outcome(await check(await signProof(es256), small))).toBe('valid');
   });
 
-  it('answers replayed, not full, for a replay when the cache is full', async () => {
+  it('answers replayed, not full, for a replay when the store is full', async () => {
     const proofs = await signProof(es256);
-    expect(outcome(await check(proofs, { replayCacheSize: 1 }))).toBe('valid');
-    expect(outcome(await check(proofs, { replayCacheSize: 1 }))).toBe('dpop_proof_replayed');
+    const one = {
+      replay: { store: replayStore, limits: { total: 1, perKey: 1, perSubject: 1 }, subject: undefined },
+    };
+    expect(outcome(await check(proofs, one))).toBe('valid');
+    expect(outcome(await check(proofs, one))).toBe('dpop_proof_replayed');
   });
 });
 
@@ -740,7 +805,11 @@ describe('checkDpopProof: server nonces (nonce: required)', () => {
   it('accepts a proof carrying the nonce it was given', async () => {
     const nonce = freshNonce(await check(await signProof(es256), required));
     const result = await check(await signProof(es256, { claims: { nonce } }), required);
-    expect(result).toEqual({ kind: 'valid', thumbprint: await calculateJwkThumbprint(es256.publicJwk) });
+    expect(result).toEqual({
+      kind: 'valid',
+      thumbprint: await calculateJwkThumbprint(es256.publicJwk),
+      claim: expect.any(Function),
+    });
   });
 
   it('accepts a nonce issued by another DpopNonces with the same key (another worker or replica)', async () => {
@@ -820,19 +889,30 @@ describe('bearerTokenVerifier.prove', () => {
     ...overrides,
   });
 
+  /** What claiming the jti of the proof `request` carries finds (the proof must be valid). */
+  const claimOf = async (verifier: ReturnType<typeof bearerTokenVerifier>, request: ProofRequest) => {
+    const { dpop } = await verifier.prove(ACCESS_TOKEN, request);
+    if (dpop.kind !== 'valid') throw new Error(`expected a valid proof, got ${JSON.stringify(dpop)}`);
+    return dpop.claim();
+  };
+
   const verifierFor = () =>
     bearerTokenVerifier({
       policy,
       keysFor: () => undefined,
       now: clock.now,
-      possession: { replayCache, nonces, proofKeys: new DpopProofKeys() },
+      possession: { replayStore, nonces, proofKeys: new DpopProofKeys() },
     });
 
   it('checks both the DPoP proof and the client certificate a ProofRequest asks for', async () => {
     const proofs = [await signProof(es256)];
     const result = await verifierFor().prove(ACCESS_TOKEN, requestWith({ dpopProofs: proofs }));
     expect(result).toEqual({
-      dpop: { kind: 'valid', thumbprint: await calculateJwkThumbprint(es256.publicJwk) },
+      dpop: {
+        kind: 'valid',
+        thumbprint: await calculateJwkThumbprint(es256.publicJwk),
+        claim: expect.any(Function),
+      },
       certificate: { kind: 'present', thumbprint: CERTIFICATE_THUMBPRINT },
     });
   });
@@ -852,23 +932,25 @@ describe('bearerTokenVerifier.prove', () => {
     ).toMatchObject({ code: 'dpop_proof_issued_in_future' });
   });
 
-  it("uses the policy's dpop.replay_cache_size", async () => {
-    const tiny = { ...policy, dpopReplayCacheSize: 1 };
+  it("claims the jti in the policy's replay store limits, under the token's issuer and subject", async () => {
+    const tiny = { ...policy, dpopReplayLimits: { total: 1000, perKey: 1000, perSubject: 1 } };
     const verifier = bearerTokenVerifier({
       policy: tiny,
       keysFor: () => undefined,
       now: clock.now,
-      possession: { replayCache, nonces, proofKeys: new DpopProofKeys() },
+      possession: { replayStore, nonces, proofKeys: new DpopProofKeys() },
     });
-    const prove = async () =>
-      (
-        await verifier.prove(
-          ACCESS_TOKEN,
-          requestWith({ dpopProofs: [await signProof(es256)], certificate: false }),
-        )
-      ).dpop;
-    expect((await prove()).kind).toBe('valid');
-    expect(await prove()).toMatchObject({ code: 'dpop_replay_cache_full' });
+    const claim = async (key = es256) => {
+      const { dpop } = await verifier.prove(
+        ACCESS_TOKEN,
+        requestWith({ dpopProofs: [await signProof(key)], certificate: false }),
+      );
+      if (dpop.kind !== 'valid') throw new Error(`expected a valid proof, got ${JSON.stringify(dpop)}`);
+      return dpop.claim();
+    };
+    expect(await claim()).toEqual({ kind: 'fresh' });
+    // alice's one entry is her share, whichever key signs next.
+    expect(await claim(otherEs256)).toMatchObject({ kind: 'over_quota', share: 'subject' });
   });
 
   it('checks ath against the token it is given', async () => {
@@ -897,18 +979,15 @@ describe('bearerTokenVerifier.prove', () => {
 
   it('remembers jti values across verifiers sharing the possession state (a policy reload)', async () => {
     const request = requestWith({ dpopProofs: [await signProof(es256)], certificate: false });
-    expect((await verifierFor().prove(ACCESS_TOKEN, request)).dpop.kind).toBe('valid');
-    expect((await verifierFor().prove(ACCESS_TOKEN, request)).dpop).toMatchObject({
-      kind: 'invalid',
-      code: 'dpop_proof_replayed',
-    });
+    expect(await claimOf(verifierFor(), request)).toEqual({ kind: 'fresh' });
+    expect(await claimOf(verifierFor(), request)).toEqual({ kind: 'replayed' });
   });
 
   it('keeps a replay cache of its own when given no possession state', async () => {
     const verifier = bearerTokenVerifier({ policy, keysFor: () => undefined, now: clock.now });
     const request = requestWith({ dpopProofs: [await signProof(es256)], certificate: false });
-    expect((await verifier.prove(ACCESS_TOKEN, request)).dpop.kind).toBe('valid');
-    expect((await verifier.prove(ACCESS_TOKEN, request)).dpop).toMatchObject({ code: 'dpop_proof_replayed' });
-    expect(replayCache.size).toBe(0);
+    expect(await claimOf(verifier, request)).toEqual({ kind: 'fresh' });
+    expect(await claimOf(verifier, request)).toEqual({ kind: 'replayed' });
+    expect(replayStore.size).toBe(0);
   });
 });

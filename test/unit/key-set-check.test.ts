@@ -73,6 +73,37 @@ const rejections: Record<string, RejectionCase> = {
     reason: 'not_importable',
   },
   'an RSA key of 1024 bits': { key: shortRsaKey, kid: 'rsa-1024', reason: 'key_too_short' },
+  // Refused from its members alone, before any import: no real key of this size needs to exist.
+  'an RSA key of 16384 bits (over max_rsa_key_bits, 4096 by default)': {
+    key: () => ({ ...rsa.publicJwk, n: base64url.encode(new Uint8Array(2048).fill(0xc5)), kid: 'rsa-16k' }),
+    kid: 'rsa-16k',
+    reason: 'key_too_long',
+  },
+  'an RSA key of 4104 bits': {
+    key: () => ({ ...rsa.publicJwk, n: base64url.encode(new Uint8Array(513).fill(0xc5)), kid: 'rsa-4104' }),
+    kid: 'rsa-4104',
+    reason: 'key_too_long',
+  },
+  'an RSA key with exponent 3 (under 65537)': {
+    key: () => ({ ...rsa.publicJwk, e: base64url.encode(Uint8Array.of(3)), kid: 'rsa-e3' }),
+    kid: 'rsa-e3',
+    reason: 'exponent_invalid',
+  },
+  'an RSA key with an even exponent': {
+    key: () => ({ ...rsa.publicJwk, e: base64url.encode(Uint8Array.of(1, 0, 2)), kid: 'rsa-even' }),
+    kid: 'rsa-even',
+    reason: 'exponent_invalid',
+  },
+  'an RSA key with the exponent 2^32 + 1': {
+    key: () => ({ ...rsa.publicJwk, e: base64url.encode(Uint8Array.of(1, 0, 0, 0, 1)), kid: 'rsa-big-e' }),
+    kid: 'rsa-big-e',
+    reason: 'exponent_invalid',
+  },
+  'an RSA key with a 3072-byte exponent': {
+    key: () => ({ ...rsa.publicJwk, e: base64url.encode(new Uint8Array(384).fill(0xff)), kid: 'rsa-huge-e' }),
+    kid: 'rsa-huge-e',
+    reason: 'exponent_invalid',
+  },
   'a private RSA key (with d, p, q...)': {
     key: async () => ({ ...(await exportJWK(rsa.privateKey)), kid: 'rsa-private' }),
     kid: 'rsa-private',
@@ -149,6 +180,22 @@ describe('checkKeySet: keys it keeps', () => {
     expect(await checkKeySet([bare, verifying], ALL_KINDS)).toEqual({
       usable: [bare, verifying],
       rejected: [],
+    });
+  });
+
+  it('takes RSA moduli up to the largest allowed (max_rsa_key_bits): a 3072-bit key under 3072, not under 2048', async () => {
+    // A made-up modulus (generating a real one takes a while): importable, which is all a key set check asks.
+    const jwk = {
+      kty: 'RSA',
+      n: base64url.encode(new Uint8Array(384).fill(0xc5)),
+      e: 'AQAB',
+      kid: 'rsa-3072',
+    };
+
+    expect(await checkKeySet([jwk], ['RS256'], 3072)).toEqual({ usable: [jwk], rejected: [] });
+    expect(await checkKeySet([jwk], ['RS256'], 2048)).toEqual({
+      usable: [],
+      rejected: [{ kid: 'rsa-3072', reason: 'key_too_long' }],
     });
   });
 

@@ -15,7 +15,7 @@ const NOW_SECONDS = OPS_NOW / 1000;
 const JKT = '0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I';
 /** How the demo's POST /transfer is asked: a DPoP-bound token, sent with the DPoP scheme and a proof. */
 const WITH_PROOF = ['--scheme', 'dpop', '--dpop-proof'];
-const DEMO_ALGS = 'ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA';
+const DEMO_ALGS = 'ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA Ed25519';
 
 async function explain(...args: string[]): Promise<string> {
   const capture = captureIo();

@@ -17,7 +17,7 @@ const POLICY = repoFile('test/fixtures/ops/sender-constraints.yaml');
 const TESTS = repoFile('test/fixtures/ops/sender-constraints.test.yaml');
 const JKT = '0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I';
 const X5T = 'bwcNeQfRJjgbfYS7yFfUWBkRgaKwf5QrXYpBO4C0A0A';
-const ALGS = 'ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA';
+const ALGS = 'ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA Ed25519';
 
 async function explain(...args: string[]): Promise<string> {
   const capture = captureIo();
@@ -56,11 +56,13 @@ describe('givenProofs: what the ops verifiers answer prove()', () => {
     clientCertificate: said.certificate === true ? 'given' : undefined,
   });
 
-  it('a proof said to be carried is valid and from the key cnf.jkt names', () => {
-    expect(givenProofs(undefined, request({ jkt: JKT }, { dpop: true }))).toEqual({
-      dpop: { kind: 'valid', thumbprint: JKT },
+  it('a proof said to be carried is valid, from the key cnf.jkt names, and never seen before', async () => {
+    const proofs = givenProofs(undefined, request({ jkt: JKT }, { dpop: true }));
+    expect(proofs).toEqual({
+      dpop: { kind: 'valid', thumbprint: JKT, claim: expect.any(Function) },
       certificate: { kind: 'none' },
     });
+    if (proofs.dpop.kind === 'valid') expect(await proofs.dpop.claim()).toEqual({ kind: 'fresh' });
   });
 
   it('a certificate said to be presented is the one cnf["x5t#S256"] names', () => {

@@ -41,7 +41,23 @@ describe('policyChange: sender constraints', () => {
     [
       'the replay cache size',
       { head: [...HEAD, 'dpop: { replay_cache_size: 5000 }'], routes: [TRANSFER] },
-      ['setting changed: dpop.replay_cache_size'],
+      // The shares one key and one user may hold are a part of it unless set: they change with it.
+      [
+        'setting changed: dpop.replay_cache_size',
+        'setting changed: dpop.replay_cache_per_key',
+        'setting changed: dpop.replay_cache_per_subject',
+      ],
+    ],
+    [
+      "a key's share of the replay store",
+      { head: [...HEAD, 'dpop: { replay_cache_per_key: 10 }'], routes: [TRANSFER] },
+      ['setting changed: dpop.replay_cache_per_key'],
+    ],
+    [
+      'the largest RSA key accepted',
+      { head: [...HEAD, 'max_rsa_key_bits: 8192'], routes: [TRANSFER] },
+      // Its key set is judged anew by the new bound.
+      ['issuer changed: https://idp.example/', 'setting changed: max_rsa_key_bits'],
     ],
     [
       "an issuer's sender_constraint",

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { PossessionProofs } from '../../src/authz/possession-proof.js';
-import { bindingOutcome, bindingPrecheck, type ProofNeeds } from '../../src/authz/sender-constraint.js';
+import type { PossessionProofs, ReplayClaim } from '../../src/authz/possession-proof.js';
+import {
+  bindingOutcome,
+  bindingPrecheck,
+  replayOutcome,
+  type ProofNeeds,
+} from '../../src/authz/sender-constraint.js';
 import type { Confirmation, VerifiedToken } from '../../src/authz/token-verification.js';
 import type { ConstraintSetting, SenderConstraint } from '../../src/policy/compiled-policy.js';
 
@@ -184,6 +189,9 @@ describe('bindingPrecheck: whether a verified token may be used as presented', (
   });
 });
 
+/** The claim of a proof no test here claims. */
+const FRESH = (): ReplayClaim => ({ kind: 'fresh' });
+
 describe('bindingOutcome: whether the proofs hold the binding', () => {
   const none: PossessionProofs = { dpop: { kind: 'none' }, certificate: { kind: 'none' } };
   const proofs = (overrides: Partial<PossessionProofs>): PossessionProofs => ({ ...none, ...overrides });
@@ -192,7 +200,7 @@ describe('bindingOutcome: whether the proofs hold the binding', () => {
 
   it('passes a proof from the key the token is bound to', () => {
     expect(
-      bindingOutcome(DPOP, DPOP_BOUND, proofs({ dpop: { kind: 'valid', thumbprint: JKT } })),
+      bindingOutcome(DPOP, DPOP_BOUND, proofs({ dpop: { kind: 'valid', thumbprint: JKT, claim: FRESH } })),
     ).toBeUndefined();
   });
 
@@ -206,7 +214,7 @@ describe('bindingOutcome: whether the proofs hold the binding', () => {
       ),
     ).toEqual({ code: 'dpop_proof_replayed', description: 'used before' });
     expect(
-      bindingOutcome(DPOP, DPOP_BOUND, proofs({ dpop: { kind: 'valid', thumbprint: X5T } })),
+      bindingOutcome(DPOP, DPOP_BOUND, proofs({ dpop: { kind: 'valid', thumbprint: X5T, claim: FRESH } })),
     ).toMatchObject({ code: 'binding_dpop_key_mismatch' });
   });
 
@@ -239,7 +247,7 @@ describe('bindingOutcome: whether the proofs hold the binding', () => {
 
   it('checks both bindings of a token bound both ways', () => {
     const both: ProofNeeds = { dpop: true, certificate: true };
-    const valid = { kind: 'valid', thumbprint: JKT } as const;
+    const valid = { kind: 'valid', thumbprint: JKT, claim: FRESH } as const;
     expect(bindingOutcome(both, BOTH_BOUND, proofs({ dpop: valid }))).toMatchObject({
       code: 'binding_certificate_missing',
     });
@@ -250,5 +258,27 @@ describe('bindingOutcome: whether the proofs hold the binding', () => {
         proofs({ dpop: valid, certificate: { kind: 'present', thumbprint: X5T } }),
       ),
     ).toBeUndefined();
+  });
+});
+
+describe('replayOutcome: what claiming the jti of a proof whose key holds the binding found', () => {
+  it('passes a fresh jti, and refuses a replay as an invalid proof', () => {
+    expect(replayOutcome({ kind: 'fresh' })).toBeUndefined();
+    expect(replayOutcome({ kind: 'replayed' })).toMatchObject({ code: 'dpop_proof_replayed' });
+  });
+
+  it('tells a client over its share when to retry, naming whose share it is', () => {
+    expect(replayOutcome({ kind: 'over_quota', share: 'key', retryAfterSeconds: 7 })).toEqual({
+      code: 'dpop_proof_quota_exceeded',
+      description: 'too many DPoP proofs of this key are still within their replay window: retry later',
+      retryAfterSeconds: 7,
+    });
+    expect(replayOutcome({ kind: 'over_quota', share: 'subject', retryAfterSeconds: 3 })).toMatchObject({
+      description: expect.stringContaining('of this user'),
+    });
+  });
+
+  it('refuses every proof while the store is full for everyone', () => {
+    expect(replayOutcome({ kind: 'full' })).toMatchObject({ code: 'dpop_replay_cache_full' });
   });
 });

@@ -121,8 +121,23 @@ describe('verifyAccessToken: valid tokens', () => {
     expect(fetch.urls).toEqual([JWKS_URI]);
   });
 
-  it('verifies a token without sub, leaving the subject undefined', async () => {
-    const result = await verify(await sign({ claims: { sub: undefined } }));
+  it('refuses a token without sub: RFC 9068 section 2.2 requires it of a JWT access token', async () => {
+    expect(await verify(await sign({ claims: { sub: undefined } }))).toEqual(
+      refused('token_claims_invalid', 'the token has no sub claim'),
+    );
+  });
+
+  it('verifies a token without sub from an issuer with require_sub: false, leaving the subject undefined', async () => {
+    const lenient: CompiledPolicy = {
+      ...policy,
+      issuers: new Map(
+        [...policy.issuers].map(([iss, issuer]) => [iss, { ...issuer, requireSubject: false }]),
+      ),
+    };
+    const result = await verifyAccessToken(await sign({ claims: { sub: undefined } }), {
+      ...context,
+      policy: lenient,
+    });
 
     expect(result).toEqual({ kind: 'verified', token: expect.objectContaining({ subject: undefined }) });
   });

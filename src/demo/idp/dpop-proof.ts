@@ -17,6 +17,7 @@ export const DPOP_ALGORITHMS = [
   'RS384',
   'RS512',
   'EdDSA',
+  'Ed25519', // RFC 9864
 ] as const;
 
 /** How far a proof's `iat` may lie from the provider's clock, either way. Development only. */
