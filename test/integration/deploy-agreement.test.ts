@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { serveConfig, SERVE_DEFAULTS } from '../../src/cli/serve-config.js';
 import { bankConfig } from '../../src/demo/bank/bank-config.js';
+import { SERVICE_EXTENSION } from '../../src/envoy/request-facts-from-check.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
 import { argsOf, readDockerfile, stageNamed } from '../support/dockerfile.js';
@@ -14,7 +15,8 @@ import { argsOf, readDockerfile, stageNamed } from '../support/dockerfile.js';
  * The manifests under deploy/ say the same as the files they were made from: the ports, addresses and paths
  * of envoy/envoy.yaml, the Dockerfile's sidecar image (its CMD, user and EXPOSE) and docker-compose.yml; the
  * policy's file name and folder; Envoy's config byte for byte; the Istio and Envoy Gateway wiring (provider
- * name, Service, port, timeout, fail-closed) across files; and every container's restricted security
+ * name, Service, port, timeout, fail-closed; Envoy Gateway's policy on the Gateway, the service it names, the
+ * headers every route keeps from the upstream) across files; and every container's restricted security
  * settings and resources. Checked on what kustomize renders (the pinned binary from
  * scripts/install-deploy-tools.sh), which is what a cluster would be given.
  */
@@ -117,6 +119,8 @@ const ENVOY = {
   timeout: at(extAuthz, 'typed_config', 'grpc_service', 'timeout') as string,
   failureModeAllow: at(extAuthz, 'typed_config', 'failure_mode_allow') as boolean,
   statusOnError: at(extAuthz, 'typed_config', 'status_on_error', 'code') as string,
+  /** The request headers the router removes before the upstream, after ext_authz has read them. */
+  removedUpstream: at(hcm, 'route_config', 'virtual_hosts', 0, 'request_headers_to_remove') as string[],
   /** The paths of routes with ext_authz disabled (the health check). */
   uncheckedPaths: (at(hcm, 'route_config', 'virtual_hosts', 0, 'routes') as Json[])
     .filter(
@@ -362,17 +366,48 @@ describe('deploy/istio: the extension provider, the AuthorizationPolicy and the 
   });
 });
 
+/** The objects of a YAML file under deploy/ that no kustomization renders (an example), as written. */
+const exampleObjects = (file: string) =>
+  parseAllDocuments(readFileSync(path.join(deployDir, file), 'utf8')).map(
+    (document) => document.toJS() as Json,
+  );
+
+/** The policy a rendering's authz Pods mount, compiled. */
+function mountedPolicy(objects: readonly Json[]) {
+  const deployment = one(objects, 'Deployment', 'authz');
+  const owner = container(deployment, 'authz');
+  const file = flag(owner.args, '--policy')!;
+  return compilePolicy(configMapFileAt(objects, deployment, owner, file)!.text!, file);
+}
+
 describe('deploy/envoy-gateway: the SecurityPolicy, the route and the Services agree', () => {
   const policy = one(gateway, 'SecurityPolicy', 'bank-ext-authz');
   const route = one(gateway, 'HTTPRoute', 'bank');
+  const gatewayObject = one(gateway, 'Gateway', 'bank');
+  /** A route with its own SecurityPolicy, not applied by the kustomization. */
+  const override = exampleObjects('envoy-gateway/examples/statements-route.yaml');
+  const routes = [...gateway, ...override].filter((object) => object['kind'] === 'HTTPRoute');
+  const extAuthOf = (object: Json) => at(object, 'spec', 'extAuth') as Json;
 
-  it('the SecurityPolicy targets the HTTPRoute, which hangs off the Gateway', () => {
+  it('the SecurityPolicy targets the Gateway, so every route attached to it is checked', () => {
     expect(at(policy, 'spec', 'targetRefs')).toEqual([
-      { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: at(route, 'metadata', 'name') },
+      { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: at(gatewayObject, 'metadata', 'name') },
     ]);
-    const parent = at(route, 'spec', 'parentRefs', 0) as Json;
-    const listeners = at(one(gateway, 'Gateway', parent['name'] as string), 'spec', 'listeners') as Json[];
-    expect(listeners.map((listener) => listener['name'])).toContain(parent['sectionName']);
+    const listeners = (at(gatewayObject, 'spec', 'listeners') as Json[]).map((listener) => listener['name']);
+    expect(routes.length).toBeGreaterThan(1);
+    for (const each of routes) {
+      for (const parent of at(each, 'spec', 'parentRefs') as Json[]) {
+        expect(parent['name']).toBe(at(gatewayObject, 'metadata', 'name'));
+        expect(listeners).toContain(parent['sectionName']);
+      }
+    }
+  });
+
+  it("names the mounted policy's service in context_extensions, under the key authz reads", () => {
+    const extensions = extAuthOf(policy)['contextExtensions'] as Json[];
+    expect(extensions).toEqual([{ name: SERVICE_EXTENSION, type: 'Value', value: expect.any(String) }]);
+    const named = extensions[0]!['value'] as string;
+    expect(mountedPolicy(gateway).serviceSelector.byName(named)?.name).toBe(named);
   });
 
   it("ext auth's backend is the authz Service, whose Pods listen there", () => {
@@ -392,15 +427,49 @@ describe('deploy/envoy-gateway: the SecurityPolicy, the route and the Services a
     expect(at(owner, 'readinessProbe', 'httpGet', 'path')).toBe(ENVOY.uncheckedPaths[0]);
   });
 
-  it('fails closed, with the timeout and status of envoy/envoy.yaml, and keeps the token from the bank', () => {
-    const extAuth = at(policy, 'spec', 'extAuth') as Json;
+  it('fails closed, with the timeout and status of envoy/envoy.yaml', () => {
+    const extAuth = extAuthOf(policy);
     expect(extAuth['failOpen']).toBe(false);
     expect(extAuth['timeout']).toBe(ENVOY.timeout);
     expect(extAuth['statusOnError']).toBe(STATUS_CODES[ENVOY.statusOnError]);
-    expect(at(route, 'spec', 'rules', 0, 'filters')).toContainEqual({
-      type: 'RequestHeaderModifier',
-      requestHeaderModifier: { remove: ['authorization'] },
-    });
+  });
+
+  it('every rule of every route removes the headers envoy/envoy.yaml keeps from the upstream: token and proof', () => {
+    expect(ENVOY.removedUpstream).toEqual(expect.arrayContaining(['authorization', 'dpop']));
+    for (const each of routes) {
+      (at(each, 'spec', 'rules') as Json[]).forEach((rule, index) => {
+        const removed = ((rule['filters'] as Json[] | undefined) ?? [])
+          .filter((filter) => filter['type'] === 'RequestHeaderModifier')
+          .flatMap((filter) => (at(filter, 'requestHeaderModifier', 'remove') as string[] | undefined) ?? [])
+          .map((name) => name.toLowerCase());
+        expect(removed.sort(), `HTTPRoute ${at(each, 'metadata', 'name')} rule ${index}`).toEqual(
+          [...ENVOY.removedUpstream].sort(),
+        );
+      });
+    }
+  });
+
+  it("a route-level SecurityPolicy repeats every setting of the Gateway's, naming another service", () => {
+    // It replaces the Gateway's policy for its route (no mergeType): whatever it left out would be gone.
+    const routePolicies = override.filter((object) => object['kind'] === 'SecurityPolicy');
+    expect(routePolicies).toHaveLength(1);
+    const { contextExtensions: gatewayNames, ...gatewaySettings } = extAuthOf(policy);
+    for (const each of routePolicies) {
+      const targets = at(each, 'spec', 'targetRefs') as Json[];
+      expect(targets).toHaveLength(1);
+      expect(targets[0]).toMatchObject({ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' });
+      expect(routes.map((candidate) => at(candidate, 'metadata', 'name'))).toContain(targets[0]!['name']);
+      expect(at(each, 'spec', 'mergeType')).toBeUndefined();
+      const { contextExtensions: names, ...settings } = extAuthOf(each);
+      expect(settings).toEqual(gatewaySettings);
+      expect(names).not.toEqual(gatewayNames);
+      // The service it names is one of the gateway demo's policy (README.md, "Gateway").
+      const named = at(names, 0, 'value') as string;
+      expect(names).toEqual([{ name: SERVICE_EXTENSION, type: 'Value', value: named }]);
+      const gatewayPolicy = path.join(repoRoot, 'policy.gateway.yaml');
+      const compiled = compilePolicy(readFileSync(gatewayPolicy, 'utf8'), gatewayPolicy);
+      expect(compiled.serviceSelector.byName(named)?.name).toBe(named);
+    }
   });
 });
 
