@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { serveConfig, SERVE_DEFAULTS } from '../../src/cli/serve-config.js';
@@ -16,9 +17,9 @@ import { argsOf, readDockerfile, stageNamed } from '../support/dockerfile.js';
  * of envoy/envoy.yaml, the Dockerfile's sidecar image (its CMD, user and EXPOSE) and docker-compose.yml; the
  * policy's file name and folder; Envoy's config byte for byte; the Istio and Envoy Gateway wiring (provider
  * name, Service, port, timeout, fail-closed; Envoy Gateway's policy on the Gateway, the service it names, the
- * headers every route keeps from the upstream) across files; and every container's restricted security
- * settings and resources. Checked on what kustomize renders (the pinned binary from
- * scripts/install-deploy-tools.sh), which is what a cluster would be given.
+ * headers every route keeps from the upstream) across files; the NetworkPolicies in front of the authz Pods;
+ * and every container's restricted security settings and resources. Checked on what kustomize renders (the
+ * pinned binary from scripts/install-deploy-tools.sh), which is what a cluster would be given.
  */
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -470,6 +471,136 @@ describe('deploy/envoy-gateway: the SecurityPolicy, the route and the Services a
       const compiled = compilePolicy(readFileSync(gatewayPolicy, 'utf8'), gatewayPolicy);
       expect(compiled.serviceSelector.byName(named)?.name).toBe(named);
     }
+  });
+});
+
+/** A NetworkPolicy peer: who may connect. */
+type Peer = Json;
+
+/** Prometheus, by the label every namespace carries with its name (kubernetes.io/metadata.name). */
+const MONITORING: Peer[] = [
+  { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+];
+
+/**
+ * The labels Envoy Gateway gives the Pods of a Gateway's proxy (EnvoyAppLabel plus the owning Gateway;
+ * github.com/envoyproxy/gateway internal/infrastructure/kubernetes/proxy/resource.go,
+ * internal/gatewayapi/translator.go), in envoy-gateway-system, where they run by default.
+ */
+function envoyGatewayProxiesOf(gatewayObject: Json): Peer[] {
+  return [
+    {
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'envoy-gateway-system' } },
+      podSelector: {
+        matchLabels: {
+          'app.kubernetes.io/name': 'envoy',
+          'app.kubernetes.io/component': 'proxy',
+          'app.kubernetes.io/managed-by': 'envoy-gateway',
+          'gateway.envoyproxy.io/owning-gateway-name': at(gatewayObject, 'metadata', 'name'),
+          'gateway.envoyproxy.io/owning-gateway-namespace': at(gatewayObject, 'metadata', 'namespace'),
+        },
+      },
+    },
+  ];
+}
+
+/**
+ * What is wrong with the NetworkPolicies that select a rendering's authz Pods; [] when, together, they let in
+ * exactly the gRPC port from `callers` (none: the port stays closed) and the metrics port from the
+ * monitoring namespace, by the names of the authz container's ports, which agree with the Service and with
+ * the addresses authz listens on.
+ */
+function authzIngressProblems(objects: readonly Json[], callers: readonly Peer[] | undefined): string[] {
+  const problems: string[] = [];
+  const deployment = one(objects, 'Deployment', 'authz');
+  const podLabels = at(deployment, 'spec', 'template', 'metadata', 'labels') as Json;
+  const owner = container(deployment, 'authz');
+  const portNumber = (name: string) => owner.ports?.find((port) => port.name === name)?.containerPort;
+  const service = one(objects, 'Service', 'authz');
+  const servicePorts = at(service, 'spec', 'ports') as { port: number; targetPort: string }[];
+  if (servicePorts.length !== 1 || servicePorts[0]!.targetPort !== 'grpc')
+    problems.push(`Service authz does not target the port grpc alone`);
+  if (portNumber('grpc') !== portOf(flag(owner.args, '--listen') ?? ''))
+    problems.push(`port grpc ${portNumber('grpc')} is not the --listen port`);
+  if (portNumber('metrics') !== portOf(flag(owner.args, '--metrics-listen') ?? ''))
+    problems.push(`port metrics ${portNumber('metrics')} is not the --metrics-listen port`);
+
+  const expected = new Map<string, readonly Peer[]>([['metrics', MONITORING]]);
+  if (callers !== undefined) expected.set('grpc', callers);
+  const policies = objects.filter(
+    (object) =>
+      object['kind'] === 'NetworkPolicy' &&
+      at(object, 'spec', 'podSelector', 'matchExpressions') === undefined &&
+      Object.entries((at(object, 'spec', 'podSelector', 'matchLabels') as Json | undefined) ?? {}).every(
+        ([key, value]) => podLabels[key] === value,
+      ),
+  );
+  if (policies.length === 0) problems.push('no NetworkPolicy selects the authz Pods');
+  const opened = new Set<string>();
+  for (const policy of policies) {
+    const name = at(policy, 'metadata', 'name') as string;
+    if (!((at(policy, 'spec', 'policyTypes') as string[] | undefined) ?? []).includes('Ingress'))
+      problems.push(`${name}: policyTypes lacks Ingress`);
+    ((at(policy, 'spec', 'ingress') as Json[] | undefined) ?? []).forEach((rule, index) => {
+      const from = (rule['from'] as Peer[] | undefined) ?? [];
+      const ports = (rule['ports'] as { port?: string | number; protocol?: string }[] | undefined) ?? [];
+      if (from.length === 0) problems.push(`${name}: rule ${index} lets in every source`);
+      if (ports.length === 0) problems.push(`${name}: rule ${index} lets in every port`);
+      for (const { port, protocol } of ports) {
+        const portName =
+          typeof port === 'number' ? owner.ports?.find((each) => each.containerPort === port)?.name : port;
+        const peers = portName === undefined ? undefined : expected.get(portName);
+        if (peers === undefined || protocol !== 'TCP') {
+          problems.push(`${name}: rule ${index} opens ${protocol ?? 'TCP'} ${port ?? 'every port'}`);
+          continue;
+        }
+        opened.add(portName!);
+        if (from.length > 0 && !isDeepStrictEqual(from, peers))
+          problems.push(`${name}: ${portName} is open to ${JSON.stringify(from)}`);
+      }
+    });
+  }
+  for (const portName of expected.keys())
+    if (!opened.has(portName)) problems.push(`${portName} is open to nobody`);
+  return problems;
+}
+
+describe('deploy/authz-service: the authz Pods let in their proxies on gRPC, and Prometheus on metrics', () => {
+  it('the base alone: metrics from the monitoring namespace, gRPC from nobody until a folder opens it', () => {
+    expect(authzIngressProblems(render('authz-service'), undefined)).toEqual([]);
+  });
+
+  it("deploy/istio: gRPC from the bank's Pods, whose sidecars the AuthorizationPolicy has call authz", () => {
+    const selector = at(one(istio, 'AuthorizationPolicy', 'bank-ext-authz'), 'spec', 'selector') as Json;
+    expect(authzIngressProblems(istio, [{ podSelector: selector }])).toEqual([]);
+  });
+
+  it("deploy/envoy-gateway: gRPC from the proxies of the Gateway the SecurityPolicy targets, and no one else's", () => {
+    const target = at(one(gateway, 'SecurityPolicy', 'bank-ext-authz'), 'spec', 'targetRefs', 0) as Json;
+    const gatewayObject = one(gateway, target['kind'] as string, target['name'] as string);
+    expect(at(gatewayObject, 'metadata', 'namespace')).toBe('bank');
+    expect(authzIngressProblems(gateway, envoyGatewayProxiesOf(gatewayObject))).toEqual([]);
+  });
+
+  it('a rule open to every source, another port, or a gRPC port nobody opens is caught', () => {
+    const objects = structuredClone(gateway);
+    const grpcPolicy = objects.find(
+      (object) =>
+        object['kind'] === 'NetworkPolicy' &&
+        (at(object, 'spec', 'ingress', 0, 'ports', 0, 'port') as string | undefined) === 'grpc',
+    )!;
+    const name = at(grpcPolicy, 'metadata', 'name') as string;
+    const rule = at(grpcPolicy, 'spec', 'ingress', 0) as Json;
+    delete rule['from'];
+    rule['ports'] = [
+      { port: 9464, protocol: 'TCP' },
+      { port: 'http', protocol: 'TCP' },
+    ];
+    expect(authzIngressProblems(objects, envoyGatewayProxiesOf(one(gateway, 'Gateway', 'bank')))).toEqual([
+      `${name}: rule 0 lets in every source`,
+      `${name}: rule 0 opens TCP http`,
+      'grpc is open to nobody',
+    ]);
   });
 });
 
