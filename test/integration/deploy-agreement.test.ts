@@ -359,6 +359,20 @@ describe('deploy/istio: the extension provider, the AuthorizationPolicy and the 
     expect(authzContainerProblems(owner)).toEqual([]);
   });
 
+  it('is for sidecar mode, and says so: injection on, a workload selector, ambient not shown', () => {
+    // In ambient mode a policy that selects workloads is enforced by ztunnel, which makes no ext_authz call;
+    // CUSTOM needs a waypoint, attached by targetRefs (istio.io/latest/docs/ambient/usage/l4-policy/).
+    const labels = at(one(istio, 'Namespace', 'bank'), 'metadata', 'labels') as Json;
+    expect(labels['istio-injection']).toBe('enabled');
+    expect(labels['istio.io/dataplane-mode']).toBeUndefined();
+    const policy = one(istio, 'AuthorizationPolicy', 'bank-ext-authz');
+    expect(at(policy, 'spec', 'selector')).toBeDefined();
+    expect(at(policy, 'spec', 'targetRefs')).toBeUndefined();
+    const readme = readFileSync(path.join(deployDir, 'istio', 'README.md'), 'utf8');
+    expect(readme).toMatch(/^## Sidecar mode only$/m);
+    expect(readme).toMatch(/^## Ambient mode: not shown here$/m);
+  });
+
   it('fails closed, with the timeout and status of envoy/envoy.yaml', () => {
     expect(grpc['failOpen']).toBe(false);
     expect(ENVOY.failureModeAllow).toBe(false);
