@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the deploy/ manifest tests (test/unit/deploy-*.test.ts) check the manifests with, into the
-# git-ignored .tools/, from the Go module proxy (no cluster, no Docker, no download site):
+# Installs what the deploy/ manifest tests (test/integration/deploy-*.test.ts) check the manifests with, into
+# the git-ignored .tools/, from the Go module proxy (no cluster, no Docker, no download site):
 #
 #   .tools/bin/kustomize              kustomize, `go install`ed at a pinned version: renders the bases
 #   .tools/bin/manifest-check         scripts/manifest-check (go.mod/go.sum pin k8s.io/api and istio.io/api):

@@ -10,7 +10,7 @@
 // Input (stdin): a JSON array of {"id": "...", "object": {...}}, each object one manifest document.
 // Output (stdout): a JSON array of {"id", "kind", "status": "ok" | "invalid" | "unknown_kind", "errors"}.
 // Exit status: 0 when the input could be read, whatever the verdicts (the caller asserts on them); 2 otherwise.
-// Built by scripts/install-deploy-tools.sh into .tools/bin/manifest-check; used by test/unit/deploy-*.test.ts.
+// Built by scripts/install-deploy-tools.sh into .tools/bin/manifest-check; used by test/integration/deploy-*.test.ts.
 package main
 
 import (

@@ -2,10 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { serveConfig, SERVE_DEFAULTS } from '../../src/cli/serve-config.js';
 import { bankConfig } from '../../src/demo/bank/bank-config.js';
+import { SERVICE_EXTENSION } from '../../src/envoy/request-facts-from-check.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
 import { argsOf, readDockerfile, stageNamed } from '../support/dockerfile.js';
@@ -14,9 +16,10 @@ import { argsOf, readDockerfile, stageNamed } from '../support/dockerfile.js';
  * The manifests under deploy/ say the same as the files they were made from: the ports, addresses and paths
  * of envoy/envoy.yaml, the Dockerfile's sidecar image (its CMD, user and EXPOSE) and docker-compose.yml; the
  * policy's file name and folder; Envoy's config byte for byte; the Istio and Envoy Gateway wiring (provider
- * name, Service, port, timeout, fail-closed) across files; and every container's restricted security
- * settings and resources. Checked on what kustomize renders (the pinned binary from
- * scripts/install-deploy-tools.sh), which is what a cluster would be given.
+ * name, Service, port, timeout, fail-closed; Envoy Gateway's policy on the Gateway, the service it names, the
+ * headers every route keeps from the upstream) across files; the NetworkPolicies in front of the authz Pods;
+ * and every container's restricted security settings and resources. Checked on what kustomize renders (the
+ * pinned binary from scripts/install-deploy-tools.sh), which is what a cluster would be given.
  */
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -117,6 +120,8 @@ const ENVOY = {
   timeout: at(extAuthz, 'typed_config', 'grpc_service', 'timeout') as string,
   failureModeAllow: at(extAuthz, 'typed_config', 'failure_mode_allow') as boolean,
   statusOnError: at(extAuthz, 'typed_config', 'status_on_error', 'code') as string,
+  /** The request headers the router removes before the upstream, after ext_authz has read them. */
+  removedUpstream: at(hcm, 'route_config', 'virtual_hosts', 0, 'request_headers_to_remove') as string[],
   /** The paths of routes with ext_authz disabled (the health check). */
   uncheckedPaths: (at(hcm, 'route_config', 'virtual_hosts', 0, 'routes') as Json[])
     .filter(
@@ -354,6 +359,20 @@ describe('deploy/istio: the extension provider, the AuthorizationPolicy and the 
     expect(authzContainerProblems(owner)).toEqual([]);
   });
 
+  it('is for sidecar mode, and says so: injection on, a workload selector, ambient not shown', () => {
+    // In ambient mode a policy that selects workloads is enforced by ztunnel, which makes no ext_authz call;
+    // CUSTOM needs a waypoint, attached by targetRefs (istio.io/latest/docs/ambient/usage/l4-policy/).
+    const labels = at(one(istio, 'Namespace', 'bank'), 'metadata', 'labels') as Json;
+    expect(labels['istio-injection']).toBe('enabled');
+    expect(labels['istio.io/dataplane-mode']).toBeUndefined();
+    const policy = one(istio, 'AuthorizationPolicy', 'bank-ext-authz');
+    expect(at(policy, 'spec', 'selector')).toBeDefined();
+    expect(at(policy, 'spec', 'targetRefs')).toBeUndefined();
+    const readme = readFileSync(path.join(deployDir, 'istio', 'README.md'), 'utf8');
+    expect(readme).toMatch(/^## Sidecar mode only$/m);
+    expect(readme).toMatch(/^## Ambient mode: not shown here$/m);
+  });
+
   it('fails closed, with the timeout and status of envoy/envoy.yaml', () => {
     expect(grpc['failOpen']).toBe(false);
     expect(ENVOY.failureModeAllow).toBe(false);
@@ -362,17 +381,48 @@ describe('deploy/istio: the extension provider, the AuthorizationPolicy and the 
   });
 });
 
+/** The objects of a YAML file under deploy/ that no kustomization renders (an example), as written. */
+const exampleObjects = (file: string) =>
+  parseAllDocuments(readFileSync(path.join(deployDir, file), 'utf8')).map(
+    (document) => document.toJS() as Json,
+  );
+
+/** The policy a rendering's authz Pods mount, compiled. */
+function mountedPolicy(objects: readonly Json[]) {
+  const deployment = one(objects, 'Deployment', 'authz');
+  const owner = container(deployment, 'authz');
+  const file = flag(owner.args, '--policy')!;
+  return compilePolicy(configMapFileAt(objects, deployment, owner, file)!.text!, file);
+}
+
 describe('deploy/envoy-gateway: the SecurityPolicy, the route and the Services agree', () => {
   const policy = one(gateway, 'SecurityPolicy', 'bank-ext-authz');
   const route = one(gateway, 'HTTPRoute', 'bank');
+  const gatewayObject = one(gateway, 'Gateway', 'bank');
+  /** A route with its own SecurityPolicy, not applied by the kustomization. */
+  const override = exampleObjects('envoy-gateway/examples/statements-route.yaml');
+  const routes = [...gateway, ...override].filter((object) => object['kind'] === 'HTTPRoute');
+  const extAuthOf = (object: Json) => at(object, 'spec', 'extAuth') as Json;
 
-  it('the SecurityPolicy targets the HTTPRoute, which hangs off the Gateway', () => {
+  it('the SecurityPolicy targets the Gateway, so every route attached to it is checked', () => {
     expect(at(policy, 'spec', 'targetRefs')).toEqual([
-      { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: at(route, 'metadata', 'name') },
+      { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: at(gatewayObject, 'metadata', 'name') },
     ]);
-    const parent = at(route, 'spec', 'parentRefs', 0) as Json;
-    const listeners = at(one(gateway, 'Gateway', parent['name'] as string), 'spec', 'listeners') as Json[];
-    expect(listeners.map((listener) => listener['name'])).toContain(parent['sectionName']);
+    const listeners = (at(gatewayObject, 'spec', 'listeners') as Json[]).map((listener) => listener['name']);
+    expect(routes.length).toBeGreaterThan(1);
+    for (const each of routes) {
+      for (const parent of at(each, 'spec', 'parentRefs') as Json[]) {
+        expect(parent['name']).toBe(at(gatewayObject, 'metadata', 'name'));
+        expect(listeners).toContain(parent['sectionName']);
+      }
+    }
+  });
+
+  it("names the mounted policy's service in context_extensions, under the key authz reads", () => {
+    const extensions = extAuthOf(policy)['contextExtensions'] as Json[];
+    expect(extensions).toEqual([{ name: SERVICE_EXTENSION, type: 'Value', value: expect.any(String) }]);
+    const named = extensions[0]!['value'] as string;
+    expect(mountedPolicy(gateway).serviceSelector.byName(named)?.name).toBe(named);
   });
 
   it("ext auth's backend is the authz Service, whose Pods listen there", () => {
@@ -392,15 +442,179 @@ describe('deploy/envoy-gateway: the SecurityPolicy, the route and the Services a
     expect(at(owner, 'readinessProbe', 'httpGet', 'path')).toBe(ENVOY.uncheckedPaths[0]);
   });
 
-  it('fails closed, with the timeout and status of envoy/envoy.yaml, and keeps the token from the bank', () => {
-    const extAuth = at(policy, 'spec', 'extAuth') as Json;
+  it('fails closed, with the timeout and status of envoy/envoy.yaml', () => {
+    const extAuth = extAuthOf(policy);
     expect(extAuth['failOpen']).toBe(false);
     expect(extAuth['timeout']).toBe(ENVOY.timeout);
     expect(extAuth['statusOnError']).toBe(STATUS_CODES[ENVOY.statusOnError]);
-    expect(at(route, 'spec', 'rules', 0, 'filters')).toContainEqual({
-      type: 'RequestHeaderModifier',
-      requestHeaderModifier: { remove: ['authorization'] },
+  });
+
+  it('every rule of every route removes the headers envoy/envoy.yaml keeps from the upstream: token and proof', () => {
+    expect(ENVOY.removedUpstream).toEqual(expect.arrayContaining(['authorization', 'dpop']));
+    for (const each of routes) {
+      (at(each, 'spec', 'rules') as Json[]).forEach((rule, index) => {
+        const removed = ((rule['filters'] as Json[] | undefined) ?? [])
+          .filter((filter) => filter['type'] === 'RequestHeaderModifier')
+          .flatMap((filter) => (at(filter, 'requestHeaderModifier', 'remove') as string[] | undefined) ?? [])
+          .map((name) => name.toLowerCase());
+        expect(removed.sort(), `HTTPRoute ${at(each, 'metadata', 'name')} rule ${index}`).toEqual(
+          [...ENVOY.removedUpstream].sort(),
+        );
+      });
+    }
+  });
+
+  it("a route-level SecurityPolicy repeats every setting of the Gateway's, naming another service", () => {
+    // It replaces the Gateway's policy for its route (no mergeType): whatever it left out would be gone.
+    const routePolicies = override.filter((object) => object['kind'] === 'SecurityPolicy');
+    expect(routePolicies).toHaveLength(1);
+    const { contextExtensions: gatewayNames, ...gatewaySettings } = extAuthOf(policy);
+    for (const each of routePolicies) {
+      const targets = at(each, 'spec', 'targetRefs') as Json[];
+      expect(targets).toHaveLength(1);
+      expect(targets[0]).toMatchObject({ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' });
+      expect(routes.map((candidate) => at(candidate, 'metadata', 'name'))).toContain(targets[0]!['name']);
+      expect(at(each, 'spec', 'mergeType')).toBeUndefined();
+      const { contextExtensions: names, ...settings } = extAuthOf(each);
+      expect(settings).toEqual(gatewaySettings);
+      expect(names).not.toEqual(gatewayNames);
+      // The service it names is one of the gateway demo's policy (README.md, "Gateway").
+      const named = at(names, 0, 'value') as string;
+      expect(names).toEqual([{ name: SERVICE_EXTENSION, type: 'Value', value: named }]);
+      const gatewayPolicy = path.join(repoRoot, 'policy.gateway.yaml');
+      const compiled = compilePolicy(readFileSync(gatewayPolicy, 'utf8'), gatewayPolicy);
+      expect(compiled.serviceSelector.byName(named)?.name).toBe(named);
+    }
+  });
+});
+
+/** A NetworkPolicy peer: who may connect. */
+type Peer = Json;
+
+/** Prometheus, by the label every namespace carries with its name (kubernetes.io/metadata.name). */
+const MONITORING: Peer[] = [
+  { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+];
+
+/**
+ * The labels Envoy Gateway gives the Pods of a Gateway's proxy (EnvoyAppLabel plus the owning Gateway;
+ * github.com/envoyproxy/gateway internal/infrastructure/kubernetes/proxy/resource.go,
+ * internal/gatewayapi/translator.go), in envoy-gateway-system, where they run by default.
+ */
+function envoyGatewayProxiesOf(gatewayObject: Json): Peer[] {
+  return [
+    {
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'envoy-gateway-system' } },
+      podSelector: {
+        matchLabels: {
+          'app.kubernetes.io/name': 'envoy',
+          'app.kubernetes.io/component': 'proxy',
+          'app.kubernetes.io/managed-by': 'envoy-gateway',
+          'gateway.envoyproxy.io/owning-gateway-name': at(gatewayObject, 'metadata', 'name'),
+          'gateway.envoyproxy.io/owning-gateway-namespace': at(gatewayObject, 'metadata', 'namespace'),
+        },
+      },
+    },
+  ];
+}
+
+/**
+ * What is wrong with the NetworkPolicies that select a rendering's authz Pods; [] when, together, they let in
+ * exactly the gRPC port from `callers` (none: the port stays closed) and the metrics port from the
+ * monitoring namespace, by the names of the authz container's ports, which agree with the Service and with
+ * the addresses authz listens on.
+ */
+function authzIngressProblems(objects: readonly Json[], callers: readonly Peer[] | undefined): string[] {
+  const problems: string[] = [];
+  const deployment = one(objects, 'Deployment', 'authz');
+  const podLabels = at(deployment, 'spec', 'template', 'metadata', 'labels') as Json;
+  const owner = container(deployment, 'authz');
+  const portNumber = (name: string) => owner.ports?.find((port) => port.name === name)?.containerPort;
+  const service = one(objects, 'Service', 'authz');
+  const servicePorts = at(service, 'spec', 'ports') as { port: number; targetPort: string }[];
+  if (servicePorts.length !== 1 || servicePorts[0]!.targetPort !== 'grpc')
+    problems.push(`Service authz does not target the port grpc alone`);
+  if (portNumber('grpc') !== portOf(flag(owner.args, '--listen') ?? ''))
+    problems.push(`port grpc ${portNumber('grpc')} is not the --listen port`);
+  if (portNumber('metrics') !== portOf(flag(owner.args, '--metrics-listen') ?? ''))
+    problems.push(`port metrics ${portNumber('metrics')} is not the --metrics-listen port`);
+
+  const expected = new Map<string, readonly Peer[]>([['metrics', MONITORING]]);
+  if (callers !== undefined) expected.set('grpc', callers);
+  const policies = objects.filter(
+    (object) =>
+      object['kind'] === 'NetworkPolicy' &&
+      at(object, 'spec', 'podSelector', 'matchExpressions') === undefined &&
+      Object.entries((at(object, 'spec', 'podSelector', 'matchLabels') as Json | undefined) ?? {}).every(
+        ([key, value]) => podLabels[key] === value,
+      ),
+  );
+  if (policies.length === 0) problems.push('no NetworkPolicy selects the authz Pods');
+  const opened = new Set<string>();
+  for (const policy of policies) {
+    const name = at(policy, 'metadata', 'name') as string;
+    if (!((at(policy, 'spec', 'policyTypes') as string[] | undefined) ?? []).includes('Ingress'))
+      problems.push(`${name}: policyTypes lacks Ingress`);
+    ((at(policy, 'spec', 'ingress') as Json[] | undefined) ?? []).forEach((rule, index) => {
+      const from = (rule['from'] as Peer[] | undefined) ?? [];
+      const ports = (rule['ports'] as { port?: string | number; protocol?: string }[] | undefined) ?? [];
+      if (from.length === 0) problems.push(`${name}: rule ${index} lets in every source`);
+      if (ports.length === 0) problems.push(`${name}: rule ${index} lets in every port`);
+      for (const { port, protocol } of ports) {
+        const portName =
+          typeof port === 'number' ? owner.ports?.find((each) => each.containerPort === port)?.name : port;
+        const peers = portName === undefined ? undefined : expected.get(portName);
+        if (peers === undefined || protocol !== 'TCP') {
+          problems.push(`${name}: rule ${index} opens ${protocol ?? 'TCP'} ${port ?? 'every port'}`);
+          continue;
+        }
+        opened.add(portName!);
+        if (from.length > 0 && !isDeepStrictEqual(from, peers))
+          problems.push(`${name}: ${portName} is open to ${JSON.stringify(from)}`);
+      }
     });
+  }
+  for (const portName of expected.keys())
+    if (!opened.has(portName)) problems.push(`${portName} is open to nobody`);
+  return problems;
+}
+
+describe('deploy/authz-service: the authz Pods let in their proxies on gRPC, and Prometheus on metrics', () => {
+  it('the base alone: metrics from the monitoring namespace, gRPC from nobody until a folder opens it', () => {
+    expect(authzIngressProblems(render('authz-service'), undefined)).toEqual([]);
+  });
+
+  it("deploy/istio: gRPC from the bank's Pods, whose sidecars the AuthorizationPolicy has call authz", () => {
+    const selector = at(one(istio, 'AuthorizationPolicy', 'bank-ext-authz'), 'spec', 'selector') as Json;
+    expect(authzIngressProblems(istio, [{ podSelector: selector }])).toEqual([]);
+  });
+
+  it("deploy/envoy-gateway: gRPC from the proxies of the Gateway the SecurityPolicy targets, and no one else's", () => {
+    const target = at(one(gateway, 'SecurityPolicy', 'bank-ext-authz'), 'spec', 'targetRefs', 0) as Json;
+    const gatewayObject = one(gateway, target['kind'] as string, target['name'] as string);
+    expect(at(gatewayObject, 'metadata', 'namespace')).toBe('bank');
+    expect(authzIngressProblems(gateway, envoyGatewayProxiesOf(gatewayObject))).toEqual([]);
+  });
+
+  it('a rule open to every source, another port, or a gRPC port nobody opens is caught', () => {
+    const objects = structuredClone(gateway);
+    const grpcPolicy = objects.find(
+      (object) =>
+        object['kind'] === 'NetworkPolicy' &&
+        (at(object, 'spec', 'ingress', 0, 'ports', 0, 'port') as string | undefined) === 'grpc',
+    )!;
+    const name = at(grpcPolicy, 'metadata', 'name') as string;
+    const rule = at(grpcPolicy, 'spec', 'ingress', 0) as Json;
+    delete rule['from'];
+    rule['ports'] = [
+      { port: 9464, protocol: 'TCP' },
+      { port: 'http', protocol: 'TCP' },
+    ];
+    expect(authzIngressProblems(objects, envoyGatewayProxiesOf(one(gateway, 'Gateway', 'bank')))).toEqual([
+      `${name}: rule 0 lets in every source`,
+      `${name}: rule 0 opens TCP http`,
+      'grpc is open to nobody',
+    ]);
   });
 });
 
