@@ -74,6 +74,7 @@ export async function serveCommand(argv: readonly string[], context: CommandCont
   // Under --workers, the primary and every worker write to one standard output.
   const output = createBufferedDestination({ shared: cluster.isWorker || config.workers > 1 });
   const logger = createLogger({ level: config.logLevel, destination: output });
+  output.reportDropsTo(logger);
   await startWithSignals(context, () =>
     cluster.isWorker
       ? serveAsWorker(config, logger, output, context.env, nonceKey)
@@ -122,6 +123,7 @@ async function serveHere(
   join?: (registry: Registry | undefined) => ClusterMember,
 ): Promise<Serving> {
   const metrics = config.metricsListen === undefined ? undefined : createAuthzMetrics();
+  metrics?.readLogLinesDroppedFrom(() => output.droppedLines);
   const cluster = join?.(metrics?.registry);
   const server = await startAuthzServer({
     policyFile: config.policyFile,
@@ -150,6 +152,11 @@ async function serveHere(
 /**
  * The cluster primary: serves no Check itself. It forks and watches the workers, passes SIGHUP and SIGTERM
  * on to them, and serves `/metrics` for all of them.
+ *
+ * Its `/metrics` are the workers' sums, `authz_log_lines_dropped_total` included; the primary's own drops are
+ * not in it. It logs a few lines per start, stop or worker exit, and could fill its 8 MiB only across
+ * thousands of worker restarts within one stall of the output, long after the restart budget has ended the
+ * cluster. Were it ever to drop lines, its `log_lines_dropped` line still says how many.
  */
 async function serveAsPrimary(
   config: ServeConfig,

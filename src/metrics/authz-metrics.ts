@@ -54,6 +54,11 @@ export interface AuthzMetrics {
   readDpopReplayEntriesFrom(read: () => number): void;
   /** Where the in-flight gauge reads, at every scrape, how many Checks have been received and not yet answered. */
   readChecksInFlightFrom(read: () => number): void;
+  /**
+   * Where the dropped-lines counter reads, at every scrape, how many log lines this process has dropped so far
+   * (its log destination's count, which only grows: `BufferedDestination.droppedLines`).
+   */
+  readLogLinesDroppedFrom(read: () => number): void;
 }
 
 /** What {@link createAuthzMetrics} may be given; every field has a production default. */
@@ -232,6 +237,23 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
     },
   });
 
+  // The log destination is made before these metrics and counts its drops itself (a drop happens inside a
+  // write, where nothing else should be done): read at scrape time, as a counter, so that the cluster primary
+  // sums it over the workers like the other counters.
+  let readLogLinesDropped: () => number = () => 0;
+  let logLinesDroppedSeen = 0;
+  new Counter({
+    name: 'authz_log_lines_dropped_total',
+    help: 'Log lines dropped because the output (standard output) did not take them fast enough and the log buffer was full.',
+    registers,
+    collect() {
+      const dropped = readLogLinesDropped();
+      if (dropped <= logLinesDroppedSeen) return;
+      this.inc(dropped - logLinesDroppedSeen);
+      logLinesDroppedSeen = dropped;
+    },
+  });
+
   const keysRejected = new Counter({
     name: 'authz_jwks_keys_rejected_total',
     help: 'Keys left out of a fetched issuer key set (not importable or unsuitable), once per distinct set, by issuer and reason.',
@@ -337,6 +359,10 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
 
     readChecksInFlightFrom(read) {
       readChecksInFlight = read;
+    },
+
+    readLogLinesDroppedFrom(read) {
+      readLogLinesDropped = read;
     },
 
     recordKeyRejected(issuer, reason) {

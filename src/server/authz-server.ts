@@ -36,8 +36,14 @@ type TokenCacheMetrics =
 /** The policy file's state beyond reloads, which a server's metrics may leave out too. */
 type PolicyStateMetrics = 'recordInitialPolicyLoad' | 'setPolicyFileInForce' | 'setPolicyFindings';
 
+/** What the process reports besides the server: its log destination, which `authz serve` wires itself. */
+type ProcessMetrics = 'readLogLinesDroppedFrom';
+
 /** What the server reports to metrics (the registry itself is the metrics server's business). */
-export type ServerMetrics = Omit<AuthzMetrics, 'registry' | TokenCacheMetrics | PolicyStateMetrics> &
+export type ServerMetrics = Omit<
+  AuthzMetrics,
+  'registry' | ProcessMetrics | TokenCacheMetrics | PolicyStateMetrics
+> &
   Partial<Pick<AuthzMetrics, TokenCacheMetrics | PolicyStateMetrics>>;
 
 export interface AuthzServerOptions {

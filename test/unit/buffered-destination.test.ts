@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  BUFFERED_DESTINATION_DEFAULTS,
   createBufferedDestination,
+  LOG_LINES_DROPPED_EVENT,
   type BufferedDestination,
   type BufferedDestinationOptions,
 } from '../../src/log/buffered-destination.js';
@@ -15,8 +17,9 @@ import { waitUntil } from '../support/wait-until.js';
 
 /*
  * The destination `authz serve` logs through, writing to a file: decision lines wait until a few KiB have
- * gathered or a short delay has passed, other lines go out at once, and flush() / flushSync() write
- * everything gathered.
+ * gathered or a short delay has passed, other lines go out at once, flush() / flushSync() write
+ * everything gathered, and what it holds is bounded (an output that stops reading for a while is in
+ * test/integration/log-output-stall.test.ts: a pipe needs a second process).
  */
 
 type FileSystem = typeof FileSystemModule;
@@ -144,5 +147,133 @@ describe('createBufferedDestination', () => {
 
   it('refuses a maxDelayMs that is not positive', () => {
     expect(() => createBufferedDestination({ fd, maxDelayMs: 0 })).toThrow(RangeError);
+  });
+
+  it.each([
+    [{ maxBufferBytes: 32_767 }],
+    [{ maxBufferBytes: 8191, shared: true }],
+    [{ maxBufferBytes: 65_536.5 }],
+    [{ maxBufferBytes: Number.NaN }],
+  ])('refuses %j: the bound must hold a write in flight and one gathering', (options) => {
+    expect(() => createBufferedDestination({ fd, ...options })).toThrow(/maxBufferBytes/);
+  });
+
+  it('holds at most 8 MiB by default', () => {
+    expect(BUFFERED_DESTINATION_DEFAULTS.maxBufferBytes).toBe(8 * 1024 * 1024);
+  });
+});
+
+describe('createBufferedDestination: the bound on what it holds', () => {
+  const maxBufferBytes = 32 * 1024; // 32 KiB, the least allowed: filled by some 90 lines
+  const padding = 'x'.repeat(300);
+
+  /**
+   * Nothing the destination holds is handed back before the event loop turns (sonic-boom's write ends in a
+   * callback), so a burst logged in one go is an output that does not keep up, deterministically: what the
+   * burst may add is the bound, whatever the speed of the file.
+   */
+  const burst = (destination: BufferedDestination, count: number) => {
+    const logger = createLogger({ destination });
+    destination.reportDropsTo(logger);
+    for (let n = 1; n <= count; n++) logger.info({ event: 'decision', n, padding }, 'decision');
+    return logger;
+  };
+
+  it('drops, whole, each line that would take it past maxBufferBytes, counts them, and says how many once the output has caught up', async () => {
+    const destination = create({ fd, maxBufferBytes, maxDelayMs: 10 });
+    burst(destination, 300); // about 120 KB, nearly four times the bound
+
+    const dropped = destination.droppedLines;
+    expect(dropped).toBeGreaterThan(200);
+    const lines = await waitUntil(
+      parsedLines,
+      (lines) => lines.some((line) => line['event'] === LOG_LINES_DROPPED_EVENT),
+      {
+        timeoutMs: 10_000, // a deadline for a loaded machine, not a measure
+        intervalMs: 10,
+        what: 'the log_lines_dropped line',
+      },
+    );
+    const decisions = lines.filter((line) => line['event'] === 'decision');
+    // Every line was either written, whole, or counted; the written ones are the first, in order.
+    expect(decisions.map((line) => line['n'])).toEqual(
+      Array.from({ length: 300 - dropped }, (_, i) => i + 1),
+    );
+    const text = written();
+    const decisionBytes = Buffer.byteLength(text.slice(0, text.lastIndexOf('\n', text.length - 2) + 1));
+    expect(decisionBytes).toBeLessThanOrEqual(maxBufferBytes);
+    expect(decisionBytes).toBeGreaterThan(maxBufferBytes - 1024); // filled up to the bound, less a line
+    expect(lines.at(-1)).toMatchObject({
+      level: 40,
+      event: LOG_LINES_DROPPED_EVENT,
+      dropped,
+      msg: `${dropped} log lines dropped: the output did not take them fast enough`,
+    });
+    const report = lines.at(-1)!;
+    expect(Date.parse(report['since'] as string)).toBeLessThanOrEqual(Date.parse(report['time'] as string));
+  });
+
+  it('says it once per run of drops, counting only the lines dropped since the last time it said it', async () => {
+    const destination = create({ fd, maxBufferBytes, maxDelayMs: 10 });
+    const reports = async (count: number) =>
+      (
+        await waitUntil(
+          parsedLines,
+          (lines) => lines.filter((line) => line['event'] === LOG_LINES_DROPPED_EVENT).length === count,
+          { timeoutMs: 10_000, intervalMs: 10, what: `${count} log_lines_dropped lines` },
+        )
+      ).filter((line) => line['event'] === LOG_LINES_DROPPED_EVENT);
+
+    const logger = burst(destination, 200);
+    const first = destination.droppedLines;
+    await reports(1);
+    for (let n = 1; n <= 150; n++) logger.info({ event: 'decision', n, padding }, 'decision');
+    const [, second] = await reports(2);
+
+    expect(second).toMatchObject({ dropped: destination.droppedLines - first });
+    expect(destination.droppedLines - first).toBeGreaterThan(0);
+    await destination.flush();
+    const reported = parsedLines().filter((line) => line['event'] === LOG_LINES_DROPPED_EVENT);
+    expect(reported).toHaveLength(2);
+  });
+
+  it('writes the count, last, in flush(), and resolves with no write left in flight', async () => {
+    // A slow output: each asynchronous write (sonic-boom's fs.write) ends a few milliseconds after the file
+    // took it. A write still in flight when flush() resolves would be lost to the process.exit() after it.
+    const original = fs.write;
+    let inFlight = 0;
+    const spy = vi.spyOn(fs, 'write').mockImplementation(((...args: unknown[]) => {
+      const done = args.pop() as (...result: unknown[]) => void;
+      inFlight += 1;
+      return (original as (...args: unknown[]) => void)(...args, (...result: unknown[]) =>
+        setTimeout(() => {
+          inFlight -= 1;
+          done(...result);
+        }, 5),
+      );
+    }) as typeof fs.write);
+    const destination = create({ fd, maxBufferBytes, maxDelayMs: 60_000 });
+    try {
+      burst(destination, 300);
+      await destination.flush();
+      expect(inFlight).toBe(0);
+    } finally {
+      spy.mockRestore();
+    }
+
+    const lines = parsedLines();
+    expect(lines.filter((line) => line['event'] === LOG_LINES_DROPPED_EVENT)).toHaveLength(1);
+    expect(lines.at(-1)).toMatchObject({ event: LOG_LINES_DROPPED_EVENT, dropped: destination.droppedLines });
+    expect(lines.length - 1 + destination.droppedLines).toBe(300);
+  });
+
+  it('counts what it drops before a logger to report them is given, and logs nothing itself', async () => {
+    const destination = create({ fd, maxBufferBytes, maxDelayMs: 10 });
+    const logger = createLogger({ destination });
+    for (let n = 1; n <= 300; n++) logger.info({ event: 'decision', n, padding }, 'decision');
+    await destination.flush();
+
+    expect(destination.droppedLines).toBeGreaterThan(200);
+    expect(parsedLines()).toHaveLength(300 - destination.droppedLines);
   });
 });

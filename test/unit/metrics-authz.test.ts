@@ -1,4 +1,4 @@
-import { register as globalRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, register as globalRegistry, type Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import {
   createAuthzMetrics,
@@ -422,5 +422,35 @@ describe('setPolicyInfo', () => {
 
     const [sample] = await samplesOf(metrics.registry, 'authz_policy_info');
     expect(String(sample?.labels.source)).toHaveLength(MAX_LABEL_VALUE_LENGTH);
+  });
+});
+
+describe('readLogLinesDroppedFrom', () => {
+  it('counts, from 0, the log lines the destination dropped, read at scrape time', async () => {
+    const metrics = createAuthzMetrics();
+    const text = async () => metrics.registry.getSingleMetricAsString('authz_log_lines_dropped_total');
+    expect(await text()).toContain('# TYPE authz_log_lines_dropped_total counter');
+    expect(await text()).toContain('\nauthz_log_lines_dropped_total 0');
+
+    let dropped = 0;
+    metrics.readLogLinesDroppedFrom(() => dropped);
+    dropped = 120;
+    expect((await samplesOf(metrics.registry, 'authz_log_lines_dropped_total'))[0]?.value).toBe(120);
+    dropped = 125;
+    expect((await samplesOf(metrics.registry, 'authz_log_lines_dropped_total'))[0]?.value).toBe(125);
+    expect((await samplesOf(metrics.registry, 'authz_log_lines_dropped_total'))[0]?.value).toBe(125);
+  });
+
+  it('is summed over the workers of authz serve --workers, as a counter is', async () => {
+    const workers = [createAuthzMetrics(), createAuthzMetrics()];
+    workers[0]!.readLogLinesDroppedFrom(() => 3);
+    workers[1]!.readLogLinesDroppedFrom(() => 40);
+
+    const cluster = AggregatorRegistry.aggregate(
+      await Promise.all(workers.map((worker) => worker.registry.getMetricsAsJSON())),
+    );
+    expect(await cluster.getSingleMetricAsString('authz_log_lines_dropped_total')).toContain(
+      '\nauthz_log_lines_dropped_total 43',
+    );
   });
 });
