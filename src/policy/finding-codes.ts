@@ -23,6 +23,11 @@ export const FINDING_CODES = Object.freeze({
     fix: 'Move the route above the routes that take its requests, narrow those, or remove it.',
   },
   route_duplicate: { level: 'warning', route: true, fix: 'Remove one of the two routes.' },
+  route_shadowed_weaker: {
+    level: 'error',
+    route: true,
+    fix: 'Move the route above the routes that take its requests (or narrow those) so that its requirements apply, or require as much on them; accept the risk on the route only if those requests are meant to pass with less.',
+  },
   scope_unknown: {
     level: 'warning',
     route: true,

@@ -1,8 +1,10 @@
 import type {
+  AuthenticationRequirement,
   CompiledPolicy,
   CompiledRoute,
   CompiledService,
   IssuerPolicy,
+  SenderConstraint,
   SenderConstraintSetting,
 } from './compiled-policy.js';
 import { formatDuration } from './duration.js';
@@ -108,17 +110,35 @@ export function reloadBlockingFindings(
   return next.filter((f) => findingFails(f) && !present.has(`${f.code} ${f.path}`));
 }
 
-/** The findings an explanation of a request shows: those about its route, and about its service. */
+/**
+ * The findings an explanation of a request shows: those about its route, about its service, and about the
+ * later routes of the service that would have matched it but never match (`route_shadowed_weaker`,
+ * `route_shadowed`, `route_duplicate`): the route that took the request is why they never match.
+ *
+ * @param request the request's method and normalised path, when it has one.
+ */
 export function findingsConcerning(
   findings: readonly PolicyFinding[],
   service: CompiledService,
   route: CompiledRoute | undefined,
   policy: CompiledPolicy,
+  request?: { readonly method: string; readonly path: string | undefined },
 ): PolicyFinding[] {
-  const routePath = route === undefined ? undefined : displayYamlPath([...service.routesPath, route.index]);
+  const displayPath = (r: CompiledRoute) => displayYamlPath([...service.routesPath, r.index]);
+  const routePath = route === undefined ? undefined : displayPath(route);
   const servicePath = policy.explicitServices ? displayYamlPath(service.routesPath.slice(0, -1)) : undefined;
+  const { method, path } = request ?? {};
+  const wouldMatch = new Set(
+    route === undefined || method === undefined || path === undefined
+      ? []
+      : service.routes
+          .slice(route.index + 1)
+          .filter((r) => (r.methods === null || r.methods.has(method)) && r.matchesPath(path))
+          .map(displayPath),
+  );
   return findings.filter((f) => {
     if (routePath !== undefined && (f.path === routePath || isBelow(f.path, routePath))) return true;
+    if (NEVER_MATCHES.includes(f.code) && wouldMatch.has(f.path)) return true;
     if (f.code === 'report_only_policy') return service.mode === 'report-only';
     // The top-level keys of a file without services are its one service's.
     if (servicePath === undefined)
@@ -133,6 +153,9 @@ export function findingsConcerning(
     );
   });
 }
+
+/** The codes of a route that never matches, reported at the route. */
+const NEVER_MATCHES: readonly string[] = ['route_shadowed_weaker', 'route_shadowed', 'route_duplicate'];
 
 interface Draft {
   readonly code: FindingCode;
@@ -155,7 +178,11 @@ function located(locations: YamlLocations, draft: Draft, acceptedReason?: string
   };
 }
 
-/** Routes that never match (shadowed, duplicate), then what each route that can match lets through. */
+/**
+ * Routes that never match (shadowed, duplicate), then what each route that can match lets through. A route
+ * that never matches lets nothing through itself, but the earlier routes that take its requests may demand
+ * less than it does: then its requirements are not checked for them (`route_shadowed_weaker`).
+ */
 function routeFindings(policy: CompiledPolicy, service: CompiledService, add: Add): void {
   const routePath = (route: CompiledRoute): YamlPath => [...service.routesPath, route.index];
   const describeRoute = (route: CompiledRoute): string =>
@@ -164,36 +191,103 @@ function routeFindings(policy: CompiledPolicy, service: CompiledService, add: Ad
   service.routes.forEach((route, j) => {
     const shape = shapes[j]!;
     const earlier = service.routes.slice(0, j);
-    const duplicate = earlier.find(
-      (other) => sameMethods(other.methods, route.methods) && sameShape(shapes[other.index]!, shape),
-    );
-    if (duplicate !== undefined) {
-      add(
-        'route_duplicate',
-        routePath(route),
-        `duplicates ${describeRoute(duplicate)}: same methods and path, so it never matches`,
-      );
-      return;
-    }
-    const coveredBy = shadowingRoutes(
+    const takers = shadowingRoutes(
       route,
       earlier.filter((other) => patternCovers(shapes[other.index]!, shape)),
     );
-    if (coveredBy !== undefined) {
-      const names = coveredBy.map(describeRoute);
-      const verb = names.length === 1 ? 'matches' : 'match';
-      add(
-        'route_shadowed',
-        routePath(route),
-        `never matches: ${joinAnd(names)} ${verb} every request it could`,
+    if (takers === undefined) {
+      riskFindings(service, route, isCatchAll(shape), (code, message) =>
+        add(code, routePath(route), message),
       );
-      return; // a route that never matches lets nothing through
+      routeConstraintFindings(policy, service, route, (message) =>
+        add('sender_constraint_weakened', [...routePath(route), 'sender_constraint'], message),
+      );
+      return;
     }
-    riskFindings(service, route, isCatchAll(shape), (code, message) => add(code, routePath(route), message));
-    routeConstraintFindings(policy, service, route, (message) =>
-      add('sender_constraint_weakened', [...routePath(route), 'sender_constraint'], message),
+    // An earlier route with the same methods and pattern covers it too, so it is among `takers` or behind them.
+    const duplicate = earlier.find(
+      (other) => sameMethods(other.methods, route.methods) && sameShape(shapes[other.index]!, shape),
     );
+    const named = duplicate === undefined ? takers : [duplicate];
+    const neverMatches =
+      duplicate === undefined
+        ? `never matches: ${joinAnd(takers.map(describeRoute))} ${takers.length === 1 ? 'matches' : 'match'} every request it could`
+        : `duplicates ${describeRoute(duplicate)}: same methods and path, so it never matches`;
+    const lesser = takers.flatMap((taker) => {
+      const what = lesserDemands(route, taker);
+      if (what === undefined) return [];
+      const who = named.includes(taker) ? displayYamlPath(routePath(taker)) : describeRoute(taker);
+      return [`${who} ${what}`];
+    });
+    if (lesser.length > 0)
+      add('route_shadowed_weaker', routePath(route), `${neverMatches}; ${lesser.join('; ')}`);
+    else add(duplicate === undefined ? 'route_shadowed' : 'route_duplicate', routePath(route), neverMatches);
   });
+}
+
+/**
+ * What `taker`, an earlier route that takes some of the requests of `route` (which then never matches),
+ * lets through that `route` would refuse, in words (`is public, so ...`); undefined when it demands at least
+ * as much: the same scopes or more, an authentication requirement at least as strict, a binding wherever
+ * `route` requires one, and enforcement wherever `route` enforces. A public `route` demands nothing.
+ */
+function lesserDemands(route: CompiledRoute, taker: CompiledRoute): string | undefined {
+  const need = route.access;
+  const have = taker.access;
+  if (need.kind !== 'protected') return undefined;
+  if (have.kind === 'public') return 'is public, so those requests pass without a token';
+  if (taker.mode === 'report-only' && route.mode === 'enforce')
+    return 'is report-only, so those requests pass whatever the token (a denial is only logged as would_deny)';
+  const less: string[] = [];
+  const missing = need.scopes.filter((scope) => !have.scopes.includes(scope));
+  if (missing.length > 0)
+    less.push(`does not require scope${missing.length === 1 ? '' : 's'} ${joinAnd(missing.map(quoted))}`);
+  less.push(...lesserAuthentication(need.authentication, have.authentication));
+  const unbound: string[] = [];
+  let bound: SenderConstraint | undefined;
+  for (const [iss, constraint] of route.senderConstraints) {
+    const theirs = taker.senderConstraints.get(iss);
+    if (!requiresBinding(constraint) || (theirs !== undefined && requiresBinding(theirs))) continue;
+    unbound.push(quoted(iss));
+    bound ??= constraint;
+  }
+  if (bound !== undefined) {
+    less.push(
+      `lets tokens of issuer${unbound.length === 1 ? '' : 's'} ${joinAnd(unbound)} with no binding pass ` +
+        `(this route requires them bound: ${describeSetting(bound)})`,
+    );
+  }
+  return less.length === 0 ? undefined : joinAnd(less);
+}
+
+/** What an authentication requirement (RFC 9470) `have` leaves unchecked of `need`, in words. */
+function lesserAuthentication(
+  need: AuthenticationRequirement | undefined,
+  have: AuthenticationRequirement | undefined,
+): string[] {
+  const less: string[] = [];
+  if (need?.acrValues !== undefined) {
+    const accepted = need.acrValues;
+    const extra = have?.acrValues?.filter((value) => !accepted.includes(value));
+    if (extra === undefined)
+      less.push(`does not check acr (this route: acr_values ${joinAnd(accepted.map(quoted))})`);
+    else if (extra.length > 0) less.push(`also accepts acr ${joinAnd(extra.map(quoted))}`);
+  }
+  const amrMissing = need?.amr?.filter((method) => !(have?.amr ?? []).includes(method)) ?? [];
+  if (amrMissing.length > 0) less.push(`does not require amr ${joinAnd(amrMissing.map(quoted))}`);
+  if (need?.maxAgeSeconds !== undefined) {
+    const limit = formatDuration(need.maxAgeSeconds);
+    if (have?.maxAgeSeconds === undefined) less.push(`sets no max_age (this route: ${limit})`);
+    else if (have.maxAgeSeconds > need.maxAgeSeconds)
+      less.push(
+        `accepts a login up to ${formatDuration(have.maxAgeSeconds)} old (this route: max_age ${limit})`,
+      );
+  }
+  return less;
+}
+
+function quoted(text: string): string {
+  return `"${text}"`;
 }
 
 /**
@@ -557,20 +651,30 @@ function sameMethods(a: ReadonlySet<string> | null, b: ReadonlySet<string> | nul
 }
 
 /**
- * The earlier routes that together take every request `route` could match, given those whose pattern
- * covers its pattern; undefined when its methods are not all taken. An earlier route for every method
- * takes all; a route for every method is only taken by such a route (it also gets unusual methods).
+ * The earlier routes that take the requests `route` could match, given those whose pattern covers its
+ * pattern, in file order: for each of its methods, the first of them that has that method (or every
+ * method); undefined when some method is taken by none, so that `route` can still match. A route for every
+ * method is only shadowed through an earlier route for every method, and the covering routes before that
+ * one take the requests of their methods.
  */
 function shadowingRoutes(
   route: CompiledRoute,
   covering: readonly CompiledRoute[],
 ): CompiledRoute[] | undefined {
-  const everyMethod = covering.find((other) => other.methods === null);
-  if (everyMethod !== undefined) return [everyMethod];
-  if (route.methods === null) return undefined;
+  if (route.methods === null) {
+    const everyMethod = covering.findIndex((other) => other.methods === null);
+    if (everyMethod < 0) return undefined;
+    const taken = new Set<string>();
+    return covering.slice(0, everyMethod + 1).filter((other) => {
+      if (other.methods === null) return true;
+      const takesSome = [...other.methods].some((method) => !taken.has(method));
+      for (const method of other.methods) taken.add(method);
+      return takesSome;
+    });
+  }
   const taking = new Set<CompiledRoute>();
   for (const method of route.methods) {
-    const first = covering.find((other) => other.methods?.has(method) === true);
+    const first = covering.find((other) => other.methods === null || other.methods.has(method));
     if (first === undefined) return undefined;
     taking.add(first);
   }

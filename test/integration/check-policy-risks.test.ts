@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * Issue 13: a public catch-all appended to the demo policy used to pass `authz check-policy` with
  * "0 warnings" and exit 0. Through the built command line (`npm run build` first), it is now an
  * error-level finding (public_catch_all) and the check fails; accepted on the route, it passes, shown.
+ * Issue 19: so is a protected route appended after the public /app/** that takes its requests.
  */
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -65,6 +66,17 @@ describe('authz check-policy: policy.yaml with a public catch-all appended', () 
     expect(report.warnings).toContainEqual(
       expect.objectContaining({ code: 'public_catch_all', level: 'error' }),
     );
+  });
+
+  it('reports a protected route after the public /app/** as route_shadowed_weaker, an error', async () => {
+    const file = path.join(dir, 'admin.yaml');
+    await writeFile(file, `${demo}  - { methods: [GET], path: /app/admin, scopes: [admin] }\n`);
+    const { code, stdout } = await authz('check-policy', file);
+    expect(stdout).toMatch(
+      /admin\.yaml:(\d+):5: error: routes\[5\]: never matches: routes\[4\] \(line \d+, GET,HEAD \/app\/\*\*\) matches every request it could; routes\[4\] is public, so those requests pass without a token \[route_shadowed_weaker\]\n {2}fix: Move the route above the routes that take its requests/,
+    );
+    expect(stdout).toMatch(/: 6 routes, 1 error-level finding, .*: error-level findings fail the check\n$/);
+    expect(code).toBe(1);
   });
 
   it('passes once the route accepts the risk, which stays in the output', async () => {

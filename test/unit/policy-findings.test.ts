@@ -140,6 +140,216 @@ describe('policyFindings: risks', () => {
   });
 });
 
+describe('policyFindings: a route shadowed by routes that demand less', () => {
+  /** `path code level` of the shadowing findings only. */
+  const shadowing = (...routes: string[]) =>
+    routeFindings(...routes).filter((f) => / route_(shadowed|shadowed_weaker|duplicate) /.test(f));
+
+  it('an admin route after a public route that takes its requests is an error, naming both and what passes', () => {
+    const text = demoPolicyText(
+      [
+        "{ methods: [GET, HEAD], path: '/app/**', public: true }",
+        '{ methods: [GET], path: /app/admin, scopes: [admin] }',
+      ],
+      { issuerSettings: { require_typ: 'at+jwt' } },
+    );
+    expect(findingsOf(text)).toEqual([
+      {
+        code: 'route_shadowed_weaker',
+        level: 'error',
+        line: 11,
+        column: 5,
+        path: 'routes[1]',
+        message:
+          'never matches: routes[0] (line 10, GET,HEAD /app/**) matches every request it could; routes[0] is public, so those requests pass without a token',
+        fix: FINDING_CODES.route_shadowed_weaker.fix,
+      },
+    ]);
+    expect(FINDING_CODES.route_shadowed_weaker).toMatchObject({ level: 'error', route: true });
+  });
+
+  it.each([
+    // [earlier route, shadowed route, what the message says the earlier one lets through]
+    [
+      '{ path: /files/**, scopes: [view:files] }',
+      '{ methods: [DELETE], path: /files/x, scopes: [view:files, admin] }',
+      'does not require scope "admin"',
+    ],
+    [
+      '{ path: /files/**, scopes: [] }',
+      '{ methods: [GET], path: /files/x, scopes: [a, b] }',
+      'does not require scopes "a" and "b"',
+    ],
+    [
+      '{ methods: [POST], path: /pay, scopes: [pay] }',
+      '{ methods: [POST], path: /pay, scopes: [pay], authentication: { acr_values: [urn:mfa] } }',
+      'does not check acr (this route: acr_values "urn:mfa")',
+    ],
+    [
+      '{ methods: [POST], path: /pay, scopes: [pay], authentication: { acr_values: [urn:mfa, urn:pwd] } }',
+      '{ methods: [POST], path: /pay, scopes: [pay], authentication: { acr_values: [urn:mfa] } }',
+      'also accepts acr "urn:pwd"',
+    ],
+    [
+      '{ methods: [POST], path: /pay, scopes: [pay], authentication: { amr: [pwd] } }',
+      '{ methods: [POST], path: /pay, scopes: [pay], authentication: { amr: [pwd, otp] } }',
+      'does not require amr "otp"',
+    ],
+    [
+      '{ methods: [POST], path: /pay, scopes: [pay] }',
+      '{ methods: [POST], path: /pay, scopes: [pay], authentication: { max_age: 5m } }',
+      'sets no max_age (this route: 5m)',
+    ],
+    [
+      '{ methods: [POST], path: /pay, scopes: [pay], authentication: { max_age: 1h } }',
+      '{ methods: [POST], path: /pay, scopes: [pay], authentication: { max_age: 5m } }',
+      'accepts a login up to 1h old (this route: max_age 5m)',
+    ],
+    [
+      "{ methods: [GET], path: '/a/{x}', scopes: [a], mode: report-only }",
+      '{ methods: [GET], path: /a/b, scopes: [a] }',
+      'is report-only, so those requests pass whatever the token (a denial is only logged as would_deny)',
+    ],
+  ])('after %s: %s is an error (%s)', (earlier, shadowed, what) => {
+    const findings = findingsOf(
+      demoPolicyText([earlier, shadowed], { issuerSettings: { require_typ: 'at+jwt' } }),
+    ).filter((f) => f.path === 'routes[1]');
+    expect(findings.map((f) => `${f.code} ${f.level}`)).toEqual(['route_shadowed_weaker error']);
+    expect(findings[0]?.message).toMatch(new RegExp(`; routes\\[0\\] ${escapeRegExp(what)}$`));
+  });
+
+  it.each([
+    // An earlier route that demands as much or more: the shadowed route is only a mistake.
+    [
+      '{ path: /files/**, scopes: [view:files, admin] }',
+      '{ methods: [DELETE], path: /files/x, scopes: [admin] }',
+    ],
+    [
+      "{ methods: [POST], path: '/pay/**', scopes: [pay], authentication: { acr_values: [urn:mfa], amr: [pwd, otp], max_age: 1m } }",
+      '{ methods: [POST], path: /pay, scopes: [pay], authentication: { acr_values: [urn:mfa, urn:pwd], amr: [otp], max_age: 5m } }',
+    ],
+    [
+      "{ methods: [GET], path: '/a/{x}', scopes: [a] }",
+      '{ methods: [GET], path: /a/b, scopes: [a], mode: report-only }',
+    ],
+    [
+      "{ methods: [GET], path: '/a/{x}', scopes: [a], mode: report-only }",
+      '{ methods: [GET], path: /a/b, scopes: [a], mode: report-only }',
+    ],
+    ['{ path: /files/**, scopes: [view:files] }', '{ methods: [GET], path: /files/x, public: true }'],
+    ['{ path: /files/**, public: true }', '{ methods: [GET], path: /files/x, public: true }'],
+  ])('after %s: %s stays a warning', (earlier, shadowed) => {
+    expect(shadowing(earlier, shadowed)).toEqual(['routes[1] route_shadowed warning']);
+  });
+
+  it('a duplicate that demands more than the route it duplicates is an error too; an equal one a warning', () => {
+    expect(
+      shadowing(
+        "{ methods: [GET], path: '/a/{x}', scopes: [a] }",
+        "{ methods: [GET], path: '/a/{y}', scopes: [b] }",
+      ),
+    ).toEqual(['routes[1] route_shadowed_weaker error']);
+    expect(
+      shadowing(
+        "{ methods: [GET], path: '/a/{x}', scopes: [a] }",
+        "{ methods: [GET], path: '/a/{y}', scopes: [a] }",
+      ),
+    ).toEqual(['routes[1] route_duplicate warning']);
+  });
+
+  it('judges the routes that really take the requests: a route for some methods before one for every method', () => {
+    const routes = [
+      "{ methods: [GET, HEAD], path: '/a/**', public: true }",
+      "{ path: '/a/**', scopes: [admin] }",
+      '{ methods: [GET], path: /a/b, scopes: [admin] }',
+    ];
+    const [finding] = findingsOf(
+      demoPolicyText(routes, { issuerSettings: { require_typ: 'at+jwt' } }),
+    ).filter((f) => f.path === 'routes[2]');
+    expect(finding?.code).toBe('route_shadowed_weaker');
+    expect(finding?.message).toBe(
+      'never matches: routes[0] (line 10, GET,HEAD /a/**) matches every request it could; routes[0] is public, so those requests pass without a token',
+    );
+    // A route for every method: GET and HEAD go to the public route, the other methods to the scoped one.
+    const everyMethod = findingsOf(
+      demoPolicyText([...routes.slice(0, 2), "{ path: '/a/c', scopes: [admin] }"], {
+        issuerSettings: { require_typ: 'at+jwt' },
+      }),
+    ).find((f) => f.path === 'routes[2]');
+    expect(everyMethod?.message).toBe(
+      'never matches: routes[0] (line 10, GET,HEAD /a/**) and routes[1] (line 11, * /a/**) match every request it could; routes[0] is public, so those requests pass without a token',
+    );
+  });
+
+  it("names the routes taking a duplicate's requests that it does not name already", () => {
+    const [finding] = findingsOf(
+      demoPolicyText(
+        [
+          "{ methods: [GET], path: '/a/**', public: true }",
+          "{ methods: [GET], path: '/a/{x}', scopes: [a] }",
+          "{ methods: [GET], path: '/a/{y}', scopes: [a] }",
+        ],
+        { issuerSettings: { require_typ: 'at+jwt' } },
+      ),
+    ).filter((f) => f.path === 'routes[2]');
+    expect(finding?.message).toBe(
+      'duplicates routes[1] (line 11, GET /a/{x}): same methods and path, so it never matches; routes[0] (line 10, GET /a/**) is public, so those requests pass without a token',
+    );
+  });
+
+  it('a route that requires a binding, taken by one that lets tokens with no binding pass', () => {
+    const text = [
+      'version: 1',
+      'realm: bank-api',
+      'public_origin: https://bank.example',
+      'issuers:',
+      '  - { issuer: https://idp.example/, audiences: [api], jwks_uri: https://idp.example/jwks, algorithms: [RS256], require_typ: at+jwt }',
+      'routes:',
+      "  - { methods: [POST], path: '/pay/**', scopes: [pay], sender_constraint: { dpop: allowed } }",
+      '  - { methods: [POST], path: /pay/now, scopes: [pay], sender_constraint: { dpop: required } }',
+      "  - { methods: [POST], path: '/send/**', scopes: [pay], sender_constraint: { mtls: required } }",
+      '  - { methods: [POST], path: /send/now, scopes: [pay], sender_constraint: { dpop: required } }',
+      '',
+    ].join('\n');
+    const findings = findingsOf(text).filter((f) => f.code.startsWith('route_'));
+    expect(findings.map((f) => `${f.path} ${f.code}`)).toEqual([
+      'routes[1] route_shadowed_weaker',
+      'routes[3] route_shadowed', // another binding required, not none
+    ]);
+    expect(findings[0]?.message).toMatch(
+      /; routes\[0\] lets tokens of issuer "https:\/\/idp\.example\/" with no binding pass \(this route requires them bound: \{ dpop: required, mtls: off \}\)$/,
+    );
+  });
+
+  it('is accepted on the shadowed route with accept_risks, and blocks a reload that brings it', () => {
+    const routes = [
+      "{ methods: [GET, HEAD], path: '/app/**', public: true }",
+      '{ methods: [GET], path: /app/admin, scopes: [admin] }',
+    ];
+    const risky = demoPolicyText(routes, { issuerSettings: { require_typ: 'at+jwt' } });
+    const accepted = risky.replace(
+      'scopes: [admin] }',
+      "scopes: [admin], accept_risks: [{ code: route_shadowed_weaker, reason: 'the admin page is a static shell; its API is elsewhere' }] }",
+    );
+    const [finding] = findingsOf(accepted);
+    expect(finding).toMatchObject({
+      code: 'route_shadowed_weaker',
+      accepted: { reason: 'the admin page is a static shell; its API is elsewhere' },
+    });
+    expect(findingFails(finding!, true)).toBe(false);
+
+    const inForce = demoPolicyText(routes.slice(0, 1), { issuerSettings: { require_typ: 'at+jwt' } });
+    expect(reloadBlockingFindings(findingsOf(inForce), findingsOf(risky)).map((f) => f.code)).toEqual([
+      'route_shadowed_weaker',
+    ]);
+    expect(reloadBlockingFindings(findingsOf(inForce), findingsOf(accepted))).toEqual([]);
+  });
+});
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
 describe('policyFindings: accept_risks', () => {
   const accepted = (acceptance: string) =>
     demoPolicyText(
@@ -248,6 +458,28 @@ describe('the repository policies', () => {
     expect(findingsOf(text).filter((f) => f.level === 'error')).toEqual([]);
     const risky = findingsOf(`${text}  - { path: '/**', public: true }\n`).filter((f) => f.level === 'error');
     expect(risky.map((f) => `${f.path} ${f.code}`)).toEqual(['routes[5] public_catch_all']);
+  });
+});
+
+describe('docs/policy-checks.md', () => {
+  const doc = readFileSync(repoFile('docs/policy-checks.md'), 'utf8');
+
+  it('lists every code of the registry in its table, with its level and whether a route may accept it', () => {
+    const rows = [...doc.matchAll(/^\| `([a-z_]+)` +\| (error|warning|notice) +\| (yes|no)[^|]*\|$/gm)].map(
+      ([, code, level, route]) => `${code} ${level} ${route === 'yes'}`,
+    );
+    const registry = Object.entries(FINDING_CODES).map(
+      ([code, entry]) => `${code} ${entry.level} ${entry.route}`,
+    );
+    expect([...rows].sort()).toEqual([...registry].sort());
+  });
+
+  it('has a section for every code, headed with its level', () => {
+    const sections = [...doc.matchAll(/^### `([a-z_]+)` \((error|warning|notice)\)$/gm)].map(
+      ([, code, level]) => `${code} ${level}`,
+    );
+    const registry = Object.entries(FINDING_CODES).map(([code, entry]) => `${code} ${entry.level}`);
+    expect([...sections].sort()).toEqual([...registry].sort());
   });
 });
 
