@@ -90,10 +90,15 @@ export const FINDING_CODES = Object.freeze({
     route: true,
     fix: 'Enforce the route once its would_deny log lines look right, or limit the trial to reading methods.',
   },
+  issuer_sender_constraint_weakened: {
+    level: 'error',
+    route: true,
+    fix: "Remove the weaker sender_constraint so that the issuer's binding applies, or accept the risk on the route (accept_risks) with the reason, e.g. while its clients move to DPoP; a service or the top level cannot accept it: set the weaker value on the routes that need it.",
+  },
   sender_constraint_weakened: {
     level: 'warning',
     route: true,
-    fix: "Remove the weaker sender_constraint so that the issuer's binding applies, or accept the risk on the route (accept_risks) with the reason, e.g. while its clients move to DPoP.",
+    fix: "Remove the route's weaker sender_constraint so that its service's binding applies, or accept the risk on the route (accept_risks) with the reason.",
   },
   public_origin_cleartext: {
     level: 'warning',

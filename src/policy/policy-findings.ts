@@ -199,8 +199,8 @@ function routeFindings(policy: CompiledPolicy, service: CompiledService, add: Ad
       riskFindings(service, route, isCatchAll(shape), (code, message) =>
         add(code, routePath(route), message),
       );
-      routeConstraintFindings(policy, service, route, (message) =>
-        add('sender_constraint_weakened', [...routePath(route), 'sender_constraint'], message),
+      routeConstraintFindings(policy, service, route, (code, message) =>
+        add(code, [...routePath(route), 'sender_constraint'], message),
       );
       return;
     }
@@ -293,33 +293,46 @@ function quoted(text: string): string {
 /**
  * A route whose own `sender_constraint` lets tokens with no binding through for an issuer whose tokens its
  * service would otherwise require to be bound: a leaked bearer token of that issuer works on this route.
- * Lowering `allowed` to `off` is not reported: a bound token is never taken as a bearer token (RFC 9449
- * section 7.2), so that only refuses more.
+ * When the issuer itself requires the binding, the route overrides what the issuer says of its tokens
+ * (`issuer_sender_constraint_weakened`, an error); when only the service or the top level requires it,
+ * the route drops a rule of its own policy (`sender_constraint_weakened`). Lowering `allowed` to `off` is
+ * not reported: a bound token is never taken as a bearer token (RFC 9449 section 7.2), so that only
+ * refuses more.
  */
 function routeConstraintFindings(
   policy: CompiledPolicy,
   service: CompiledService,
   route: CompiledRoute,
-  add: (message: string) => void,
+  add: (code: FindingCode, message: string) => void,
 ): void {
   if (route.access.kind !== 'protected') return;
   if (route.senderConstraint.dpop === undefined && route.senderConstraint.mtls === undefined) return;
-  const weakened: string[] = [];
-  let above: SenderConstraintSetting | undefined;
+  const byIssuer = { weakened: [] as string[], required: undefined as SenderConstraintSetting | undefined };
+  const byService = { weakened: [] as string[], required: undefined as SenderConstraintSetting | undefined };
   for (const [iss, constraint] of route.senderConstraints) {
     const issuer = policy.issuers.get(iss);
     if (issuer === undefined || requiresBinding(constraint)) continue;
     const inherited = serviceLevel(service, issuer);
-    if (!requiresBinding(inherited)) continue; // the service lets them through already: reported there
-    weakened.push(`"${iss}"`);
-    above ??= inherited;
+    if (!requiresBinding(inherited)) continue; // the service lets them through already: reported there if at all
+    const dropped = requiresBinding(issuer.senderConstraint) ? byIssuer : byService;
+    dropped.weakened.push(`"${iss}"`);
+    dropped.required ??= dropped === byIssuer ? issuer.senderConstraint : inherited;
   }
-  if (above === undefined) return;
-  add(
-    `route ${route.name} sets sender_constraint ${describeSetting(route.senderConstraint)}, so tokens of ` +
-      `issuer${weakened.length === 1 ? '' : 's'} ${joinAnd(weakened)} with no binding pass on it, though its ` +
-      `service otherwise requires them bound (${describeSetting(above)})`,
-  );
+  const sets = `route ${route.name} sets sender_constraint ${describeSetting(route.senderConstraint)}`;
+  const tokensOf = (weakened: readonly string[]) =>
+    `tokens of issuer${weakened.length === 1 ? '' : 's'} ${joinAnd(weakened)} with no binding pass on it`;
+  if (byIssuer.required !== undefined) {
+    add(
+      'issuer_sender_constraint_weakened',
+      `${sets}, so ${tokensOf(byIssuer.weakened)}, though the issuer requires them bound (${describeSetting(byIssuer.required)})`,
+    );
+  }
+  if (byService.required !== undefined) {
+    add(
+      'sender_constraint_weakened',
+      `${sets}, so ${tokensOf(byService.weakened)}, though its service otherwise requires them bound (${describeSetting(byService.required)})`,
+    );
+  }
 }
 
 /** The constraint a route that sets nothing has for the tokens of `issuer`: service over issuer. */
@@ -341,7 +354,8 @@ function describeSetting(setting: SenderConstraintSetting): string {
 /**
  * A service (or the top level, for the implicit service or a service that inherits it) whose
  * `sender_constraint` lets tokens with no binding through for an issuer that requires its tokens bound:
- * the issuer's setting says its tokens are sender-constrained, and here leaked bearer tokens of it work.
+ * the issuer's setting says its tokens are sender-constrained, and here leaked bearer tokens of it work
+ * (`issuer_sender_constraint_weakened`, not acceptable: no route can speak for its whole service).
  */
 function serviceConstraintFindings(policy: CompiledPolicy, source: SourceData, add: Add): void {
   policy.services.forEach((service) => {
@@ -369,7 +383,7 @@ function serviceConstraintFindings(policy: CompiledPolicy, source: SourceData, a
       ? `service "${service.name}"${own ? '' : ' (from the top-level sender_constraint)'}`
       : 'the top-level sender_constraint';
     add(
-      'sender_constraint_weakened',
+      'issuer_sender_constraint_weakened',
       where,
       `${what} sets ${describeSetting(service.senderConstraint)}, so tokens of issuer${weakened.length === 1 ? '' : 's'} ` +
         `${joinAnd(weakened)} with no binding pass, though the issuer requires them bound (${describeSetting(required)})`,

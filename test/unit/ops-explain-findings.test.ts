@@ -104,6 +104,34 @@ describe('authz explain: findings about the route and its service', () => {
     expect(head.findings).toEqual([]); // the admin route is for GET only
   });
 
+  it("shows a route's override of its issuer's required binding", async () => {
+    const policy = await writeTextFile(
+      temp.dir,
+      'override.yaml',
+      [
+        'version: 1',
+        'realm: bank-api',
+        'public_origin: https://bank.example',
+        'issuers:',
+        '  - { issuer: https://idp.example/, audiences: [api], jwks_uri: https://idp.example/jwks, algorithms: [ES256], require_typ: at+jwt, sender_constraint: { dpop: required } }',
+        'routes:',
+        '  - { methods: [GET], path: /legacy, scopes: [a], sender_constraint: { dpop: allowed } }',
+        '  - { methods: [GET], path: /balance, scopes: [a] }',
+        '',
+      ].join('\n'),
+    );
+    const legacy = JSON.parse(
+      await explain('--policy', policy, '--method', 'GET', '--path', '/legacy', '--json'),
+    ) as Explanation;
+    expect(legacy.findings.map((f) => `${f.level} ${f.code} ${f.path}`)).toEqual([
+      'error issuer_sender_constraint_weakened routes[0].sender_constraint',
+    ]);
+    const balance = JSON.parse(
+      await explain('--policy', policy, '--method', 'GET', '--path', '/balance', '--json'),
+    ) as Explanation;
+    expect(balance.findings).toEqual([]);
+  });
+
   it("shows the service's findings, even when no route matches", async () => {
     const json = JSON.parse(
       await explain(

@@ -498,12 +498,17 @@ describe('policyFindings: sender constraints', () => {
       ...routes.map((route) => `  - ${route}`),
       '',
     ].join('\n');
+  const CONSTRAINT_CODES = [
+    'issuer_sender_constraint_weakened',
+    'sender_constraint_weakened',
+    'public_origin_cleartext',
+  ];
   const found = (text: string) =>
     findingsOf(text)
-      .filter((f) => f.code === 'sender_constraint_weakened' || f.code === 'public_origin_cleartext')
+      .filter((f) => CONSTRAINT_CODES.includes(f.code))
       .map((f) => `${f.path} ${f.code} ${f.level}`);
 
-  it('warns about a route that lets unbound tokens of an issuer requiring DPoP through', () => {
+  it('is an error when a route lets unbound tokens of an issuer requiring DPoP through', () => {
     const text = implicit(
       [],
       ', sender_constraint: { dpop: required }',
@@ -511,16 +516,43 @@ describe('policyFindings: sender constraints', () => {
       '{ methods: [POST], path: /transfer, scopes: [transfer:funds], sender_constraint: { dpop: allowed } }',
       '{ methods: [GET], path: /legacy, scopes: [view:balance], sender_constraint: { dpop: off } }',
     );
-    const findings = findingsOf(text).filter((f) => f.code === 'sender_constraint_weakened');
+    const findings = findingsOf(text).filter((f) => f.code === 'issuer_sender_constraint_weakened');
 
     expect(findings.map((f) => `${f.path} ${f.level} line ${f.line}`)).toEqual([
-      'routes[1].sender_constraint warning line 8',
-      'routes[2].sender_constraint warning line 9',
+      'routes[1].sender_constraint error line 8',
+      'routes[2].sender_constraint error line 9',
     ]);
     expect(findings[0]?.message).toBe(
       'route POST /transfer sets sender_constraint { dpop: allowed }, so tokens of issuer "https://idp.example/" ' +
+        'with no binding pass on it, though the issuer requires them bound ({ dpop: required })',
+    );
+    expect(found(text)).not.toContain(expect.stringContaining(' sender_constraint_weakened '));
+  });
+
+  it('is a warning when a route drops a binding only its service (or the top level) requires', () => {
+    const text = implicit(
+      ['sender_constraint: { dpop: required }'],
+      '',
+      '{ methods: [GET], path: /balance, scopes: [view:balance] }',
+      '{ methods: [GET], path: /legacy, scopes: [view:balance], sender_constraint: { dpop: allowed } }',
+    );
+    const [finding] = findingsOf(text).filter((f) => CONSTRAINT_CODES.includes(f.code));
+
+    expect(found(text)).toEqual(['routes[1].sender_constraint sender_constraint_weakened warning']);
+    expect(finding?.message).toBe(
+      'route GET /legacy sets sender_constraint { dpop: allowed }, so tokens of issuer "https://idp.example/" ' +
         'with no binding pass on it, though its service otherwise requires them bound ({ dpop: required, mtls: off })',
     );
+  });
+
+  it('is an error when both the issuer and the service require the binding the route drops', () => {
+    const text = implicit(
+      ['sender_constraint: { mtls: required }'],
+      ', sender_constraint: { dpop: required }',
+      '{ methods: [GET], path: /legacy, scopes: [a], sender_constraint: { dpop: allowed, mtls: allowed } }',
+    );
+
+    expect(found(text)).toEqual(['routes[0].sender_constraint issuer_sender_constraint_weakened error']);
   });
 
   it('says nothing when a route only turns off a binding that was allowed, or requires another', () => {
@@ -534,16 +566,16 @@ describe('policyFindings: sender constraints', () => {
     expect(found(text)).toEqual([]);
   });
 
-  it('warns at the top level when it weakens the issuer for the implicit service', () => {
+  it('is an error at the top level when it weakens the issuer for the implicit service', () => {
     const text = implicit(
       ['sender_constraint: { dpop: allowed }'],
       ', sender_constraint: { dpop: required }',
       '{ methods: [GET], path: /a, scopes: [a] }',
       '{ methods: [GET], path: /b, scopes: [a], sender_constraint: { dpop: required } }',
     );
-    const [finding] = findingsOf(text).filter((f) => f.code === 'sender_constraint_weakened');
+    const [finding] = findingsOf(text).filter((f) => f.code === 'issuer_sender_constraint_weakened');
 
-    expect(found(text)).toEqual(['sender_constraint sender_constraint_weakened warning']);
+    expect(found(text)).toEqual(['sender_constraint issuer_sender_constraint_weakened error']);
     expect(finding?.line).toBe(4);
     expect(finding?.message).toBe(
       'the top-level sender_constraint sets { dpop: allowed }, so tokens of issuer "https://idp.example/" with no ' +
@@ -551,7 +583,7 @@ describe('policyFindings: sender constraints', () => {
     );
   });
 
-  it("warns at a service's own sender_constraint, or at the service when it inherits the top level's", () => {
+  it("is an error at a service's own sender_constraint, or at the service when it inherits the top level's", () => {
     const text = [
       'version: 1',
       'realm: bank-api',
@@ -569,11 +601,11 @@ describe('policyFindings: sender constraints', () => {
       '    routes: [{ methods: [GET], path: /a, scopes: [a] }]',
       '',
     ].join('\n');
-    const findings = findingsOf(text).filter((f) => f.code === 'sender_constraint_weakened');
+    const findings = findingsOf(text).filter((f) => f.code === 'issuer_sender_constraint_weakened');
 
-    expect(findings.map((f) => `${f.path} line ${f.line}`)).toEqual([
-      'services[0].sender_constraint line 10',
-      'services[1] line 12',
+    expect(findings.map((f) => `${f.path} ${f.level} line ${f.line}`)).toEqual([
+      'services[0].sender_constraint error line 10',
+      'services[1] error line 12',
     ]);
     expect(findings[1]?.message).toMatch(
       /^service "shop" \(from the top-level sender_constraint\) sets \{ mtls: off \}/,
@@ -595,7 +627,7 @@ describe('policyFindings: sender constraints', () => {
       '    routes: [{ methods: [GET], path: /a, scopes: [a] }]',
       '',
     ].join('\n');
-    const [finding] = findingsOf(text).filter((f) => f.code === 'sender_constraint_weakened');
+    const [finding] = findingsOf(text).filter((f) => f.code === 'issuer_sender_constraint_weakened');
 
     expect(`${finding?.path} line ${finding?.line}`).toBe('services[0] line 8');
     expect(finding?.message).toMatch(
@@ -603,10 +635,52 @@ describe('policyFindings: sender constraints', () => {
     );
   });
 
-  it('lets a route accept the weakening, with the reason', () => {
+  it('lets a route accept overriding the issuer, with the reason; a guarded reload refuses it unaccepted', () => {
+    const route = (acceptance: string) =>
+      `{ methods: [GET], path: /legacy, scopes: [a], sender_constraint: { dpop: allowed }${acceptance} }`;
     const text = implicit(
       [],
       ', sender_constraint: { dpop: required }',
+      route(", accept_risks: [{ code: issuer_sender_constraint_weakened, reason: 'old app until March' }]"),
+    );
+    const [finding] = findingsOf(text).filter((f) => f.code === 'issuer_sender_constraint_weakened');
+
+    expect(finding?.accepted).toEqual({ reason: 'old app until March' });
+    expect(findingFails(finding!, true)).toBe(false);
+
+    const before = implicit(
+      [],
+      ', sender_constraint: { dpop: required }',
+      '{ methods: [GET], path: /legacy, scopes: [a] }',
+    );
+    const after = implicit([], ', sender_constraint: { dpop: required }', route(''));
+    expect(
+      reloadBlockingFindings(findingsOf(before), findingsOf(after)).map((f) => `${f.path} ${f.code}`),
+    ).toEqual(['routes[0].sender_constraint issuer_sender_constraint_weakened']);
+    expect(reloadBlockingFindings(findingsOf(before), findingsOf(text))).toEqual([]);
+  });
+
+  it('an acceptance of the warning does not accept the error: it is unused, and the error stands', () => {
+    const text = implicit(
+      [],
+      ', sender_constraint: { dpop: required }',
+      "{ methods: [GET], path: /legacy, scopes: [a], sender_constraint: { dpop: allowed }, accept_risks: [{ code: sender_constraint_weakened, reason: 'old app until March' }] }",
+    );
+
+    expect(
+      findingsOf(text)
+        .filter((f) => f.level !== 'notice' || f.code === 'risk_acceptance_unused')
+        .map((f) => `${f.path} ${f.code} ${findingFails(f)}`),
+    ).toEqual([
+      'routes[0].sender_constraint issuer_sender_constraint_weakened true',
+      'routes[0].accept_risks[0] risk_acceptance_unused false',
+    ]);
+  });
+
+  it("lets a route accept dropping its service's binding, with the reason", () => {
+    const text = implicit(
+      ['sender_constraint: { dpop: required }'],
+      '',
       "{ methods: [GET], path: /legacy, scopes: [a], sender_constraint: { dpop: allowed }, accept_risks: [{ code: sender_constraint_weakened, reason: 'old app until March' }] }",
     );
     const [finding] = findingsOf(text).filter((f) => f.code === 'sender_constraint_weakened');
@@ -626,6 +700,7 @@ describe('policyFindings: sender constraints', () => {
 
   it('every new code is in the registry with its level', () => {
     expect(FINDING_CODES.sender_constraint_weakened).toMatchObject({ level: 'warning', route: true });
+    expect(FINDING_CODES.issuer_sender_constraint_weakened).toMatchObject({ level: 'error', route: true });
     expect(FINDING_CODES.public_origin_cleartext).toMatchObject({ level: 'warning', route: false });
   });
 });
