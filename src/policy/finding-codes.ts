@@ -33,6 +33,16 @@ export const FINDING_CODES = Object.freeze({
     route: true,
     fix: 'Correct the scope, or add it to known_scopes if the identity provider grants it.',
   },
+  scope_not_advertised: {
+    level: 'warning',
+    route: true,
+    fix: 'Correct the scope, or declare known_scopes with the scopes the identity providers grant (route scopes are then checked against those instead).',
+  },
+  scopes_supported_unread: {
+    level: 'notice',
+    route: false,
+    fix: 'Declare known_scopes with the scopes the routes use, or run check-policy where the discovery document can be read.',
+  },
   scope_unused: {
     level: 'notice',
     route: false,

@@ -35,6 +35,22 @@ export interface PolicyFinding {
 }
 
 /**
+ * What an issuer's discovery document says of the scopes it grants (`scopes_supported`, OpenID Connect
+ * Discovery 1.0 section 3), or why that is not known (the document could not be read, or lists none).
+ */
+export type ScopesSupported = { readonly scopes: readonly string[] } | { readonly problem: string };
+
+/** What `authz check-policy` learned outside the policy file, for the findings that need it. */
+export interface FindingContext {
+  /**
+   * The discovery documents' `scopes_supported`, by exact `iss`, of the issuers found by discovery, read
+   * when the policy declares no `known_scopes` (`scope_not_advertised`, `scopes_supported_unread`). Absent:
+   * not read (the server never reads it; `check-policy --offline`).
+   */
+  readonly scopesSupported?: ReadonlyMap<string, ScopesSupported>;
+}
+
+/**
  * Envoy's ext_authz timeout in the shipped `envoy/envoy.yaml` (`grpc_service.timeout: 1s`). A request
  * waiting longer for keys is answered by Envoy's `status_on_error` instead, with no decision logged.
  */
@@ -54,12 +70,17 @@ const WRITING_METHODS: readonly string[] = ['POST', 'PUT', 'PATCH', 'DELETE'];
  * acceptance that names no finding is itself one (`risk_acceptance_unused`).
  *
  * Pure. `locations` is the policy's source: it locates the findings and holds what compiling leaves out
- * (`accept_risks`, and whether a `mode` was written on a service or inherited).
+ * (`accept_risks`, and whether a `mode` was written on a service or inherited). `context` holds what was
+ * read elsewhere (the issuers' advertised scopes, by `authz check-policy` only).
  *
  * Shadowing is decided conservatively: a route is reported only when earlier routes provably match every
  * request it could match, so a finding is never wrong (some unusual shadowing may go unreported).
  */
-export function policyFindings(policy: CompiledPolicy, locations: YamlLocations): PolicyFinding[] {
+export function policyFindings(
+  policy: CompiledPolicy,
+  locations: YamlLocations,
+  context: FindingContext = {},
+): PolicyFinding[] {
   const source = sourceData(locations);
   const drafts: Draft[] = [];
   const add = (code: FindingCode, path: YamlPath, message: string) => drafts.push({ code, path, message });
@@ -71,6 +92,7 @@ export function policyFindings(policy: CompiledPolicy, locations: YamlLocations)
   hostFindings(policy, add, (path) => locations.positionOf(path).line);
   issuerFindings(policy, add);
   scopeFindings(policy, add);
+  advertisedScopeFindings(policy, context.scopesSupported, add);
 
   const acceptances = routeAcceptances(policy, source);
   const findings: PolicyFinding[] = drafts.map((draft) => {
@@ -549,6 +571,60 @@ function scopeFindings(policy: CompiledPolicy, add: Add): void {
     if (!used.has(scope))
       add('scope_unused', ['known_scopes', k], `known scope "${scope}" is required by no route`);
   });
+}
+
+/**
+ * Without `known_scopes`: route scopes that no issuer advertises (`scopes_supported` of the discovery
+ * documents `authz check-policy` read), a typo most likely. Checked for the routes of services that trust
+ * at least one issuer whose scopes were read; the message names the trusted issuers whose scopes are not
+ * known, which may grant it. An issuer whose document could not be read, or lists no scopes, is itself
+ * reported (`scopes_supported_unread`). `scopes_supported` need not list every scope (OpenID Connect
+ * Discovery 1.0 section 3), hence a warning.
+ */
+function advertisedScopeFindings(
+  policy: CompiledPolicy,
+  scopesSupported: ReadonlyMap<string, ScopesSupported> | undefined,
+  add: Add,
+): void {
+  if (policy.knownScopes !== undefined || scopesSupported === undefined) return;
+  [...policy.issuers.keys()].forEach((iss, i) => {
+    const read = scopesSupported.get(iss);
+    if (read === undefined || !('problem' in read)) return;
+    add(
+      'scopes_supported_unread',
+      ['issuers', i],
+      `known_scopes is absent and issuer "${iss}": ${read.problem}, so route scopes are not checked against the scopes it grants`,
+    );
+  });
+  const issuers = (list: readonly string[]) =>
+    `issuer${list.length === 1 ? '' : 's'} ${joinAnd(list.map(quoted))}`;
+  for (const service of policy.services) {
+    const advertising: string[] = [];
+    const silent: string[] = [];
+    const granted = new Set<string>();
+    for (const iss of service.trust.keys()) {
+      const read = scopesSupported.get(iss);
+      if (read === undefined || 'problem' in read) {
+        silent.push(iss);
+        continue;
+      }
+      advertising.push(iss);
+      for (const scope of read.scopes) granted.add(scope);
+    }
+    if (advertising.length === 0) continue;
+    const unknown = silent.length === 0 ? '' : `, and the scopes of ${issuers(silent)} are not known`;
+    for (const route of service.routes) {
+      if (route.access.kind !== 'protected') continue;
+      route.access.scopes.forEach((scope, k) => {
+        if (granted.has(scope)) return;
+        add(
+          'scope_not_advertised',
+          [...service.routesPath, route.index, 'scopes', k],
+          `scope "${scope}" is not in the scopes_supported of ${issuers(advertising)}${unknown}: a typo, or a scope an identity provider grants without advertising it`,
+        );
+      });
+    }
+  }
 }
 
 /**

@@ -453,6 +453,21 @@ describe('reload guard', () => {
 });
 
 describe('the repository policies', () => {
+  it.each(['policy.yaml', 'policy.gateway.yaml', 'deploy/policy/policy.yaml'])(
+    '%s declares known_scopes: exactly the scopes its routes require',
+    (file) => {
+      const text = readFileSync(repoFile(file), 'utf8');
+      const policy = compilePolicy(text, file);
+      const required = new Set(
+        policy.services.flatMap((service) =>
+          service.routes.flatMap((route) => (route.access.kind === 'protected' ? route.access.scopes : [])),
+        ),
+      );
+      expect([...(policy.knownScopes ?? [])].sort()).toEqual([...required].sort());
+      expect(findingsOf(text).filter((f) => f.code.startsWith('scope'))).toEqual([]);
+    },
+  );
+
   it('policy.yaml has no error-level finding; with a public catch-all appended it has one', () => {
     const text = readFileSync(repoFile('policy.yaml'), 'utf8');
     expect(findingsOf(text).filter((f) => f.level === 'error')).toEqual([]);
