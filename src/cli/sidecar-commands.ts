@@ -29,11 +29,12 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
     },
     {
       name: 'check-policy',
-      usage: ['FILE [--json] [--strict]'],
+      usage: ['FILE [--json] [--strict] [--offline]'],
       summary: [
         'validates a policy: errors with file:line:column, and risk findings with codes and levels',
         '(docs/policy-checks.md: a public catch-all, report-only everywhere, shadowed routes...); exit 1',
-        'on an error or an error-level finding not accepted, on warnings too with --strict',
+        'on an error or an error-level finding not accepted, on warnings too with --strict; without',
+        "known_scopes, route scopes are checked against the issuers' discovery (--offline: not read)",
       ],
       run: async (argv, context) =>
         (await import('../ops/check-policy-command.js')).checkPolicyCommand(argv, context.io),

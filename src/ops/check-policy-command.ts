@@ -1,9 +1,17 @@
+import { fetchKeySetOverHttp, type FetchKeySet } from '../authn/read-key-set.js';
+import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { policyFromRead, readPolicyText } from '../policy/load-policy.js';
 import { formatPolicyProblem, PolicyError, type PolicyProblem } from '../policy/policy-error.js';
-import { findingFails, policyFindings, type PolicyFinding } from '../policy/policy-findings.js';
+import {
+  findingFails,
+  policyFindings,
+  type FindingContext,
+  type PolicyFinding,
+} from '../policy/policy-findings.js';
 import type { CommandIo } from './command-io.js';
 import { parseOpsArgs } from '../args/parse-command-args.js';
 import { YamlLocations } from '../policy/yaml-locations.js';
+import { readScopesSupported, SCOPES_SUPPORTED_WAIT_MS } from './scopes-supported.js';
 
 /** What `authz check-policy --json` prints. `ok` is whether the command exits 0. */
 export interface CheckPolicyReport {
@@ -18,23 +26,40 @@ export interface CheckPolicyReport {
   readonly warnings: readonly PolicyFinding[];
 }
 
+/** How `check-policy` reads the issuers' discovery documents; injected by tests, so that nothing touches the network. */
+export interface CheckPolicyOptions {
+  /** Default: plain HTTP fetch, no redirects. */
+  readonly fetchDocument?: FetchKeySet;
+  /** How long to wait for them all, in milliseconds (default `SCOPES_SUPPORTED_WAIT_MS`, 3 seconds). */
+  readonly discoveryWaitMs?: number;
+}
+
 /**
- * `authz check-policy FILE [--json] [--strict]`: loads the policy as `authz serve` would (key files must
- * exist) and reports every error, then every finding (docs/policy-checks.md). Exit 0 when the policy can
- * be used and no error-level finding stands (accepted findings aside); with `--strict`, no warning
- * either. Notices never fail. 1 otherwise.
+ * `authz check-policy FILE [--json] [--strict] [--offline]`: loads the policy as `authz serve` would (key
+ * files must exist) and reports every error, then every finding (docs/policy-checks.md). Exit 0 when the
+ * policy can be used and no error-level finding stands (accepted findings aside); with `--strict`, no
+ * warning either. Notices never fail. 1 otherwise.
+ *
+ * When the policy declares no `known_scopes`, the discovery documents of the issuers found by discovery
+ * are read (all together, at most `SCOPES_SUPPORTED_WAIT_MS`) so that route scopes none of them advertises
+ * are reported (`scope_not_advertised`); `--offline` reads nothing.
  *
  * @throws UsageError for bad arguments.
  */
-export async function checkPolicyCommand(argv: readonly string[], io: CommandIo): Promise<number> {
+export async function checkPolicyCommand(
+  argv: readonly string[],
+  io: CommandIo,
+  options: CheckPolicyOptions = {},
+): Promise<number> {
   const { values, positionals } = parseOpsArgs(
     argv,
-    { json: { type: 'boolean' }, strict: { type: 'boolean' } },
+    { json: { type: 'boolean' }, strict: { type: 'boolean' }, offline: { type: 'boolean' } },
     { min: 1, max: 1, name: 'the policy FILE to check' },
   );
   const file = positionals[0]!;
   const json = values['json'] === true;
   const strict = values['strict'] === true;
+  const offline = values['offline'] === true;
 
   let errors: readonly PolicyProblem[] = [];
   let findings: readonly PolicyFinding[] = [];
@@ -46,7 +71,10 @@ export async function checkPolicyCommand(argv: readonly string[], io: CommandIo)
     const policy = await policyFromRead(read, file);
     routes = policy.services.reduce((count, service) => count + service.routes.length, 0);
     if (policy.explicitServices) services = policy.services.length;
-    if ('text' in read) findings = policyFindings(policy, new YamlLocations(read.text));
+    if ('text' in read) {
+      const context = offline ? {} : await advertisedScopes(policy, options);
+      findings = policyFindings(policy, new YamlLocations(read.text), context);
+    }
   } catch (error) {
     if (!(error instanceof PolicyError)) throw error;
     errors = error.problems;
@@ -62,6 +90,21 @@ export async function checkPolicyCommand(argv: readonly string[], io: CommandIo)
   for (const finding of findings) io.out(formatFinding(file, finding) + '\n');
   io.out(summary(file, services, routes, errors.length, findings, strict) + '\n');
   return ok ? 0 : 1;
+}
+
+/** The issuers' `scopes_supported`, when the policy declares no `known_scopes` and some issuer has discovery. */
+async function advertisedScopes(
+  policy: CompiledPolicy,
+  options: CheckPolicyOptions,
+): Promise<FindingContext> {
+  if (policy.knownScopes !== undefined) return {};
+  if (![...policy.issuers.values()].some((issuer) => issuer.keys.kind === 'discovery')) return {};
+  const scopesSupported = await readScopesSupported(
+    policy,
+    options.fetchDocument ?? fetchKeySetOverHttp,
+    options.discoveryWaitMs ?? SCOPES_SUPPORTED_WAIT_MS,
+  );
+  return { scopesSupported };
 }
 
 /**

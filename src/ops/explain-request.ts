@@ -336,7 +336,10 @@ export async function explainRequest(
     ...(evaluation.wouldDenyAnswer === undefined
       ? {}
       : { would_deny_response: responseSummary(evaluation.wouldDenyAnswer) }),
-    findings: service === undefined ? [] : findingsConcerning(findings, service, matched, policy),
+    findings:
+      service === undefined
+        ? []
+        : findingsConcerning(findings, service, matched, policy, { method: request.method, path }),
   };
 }
 

@@ -79,8 +79,9 @@ export function testTotals(runs: readonly TestFileRun[], options: TestRunOptions
 
 /**
  * The plain report of one file: a header, a table of its cases that fits `TEST_OUTPUT_COLUMNS` (long
- * cells cut with `…`), then each failure (name, expected and actual on lines of their own) and each
- * warning, with the file and the case's line.
+ * cells cut with `…`; a failure's expected and actual cut where they differ, `cutAtDifference`), then each
+ * failure (name, expected and actual in full on lines of their own) and each warning, with the file and
+ * the case's line.
  */
 export function formatFileRun(run: Extract<TestFileRun, { kind: 'run' }>, options: TestRunOptions): string {
   const { file, results } = run;
@@ -90,14 +91,17 @@ export function formatFileRun(run: Extract<TestFileRun, { kind: 'run' }>, option
       : `${results.length} of ${plural(run.cases, 'case')} (--run ${JSON.stringify(options.run)})`;
   let text = `${file}: ${count} against ${run.policyFile}, clock ${run.clock}\n`;
   if (results.length > 0) {
-    text += formatTable(
-      ['CASE', 'EXPECTED', 'ACTUAL', 'RESULT'],
-      fitColumns(
-        ['CASE', 'EXPECTED', 'ACTUAL', 'RESULT'],
-        results.map((r) => [printable(r.testCase.name), r.expected, r.actual, r.passed ? 'PASS' : 'FAIL']),
-        TEST_OUTPUT_COLUMNS,
-      ),
+    const header = ['CASE', 'EXPECTED', 'ACTUAL', 'RESULT'];
+    const rows = fitColumns(
+      header,
+      results.map((r) => [printable(r.testCase.name), r.expected, r.actual, r.passed ? 'PASS' : 'FAIL']),
+      TEST_OUTPUT_COLUMNS,
     );
+    results.forEach((r, i) => {
+      const row = rows[i]!;
+      if (!r.passed) [row[1], row[2]] = cutAtDifference(r.expected, r.actual, row[1]!.length, row[2]!.length);
+    });
+    text += formatTable(header, rows);
   }
   for (const r of results.filter((result) => !result.passed)) {
     const where = `${file}:${r.testCase.line}: FAIL `;
@@ -275,6 +279,42 @@ export function fitColumns(
   return rows.map((row) =>
     row.map((cell, c) => (c === last ? cell : truncate(cell, caps[c] ?? cell.length))),
   );
+}
+
+/**
+ * A failed case's expected and actual values cut to `expectedWidth` and `actualWidth` characters so that
+ * they show where they differ. Cut at the end, two long values that differ only past the cut would read
+ * the same (`403 insufficient_scope scope="transfer…` twice); then each is cut around the first character
+ * where they differ instead, with `…` where text is left out: `…everything-a account:c"`. Values that fit,
+ * or whose ends already differ, are cut at the end as before.
+ */
+export function cutAtDifference(
+  expected: string,
+  actual: string,
+  expectedWidth: number,
+  actualWidth: number,
+): [string, string] {
+  const ends: [string, string] = [truncate(expected, expectedWidth), truncate(actual, actualWidth)];
+  if (expected === actual || ends[0] !== ends[1]) return ends;
+  let first = 0;
+  while (expected[first] === actual[first]) first++;
+  // Both from the same character, a little before the difference; earlier still when the ends of the
+  // texts leave room.
+  const context = Math.min(DIFFERENCE_CONTEXT, Math.floor(Math.min(expectedWidth, actualWidth) / 2));
+  const from = Math.max(
+    0,
+    Math.min(first - context, expected.length - (expectedWidth - 1), actual.length - (actualWidth - 1)),
+  );
+  return [cutFrom(expected, from, expectedWidth), cutFrom(actual, from, actualWidth)];
+}
+
+/** How many characters before the first difference a cell cut around it keeps, at least (half, if narrow). */
+const DIFFERENCE_CONTEXT = 12;
+
+/** `text` from `start` on, cut to `width` characters, with `…` where cut. */
+function cutFrom(text: string, start: number, width: number): string {
+  if (start === 0) return truncate(text, width);
+  return `…${truncate(text.slice(start), width - 1)}`;
 }
 
 /** How wide the case names stay while the other columns are cut. */

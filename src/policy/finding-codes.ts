@@ -23,10 +23,25 @@ export const FINDING_CODES = Object.freeze({
     fix: 'Move the route above the routes that take its requests, narrow those, or remove it.',
   },
   route_duplicate: { level: 'warning', route: true, fix: 'Remove one of the two routes.' },
+  route_shadowed_weaker: {
+    level: 'error',
+    route: true,
+    fix: 'Move the route above the routes that take its requests (or narrow those) so that its requirements apply, or require as much on them; accept the risk on the route only if those requests are meant to pass with less.',
+  },
   scope_unknown: {
     level: 'warning',
     route: true,
     fix: 'Correct the scope, or add it to known_scopes if the identity provider grants it.',
+  },
+  scope_not_advertised: {
+    level: 'warning',
+    route: true,
+    fix: 'Correct the scope, or declare known_scopes with the scopes the identity providers grant (route scopes are then checked against those instead).',
+  },
+  scopes_supported_unread: {
+    level: 'notice',
+    route: false,
+    fix: 'Declare known_scopes with the scopes the routes use, or run check-policy where the discovery document can be read.',
   },
   scope_unused: {
     level: 'notice',
@@ -85,10 +100,15 @@ export const FINDING_CODES = Object.freeze({
     route: true,
     fix: 'Enforce the route once its would_deny log lines look right, or limit the trial to reading methods.',
   },
+  issuer_sender_constraint_weakened: {
+    level: 'error',
+    route: true,
+    fix: "Remove the weaker sender_constraint so that the issuer's binding applies, or accept the risk on the route (accept_risks) with the reason, e.g. while its clients move to DPoP; a service or the top level cannot accept it: set the weaker value on the routes that need it.",
+  },
   sender_constraint_weakened: {
     level: 'warning',
     route: true,
-    fix: "Remove the weaker sender_constraint so that the issuer's binding applies, or accept the risk on the route (accept_risks) with the reason, e.g. while its clients move to DPoP.",
+    fix: "Remove the route's weaker sender_constraint so that its service's binding applies, or accept the risk on the route (accept_risks) with the reason.",
   },
   public_origin_cleartext: {
     level: 'warning',

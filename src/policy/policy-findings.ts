@@ -1,8 +1,10 @@
 import type {
+  AuthenticationRequirement,
   CompiledPolicy,
   CompiledRoute,
   CompiledService,
   IssuerPolicy,
+  SenderConstraint,
   SenderConstraintSetting,
 } from './compiled-policy.js';
 import { formatDuration } from './duration.js';
@@ -33,6 +35,22 @@ export interface PolicyFinding {
 }
 
 /**
+ * What an issuer's discovery document says of the scopes it grants (`scopes_supported`, OpenID Connect
+ * Discovery 1.0 section 3), or why that is not known (the document could not be read, or lists none).
+ */
+export type ScopesSupported = { readonly scopes: readonly string[] } | { readonly problem: string };
+
+/** What `authz check-policy` learned outside the policy file, for the findings that need it. */
+export interface FindingContext {
+  /**
+   * The discovery documents' `scopes_supported`, by exact `iss`, of the issuers found by discovery, read
+   * when the policy declares no `known_scopes` (`scope_not_advertised`, `scopes_supported_unread`). Absent:
+   * not read (the server never reads it; `check-policy --offline`).
+   */
+  readonly scopesSupported?: ReadonlyMap<string, ScopesSupported>;
+}
+
+/**
  * Envoy's ext_authz timeout in the shipped `envoy/envoy.yaml` (`grpc_service.timeout: 1s`). A request
  * waiting longer for keys is answered by Envoy's `status_on_error` instead, with no decision logged.
  */
@@ -52,12 +70,17 @@ const WRITING_METHODS: readonly string[] = ['POST', 'PUT', 'PATCH', 'DELETE'];
  * acceptance that names no finding is itself one (`risk_acceptance_unused`).
  *
  * Pure. `locations` is the policy's source: it locates the findings and holds what compiling leaves out
- * (`accept_risks`, and whether a `mode` was written on a service or inherited).
+ * (`accept_risks`, and whether a `mode` was written on a service or inherited). `context` holds what was
+ * read elsewhere (the issuers' advertised scopes, by `authz check-policy` only).
  *
  * Shadowing is decided conservatively: a route is reported only when earlier routes provably match every
  * request it could match, so a finding is never wrong (some unusual shadowing may go unreported).
  */
-export function policyFindings(policy: CompiledPolicy, locations: YamlLocations): PolicyFinding[] {
+export function policyFindings(
+  policy: CompiledPolicy,
+  locations: YamlLocations,
+  context: FindingContext = {},
+): PolicyFinding[] {
   const source = sourceData(locations);
   const drafts: Draft[] = [];
   const add = (code: FindingCode, path: YamlPath, message: string) => drafts.push({ code, path, message });
@@ -69,6 +92,7 @@ export function policyFindings(policy: CompiledPolicy, locations: YamlLocations)
   hostFindings(policy, add, (path) => locations.positionOf(path).line);
   issuerFindings(policy, add);
   scopeFindings(policy, add);
+  advertisedScopeFindings(policy, context.scopesSupported, add);
 
   const acceptances = routeAcceptances(policy, source);
   const findings: PolicyFinding[] = drafts.map((draft) => {
@@ -108,17 +132,35 @@ export function reloadBlockingFindings(
   return next.filter((f) => findingFails(f) && !present.has(`${f.code} ${f.path}`));
 }
 
-/** The findings an explanation of a request shows: those about its route, and about its service. */
+/**
+ * The findings an explanation of a request shows: those about its route, about its service, and about the
+ * later routes of the service that would have matched it but never match (`route_shadowed_weaker`,
+ * `route_shadowed`, `route_duplicate`): the route that took the request is why they never match.
+ *
+ * @param request the request's method and normalised path, when it has one.
+ */
 export function findingsConcerning(
   findings: readonly PolicyFinding[],
   service: CompiledService,
   route: CompiledRoute | undefined,
   policy: CompiledPolicy,
+  request?: { readonly method: string; readonly path: string | undefined },
 ): PolicyFinding[] {
-  const routePath = route === undefined ? undefined : displayYamlPath([...service.routesPath, route.index]);
+  const displayPath = (r: CompiledRoute) => displayYamlPath([...service.routesPath, r.index]);
+  const routePath = route === undefined ? undefined : displayPath(route);
   const servicePath = policy.explicitServices ? displayYamlPath(service.routesPath.slice(0, -1)) : undefined;
+  const { method, path } = request ?? {};
+  const wouldMatch = new Set(
+    route === undefined || method === undefined || path === undefined
+      ? []
+      : service.routes
+          .slice(route.index + 1)
+          .filter((r) => (r.methods === null || r.methods.has(method)) && r.matchesPath(path))
+          .map(displayPath),
+  );
   return findings.filter((f) => {
     if (routePath !== undefined && (f.path === routePath || isBelow(f.path, routePath))) return true;
+    if (NEVER_MATCHES.includes(f.code) && wouldMatch.has(f.path)) return true;
     if (f.code === 'report_only_policy') return service.mode === 'report-only';
     // The top-level keys of a file without services are its one service's.
     if (servicePath === undefined)
@@ -133,6 +175,9 @@ export function findingsConcerning(
     );
   });
 }
+
+/** The codes of a route that never matches, reported at the route. */
+const NEVER_MATCHES: readonly string[] = ['route_shadowed_weaker', 'route_shadowed', 'route_duplicate'];
 
 interface Draft {
   readonly code: FindingCode;
@@ -155,7 +200,11 @@ function located(locations: YamlLocations, draft: Draft, acceptedReason?: string
   };
 }
 
-/** Routes that never match (shadowed, duplicate), then what each route that can match lets through. */
+/**
+ * Routes that never match (shadowed, duplicate), then what each route that can match lets through. A route
+ * that never matches lets nothing through itself, but the earlier routes that take its requests may demand
+ * less than it does: then its requirements are not checked for them (`route_shadowed_weaker`).
+ */
 function routeFindings(policy: CompiledPolicy, service: CompiledService, add: Add): void {
   const routePath = (route: CompiledRoute): YamlPath => [...service.routesPath, route.index];
   const describeRoute = (route: CompiledRoute): string =>
@@ -164,68 +213,148 @@ function routeFindings(policy: CompiledPolicy, service: CompiledService, add: Ad
   service.routes.forEach((route, j) => {
     const shape = shapes[j]!;
     const earlier = service.routes.slice(0, j);
-    const duplicate = earlier.find(
-      (other) => sameMethods(other.methods, route.methods) && sameShape(shapes[other.index]!, shape),
-    );
-    if (duplicate !== undefined) {
-      add(
-        'route_duplicate',
-        routePath(route),
-        `duplicates ${describeRoute(duplicate)}: same methods and path, so it never matches`,
-      );
-      return;
-    }
-    const coveredBy = shadowingRoutes(
+    const takers = shadowingRoutes(
       route,
       earlier.filter((other) => patternCovers(shapes[other.index]!, shape)),
     );
-    if (coveredBy !== undefined) {
-      const names = coveredBy.map(describeRoute);
-      const verb = names.length === 1 ? 'matches' : 'match';
-      add(
-        'route_shadowed',
-        routePath(route),
-        `never matches: ${joinAnd(names)} ${verb} every request it could`,
+    if (takers === undefined) {
+      riskFindings(service, route, isCatchAll(shape), (code, message) =>
+        add(code, routePath(route), message),
       );
-      return; // a route that never matches lets nothing through
+      routeConstraintFindings(policy, service, route, (code, message) =>
+        add(code, [...routePath(route), 'sender_constraint'], message),
+      );
+      return;
     }
-    riskFindings(service, route, isCatchAll(shape), (code, message) => add(code, routePath(route), message));
-    routeConstraintFindings(policy, service, route, (message) =>
-      add('sender_constraint_weakened', [...routePath(route), 'sender_constraint'], message),
+    // An earlier route with the same methods and pattern covers it too, so it is among `takers` or behind them.
+    const duplicate = earlier.find(
+      (other) => sameMethods(other.methods, route.methods) && sameShape(shapes[other.index]!, shape),
     );
+    const named = duplicate === undefined ? takers : [duplicate];
+    const neverMatches =
+      duplicate === undefined
+        ? `never matches: ${joinAnd(takers.map(describeRoute))} ${takers.length === 1 ? 'matches' : 'match'} every request it could`
+        : `duplicates ${describeRoute(duplicate)}: same methods and path, so it never matches`;
+    const lesser = takers.flatMap((taker) => {
+      const what = lesserDemands(route, taker);
+      if (what === undefined) return [];
+      const who = named.includes(taker) ? displayYamlPath(routePath(taker)) : describeRoute(taker);
+      return [`${who} ${what}`];
+    });
+    if (lesser.length > 0)
+      add('route_shadowed_weaker', routePath(route), `${neverMatches}; ${lesser.join('; ')}`);
+    else add(duplicate === undefined ? 'route_shadowed' : 'route_duplicate', routePath(route), neverMatches);
   });
+}
+
+/**
+ * What `taker`, an earlier route that takes some of the requests of `route` (which then never matches),
+ * lets through that `route` would refuse, in words (`is public, so ...`); undefined when it demands at least
+ * as much: the same scopes or more, an authentication requirement at least as strict, a binding wherever
+ * `route` requires one, and enforcement wherever `route` enforces. A public `route` demands nothing.
+ */
+function lesserDemands(route: CompiledRoute, taker: CompiledRoute): string | undefined {
+  const need = route.access;
+  const have = taker.access;
+  if (need.kind !== 'protected') return undefined;
+  if (have.kind === 'public') return 'is public, so those requests pass without a token';
+  if (taker.mode === 'report-only' && route.mode === 'enforce')
+    return 'is report-only, so those requests pass whatever the token (a denial is only logged as would_deny)';
+  const less: string[] = [];
+  const missing = need.scopes.filter((scope) => !have.scopes.includes(scope));
+  if (missing.length > 0)
+    less.push(`does not require scope${missing.length === 1 ? '' : 's'} ${joinAnd(missing.map(quoted))}`);
+  less.push(...lesserAuthentication(need.authentication, have.authentication));
+  const unbound: string[] = [];
+  let bound: SenderConstraint | undefined;
+  for (const [iss, constraint] of route.senderConstraints) {
+    const theirs = taker.senderConstraints.get(iss);
+    if (!requiresBinding(constraint) || (theirs !== undefined && requiresBinding(theirs))) continue;
+    unbound.push(quoted(iss));
+    bound ??= constraint;
+  }
+  if (bound !== undefined) {
+    less.push(
+      `lets tokens of issuer${unbound.length === 1 ? '' : 's'} ${joinAnd(unbound)} with no binding pass ` +
+        `(this route requires them bound: ${describeSetting(bound)})`,
+    );
+  }
+  return less.length === 0 ? undefined : joinAnd(less);
+}
+
+/** What an authentication requirement (RFC 9470) `have` leaves unchecked of `need`, in words. */
+function lesserAuthentication(
+  need: AuthenticationRequirement | undefined,
+  have: AuthenticationRequirement | undefined,
+): string[] {
+  const less: string[] = [];
+  if (need?.acrValues !== undefined) {
+    const accepted = need.acrValues;
+    const extra = have?.acrValues?.filter((value) => !accepted.includes(value));
+    if (extra === undefined)
+      less.push(`does not check acr (this route: acr_values ${joinAnd(accepted.map(quoted))})`);
+    else if (extra.length > 0) less.push(`also accepts acr ${joinAnd(extra.map(quoted))}`);
+  }
+  const amrMissing = need?.amr?.filter((method) => !(have?.amr ?? []).includes(method)) ?? [];
+  if (amrMissing.length > 0) less.push(`does not require amr ${joinAnd(amrMissing.map(quoted))}`);
+  if (need?.maxAgeSeconds !== undefined) {
+    const limit = formatDuration(need.maxAgeSeconds);
+    if (have?.maxAgeSeconds === undefined) less.push(`sets no max_age (this route: ${limit})`);
+    else if (have.maxAgeSeconds > need.maxAgeSeconds)
+      less.push(
+        `accepts a login up to ${formatDuration(have.maxAgeSeconds)} old (this route: max_age ${limit})`,
+      );
+  }
+  return less;
+}
+
+function quoted(text: string): string {
+  return `"${text}"`;
 }
 
 /**
  * A route whose own `sender_constraint` lets tokens with no binding through for an issuer whose tokens its
  * service would otherwise require to be bound: a leaked bearer token of that issuer works on this route.
- * Lowering `allowed` to `off` is not reported: a bound token is never taken as a bearer token (RFC 9449
- * section 7.2), so that only refuses more.
+ * When the issuer itself requires the binding, the route overrides what the issuer says of its tokens
+ * (`issuer_sender_constraint_weakened`, an error); when only the service or the top level requires it,
+ * the route drops a rule of its own policy (`sender_constraint_weakened`). Lowering `allowed` to `off` is
+ * not reported: a bound token is never taken as a bearer token (RFC 9449 section 7.2), so that only
+ * refuses more.
  */
 function routeConstraintFindings(
   policy: CompiledPolicy,
   service: CompiledService,
   route: CompiledRoute,
-  add: (message: string) => void,
+  add: (code: FindingCode, message: string) => void,
 ): void {
   if (route.access.kind !== 'protected') return;
   if (route.senderConstraint.dpop === undefined && route.senderConstraint.mtls === undefined) return;
-  const weakened: string[] = [];
-  let above: SenderConstraintSetting | undefined;
+  const byIssuer = { weakened: [] as string[], required: undefined as SenderConstraintSetting | undefined };
+  const byService = { weakened: [] as string[], required: undefined as SenderConstraintSetting | undefined };
   for (const [iss, constraint] of route.senderConstraints) {
     const issuer = policy.issuers.get(iss);
     if (issuer === undefined || requiresBinding(constraint)) continue;
     const inherited = serviceLevel(service, issuer);
-    if (!requiresBinding(inherited)) continue; // the service lets them through already: reported there
-    weakened.push(`"${iss}"`);
-    above ??= inherited;
+    if (!requiresBinding(inherited)) continue; // the service lets them through already: reported there if at all
+    const dropped = requiresBinding(issuer.senderConstraint) ? byIssuer : byService;
+    dropped.weakened.push(`"${iss}"`);
+    dropped.required ??= dropped === byIssuer ? issuer.senderConstraint : inherited;
   }
-  if (above === undefined) return;
-  add(
-    `route ${route.name} sets sender_constraint ${describeSetting(route.senderConstraint)}, so tokens of ` +
-      `issuer${weakened.length === 1 ? '' : 's'} ${joinAnd(weakened)} with no binding pass on it, though its ` +
-      `service otherwise requires them bound (${describeSetting(above)})`,
-  );
+  const sets = `route ${route.name} sets sender_constraint ${describeSetting(route.senderConstraint)}`;
+  const tokensOf = (weakened: readonly string[]) =>
+    `tokens of issuer${weakened.length === 1 ? '' : 's'} ${joinAnd(weakened)} with no binding pass on it`;
+  if (byIssuer.required !== undefined) {
+    add(
+      'issuer_sender_constraint_weakened',
+      `${sets}, so ${tokensOf(byIssuer.weakened)}, though the issuer requires them bound (${describeSetting(byIssuer.required)})`,
+    );
+  }
+  if (byService.required !== undefined) {
+    add(
+      'sender_constraint_weakened',
+      `${sets}, so ${tokensOf(byService.weakened)}, though its service otherwise requires them bound (${describeSetting(byService.required)})`,
+    );
+  }
 }
 
 /** The constraint a route that sets nothing has for the tokens of `issuer`: service over issuer. */
@@ -247,7 +376,8 @@ function describeSetting(setting: SenderConstraintSetting): string {
 /**
  * A service (or the top level, for the implicit service or a service that inherits it) whose
  * `sender_constraint` lets tokens with no binding through for an issuer that requires its tokens bound:
- * the issuer's setting says its tokens are sender-constrained, and here leaked bearer tokens of it work.
+ * the issuer's setting says its tokens are sender-constrained, and here leaked bearer tokens of it work
+ * (`issuer_sender_constraint_weakened`, not acceptable: no route can speak for its whole service).
  */
 function serviceConstraintFindings(policy: CompiledPolicy, source: SourceData, add: Add): void {
   policy.services.forEach((service) => {
@@ -275,7 +405,7 @@ function serviceConstraintFindings(policy: CompiledPolicy, source: SourceData, a
       ? `service "${service.name}"${own ? '' : ' (from the top-level sender_constraint)'}`
       : 'the top-level sender_constraint';
     add(
-      'sender_constraint_weakened',
+      'issuer_sender_constraint_weakened',
       where,
       `${what} sets ${describeSetting(service.senderConstraint)}, so tokens of issuer${weakened.length === 1 ? '' : 's'} ` +
         `${joinAnd(weakened)} with no binding pass, though the issuer requires them bound (${describeSetting(required)})`,
@@ -444,6 +574,60 @@ function scopeFindings(policy: CompiledPolicy, add: Add): void {
 }
 
 /**
+ * Without `known_scopes`: route scopes that no issuer advertises (`scopes_supported` of the discovery
+ * documents `authz check-policy` read), a typo most likely. Checked for the routes of services that trust
+ * at least one issuer whose scopes were read; the message names the trusted issuers whose scopes are not
+ * known, which may grant it. An issuer whose document could not be read, or lists no scopes, is itself
+ * reported (`scopes_supported_unread`). `scopes_supported` need not list every scope (OpenID Connect
+ * Discovery 1.0 section 3), hence a warning.
+ */
+function advertisedScopeFindings(
+  policy: CompiledPolicy,
+  scopesSupported: ReadonlyMap<string, ScopesSupported> | undefined,
+  add: Add,
+): void {
+  if (policy.knownScopes !== undefined || scopesSupported === undefined) return;
+  [...policy.issuers.keys()].forEach((iss, i) => {
+    const read = scopesSupported.get(iss);
+    if (read === undefined || !('problem' in read)) return;
+    add(
+      'scopes_supported_unread',
+      ['issuers', i],
+      `known_scopes is absent and issuer "${iss}": ${read.problem}, so route scopes are not checked against the scopes it grants`,
+    );
+  });
+  const issuers = (list: readonly string[]) =>
+    `issuer${list.length === 1 ? '' : 's'} ${joinAnd(list.map(quoted))}`;
+  for (const service of policy.services) {
+    const advertising: string[] = [];
+    const silent: string[] = [];
+    const granted = new Set<string>();
+    for (const iss of service.trust.keys()) {
+      const read = scopesSupported.get(iss);
+      if (read === undefined || 'problem' in read) {
+        silent.push(iss);
+        continue;
+      }
+      advertising.push(iss);
+      for (const scope of read.scopes) granted.add(scope);
+    }
+    if (advertising.length === 0) continue;
+    const unknown = silent.length === 0 ? '' : `, and the scopes of ${issuers(silent)} are not known`;
+    for (const route of service.routes) {
+      if (route.access.kind !== 'protected') continue;
+      route.access.scopes.forEach((scope, k) => {
+        if (granted.has(scope)) return;
+        add(
+          'scope_not_advertised',
+          [...service.routesPath, route.index, 'scopes', k],
+          `scope "${scope}" is not in the scopes_supported of ${issuers(advertising)}${unknown}: a typo, or a scope an identity provider grants without advertising it`,
+        );
+      });
+    }
+  }
+}
+
+/**
  * The findings about services' hosts (README, "Policy reference"): the first service in file order that
  * lists a host keeps it, exact names are tried before wildcards, and a service without hosts is reached
  * only by name (ext_authz `context_extensions`). A file without `services` has none of these.
@@ -557,20 +741,30 @@ function sameMethods(a: ReadonlySet<string> | null, b: ReadonlySet<string> | nul
 }
 
 /**
- * The earlier routes that together take every request `route` could match, given those whose pattern
- * covers its pattern; undefined when its methods are not all taken. An earlier route for every method
- * takes all; a route for every method is only taken by such a route (it also gets unusual methods).
+ * The earlier routes that take the requests `route` could match, given those whose pattern covers its
+ * pattern, in file order: for each of its methods, the first of them that has that method (or every
+ * method); undefined when some method is taken by none, so that `route` can still match. A route for every
+ * method is only shadowed through an earlier route for every method, and the covering routes before that
+ * one take the requests of their methods.
  */
 function shadowingRoutes(
   route: CompiledRoute,
   covering: readonly CompiledRoute[],
 ): CompiledRoute[] | undefined {
-  const everyMethod = covering.find((other) => other.methods === null);
-  if (everyMethod !== undefined) return [everyMethod];
-  if (route.methods === null) return undefined;
+  if (route.methods === null) {
+    const everyMethod = covering.findIndex((other) => other.methods === null);
+    if (everyMethod < 0) return undefined;
+    const taken = new Set<string>();
+    return covering.slice(0, everyMethod + 1).filter((other) => {
+      if (other.methods === null) return true;
+      const takesSome = [...other.methods].some((method) => !taken.has(method));
+      for (const method of other.methods) taken.add(method);
+      return takesSome;
+    });
+  }
   const taking = new Set<CompiledRoute>();
   for (const method of route.methods) {
-    const first = covering.find((other) => other.methods?.has(method) === true);
+    const first = covering.find((other) => other.methods === null || other.methods.has(method));
     if (first === undefined) return undefined;
     taking.add(first);
   }

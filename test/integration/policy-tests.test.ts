@@ -109,8 +109,8 @@ describe('ops command exit codes through the CLI', () => {
 
   it('check-policy: 0 usable, 1 errors, 2 usage', async () => {
     expect((await authz('check-policy', 'test/fixtures/ops/clean.yaml')).code).toBe(0);
-    expect((await authz('check-policy', 'test/fixtures/ops/warnings.yaml')).code).toBe(0);
-    expect((await authz('check-policy', '--strict', 'test/fixtures/ops/warnings.yaml')).code).toBe(1);
+    expect((await authz('check-policy', '--strict', 'test/fixtures/ops/clean.yaml')).code).toBe(1); // a warning
+    expect((await authz('check-policy', 'test/fixtures/ops/warnings.yaml')).code).toBe(1); // error-level findings
     expect((await authz('check-policy', 'test/fixtures/ops/broken.yaml')).code).toBe(1);
     const usage = await authz('check-policy');
     expect(usage.code).toBe(2);

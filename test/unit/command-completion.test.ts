@@ -59,6 +59,7 @@ describe('completionScript bash', () => {
     expect(bashCompletes(script, ['authz', 'check-policy', 'policy.yaml', '--'])).toEqual([
       '--json',
       '--strict',
+      '--offline',
       '--help',
     ]);
     expect(bashCompletes(script, ['authz', 'check-policy', 'pol'])).toEqual([]);

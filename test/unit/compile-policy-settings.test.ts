@@ -41,17 +41,17 @@ describe('compilePolicy: the repository policy.yaml', () => {
     const policy = compilePolicy(await readFile(REPO_POLICY, 'utf8'), REPO_POLICY);
     const [balance, transfer, healthz, accountBalance] = implicitService(policy).routes;
 
-    expect(balance).toMatchObject({ index: 0, line: 33, pattern: '/balance' });
+    expect(balance).toMatchObject({ index: 0, line: 36, pattern: '/balance' });
     expect(balance?.methods).toEqual(new Set(['GET']));
     expect(balance?.access).toEqual({ kind: 'protected', scopes: ['view:balance'] });
-    expect(transfer).toMatchObject({ index: 1, line: 37 });
+    expect(transfer).toMatchObject({ index: 1, line: 40 });
     expect(transfer?.access).toEqual({
       kind: 'protected',
       scopes: ['transfer:funds'],
       authentication: { acrValues: ['urn:bank:mfa'], amr: ['mfa'], maxAgeSeconds: 600 },
     });
-    expect(healthz).toMatchObject({ index: 2, line: 47, methods: null, access: { kind: 'public' } });
-    expect(accountBalance).toMatchObject({ index: 3, line: 52, pattern: '/accounts/{id}/balance' });
+    expect(healthz).toMatchObject({ index: 2, line: 50, methods: null, access: { kind: 'public' } });
+    expect(accountBalance).toMatchObject({ index: 3, line: 55, pattern: '/accounts/{id}/balance' });
     expect(accountBalance?.matchesPath('/accounts/42/balance')).toBe(true);
   });
 });

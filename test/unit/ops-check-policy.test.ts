@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
 import { checkPolicyCommand, type CheckPolicyReport } from '../../src/ops/check-policy-command.js';
-import { policyFindings } from '../../src/policy/policy-findings.js';
+import { FINDING_CODES, policyFindings } from '../../src/policy/policy-findings.js';
 import { YamlLocations } from '../../src/policy/yaml-locations.js';
 import { compileRoutes, demoPolicyText } from '../support/inline-policy.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
@@ -40,43 +40,40 @@ async function spotlessPolicy(): Promise<string> {
 }
 
 describe('authz check-policy', () => {
-  it('prints every finding with file:line:column, level and fix, then a summary, and exits 0', async () => {
+  it('prints every finding with file:line:column, level and fix, then a summary; error-level ones exit 1', async () => {
     const { code, stdout, stderr } = await check(WARNINGS);
     expect(stderr).toBe('');
-    expect(code).toBe(0);
+    expect(code).toBe(1);
     const shadowFix =
       '  fix: Move the route above the routes that take its requests, narrow those, or remove it.';
+    const weakerFix = `  fix: ${FINDING_CODES.route_shadowed_weaker.fix}`;
     expect(stdout).toBe(
       [
         `${WARNINGS}:5:46: notice: known_scopes[2]: known scope "view:statements" is required by no route [scope_unused]`,
         '  fix: Remove it from known_scopes, or require it on the routes it is meant for.',
         `${WARNINGS}:7:5: notice: issuers[0]: issuer "https://idp.example/" has no require_typ, so its ID tokens and other JWTs for the audience pass as access tokens (RFC 9068 section 4) [issuer_typ_unchecked]`,
         '  fix: Set require_typ: at+jwt if the issuer issues RFC 9068 access tokens (Okta and Entra do not).',
-        `${WARNINGS}:15:5: warning: routes[3]: duplicates routes[0] (line 12, GET /balance): same methods and path, so it never matches [route_duplicate]`,
-        '  fix: Remove one of the two routes.',
+        `${WARNINGS}:15:5: error: routes[3]: duplicates routes[0] (line 12, GET /balance): same methods and path, so it never matches; routes[0] does not require scope "view:balanse" [route_shadowed_weaker]`,
+        weakerFix,
         `${WARNINGS}:15:48: warning: routes[3].scopes[0]: scope "view:balanse" is not in known_scopes (a typo, or a scope to declare) [scope_unknown]`,
         '  fix: Correct the scope, or add it to known_scopes if the identity provider grants it.',
-        `${WARNINGS}:16:5: warning: routes[4]: never matches: routes[1] (line 13, GET,POST /accounts/{id}) matches every request it could [route_shadowed]`,
-        shadowFix,
-        `${WARNINGS}:17:5: warning: routes[5]: never matches: routes[2] (line 14, * /files/**) matches every request it could [route_shadowed]`,
-        shadowFix,
+        `${WARNINGS}:16:5: error: routes[4]: never matches: routes[1] (line 13, GET,POST /accounts/{id}) matches every request it could; routes[1] does not require scope "transfer:funds" [route_shadowed_weaker]`,
+        weakerFix,
+        `${WARNINGS}:17:5: error: routes[5]: never matches: routes[2] (line 14, * /files/**) matches every request it could; routes[2] does not require scope "transfer:funds" [route_shadowed_weaker]`,
+        weakerFix,
         `${WARNINGS}:18:5: warning: routes[6]: never matches: routes[2] (line 14, * /files/**) matches every request it could [route_shadowed]`,
         shadowFix,
-        `${WARNINGS}:26:5: warning: routes[12]: never matches: routes[0] (line 12, GET /balance) and routes[11] (line 25, POST /{any}) match every request it could [route_shadowed]`,
-        shadowFix,
+        `${WARNINGS}:26:5: error: routes[12]: never matches: routes[0] (line 12, GET /balance) and routes[11] (line 25, POST /{any}) match every request it could; routes[0] does not require scope "transfer:funds" [route_shadowed_weaker]`,
+        weakerFix,
         `${WARNINGS}:27:5: warning: routes[13]: public route * /healthz lists no methods, so POST, PUT, PATCH and DELETE requests to /healthz pass without a token too [public_any_method]`,
         '  fix: List the methods the public route is for, e.g. methods: [GET, HEAD].',
-        `${WARNINGS}: 14 routes, 7 warnings, 2 notices: usable`,
+        `${WARNINGS}: 14 routes, 4 error-level findings, 3 warnings, 2 notices: error-level findings fail the check`,
         '',
       ].join('\n'),
     );
   });
 
   it('--strict fails on warnings, never on notices; a policy without findings passes it', async () => {
-    const strict = await check(WARNINGS, '--strict');
-    expect(strict.code).toBe(1);
-    expect(strict.stdout).toMatch(/7 warnings, 2 notices: warnings fail the check \(--strict\)\n$/);
-
     const clean = await check('--strict', CLEAN);
     expect(clean.code).toBe(1);
     expect(clean.stdout).toMatch(/: 4 routes, 1 warning, 1 notice: warnings fail the check \(--strict\)\n$/);
@@ -128,19 +125,19 @@ describe('authz check-policy', () => {
 
   it('--json gives ok, errors and coded warnings with line and path', async () => {
     const { code, stdout } = await check(WARNINGS, '--json');
-    expect(code).toBe(0);
+    expect(code).toBe(1);
     const report = JSON.parse(stdout) as CheckPolicyReport;
-    expect(report.ok).toBe(true);
+    expect(report.ok).toBe(false);
     expect(report.errors).toEqual([]);
     expect(report.warnings.map((w) => [w.code, w.line, w.path])).toEqual([
       ['scope_unused', 5, 'known_scopes[2]'],
       ['issuer_typ_unchecked', 7, 'issuers[0]'],
-      ['route_duplicate', 15, 'routes[3]'],
+      ['route_shadowed_weaker', 15, 'routes[3]'],
       ['scope_unknown', 15, 'routes[3].scopes[0]'],
-      ['route_shadowed', 16, 'routes[4]'],
-      ['route_shadowed', 17, 'routes[5]'],
+      ['route_shadowed_weaker', 16, 'routes[4]'],
+      ['route_shadowed_weaker', 17, 'routes[5]'],
       ['route_shadowed', 18, 'routes[6]'],
-      ['route_shadowed', 26, 'routes[12]'],
+      ['route_shadowed_weaker', 26, 'routes[12]'],
       ['public_any_method', 27, 'routes[13]'],
     ]);
     expect(report.warnings[0]).toEqual({
@@ -153,7 +150,9 @@ describe('authz check-policy', () => {
       fix: 'Remove it from known_scopes, or require it on the routes it is meant for.',
     });
 
-    const strict = JSON.parse((await check(WARNINGS, '--json', '--strict')).stdout) as CheckPolicyReport;
+    const json = JSON.parse((await check(CLEAN, '--json')).stdout) as CheckPolicyReport;
+    expect(json.ok).toBe(true);
+    const strict = JSON.parse((await check(CLEAN, '--json', '--strict')).stdout) as CheckPolicyReport;
     expect(strict.ok).toBe(false);
   });
 

@@ -18,6 +18,7 @@ describe('authz explain: findings about the route and its service', () => {
   let temp: { dir: string; remove: () => Promise<void> };
   let catchAll: string;
   let services: string;
+  let shadowed: string;
 
   beforeAll(async () => {
     temp = await createTempDir('authz-explain-findings-');
@@ -29,6 +30,17 @@ describe('authz explain: findings about the route and its service', () => {
           '{ methods: [GET], path: /balance, scopes: [view:balance] }',
           "{ methods: [GET], path: '/**', public: true, accept_risks: [{ code: public_catch_all, reason: 'static mirror, nothing private' }] }",
           '{ path: /other/**, public: true }',
+        ],
+        { issuerSettings: { require_typ: 'at+jwt' } },
+      ),
+    );
+    shadowed = await writeTextFile(
+      temp.dir,
+      'shadowed.yaml',
+      demoPolicyText(
+        [
+          "{ methods: [GET, HEAD], path: '/app/**', public: true }",
+          '{ methods: [GET], path: /app/admin, scopes: [admin] }',
         ],
         { issuerSettings: { require_typ: 'at+jwt' } },
       ),
@@ -75,6 +87,49 @@ describe('authz explain: findings about the route and its service', () => {
     expect(json.findings.map((f) => [f.level, f.code, f.path, f.accepted])).toEqual([
       ['warning', 'public_any_method', 'routes[2]', undefined],
     ]);
+  });
+
+  it('shows a later route the request would have matched, shadowed by the route that took it', async () => {
+    const output = await explain('--policy', shadowed, '--method', 'GET', '--path', '/app/admin');
+    expect(output).toContain(
+      'findings   error route_shadowed_weaker (line 11): never matches: routes[0] (line 10, GET,HEAD /app/**) matches every request it could; routes[0] is public, so those requests pass without a token\n',
+    );
+    const other = JSON.parse(
+      await explain('--policy', shadowed, '--method', 'GET', '--path', '/app/index.html', '--json'),
+    ) as Explanation;
+    expect(other.findings).toEqual([]);
+    const head = JSON.parse(
+      await explain('--policy', shadowed, '--method', 'HEAD', '--path', '/app/admin', '--json'),
+    ) as Explanation;
+    expect(head.findings).toEqual([]); // the admin route is for GET only
+  });
+
+  it("shows a route's override of its issuer's required binding", async () => {
+    const policy = await writeTextFile(
+      temp.dir,
+      'override.yaml',
+      [
+        'version: 1',
+        'realm: bank-api',
+        'public_origin: https://bank.example',
+        'issuers:',
+        '  - { issuer: https://idp.example/, audiences: [api], jwks_uri: https://idp.example/jwks, algorithms: [ES256], require_typ: at+jwt, sender_constraint: { dpop: required } }',
+        'routes:',
+        '  - { methods: [GET], path: /legacy, scopes: [a], sender_constraint: { dpop: allowed } }',
+        '  - { methods: [GET], path: /balance, scopes: [a] }',
+        '',
+      ].join('\n'),
+    );
+    const legacy = JSON.parse(
+      await explain('--policy', policy, '--method', 'GET', '--path', '/legacy', '--json'),
+    ) as Explanation;
+    expect(legacy.findings.map((f) => `${f.level} ${f.code} ${f.path}`)).toEqual([
+      'error issuer_sender_constraint_weakened routes[0].sender_constraint',
+    ]);
+    const balance = JSON.parse(
+      await explain('--policy', policy, '--method', 'GET', '--path', '/balance', '--json'),
+    ) as Explanation;
+    expect(balance.findings).toEqual([]);
   });
 
   it("shows the service's findings, even when no route matches", async () => {

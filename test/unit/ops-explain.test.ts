@@ -38,7 +38,7 @@ describe('authz explain on the demo policy (--claims)', () => {
     expect(output).toBe(
       [
         'request    GET /balance',
-        'route      routes[0] (line 33): GET /balance',
+        'route      routes[0] (line 36): GET /balance',
         '           the first route in file order that lists method GET and whose pattern matches /balance',
         'requires   scopes: view:balance (all of them)',
         '           login: any',
@@ -73,9 +73,9 @@ describe('authz explain on the demo policy (--claims)', () => {
         'request    POST /transfer',
         '           Authorization: DPoP (the token with the DPoP scheme)',
         "           DPoP proof: given as valid, signed with the token's key (not checked)",
-        'route      routes[1] (line 37): POST /transfer',
+        'route      routes[1] (line 40): POST /transfer',
         '           the first route in file order that lists method POST and whose pattern matches /transfer',
-        '           skipped routes[0] (line 33, GET /balance): method POST is not one of GET',
+        '           skipped routes[0] (line 36, GET /balance): method POST is not one of GET',
         'requires   scopes: transfer:funds (all of them)',
         '           login: acr one of urn:bank:mfa; amr including mfa; auth_time at most 600 s ago',
         '           schemes: DPoP',
@@ -127,11 +127,11 @@ describe('authz explain on the demo policy (--claims)', () => {
       [
         'request    DELETE /balance?x=1',
         'route      none: no route has both a method and a pattern matching this request',
-        '           skipped routes[0] (line 33, GET /balance): method DELETE is not one of GET',
-        '           skipped routes[1] (line 37, POST /transfer): method DELETE is not one of POST',
-        '           skipped routes[2] (line 47, * /healthz): path /balance does not match /healthz',
-        '           skipped routes[3] (line 52, GET /accounts/{id}/balance): method DELETE is not one of GET',
-        '           skipped routes[4] (line 55, GET,HEAD /app/**): method DELETE is not one of GET, HEAD',
+        '           skipped routes[0] (line 36, GET /balance): method DELETE is not one of GET',
+        '           skipped routes[1] (line 40, POST /transfer): method DELETE is not one of POST',
+        '           skipped routes[2] (line 50, * /healthz): path /balance does not match /healthz',
+        '           skipped routes[3] (line 55, GET /accounts/{id}/balance): method DELETE is not one of GET',
+        '           skipped routes[4] (line 58, GET,HEAD /app/**): method DELETE is not one of GET, HEAD',
         'token      none presented (no Authorization header)',
         'decision   deny no_route: no route allows this request',
         'response   403',
@@ -149,7 +149,7 @@ describe('authz explain on the demo policy (--claims)', () => {
       ...['--claims', '{"iss": "https://untrusted.example/"}'],
     );
     expect(output).toContain(
-      'route      routes[2] (line 47): * /healthz\n' +
+      'route      routes[2] (line 50): * /healthz\n' +
         '           the first route in file order that applies to every method and whose pattern matches /healthz\n',
     );
     expect(output).toContain('requires   nothing: a public route, no token needed\n');
@@ -181,7 +181,7 @@ describe('authz explain on the demo policy (--claims)', () => {
     });
     expect(explanation.route).toMatchObject({
       index: 1,
-      line: 37,
+      line: 40,
       name: 'POST /transfer',
       methods: ['POST'],
       requires: {

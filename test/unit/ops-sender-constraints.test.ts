@@ -272,7 +272,7 @@ describe('authz explain: schemes, proofs and the sender constraint in force', ()
 
       expect(explanation.findings.map((f) => `${f.path} ${f.code}`)).toEqual([
         'public_origin[1] public_origin_cleartext',
-        'sender_constraint sender_constraint_weakened',
+        'sender_constraint issuer_sender_constraint_weakened',
       ]);
     } finally {
       await temp.remove();

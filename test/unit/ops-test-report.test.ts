@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
 import { testCommand } from '../../src/ops/test-command.js';
 import { escapeXml } from '../../src/ops/test-junit.js';
-import type { TestRunReport } from '../../src/ops/test-report.js';
+import { cutAtDifference, type TestRunReport } from '../../src/ops/test-report.js';
 import { claimsReadBy, unreadClaimWarnings } from '../../src/ops/test-token-claims.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import { createTempDir, writeTextFile } from '../support/authz-harness.js';
@@ -142,6 +142,58 @@ describe('authz test: plain output', () => {
       expect(line.length).toBeLessThanOrEqual(120);
     // The failure line names the case cut to fit as well; --json has it in full.
     expect(lines).toContain('  expected allow');
+  });
+});
+
+describe('authz test: a failure whose values differ only past the cut', () => {
+  const SCOPES = 'transfer:funds view:balance view:statements account:read-write-a account:read-write';
+  const expected = `403 insufficient_scope scope="${SCOPES}-c"`;
+  const actual = `403 insufficient_scope scope="${SCOPES}-b"`;
+
+  it('cuts the expected and actual cells around where they differ, and prints both in full below', async () => {
+    await writeTextFile(
+      temp.dir,
+      'long-policy.yaml',
+      demoPolicyText([`{ methods: [POST], path: /transfer, scopes: [${SCOPES.replaceAll(' ', ', ')}-b] }`]),
+    );
+    const file = await writeTextFile(
+      temp.dir,
+      'long.test.yaml',
+      [
+        'policy: long-policy.yaml',
+        'now: 2026-11-27T12:00:00Z',
+        'cases:',
+        '  - name: transfer needs every scope',
+        '    request: { method: POST, path: /transfer }',
+        '    token: { scope: view:balance }',
+        `    expect: { status: 403, error: insufficient_scope, scope: [${SCOPES.replaceAll(' ', ', ')}-c] }`,
+        '',
+      ].join('\n'),
+    );
+    const { code, stdout } = await runTests(file);
+    expect(code).toBe(1);
+    const lines = stdout.split('\n');
+    expect(lines[2]).toBe(
+      'transfer needs every scope  …count:read-write-a account:read-write-c"  …count:read-write-a account:read-write-b"  FAIL',
+    );
+    for (const line of lines.slice(1, 3)) expect(line.length).toBeLessThanOrEqual(120);
+    expect(lines.slice(3, 6)).toEqual([
+      `${file}:4: FAIL transfer needs every scope`,
+      `  expected ${expected}`,
+      `  got      ${actual}`,
+    ]);
+  });
+
+  it.each([
+    // [expected, actual, width, cut expected, cut actual]
+    ['abcdefghijklmnopqrstuvwxyz-1', 'abcdefghijklmnopqrstuvwxyz-2', 10, '…tuvwxyz-1', '…tuvwxyz-2'],
+    ['abcdefghijklmnopqrstuvwxyz', 'abcdefghijklmnXpqrstuvwxyz', 12, '…ijklmnopqr…', '…ijklmnXpqr…'],
+    ['allow', '403 insufficient_scope scope="transfer:funds"', 12, 'allow', '403 insuffi…'],
+    ['403 access_denied for ever', '403 access_denied for ever', 10, '403 acces…', '403 acces…'],
+  ])('cutAtDifference(%j, %j, %i)', (a, b, width, cutA, cutB) => {
+    const [x, y] = cutAtDifference(a, b, width, width);
+    expect([x.length <= width, y.length <= width]).toEqual([true, true]);
+    expect([x, y]).toEqual([cutA, cutB]);
   });
 });
 
