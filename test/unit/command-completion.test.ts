@@ -32,6 +32,7 @@ describe('commandFlags', () => {
       '--shutdown-grace',
       '--workers',
       '--dpop-nonce-key',
+      '--allow-policy-errors',
       '--help',
     ]);
     const test = SIDECAR_COMMANDS.commands.find((command) => command.name === 'test')!;

@@ -49,6 +49,7 @@ describe('serveConfig', () => {
       drainDelayMs: 0,
       shutdownGraceMs: 10_000,
       workers: 1,
+      allowPolicyErrors: false,
     });
     expect(SERVE_DEFAULTS.listen).toBe('127.0.0.1:9001');
   });
@@ -64,6 +65,7 @@ describe('serveConfig', () => {
       AUTHZ_SHUTDOWN_GRACE: '30s',
       AUTHZ_WORKERS: '4',
       AUTHZ_DPOP_NONCE_KEY_FILE: '/run/secrets/dpop-nonce-key',
+      AUTHZ_ALLOW_POLICY_ERRORS: 'true',
     };
 
     expect(serveConfig([], env)).toEqual({
@@ -76,7 +78,18 @@ describe('serveConfig', () => {
       shutdownGraceMs: 30_000,
       workers: 4,
       dpopNonceKeyFile: '/run/secrets/dpop-nonce-key',
+      allowPolicyErrors: true,
     });
+  });
+
+  it('takes --allow-policy-errors, or AUTHZ_ALLOW_POLICY_ERRORS true or false, and refuses other values', () => {
+    expect(serveConfig(['--policy', 'p', '--allow-policy-errors'], {}).allowPolicyErrors).toBe(true);
+    expect(serveConfig(['--policy', 'p'], { AUTHZ_ALLOW_POLICY_ERRORS: 'false' }).allowPolicyErrors).toBe(
+      false,
+    );
+    expect(
+      usageErrorFrom(() => serveConfig(['--policy', 'p'], { AUTHZ_ALLOW_POLICY_ERRORS: '1' })).message,
+    ).toBe('AUTHZ_ALLOW_POLICY_ERRORS: "1" is not true or false');
   });
 
   it('takes the DPoP nonce key file from --dpop-nonce-key over AUTHZ_DPOP_NONCE_KEY_FILE, and refuses an empty name', () => {

@@ -1,24 +1,25 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DpopNonces } from '../../src/authn/dpop-nonces.js';
-import { DpopReplayCache } from '../../src/authn/dpop-replay-cache.js';
+import { MemoryReplayStore } from '../../src/authn/dpop-replay-store.js';
 
 // What docs/sender-constraints.md, "Replays, workers and replicas", says about several processes (workers,
-// replicas), held against the code: each process has its own replay cache, so a proof one accepted is fresh
+// replicas), held against the code: each process has its own replay store, so a proof one accepted is fresh
 // to another; a nonce from a shared key is accepted by every holder of the key, and says nothing about which
 // proofs were seen.
 
 const T0 = Date.UTC(2030, 0, 1);
 const WINDOW_MS = 60_000;
-const MANY = 1000;
+const LIMITS = { total: 1000, perKey: 1000, perSubject: 1000 };
+const PROOF = { keyThumbprint: 'jkt', jti: 'jti', acceptableUntilMs: T0 + WINDOW_MS };
 const KEY = Buffer.alloc(32, 7);
 
 describe('DPoP replays across processes', () => {
   it('a jti one process accepted is fresh to another: replay detection is per process', () => {
-    const [first, second] = [new DpopReplayCache(), new DpopReplayCache()];
-    expect(first.remember('jkt jti', T0, T0 + WINDOW_MS, MANY)).toBe('fresh');
-    expect(first.remember('jkt jti', T0 + 1, T0 + WINDOW_MS, MANY)).toBe('replayed');
-    expect(second.remember('jkt jti', T0 + 1, T0 + WINDOW_MS, MANY)).toBe('fresh');
+    const [first, second] = [new MemoryReplayStore(), new MemoryReplayStore()];
+    expect(first.claim(PROOF, T0, LIMITS)).toEqual({ kind: 'fresh' });
+    expect(first.claim(PROOF, T0 + 1, LIMITS)).toEqual({ kind: 'replayed' });
+    expect(second.claim(PROOF, T0 + 1, LIMITS)).toEqual({ kind: 'fresh' });
   });
 
   it("a nonce one process issued is accepted by another with the same key, and by none with another's", () => {
