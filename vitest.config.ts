@@ -1,13 +1,14 @@
 import { defineConfig } from 'vitest/config';
 
 // Suites that start servers or processes. They bind free ports, but Envoy and Chromium start-up is CPU-heavy
-// on a 2-core machine: one file at a time (`fileParallelism: false`), with room for start-up.
+// on a 2-core machine: one file at a time (`fileParallelism: false`), with room for start-up. The timeouts
+// are guards against a hang, not measures: a loaded machine may take seconds to start each process.
 // `expect.poll` waits for a condition (a page's text, a log line): its default of 1 s is a guess at how fast
 // the machine is, which a loaded one misses; the condition, not the clock, ends the wait.
 const oneFileAtATime = {
   fileParallelism: false,
-  testTimeout: 30_000, // 30 seconds
-  hookTimeout: 60_000, // 60 seconds
+  testTimeout: 60_000, // 60 seconds
+  hookTimeout: 120_000, // 2 minutes
   expect: { poll: { timeout: 15_000 } }, // 15 seconds
 } as const;
 

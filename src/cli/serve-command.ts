@@ -21,18 +21,16 @@ import { serveConfig, type ServeConfig } from './serve-config.js';
 
 /** After SIGTERM, how much longer than its drain and grace a worker gets to exit before it is killed. */
 const WORKER_STOP_MARGIN_MS = 5_000; // 5 seconds
-/** How the primary of `--workers N` hands its DPoP nonce key to the workers it forks (never set by hand). */
-const NONCE_KEY_VARIABLE = 'AUTHZ_CLUSTER_DPOP_NONCE_KEY';
 /** The largest nonce key file read, in bytes. */
 const MAX_NONCE_KEY_BYTES = 4096;
 
 /**
  * The key of DPoP server nonces (docs/sender-constraints.md): the file `--dpop-nonce-key` names, shared by
- * replicas; else, for a worker, the key its primary made; else a random key for this start.
+ * replicas; else, for a worker, the key its primary hands it over IPC; else a random key for this start.
  *
  * @throws UsageError when the file cannot be read or holds fewer than 32 bytes.
  */
-async function dpopNonceKey(config: ServeConfig, env: Environment): Promise<Uint8Array> {
+async function dpopNonceKey(config: ServeConfig): Promise<Uint8Array> {
   const file = config.dpopNonceKeyFile;
   if (file !== undefined) {
     let key: Buffer;
@@ -50,8 +48,10 @@ async function dpopNonceKey(config: ServeConfig, env: Environment): Promise<Uint
     }
     return key;
   }
-  const fromPrimary = cluster.isWorker ? env[NONCE_KEY_VARIABLE] : undefined;
-  if (fromPrimary !== undefined) return Buffer.from(fromPrimary, 'base64url');
+  if (cluster.isWorker) {
+    const { receiveSecrets } = await import('../server/cluster-worker.js');
+    return (await receiveSecrets()).dpopNonceKey;
+  }
   return randomBytes(MIN_NONCE_KEY_BYTES);
 }
 
@@ -70,7 +70,7 @@ async function dpopNonceKey(config: ServeConfig, env: Environment): Promise<Uint
  */
 export async function serveCommand(argv: readonly string[], context: CommandContext): Promise<number> {
   const config = serveConfig(argv, context.env);
-  const nonceKey = await dpopNonceKey(config, context.env);
+  const nonceKey = await dpopNonceKey(config);
   // Under --workers, the primary and every worker write to one standard output.
   const output = createBufferedDestination({ shared: cluster.isWorker || config.workers > 1 });
   const logger = createLogger({ level: config.logLevel, destination: output });
@@ -170,8 +170,8 @@ async function serveAsPrimary(
     listen: config.listen.text,
     logger,
     stopTimeoutMs: config.drainDelayMs + config.shutdownGraceMs + WORKER_STOP_MARGIN_MS,
-    // Every worker accepts the nonces of the others: one key for all of them.
-    workerEnvironment: { [NONCE_KEY_VARIABLE]: Buffer.from(nonceKey).toString('base64url') },
+    // Every worker accepts the nonces of the others: one key for all of them, handed over IPC.
+    dpopNonceKey: nonceKey,
   });
   let metricsServer: RunningMetricsServer | undefined;
   try {

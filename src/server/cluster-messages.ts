@@ -43,19 +43,36 @@ export interface MetricsResponseMessage {
   readonly error?: string;
 }
 
+/** Worker to primary, before it starts: send me the secrets every worker shares. */
+export interface SecretsRequestMessage {
+  readonly type: 'authz:secrets-request';
+}
+
+/**
+ * Primary to worker, in answer: the key of DPoP server nonces (base64url), so that every worker accepts the
+ * nonces of the others. Over the IPC channel, never in the worker's environment, which other processes of
+ * the same user can read (`/proc/PID/environ`) and which its own children would inherit.
+ */
+export interface SecretsMessage {
+  readonly type: 'authz:secrets';
+  readonly dpopNonceKey: string;
+}
+
 /** Every message a worker sends. */
-export type WorkerMessage = ListeningMessage | HealthMessage | MetricsResponseMessage;
+export type WorkerMessage = ListeningMessage | HealthMessage | MetricsResponseMessage | SecretsRequestMessage;
 /** Every message the primary sends. */
-export type PrimaryMessage = VerdictMessage | MetricsRequestMessage;
+export type PrimaryMessage = VerdictMessage | MetricsRequestMessage | SecretsMessage;
 
 const WORKER_TYPES: ReadonlySet<unknown> = new Set<WorkerMessage['type']>([
   'authz:listening',
   'authz:health',
   'authz:metrics-response',
+  'authz:secrets-request',
 ]);
 const PRIMARY_TYPES: ReadonlySet<unknown> = new Set<PrimaryMessage['type']>([
   'authz:verdict',
   'authz:metrics-request',
+  'authz:secrets',
 ]);
 
 /** Whether an IPC message is one of ours from a worker (other modules may use the channel too). */

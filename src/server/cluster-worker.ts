@@ -40,7 +40,7 @@ export function joinCluster(options: JoinClusterOptions): ClusterMember {
   };
 
   process.on('message', (message: unknown) => {
-    if (!isPrimaryMessage(message)) return;
+    if (!isPrimaryMessage(message) || message.type === 'authz:secrets') return; // secrets: receiveSecrets
     if (message.type === 'authz:verdict') {
       allServing = message.allServing;
       for (const listener of verdictListeners) listener();
@@ -66,4 +66,43 @@ export function joinCluster(options: JoinClusterOptions): ClusterMember {
     allServing: () => allServing,
     onVerdict: (listener) => void verdictListeners.push(listener),
   };
+}
+
+/** What the primary hands every worker at start (cluster-messages.ts, SecretsMessage). */
+export interface ClusterSecrets {
+  readonly dpopNonceKey: Uint8Array;
+}
+
+/** How long a worker waits for its secrets before it gives up starting, in ms. */
+const SECRETS_TIMEOUT_MS = 30_000; // 30 seconds: a guard against a primary that never answers
+
+/**
+ * Asks the primary for the secrets every worker shares, over the IPC channel, and resolves with its answer.
+ * @throws Error when there is no channel to a primary, or no answer within 30 s.
+ */
+export function receiveSecrets(): Promise<ClusterSecrets> {
+  return new Promise((resolve, reject) => {
+    if (process.send === undefined || !process.connected) {
+      reject(new Error('a cluster worker needs the IPC channel to its primary'));
+      return;
+    }
+    const timer = setTimeout(() => {
+      process.off('message', onMessage);
+      reject(new Error(`no answer from the primary within ${SECRETS_TIMEOUT_MS} ms`));
+    }, SECRETS_TIMEOUT_MS);
+    const onMessage = (message: unknown) => {
+      if (!isPrimaryMessage(message) || message.type !== 'authz:secrets') return;
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      resolve({ dpopNonceKey: Buffer.from(message.dpopNonceKey, 'base64url') });
+    };
+    // Listening before asking: a message that comes with no listener yet would be lost.
+    process.on('message', onMessage);
+    process.send({ type: 'authz:secrets-request' } satisfies WorkerMessage, undefined, undefined, (error) => {
+      if (error === null) return;
+      clearTimeout(timer);
+      process.off('message', onMessage);
+      reject(error);
+    });
+  });
 }

@@ -24,8 +24,8 @@ export interface WorkerClusterOptions {
   readonly restartWindowMs?: number;
   /** How long a worker may take to answer for its metrics, in ms. */
   readonly metricsTimeoutMs?: number;
-  /** Variables every worker gets in its environment besides its number (e.g. the DPoP nonce key). */
-  readonly workerEnvironment?: Readonly<Record<string, string>>;
+  /** The key of DPoP server nonces every worker is given, over IPC when it asks (SecretsMessage). */
+  readonly dpopNonceKey: Uint8Array;
   /** Starts one worker process with these variables added to its environment (default `cluster.fork`). */
   readonly fork?: (environment: Readonly<Record<string, string>>) => ClusterWorker;
 }
@@ -126,6 +126,7 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
   const maxRestarts = options.maxRestarts ?? WORKER_CLUSTER_DEFAULTS.maxRestarts;
   const restartWindowMs = options.restartWindowMs ?? WORKER_CLUSTER_DEFAULTS.restartWindowMs;
   const metricsTimeoutMs = options.metricsTimeoutMs ?? WORKER_CLUSTER_DEFAULTS.metricsTimeoutMs;
+  const dpopNonceKey = Buffer.from(options.dpopNonceKey).toString('base64url');
 
   const slots: Slot[] = Array.from({ length: options.workers }, (_, index) => ({
     number: index + 1,
@@ -186,10 +187,7 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
   };
 
   const fork = (slot: Slot): ClusterWorker => {
-    const worker = (options.fork ?? cluster.fork)({
-      ...options.workerEnvironment,
-      [WORKER_NUMBER_VARIABLE]: String(slot.number),
-    });
+    const worker = (options.fork ?? cluster.fork)({ [WORKER_NUMBER_VARIABLE]: String(slot.number) });
     const exited = new Promise<Exit>((resolve) =>
       worker.once('exit', (code: number | null, signal: string | null) => {
         const exit = { code, signal };
@@ -223,6 +221,8 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
       } else if (message.type === 'authz:health') {
         slot.status = message.status;
         broadcastVerdict();
+      } else if (message.type === 'authz:secrets-request') {
+        send(worker, { type: 'authz:secrets', dpopNonceKey });
       } else {
         metricRequests.get(message.id)?.settle(message);
       }

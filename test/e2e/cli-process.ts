@@ -27,7 +27,7 @@ process.once('exit', () => {
 
 /**
  * Starts `node dist/cli/main.js ARGS` and waits until it logs its `started` line.
- * @throws Error with the process output if it exits or does not start within 15 s.
+ * @throws Error with the process output if it exits or does not start within 30 s (a guard for a loaded machine).
  */
 export async function startCli(
   args: readonly string[],
@@ -63,12 +63,12 @@ export async function startCli(
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
 
-  const deadline = Date.now() + 15_000;
+  const deadline = Date.now() + 30_000;
   while (!logLines().some((line) => line['event'] === 'started')) {
     if (code !== undefined) throw new Error(`authz ${args[0]} exited (${code}):\n${text}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`authz ${args[0]} did not start within 15 s:\n${text}`);
+      throw new Error(`authz ${args[0]} did not start within 30 s:\n${text}`);
     }
     await delay(50);
   }

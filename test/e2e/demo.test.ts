@@ -74,7 +74,7 @@ describe('npm run demo', () => {
       [path.join(repoRoot, 'dist', 'cli', 'main.js'), 'demo-client', '--otp', 'auto'],
       {
         encoding: 'utf8',
-        timeout: 30_000,
+        timeout: 60_000, // a guard against a hang: the demo client runs its whole story
       },
     );
     expect(run.status, run.stdout + run.stderr).toBe(0);

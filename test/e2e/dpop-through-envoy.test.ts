@@ -40,7 +40,7 @@ import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
 //   waits it out).
 // - strict (strict.test): no sender_constraint of its own, so the issuers' apply: the strict issuer requires
 //   DPoP-bound tokens, the main issuer sets nothing (off). A short max_age for the replay-after-the-window case.
-// The top-level dpop.replay_cache_size is the least allowed, so that the last test but one can fill it.
+// The top-level dpop.replay_cache_per_key is small, so that one test can spend a key's share.
 
 const MAIN_ISSUER = 'https://issuer.dpop-e2e.test/';
 const STRICT_ISSUER = 'https://strict-issuer.dpop-e2e.test/';
@@ -55,8 +55,11 @@ const ALGS = 'ES256 EdDSA';
 const STRICT_MAX_AGE = 5;
 /** The nonce service's dpop.nonce_lifetime, in seconds: the least allowed. */
 const NONCE_LIFETIME = 10;
-/** The top-level dpop.replay_cache_size: the least allowed, so that the last test can fill it. */
-const REPLAY_CACHE_SIZE = 1000;
+/**
+ * The top-level dpop.replay_cache_per_key: what one key may hold of the replay store. Above what the holder's
+ * key uses within one proof window across this file (some 150 proofs), small enough for one test to spend.
+ */
+const REPLAY_SHARE_PER_KEY = 300;
 /** Ties a request to what the upstream received for it. */
 const REQUEST_ID = 'x-e2e-request';
 
@@ -98,6 +101,14 @@ let rsaHolder: DpopKey;
 const received = new Map<string, Received>();
 let requestCount = 0;
 let decisionsSeen = 0;
+/** authz's /metrics. */
+let metricsUrl: string;
+
+/** How many proof `jti` values authz holds now (authz_dpop_replay_cache_entries). */
+async function replayEntries(): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  return Number(/^authz_dpop_replay_cache_entries (\d+)$/m.exec(text)?.[1] ?? NaN);
+}
 
 /** A token of `issuer` (default the main one) for alice with `claims` over the defaults. */
 function token(claims: Record<string, unknown>, issuer = MAIN_ISSUER): Promise<string> {
@@ -308,7 +319,13 @@ beforeAll(async () => {
     generateDpopKey('PS256'),
   ]);
 
-  const [listen, admin, authzPort, upstreamPort] = (await freePorts(4)) as [number, number, number, number];
+  const [listen, admin, authzPort, upstreamPort, metricsPort] = (await freePorts(5)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   origin = `http://127.0.0.1:${listen}`;
   const issuer = (iss: string) => ({
     issuer: iss,
@@ -321,7 +338,7 @@ beforeAll(async () => {
   const policy = {
     version: 1,
     realm: REALM,
-    dpop: { algorithms: ['ES256', 'EdDSA'], replay_cache_size: REPLAY_CACHE_SIZE },
+    dpop: { algorithms: ['ES256', 'EdDSA'], replay_cache_per_key: REPLAY_SHARE_PER_KEY },
     issuers: [issuer(MAIN_ISSUER), { ...issuer(STRICT_ISSUER), sender_constraint: { dpop: 'required' } }],
     services: [
       {
@@ -373,7 +390,16 @@ beforeAll(async () => {
     req.on('end', () => res.end('{"ok":true}'));
   });
   await new Promise<void>((resolve) => upstream.listen(upstreamPort, '127.0.0.1', resolve));
-  authz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
+  authz = await startCli([
+    'serve',
+    '--policy',
+    policyFile,
+    '--listen',
+    `127.0.0.1:${authzPort}`,
+    '--metrics-listen',
+    `127.0.0.1:${metricsPort}`,
+  ]);
+  metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   decisionsSeen = decisions().length;
   envoy = await startEnvoy({ listen, admin, authz: authzPort, bank: upstreamPort });
 });
@@ -944,40 +970,61 @@ describe('server nonces (nonce.test: dpop.nonce required, RFC 9449 section 9)', 
   });
 });
 
-// Last but one: it leaves the replay cache full for the rest of the window (the last test needs none).
-describe('the replay cache full of live entries (dpop.replay_cache_size 1000): fail closed', () => {
-  it('answers 503 dpop_replay_cache_full, without a challenge, rather than forget a jti early', async () => {
-    const at = await boundToken();
-    const before = decisionsSeen;
+describe(`the replay store: what one client can cost (dpop.replay_cache_per_key ${REPLAY_SHARE_PER_KEY})`, () => {
+  it("records nothing for proofs from another key than a leaked token's: each is refused, the holder goes on", async () => {
+    const leaked = await boundToken(holder);
+    const before = await replayEntries();
+    // The thief floods with the holder's token and proofs of its own key, each distinct and valid but for the binding.
+    for (let round = 0; round < 8; round++) {
+      const batch = await Promise.all(
+        Array.from({ length: 25 }, async () =>
+          exchange('GET', '/balance', dpop(leaked, await proof(leaked, {}, thief))),
+        ),
+      );
+      expect(new Set(batch.map((answer) => answer.status))).toEqual(new Set([401]));
+    }
+    decisionsSeen = (await decisionsUntil(decisionsSeen + 200)).length;
+    expect(await replayEntries()).toBe(before);
+    expectAllowed(await send('GET', '/balance', dpop(leaked, await proof(leaked))));
+  });
+
+  it('answers 429 with Retry-After to a key over its share, while another client keeps being served', async () => {
+    // A client of its own (another user, another key) spending its share with valid proofs.
+    const flooder = await generateDpopKey('ES256');
+    const its = await boundToken(flooder, { sub: 'mallory' });
     let sent = 0;
     let refused: Omit<Sent, 'decision'>[] = [];
-    // Valid proofs, 25 at a time, until the cache refuses some: at most the cache size and a batch more.
-    // The refusals are judged as they came: entries written by earlier tests expire as they please (their
-    // proofs are older), so a request sent after the loop may find room again on a slow machine.
-    while (refused.length === 0 && sent < REPLAY_CACHE_SIZE + 50) {
+    while (refused.length === 0 && sent < REPLAY_SHARE_PER_KEY + 50) {
       const batch = await Promise.all(
-        Array.from({ length: 25 }, async () => exchange('GET', '/balance', dpop(at, await proof(at)))),
+        Array.from({ length: 25 }, async () =>
+          exchange('GET', '/balance', dpop(its, await proof(its, {}, flooder))),
+        ),
       );
       sent += batch.length;
       expect(
-        batch.map((answer) => answer.status).filter((status) => status !== 200 && status !== 503),
+        batch.map((answer) => answer.status).filter((status) => status !== 200 && status !== 429),
       ).toEqual([]);
-      refused = batch.filter((answer) => answer.status === 503);
+      refused = batch.filter((answer) => answer.status === 429);
     }
-    expect(refused.length, `no 503 after ${sent} valid proofs`).toBeGreaterThan(0);
-    expect(sent).toBeLessThanOrEqual(REPLAY_CACHE_SIZE + 25);
+    // Its share and no more: entries of earlier tests' keys expire as they will, never this client's.
+    expect(sent).toBeGreaterThanOrEqual(REPLAY_SHARE_PER_KEY);
+    expect(sent).toBeLessThanOrEqual(REPLAY_SHARE_PER_KEY + 25);
     for (const answer of refused) {
       expect(answer.challenges).toEqual([]);
-      expect(bodyError(answer)).toBe('temporarily_unavailable');
+      expect(bodyError(answer)).toBe('too_many_requests');
+      expect(Number(answer.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      expect(Number(answer.headers['retry-after'])).toBeLessThanOrEqual(61); // max_age 60 s, whole seconds
       expect(answer.upstream).toBeUndefined();
     }
-    // Every 503 was this refusal, as its decision line says (lines come in the order decided, not answered).
-    const logged = (await decisionsUntil(before + sent)).slice(before);
-    decisionsSeen = before + logged.length;
-    expect(logged).toHaveLength(sent);
-    const refusedLines = logged.filter((line) => line['status'] === 503);
-    expect(refusedLines).toHaveLength(refused.length);
-    expect(new Set(refusedLines.map((line) => line['reason']))).toEqual(new Set(['dpop_replay_cache_full']));
+    const logged = (await decisionsUntil(decisionsSeen + sent)).slice(decisionsSeen);
+    decisionsSeen += logged.length;
+    expect(new Set(logged.filter((line) => line['status'] === 429).map((line) => line['reason']))).toEqual(
+      new Set(['dpop_proof_quota_exceeded']),
+    );
+
+    // Meanwhile every other client is served: the holder, with fresh proofs of its own key.
+    const at = await boundToken(holder);
+    for (let i = 0; i < 5; i++) expectAllowed(await send('GET', '/balance', dpop(at, await proof(at))));
   });
 });
 

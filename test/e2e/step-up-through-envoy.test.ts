@@ -292,7 +292,7 @@ describe('key rotation at the identity provider mid-run', () => {
     expect(retired.status).toBe(401);
     expect(retired.headers.get('www-authenticate')).toContain('error="invalid_token"');
     expect(await balanceWith(await passwordToken('view:balance'))).toBe(200);
-  }, 30_000);
+  }, 60_000);
 });
 
 describe('server nonces (dpop.nonce: required) through real Envoy', () => {

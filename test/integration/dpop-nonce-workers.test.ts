@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -269,6 +269,16 @@ describe('DPoP server nonces under authz serve --workers 2', () => {
     const held = await connectionsByProcess(serving.workerPids, serving.port);
     expect(held.get(first.pid)).toBeGreaterThan(0);
     expect(held.get(other)).toBeGreaterThan(0);
+  });
+
+  it("hands the workers the nonce key over IPC: no worker's environment holds it (/proc/PID/environ)", async () => {
+    const serving = await serve(['--workers', '2']);
+    for (const pid of serving.workerPids) {
+      const environment = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
+      const names = environment.map((entry) => entry.slice(0, entry.indexOf('=')));
+      // The tests start authz with no AUTHZ_* variable of their own: the primary adds the worker's number.
+      expect(names.filter((name) => name.startsWith('AUTHZ_'))).toEqual(['AUTHZ_CLUSTER_WORKER']);
+    }
   });
 });
 

@@ -94,10 +94,10 @@ export function startCli(args: readonly string[], options: CliOptions): CliChild
   };
 }
 
-/** Runs a command that is expected to end by itself (killed after 15 s). */
+/** Runs a command that is expected to end by itself (killed after 30 s: a guard, on a loaded machine). */
 export async function runCli(args: readonly string[], options: CliOptions): Promise<Finished> {
   const run = startCli(args, options);
-  const timer = setTimeout(() => run.child.kill('SIGKILL'), 15_000);
+  const timer = setTimeout(() => run.child.kill('SIGKILL'), 30_000);
   const result = await run.finished;
   clearTimeout(timer);
   return result;
@@ -105,7 +105,8 @@ export async function runCli(args: readonly string[], options: CliOptions): Prom
 
 /**
  * Waits for a long-running command's `started` log line and returns it.
- * @throws Error with the output when the process exits first or does not start within 10 s.
+ * @throws Error with the output when the process exits first or does not start within 30 s (a process
+ *   that starts in a second on a quiet machine, and several of them under --workers, on a loaded one).
  */
 export async function waitForStarted(run: CliChild): Promise<Record<string, unknown>> {
   let exited: Finished | undefined;
@@ -118,7 +119,7 @@ export async function waitForStarted(run: CliChild): Promise<Record<string, unkn
       return run.logLines();
     },
     (seen) => seen.some((line) => line['event'] === 'started'),
-    { timeoutMs: 10_000, intervalMs: 25, what: 'the "started" log line' },
+    { timeoutMs: 30_000, intervalMs: 25, what: 'the "started" log line' },
   );
   return lines.find((line) => line['event'] === 'started')!;
 }

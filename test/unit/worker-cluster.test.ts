@@ -15,6 +15,7 @@ import { memoryLogger, type MemoryLogger } from '../support/memory-logger.js';
  */
 
 const PORT = 40_000;
+const NONCE_KEY = Buffer.alloc(32, 9);
 
 /**
  * A worker as the primary sees it. Its `send` behaves as Node's ChildProcess.send (node:child_process):
@@ -80,6 +81,7 @@ class FakeWorker extends EventEmitter implements ClusterWorker {
 function fakeCluster(workers = 2) {
   const log: MemoryLogger = memoryLogger();
   const forks: FakeWorker[] = [];
+  const environments: Readonly<Record<string, string>>[] = [];
   const waiting = new Map<number, (worker: FakeWorker) => void>();
   let pids = 100;
   const fork = () => {
@@ -106,10 +108,14 @@ function fakeCluster(workers = 2) {
     logger: log.logger,
     stopTimeoutMs: 1000,
     metricsTimeoutMs: 60_000, // far beyond any test: an answer that comes must come from the failure itself
-    fork,
+    dpopNonceKey: NONCE_KEY,
+    fork: (environment: Readonly<Record<string, string>>) => {
+      environments.push(environment);
+      return fork();
+    },
   });
   const events = () => log.records().map((record) => record['event']);
-  return { log, forks, forked, started, events };
+  return { log, forks, forked, started, events, environments };
 }
 
 /** Starts a fake cluster of two and has both workers listen. */
@@ -159,6 +165,24 @@ describe('the cluster primary, with workers that die at awkward moments', () => 
     forks[1]!.breakChannel();
 
     await expect(cluster.metrics()).rejects.toThrow('worker metrics: write EPIPE');
+    await cluster.close();
+  });
+});
+
+describe('the cluster primary, handing its workers their secrets', () => {
+  it('answers a worker that asks with the DPoP nonce key, over IPC; no worker gets it in its environment', async () => {
+    const { forks, environments, cluster } = await runningPair();
+    forks[0]!.say({ type: 'authz:secrets-request' });
+    await new Promise((resolve) => setImmediate(resolve));
+
+    expect(forks[0]!.sent).toContainEqual({
+      type: 'authz:secrets',
+      dpopNonceKey: NONCE_KEY.toString('base64url'),
+    });
+    expect(forks[1]!.sent.map((message) => message.type)).not.toContain('authz:secrets');
+    // Each worker's environment holds its number, nothing else of the primary's making.
+    expect(environments).toEqual([{ AUTHZ_CLUSTER_WORKER: '1' }, { AUTHZ_CLUSTER_WORKER: '2' }]);
+    expect(JSON.stringify(environments)).not.toContain(NONCE_KEY.toString('base64url'));
     await cluster.close();
   });
 });
