@@ -47,6 +47,19 @@ export interface FaultProfile {
     readonly holdMs: number;
   };
   readonly soak: { readonly seconds: number };
+  readonly hostileClients: {
+    /** The customer's valid DPoP requests a second, throughout. */
+    readonly customerRate: number;
+    /** The hostile client's requests a second, open loop, in each flood. */
+    readonly floodRate: number;
+    /** How long the quiet phase and each flood last, in seconds. */
+    readonly phaseSeconds: number;
+    /**
+     * `dpop.replay_cache_per_key`: what a key may hold. Above what the customer's key spends within a proof
+     * window (its rate times 70 s, or the whole run), below what the flood spends in its phase.
+     */
+    readonly sharePerKey: number;
+  };
   readonly idleConnections: {
     readonly connections: number;
     readonly cacheTtlSeconds: number;
@@ -93,6 +106,7 @@ export function faultProfile(name: string, scale = 1): FaultProfile {
       restart: { steadySeconds: s(10), kills: 3, downSeconds: 1, tailSeconds: s(10) },
       policyFlips: { flips: 100, holdMs: Math.round(500 * scale) },
       soak: { seconds: s(600) },
+      hostileClients: { customerRate: 20, floodRate: 300, phaseSeconds: s(20), sharePerKey: 2000 },
       idleConnections: {
         connections: 1000,
         cacheTtlSeconds: 10,
@@ -123,6 +137,7 @@ export function faultProfile(name: string, scale = 1): FaultProfile {
       restart: { steadySeconds: s(3), kills: 1, downSeconds: 0.5, tailSeconds: s(4) },
       policyFlips: { flips: 100, holdMs: Math.round(50 * scale) },
       soak: { seconds: s(30) },
+      hostileClients: { customerRate: 10, floodRate: 200, phaseSeconds: s(4), sharePerKey: 400 },
       idleConnections: {
         connections: 1000,
         cacheTtlSeconds: 10,

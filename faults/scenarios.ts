@@ -1,5 +1,6 @@
 import type { Scenario } from './scenario.js';
 import { SCENARIO as authzRestart } from './scenarios/authz-restart.js';
+import { SCENARIO as hostileClients } from './scenarios/hostile-clients.js';
 import { SCENARIO as idleConnections } from './scenarios/idle-connections.js';
 import { SCENARIO as jwksFaults } from './scenarios/jwks-faults.js';
 import { SCENARIO as keyRotation } from './scenarios/key-rotation.js';
@@ -14,4 +15,5 @@ export const SCENARIOS: readonly Scenario[] = [
   policyFlips,
   soak,
   idleConnections,
+  hostileClients,
 ];
