@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { base64url } from 'jose';
 import { accessTokenHash, type DpopKey } from '../../test/support/dpop-proofs.js';
@@ -22,16 +22,25 @@ import { startTraffic, type Outcome, type TrafficRequest } from '../traffic.js';
 interface Flood {
   readonly name: string;
   readonly expected: readonly number[];
-  next(): Promise<TrafficRequest>;
+  next(sequence: number): Promise<TrafficRequest>;
 }
 
 /**
- * A DPoP proof whose `jwk` holds an RSA modulus of `bytes` bytes and whose signature is garbage, each with
- * its own `jti`: what the proof key limits refuse before any import (docs/sender-constraints.md).
+ * A DPoP proof whose `jwk` is a new RSA key each time (a cache of keys must not hide the cost), of a size
+ * that makes each signature check costly, and whose signature is garbage: every other one a 16384-bit
+ * modulus, the others a 3072-bit modulus with a 3072-bit exponent (a check is a modular exponentiation by
+ * the exponent). What the proof key limits refuse before any import (docs/sender-constraints.md).
  */
-function hugeKeyProof(accessToken: string, url: string, bytes: number): string {
+function hugeKeyProof(accessToken: string, url: string, sequence: number): string {
   const encode = (value: object) => base64url.encode(JSON.stringify(value));
-  const jwk = { kty: 'RSA', e: 'AQAB', n: base64url.encode(new Uint8Array(bytes).fill(0xc5)) };
+  const big = sequence % 2 === 0;
+  const bytes = big ? 2048 : 384;
+  const modulus = randomBytes(bytes);
+  modulus[0]! |= 0x80; // the full size
+  modulus[bytes - 1]! |= 0x01; // odd, as a modulus is
+  const exponent = big ? Uint8Array.of(1, 0, 1) : randomBytes(384);
+  exponent[exponent.length - 1]! |= 0x01;
+  const jwk = { kty: 'RSA', e: base64url.encode(exponent), n: base64url.encode(modulus) };
   const header = encode({ typ: 'dpop+jwt', alg: 'RS256', jwk });
   const claims = encode({
     jti: randomUUID(),
@@ -40,15 +49,16 @@ function hugeKeyProof(accessToken: string, url: string, bytes: number): string {
     iat: Math.floor(Date.now() / 1000),
     ath: accessTokenHash(accessToken),
   });
-  return `${header}.${claims}.${base64url.encode(new Uint8Array(bytes).fill(7))}`;
+  return `${header}.${claims}.${base64url.encode(randomBytes(bytes))}`;
 }
 
 /**
  * Scenario 7. One client floods while another, a customer going about its business, makes valid DPoP
  * requests at a steady rate: first nothing (quiet), then a leaked DPoP-bound token with fresh proofs of
  * another key (each refused: binding mismatch, nothing remembered), then a client's own token and key with
- * fresh valid proofs (its share of the replay store spent, then 429), then proofs whose `jwk` is a
- * 16384-bit RSA key with a garbage signature (refused unread). Required: every request of the customer is
+ * fresh valid proofs (its share of the replay store spent, then 429), then proofs whose `jwk` is a huge
+ * RSA key (16384-bit modulus, or a 3072-bit exponent) with a garbage signature (refused before any
+ * import). Required: every request of the customer is
  * served in every phase; each flood gets exactly its answers; in the full profile, the customer's median
  * latency in each flood within 2x of the quiet one.
  */
@@ -105,16 +115,16 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
         }),
       },
       {
-        name: '16384-bit RSA proof keys, garbage signatures',
+        name: 'huge RSA proof keys, garbage signatures',
         expected: [401],
-        next: () =>
+        next: (sequence) =>
           Promise.resolve({
             kind: 'flood',
             method: 'GET',
             path: '/balance',
             headers: {
               authorization: `DPoP ${leakedToken}`,
-              dpop: hugeKeyProof(leakedToken, url, 2048),
+              dpop: hugeKeyProof(leakedToken, url, sequence),
             },
           }),
       },
@@ -193,6 +203,6 @@ export const SCENARIO: Scenario = {
   title: 'One client floods: leaked tokens, its own share, huge proof keys',
   requirement:
     "serves another client's every DPoP request while one client floods with a leaked token, spends its " +
-    'share of the replay store (429), and sends huge RSA proof keys (refused unread)',
+    'share of the replay store (429), and sends huge RSA proof keys (refused before any import)',
   run,
 };
