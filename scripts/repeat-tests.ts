@@ -208,6 +208,16 @@ async function runInPlace(run: number, options: Options): Promise<RunResult> {
     repoRoot,
     path.join(outDir, `run-${run}.log`),
   );
+  return resultOf(run, started, exitCode, reportFile);
+}
+
+/** A run's result, from its exit code and the report it left (if any) in `reportFile`. */
+async function resultOf(
+  run: number,
+  started: number,
+  exitCode: number | null,
+  reportFile: string,
+): Promise<RunResult> {
   const report = await readReport(reportFile);
   return {
     run,
@@ -231,14 +241,7 @@ async function runInClone(run: number): Promise<RunResult> {
     await copyFile(path.join(clone, 'test-results', 'vitest.json'), reportFile).catch(() =>
       rm(reportFile, { force: true }),
     );
-    const report = await readReport(reportFile);
-    return {
-      run,
-      seconds: (performance.now() - started) / 1000,
-      exitCode,
-      report,
-      failures: report ? failuresOf(report) : [],
-    };
+    return await resultOf(run, started, exitCode, reportFile);
   } finally {
     await rm(clone, { recursive: true, force: true });
   }

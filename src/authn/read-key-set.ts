@@ -92,13 +92,21 @@ async function fetchText(uri: URL, fetchKeySet: FetchKeySet, signal: AbortSignal
     await response.body?.cancel();
     throw new Error(`${uri.href} answered HTTP ${response.status}`);
   }
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > KEY_SET_LIMITS.maxBytes) {
+  return readBoundedText(response, uri);
+}
+
+/**
+ * A response body as UTF-8 text, read incrementally so that an endless or oversized body is cut off (an
+ * error naming `url`) past `KEY_SET_LIMITS.maxBytes`, never buffered whole.
+ */
+export async function readBoundedText(response: Response, url: URL): Promise<string> {
+  const maxBytes = KEY_SET_LIMITS.maxBytes;
+  const tooLarge = () => new Error(`${url.href} sent more than ${maxBytes} bytes`);
+  if (Number(response.headers.get('content-length') ?? '0') > maxBytes) {
     await response.body?.cancel();
-    throw new Error(`${uri.href} sent more than ${KEY_SET_LIMITS.maxBytes} bytes`);
+    throw tooLarge();
   }
   if (response.body === null) return '';
-  // Read incrementally so an endless or oversized body is cut off, not buffered.
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -106,9 +114,9 @@ async function fetchText(uri: URL, fetchKeySet: FetchKeySet, signal: AbortSignal
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > KEY_SET_LIMITS.maxBytes) {
+    if (size > maxBytes) {
       await reader.cancel();
-      throw new Error(`${uri.href} sent more than ${KEY_SET_LIMITS.maxBytes} bytes`);
+      throw tooLarge();
     }
     chunks.push(value);
   }

@@ -1,4 +1,4 @@
-import { KEY_SET_LIMITS, type FetchKeySet } from '../authn/read-key-set.js';
+import { readBoundedText, type FetchKeySet } from '../authn/read-key-set.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import type { ScopesSupported } from '../policy/policy-findings.js';
 
@@ -69,7 +69,7 @@ async function readScopes(
   }
   let metadata: unknown;
   try {
-    metadata = JSON.parse(await boundedText(response, metadataUrl));
+    metadata = JSON.parse(await readBoundedText(response, metadataUrl));
   } catch (error) {
     if (error instanceof SyntaxError) throw new Error(`${metadataUrl.href} is not valid JSON`);
     throw error;
@@ -81,31 +81,6 @@ async function readScopes(
     return { problem: 'its discovery document lists no scopes_supported' };
   }
   return { scopes: Object.freeze([...(scopes as string[])]) };
-}
-
-/** The body as UTF-8 text, cut off (an error) past `KEY_SET_LIMITS.maxBytes` rather than buffered. */
-async function boundedText(response: Response, url: URL): Promise<string> {
-  const maxBytes = KEY_SET_LIMITS.maxBytes;
-  const tooLarge = `${url.href} sent more than ${maxBytes} bytes`;
-  if (Number(response.headers.get('content-length') ?? '0') > maxBytes) {
-    await response.body?.cancel();
-    throw new Error(tooLarge);
-  }
-  if (response.body === null) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw new Error(tooLarge);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** What went wrong, for the finding: the system's code of a network failure (`ECONNREFUSED`), else the message. */
