@@ -9,7 +9,7 @@ import { startCli, type RunningCli } from '../e2e/cli-process.js';
 import { writeDemoPolicyTrusting } from '../e2e/demo-policy.js';
 import { repoRoot } from '../e2e/envoy-binary.js';
 import { freePorts, startEnvoy, type RunningEnvoy } from '../e2e/envoy-process.js';
-import { launchChromium } from './chromium.js';
+import { launchChromium, whenClosed } from './chromium.js';
 
 /*
  * The bank's web app in real Chromium (Debian's, driven by Playwright), against real Envoy configured from
@@ -178,8 +178,9 @@ async function signedInPage(context: BrowserContext, name: string): Promise<Page
   await popup.fill('#username', 'alice');
   await popup.fill('#password', 'alice-password');
   await shot(popup, `${name}-2-idp-login`);
+  const closed = whenClosed(popup);
   await popup.click('#login');
-  await popup.waitForEvent('close');
+  await closed;
 
   await expect.poll(() => page.textContent('#last-status')).toBe('200');
   expect(await page.textContent('#tokens')).toContain(
@@ -262,8 +263,9 @@ describe('the bank in Chromium, through Envoy', () => {
       expect(code).toMatch(/^\d{6}$/);
       await shot(popup, 'transfer-5-idp-second-factor');
       await popup.fill('#otp', code);
+      const closed = whenClosed(popup);
       await popup.click('#verify');
-      await popup.waitForEvent('close');
+      await closed;
 
       // The app retried the pending transfer once with the new token: 201, and the balance on screen moved.
       await expect.poll(() => page.textContent('#last-status'), { timeout: STEP_TIMEOUT_MS }).toBe('201');
@@ -436,7 +438,7 @@ describe('the bank in Chromium, through Envoy', () => {
 
       // The IdP remembers the password login: the pop-up comes straight back with a code.
       const [popup] = await Promise.all([page.waitForEvent('popup'), page.click('#prompt-continue')]);
-      await popup.waitForEvent('close');
+      await whenClosed(popup);
       await expect.poll(() => page.textContent('#last-status'), { timeout: STEP_TIMEOUT_MS }).toBe('200');
       expect(await page.textContent('#tokens')).toContain(
         'sign-in token, for every call: scope "openid view:balance"',
@@ -460,7 +462,7 @@ describe('the bank in Chromium, through Envoy', () => {
 
       // The IdP remembers the login: one click, and the new token names the same key.
       const [popup] = await Promise.all([page.waitForEvent('popup'), page.click('#prompt-continue')]);
-      await popup.waitForEvent('close');
+      await whenClosed(popup);
       await expect.poll(() => page.textContent('#last-status'), { timeout: STEP_TIMEOUT_MS }).toBe('200');
       expect(await page.textContent('#tokens')).toContain(`thumbprint ${before}…`);
       expect(await calculateJwkThumbprint((await storedDpopKey(page)).publicJwk)).toBe(stored);

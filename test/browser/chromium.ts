@@ -1,5 +1,5 @@
 import { accessSync, constants } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 
 /** Debian's Chromium (scripts/install-chromium.sh), or CHROMIUM_BIN. Playwright never downloads one. */
 export function chromiumBinary(): string {
@@ -33,4 +33,26 @@ export function launchChromium(): Promise<Browser> {
       '--disable-sync',
     ],
   });
+}
+
+/**
+ * Resolves once `page` has closed, whenever that was: Playwright's `waitForEvent('close')` only sees a close
+ * that comes after it is called, and a sign-in pop-up may close by itself before the click that ends it has
+ * returned, or before the pop-up event has. Call it before the action that closes the page, or at once when
+ * the page was handed over.
+ */
+export function whenClosed(page: Page, timeoutMs = 30_000): Promise<void> {
+  if (page.isClosed()) return Promise.resolve();
+  return page.waitForEvent('close', { timeout: timeoutMs }).then(
+    () => undefined,
+    async (error: unknown) => {
+      // Say where it stopped: an error page of the IdP reads differently from a pop-up that hung.
+      const shown = page.isClosed()
+        ? 'closed meanwhile'
+        : `${page.url()}: ${((await page.textContent('body').catch(() => '')) ?? '').trim().slice(0, 300)}`;
+      throw new Error(
+        `the pop-up did not close within ${timeoutMs} ms (${String(error)}); it shows ${shown}`,
+      );
+    },
+  );
 }

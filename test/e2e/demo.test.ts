@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium } from '../browser/chromium.js';
+import { launchChromium, whenClosed } from '../browser/chromium.js';
 import { repoRoot } from './envoy-binary.js';
 
 // `npm run demo` as a new user runs it: the fixed ports of envoy/envoy.yaml, the repo's policy.yaml and the
@@ -108,8 +108,9 @@ describe('npm run demo', () => {
       await popup.waitForURL((url) => url.href.startsWith('http://127.0.0.1:9000/authorize?'));
       await popup.fill('#username', 'alice');
       await popup.fill('#password', 'alice-password');
+      const closed = whenClosed(popup);
       await popup.click('#login');
-      await popup.waitForEvent('close');
+      await closed;
       await expect.poll(() => page.textContent('#last-status')).toBe('200');
       expect(await page.textContent('#who')).toBe('Signed in as alice');
     } finally {
