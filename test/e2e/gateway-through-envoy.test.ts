@@ -106,7 +106,8 @@ function decisionLines(): Record<string, unknown>[] {
 async function decisionFor(fields: Record<string, unknown>): Promise<Record<string, unknown>> {
   const matches = (line: Record<string, unknown>) =>
     Object.entries(fields).every(([name, value]) => line[name] === value);
-  for (let waited = 0; waited < 2_000; waited += 50) {
+  // Decision lines are written within 100 ms; a loaded machine may take longer to hand them over.
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
     const found = decisionLines().filter(matches);
     if (found.length === 1) return found[0]!;
     if (found.length > 1) throw new Error(`${found.length} decision lines match ${JSON.stringify(fields)}`);

@@ -189,9 +189,9 @@ describe('the step-up loop through real Envoy', () => {
     // Never a whole token on the terminal.
     expect(output).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/);
     // The MFA code went to the identity provider's log, as it would go to the user's phone.
-    expect(idp.logLines().some((line) => line['event'] === 'mfa_code' && line['user'] === 'alice')).toBe(
-      true,
-    );
+    await expect
+      .poll(() => idp.logLines().some((line) => line['event'] === 'mfa_code' && line['user'] === 'alice'))
+      .toBe(true);
   });
 
   it('never lets a password-only token transfer, even when it asks for transfer:funds', async () => {
