@@ -64,11 +64,18 @@ export function fmt(value: number): string {
     : value.toLocaleString('en-US', { maximumFractionDigits: 1 });
 }
 
-/** Counts of statuses, e.g. `200×812 503×3`, for lines and failure messages. */
+/** Counts of statuses, e.g. `200×812 503×3 (ext_authz failed)`, for lines and failure messages. */
 export function statusCounts(outcomes: readonly Outcome[]): string {
   const counts = new Map<string, number>();
   for (const { status, error } of outcomes) {
-    const key = status === 0 ? (error === 'timeout' ? 'timeout' : 'error') : String(status);
+    const key =
+      status === 0
+        ? error === 'timeout'
+          ? 'timeout'
+          : 'error'
+        : status >= 500 && error !== undefined
+          ? `${status} (${error})`
+          : String(status);
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   return [...counts].map(([status, count]) => `${status}×${count}`).join(' ') || 'none';

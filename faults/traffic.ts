@@ -31,6 +31,7 @@ export interface Outcome {
    * `DPoP` challenges with one line per scheme); empty when there is none.
    */
   readonly challenges: readonly string[];
+  /** Why no answer came (status 0), or who answered a 5xx (serverErrorCause). */
   readonly error: string | undefined;
 }
 
@@ -44,6 +45,18 @@ export interface Traffic {
   phase(phase: string): void;
   /** Stops sending, waits for every request in flight, and returns every outcome in the order sent. */
   stop(): Promise<Outcome[]>;
+}
+
+/**
+ * Who answered a 5xx, from its body: authz itself (a JSON `temporarily_unavailable`: keys or the replay store
+ * unavailable), Envoy because the ext_authz call failed or timed out (`status_on_error`, an empty body), or
+ * Envoy because the upstream reset the connection (its plain-text `upstream connect error...`).
+ */
+export function serverErrorCause(body: string): string {
+  if (body === '') return 'ext_authz failed';
+  if (body.startsWith('{') && body.includes('temporarily_unavailable')) return 'authz unavailable';
+  if (body.startsWith('upstream connect error')) return 'upstream reset';
+  return 'other';
 }
 
 const TICK_MS = 5;
@@ -84,16 +97,22 @@ export function startTraffic(options: {
       const req = httpRequest(
         { agent, host: hostname, port, method: spec.method, path: spec.path, headers },
         (response) => {
-          response.resume();
+          // The start of a 5xx body, to tell who answered it (serverErrorCause); others are not kept.
+          let head = '';
+          const status = response.statusCode ?? 0;
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => {
+            if (status >= 500 && head.length < 200) head += chunk.slice(0, 200 - head.length);
+          });
           response.once('end', () =>
             resolve({
-              status: response.statusCode ?? 0,
+              status,
               ms: performance.now() - t0,
               challenges: response.rawHeaders.filter(
                 (_value, index, raw) =>
                   index % 2 === 1 && raw[index - 1]!.toLowerCase() === 'www-authenticate',
               ),
-              error: undefined,
+              error: status >= 500 ? serverErrorCause(head) : undefined,
             }),
           );
           response.once('error', (error) =>

@@ -43,6 +43,9 @@ export async function startBank(options: {
   });
   server.requestTimeout = 10_000; // 10 seconds
   server.headersTimeout = 5_000; // 5 seconds
+  // Idle keep-alive connections are closed after this; Envoy closes its own first (idle_timeout 4s in
+  // envoy/envoy.yaml), so that it never sends a request on a connection this server is closing.
+  server.keepAliveTimeout = 5_000; // 5 seconds, Node's default, said here because Envoy's setting rests on it
   const { port, close } = await listenHttp(server, options.host, options.port);
   options.logger.info({ event: 'started', host: options.host, port }, 'bank listening');
   return { port, close };

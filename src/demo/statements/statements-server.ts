@@ -37,6 +37,8 @@ export async function startStatements(options: {
   });
   server.requestTimeout = 10_000; // 10 seconds
   server.headersTimeout = 5_000; // 5 seconds
+  // Envoy closes its idle connections first (idle_timeout 4s in envoy/gateway.yaml): see bank-server.ts.
+  server.keepAliveTimeout = 5_000; // 5 seconds
   const { port, close } = await listenHttp(server, options.host, options.port);
   options.logger.info({ event: 'started', host: options.host, port }, 'statements listening');
   return { port, close };
