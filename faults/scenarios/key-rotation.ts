@@ -72,7 +72,9 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       removedAt,
       ...oldAfterRemoval.filter((outcome) => outcome.status === 200).map((outcome) => outcome.sentAt),
     );
-    const firstRefusal = oldAfterRemoval.find((outcome) => outcome.status !== 200);
+    // The retirement's refusal is a 401; any other answer (a 5xx) is counted below on its own, so that one
+    // failed request is not taken for the moment the key was retired.
+    const firstRefusal = oldAfterRemoval.find((outcome) => outcome.status === 401);
     const acceptedAfterRefusal =
       firstRefusal === undefined
         ? []
