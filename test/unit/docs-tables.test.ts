@@ -252,11 +252,11 @@ describe('docs/cli.md: the commands, flags and environment variables of the CLI'
     (name, command) => {
       const source = CONFIG_SOURCES[name];
       expect(source, `no source of ${name}'s settings listed here`).toBeDefined();
-      const read_ = new Set(
+      const readVariables = new Set(
         [...read(source!).matchAll(/'((?:AUTHZ|BANK|STATEMENTS)_[A-Z0-9_]+)'/g)].map((match) => match[1]!),
       );
       const named = new Set(documented.get(name)?.row.match(ENV_NAME) ?? []);
-      expect(sorted(named), name).toEqual(sorted(read_));
+      expect(sorted(named), name).toEqual(sorted(readVariables));
       for (const variable of command.summary.join(' ').match(ENV_NAME) ?? []) {
         expect(named, `${name}: ${variable}`).toContain(variable);
       }
