@@ -1,4 +1,4 @@
-// The architecture's import rules (docs: STYLE.md, "Wings and boundaries"), checked by `npm run lint`.
+// The architecture's import rules (docs/architecture.md, "Layer rules"), checked by `npm run lint`.
 //
 // Paths are relative to the repository root and matched against resolved files, so `../authn/x.js` in
 // src/authz is seen as src/authn/x.ts. Type-only imports count (tsPreCompilationDeps): a type is still a

@@ -13,7 +13,7 @@ export type ServiceChoice =
 /**
  * Chooses the service of a request, pure: the one the proxy names (ext_authz `context_extensions`
  * `service`), which takes precedence over the host; else the one claiming the request's host (exact name,
- * then one wildcard label; README "Services"); else the implicit service of a file without `services`.
+ * then one wildcard label; docs/policy.md, "Services"); else the implicit service of a file without `services`.
  * A name the policy does not know is a configuration error, denied rather than guessed around
  * (`service_unknown`); a host no service claims is denied with no challenge (`no_service`): there is no
  * realm to name.

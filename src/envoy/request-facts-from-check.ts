@@ -43,7 +43,7 @@ export function requestFactsFromCheck(request: CheckRequestMessage): CheckedRequ
   // Only what Envoy saw on the TLS connection (include_peer_certificate); never a client-set header such as
   // X-Forwarded-Client-Cert (RFC 8705 section 3 binds the token to the certificate of the mTLS connection).
   const certificate = request.attributes?.source?.certificate ?? '';
-  // Envoy's route or virtual host may name the service (README "Services"); an empty name names none.
+  // Envoy's route or virtual host may name the service (docs/policy.md, "Services"); an empty name names none.
   const serviceName = request.attributes?.context_extensions?.[SERVICE_EXTENSION];
   return {
     method: http?.method ?? '',

@@ -69,7 +69,7 @@ export const BUFFERED_DESTINATION_DEFAULTS = Object.freeze({
   maxBufferBytes: 8 * 1024 * 1024, // 8 MiB, per process
 });
 
-/** The `event` of the line saying how many lines were dropped (README, "Logs"). */
+/** The `event` of the line saying how many lines were dropped (docs/operations.md, "Logs"). */
 export const LOG_LINES_DROPPED_EVENT = 'log_lines_dropped';
 
 /** The most one write takes when the output is not shared (sonic-boom's own default). */

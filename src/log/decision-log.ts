@@ -21,7 +21,7 @@ export interface DecisionLogInput {
 const MAX_LOGGED_PATH = 512; // characters
 const MAX_LOGGED_SERVICE_NAME = 128; // characters
 
-/** The `event` of a decision line (README, "Logs"): a documented field, which log pipelines select on. */
+/** The `event` of a decision line (docs/operations.md, "Logs"): a documented field, which log pipelines select on. */
 export const DECISION_EVENT = 'decision';
 
 /**

@@ -49,7 +49,7 @@ export interface RouteSummary {
 }
 
 /**
- * The service a request is for and how it was chosen (README, "Policy reference"), or why none was. A
+ * The service a request is for and how it was chosen (docs/policy.md, "Services"), or why none was. A
  * file without `services` has one service, `default`, for every host.
  */
 export type ServiceSummary =
@@ -110,7 +110,7 @@ export interface SenderConstraintSummary {
   readonly mtls: ConstraintMemberSummary;
 }
 
-/** The limits the token's issuer sets, in the policy's own terms (README, "Token validation"). */
+/** The limits the token's issuer sets, in the policy's own terms (docs/policy.md, "Token validation"). */
 export interface IssuerLimits {
   /** Seconds of leeway on `exp`, `nbf`, `iat` and the lifetime. */
   readonly clock_tolerance: number;

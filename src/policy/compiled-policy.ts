@@ -5,7 +5,7 @@ export type KeySource =
   /** OpenID Connect discovery: the metadata names the key set; its `issuer` must equal ours exactly. */
   | { readonly kind: 'discovery'; readonly metadataUrl: URL; readonly issuer: string };
 
-/** Which claims hold what; providers differ (README, "Claim shapes"). */
+/** Which claims hold what; providers differ (docs/policy.md, "Claim shapes by provider"). */
 export interface ClaimNames {
   /** Claims holding granted scopes (string or array); the scopes of all of them count. */
   readonly scopes: readonly string[];

@@ -17,7 +17,7 @@ export function parseDurationSeconds(value: unknown): number | undefined {
 /**
  * Parses a duration that may be shorter than a second: whatever `parseDurationSeconds` takes, or a number
  * of milliseconds (`800ms`). Returns milliseconds, or undefined when the text is not a duration. Only
- * settings where a fraction of a second means something take this form (README, "policy.yaml").
+ * settings where a fraction of a second means something take this form (docs/policy.md, "Every key").
  */
 export function parseDurationMilliseconds(value: unknown): number | undefined {
   if (typeof value === 'string') {

@@ -628,7 +628,7 @@ function advertisedScopeFindings(
 }
 
 /**
- * The findings about services' hosts (README, "Policy reference"): the first service in file order that
+ * The findings about services' hosts (docs/policy.md, "Services"): the first service in file order that
  * lists a host keeps it, exact names are tried before wildcards, and a service without hosts is reached
  * only by name (ext_authz `context_extensions`). A file without `services` has none of these.
  */

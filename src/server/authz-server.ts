@@ -246,7 +246,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
         },
         (error: unknown) => {
           checksInFlight--;
-          // Envoy answers a gRPC error with `status_on_error` (503, README "Answers"). Logged in full once
+          // Envoy answers a gRPC error with `status_on_error` (503, docs/answers.md). Logged in full once
           // per kind of fault, then counted: a fault that hits every request must not flood the log.
           const kind = checkFaultKind(error);
           metrics?.recordCheckFault?.(kind);

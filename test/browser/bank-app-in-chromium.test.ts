@@ -17,7 +17,7 @@ import { launchChromium, whenClosed } from './chromium.js';
  * development identity provider. Every API call the page makes crosses Envoy and the sidecar; sign-in is the
  * authorization code flow with PKCE in a pop-up window. Tokens are DPoP-bound (RFC 9449) to a non-extractable
  * key the page keeps in IndexedDB; every API call carries `Authorization: DPoP` and a fresh proof. Screenshots
- * of the key steps go to test-results/screenshots/ (git-ignored; the README's come from there).
+ * of the key steps go to test-results/screenshots/ (git-ignored; docs/images/, shown in docs/demo.md, come from there).
  */
 
 const SCREENSHOTS = path.join(repoRoot, 'test-results', 'screenshots');

@@ -32,7 +32,7 @@ import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
 // decision log's code, and never a request at the upstream; then what must pass (htu normalisation, the
 // nonce round trip, a fresh proof after a replay, step-up combined with DPoP).
 //
-// Three services, chosen by Host (README "Services"):
+// Three services, chosen by Host (docs/policy.md, "Services"):
 // - bank (127.0.0.1, localhost, bank.test): DPoP allowed; /transfer requires it (and MFA), /plain turns it
 //   off. Public origins: this Envoy's http://127.0.0.1:PORT and https://bank.test. `localhost` reaches the
 //   service but is no public origin, so a proof whose htu follows the Host header is refused.

@@ -27,7 +27,7 @@ import {
 const cliPath = CLI_BUILDS.full;
 const TABLE_COMMANDS: readonly Command[] = [...SIDECAR_COMMANDS.commands, ...DEMO_COMMANDS.commands];
 const EVERY_COMMAND: readonly Command[] = [...TABLE_COMMANDS, ...OWN_COMMANDS];
-/** The exit code for output cut short by its reader (128 + SIGPIPE), as README "Command line" says. */
+/** The exit code for output cut short by its reader (128 + SIGPIPE), as docs/cli.md says. */
 const CLOSED_PIPE = 141;
 
 const execFileAsync = promisify(execFile);

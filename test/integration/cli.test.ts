@@ -33,7 +33,7 @@ import { waitUntil } from '../support/wait-until.js';
 const cliPath = CLI_BUILDS.full;
 const MISSING_BUILD = missingBuild(cliPath);
 
-/** The documented commands (README, "Command line"): the sidecar's, then the demo's. */
+/** The documented commands (docs/cli.md): the sidecar's, then the demo's. */
 const SIDECAR_COMMANDS = ['serve', 'check-policy', 'explain', 'test', 'diff'];
 const DEMO_COMMANDS = ['bank', 'statements', 'dev-token', 'dev-idp', 'demo-client'];
 

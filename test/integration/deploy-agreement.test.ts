@@ -478,7 +478,7 @@ describe('deploy/envoy-gateway: the SecurityPolicy, the route and the Services a
       const { contextExtensions: names, ...settings } = extAuthOf(each);
       expect(settings).toEqual(gatewaySettings);
       expect(names).not.toEqual(gatewayNames);
-      // The service it names is one of the gateway demo's policy (README.md, "Gateway").
+      // The service it names is one of the gateway demo's policy (docs/deployment.md, "Gateway").
       const named = at(names, 0, 'value') as string;
       expect(names).toEqual([{ name: SERVICE_EXTENSION, type: 'Value', value: named }]);
       const gatewayPolicy = path.join(repoRoot, 'policy.gateway.yaml');

@@ -4,7 +4,7 @@ import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
 import { expectSingleProblem, ISSUER, policyErrorFrom, policyText } from './compile-policy-support.js';
 
 // max_token_lifetime, jwks_max_stale and jwks_fetch_wait: each issuer's limits on how long a token may
-// live, how long its keys may be used stale, and how long a request waits for them (README, "Token
+// live, how long its keys may be used stale, and how long a request waits for them (docs/policy.md, "Token
 // validation"). In the inline policies the issuer's extra settings start at line 8.
 
 /** The issuer of a policy whose issuer block has these extra lines. */

@@ -13,7 +13,7 @@ import {
 } from '../support/inline-policy.js';
 
 /*
- * Two documented rules of the decision pipeline, pinned through authorize() (README, "Policy reference":
+ * Two documented rules of the decision pipeline, pinned through authorize() (docs/policy.md, "Routes":
  * `mode`; src/authz/enforcement-mode.ts):
  * - a policy-wide `mode: report-only` applies to every route and to requests no route matches;
  * - a path that cannot be matched safely is refused 400 in every mode: report-only never lets it through.

@@ -15,7 +15,7 @@ import { createTempDir, writeTextFile } from '../support/authz-harness.js';
 import { captureIo, OPS_NOW } from '../support/capture-io.js';
 import { compileRoutes, DEMO_AUDIENCE, DEMO_ISSUER, DEMO_JWKS_URI } from '../support/inline-policy.js';
 
-// The policy tools on a policy with services (README, "Policy reference"): which service a request is
+// The policy tools on a policy with services (docs/policy.md, "Services"): which service a request is
 // for, by host or by the name Envoy sends, and what check-policy says about hosts.
 
 const STATEMENTS_AUDIENCE = 'https://statements-api';

@@ -15,7 +15,7 @@ import { createManualClock, type ManualClock } from '../support/manual-clock.js'
 import { generateTestKey, signTestToken, type TestKey } from '../support/test-issuer.js';
 
 // A token lives at most the issuer's max_token_lifetime (exp - iat, or exp - now without iat) and is never
-// issued in the future (iat later than now), both with the issuer's clock_tolerance (README, "Token
+// issued in the future (iat later than now), both with the issuer's clock_tolerance (docs/policy.md, "Token
 // validation"). jose checks exp and nbf; these checks run after it, at the instant it verified at.
 
 const HOUR = 3600;

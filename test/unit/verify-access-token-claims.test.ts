@@ -10,7 +10,7 @@ import { generateTestKey, signTestToken, type TestKey } from '../support/test-is
 
 const AUDIENCE = 'https://my-banking-api';
 
-/** One issuer per claim shape (README, "Claim shapes"). All publish the same key, found at any URL. */
+/** One issuer per claim shape (docs/policy.md, "Claim shapes by provider"). All publish the same key, found at any URL. */
 const ISSUERS = {
   /** No claims or require_typ settings: scope and scp, acr, amr, auth_time; any typ. */
   standard: 'https://idp.example/',

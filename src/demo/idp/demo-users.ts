@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 
 /**
  * The demo accounts of the development identity provider. Development only: the passwords are public,
- * printed in the README and in these comments, and exist so the step-up demo can log in.
+ * printed in docs/demo.md and in these comments, and exist so the step-up demo can log in.
  *
  * | username | password         |
  * |----------|------------------|

@@ -49,7 +49,7 @@ export function demoClientConfig(argv: readonly string[], interactive: boolean):
     issuer: String(values['issuer']),
     audience: String(values['audience']),
     username,
-    // The demo users' passwords are public (README): alice-password, bob-password.
+    // The demo users' passwords are public (docs/demo.md): alice-password, bob-password.
     password: (values['password'] as string | undefined) ?? `${username}-password`,
     otp,
   });
