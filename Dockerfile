@@ -7,13 +7,13 @@
 # Dev dependencies (TypeScript, Vite) are needed to compile, but never reach either runtime image.
 
 # Every dependency, for compiling. Manifests first so the layer is reused while only sources change.
-FROM node:22-bookworm-slim AS dev-deps
+FROM node:24-bookworm-slim AS dev-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 
 # Production dependencies only, shared by both runtime images.
-FROM node:22-bookworm-slim AS prod-deps
+FROM node:24-bookworm-slim AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev && npm cache clean --force
@@ -35,7 +35,7 @@ RUN npx tsc -p tsconfig.build.json && npx vite build --config web/vite.config.ts
 
 # The demo image (docker-compose.yml: `target: demo`): the sidecar plus the bank, the dev IdP, dev-token,
 # the step-up client and the web app.
-FROM node:22-bookworm-slim AS demo
+FROM node:24-bookworm-slim AS demo
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -55,7 +55,7 @@ CMD ["serve", "--policy", "/etc/authz/policy.yaml"]
 # The product image, and the default target: `authz serve` and the policy tools (check-policy, explain,
 # test, diff), with production dependencies and the protos. No demo code is in it (no dist/demo/, no web
 # app), so `authz bank`, `dev-token`, `dev-idp` and `demo-client` are unknown commands here.
-FROM node:22-bookworm-slim AS sidecar
+FROM node:24-bookworm-slim AS sidecar
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./

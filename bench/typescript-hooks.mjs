@@ -1,5 +1,5 @@
 /*
- * Module customization hooks (https://nodejs.org/api/module.html#customization-hooks) that let Node 20 run
+ * Module customization hooks (https://nodejs.org/api/module.html#customization-hooks) that let Node run
  * the bench's TypeScript in place, registered by register-typescript.mjs. Each .ts file is transpiled on
  * its own with the project's TypeScript (types are checked by `npm run typecheck`, not here), and the
  * `./x.js` specifiers our sources use (NodeNext style) resolve to `./x.ts` when only that exists. Running

@@ -17,7 +17,7 @@ import { describeBinding } from '../../web/src/token-summary.js';
 /*
  * The web app's DPoP pieces (RFC 9449) without a browser: the key it keeps, the proofs it sends with the
  * token request and every API call, server nonces (section 8 and 9), and how a token's binding is shown.
- * Node 20 has the browser's WebCrypto; IndexedDB itself is exercised in Chromium (test/browser).
+ * Node has the browser's WebCrypto; IndexedDB itself is exercised in Chromium (test/browser).
  */
 
 interface Sent {

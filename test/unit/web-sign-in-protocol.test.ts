@@ -15,7 +15,7 @@ import { summarizeToken } from '../../web/src/token-summary.js';
 /*
  * The web app's sign-in protocol pieces, without a browser: PKCE (RFC 7636), the authorization request and
  * response checks (RFC 6749 section 4.1, RFC 9207), discovery metadata, token responses and app config.
- * Node 20 has the same WebCrypto the browser has.
+ * Node has the same WebCrypto the browser has.
  */
 
 function signInError(run: () => unknown): SignInError {
