@@ -15,7 +15,7 @@ export const commandTable: CommandTable = Object.freeze({
   commands: Object.freeze<readonly Command[]>([
     {
       name: 'bank',
-      usage: ['[--listen HOST:PORT] [--app-dir DIR] [--app-issuer URL]'],
+      usage: ['[--listen HOST:PORT] [--app-dir DIR] [--app-issuer URL] [--log-level LEVEL]'],
       summary: [
         `the stub banking upstream (default listen ${BANK_DEFAULTS.listen}; env BANK_LISTEN) and its`,
         'web app under /app/ (the built dist/web by default; env BANK_APP_DIR), signing in with the',
@@ -25,7 +25,7 @@ export const commandTable: CommandTable = Object.freeze({
     },
     {
       name: 'statements',
-      usage: ['[--listen HOST:PORT]'],
+      usage: ['[--listen HOST:PORT] [--log-level LEVEL]'],
       summary: [
         `the stub statements upstream (default listen ${STATEMENTS_DEFAULTS.listen}; env STATEMENTS_LISTEN),`,
         'the second service behind envoy/gateway.yaml: GET /balance, /statements, /statements/{id}',
@@ -51,7 +51,10 @@ export const commandTable: CommandTable = Object.freeze({
     },
     {
       name: 'dev-idp',
-      usage: ['[--listen HOST:PORT] [--issuer URL] [--audience AUD] [--redirect-uri URL]...'],
+      usage: [
+        '[--listen HOST:PORT] [--issuer URL] [--audience AUD] [--redirect-uri URL]...',
+        '[--log-level LEVEL]',
+      ],
       summary: [
         'DEVELOPMENT ONLY: an OAuth 2.0 / OIDC identity provider for the step-up demo (default listen',
         `${DEV_IDP_DEFAULTS.listen}); users alice / alice-password and bob / bob-password; MFA codes`,
@@ -63,7 +66,10 @@ export const commandTable: CommandTable = Object.freeze({
     },
     {
       name: 'demo-client',
-      usage: ['[--api URL] [--issuer URL] [--user alice] [--password PW] [--otp auto|prompt]'],
+      usage: [
+        '[--api URL] [--issuer URL] [--audience AUD] [--user alice] [--password PW]',
+        '[--otp auto|prompt]',
+      ],
       summary: [
         `replays the step-up scenario against Envoy (default ${DEMO_CLIENT_DEFAULTS.api}) and the dev IdP`,
         `(default ${DEMO_CLIENT_DEFAULTS.issuer}), printing each step; --otp prompt asks for the code the IdP`,
