@@ -145,11 +145,19 @@ export function createBufferedDestination(options: BufferedDestinationOptions = 
     return true;
   };
 
-  // One timer per batch of decision lines, not per line: armed by the first one that has to wait.
+  // A line that must not wait (or lines whose delay is up) met a write in flight: 'drain' writes them.
+  let urgent = false;
+  let flushing = false;
+
+  // One timer per batch of decision lines, not per line: armed by the first one that has to wait. When it
+  // fires during a write, flush() does nothing and the lines gathered meanwhile would wait for the next line
+  // to arm a timer again (indefinitely, on a server gone quiet after a burst): they are due, so 'drain'
+  // writes them, as it does an urgent line.
   let timer: NodeJS.Timeout | undefined;
   const writeDue = () => {
     timer = undefined;
-    stream.flush();
+    urgent = true;
+    if (!flushing) stream.flush();
   };
   const cancelTimer = () => {
     if (timer !== undefined) clearTimeout(timer);
@@ -160,8 +168,6 @@ export function createBufferedDestination(options: BufferedDestinationOptions = 
   // sent then. It also says the output has caught up (under `minLength` held): the moment to report drops.
   // While flush() waits for that same 'drain', neither starts a write: flush() writes them synchronously
   // after it, and a write started in between would still be in flight when it resolves.
-  let urgent = false;
-  let flushing = false;
   stream.on('drain', () => {
     if (flushing) return;
     reportDrops();

@@ -81,6 +81,42 @@ describe('createBufferedDestination', () => {
     });
   });
 
+  it('writes the lines gathered during a write once it ends, when their delay ran out meanwhile', async () => {
+    // A burst, then quiet: the burst's first KiB goes out in a write the output is slow to take; a line
+    // logged meanwhile waits; its delay runs out during that write (flush() can do nothing then). Once the
+    // write ends it must go out, not wait for the next line to arm a timer (found by the e2e suite: a quiet
+    // server held a burst's last decision lines until the next request).
+    const held: { args?: unknown[] } = {};
+    const original = fs.write;
+    const spy = vi.spyOn(fs, 'write').mockImplementationOnce(((...args: unknown[]) => {
+      held.args = args;
+    }) as typeof fs.write);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const destination = create({ fd, bufferBytes: 1024, maxDelayMs: 20 });
+      const logger = createLogger({ destination });
+      let n = 0;
+      while (held.args === undefined) {
+        logger.info({ event: 'decision', n: ++n, padding: 'x'.repeat(150) }, 'decision');
+      }
+      // The first KiB is in a write, held; one line more waits, under bufferBytes.
+      logger.info({ event: 'decision', n: ++n }, 'decision');
+      vi.advanceTimersByTime(20); // the delay runs out while that write is in flight
+      vi.useRealTimers();
+      (original as (...args: unknown[]) => void)(...held.args); // the output takes the write
+      await waitUntil(parsedLines, (lines) => lines.length === n, {
+        timeoutMs: 10_000, // a deadline for a loaded machine, not a measure
+        intervalMs: 10,
+        what: 'every line, the one logged during the write included',
+      });
+      expect(parsedLines().map((line) => line['n'])).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      expect(spy).toHaveBeenCalledTimes(2); // the held write, then the waiting line's
+    } finally {
+      vi.useRealTimers();
+      spy.mockRestore();
+    }
+  });
+
   it('writes every other line at once, after the decision lines logged before it', async () => {
     const destination = create({ fd, maxDelayMs: 60_000 });
     const logger = createLogger({ destination });
