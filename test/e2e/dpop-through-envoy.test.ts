@@ -23,6 +23,7 @@ import {
   type JwksServer,
   type TestKey,
 } from '../support/test-issuer.js';
+import { waitUntil } from '../support/wait-until.js';
 import { startCli, type RunningCli } from './cli-process.js';
 import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
 
@@ -180,17 +181,16 @@ async function exchange(
 }
 
 /**
- * Waits until authz has logged at least `count` decision lines (10 s at most: they are written within
- * 100 ms, but a loaded machine may take longer to read them); returns them all.
+ * Waits until authz has logged at least `count` decision lines, and returns them all. They are written
+ * within 100 ms; the 10 s bound is a guard for a loaded machine, and missing it fails: the tests tell a
+ * request's line by counting, so a count short of what was sent must never be taken for the lines.
  */
 async function decisionsUntil(count: number): Promise<Record<string, unknown>[]> {
-  const deadline = Date.now() + 10_000;
-  let logged = decisions();
-  while (logged.length < count && Date.now() < deadline) {
-    await delay(20);
-    logged = decisions();
-  }
-  return logged;
+  return waitUntil(decisions, (logged) => logged.length >= count, {
+    timeoutMs: 10_000,
+    intervalMs: 20,
+    what: `decision line ${count}`,
+  });
 }
 
 /** {@link exchange}, and the decision authz logged for the request. */
