@@ -37,6 +37,7 @@ import {
   type JwksServer,
   type TestKey,
 } from '../support/test-issuer.js';
+import { waitUntil } from '../support/wait-until.js';
 
 const OVERWRITE_IF_EXISTS_OR_ADD = 2;
 const BARE_CHALLENGE = 'Bearer realm="bank-api"';
@@ -493,7 +494,7 @@ describe('issuer keys over HTTP: outage and rotation', () => {
     const jwks = await startJwksServer([key.publicJwk]);
     cleanups.push(() => jwks.close());
     const clock = manualClock();
-    const { balance } = await startWith(jwks, clock.now, {
+    const { sink, balance } = await startWith(jwks, clock.now, {
       jwks_cache_ttl: '60s',
       jwks_refresh_cooldown: '30s',
     });
@@ -503,9 +504,15 @@ describe('issuer keys over HTTP: outage and rotation', () => {
 
     jwks.failWith(503);
     clock.advance(61_000); // the cached set has expired: the next request refreshes it, and that fails
-    expectAllowed(await balance(token));
+    expectAllowed(await balance(token)); // answered with the keys held: the refresh runs off the request path
+    // So the refresh may reach the issuer after the answer: wait for it to have ended, failed.
+    await waitUntil(
+      () => sink.records().filter((r) => r['event'] === 'jwks_fetch' && r['outcome'] === 'error').length,
+      (failed) => failed === 1,
+      { timeoutMs: 10_000, what: 'the failed refresh' },
+    );
     expect(jwks.requests).toBe(2);
-    expectAllowed(await balance(token)); // within the cooldown: no new attempt
+    expectAllowed(await balance(token)); // within the cooldown of that failure: no new attempt
     expect(jwks.requests).toBe(2);
   });
 
