@@ -52,7 +52,7 @@ describe('authz statements --help', () => {
     const names = commandTable.commands.map((command) => command.name);
     expect(names.indexOf('statements')).toBe(names.indexOf('bank') + 1);
     const help = commandHelp(commandTable.commands.find((command) => command.name === 'statements')!);
-    expect(help).toMatch(/^usage: authz statements \[--listen HOST:PORT\]\n/);
+    expect(help).toMatch(/^usage: authz statements \[--listen HOST:PORT\] \[--log-level LEVEL\]\n/);
     expect(help).toContain('127.0.0.1:8081');
     expect(help).toContain('STATEMENTS_LISTEN');
   });
