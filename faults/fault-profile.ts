@@ -1,6 +1,7 @@
 /**
  * How long and how hard each fault scenario runs. `full` is `npm run faults` (about 20 minutes, the soak
- * alone 10); `short` is the same code in test/e2e/faults-short.test.ts (about 2 minutes). A scale factor
+ * alone 10); `short` is the same code in test/e2e/faults-short.test.ts (about 90 s): each scenario but
+ * the soak, with shorter faults and 10 policy flips instead of 100. A scale factor
  * (FAULTS_SCALE) stretches or shrinks the timed parts of either; key-set timings (`jwks_cache_ttl`,
  * `jwks_refresh_cooldown`) and counts (policy flips, idle connections) are not scaled.
  */
@@ -46,7 +47,12 @@ export interface FaultProfile {
     /** How long each version stays in the file once authz has judged it, in milliseconds. */
     readonly holdMs: number;
   };
-  readonly soak: { readonly seconds: number };
+  /**
+   * The soak (scenario 5); absent from the short profile, which runs no soak: a leak needs minutes to show,
+   * and its other requirement (no request failed under load while keys refresh) scenarios 1, 2 and 7
+   * check for their own traffic.
+   */
+  readonly soak?: { readonly seconds: number };
   readonly hostileClients: {
     /** The customer's valid DPoP requests a second, throughout. */
     readonly customerRate: number;
@@ -135,14 +141,13 @@ export function faultProfile(name: string, scale = 1): FaultProfile {
         afterBoundSeconds: s(2),
       },
       restart: { steadySeconds: s(3), kills: 1, downSeconds: 0.5, tailSeconds: s(4) },
-      policyFlips: { flips: 100, holdMs: Math.round(50 * scale) },
-      soak: { seconds: s(30) },
+      policyFlips: { flips: 10, holdMs: Math.round(50 * scale) },
       hostileClients: { customerRate: 10, floodRate: 200, phaseSeconds: s(4), sharePerKey: 400 },
       idleConnections: {
         connections: 1000,
         cacheTtlSeconds: 10,
         refreshCooldownSeconds: 2,
-        floodSeconds: s(12),
+        floodSeconds: s(6),
         unknownKidRate: 150,
         distinctKids: 1000,
       },

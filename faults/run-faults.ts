@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { repoRoot } from '../test/e2e/envoy-binary.js';
 import { faultProfile } from './fault-profile.js';
 import { failedChecks, markdownTable, type ScenarioResult } from './figures.js';
-import { SCENARIOS } from './scenarios.js';
+import { scenariosOf } from './scenarios.js';
 import { serverCpu } from './server-process.js';
 
 // `npm run faults` (issue 11): each scenario runs real Envoy (envoy/envoy.yaml, ports changed), the built
@@ -29,8 +29,13 @@ const only = (process.env['FAULTS_ONLY'] ?? '')
   .split(',')
   .filter((item) => item.trim() !== '')
   .map(Number);
-const selected = SCENARIOS.filter((scenario) => only.length === 0 || only.includes(scenario.number));
-if (selected.length === 0) throw new Error(`FAULTS_ONLY: "${process.env['FAULTS_ONLY']}" names no scenario`);
+const selected = scenariosOf(profile).filter(
+  (scenario) => only.length === 0 || only.includes(scenario.number),
+);
+if (selected.length === 0)
+  throw new Error(
+    `FAULTS_ONLY: "${process.env['FAULTS_ONLY']}" names no scenario of the ${profile.name} profile`,
+  );
 
 const target = path.resolve(process.env['FAULTS_TARGET'] || repoRoot);
 const progress = (message: string): void => void process.stderr.write(`${message}\n`);

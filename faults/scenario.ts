@@ -19,6 +19,8 @@ export interface Scenario {
   readonly title: string;
   /** What must hold, as a sentence: the short suite's test names. */
   readonly requirement: string;
+  /** Whether `profile` runs this scenario; every profile does when absent (scenarios.ts, `scenariosOf`). */
+  runsIn?(profile: FaultProfile): boolean;
   run(context: FaultContext): Promise<ScenarioResult>;
 }
 

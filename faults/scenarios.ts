@@ -1,3 +1,4 @@
+import type { FaultProfile } from './fault-profile.js';
 import type { Scenario } from './scenario.js';
 import { SCENARIO as authzRestart } from './scenarios/authz-restart.js';
 import { SCENARIO as hostileClients } from './scenarios/hostile-clients.js';
@@ -17,3 +18,8 @@ export const SCENARIOS: readonly Scenario[] = [
   idleConnections,
   hostileClients,
 ];
+
+/** The scenarios `profile` runs, in order: the short profile has no soak (scenario 5). */
+export function scenariosOf(profile: FaultProfile): readonly Scenario[] {
+  return SCENARIOS.filter((scenario) => scenario.runsIn?.(profile) ?? true);
+}

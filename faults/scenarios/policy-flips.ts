@@ -189,6 +189,6 @@ export const SCENARIO: Scenario = {
   number: 4,
   title: 'Policy flips between valid and invalid under load',
   requirement:
-    'decides no request by an invalid policy version and fails none while the policy file flips 100 times',
+    'decides no request by an invalid policy version and fails none while the policy file flips between valid and invalid versions',
   run,
 };

@@ -60,6 +60,7 @@ const RSS_GROWTH_LIMIT_MIB = 64;
  */
 async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
   const settings = profile.soak;
+  if (settings === undefined) throw new Error(`the ${profile.name} profile runs no soak`);
   const started = Date.now();
   const key = await generateTestKey('faults-soak');
   const impostor = await unpublishedKey(key.kid);
@@ -179,5 +180,6 @@ export const SCENARIO: Scenario = {
   title: 'Soak at a fixed rate',
   requirement:
     'fails no request over the soak, and neither memory nor file descriptors grow beyond a small bound',
+  runsIn: (profile) => profile.soak !== undefined,
   run,
 };

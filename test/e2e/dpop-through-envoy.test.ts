@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { DpopNonces } from '../../src/authn/dpop-nonces.js';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import {
   accessTokenHash,
@@ -37,8 +38,8 @@ import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
 // - bank (127.0.0.1, localhost, bank.test): DPoP allowed; /transfer requires it (and MFA), /plain turns it
 //   off. Public origins: this Envoy's http://127.0.0.1:PORT and https://bank.test. `localhost` reaches the
 //   service but is no public origin, so a proof whose htu follows the Host header is refused.
-// - nonce (nonce.test): DPoP allowed, server nonces required, with the shortest nonce_lifetime (the last test
-//   waits it out).
+// - nonce (nonce.test): DPoP allowed, server nonces required, with the shortest nonce_lifetime; authz is
+//   given the nonce key (--dpop-nonce-key), so that a test makes nonces of a chosen age instead of waiting.
 // - strict (strict.test): no sender_constraint of its own, so the issuers' apply: the strict issuer requires
 //   DPoP-bound tokens, the main issuer sets nothing (off). A short max_age for the replay-after-the-window case.
 // The top-level dpop.replay_cache_per_key is small, so that one test can spend a key's share.
@@ -56,6 +57,8 @@ const ALGS = 'ES256 EdDSA';
 const STRICT_MAX_AGE = 5;
 /** The nonce service's dpop.nonce_lifetime, in seconds: the least allowed. */
 const NONCE_LIFETIME = 10;
+/** The key of DPoP server nonces (`--dpop-nonce-key`), so that a test can make a nonce of a given age. */
+const NONCE_KEY = randomBytes(32);
 /**
  * The top-level dpop.replay_cache_per_key: what one key may hold of the replay store. Above what the holder's
  * key uses within one proof window across this file (some 150 proofs), small enough for one test to spend.
@@ -378,6 +381,8 @@ beforeAll(async () => {
     ],
   };
   const policyFile = path.join(dir, 'policy.yaml');
+  const nonceKeyFile = path.join(dir, 'dpop-nonce.key');
+  await writeFile(nonceKeyFile, NONCE_KEY, { mode: 0o600 });
   await writeFile(policyFile, stringify(policy));
 
   upstream = createServer((req, res) => {
@@ -398,6 +403,8 @@ beforeAll(async () => {
     `127.0.0.1:${authzPort}`,
     '--metrics-listen',
     `127.0.0.1:${metricsPort}`,
+    '--dpop-nonce-key',
+    nonceKeyFile,
   ]);
   metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   decisionsSeen = decisions().length;
@@ -928,8 +935,6 @@ describe('step-up combined with DPoP on POST /transfer (only the DPoP scheme off
 const onNonce = { host: 'nonce.test' };
 const nonceProof = (at: string, nonce?: string) =>
   proof(at, { url: 'https://nonce.test/balance', ...(nonce === undefined ? {} : { claims: { nonce } }) });
-/** The nonce the round trip got, and when: the last test uses it once it has expired. */
-let issuedNonce: { nonce: string; atMs: number } | undefined;
 
 describe('server nonces (nonce.test: dpop.nonce required, RFC 9449 section 9)', () => {
   it('round trip: no nonce → 401 use_dpop_nonce with DPoP-Nonce; the same request with it → 200', async () => {
@@ -944,7 +949,6 @@ describe('server nonces (nonce.test: dpop.nonce required, RFC 9449 section 9)', 
     });
     const nonce = first.headers['dpop-nonce'];
     expect(typeof nonce, 'the DPoP-Nonce header').toBe('string');
-    issuedNonce = { nonce: nonce as string, atMs: Date.now() };
     expect(nonce).toMatch(/^[\x21\x23-\x5B\x5D-\x7E]+$/); // RFC 9449 section 8.1: NQCHAR
     const second = await send('GET', '/balance', dpop(at, await nonceProof(at, nonce as string)), onNonce);
     expectAllowed(second);
@@ -1028,17 +1032,20 @@ describe(`the replay store: what one client can cost (dpop.replay_cache_per_key 
   });
 });
 
-// Last: it waits out the nonce lifetime, after the other tests have used most of it.
+// The age check itself (exactly nonce_lifetime old accepted, a second more refused, the lifetime given)
+// is test/unit/dpop-nonces.test.ts's, with an injected clock; here, without waiting: that the server
+// checks the age of a nonce made with its own key against this service's nonce_lifetime.
 describe(`a nonce older than dpop.nonce_lifetime (${NONCE_LIFETIME} s on nonce.test)`, () => {
-  it('is refused as dpop_nonce_invalid: 401 use_dpop_nonce with a fresh DPoP-Nonce', async () => {
+  it('half the lifetime old → 200; the lifetime + 2 s old → 401 use_dpop_nonce with a fresh DPoP-Nonce', async () => {
     const at = await boundToken();
-    if (issuedNonce === undefined) {
-      const first = await send('GET', '/balance', dpop(at, await nonceProof(at)), onNonce);
-      issuedNonce = { nonce: String(first.headers['dpop-nonce']), atMs: Date.now() };
-    }
-    const { nonce, atMs } = issuedNonce;
-    await delay(Math.max(0, atMs + (NONCE_LIFETIME + 1.5) * 1000 - Date.now()));
-    const sent = await send('GET', '/balance', dpop(at, await nonceProof(at, nonce)), onNonce);
+    const nonces = new DpopNonces(NONCE_KEY);
+    const young = nonces.issue('nonce', Date.now() - (NONCE_LIFETIME / 2) * 1000);
+    const accepted = await send('GET', '/balance', dpop(at, await nonceProof(at, young)), onNonce);
+    expectAllowed(accepted);
+    expect(accepted.decision).toMatchObject({ policy_service: 'nonce' });
+
+    const old = nonces.issue('nonce', Date.now() - (NONCE_LIFETIME + 2) * 1000);
+    const sent = await send('GET', '/balance', dpop(at, await nonceProof(at, old)), onNonce);
     expectRefused(sent, {
       status: 401,
       code: 'dpop_nonce_invalid',
@@ -1047,6 +1054,6 @@ describe(`a nonce older than dpop.nonce_lifetime (${NONCE_LIFETIME} s on nonce.t
       error: 'use_dpop_nonce',
     });
     expect(sent.headers['dpop-nonce']).toMatch(/^[\x21\x23-\x5B\x5D-\x7E]+$/);
-    expect(sent.headers['dpop-nonce']).not.toBe(nonce);
+    expect(sent.headers['dpop-nonce']).not.toBe(old);
   });
 });
