@@ -10,10 +10,3 @@ export interface CommandIo {
   /** Milliseconds since the epoch. */
   readonly now: () => number;
 }
-
-/** The real process: stdout, stderr and the system clock. */
-export const processIo: CommandIo = Object.freeze({
-  out: (text: string) => void process.stdout.write(text),
-  err: (text: string) => void process.stderr.write(text),
-  now: () => Date.now(),
-});
