@@ -53,10 +53,20 @@ export default {
       name: 'layers-args',
       comment:
         'src/args (argument parsing, UsageError) sits below both the CLI and the ops commands, so it cannot ' +
-        'import either of them, nor the server or the Envoy adapter.',
+        "import either of them, nor the commands' interface, the server or the Envoy adapter.",
       severity: 'error',
       from: { path: '^src/args/' },
-      to: { path: '^src/(cli|ops|server|envoy)/' },
+      to: { path: '^src/(cli|command|ops|server|envoy)/' },
+    },
+    {
+      name: 'layers-command',
+      comment:
+        'src/command (what a command is and what it receives: Command, CommandTable, CommandContext, CommandIo) ' +
+        'sits below the CLI, the policy tools and the demo, which all implement it: it may use only itself and ' +
+        'src/args (the Environment type), so a command table drags nothing else in.',
+      severity: 'error',
+      from: { path: '^src/command/' },
+      to: { pathNot: ['^src/command/', '^src/args/'] },
     },
     {
       name: 'layers-ops',

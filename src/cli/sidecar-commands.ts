@@ -1,4 +1,4 @@
-import type { Command, CommandTable } from './command.js';
+import type { Command, CommandTable } from '../command/command.js';
 import { SERVE_DEFAULTS } from './serve-config.js';
 
 /**

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
 import { answerForDecision, statusForDenial } from '../../src/authz/answer-for-decision.js';
 import type { DenialCode } from '../../src/authz/decision.js';
-import type { Command, CommandContext } from '../../src/cli/command.js';
+import type { Command, CommandContext } from '../../src/command/command.js';
 import { OWN_COMMANDS } from '../../src/cli/own-commands.js';
 import { SIDECAR_COMMANDS } from '../../src/cli/sidecar-commands.js';
 import { commandTable as DEMO_COMMANDS } from '../../src/demo/demo-commands.js';
