@@ -122,6 +122,15 @@ export default {
       to: { path: '^src/', pathNot: '^src/(client|http|contract)/' },
     },
     {
+      name: 'web-client-entry',
+      comment:
+        'The browser app uses the client library as any client would, through its entry point ' +
+        '(src/client/index.ts), so the library may rearrange its modules without breaking its users.',
+      severity: 'error',
+      from: { path: '^web/' },
+      to: { path: '^src/client/', pathNot: '^src/client/index\\.ts$' },
+    },
+    {
       name: 'no-circular',
       comment:
         'A cycle means two modules can only be understood, tested and loaded together; split out what they share.',

@@ -316,6 +316,15 @@ const forbidden: ForbiddenCase[] = [
     found: ['web-uses-libraries: web/src/main.ts → src/authz/decide.ts'],
   },
   {
+    rule: 'web-client-entry',
+    when: 'the web app imports a module of the client library past its entry point',
+    files: {
+      'web/src/main.ts': "import '../../src/client/step-up-plan.js';\n",
+      'src/client/step-up-plan.ts': LEAF,
+    },
+    found: ['web-client-entry: web/src/main.ts → src/client/step-up-plan.ts'],
+  },
+  {
     rule: 'no-circular',
     when: 'two modules import each other, one of them for a type only',
     files: {
@@ -384,6 +393,7 @@ describe('the architecture rules in .dependency-cruiser.mjs', () => {
       'src/metrics/metrics.ts': LEAF,
       'src/cli/main.ts': `${sideEffects('../args/usage-error.js', '../command/command.js')}export const load = () => import('../ops/explain.js');\n`,
       'src/client/step-up-plan.ts': sideEffects('../contract/identity-headers.js'),
+      'src/client/index.ts': sideEffects('./step-up-plan.js'),
       'src/http/plain-http-url.ts': LEAF,
       'src/demo/bank/bank-server.ts': sideEffects(
         '../../command/command.js',
@@ -392,7 +402,7 @@ describe('the architecture rules in .dependency-cruiser.mjs', () => {
       ),
       'web/src/main.ts': sideEffects(
         'some-lib',
-        '../../src/client/step-up-plan.js',
+        '../../src/client/index.js',
         '../../src/http/plain-http-url.js',
         '../../src/contract/identity-headers.js',
       ),
