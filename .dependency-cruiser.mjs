@@ -52,11 +52,11 @@ export default {
     {
       name: 'layers-args',
       comment:
-        'src/args (argument parsing, UsageError) sits below both the CLI and the ops commands, so it cannot ' +
+        'src/args (argument parsing, UsageError) sits below both the CLI and the policy tool commands, so it cannot ' +
         "import either of them, nor the commands' interface, the server or the Envoy adapter.",
       severity: 'error',
       from: { path: '^src/args/' },
-      to: { path: '^src/(cli|command|ops|server|envoy)/' },
+      to: { path: '^src/(cli|command|policy-tools|server|envoy)/' },
     },
     {
       name: 'layers-command',
@@ -69,12 +69,12 @@ export default {
       to: { pathNot: ['^src/command/', '^src/args/'] },
     },
     {
-      name: 'layers-ops',
+      name: 'layers-policy-tools',
       comment:
         'The policy tool commands (check-policy, explain, test, diff) run under the CLI beside the server: they ' +
         'share the core and src/args, not the CLI, the server or the gRPC adapter.',
       severity: 'error',
-      from: { path: '^src/ops/' },
+      from: { path: '^src/policy-tools/' },
       to: { path: '^src/(cli|server|envoy)/' },
     },
     {
@@ -84,7 +84,7 @@ export default {
         'must not reach up into transport, the server, the commands, logging or metrics.',
       severity: 'error',
       from: { path: '^src/authn/' },
-      to: { path: '^src/(envoy|server|ops|cli|log|metrics)/' },
+      to: { path: '^src/(envoy|server|policy-tools|cli|log|metrics)/' },
     },
     {
       name: 'layers-envoy',
@@ -92,7 +92,7 @@ export default {
         'The Envoy adapter is thin (parse, authorize, answer); the server composes it, not the other way round.',
       severity: 'error',
       from: { path: '^src/envoy/' },
-      to: { path: '^src/(server|ops|cli)/' },
+      to: { path: '^src/(server|policy-tools|cli)/' },
     },
     {
       name: 'layers-client',

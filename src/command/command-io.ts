@@ -1,5 +1,5 @@
 /**
- * What an ops command needs from its process: where to write, and the time. Injected so that the
+ * What a command needs from its process: where to write, and the time. Injected so that the
  * commands run in tests without a child process and with a fixed clock.
  */
 export interface CommandIo {

@@ -68,7 +68,11 @@ describe('tsconfig.sidecar.json', () => {
 
     const files = projectSources(output, repoRoot);
     expect(files.filter((file) => file.startsWith('src/demo/'))).toEqual([]);
-    for (const file of ['src/cli/main.ts', 'src/server/authz-server.ts', 'src/ops/test-command.ts']) {
+    for (const file of [
+      'src/cli/main.ts',
+      'src/server/authz-server.ts',
+      'src/policy-tools/test-command.ts',
+    ]) {
       expect(files).toContain(file);
     }
   });
@@ -118,7 +122,7 @@ describe('the sidecar build (dist-sidecar/, what the sidecar image carries)', ()
     const top = readdirSync(SIDECAR_DIST);
     expect(top).not.toContain('demo');
     expect(top).not.toContain('web');
-    expect(top).toEqual(expect.arrayContaining(['cli', 'server', 'envoy', 'policy', 'ops']));
+    expect(top).toEqual(expect.arrayContaining(['cli', 'server', 'envoy', 'policy', 'policy-tools']));
   });
 
   it("lists the sidecar's commands only, and knows no demo command (exit 2)", async () => {

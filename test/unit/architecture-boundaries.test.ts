@@ -214,10 +214,10 @@ const forbidden: ForbiddenCase[] = [
     rule: 'layers-args',
     when: 'argument parsing imports an ops command',
     files: {
-      'src/args/parse.ts': "import '../ops/explain-command.js';\n",
-      'src/ops/explain-command.ts': LEAF,
+      'src/args/parse.ts': "import '../policy-tools/explain-command.js';\n",
+      'src/policy-tools/explain-command.ts': LEAF,
     },
-    found: ['layers-args: src/args/parse.ts → src/ops/explain-command.ts'],
+    found: ['layers-args: src/args/parse.ts → src/policy-tools/explain-command.ts'],
   },
   {
     rule: 'layers-command',
@@ -232,25 +232,28 @@ const forbidden: ForbiddenCase[] = [
     rule: 'layers-command',
     when: "the commands' interface imports a policy tool",
     files: {
-      'src/command/command-io.ts': "import '../ops/explain-command.js';\n",
-      'src/ops/explain-command.ts': LEAF,
+      'src/command/command-io.ts': "import '../policy-tools/explain-command.js';\n",
+      'src/policy-tools/explain-command.ts': LEAF,
     },
-    found: ['layers-command: src/command/command-io.ts → src/ops/explain-command.ts'],
+    found: ['layers-command: src/command/command-io.ts → src/policy-tools/explain-command.ts'],
   },
   {
-    rule: 'layers-ops',
+    rule: 'layers-policy-tools',
     when: 'an ops command imports the CLI',
-    files: { 'src/ops/explain.ts': "import '../cli/command-table.js';\n", 'src/cli/command-table.ts': LEAF },
-    found: ['layers-ops: src/ops/explain.ts → src/cli/command-table.ts'],
+    files: {
+      'src/policy-tools/explain.ts': "import '../cli/command-table.js';\n",
+      'src/cli/command-table.ts': LEAF,
+    },
+    found: ['layers-policy-tools: src/policy-tools/explain.ts → src/cli/command-table.ts'],
   },
   {
-    rule: 'layers-ops',
+    rule: 'layers-policy-tools',
     when: 'an ops command imports the gRPC adapter',
     files: {
-      'src/ops/explain.ts': "import '../envoy/check-handler.js';\n",
+      'src/policy-tools/explain.ts': "import '../envoy/check-handler.js';\n",
       'src/envoy/check-handler.ts': LEAF,
     },
-    found: ['layers-ops: src/ops/explain.ts → src/envoy/check-handler.ts'],
+    found: ['layers-policy-tools: src/policy-tools/explain.ts → src/envoy/check-handler.ts'],
   },
   {
     rule: 'layers-authn',
@@ -381,7 +384,7 @@ describe('the architecture rules in .dependency-cruiser.mjs', () => {
       ),
       'src/args/usage-error.ts': LEAF,
       'src/command/command.ts': sideEffects('../args/usage-error.js'),
-      'src/ops/explain.ts': sideEffects(
+      'src/policy-tools/explain.ts': sideEffects(
         '../args/usage-error.js',
         '../command/command.js',
         '../authz/decide.js',
@@ -391,7 +394,7 @@ describe('the architecture rules in .dependency-cruiser.mjs', () => {
       'src/log/log.ts': LEAF,
       'src/server/authz-server.ts': sideEffects('../envoy/check-handler.js', '../metrics/metrics.js'),
       'src/metrics/metrics.ts': LEAF,
-      'src/cli/main.ts': `${sideEffects('../args/usage-error.js', '../command/command.js')}export const load = () => import('../ops/explain.js');\n`,
+      'src/cli/main.ts': `${sideEffects('../args/usage-error.js', '../command/command.js')}export const load = () => import('../policy-tools/explain.js');\n`,
       'src/client/step-up-plan.ts': sideEffects('../contract/identity-headers.js'),
       'src/client/index.ts': sideEffects('./step-up-plan.js'),
       'src/http/plain-http-url.ts': LEAF,
