@@ -52,19 +52,29 @@ export default {
     {
       name: 'layers-args',
       comment:
-        'src/args (argument parsing, UsageError) sits below both the CLI and the ops commands, so it cannot ' +
-        'import either of them, nor the server or the Envoy adapter.',
+        'src/args (argument parsing, UsageError) sits below both the CLI and the policy tool commands, so it cannot ' +
+        "import either of them, nor the commands' interface, the server or the Envoy adapter.",
       severity: 'error',
       from: { path: '^src/args/' },
-      to: { path: '^src/(cli|ops|server|envoy)/' },
+      to: { path: '^src/(cli|command|policy-tools|server|envoy)/' },
     },
     {
-      name: 'layers-ops',
+      name: 'layers-command',
+      comment:
+        'src/command (what a command is and what it receives: Command, CommandTable, CommandContext, CommandIo) ' +
+        'sits below the CLI, the policy tools and the demo, which all implement it: it may use only itself and ' +
+        'src/args (the Environment type), so a command table drags nothing else in.',
+      severity: 'error',
+      from: { path: '^src/command/' },
+      to: { pathNot: ['^src/command/', '^src/args/'] },
+    },
+    {
+      name: 'layers-policy-tools',
       comment:
         'The policy tool commands (check-policy, explain, test, diff) run under the CLI beside the server: they ' +
         'share the core and src/args, not the CLI, the server or the gRPC adapter.',
       severity: 'error',
-      from: { path: '^src/ops/' },
+      from: { path: '^src/policy-tools/' },
       to: { path: '^src/(cli|server|envoy)/' },
     },
     {
@@ -74,7 +84,7 @@ export default {
         'must not reach up into transport, the server, the commands, logging or metrics.',
       severity: 'error',
       from: { path: '^src/authn/' },
-      to: { path: '^src/(envoy|server|ops|cli|log|metrics)/' },
+      to: { path: '^src/(envoy|server|policy-tools|cli|log|metrics)/' },
     },
     {
       name: 'layers-envoy',
@@ -82,7 +92,7 @@ export default {
         'The Envoy adapter is thin (parse, authorize, answer); the server composes it, not the other way round.',
       severity: 'error',
       from: { path: '^src/envoy/' },
-      to: { path: '^src/(server|ops|cli)/' },
+      to: { path: '^src/(server|policy-tools|cli)/' },
     },
     {
       name: 'layers-client',
@@ -110,6 +120,15 @@ export default {
       severity: 'error',
       from: { path: '^web/' },
       to: { path: '^src/', pathNot: '^src/(client|http|contract)/' },
+    },
+    {
+      name: 'web-client-entry',
+      comment:
+        'The browser app uses the client library as any client would, through its entry point ' +
+        '(src/client/index.ts), so the library may rearrange its modules without breaking its users.',
+      severity: 'error',
+      from: { path: '^web/' },
+      to: { path: '^src/client/', pathNot: '^src/client/index\\.ts$' },
     },
     {
       name: 'no-circular',

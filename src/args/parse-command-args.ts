@@ -4,14 +4,14 @@ import { UsageError } from './usage-error.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-/** Parsed flags and positional arguments of one ops command. */
+/** Parsed flags and positional arguments of one policy tool command. */
 export interface OpsArgs {
   readonly values: Readonly<Record<string, string | boolean | undefined>>;
   readonly positionals: readonly string[];
 }
 
 /**
- * Parses an ops command's arguments strictly (unknown flags are usage errors) and checks how many
+ * Parses a policy tool command's arguments strictly (unknown flags are usage errors) and checks how many
  * positional arguments it got.
  *
  * @throws UsageError naming what is wrong.

@@ -110,11 +110,6 @@ export class VerifiedTokenCache {
     return this.entries.size;
   }
 
-  /** The digests held, most recently used first: for tests and diagnostics. */
-  digests(): string[] {
-    return [...this.entries.keys()];
-  }
-
   /**
    * The remembered verification of the token with this digest, if it may be used now (counted as a hit);
    * otherwise undefined, and an entry past its TTL, `exp` or `nbf` is dropped. A miss is not counted

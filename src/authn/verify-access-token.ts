@@ -158,7 +158,7 @@ export async function verifyAccessToken(token: string, context: VerifyContext): 
 
 /**
  * RFC 9068 section 2.2: a JWT access token names its subject in `sub`. Required unless the issuer's
- * `require_sub: false` says its tokens omit it. (Given claims of the ops tools are a hypothesis about a
+ * `require_sub: false` says its tokens omit it. (Given claims of the policy tools are a hypothesis about a
  * token and are not held to it: docs/policy-tests.md.)
  */
 function checkSubjectPresent(payload: JWTPayload, issuer: IssuerPolicy): TokenVerification | undefined {

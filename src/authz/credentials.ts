@@ -7,7 +7,7 @@ export type { AuthScheme } from './auth-scheme.js';
 /**
  * What a request presents as credentials, as an adapter read them. The core never parses headers: the
  * Envoy adapter reads the `Authorization` header with RFC 6750's rules (`src/authn/access-token-credentials.ts`),
- * and the ops tools present claims they were given. `Presented` is what a verifier of that kind takes.
+ * and the policy tools present claims they were given. `Presented` is what a verifier of that kind takes.
  * - `none`: nothing (or another scheme), answered with a bare challenge on a protected route;
  * - `malformed`: an attempt at credentials that breaks the syntax (400 `invalid_request`);
  * - `presented`: something to verify, not yet trusted.
@@ -19,7 +19,7 @@ export type Credentials<Presented> =
 
 /**
  * Turns presented credentials into a verification: a real bearer-token verifier (signature, claims,
- * the issuer's keys) in the server, or given claims taken as verified in the ops tools. Never throws for
+ * the issuer's keys) in the server, or given claims taken as verified in the policy tools. Never throws for
  * anything about the credentials; a fault of the service itself may reject.
  */
 export interface CredentialVerifier<Presented> {

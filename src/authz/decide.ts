@@ -1,10 +1,10 @@
 import type { RequestFacts } from './request-facts.js';
 import type { TokenVerification, VerifiedToken } from './token-verification.js';
-import type { AuthenticationRequirement, CompiledRoute, CompiledService } from '../policy/compiled-policy.js';
+import type { AuthenticationRequirement, CompiledRoute } from '../policy/compiled-policy.js';
 import { matchRoute } from '../policy/match-route.js';
 import type { AuthScheme } from './auth-scheme.js';
 import type { Decision } from './decision.js';
-import { preparedOutcomes, type PreparedOutcomes } from './prepared-outcomes.js';
+import type { PreparedOutcomes } from './prepared-outcomes.js';
 import { normalisedRequestPath } from './request-path.js';
 
 /** The first step's outcome: decided already, or credentials to verify for a protected route. */
@@ -23,17 +23,8 @@ export type RouteStep<Presented> =
 /**
  * Step one, pure: matches the route and looks at the credentials. Order matters: an unmatched request is
  * denied before credentials are looked at (nothing to challenge for), and a public route never needs them.
- */
-export function routeRequest<Presented>(
-  service: CompiledService,
-  request: RequestFacts<Presented>,
-): RouteStep<Presented> {
-  return routePreparedRequest(preparedOutcomes(service), request);
-}
-
-/**
- * `routeRequest` with the service's prepared outcomes at hand: the decisions it returns without verifying
- * anything, but for malformed credentials, are the prepared ones (`PreparedOutcomes.authorizationOf`).
+ * The decisions it returns without verifying anything, but for malformed credentials, are the service's
+ * prepared ones (`PreparedOutcomes.authorizationOf`).
  */
 export function routePreparedRequest<Presented>(
   prepared: PreparedOutcomes,

@@ -1,4 +1,4 @@
-import type { Command, CommandTable } from './command.js';
+import type { Command, CommandTable } from '../command/command.js';
 
 /** Indentation of a command's summary in the general listing. */
 const SUMMARY_INDENT = ' '.repeat(8);

@@ -1,6 +1,6 @@
 import { parseOpsArgs } from '../args/parse-command-args.js';
 import { UsageError } from '../args/usage-error.js';
-import type { CommandContext } from './command.js';
+import type { CommandContext } from '../command/command.js';
 import { COMPLETION_SHELLS, completionScript, type CompletionShell } from './completion-script.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { Command, CommandTable } from './command.js';
+import type { Command, CommandTable } from '../command/command.js';
 
 /** The shells `authz completion` writes a script for. */
 export const COMPLETION_SHELLS = Object.freeze(['bash', 'zsh'] as const);

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Command, CommandTable } from './command.js';
+import type { Command, CommandTable } from '../command/command.js';
 
 /**
  * The demo's command table (`bank`, `dev-token`, `dev-idp`, `demo-client`), a guest of the sidecar.

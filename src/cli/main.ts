@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 import { nearestName } from '../args/nearest-name.js';
 import { UsageError } from '../args/usage-error.js';
-import type { CommandIo } from '../ops/command-io.js';
+import type { CommandIo } from '../command/command-io.js';
 import { PolicyError } from '../policy/policy-error.js';
-import type { Command, CommandContext, CommandTable } from './command.js';
+import type { Command, CommandContext, CommandTable } from '../command/command.js';
 import { commandHelp, generalHelp } from './command-help.js';
 import { loadGuestCommands } from './guest-commands.js';
 import { OWN_COMMANDS } from './own-commands.js';

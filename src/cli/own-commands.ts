@@ -1,4 +1,4 @@
-import type { Command } from './command.js';
+import type { Command } from '../command/command.js';
 import { COMPLETION_SHELLS } from './completion-script.js';
 
 /**

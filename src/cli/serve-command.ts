@@ -16,7 +16,7 @@ import {
 } from '../metrics/metrics-server.js';
 import { startAuthzServer } from '../server/authz-server.js';
 import type { ClusterMember } from '../server/cluster-member.js';
-import type { CommandContext } from './command.js';
+import type { CommandContext } from '../command/command.js';
 import { serveConfig, type ServeConfig } from './serve-config.js';
 
 /** After SIGTERM, how much longer than its drain and grace a worker gets to exit before it is killed. */

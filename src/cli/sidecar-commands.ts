@@ -1,10 +1,10 @@
-import type { Command, CommandTable } from './command.js';
+import type { Command, CommandTable } from '../command/command.js';
 import { SERVE_DEFAULTS } from './serve-config.js';
 
 /**
  * The product's commands: the sidecar and the tools for people editing its policy. Each `run` imports
  * its implementation when called, so `authz serve` loads the server and not the policy tools, and the
- * reverse. (The ops commands take the process's output and clock, `context.io`, and nothing else.)
+ * reverse. (The policy tool commands take the process's output and clock, `context.io`, and nothing else.)
  */
 export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
   title: 'commands',
@@ -37,7 +37,7 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
         "known_scopes, route scopes are checked against the issuers' discovery (--offline: not read)",
       ],
       run: async (argv, context) =>
-        (await import('../ops/check-policy-command.js')).checkPolicyCommand(argv, context.io),
+        (await import('../policy-tools/check-policy-command.js')).checkPolicyCommand(argv, context.io),
     },
     {
       name: 'explain',
@@ -53,7 +53,7 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
         "--dpop-proof, --client-cert: the request carries a valid proof of the token's key or certificate",
       ],
       run: async (argv, context) =>
-        (await import('../ops/explain-command.js')).explainCommand(argv, context.io),
+        (await import('../policy-tools/explain-command.js')).explainCommand(argv, context.io),
     },
     {
       name: 'test',
@@ -63,7 +63,8 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
         '--json for machines, --junit FILE for CI, --run PATTERN (text or /regex/) to pick cases, --strict',
         'to fail on warnings (a test-token claim no issuer reads)',
       ],
-      run: async (argv, context) => (await import('../ops/test-command.js')).testCommand(argv, context.io),
+      run: async (argv, context) =>
+        (await import('../policy-tools/test-command.js')).testCommand(argv, context.io),
     },
     {
       name: 'diff',
@@ -72,7 +73,8 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
         'the example requests whose outcome changes between two policy files, per token profile (and,',
         'with services, per host); exit 0 no change, 1 changes, 2 errors',
       ],
-      run: async (argv, context) => (await import('../ops/diff-command.js')).diffCommand(argv, context.io),
+      run: async (argv, context) =>
+        (await import('../policy-tools/diff-command.js')).diffCommand(argv, context.io),
     },
   ]),
 });

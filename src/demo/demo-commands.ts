@@ -1,4 +1,4 @@
-import type { Command, CommandTable } from '../cli/command.js';
+import type { Command, CommandTable } from '../command/command.js';
 import { BANK_DEFAULTS } from './bank/bank-config.js';
 import { DEV_IDP_DEFAULTS } from './idp/dev-idp-config.js';
 import { DEFAULT_REDIRECT_URIS } from './idp/protocol-values.js';

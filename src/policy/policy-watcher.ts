@@ -7,7 +7,7 @@ import type { CompiledPolicy } from './compiled-policy.js';
 import { policyFromRead, readPolicyText } from './load-policy.js';
 import { describePolicyChange, policyChange } from './policy-change.js';
 import { formatPolicyProblem, PolicyError } from './policy-error.js';
-import { policyFindings, type PolicyFinding } from './policy-findings.js';
+import { policyFindings, reloadBlockingFindings, type PolicyFinding } from './policy-findings.js';
 import { policyVersion } from './policy-version.js';
 import type { TextFileRead } from './read-text-file.js';
 import { YamlLocations } from './yaml-locations.js';
@@ -282,11 +282,7 @@ export class PolicyWatcher {
     }
     const findings = 'text' in content.read ? findingsOf(policy, content.read.text) : [];
     if (this.current.reloadGuard === 'error') {
-      const known = new Set(this.currentFindings.map(findingKey));
-      const added = findings.filter(
-        (finding) =>
-          finding.level === 'error' && finding.accepted === undefined && !known.has(findingKey(finding)),
-      );
+      const added = reloadBlockingFindings(this.currentFindings, findings);
       if (added.length > 0) {
         return {
           kind: 'refused',
@@ -363,10 +359,6 @@ export class PolicyWatcher {
 }
 
 /** A finding's identity across versions: its code and where in the document it is. */
-function findingKey(finding: PolicyFinding): string {
-  return `${finding.code} ${finding.path}`;
-}
-
 function findingsOf(policy: CompiledPolicy, text: string): readonly PolicyFinding[] {
   return policyFindings(policy, new YamlLocations(text));
 }

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Command } from '../../src/cli/command.js';
+import type { Command } from '../../src/command/command.js';
 import { commandHelp } from '../../src/cli/command-help.js';
 import { OWN_COMMANDS } from '../../src/cli/own-commands.js';
 import { SIDECAR_COMMANDS } from '../../src/cli/sidecar-commands.js';

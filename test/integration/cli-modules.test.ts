@@ -27,14 +27,14 @@ const DIST_URL = pathToFileURL(DIST + path.sep).href;
 
 /** The ops commands' implementations, which only their own command lines should load. */
 const OPS_COMMAND_MODULES = [
-  'ops/check-policy-command.js',
-  'ops/explain-command.js',
-  'ops/test-command.js',
-  'ops/diff-command.js',
+  'policy-tools/check-policy-command.js',
+  'policy-tools/explain-command.js',
+  'policy-tools/test-command.js',
+  'policy-tools/diff-command.js',
 ];
 
-/** A command's implementation (`cli/serve-command.js`, `ops/test-command.js`, ...) or a server. */
-const IMPLEMENTATION = /^(cli\/serve|ops\/[a-z-]+|demo\/.+)-command\.js$|-server\.js$/;
+/** A command's implementation (`cli/serve-command.js`, `policy-tools/test-command.js`, ...) or a server. */
+const IMPLEMENTATION = /^(cli\/serve|policy-tools\/[a-z-]+|demo\/.+)-command\.js$|-server\.js$/;
 
 /** Every JavaScript module of the full build outside the web app, relative to dist/. */
 function builtModules(dir = DIST): string[] {
@@ -169,7 +169,7 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
     const { result, modules } = await record(['check-policy', policyFile]);
     expect(result.code, result.stdout + result.stderr).toBe(0);
 
-    expect(modules).toContain('ops/check-policy-command.js');
+    expect(modules).toContain('policy-tools/check-policy-command.js');
     expect(demo(modules)).toEqual([]);
     expect(modules).not.toContain('server/authz-server.js');
     expect(modules).not.toContain('cli/serve-command.js');

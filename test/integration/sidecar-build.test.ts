@@ -119,7 +119,7 @@ describe('the sidecar build (dist-sidecar/, what the sidecar image carries)', ()
     const top = readdirSync(SIDECAR_DIST);
     expect(top).not.toContain('demo');
     expect(top).not.toContain('web');
-    expect(top).toEqual(expect.arrayContaining(['cli', 'server', 'envoy', 'policy', 'ops']));
+    expect(top).toEqual(expect.arrayContaining(['cli', 'server', 'envoy', 'policy', 'policy-tools']));
   });
 
   it("lists the sidecar's commands only, and knows no demo command (exit 2)", async () => {

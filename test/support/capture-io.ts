@@ -1,6 +1,6 @@
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CommandIo } from '../../src/ops/command-io.js';
+import type { CommandIo } from '../../src/command/command-io.js';
 
 /** An ops command's output, kept for assertions, with a fixed clock. */
 export interface CapturedIo {

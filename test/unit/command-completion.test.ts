@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import type { Command, CommandTable } from '../../src/cli/command.js';
+import type { Command, CommandTable } from '../../src/command/command.js';
 import { commandFlags, completionScript } from '../../src/cli/completion-script.js';
 import { SIDECAR_COMMANDS } from '../../src/cli/sidecar-commands.js';
 import { commandTable as DEMO_COMMANDS } from '../../src/demo/demo-commands.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { nearestName } from '../../src/args/nearest-name.js';
-import type { Command } from '../../src/cli/command.js';
+import type { Command } from '../../src/command/command.js';
 import { commandHelp, generalHelp } from '../../src/cli/command-help.js';
 import { SIDECAR_COMMANDS } from '../../src/cli/sidecar-commands.js';
 import { commandTable as DEMO_COMMANDS } from '../../src/demo/demo-commands.js';

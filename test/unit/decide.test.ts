@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { InvalidTokenReason, VerifiedToken } from '../../src/authz/token-verification.js';
 import { readAccessTokenCredentials } from '../../src/authn/access-token-credentials.js';
 import type { RequestFacts } from '../../src/authz/request-facts.js';
-import { decideAccess, routeRequest, type RouteStep } from '../../src/authz/decide.js';
+import { decideAccess, routePreparedRequest, type RouteStep } from '../../src/authz/decide.js';
+import { preparedOutcomes } from '../../src/authz/prepared-outcomes.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { CompiledRoute, CompiledService } from '../../src/policy/compiled-policy.js';
 import { matchRoute } from '../../src/policy/match-route.js';
@@ -21,6 +22,8 @@ const [balance, transfer, healthz, accountBalance] = demo.routes as [
   CompiledRoute,
   CompiledRoute,
 ];
+/** The demo service's prepared outcomes, as `authorize` holds them. */
+const prepared = preparedOutcomes(demo);
 
 const extra = compileService(
   '{ methods: [POST], path: /transfer/international, scopes: [transfer:funds, transfer:abroad, view:balance] }',
@@ -72,7 +75,7 @@ function verified(
   return { kind: 'verified' as const, token };
 }
 
-describe('routeRequest over the demo policy', () => {
+describe('routePreparedRequest over the demo policy', () => {
   it.each([
     ['an unknown path', request('GET', '/admin')],
     ['an unknown path, even with a bad token', request('GET', '/admin', ['Bearer not"a token'])],
@@ -82,7 +85,7 @@ describe('routeRequest over the demo policy', () => {
     ['a trailing slash', request('GET', '/balance/')],
     ['another case', request('GET', '/Balance')],
   ])('denies %s with no_route, before any credentials are read', (_case, facts) => {
-    expect(routeRequest(demo, facts)).toEqual({
+    expect(routePreparedRequest(prepared, facts)).toEqual({
       kind: 'decided',
       decision: { kind: 'deny', code: 'no_route', description: 'no route allows this request' },
     });
@@ -96,7 +99,7 @@ describe('routeRequest over the demo policy', () => {
     ['with "Bearer" and no token', ['Bearer']],
   ])('allows the public route %s, and carries no identity', (_case, authorization) => {
     for (const method of ['GET', 'POST', 'HEAD']) {
-      expect(routeRequest(demo, request(method, '/healthz?probe=1', authorization))).toEqual({
+      expect(routePreparedRequest(prepared, request(method, '/healthz?probe=1', authorization))).toEqual({
         kind: 'decided',
         decision: { kind: 'allow', route: healthz },
       });
@@ -108,7 +111,7 @@ describe('routeRequest over the demo policy', () => {
     ['Basic credentials', ['Basic YWxpY2U6c2VjcmV0']],
     ['an empty header', ['']],
   ])('denies a protected route with %s: credentials_missing', (_case, authorization) => {
-    expect(routeRequest(demo, request('GET', '/balance', authorization))).toEqual({
+    expect(routePreparedRequest(prepared, request('GET', '/balance', authorization))).toEqual({
       kind: 'decided',
       decision: {
         kind: 'deny',
@@ -126,7 +129,7 @@ describe('routeRequest over the demo policy', () => {
     ['joined headers', ['Basic x, Bearer y'], 'more than one Authorization header'],
     ['a quote in the token', ['Bearer a"b'], 'the bearer token has characters RFC 6750 does not allow'],
   ])('denies a protected route with %s: credentials_malformed', (_case, authorization, description) => {
-    const step = routeRequest(demo, request('POST', '/transfer', authorization));
+    const step = routePreparedRequest(prepared, request('POST', '/transfer', authorization));
     expect(step).toMatchObject({
       kind: 'decided',
       decision: { kind: 'deny', code: 'credentials_malformed', description, route: transfer },
@@ -139,7 +142,10 @@ describe('routeRequest over the demo policy', () => {
     ['POST', '/transfer', transfer],
     ['GET', '/accounts/acc-42/balance', accountBalance],
   ])('hands the token of %s %s to verification, with its route', (method, target, route) => {
-    const step: RouteStep<string> = routeRequest(demo, request(method, target, ['Bearer abc.def.ghi']));
+    const step: RouteStep<string> = routePreparedRequest(
+      prepared,
+      request(method, target, ['Bearer abc.def.ghi']),
+    );
 
     expect(step).toEqual({
       kind: 'verify',
@@ -158,7 +164,7 @@ describe('routeRequest over the demo policy', () => {
     ['/bal ance', 'bad_character'],
     ['http://bank.example/balance', 'not_origin_form'],
   ])('denies the unsafe path %j: 400 path_invalid (%s), whatever the credentials', (target, problem) => {
-    expect(routeRequest(demo, request('GET', target, ['Bearer abc']))).toEqual({
+    expect(routePreparedRequest(prepared, request('GET', target, ['Bearer abc']))).toEqual({
       kind: 'decided',
       decision: {
         kind: 'deny',

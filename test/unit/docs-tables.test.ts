@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
 import { answerForDecision, statusForDenial } from '../../src/authz/answer-for-decision.js';
 import type { DenialCode } from '../../src/authz/decision.js';
-import type { Command, CommandContext } from '../../src/cli/command.js';
+import type { Command, CommandContext } from '../../src/command/command.js';
 import { OWN_COMMANDS } from '../../src/cli/own-commands.js';
 import { SIDECAR_COMMANDS } from '../../src/cli/sidecar-commands.js';
 import { commandTable as DEMO_COMMANDS } from '../../src/demo/demo-commands.js';
@@ -176,10 +176,10 @@ const BUILT_INS = ['help', '--version'];
 /** Where each command reads its environment variables. */
 const CONFIG_SOURCES: Readonly<Record<string, string>> = {
   serve: 'src/cli/serve-config.ts',
-  'check-policy': 'src/ops/check-policy-command.ts',
-  explain: 'src/ops/explain-command.ts',
-  test: 'src/ops/test-command.ts',
-  diff: 'src/ops/diff-command.ts',
+  'check-policy': 'src/policy-tools/check-policy-command.ts',
+  explain: 'src/policy-tools/explain-command.ts',
+  test: 'src/policy-tools/test-command.ts',
+  diff: 'src/policy-tools/diff-command.ts',
   bank: 'src/demo/bank/bank-config.ts',
   statements: 'src/demo/statements/statements-config.ts',
   'dev-token': 'src/demo/dev-token/dev-token-config.ts',

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FetchKeySet } from '../../src/authn/read-key-set.js';
-import { checkPolicyCommand, type CheckPolicyReport } from '../../src/ops/check-policy-command.js';
-import { readScopesSupported } from '../../src/ops/scopes-supported.js';
+import { checkPolicyCommand, type CheckPolicyReport } from '../../src/policy-tools/check-policy-command.js';
+import { readScopesSupported } from '../../src/policy-tools/scopes-supported.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import {
   FINDING_CODES,

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
-import { checkPolicyCommand, type CheckPolicyReport } from '../../src/ops/check-policy-command.js';
+import { checkPolicyCommand, type CheckPolicyReport } from '../../src/policy-tools/check-policy-command.js';
 import { FINDING_CODES, policyFindings } from '../../src/policy/policy-findings.js';
 import { YamlLocations } from '../../src/policy/yaml-locations.js';
 import { compileRoutes, demoPolicyText } from '../support/inline-policy.js';

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
-import { diffCommand } from '../../src/ops/diff-command.js';
-import { diffExamples, diffPolicies, examplePaths, tokenProfiles } from '../../src/ops/policy-diff.js';
+import { diffCommand } from '../../src/policy-tools/diff-command.js';
+import {
+  diffExamples,
+  diffPolicies,
+  examplePaths,
+  tokenProfiles,
+} from '../../src/policy-tools/policy-diff.js';
 import { captureIo, OPS_NOW, repoFile } from '../support/capture-io.js';
 import { compileRoutes } from '../support/inline-policy.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explainCommand } from '../../src/ops/explain-command.js';
-import type { Explanation } from '../../src/ops/explain-request.js';
+import { explainCommand } from '../../src/policy-tools/explain-command.js';
+import type { Explanation } from '../../src/policy-tools/explain-request.js';
 import { createTempDir, writeTextFile } from '../support/authz-harness.js';
 import { captureIo, repoFile } from '../support/capture-io.js';
 import { demoPolicyText } from '../support/inline-policy.js';

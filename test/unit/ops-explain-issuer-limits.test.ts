@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { explainCommand } from '../../src/ops/explain-command.js';
-import type { Explanation } from '../../src/ops/explain-request.js';
+import { explainCommand } from '../../src/policy-tools/explain-command.js';
+import type { Explanation } from '../../src/policy-tools/explain-request.js';
 import { AUDIENCE, createTempDir, ISSUER, writeTextFile } from '../support/authz-harness.js';
 import { captureIo, OPS_NOW } from '../support/capture-io.js';
 import { demoPolicyText } from '../support/inline-policy.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
-import { explainCommand } from '../../src/ops/explain-command.js';
-import type { Explanation } from '../../src/ops/explain-request.js';
+import { explainCommand } from '../../src/policy-tools/explain-command.js';
+import type { Explanation } from '../../src/policy-tools/explain-request.js';
 import { PolicyError } from '../../src/policy/policy-error.js';
 import { AUDIENCE, createTempDir, ISSUER, writeTextFile } from '../support/authz-harness.js';
 import { captureIo, OPS_NOW, repoFile } from '../support/capture-io.js';

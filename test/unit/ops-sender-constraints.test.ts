@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { ProofRequest } from '../../src/authz/possession-proof.js';
 import type { VerifiedToken } from '../../src/authz/token-verification.js';
-import { explainCommand } from '../../src/ops/explain-command.js';
-import type { Explanation } from '../../src/ops/explain-request.js';
-import { givenProofs } from '../../src/ops/given-claims.js';
-import { parsePolicyTestFile } from '../../src/ops/policy-test-file.js';
-import { testCommand } from '../../src/ops/test-command.js';
+import { explainCommand } from '../../src/policy-tools/explain-command.js';
+import type { Explanation } from '../../src/policy-tools/explain-request.js';
+import { givenProofs } from '../../src/policy-tools/given-claims.js';
+import { parsePolicyTestFile } from '../../src/policy-tools/policy-test-file.js';
+import { testCommand } from '../../src/policy-tools/test-command.js';
 import { PolicyError } from '../../src/policy/policy-error.js';
 import { createTempDir, writeTextFile } from '../support/authz-harness.js';
 import { captureIo, repoFile } from '../support/capture-io.js';

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/args/usage-error.js';
-import { parsePolicyTestFile } from '../../src/ops/policy-test-file.js';
+import { parsePolicyTestFile } from '../../src/policy-tools/policy-test-file.js';
 import { PolicyError } from '../../src/policy/policy-error.js';
-import { runPolicyTests } from '../../src/ops/run-policy-tests.js';
-import { testCommand } from '../../src/ops/test-command.js';
+import { runPolicyTests } from '../../src/policy-tools/run-policy-tests.js';
+import { testCommand } from '../../src/policy-tools/test-command.js';
 import { compileRoutes } from '../support/inline-policy.js';
 import { captureIo, OPS_NOW, repoFile } from '../support/capture-io.js';
 

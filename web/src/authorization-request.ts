@@ -1,4 +1,4 @@
-import type { StepUpRequest } from '../../src/client/step-up-plan.js';
+import type { StepUpRequest } from '../../src/client/index.js';
 import { SignInError } from './sign-in-error.js';
 
 /** One authorization request (RFC 6749 section 4.1.1 with PKCE, RFC 7636 section 4.3). */

@@ -1,4 +1,4 @@
-import { planStepUp, type StepUpPlan, type StepUpRequest } from '../../src/client/step-up-plan.js';
+import { planStepUp, type StepUpPlan, type StepUpRequest } from '../../src/client/index.js';
 import { HeldTokens, type HeldToken, type TokenRole } from './held-tokens.js';
 import { SignInError } from './sign-in-error.js';
 import type { TokenGrant } from './token-response.js';

@@ -1,5 +1,4 @@
-import type { DpopKey } from '../../src/client/dpop-key.js';
-import { parseWwwAuthenticate } from '../../src/client/parse-www-authenticate.js';
+import { parseWwwAuthenticate, type DpopKey } from '../../src/client/index.js';
 
 /** A request to send with a DPoP proof. */
 export interface DpopRequest {

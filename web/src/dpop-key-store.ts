@@ -1,4 +1,4 @@
-import { dpopKeyFromPair, type DpopKey, type DpopKeyPair } from '../../src/client/dpop-key.js';
+import { dpopKeyFromPair, type DpopKey, type DpopKeyPair } from '../../src/client/index.js';
 
 /** A WebCrypto key, in the types of both the DOM and Node (this module is tested in Node). */
 type WebCryptoKey = DpopKeyPair['privateKey'];

@@ -1,4 +1,4 @@
-import type { DpopKeyPair } from '../../src/client/dpop-key.js';
+import type { DpopKeyPair } from '../../src/client/index.js';
 import type { KeyPairStorage } from './dpop-key-store.js';
 
 /** The database and store that hold the key; one record, replaced only when it is unusable. */

@@ -1,4 +1,4 @@
-import type { StepUpRequest } from '../../src/client/step-up-plan.js';
+import type { StepUpRequest } from '../../src/client/index.js';
 import type { AppConfig } from './app-config.js';
 import { authorizationUrl, codeFromResponse, type AuthorizationResponse } from './authorization-request.js';
 import { AUTHORIZATION_RESPONSE_MESSAGE } from './callback-message.js';

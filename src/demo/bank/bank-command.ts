@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { CommandContext } from '../../cli/command.js';
+import type { CommandContext } from '../../command/command.js';
 import { createLogger } from '../../log/create-logger.js';
 import { DEV_AUDIENCE } from '../dev-token/dev-keys.js';
 import { bankConfig, type BankConfig } from './bank-config.js';

@@ -1,4 +1,4 @@
-import type { CommandContext } from '../../cli/command.js';
+import type { CommandContext } from '../../command/command.js';
 import { ensureDevKeys } from './dev-keys.js';
 import { devTokenConfig } from './dev-token-config.js';
 import { mintDevToken } from './mint-dev-token.js';

@@ -1,4 +1,4 @@
-import type { CommandContext } from '../../cli/command.js';
+import type { CommandContext } from '../../command/command.js';
 import { createLogger } from '../../log/create-logger.js';
 import { devIdpConfig } from './dev-idp-config.js';
 import { startDevIdp } from './dev-idp-server.js';

@@ -1,4 +1,4 @@
-import type { CommandContext } from '../../cli/command.js';
+import type { CommandContext } from '../../command/command.js';
 import { createLogger } from '../../log/create-logger.js';
 import { statementsConfig } from './statements-config.js';
 import { startStatements } from './statements-server.js';

@@ -1,4 +1,4 @@
-import type { CommandContext } from '../../cli/command.js';
+import type { CommandContext } from '../../command/command.js';
 import { demoClientConfig } from './demo-client-config.js';
 import { otpSource } from './otp-source.js';
 import { runStepUpWalkthrough } from './step-up-walkthrough.js';

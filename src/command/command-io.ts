@@ -1,5 +1,5 @@
 /**
- * What an ops command needs from its process: where to write, and the time. Injected so that the
+ * What a command needs from its process: where to write, and the time. Injected so that the
  * commands run in tests without a child process and with a fixed clock.
  */
 export interface CommandIo {
@@ -10,10 +10,3 @@ export interface CommandIo {
   /** Milliseconds since the epoch. */
   readonly now: () => number;
 }
-
-/** The real process: stdout, stderr and the system clock. */
-export const processIo: CommandIo = Object.freeze({
-  out: (text: string) => void process.stdout.write(text),
-  err: (text: string) => void process.stderr.write(text),
-  now: () => Date.now(),
-});

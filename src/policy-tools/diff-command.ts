@@ -1,6 +1,6 @@
 import { formatPolicyProblem, PolicyError } from '../policy/policy-error.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
-import type { CommandIo } from './command-io.js';
+import type { CommandIo } from '../command/command-io.js';
 import { loadPolicy } from '../policy/load-policy.js';
 import { parseOpsArgs } from '../args/parse-command-args.js';
 import { diffPolicies } from './policy-diff.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { PolicyError, formatPolicyProblem } from '../policy/policy-error.js';
-import type { CommandIo } from './command-io.js';
+import type { CommandIo } from '../command/command-io.js';
 import { formatEpochSeconds } from './instant.js';
 import { loadPolicy } from '../policy/load-policy.js';
 import { parseOpsArgs } from '../args/parse-command-args.js';

@@ -8,7 +8,7 @@ import {
   type FindingContext,
   type PolicyFinding,
 } from '../policy/policy-findings.js';
-import type { CommandIo } from './command-io.js';
+import type { CommandIo } from '../command/command-io.js';
 import { parseOpsArgs } from '../args/parse-command-args.js';
 import { YamlLocations } from '../policy/yaml-locations.js';
 import { readScopesSupported, SCOPES_SUPPORTED_WAIT_MS } from './scopes-supported.js';

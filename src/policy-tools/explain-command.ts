@@ -8,7 +8,7 @@ import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import { policyFromRead, readPolicyText } from '../policy/load-policy.js';
 import { policyFindings } from '../policy/policy-findings.js';
 import { YamlLocations } from '../policy/yaml-locations.js';
-import type { CommandIo } from './command-io.js';
+import type { CommandIo } from '../command/command-io.js';
 import { explainRequest, formatExplanation, type ExplainCredentials } from './explain-request.js';
 import { verificationForGivenClaims } from './given-claims.js';
 import { parseInstant } from './instant.js';

@@ -1,5 +1,5 @@
 import type { Environment } from '../args/environment.js';
-import type { CommandIo } from '../ops/command-io.js';
+import type { CommandIo } from './command-io.js';
 
 /**
  * What a command receives from the process that runs it. The CLI entry point builds the one real

@@ -43,11 +43,11 @@ export function issuerForGivenClaims(
   return typeof iss === 'string' ? policy.issuers.get(iss) : undefined;
 }
 
-/** Claims presented to `authorize()` by the ops tools in place of a token. */
+/** Claims presented to `authorize()` by the policy tools in place of a token. */
 export type GivenClaims = Readonly<Record<string, unknown>>;
 
 /**
- * The ops tools' verifier: presented claims are taken as verified (see `verificationForGivenClaims`).
+ * The policy tools' verifier: presented claims are taken as verified (see `verificationForGivenClaims`).
  * For `authz test` and `authz explain --claims`.
  */
 export function givenClaimsVerifier(policy: CompiledPolicy): CredentialVerifier<GivenClaims> {
@@ -65,7 +65,7 @@ export const SETTLED_VERIFICATION: CredentialVerifier<TokenVerification> = Objec
 });
 
 /**
- * What the ops tools put in `RequestFacts.dpopProofs` for a request said to carry a DPoP proof (`authz
+ * What the policy tools put in `RequestFacts.dpopProofs` for a request said to carry a DPoP proof (`authz
  * explain --dpop-proof`, a test's `dpop_proof: true`): not a proof, a statement that the request carries a
  * valid one from the key the token is bound to. Only `givenProofs` reads it.
  */
@@ -84,7 +84,7 @@ const NO_THUMBPRINT = 'given:no-key';
 const FRESH: ReplayClaim = Object.freeze({ kind: 'fresh' });
 
 /**
- * The proofs of a request the ops tools were told about, as the server's verifier would find them: a
+ * The proofs of a request the policy tools were told about, as the server's verifier would find them: a
  * DPoP proof said to be carried is valid and from the key `cnf.jkt` names (RFC 9449 section 4.3 is the
  * server's to check, with its own tests); a certificate said to be presented is the one `cnf["x5t#S256"]`
  * names (RFC 8705 section 3). What was not said to be presented is absent. Pure.

@@ -1,7 +1,7 @@
 import type { AuthScheme } from '../authz/credentials.js';
 
 /**
- * A request the ops tools evaluate: method, request target (a query string may follow the path) and, for a
+ * A request the policy tools evaluate: method, request target (a query string may follow the path) and, for a
  * policy with services, the host it is for (`--host`) or the service Envoy would name. What it carries
  * besides the token is said, not shown (docs/sender-constraints.md): the scheme of its `Authorization`
  * header, whether it carries a valid DPoP proof from the token's key, and whether its connection presents
