@@ -107,7 +107,7 @@ describe('the sidecar build (dist-sidecar/, what the sidecar image carries)', ()
     const sources = typeScriptFiles(path.join(repoRoot, 'src'));
     const sidecar = sources.filter((file) => !file.startsWith('demo/'));
     expect(sidecar).toEqual(
-      expect.arrayContaining(['cli/main.ts', 'server/authz-server.ts', 'ops/test-command.ts']),
+      expect.arrayContaining(['cli/main.ts', 'server/authz-server.ts', 'policy-tools/test-command.ts']),
     );
     const missing = sidecar.filter(
       (file) => !existsSync(path.join(SIDECAR_DIST, file.replace(/\.ts$/, '.js'))),
