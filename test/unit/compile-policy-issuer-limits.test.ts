@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compilePolicy, POLICY_DEFAULTS } from '../../src/policy/compile-policy.js';
+import { compilePolicy } from '../../src/policy/compile-policy.js';
+import { POLICY_DEFAULTS } from '../../src/policy/policy-defaults.js';
 import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
 import { expectSingleProblem, ISSUER, policyErrorFrom, policyText } from './compile-policy-support.js';
 

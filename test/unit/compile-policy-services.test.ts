@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compilePolicy, IMPLICIT_SERVICE } from '../../src/policy/compile-policy.js';
+import { compilePolicy } from '../../src/policy/compile-policy.js';
+import { IMPLICIT_SERVICE } from '../../src/policy/compile-services.js';
 import type { CompiledService } from '../../src/policy/compiled-policy.js';
 import { expectSingleProblem, policyErrorFrom, policyText } from './compile-policy-support.js';
 

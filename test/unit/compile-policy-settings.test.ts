@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { compilePolicy, POLICY_DEFAULTS } from '../../src/policy/compile-policy.js';
+import { compilePolicy } from '../../src/policy/compile-policy.js';
+import { POLICY_DEFAULTS } from '../../src/policy/policy-defaults.js';
 import { FIXTURES, ISSUER, policyText } from './compile-policy-support.js';
 import { implicitService } from '../support/inline-policy.js';
 
