@@ -9,7 +9,8 @@ import { policyFromRead, readPolicyText } from '../policy/load-policy.js';
 import { policyFindings } from '../policy/policy-findings.js';
 import { YamlLocations } from '../policy/yaml-locations.js';
 import type { CommandIo } from '../command/command-io.js';
-import { explainRequest, formatExplanation, type ExplainCredentials } from './explain-request.js';
+import { explainRequest, type ExplainCredentials } from './explain-request.js';
+import { formatExplanation } from './explanation-text.js';
 import { verificationForGivenClaims } from './given-claims.js';
 import { parseInstant } from './instant.js';
 
