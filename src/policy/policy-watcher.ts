@@ -1,26 +1,36 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { CompiledPolicy } from './compiled-policy.js';
 import { policyFromRead, readPolicyText } from './load-policy.js';
 import { describePolicyChange, policyChange } from './policy-change.js';
 import { formatPolicyProblem, PolicyError } from './policy-error.js';
-import { policyFindings, reloadBlockingFindings, type PolicyFinding } from './policy-findings.js';
+import { policyFindings, type PolicyFinding } from './policy-findings.js';
 import { policyVersion } from './policy-version.js';
 import type { TextFileRead } from './read-text-file.js';
+import {
+  answersUnchanged,
+  conclusion,
+  firstRead,
+  followUp,
+  guardRefusal,
+  isWatchedEvent,
+  judged,
+  pollSaw,
+  POLL_INTERVAL_MS,
+  REFUSAL_SETTLE_MS,
+  reloadRequest,
+  reread,
+  SETTLE_MS,
+  type ReloadResult,
+  type ReloadTrigger,
+  type SettleStep,
+} from './reload-judge.js';
 import { YamlLocations } from './yaml-locations.js';
 
-/** What made a reload happen; logged with its result. */
-export type ReloadTrigger = 'watch' | 'poll' | 'signal';
-/**
- * How a reload attempt ended, as logged (`result`): `ok` a new version was put in force; `unchanged` the
- * file holds the version in force; `restored` the file is back to the version in force after a refused
- * one; `error` the file was refused and the version in force stays. (`ok` and `error` are the names the
- * log and `authz_policy_reloads_total` have always used.)
- */
-export type ReloadResult = 'ok' | 'unchanged' | 'restored' | 'error';
+export { REFUSAL_SETTLE_MS, type ReloadResult, type ReloadTrigger } from './reload-judge.js';
 
 export interface PolicyWatcherOptions {
   readonly policyFile: string;
@@ -43,19 +53,6 @@ export interface PolicyWatcherOptions {
    */
   readonly settleWait?: (ms: number) => Promise<unknown>;
 }
-
-/** How often the file is checked besides file-system events, which some mounts never deliver. */
-const POLL_INTERVAL_MS = 1000; // 1 second
-/** Editors write in bursts (truncate, write, rename): wait this long after the last event. */
-const SETTLE_MS = 150;
-/**
- * A file that would be refused (empty, missing, half written) is read again this long after, and judged
- * only if it has not changed meanwhile: a save in two steps (truncate, then write) is one reload, not a
- * refusal and a reload.
- */
-export const REFUSAL_SETTLE_MS = 1000; // 1 second
-/** Re-reads of a file that keeps changing before it is judged as it is. */
-const MAX_SETTLE_ROUNDS = 5;
 
 /** A read file and its identity: the policy version of its text, or its read problem. */
 interface FileContent {
@@ -150,8 +147,10 @@ export class PolicyWatcher {
    * before the signal, and a SIGHUP is always answered by a line).
    */
   reload(trigger: ReloadTrigger): Promise<ReloadResult> {
-    if (this.running === undefined) return this.run(trigger, trigger === 'signal');
-    if (trigger === 'signal' && this.runningTrigger !== 'signal') {
+    const request = reloadRequest(this.runningTrigger, trigger);
+    if (request === 'start' || this.running === undefined)
+      return this.run(trigger, answersUnchanged(trigger));
+    if (request === 'queue-signal') {
       const next = () => {
         this.signalAfter = undefined;
         return this.reload('signal');
@@ -167,10 +166,10 @@ export class PolicyWatcher {
     this.running = this.reloadOnce(trigger, answerUnchanged).finally(() => {
       this.running = undefined;
       this.runningTrigger = undefined;
-      const again = this.again;
+      const again = followUp(this.again, this.signalAfter !== undefined, this.stopped);
       this.again = undefined;
       // A queued signal re-reads the file anyway; callers that shared this reload have had their answer.
-      if (again !== undefined && this.signalAfter === undefined && !this.stopped) void this.run(again, false);
+      if (again !== undefined) void this.run(again, false);
     });
     return this.running;
   }
@@ -181,7 +180,7 @@ export class PolicyWatcher {
     try {
       this.watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
         // A ConfigMap swaps `..data`, not the file's own name: any change in the folder is worth a look.
-        if (name === null || name === basename(file) || name.startsWith('..')) this.schedule('watch');
+        if (isWatchedEvent(file, name)) this.schedule('watch');
       });
       this.watcher.on('error', () => undefined); // the poll still covers the file
     } catch {
@@ -209,10 +208,9 @@ export class PolicyWatcher {
   }
 
   private async pollOnce(): Promise<void> {
-    const signature = await statSignature(this.options.policyFile);
-    if (signature === this.lastStat) return;
-    this.lastStat = signature;
-    this.schedule('poll');
+    const seen = pollSaw(this.lastStat, await statSignature(this.options.policyFile));
+    this.lastStat = seen.lastStat;
+    if (seen.schedule) this.schedule('poll');
   }
 
   /** `answerUnchanged`: log (and re-judge) content already judged; for a SIGHUP, not for file events. */
@@ -220,23 +218,25 @@ export class PolicyWatcher {
     const { logger, policyFile } = this.options;
     const content = await readContent(policyFile);
     // The watcher and the poll often notice the same edit: judge each content once. SIGHUP always answers.
-    if (content.key === this.lastSeen && !answerUnchanged) return 'unchanged';
-    const settled = await this.settle(content);
+    const step = firstRead(content.key, this.lastSeen, this.current.version, answerUnchanged);
+    if (step.kind === 'skip') return 'unchanged';
+    const settled = await this.settle(content, step);
     if (settled === undefined) return 'unchanged'; // stopped while waiting
     this.lastSeen = settled.content.key;
     const { judgement } = settled;
+    const { result, fileInForce } = conclusion(judgement?.kind, this.inForce);
     if (judgement?.kind === 'accepted') {
       this.apply(trigger, judgement.policy, judgement.findings);
-      this.options.onReload?.('ok');
-      return 'ok';
+      this.options.onReload?.(result);
+      return result;
     }
     if (judgement?.kind === 'refused') {
+      this.inForce = fileInForce;
       this.refuse(trigger, judgement.fields);
-      this.options.onReload?.('error');
-      return 'error';
+      this.options.onReload?.(result);
+      return result;
     }
-    const result = this.inForce ? 'unchanged' : 'restored';
-    this.inForce = true;
+    this.inForce = fileInForce;
     logger.info(
       { event: 'policy_reload', result, trigger, file: policyFile, policy_version: this.current.version },
       result === 'restored' ? 'policy file restored to the version in force' : 'policy file unchanged',
@@ -252,17 +252,21 @@ export class PolicyWatcher {
    */
   private async settle(
     first: FileContent,
+    firstStep: SettleStep,
   ): Promise<{ content: FileContent; judgement?: Judgement } | undefined> {
     const settleMs = this.options.refusalSettleMs ?? REFUSAL_SETTLE_MS;
     let content = first;
+    let step = firstStep;
     for (let round = 0; ; round += 1) {
-      if (content.key === this.current.version) return { content };
+      if (step.kind !== 'compile') return { content }; // the file holds the version in force
       const judgement = await this.judge(content);
-      if (judgement.kind === 'accepted' || round === MAX_SETTLE_ROUNDS) return { content, judgement };
-      await (this.options.settleWait ?? delay)(settleMs);
+      const next = judged(judgement.kind === 'accepted', round, settleMs);
+      if (next.kind !== 'wait') return { content, judgement };
+      await (this.options.settleWait ?? delay)(next.ms);
       if (this.stopped) return undefined;
       const again = await readContent(this.options.policyFile);
-      if (again.key === content.key) return { content, judgement };
+      step = reread(content.key, again.key, this.current.version);
+      if (step.kind === 'conclude') return { content, judgement };
       content = again;
     }
   }
@@ -281,21 +285,8 @@ export class PolicyWatcher {
       };
     }
     const findings = 'text' in content.read ? findingsOf(policy, content.read.text) : [];
-    if (this.current.reloadGuard === 'error') {
-      const added = reloadBlockingFindings(this.currentFindings, findings);
-      if (added.length > 0) {
-        return {
-          kind: 'refused',
-          fields: {
-            code: 'ERR_POLICY_FINDINGS',
-            problems: added.map((finding) => {
-              const { line, column, path, message, code } = finding;
-              return `${formatPolicyProblem({ file, line, column, path, message })} (${code}; reload_guard: error)`;
-            }),
-          },
-        };
-      }
-    }
+    const refusal = guardRefusal(this.current.reloadGuard, this.currentFindings, findings, file);
+    if (refusal !== undefined) return { kind: 'refused', fields: { ...refusal } };
     return { kind: 'accepted', policy, findings };
   }
 
@@ -321,7 +312,6 @@ export class PolicyWatcher {
   }
 
   private refuse(trigger: ReloadTrigger, fields: Record<string, unknown>): void {
-    this.inForce = false;
     this.options.logger.error(
       {
         event: 'policy_reload',
