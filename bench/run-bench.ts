@@ -414,6 +414,10 @@ async function main(): Promise<void> {
         ...(demo['dpop'] as object | undefined),
         max_age: `${DPOP_MAX_AGE_SECONDS}s`,
         replay_cache_size: DPOP_REPLAY_CACHE_SIZE,
+        // P8's one client is the only one: its key and its user may hold the whole store, not the 2% and 5%
+        // shares that keep one client from crowding out others (else its proofs are answered 429).
+        replay_cache_per_key: DPOP_REPLAY_CACHE_SIZE,
+        replay_cache_per_subject: DPOP_REPLAY_CACHE_SIZE,
       },
       routes: [
         ...demoRoutes,
