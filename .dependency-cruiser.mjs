@@ -131,6 +131,31 @@ export default {
       to: { path: '^src/client/', pathNot: '^src/client/index\\.ts$' },
     },
     {
+      name: 'product-not-tests',
+      comment:
+        'The sidecar, the demo and the web app never load the test kit, the bench or the fault suite: what ships ' +
+        'is the product alone.',
+      severity: 'error',
+      from: { path: ['^src/', '^web/'] },
+      to: { path: ['^test/', '^bench/', '^faults/'] },
+    },
+    {
+      name: 'harness-is-the-kit',
+      comment:
+        'The bench and the fault suite start processes, key servers, Envoy and tokens with the one test kit ' +
+        '(test/kit), never with the helpers or the tests of a test project.',
+      severity: 'error',
+      from: { path: ['^bench/', '^faults/'] },
+      to: { path: '^test/', pathNot: ['^test/kit/', '^test/fixtures/'] },
+    },
+    {
+      name: 'kit-below-tests',
+      comment: 'test/kit serves every test project, the bench and the fault suite; it imports none of them.',
+      severity: 'error',
+      from: { path: '^test/kit/' },
+      to: { path: ['^test/(?!kit/|fixtures/)', '^bench/', '^faults/'] },
+    },
+    {
       name: 'no-circular',
       comment:
         'A cycle means two modules can only be understood, tested and loaded together; split out what they share.',

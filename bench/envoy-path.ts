@@ -4,7 +4,7 @@ import type { BenchContext } from './bench-context.js';
 import { startedLine, startProcess, waitUntilReady, type BenchProcess } from './bench-process.js';
 import { runH2load, type H2loadResult } from './h2load.js';
 import { count, ms, percent } from './results-table.js';
-import { envoyConfigFor, freePorts } from '../test/e2e/envoy-process.js';
+import { envoyConfigFor, freePorts } from '../test/kit/envoy-process.js';
 
 /** One HTTP request shape sent through Envoy, and the status it must get. */
 export interface HttpScenario {
@@ -75,7 +75,7 @@ export async function measureThroughEnvoy(
 
   const configFile = path.join(context.dir, 'envoy.yaml');
   await writeFile(configFile, envoyConfigFor({ listen, admin, authz: authzPort, bank: bankPort }));
-  // As test/e2e/envoy-process.ts starts it: no hot restart (so no shared memory), one worker thread.
+  // As test/kit/envoy-process.ts starts it: no hot restart (so no shared memory), one worker thread.
   const envoy = startProcess({
     name: 'envoy',
     command: context.tools.envoy,

@@ -37,8 +37,8 @@ import {
 } from './grpc-servers.js';
 import { count, markdownTable, met, ms, percent, type ResultRow } from './results-table.js';
 import { measureRouteScaling } from './route-scaling.js';
-import { repoRoot } from '../test/e2e/envoy-binary.js';
-import { startJwksServer } from '../test/support/test-issuer.js';
+import { repoRoot } from '../test/kit/envoy-binary.js';
+import { startJwksServer } from '../test/kit/test-issuer.js';
 
 // `npm run bench` (issue 10): the authorization hop measured against the stack it runs on, side by side in
 // one run, and printed as one table of ratios (a 2-core machine shared with everything else says little in

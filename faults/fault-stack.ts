@@ -5,8 +5,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { JWK } from 'jose';
 import { parse, stringify } from 'yaml';
 import { existsSync } from 'node:fs';
-import { envoyBinary, repoRoot } from '../test/e2e/envoy-binary.js';
-import { envoyConfigFor, freePorts } from '../test/e2e/envoy-process.js';
+import { envoyBinary, repoRoot } from '../test/kit/envoy-binary.js';
+import { envoyConfigFor, freePorts } from '../test/kit/envoy-process.js';
 import { FAULT_AUDIENCE, FAULT_ISSUER } from './fault-tokens.js';
 import { startJwksFaultServer, type JwksFaultServer } from './jwks-fault-server.js';
 import { startServerProcess, waitUntilReady, type ServerProcess } from './server-process.js';
@@ -135,7 +135,7 @@ export async function startFaultStack(options: {
     const envoy = startServerProcess({
       name: 'envoy',
       command: envoyBinary(),
-      // As test/e2e/envoy-process.ts starts it: no hot restart, one worker thread.
+      // As test/kit/envoy-process.ts starts it: no hot restart, one worker thread.
       args: [
         '-c',
         envoyConfig,

@@ -1,12 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { generateKeyPair, exportJWK, base64url, type JWK } from 'jose';
-import { generateDpopKey, type DpopKey } from '../test/support/dpop-proofs.js';
-import {
-  generateTestKey,
-  signTestToken,
-  type TestKey,
-  type TokenOptions,
-} from '../test/support/test-issuer.js';
+import { generateDpopKey, type DpopKey } from '../test/kit/dpop-proofs.js';
+import { generateTestKey, signTestToken, type TestKey, type TokenOptions } from '../test/kit/test-issuer.js';
 
 /** The issuer and audience of every scenario's tokens. */
 export const FAULT_ISSUER = 'https://issuer.faults.test/';

@@ -1,4 +1,4 @@
-import { dpopProof, type DpopKey } from '../test/support/dpop-proofs.js';
+import { dpopProof, type DpopKey } from '../test/kit/dpop-proofs.js';
 import type { FaultProfile } from './fault-profile.js';
 import type { ScenarioResult } from './figures.js';
 

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { generateTestKey, tamperWithPayload } from '../../test/support/test-issuer.js';
+import { generateTestKey, tamperWithPayload } from '../../test/kit/test-issuer.js';
 import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
 import {
   boundTo,

@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { base64url } from 'jose';
-import { accessTokenHash, type DpopKey } from '../../test/support/dpop-proofs.js';
-import { generateTestKey, type TestKey } from '../../test/support/test-issuer.js';
+import { accessTokenHash, type DpopKey } from '../../test/kit/dpop-proofs.js';
+import { generateTestKey, type TestKey } from '../../test/kit/test-issuer.js';
 import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
 import { boundTo, dpopKeys, signToken } from '../fault-tokens.js';
 import {

@@ -1,6 +1,6 @@
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { setTimeout as delay } from 'node:timers/promises';
-import { generateTestKey } from '../../test/support/test-issuer.js';
+import { generateTestKey } from '../../test/kit/test-issuer.js';
 import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
 import { signToken, unpublishedKey } from '../fault-tokens.js';
 import { atMost, exactly, fmt, ms, percentile, statusCounts, type ScenarioResult } from '../figures.js';

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { generateTestKey } from '../../test/support/test-issuer.js';
+import { generateTestKey } from '../../test/kit/test-issuer.js';
 import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
 import {
   ecKeyOffCurve,

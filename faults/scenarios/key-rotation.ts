@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { generateTestKey, type TestKey } from '../../test/support/test-issuer.js';
+import { generateTestKey, type TestKey } from '../../test/kit/test-issuer.js';
 import { RETIREMENT_SLACK_SECONDS } from '../fault-profile.js';
 import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
 import { signToken, unpublishedKey } from '../fault-tokens.js';

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { policyVersion } from '../../src/policy/policy-version.js';
-import { generateTestKey } from '../../test/support/test-issuer.js';
+import { generateTestKey } from '../../test/kit/test-issuer.js';
 import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
 import { signToken, unpublishedKey } from '../fault-tokens.js';
 import { countBy, describeCounts, exactly, fmt, statusCounts, type ScenarioResult } from '../figures.js';

@@ -5,10 +5,10 @@ import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, type JWK } fr
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWwwAuthenticate } from '../../src/client/parse-www-authenticate.js';
-import { startCli, type RunningCli } from '../e2e/cli-process.js';
-import { writeDemoPolicyTrusting } from '../e2e/demo-policy.js';
-import { repoRoot } from '../e2e/envoy-binary.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from '../e2e/envoy-process.js';
+import { startCli, type RunningCli } from '../kit/cli-process.js';
+import { writeDemoPolicyTrusting } from '../kit/demo-policy.js';
+import { repoRoot } from '../kit/envoy-binary.js';
+import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
 import { launchChromium, whenClosed } from './chromium.js';
 
 /*

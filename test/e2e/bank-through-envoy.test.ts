@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { dpopProof, generateDpopKey, type DpopKey } from '../support/dpop-proofs.js';
+import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
 import {
   generateTestKey,
   signTestToken,
@@ -13,11 +13,11 @@ import {
   unsecuredToken,
   type JwksServer,
   type TestKey,
-} from '../support/test-issuer.js';
-import { rawRequest } from '../support/raw-http.js';
-import { startCli, type RunningCli } from './cli-process.js';
-import { repoRoot } from './envoy-binary.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
+} from '../kit/test-issuer.js';
+import { rawRequest } from '../kit/raw-http.js';
+import { startCli, type RunningCli } from '../kit/cli-process.js';
+import { repoRoot } from '../kit/envoy-binary.js';
+import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
 
 // The whole path a client sees: real Envoy (envoy/envoy.yaml, ports changed only) -> ext_authz over gRPC
 // (`authz serve`, the built CLI) -> the stub bank (`authz bank`). Tokens come from this suite's own issuer,

@@ -16,17 +16,17 @@ import {
   unsecuredProof,
   type DpopKey,
   type ProofInit,
-} from '../support/dpop-proofs.js';
+} from '../kit/dpop-proofs.js';
 import {
   generateTestKey,
   signTestToken,
   startJwksServer,
   type JwksServer,
   type TestKey,
-} from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
-import { startCli, type RunningCli } from './cli-process.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
+} from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
+import { startCli, type RunningCli } from '../kit/cli-process.js';
+import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
 
 // DPoP (RFC 9449) through the real Envoy (envoy/envoy.yaml, ports changed only) and `authz serve` with a
 // policy written here: every refusal of docs/sender-constraints.md a DPoP request can trigger, each with its
@@ -1033,7 +1033,7 @@ describe(`the replay store: what one client can cost (dpop.replay_cache_per_key 
 });
 
 // The age check itself (exactly nonce_lifetime old accepted, a second more refused, the lifetime given)
-// is test/unit/dpop-nonces.test.ts's, with an injected clock; here, without waiting: that the server
+// is test/unit/authn/dpop-nonces.test.ts's, with an injected clock; here, without waiting: that the server
 // checks the age of a nonce made with its own key against this service's nonce_lifetime.
 describe(`a nonce older than dpop.nonce_lifetime (${NONCE_LIFETIME} s on nonce.test)`, () => {
   it('half the lifetime old → 200; the lifetime + 2 s old → 401 use_dpop_nonce with a fresh DPoP-Nonce', async () => {

@@ -11,12 +11,12 @@ import { parse } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { ensureDevCertificates } from '../../src/demo/dev-tls/dev-certificates.js';
 import type { DevTlsFiles } from '../../src/demo/dev-tls/dev-certificates.js';
-import { argsOf, copiesOf, readDockerfile, stageNamed } from '../support/dockerfile.js';
-import { rawRequest } from '../support/raw-http.js';
-import { envoyBinary, repoRoot } from './envoy-binary.js';
-import { envoyConfigFor, envoyConfigPath, freePorts, startEnvoy } from './envoy-process.js';
-import type { RunningEnvoy } from './envoy-process.js';
-import { tlsRequest } from './tls-request.js';
+import { argsOf, copiesOf, readDockerfile, stageNamed } from '../kit/dockerfile.js';
+import { rawRequest } from '../kit/raw-http.js';
+import { envoyBinary, repoRoot } from '../kit/envoy-binary.js';
+import { envoyConfigFor, envoyConfigPath, freePorts, startEnvoy } from '../kit/envoy-process.js';
+import type { RunningEnvoy } from '../kit/envoy-process.js';
+import { tlsRequest } from '../kit/tls-request.js';
 
 const execFileAsync = promisify(execFile);
 

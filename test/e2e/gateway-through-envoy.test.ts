@@ -7,17 +7,17 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
-import { rawRequest } from '../support/raw-http.js';
+import { rawRequest } from '../kit/raw-http.js';
 import {
   generateTestKey,
   signTestToken,
   startJwksServer,
   type JwksServer,
   type TestKey,
-} from '../support/test-issuer.js';
-import { startCli, type RunningCli } from './cli-process.js';
-import { envoyBinary, repoRoot } from './envoy-binary.js';
-import { freePorts } from './envoy-process.js';
+} from '../kit/test-issuer.js';
+import { startCli, type RunningCli } from '../kit/cli-process.js';
+import { envoyBinary, repoRoot } from '../kit/envoy-binary.js';
+import { freePorts } from '../kit/envoy-process.js';
 
 // Several services behind one Envoy: real Envoy running envoy/gateway.yaml (ports changed, plus two
 // test-only virtual hosts, below) -> `authz serve` with the repo's policy.gateway.yaml, its services and

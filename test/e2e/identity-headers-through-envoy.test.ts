@@ -5,11 +5,11 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
-import { dpopProof, generateDpopKey, type DpopKey } from '../support/dpop-proofs.js';
-import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../support/test-issuer.js';
-import { startCli, type RunningCli } from './cli-process.js';
-import { repoRoot } from './envoy-binary.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
+import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
+import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { startCli, type RunningCli } from '../kit/cli-process.js';
+import { repoRoot } from '../kit/envoy-binary.js';
+import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
 
 // The rule: the upstream only ever sees identity headers the sidecar set, and never the bearer token.
 // Real Envoy (envoy/envoy.yaml, ports changed only) -> `authz serve` with the routes of the demo

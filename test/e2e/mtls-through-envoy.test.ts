@@ -10,11 +10,11 @@ import { parse, stringify } from 'yaml';
 import { ensureDevCertificates, type DevTlsFiles } from '../../src/demo/dev-tls/dev-certificates.js';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../../src/demo/dev-token/dev-keys.js';
 import { certificateThumbprint } from '../../src/demo/dev-token/token-binding.js';
-import { cliPath, startCli, type RunningCli } from './cli-process.js';
-import { repoRoot } from './envoy-binary.js';
-import { waitUntil } from '../support/wait-until.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
-import { plainRequest, tlsRequest, type ChallengedAnswer } from './tls-request.js';
+import { cliPath, startCli, type RunningCli } from '../kit/cli-process.js';
+import { repoRoot } from '../kit/envoy-binary.js';
+import { waitUntil } from '../kit/wait-until.js';
+import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
+import { plainRequest, tlsRequest, type ChallengedAnswer } from '../kit/tls-request.js';
 
 // Certificate-bound tokens (RFC 8705) through the real Envoy: the `ingress_tls` listener of envoy/envoy.yaml
 // (TLS, client certificates requested and checked against the development CA, never required) sends the

@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
-import { startCli, type RunningCli } from './cli-process.js';
-import { repoRoot } from './envoy-binary.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
+import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
+import { startCli, type RunningCli } from '../kit/cli-process.js';
+import { repoRoot } from '../kit/envoy-binary.js';
+import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
 
 // Policy operations while real Envoy serves traffic: edits take effect without a restart and without a
 // failed request, a bad edit never takes effect, and a report-only rule allows and logs. (How soon an edit

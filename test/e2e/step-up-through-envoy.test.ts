@@ -5,9 +5,9 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { createDpopKey, type DpopKey } from '../../src/client/dpop-key.js';
-import { cliPath, startCli, type RunningCli } from './cli-process.js';
-import { writeDemoPolicyTrusting } from './demo-policy.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from './envoy-process.js';
+import { cliPath, startCli, type RunningCli } from '../kit/cli-process.js';
+import { writeDemoPolicyTrusting } from '../kit/demo-policy.js';
+import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
 
 // The step-up loop of the reference scenario through real Envoy: the development identity provider
 // (`authz dev-idp`, found through OIDC discovery), `authz serve` with the demo routes, the bank, and the

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBank, type RunningBank } from '../../src/demo/bank/bank-server.js';
 import { loadWebApp, WEB_APP_CLIENT_ID, WebAppError } from '../../src/demo/bank/web-app.js';
 import { DEFAULT_REDIRECT_URIS, SPA_CLIENT_ID } from '../../src/demo/idp/protocol-values.js';
-import { rawRequest, type RawAnswer } from '../support/raw-http.js';
+import { rawRequest, type RawAnswer } from '../kit/raw-http.js';
 
 /** `method path` on 127.0.0.1:port, the path sent exactly as written. */
 function raw(port: number, method: string, path: string): Promise<RawAnswer> {

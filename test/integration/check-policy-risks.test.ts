@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDiscoveryServer } from '../support/discovery-server.js';
+import { startDiscoveryServer } from '../kit/discovery-server.js';
 
 /*
  * Issue 13: a public catch-all appended to the demo policy used to pass `authz check-policy` with

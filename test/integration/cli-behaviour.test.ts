@@ -16,7 +16,7 @@ import {
   repoRoot,
   runCli as runBuiltCli,
   type Finished,
-} from '../support/cli-child.js';
+} from '../kit/cli-child.js';
 
 /*
  * How the built command line behaves for a person at a terminal: help on every command, --version,

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir, policyYaml, writeTextFile } from '../support/authz-harness.js';
+import { createTempDir, policyYaml, writeTextFile } from '../kit/authz-harness.js';
 import {
   killAllClis,
   repoRoot,
@@ -12,12 +12,12 @@ import {
   stopCli,
   waitForStarted,
   type Finished,
-} from '../support/cli-child.js';
-import { generateTestKey } from '../support/test-issuer.js';
+} from '../kit/cli-child.js';
+import { generateTestKey } from '../kit/test-issuer.js';
 
 /*
  * `authz` loads what it runs: the ES module loader's resolved URLs, recorded by a module hook
- * (test/support/record-module-urls.mjs, `node --import`), show which of the built modules each command
+ * (test/kit/record-module-urls.mjs, `node --import`), show which of the built modules each command
  * line loads. Above all, `authz serve` loads no demo module.
  */
 

@@ -13,7 +13,7 @@ import {
   ISSUER,
   policyYaml,
   writeTextFile,
-} from '../support/authz-harness.js';
+} from '../kit/authz-harness.js';
 import {
   CLI_BUILDS,
   killAllClis,
@@ -22,8 +22,8 @@ import {
   startCli as startBuiltCli,
   stopCli,
   waitForStarted,
-} from '../support/cli-child.js';
-import { waitUntil } from '../support/wait-until.js';
+} from '../kit/cli-child.js';
+import { waitUntil } from '../kit/wait-until.js';
 
 /*
  * The built command line (`node dist/cli/main.js`), as a user or a container runs it. `npm test` builds

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir, httpCheckRequest, policyYaml, writeTextFile } from '../support/authz-harness.js';
+import { createTempDir, httpCheckRequest, policyYaml, writeTextFile } from '../kit/authz-harness.js';
 import {
   CLI_BUILDS,
   killAllClis,
@@ -8,10 +8,10 @@ import {
   startCli,
   stopCli,
   waitForStarted,
-} from '../support/cli-child.js';
-import { outcomeOf } from '../support/policy-server.js';
-import { openSeparateConnection } from '../support/separate-connection.js';
-import { generateTestKey } from '../support/test-issuer.js';
+} from '../kit/cli-child.js';
+import { outcomeOf } from '../kit/policy-server.js';
+import { openSeparateConnection } from '../kit/separate-connection.js';
+import { generateTestKey } from '../kit/test-issuer.js';
 
 /*
  * `authz serve` writes decision lines through a buffered, asynchronous destination (src/log/

@@ -13,7 +13,7 @@ import {
   type CheckResponseView,
   type InProcessAuthz,
   type LogSink,
-} from '../support/authz-harness.js';
+} from '../kit/authz-harness.js';
 import {
   generateTestKey,
   signTestToken,
@@ -22,7 +22,7 @@ import {
   unsecuredToken,
   type JwksServer,
   type TestKey,
-} from '../support/test-issuer.js';
+} from '../kit/test-issuer.js';
 
 /*
  * The log sink: a batch of requests, allowed and denied for every reason, through the in-process server

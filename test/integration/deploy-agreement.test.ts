@@ -10,7 +10,7 @@ import { bankConfig } from '../../src/demo/bank/bank-config.js';
 import { SERVICE_EXTENSION } from '../../src/envoy/request-facts-from-check.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
-import { argsOf, readDockerfile, stageNamed } from '../support/dockerfile.js';
+import { argsOf, readDockerfile, stageNamed } from '../kit/dockerfile.js';
 
 /*
  * The manifests under deploy/ say the same as the files they were made from: the ports, addresses and paths

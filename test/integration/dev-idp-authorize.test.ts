@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memoryLogger } from '../support/memory-logger.js';
+import { memoryLogger } from '../kit/memory-logger.js';
 import { createDpopKey } from '../../src/client/dpop-key.js';
 import { DevIdpError } from '../../src/demo/idp/dev-idp-error.js';
 import { startDevIdp, type RunningDevIdp } from '../../src/demo/idp/dev-idp-server.js';

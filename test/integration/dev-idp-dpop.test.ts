@@ -12,7 +12,7 @@ import {
   type JWTPayload,
 } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memoryLogger } from '../support/memory-logger.js';
+import { memoryLogger } from '../kit/memory-logger.js';
 import { createDpopKey } from '../../src/client/dpop-key.js';
 import { startDevIdp, type RunningDevIdp } from '../../src/demo/idp/dev-idp-server.js';
 

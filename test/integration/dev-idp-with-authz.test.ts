@@ -12,7 +12,7 @@ import {
   writeTextFile,
   type CheckClient,
   type CheckResponseView,
-} from '../support/authz-harness.js';
+} from '../kit/authz-harness.js';
 
 /*
  * The development identity provider against the project's own authorization server, configured the way

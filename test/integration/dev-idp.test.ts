@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memoryLogger } from '../support/memory-logger.js';
+import { memoryLogger } from '../kit/memory-logger.js';
 import { DevIdpError } from '../../src/demo/idp/dev-idp-error.js';
 import { startDevIdp, type RunningDevIdp } from '../../src/demo/idp/dev-idp-server.js';
 
@@ -530,7 +530,7 @@ describe('development identity provider', () => {
     });
   });
 
-  // Refusing /dev/* to peers not on loopback is covered by test/unit/dev-idp-loopback.test.ts: a test
+  // Refusing /dev/* to peers not on loopback is covered by test/unit/demo/idp/dev-idp-loopback.test.ts: a test
   // here would have to send traffic to a non-loopback address, which tests never do.
 
   it('never logs a password or an access token, and marks every line development only', () => {

@@ -15,7 +15,7 @@ import {
   TOKEN_DEFAULTS,
   writeTextFile,
   type CheckResponseView,
-} from '../support/authz-harness.js';
+} from '../kit/authz-harness.js';
 import {
   CLI_BUILDS,
   killAllClis,
@@ -25,13 +25,13 @@ import {
   stopCli,
   waitForStarted,
   type CliChild,
-} from '../support/cli-child.js';
-import { dpopProof, generateDpopKey, type DpopKey } from '../support/dpop-proofs.js';
-import { outcomeOf } from '../support/policy-server.js';
-import { connectionsByProcess } from '../support/process-connections.js';
-import { openSeparateConnection, type SeparateConnection } from '../support/separate-connection.js';
-import { generateTestKey, signTestToken, type TestKey } from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
+} from '../kit/cli-child.js';
+import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
+import { outcomeOf } from '../kit/policy-server.js';
+import { connectionsByProcess } from '../kit/process-connections.js';
+import { openSeparateConnection, type SeparateConnection } from '../kit/separate-connection.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
 
 /*
  * DPoP server nonces (RFC 9449 section 9) across processes, through the built command line

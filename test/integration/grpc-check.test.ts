@@ -27,7 +27,7 @@ import {
   type HttpCheckInit,
   type InProcessAuthz,
   type LogSink,
-} from '../support/authz-harness.js';
+} from '../kit/authz-harness.js';
 import {
   generateTestKey,
   signTestToken,
@@ -36,8 +36,8 @@ import {
   unsecuredToken,
   type JwksServer,
   type TestKey,
-} from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
+} from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
 
 const OVERWRITE_IF_EXISTS_OR_ADD = 2;
 const BARE_CHALLENGE = 'Bearer realm="bank-api"';

@@ -2,7 +2,7 @@ import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
-import { startCli } from '../e2e/cli-process.js';
+import { startCli } from '../kit/cli-process.js';
 import {
   connectCheckClient,
   createTempDir,
@@ -11,18 +11,18 @@ import {
   TOKEN_DEFAULTS,
   writeTextFile,
   type CheckResponseView,
-} from '../support/authz-harness.js';
-import { startHeldJwksServer } from '../support/held-jwks-server.js';
-import { saveByRename } from '../support/policy-file-edits.js';
+} from '../kit/authz-harness.js';
+import { startHeldJwksServer } from '../kit/held-jwks-server.js';
+import { saveByRename } from '../kit/policy-file-edits.js';
 import {
   bankRoutes,
   outcomeOf,
   policyText,
   startPolicyServer,
   type PolicyServer,
-} from '../support/policy-server.js';
-import { generateTestKey, signTestToken } from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
+} from '../kit/policy-server.js';
+import { generateTestKey, signTestToken } from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
 
 /*
  * Health, graceful shutdown, decision-log sampling and the metrics hooks of the production server:

@@ -1,15 +1,15 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { lookUp } from '../support/look-up-key.js';
+import { lookUp } from '../kit/look-up-key.js';
 import { IssuerKeys, type KeySetFetchEvent } from '../../src/authn/issuer-keys.js';
 import { fetchKeySetOverHttp, readKeySet, type FetchKeySet } from '../../src/authn/read-key-set.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
-import { demoPolicyText } from '../support/inline-policy.js';
-import { createManualClock, type ManualClock } from '../support/manual-clock.js';
-import { generateTestKey, startJwksServer, type TestKey } from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
+import { demoPolicyText } from '../kit/inline-policy.js';
+import { createManualClock, type ManualClock } from '../kit/manual-clock.js';
+import { generateTestKey, startJwksServer, type TestKey } from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
 
 // Key sets fetched from real HTTP servers on 127.0.0.1; the injected-fetch cases are in test/unit/issuer-keys.test.ts.
 const TTL_MS = 60_000; // jwks_cache_ttl: 60

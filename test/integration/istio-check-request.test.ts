@@ -5,15 +5,15 @@ import { fileURLToPath } from 'node:url';
 import { Client, credentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TOKEN_DEFAULTS, headerValue, type CheckResponseView } from '../support/authz-harness.js';
-import { startPolicyServer, type PolicyServer } from '../support/policy-server.js';
+import { TOKEN_DEFAULTS, headerValue, type CheckResponseView } from '../kit/authz-harness.js';
+import { startPolicyServer, type PolicyServer } from '../kit/policy-server.js';
 import {
   generateTestKey,
   signTestToken,
   startJwksServer,
   type JwksServer,
   type TestKey,
-} from '../support/test-issuer.js';
+} from '../kit/test-issuer.js';
 
 /*
  * CheckRequests as Istio's sidecar sends them for an AuthorizationPolicy with action CUSTOM and the

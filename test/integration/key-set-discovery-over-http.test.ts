@@ -4,10 +4,10 @@ import { fetchKeySetOverHttp } from '../../src/authn/read-key-set.js';
 import { verifyAccessToken, type VerifyContext } from '../../src/authn/verify-access-token.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
-import { DISCOVERY_PATHS, startDiscoveryServer, type DiscoveryServer } from '../support/discovery-server.js';
-import { createManualClock, type ManualClock } from '../support/manual-clock.js';
-import { waitUntil } from '../support/wait-until.js';
-import { generateTestKey, signTestToken, type TestKey } from '../support/test-issuer.js';
+import { DISCOVERY_PATHS, startDiscoveryServer, type DiscoveryServer } from '../kit/discovery-server.js';
+import { createManualClock, type ManualClock } from '../kit/manual-clock.js';
+import { waitUntil } from '../kit/wait-until.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
 
 // Discovery against a real HTTP server on 127.0.0.1; the injected-fetch cases are in test/unit/read-key-set-discovery.test.ts.
 const ISSUER = 'https://idp.example/';

@@ -8,7 +8,7 @@ import {
   type BufferedDestination,
 } from '../../src/log/buffered-destination.js';
 import { createLogger } from '../../src/log/create-logger.js';
-import { createTempDir, httpCheckRequest, policyYaml, writeTextFile } from '../support/authz-harness.js';
+import { createTempDir, httpCheckRequest, policyYaml, writeTextFile } from '../kit/authz-harness.js';
 import {
   CLI_BUILDS,
   killAllClis,
@@ -16,11 +16,11 @@ import {
   startCli,
   stopCli,
   waitForStarted,
-} from '../support/cli-child.js';
-import { outcomeOf } from '../support/policy-server.js';
-import { openSeparateConnection } from '../support/separate-connection.js';
-import { generateTestKey } from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
+} from '../kit/cli-child.js';
+import { outcomeOf } from '../kit/policy-server.js';
+import { openSeparateConnection } from '../kit/separate-connection.js';
+import { generateTestKey } from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
 
 /*
  * A log collector that stops reading: the output of `authz serve` is a pipe nobody reads for a while. What

@@ -1,18 +1,18 @@
 import type * as fs from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { TOKEN_DEFAULTS } from '../support/authz-harness.js';
-import { startHeldJwksServer, type HeldJwksServer } from '../support/held-jwks-server.js';
-import { saveByRename, truncateAndWrite } from '../support/policy-file-edits.js';
+import { TOKEN_DEFAULTS } from '../kit/authz-harness.js';
+import { startHeldJwksServer, type HeldJwksServer } from '../kit/held-jwks-server.js';
+import { saveByRename, truncateAndWrite } from '../kit/policy-file-edits.js';
 import {
   bankRoutes,
   outcomeOf,
   policyText,
   startPolicyServer,
   type PolicyServer,
-} from '../support/policy-server.js';
-import { generateTestKey, signTestToken, type TestKey } from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
+} from '../kit/policy-server.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
 
 /*
  * Hot reload where file-system events are unavailable (some network and overlay mounts never deliver

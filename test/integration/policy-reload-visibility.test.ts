@@ -5,18 +5,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthzMetrics, type AuthzMetrics } from '../../src/metrics/authz-metrics.js';
 import { PolicyWatcher } from '../../src/policy/policy-watcher.js';
 import { startAuthzServer, type RunningAuthzServer } from '../../src/server/authz-server.js';
-import {
-  createLogSink,
-  createTempDir,
-  ISSUER,
-  writeTextFile,
-  type LogSink,
-} from '../support/authz-harness.js';
-import { startHeldJwksServer, type HeldJwksServer } from '../support/held-jwks-server.js';
-import { saveByRename, truncateAndWrite } from '../support/policy-file-edits.js';
-import { bankRoutes, policyText } from '../support/policy-server.js';
-import { generateTestKey } from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
+import { createLogSink, createTempDir, ISSUER, writeTextFile, type LogSink } from '../kit/authz-harness.js';
+import { startHeldJwksServer, type HeldJwksServer } from '../kit/held-jwks-server.js';
+import { saveByRename, truncateAndWrite } from '../kit/policy-file-edits.js';
+import { bankRoutes, policyText } from '../kit/policy-server.js';
+import { generateTestKey } from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
 
 /*
  * Issue 13: every reload attempt is visible. The production server in this process, with the production

@@ -1,9 +1,9 @@
 import { writeFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { TOKEN_DEFAULTS } from '../support/authz-harness.js';
-import { startHeldJwksServer, type HeldJwksServer } from '../support/held-jwks-server.js';
-import { createConfigMapVolume, saveByRename, truncateAndWrite } from '../support/policy-file-edits.js';
+import { TOKEN_DEFAULTS } from '../kit/authz-harness.js';
+import { startHeldJwksServer, type HeldJwksServer } from '../kit/held-jwks-server.js';
+import { createConfigMapVolume, saveByRename, truncateAndWrite } from '../kit/policy-file-edits.js';
 import {
   bankRoutes,
   outcomeOf,
@@ -11,9 +11,9 @@ import {
   startPolicyServer,
   type IssuerEntry,
   type PolicyServer,
-} from '../support/policy-server.js';
-import { generateTestKey, signTestToken, type TestKey } from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
+} from '../kit/policy-server.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
 
 /*
  * Hot policy reload, against the production server in this process (startAuthzServer on 127.0.0.1) with a

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir, policyYaml, writeTextFile } from '../support/authz-harness.js';
+import { createTempDir, policyYaml, writeTextFile } from '../kit/authz-harness.js';
 import {
   CLI_BUILDS,
   killAllClis,
@@ -9,8 +9,8 @@ import {
   startCli,
   stopCli,
   waitForStarted,
-} from '../support/cli-child.js';
-import { generateTestKey } from '../support/test-issuer.js';
+} from '../kit/cli-child.js';
+import { generateTestKey } from '../kit/test-issuer.js';
 
 /*
  * The reload guard at start (docs/policy-checks.md): `authz serve` refuses a policy with an error-level

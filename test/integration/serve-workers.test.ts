@@ -9,7 +9,7 @@ import {
   policyYaml,
   TOKEN_DEFAULTS,
   writeTextFile,
-} from '../support/authz-harness.js';
+} from '../kit/authz-harness.js';
 import {
   CLI_BUILDS,
   killAllClis,
@@ -19,14 +19,14 @@ import {
   stopCli,
   waitForStarted,
   type CliChild,
-} from '../support/cli-child.js';
-import { startFirstHeldJwksServer } from '../support/first-held-jwks-server.js';
-import { saveByRename } from '../support/policy-file-edits.js';
-import { outcomeOf } from '../support/policy-server.js';
-import { connectionsByProcess } from '../support/process-connections.js';
-import { openSeparateConnection, type SeparateConnection } from '../support/separate-connection.js';
-import { generateTestKey, signTestToken, type TestKey } from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
+} from '../kit/cli-child.js';
+import { startFirstHeldJwksServer } from '../kit/first-held-jwks-server.js';
+import { saveByRename } from '../kit/policy-file-edits.js';
+import { outcomeOf } from '../kit/policy-server.js';
+import { connectionsByProcess } from '../kit/process-connections.js';
+import { openSeparateConnection, type SeparateConnection } from '../kit/separate-connection.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
 
 /*
  * `authz serve --workers 2` through the built command line: a primary and two worker processes sharing one

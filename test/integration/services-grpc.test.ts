@@ -9,10 +9,10 @@ import {
   TOKEN_DEFAULTS,
   type CheckResponseView,
   type HttpCheckInit,
-} from '../support/authz-harness.js';
-import { servicesPolicyText } from '../support/inline-policy.js';
-import { startPolicyServer, type PolicyServer } from '../support/policy-server.js';
-import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../support/test-issuer.js';
+} from '../kit/authz-harness.js';
+import { servicesPolicyText } from '../kit/inline-policy.js';
+import { startPolicyServer, type PolicyServer } from '../kit/policy-server.js';
+import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../kit/test-issuer.js';
 
 /*
  * Two services behind one sidecar, over real gRPC (the production server in this process, keys over HTTP):

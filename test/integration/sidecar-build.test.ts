@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir, policyYaml, writeTextFile } from '../support/authz-harness.js';
+import { createTempDir, policyYaml, writeTextFile } from '../kit/authz-harness.js';
 import {
   CLI_BUILDS,
   killAllClis,
@@ -14,8 +14,8 @@ import {
   startCli,
   stopCli,
   waitForStarted,
-} from '../support/cli-child.js';
-import { generateTestKey } from '../support/test-issuer.js';
+} from '../kit/cli-child.js';
+import { generateTestKey } from '../kit/test-issuer.js';
 
 /*
  * The sidecar's own build (tsconfig.sidecar.json -> dist-sidecar/), which the Dockerfile's `sidecar` target

@@ -12,17 +12,17 @@ import {
   TOKEN_DEFAULTS,
   writeTextFile,
   type LogSink,
-} from '../support/authz-harness.js';
-import { saveByRename } from '../support/policy-file-edits.js';
-import { bankRoutes, outcomeOf, policyText } from '../support/policy-server.js';
+} from '../kit/authz-harness.js';
+import { saveByRename } from '../kit/policy-file-edits.js';
+import { bankRoutes, outcomeOf, policyText } from '../kit/policy-server.js';
 import {
   generateTestKey,
   signTestToken,
   startJwksServer,
   type JwksServer,
   type TestKey,
-} from '../support/test-issuer.js';
-import { waitUntil } from '../support/wait-until.js';
+} from '../kit/test-issuer.js';
+import { waitUntil } from '../kit/wait-until.js';
 
 /*
  * The verified-token cache in the production server, over real gRPC on 127.0.0.1, with the real metrics
