@@ -21,7 +21,7 @@ import { generateTestKey } from '../kit/test-issuer.js';
  * line loads. Above all, `authz serve` loads no demo module.
  */
 
-const RECORDER = path.join(repoRoot, 'test', 'support', 'record-module-urls.mjs');
+const RECORDER = path.join(repoRoot, 'test', 'kit', 'record-module-urls.mjs');
 const DIST = path.join(repoRoot, 'dist');
 const DIST_URL = pathToFileURL(DIST + path.sep).href;
 
