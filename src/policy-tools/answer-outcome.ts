@@ -1,7 +1,5 @@
 import type { Answer } from '../authz/answer-for-decision.js';
-import type { Challenge } from '../client/challenge.js';
-import { findBearerChallenge } from '../client/find-bearer-challenge.js';
-import { parseWwwAuthenticate } from '../client/parse-www-authenticate.js';
+import { type Challenge, findBearerChallenge, parseWwwAuthenticate } from '../client/index.js';
 import type { Authorization } from '../authz/authorize.js';
 
 /**

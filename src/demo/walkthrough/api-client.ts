@@ -1,5 +1,4 @@
-import type { DpopKey } from '../../client/dpop-key.js';
-import { parseWwwAuthenticate } from '../../client/parse-www-authenticate.js';
+import { type DpopKey, parseWwwAuthenticate } from '../../client/index.js';
 
 /** An API answer, as far as the walkthrough shows it. */
 export interface ApiAnswer {

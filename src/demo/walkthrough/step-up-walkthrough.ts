@@ -1,8 +1,7 @@
 import { decodeJwt } from 'jose';
 import { ApiClient, sendToApi, type ApiAnswer, type HeldToken } from './api-client.js';
 import { discoverTokenEndpoint, MFA_OTP_GRANT, requestToken, type TokenResult } from './token-client.js';
-import { createDpopKey, type DpopKey } from '../../client/dpop-key.js';
-import { planStepUp, type StepUpRequest } from '../../client/step-up-plan.js';
+import { createDpopKey, type DpopKey, planStepUp, type StepUpRequest } from '../../client/index.js';
 
 /** Everything the walkthrough talks to, and how it shows its steps. */
 export interface WalkthroughOptions {

@@ -1,4 +1,4 @@
-import type { DpopKey } from '../../client/dpop-key.js';
+import type { DpopKey } from '../../client/index.js';
 
 /** What the identity provider's token endpoint answered. */
 export type TokenResult =

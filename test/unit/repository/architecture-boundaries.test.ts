@@ -379,6 +379,15 @@ const forbidden: ForbiddenCase[] = [
     found: ['kit-below-tests: test/kit/envoy.ts → faults/scenario.ts'],
   },
   {
+    rule: 'web-client-entry',
+    when: 'the demo imports a module of the client library past its entry point',
+    files: {
+      'src/demo/walkthrough/api-client.ts': "import '../../client/parse-www-authenticate.js';\n",
+      'src/client/parse-www-authenticate.ts': LEAF,
+    },
+    found: ['web-client-entry: src/demo/walkthrough/api-client.ts → src/client/parse-www-authenticate.ts'],
+  },
+  {
     rule: 'no-circular',
     when: 'two modules import each other, one of them for a type only',
     files: {
@@ -452,7 +461,7 @@ describe('the architecture rules in .dependency-cruiser.mjs', () => {
       'src/demo/bank/bank-server.ts': sideEffects(
         '../../command/command.js',
         '../../server/authz-server.js',
-        '../../client/step-up-plan.js',
+        '../../client/index.js',
       ),
       'test/kit/free-port.ts': sideEffects('node:net', '../fixtures/policy.js'),
       'test/fixtures/policy.ts': LEAF,
