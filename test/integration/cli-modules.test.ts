@@ -4,15 +4,7 @@ import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTempDir, policyYaml, writeTextFile } from '../kit/authz-harness.js';
-import {
-  killAllClis,
-  repoRoot,
-  runCli,
-  startCli,
-  stopCli,
-  waitForStarted,
-  type Finished,
-} from '../kit/cli-child.js';
+import { killAllProcesses, repoRoot, runCli, startCli, startedLine, type Finished } from '../kit/process.js';
 import { generateTestKey } from '../kit/test-issuer.js';
 
 /*
@@ -21,7 +13,7 @@ import { generateTestKey } from '../kit/test-issuer.js';
  * line loads. Above all, `authz serve` loads no demo module.
  */
 
-const RECORDER = path.join(repoRoot, 'test', 'support', 'record-module-urls.mjs');
+const RECORDER = path.join(repoRoot, 'test', 'kit', 'record-module-urls.mjs');
 const DIST = path.join(repoRoot, 'dist');
 const DIST_URL = pathToFileURL(DIST + path.sep).href;
 
@@ -70,7 +62,7 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
   });
 
   afterAll(async () => {
-    killAllClis();
+    killAllProcesses();
     await temp?.remove();
   });
 
@@ -85,8 +77,8 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
     let result: Finished;
     if (longRunning) {
       const run = startCli(args, options);
-      await waitForStarted(run);
-      result = await stopCli(run);
+      await startedLine(run);
+      result = await run.stop(12_000);
     } else {
       result = await runCli(args, options);
     }

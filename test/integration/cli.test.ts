@@ -16,13 +16,12 @@ import {
 } from '../kit/authz-harness.js';
 import {
   CLI_BUILDS,
-  killAllClis,
+  killAllProcesses,
   missingBuild,
   runCli as runBuiltCli,
   startCli as startBuiltCli,
-  stopCli,
-  waitForStarted,
-} from '../kit/cli-child.js';
+  startedLine,
+} from '../kit/process.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*
@@ -53,7 +52,7 @@ describe('authz command line (dist/cli/main.js)', () => {
   });
 
   afterAll(async () => {
-    killAllClis();
+    killAllProcesses();
     await temp?.remove();
   });
 
@@ -257,7 +256,7 @@ describe('authz command line (dist/cli/main.js)', () => {
       );
       const port = await freePort();
       const serve = startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${port}`], temp.dir);
-      const started = await waitForStarted(serve);
+      const started = await startedLine(serve);
       expect(started).toMatchObject({
         level: 30,
         service: 'authz',
@@ -299,7 +298,7 @@ describe('authz command line (dist/cli/main.js)', () => {
       expect(serve.stdout()).not.toContain(token);
       expect(serve.stdout()).not.toContain(token.split('.')[2]);
 
-      const result = await stopCli(serve);
+      const result = await serve.stop(12_000);
       expect(result.code).toBe(0);
       expect(result.stderr).toBe('');
     });

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import {
   AUDIENCE,
@@ -16,20 +16,20 @@ import {
   writeTextFile,
   type CheckResponseView,
 } from '../kit/authz-harness.js';
-import {
-  CLI_BUILDS,
-  killAllClis,
-  missingBuild,
-  runCli,
-  startCli,
-  stopCli,
-  waitForStarted,
-  type CliChild,
-} from '../kit/cli-child.js';
+import { cleanupAfterEach } from '../kit/cleanup-after-each.js';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
 import { outcomeOf } from '../kit/policy-server.js';
 import { connectionsByProcess } from '../kit/process-connections.js';
+import {
+  CLI_BUILDS,
+  killAllProcesses,
+  missingBuild,
+  parseJsonLines,
+  runCli,
+  type KitProcess,
+} from '../kit/process.js';
 import { openSeparateConnection, type SeparateConnection } from '../kit/separate-connection.js';
+import { startServeInNewDir } from '../kit/serve-process.js';
 import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 
@@ -96,19 +96,16 @@ beforeAll(async () => {
   policyFile = await writeTextFile(temp.dir, 'policy.yaml', stringify(policy));
 });
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 afterAll(async () => {
-  killAllClis();
+  killAllProcesses();
   await temp?.remove();
 });
 
 /** A running `authz serve`, as its `started` line describes it. */
 interface Serving {
-  readonly run: CliChild;
+  readonly run: KitProcess;
   readonly port: number;
   /** Under `--workers N`, the workers' process ids. */
   readonly workerPids: readonly number[];
@@ -116,25 +113,20 @@ interface Serving {
   decision(id: string): Promise<Record<string, unknown>>;
 }
 
-let runs = 0;
-
 /** Starts `authz serve` on the test policy with `args` added; stopped after the test. */
 async function serve(args: readonly string[] = []): Promise<Serving> {
-  const dir = path.join(temp.dir, `run-${++runs}`);
-  await mkdir(dir);
-  const run = startCli(['serve', '--policy', policyFile, '--listen', '127.0.0.1:0', ...args], { cwd: dir });
-  cleanups.push(async () => {
-    if (run.child.exitCode === null && run.child.signalCode === null) await stopCli(run);
-  });
-  const started = await waitForStarted(run);
+  const { process: run, started, port } = await startServeInNewDir(temp.dir, () => policyFile, args);
+  defer(() => run.stop(12_000));
   return {
     run,
-    port: started['port'] as number,
+    port,
     workerPids: (started['worker_pids'] as number[] | undefined) ?? [],
     decision: async (id) => {
       const [line] = await waitUntil(
         () =>
-          run.logLines().filter((logged) => logged['event'] === 'decision' && logged['request_id'] === id),
+          parseJsonLines(run.stdout()).filter(
+            (logged) => logged['event'] === 'decision' && logged['request_id'] === id,
+          ),
         (lines) => lines.length === 1,
         { timeoutMs: 10_000, what: `the decision line of ${id}` },
       );
@@ -146,9 +138,11 @@ async function serve(args: readonly string[] = []): Promise<Serving> {
 /** A connection of its own to `serving` (no other client shares it), closed after the test. */
 function connect(serving: Serving): SeparateConnection {
   const connection = openSeparateConnection(serving.port);
-  cleanups.push(() => connection.close());
+  defer(() => connection.close());
   return connection;
 }
+
+let keyFiles = 0;
 
 /** A key file of `bytes` random bytes. */
 async function keyFile(name: string, bytes: number): Promise<string> {
@@ -328,7 +322,9 @@ describe('--dpop-nonce-key that cannot be used', () => {
     ['a file of 31 bytes, under --workers 2', 31, ['--workers', '2'], 'must hold 32 to 4096 bytes'],
   ])('%s: exit 2 before listening, the message naming the flag', async (_, bytes, args, problem) => {
     const file =
-      bytes === undefined ? path.join(temp.dir, 'no-such.key') : await keyFile(`short-${++runs}.key`, bytes);
+      bytes === undefined
+        ? path.join(temp.dir, 'no-such.key')
+        : await keyFile(`short-${++keyFiles}.key`, bytes);
     const { code, stdout, stderr } = await runCli(
       ['serve', '--policy', policyFile, '--listen', '127.0.0.1:0', '--dpop-nonce-key', file, ...args],
       { cwd: temp.dir },

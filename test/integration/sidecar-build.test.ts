@@ -7,14 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTempDir, policyYaml, writeTextFile } from '../kit/authz-harness.js';
 import {
   CLI_BUILDS,
-  killAllClis,
+  killAllProcesses,
   missingBuild,
   repoRoot,
   runCli,
   startCli,
-  stopCli,
-  waitForStarted,
-} from '../kit/cli-child.js';
+  startedLine,
+} from '../kit/process.js';
 import { generateTestKey } from '../kit/test-issuer.js';
 
 /*
@@ -97,7 +96,7 @@ describe('the sidecar build (dist-sidecar/, what the sidecar image carries)', ()
   });
 
   afterAll(async () => {
-    killAllClis();
+    killAllProcesses();
     await temp?.remove();
   });
 
@@ -152,8 +151,8 @@ describe('the sidecar build (dist-sidecar/, what the sidecar image carries)', ()
       cwd: temp.dir,
       entry: CLI_BUILDS.sidecar,
     });
-    expect(await waitForStarted(serve)).toMatchObject({ service: 'authz', policy: policyFile });
-    const result = await stopCli(serve);
+    expect(await startedLine(serve)).toMatchObject({ service: 'authz', policy: policyFile });
+    const result = await serve.stop(12_000);
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
   });
