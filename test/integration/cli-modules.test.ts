@@ -2,9 +2,10 @@ import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir, policyYaml, writeTextFile } from '../kit/authz-harness.js';
-import { killAllProcesses, repoRoot, runCli, startCli, startedLine, type Finished } from '../kit/process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { policyYaml, writeTextFile } from '../kit/authz-harness.js';
+import { repoRoot, runCli, startCli, startedLine, type Finished } from '../kit/process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 import { generateTestKey } from '../kit/test-issuer.js';
 
 /*
@@ -46,12 +47,11 @@ interface Recorded {
 }
 
 describe('the modules each command line loads (dist/, resolved URLs recorded by a loader hook)', () => {
-  let temp: { dir: string; remove: () => Promise<void> };
+  const temp = suiteTempDir('authz-cli-modules-');
   let policyFile: string;
   let runs = 0;
 
   beforeAll(async () => {
-    temp = await createTempDir('authz-cli-modules-');
     const key = await generateTestKey('modules-test-key');
     await writeTextFile(temp.dir, 'jwks.json', JSON.stringify({ keys: [key.publicJwk] }));
     policyFile = await writeTextFile(
@@ -59,11 +59,6 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
       'policy.yaml',
       policyYaml({ keys: { jwksFile: 'jwks.json' } }),
     );
-  });
-
-  afterAll(async () => {
-    killAllProcesses();
-    await temp?.remove();
   });
 
   /** Runs `authz ARGS` with the recorder; a long-running command is stopped once it has started. */

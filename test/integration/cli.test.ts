@@ -2,11 +2,10 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   AUDIENCE,
   connectCheckClient,
-  createTempDir,
   freePort,
   headerValue,
   httpCheckRequest,
@@ -16,12 +15,13 @@ import {
 } from '../kit/authz-harness.js';
 import {
   CLI_BUILDS,
-  killAllProcesses,
   missingBuild,
+  requireBuild,
   runCli as runBuiltCli,
   startCli as startBuiltCli,
   startedLine,
 } from '../kit/process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*
@@ -42,18 +42,12 @@ const runCli = (args: readonly string[], cwd: string, env: Record<string, string
   runBuiltCli(args, { cwd, env });
 
 describe('authz command line (dist/cli/main.js)', () => {
-  let temp: { dir: string; remove: () => Promise<void> };
+  const temp = suiteTempDir('authz-cli-');
   let devDir: string;
 
-  beforeAll(async () => {
-    if (!existsSync(cliPath)) throw new Error(MISSING_BUILD);
-    temp = await createTempDir('authz-cli-');
+  beforeAll(() => {
+    requireBuild(cliPath);
     devDir = path.join(temp.dir, 'dev'); // created by dev-token
-  });
-
-  afterAll(async () => {
-    killAllProcesses();
-    await temp?.remove();
   });
 
   it('is built', () => {

@@ -1,10 +1,10 @@
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir, httpCheckRequest } from '../kit/authz-harness.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { httpCheckRequest } from '../kit/authz-harness.js';
 import { outcomeOf } from '../kit/policy-server.js';
-import { CLI_BUILDS, killAllProcesses, missingBuild, parseJsonLines } from '../kit/process.js';
+import { parseJsonLines, requireBuild } from '../kit/process.js';
 import { openSeparateConnection } from '../kit/separate-connection.js';
 import { startServe, writeKeyAndPolicy } from '../kit/serve-process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 
 /*
  * `authz serve` writes decision lines through a buffered, asynchronous destination (src/log/
@@ -13,17 +13,9 @@ import { startServe, writeKeyAndPolicy } from '../kit/serve-process.js';
  */
 
 describe('decision lines on SIGTERM (authz serve, one process)', () => {
-  let temp: { dir: string; remove: () => Promise<void> };
+  const temp = suiteTempDir('authz-log-sigterm-');
 
-  beforeAll(async () => {
-    if (!existsSync(CLI_BUILDS.full)) throw new Error(missingBuild(CLI_BUILDS.full));
-    temp = await createTempDir('authz-log-sigterm-');
-  });
-
-  afterAll(async () => {
-    killAllProcesses();
-    await temp?.remove();
-  });
+  beforeAll(() => requireBuild());
 
   it('writes every decision of a burst before exiting 0, each line whole JSON', async () => {
     const { policyFile } = await writeKeyAndPolicy(temp.dir, 'sigterm-key');

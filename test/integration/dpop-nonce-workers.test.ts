@@ -1,13 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import {
   AUDIENCE,
-  createTempDir,
   headerValue,
   httpCheckRequest,
   ISSUER,
@@ -16,20 +14,13 @@ import {
   writeTextFile,
   type CheckResponseView,
 } from '../kit/authz-harness.js';
-import { cleanupAfterEach } from '../kit/cleanup-after-each.js';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
 import { outcomeOf } from '../kit/policy-server.js';
 import { connectionsByProcess } from '../kit/process-connections.js';
-import {
-  CLI_BUILDS,
-  killAllProcesses,
-  missingBuild,
-  parseJsonLines,
-  runCli,
-  type KitProcess,
-} from '../kit/process.js';
+import { parseJsonLines, requireBuild, runCli, type KitProcess } from '../kit/process.js';
 import { openSeparateConnection, type SeparateConnection } from '../kit/separate-connection.js';
 import { startServeInNewDir } from '../kit/serve-process.js';
+import { cleanupAfterEach, suiteTempDir } from '../kit/test-hooks.js';
 import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 
@@ -52,7 +43,7 @@ const NONCE_SHAPE = /^[A-Za-z0-9_-]{32}$/;
 /** Connections opened, one after another, after the one a nonce was first obtained on. */
 const MORE_CONNECTIONS = 20;
 
-let temp: { dir: string; remove: () => Promise<void> };
+const temp = suiteTempDir('authz-dpop-nonce-');
 let issuerKey: TestKey;
 let holder: DpopKey;
 /** A view:balance token bound to the holder's key (cnf.jkt = its RFC 7638 thumbprint). */
@@ -60,8 +51,7 @@ let boundToken: string;
 let policyFile: string;
 
 beforeAll(async () => {
-  if (!existsSync(CLI_BUILDS.full)) throw new Error(missingBuild(CLI_BUILDS.full));
-  temp = await createTempDir('authz-dpop-nonce-');
+  requireBuild();
   issuerKey = await generateTestKey('dpop-nonce-key');
   holder = await generateDpopKey('ES256');
   boundToken = await signTestToken(issuerKey, TOKEN_DEFAULTS, {
@@ -97,11 +87,6 @@ beforeAll(async () => {
 });
 
 const defer = cleanupAfterEach();
-
-afterAll(async () => {
-  killAllProcesses();
-  await temp?.remove();
-});
 
 /** A running `authz serve`, as its `started` line describes it. */
 interface Serving {

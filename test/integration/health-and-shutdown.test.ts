@@ -11,7 +11,6 @@ import {
   writeTextFile,
   type CheckResponseView,
 } from '../kit/authz-harness.js';
-import { cleanupAfterEach } from '../kit/cleanup-after-each.js';
 import { startHeldJwksServer } from '../kit/held-jwks-server.js';
 import { saveByRename } from '../kit/policy-file-edits.js';
 import {
@@ -23,6 +22,8 @@ import {
   type PolicyServerOptions,
 } from '../kit/policy-server.js';
 import { startCliAndWait } from '../kit/process.js';
+import { metricsUrlOf, scrapeMetric } from '../kit/serve-process.js';
+import { cleanupAfterEach } from '../kit/test-hooks.js';
 import { generateTestKey, signTestToken } from '../kit/test-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 
@@ -232,16 +233,8 @@ describe('graceful shutdown: SIGTERM through the real command line', () => {
       '127.0.0.1:0',
     ]);
     defer(() => cli.stop());
-    const metricsLine = await cli.logLine(
-      (line) => line['event'] === 'metrics_started',
-      'the metrics_started line',
-      10_000,
-    );
-    const metricsUrl = `http://127.0.0.1:${String(metricsLine['port'])}/metrics`;
-    const checksInFlight = async () => {
-      const text = await (await fetch(metricsUrl)).text();
-      return Number(/^authz_checks_in_flight (\d+)$/m.exec(text)?.[1] ?? NaN);
-    };
+    const metricsUrl = await metricsUrlOf(cli);
+    const checksInFlight = () => scrapeMetric(metricsUrl, 'authz_checks_in_flight');
     const client = connectCheckClient(port);
     defer(() => client.close());
 

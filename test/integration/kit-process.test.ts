@@ -1,23 +1,14 @@
 import { readFile } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir } from '../kit/authz-harness.js';
-import { killAllProcesses, parseJsonLines, startProcess, type KitProcess } from '../kit/process.js';
+import { describe, expect, it } from 'vitest';
+import { parseJsonLines, startProcess, type KitProcess } from '../kit/process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 
 /*
  * The test kit's process runner (test/kit/process.ts), on `node -e` children: what it reads of their
  * output, how its waits end, and how it stops a process that does not want to stop.
  */
 
-let temp: { dir: string; remove: () => Promise<void> };
-
-beforeAll(async () => {
-  temp = await createTempDir('authz-kit-process-');
-});
-
-afterAll(async () => {
-  killAllProcesses();
-  await temp?.remove();
-});
+const temp = suiteTempDir('authz-kit-process-');
 
 /** `node -e SCRIPT`, its output piped unless `logFile` is given. */
 function node(script: string, options: { keepBytes?: number; logFile?: string } = {}): KitProcess {

@@ -1,18 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, existsSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   createBufferedDestination,
   LOG_LINES_DROPPED_EVENT,
   type BufferedDestination,
 } from '../../src/log/buffered-destination.js';
 import { createLogger } from '../../src/log/create-logger.js';
-import { createTempDir, httpCheckRequest } from '../kit/authz-harness.js';
+import { httpCheckRequest } from '../kit/authz-harness.js';
 import { outcomeOf } from '../kit/policy-server.js';
-import { CLI_BUILDS, killAllProcesses, missingBuild, parseJsonLines } from '../kit/process.js';
+import { parseJsonLines, requireBuild } from '../kit/process.js';
 import { openSeparateConnection } from '../kit/separate-connection.js';
-import { startServe, writeKeyAndPolicy } from '../kit/serve-process.js';
+import { metricsUrlOf, scrapeMetric, startServe, writeKeyAndPolicy } from '../kit/serve-process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*
@@ -22,16 +23,7 @@ import { waitUntil } from '../kit/wait-until.js';
  * `log_lines_dropped` line says how many. Every line is either written, whole, or counted.
  */
 
-let temp: { dir: string; remove: () => Promise<void> };
-
-beforeAll(async () => {
-  temp = await createTempDir('authz-log-stall-');
-});
-
-afterAll(async () => {
-  killAllProcesses();
-  await temp?.remove();
-});
+const temp = suiteTempDir('authz-log-stall-');
 
 /**
  * A named pipe: a real OS pipe (64 KiB on Linux) whose reader reads only when the test says so. Both ends
@@ -155,9 +147,7 @@ describe('the log destination, writing to a pipe nobody reads', () => {
 });
 
 describe('authz serve with a standard output nobody reads for a while', () => {
-  beforeAll(() => {
-    if (!existsSync(CLI_BUILDS.full)) throw new Error(missingBuild(CLI_BUILDS.full));
-  });
+  beforeAll(() => requireBuild());
 
   it('counts the log lines it drops in /metrics, and logs how many once standard output is read again', async () => {
     const { policyFile } = await writeKeyAndPolicy(temp.dir, 'stall-key');
@@ -166,16 +156,8 @@ describe('authz serve with a standard output nobody reads for a while', () => {
       cwd: temp.dir,
       keepBytes: 256 * 1024 * 1024,
     });
-    const metricsLine = await run.logLine(
-      (line) => line['event'] === 'metrics_started',
-      'the metrics_started line',
-      10_000,
-    );
-    const metricsUrl = `http://127.0.0.1:${String(metricsLine['port'])}/metrics`;
-    const droppedInMetrics = async () => {
-      const text = await (await fetch(metricsUrl)).text();
-      return Number(/^authz_log_lines_dropped_total (\d+)$/m.exec(text)?.[1]);
-    };
+    const metricsUrl = await metricsUrlOf(run);
+    const droppedInMetrics = () => scrapeMetric(metricsUrl, 'authz_log_lines_dropped_total');
     expect(await droppedInMetrics()).toBe(0);
 
     // From here, nothing reads the child's standard output once the pipe and this side's buffer are full.

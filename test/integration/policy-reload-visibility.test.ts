@@ -6,10 +6,10 @@ import { createAuthzMetrics, type AuthzMetrics } from '../../src/metrics/authz-m
 import { PolicyWatcher } from '../../src/policy/policy-watcher.js';
 import type { RunningAuthzServer } from '../../src/server/authz-server.js';
 import { createLogSink, createTempDir, ISSUER, writeTextFile, type LogSink } from '../kit/authz-harness.js';
-import { cleanupAfterEach } from '../kit/cleanup-after-each.js';
 import { startHeldJwksServer, type HeldJwksServer } from '../kit/held-jwks-server.js';
 import { saveByRename, truncateAndWrite } from '../kit/policy-file-edits.js';
 import { bankRoutes, policyText, startPolicyServer } from '../kit/policy-server.js';
+import { cleanupAfterEach } from '../kit/test-hooks.js';
 import { generateTestKey } from '../kit/test-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 

@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir, policyYaml, writeTextFile } from '../kit/authz-harness.js';
-import { CLI_BUILDS, killAllProcesses, missingBuild, runCli, startCli, startedLine } from '../kit/process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { policyYaml, writeTextFile } from '../kit/authz-harness.js';
+import { requireBuild, runCli, startCli, startedLine } from '../kit/process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 import { generateTestKey } from '../kit/test-issuer.js';
 
 /*
@@ -10,19 +10,13 @@ import { generateTestKey } from '../kit/test-issuer.js';
  * served by the next pod, replica or worker that starts. `--allow-policy-errors` is the escape hatch.
  */
 
-let temp: { dir: string; remove: () => Promise<void> };
+const temp = suiteTempDir('authz-serve-guard-');
 let jwksFile: string;
 
 beforeAll(async () => {
-  if (!existsSync(CLI_BUILDS.full)) throw new Error(missingBuild(CLI_BUILDS.full));
-  temp = await createTempDir('authz-serve-guard-');
+  requireBuild();
   const key = await generateTestKey('guard-key');
   jwksFile = await writeTextFile(temp.dir, 'jwks.json', JSON.stringify({ keys: [key.publicJwk] }));
-});
-
-afterAll(async () => {
-  killAllProcesses();
-  await temp?.remove();
 });
 
 /** The test policy with a public catch-all appended: an error-level finding (public_catch_all). */

@@ -1,28 +1,14 @@
-import { existsSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createTempDir,
-  httpCheckRequest,
-  policyYaml,
-  TOKEN_DEFAULTS,
-  writeTextFile,
-} from '../kit/authz-harness.js';
-import { cleanupAfterEach } from '../kit/cleanup-after-each.js';
-import {
-  CLI_BUILDS,
-  killAllProcesses,
-  missingBuild,
-  parseJsonLines,
-  runCli,
-  type KitProcess,
-} from '../kit/process.js';
-import { startServeInNewDir } from '../kit/serve-process.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { httpCheckRequest, policyYaml, TOKEN_DEFAULTS, writeTextFile } from '../kit/authz-harness.js';
 import { startFirstHeldJwksServer } from '../kit/first-held-jwks-server.js';
 import { saveByRename } from '../kit/policy-file-edits.js';
 import { outcomeOf } from '../kit/policy-server.js';
 import { connectionsByProcess } from '../kit/process-connections.js';
+import { parseJsonLines, requireBuild, runCli, type KitProcess } from '../kit/process.js';
 import { openSeparateConnection, type SeparateConnection } from '../kit/separate-connection.js';
+import { startServeInNewDir } from '../kit/serve-process.js';
+import { cleanupAfterEach, suiteTempDir } from '../kit/test-hooks.js';
 import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 
@@ -35,25 +21,19 @@ import { waitUntil } from '../kit/wait-until.js';
 
 const CONNECTIONS = 4; // handed to the two workers in turn
 
-let temp: { dir: string; remove: () => Promise<void> };
+const temp = suiteTempDir('authz-workers-');
 let key: TestKey;
 let jwksFile: string;
 let token: string;
 
 beforeAll(async () => {
-  if (!existsSync(CLI_BUILDS.full)) throw new Error(missingBuild(CLI_BUILDS.full));
-  temp = await createTempDir('authz-workers-');
+  requireBuild();
   key = await generateTestKey('workers-key');
   jwksFile = await writeTextFile(temp.dir, 'jwks.json', JSON.stringify({ keys: [key.publicJwk] }));
   token = await signTestToken(key, TOKEN_DEFAULTS, { claims: { scope: 'view:balance' } });
 });
 
 const defer = cleanupAfterEach();
-
-afterAll(async () => {
-  killAllProcesses();
-  await temp?.remove();
-});
 
 /** A running `authz serve --workers 2`, as its `started` line describes it. */
 interface Workers {

@@ -3,9 +3,9 @@ import { tokenDigest } from '../../src/authn/verified-token-cache.js';
 import { createAuthzMetrics, type AuthzMetrics } from '../../src/metrics/authz-metrics.js';
 import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
 import { ISSUER, TOKEN_DEFAULTS, type LogSink } from '../kit/authz-harness.js';
-import { cleanupAfterEach } from '../kit/cleanup-after-each.js';
 import { saveByRename } from '../kit/policy-file-edits.js';
 import { bankRoutes, outcomeOf, policyText, startPolicyServer } from '../kit/policy-server.js';
+import { cleanupAfterEach } from '../kit/test-hooks.js';
 import {
   generateTestKey,
   signTestToken,

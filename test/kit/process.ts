@@ -420,6 +420,14 @@ export function missingBuild(entry: string): string {
   return `${entry} is missing: run "npm run build" first (npm test does so in pretest)`;
 }
 
+/**
+ * Fails (never skips) when `entry` is not built.
+ * @throws Error saying to run `npm run build`
+ */
+export function requireBuild(entry: string = CLI_BUILDS.full): void {
+  if (!existsSync(entry)) throw new Error(missingBuild(entry));
+}
+
 /** This process's environment without any AUTHZ_* / BANK_* setting of the machine running the tests. */
 export function cleanEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -451,7 +459,7 @@ export interface CliOptions {
 /** Starts `node [nodeArgs] ENTRY ARGS`, the built `authz`, with a cleaned environment; returns at once. */
 export function startCli(args: readonly string[], options: CliOptions = {}): KitProcess {
   const entry = options.entry ?? CLI_BUILDS.full;
-  if (!existsSync(entry)) throw new Error(missingBuild(entry));
+  requireBuild(entry);
   return startProcess({
     name: options.name ?? `authz ${args[0] ?? ''}`.trim(),
     command: process.execPath,

@@ -64,3 +64,19 @@ export async function startServeInNewDir(
   const policyFile = await policy(dir);
   return { ...(await startServe(policyFile, args, { cwd: dir })), dir, policyFile };
 }
+
+/** The `/metrics` address of a serve started with `--metrics-listen 127.0.0.1:0`, from its metrics_started line. */
+export async function metricsUrlOf(run: KitProcess): Promise<string> {
+  const line = await run.logLine(
+    (logged) => logged['event'] === 'metrics_started',
+    'the metrics_started line',
+    10_000,
+  );
+  return `http://127.0.0.1:${String(line['port'])}/metrics`;
+}
+
+/** The value of an unlabelled sample on a `/metrics` page, as a scrape reads it (NaN when there is none). */
+export async function scrapeMetric(metricsUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1]);
+}
