@@ -2,8 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus as cpuList, loadavg } from 'node:os';
 import * as path from 'node:path';
-import type { CpuPlan } from './bench-process.js';
 import { envoyBinary, repoRoot } from '../test/kit/envoy-binary.js';
+import type { CpuPlan } from '../test/kit/process.js';
 
 /** The load generators and the proxy. */
 export interface Tools {
@@ -30,7 +30,7 @@ export interface BenchContext {
   /** Adds a line to the notes printed under the table. */
   note(message: string): void;
   /** Runs `stop` when the bench ends, however it ends (last registered, first run). */
-  onCleanup(stop: () => Promise<void>): void;
+  onCleanup(stop: () => Promise<unknown>): void;
 }
 
 function commandOutput(command: string, args: readonly string[], cwd?: string): string {

@@ -1,10 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { BenchContext } from './bench-context.js';
-import { startedLine, startProcess, waitUntilReady, type BenchProcess } from './bench-process.js';
 import { runH2load, type H2loadResult } from './h2load.js';
 import { count, ms, percent } from './results-table.js';
 import { envoyConfigFor, freePorts } from '../test/kit/envoy-process.js';
+import { startedLine, startProcess, waitUntilReady, type KitProcess } from '../test/kit/process.js';
 
 /** One HTTP request shape sent through Envoy, and the status it must get. */
 export interface HttpScenario {
@@ -29,7 +29,7 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-function startCliProcess(context: BenchContext, name: string, args: readonly string[]): BenchProcess {
+function startCliProcess(context: BenchContext, name: string, args: readonly string[]): KitProcess {
   const child = startProcess({
     name,
     command: process.execPath,
@@ -63,7 +63,7 @@ export async function measureThroughEnvoy(
 ): Promise<Map<string, HttpResult>> {
   const [listen, admin, authzPort, bankPort] = (await freePorts(4)) as [number, number, number, number];
   const bank = startCliProcess(context, 'authz bank', ['bank', '--listen', `127.0.0.1:${bankPort}`]);
-  await waitUntilReady(bank, 'start-up line', () => startedLine(bank) !== undefined);
+  await startedLine(bank, 20_000);
   const authz = startCliProcess(context, 'authz serve (behind Envoy)', [
     'serve',
     '--policy',
@@ -71,7 +71,7 @@ export async function measureThroughEnvoy(
     '--listen',
     `127.0.0.1:${authzPort}`,
   ]);
-  await waitUntilReady(authz, 'start-up line', () => startedLine(authz) !== undefined);
+  await startedLine(authz, 20_000);
 
   const configFile = path.join(context.dir, 'envoy.yaml');
   await writeFile(configFile, envoyConfigFor({ listen, admin, authz: authzPort, bank: bankPort }));

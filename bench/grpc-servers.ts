@@ -2,16 +2,16 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { checkClient, type CheckClient, type CheckResponse } from './authorization-service.js';
 import type { BenchContext } from './bench-context.js';
-import { startedLine, startProcess, waitUntilReady, type BenchProcess } from './bench-process.js';
 import { freePorts } from '../test/kit/envoy-process.js';
 import { repoRoot } from '../test/kit/envoy-binary.js';
+import { startedLine, startProcess, type KitProcess } from '../test/kit/process.js';
 
 /** A gRPC Authorization server under test, on the server core, with a client for checking its answers. */
 export interface GrpcServer {
   readonly name: string;
   /** `127.0.0.1:PORT`. */
   readonly address: string;
-  readonly process: BenchProcess;
+  readonly process: KitProcess;
   readonly client: CheckClient;
   stop(): Promise<void>;
 }
@@ -41,11 +41,34 @@ export function describeAnswer(response: CheckResponse): string {
   return `gRPC status ${response.status?.code ?? 0}${http === undefined ? '' : `, HTTP ${http}`}`;
 }
 
-function grpcServer(context: BenchContext, name: string, address: string, child: BenchProcess): GrpcServer {
-  const client = checkClient(address);
+/**
+ * Starts a server on the server core, its output going to a file, and waits for its `started` line; the
+ * server is stopped when the bench ends, however it ends.
+ * @throws Error with its output when it exits first (e.g. the policy is refused) or does not start in 20 s
+ */
+async function startGrpcServer(
+  context: BenchContext,
+  name: string,
+  args: readonly string[],
+  cwd: string,
+  /** Where it listens, when `args` say it; else the `port` of its started line. */
+  address?: string,
+): Promise<GrpcServer> {
+  const child = startProcess({
+    name,
+    command: process.execPath,
+    args,
+    logFile: context.logFile(name),
+    cpu: context.cpus?.server,
+    cwd,
+  });
+  context.onCleanup(child.stop); // also when it does not start
+  const started = await startedLine(child, 20_000);
+  const listening = address ?? `127.0.0.1:${String(started['port'])}`;
+  const client = checkClient(listening);
   const server: GrpcServer = {
     name,
-    address,
+    address: listening,
     process: child,
     client,
     stop: async () => {
@@ -68,23 +91,18 @@ export async function startLimitServer(
   mode: 'empty' | 'verify',
   publicJwk: object,
 ): Promise<GrpcServer> {
-  const name = `limit server (${mode})`;
-  const child = startProcess({
-    name,
-    command: process.execPath,
-    args: [
+  return startGrpcServer(
+    context,
+    `limit server (${mode})`,
+    [
       '--import',
       REGISTER_TYPESCRIPT,
       path.join(repoRoot, 'bench', 'limit-server.ts'),
       mode,
       ...(mode === 'verify' ? [JSON.stringify(publicJwk)] : []),
     ],
-    logFile: context.logFile(name),
-    cpu: context.cpus?.server,
-    cwd: repoRoot,
-  });
-  await waitUntilReady(child, 'start-up line', () => startedLine(child) !== undefined);
-  return grpcServer(context, name, `127.0.0.1:${String(startedLine(child)!['port'])}`, child);
+    repoRoot,
+  );
 }
 
 /**
@@ -101,14 +119,6 @@ export async function startAuthzServer(
 ): Promise<GrpcServer> {
   const [port] = await freePorts(1);
   const address = `127.0.0.1:${port}`;
-  const child = startProcess({
-    name,
-    command: process.execPath,
-    args: [context.cli, 'serve', '--policy', policyFile, '--listen', address, ...flags],
-    logFile: context.logFile(name),
-    cpu: context.cpus?.server,
-    cwd: context.target,
-  });
-  await waitUntilReady(child, 'start-up line', () => startedLine(child) !== undefined);
-  return grpcServer(context, name, address, child);
+  const args = [context.cli, 'serve', '--policy', policyFile, '--listen', address, ...flags];
+  return startGrpcServer(context, name, args, context.target, address);
 }

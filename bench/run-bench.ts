@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { describeRun, findTools, type BenchContext } from './bench-context.js';
-import { pinThisProcess, planCpus } from './bench-process.js';
 import {
   BENCH_AUDIENCE,
   BENCH_ISSUER,
@@ -38,6 +37,7 @@ import {
 import { count, markdownTable, met, ms, percent, type ResultRow } from './results-table.js';
 import { measureRouteScaling } from './route-scaling.js';
 import { repoRoot } from '../test/kit/envoy-binary.js';
+import { pinThisProcess, planCpus } from '../test/kit/process.js';
 import { startJwksServer } from '../test/kit/test-issuer.js';
 
 // `npm run bench` (issue 10): the authorization hop measured against the stack it runs on, side by side in
@@ -343,7 +343,7 @@ async function main(): Promise<void> {
 
   const dir = await mkdtemp(path.join(tmpdir(), 'authz-bench-'));
   const notes: string[] = [];
-  const cleanups: (() => Promise<void>)[] = [];
+  const cleanups: (() => Promise<unknown>)[] = [];
   let logNumber = 0;
   const context: BenchContext = {
     tools,
@@ -647,13 +647,13 @@ async function main(): Promise<void> {
       );
       cached = await startAuthzServer(context, 'authz serve', policyFile);
     }
-    const startMb = cached.process.rssMegabytes();
+    const startMb = cached.process.rssKib() / 1024;
     await measureOnce(
       context,
       scenario(cached, `${count(P6_TOKENS)} distinct tokens`, [data.unique], ALLOW, true),
       { total: P6_TOKENS },
     );
-    const rss = { startMb, afterMb: cached.process.rssMegabytes() };
+    const rss = { startMb, afterMb: cached.process.rssKib() / 1024 };
     progress(`  RSS ${rss.startMb.toFixed(0)} MB after start, ${rss.afterMb.toFixed(0)} MB after the tokens`);
     await cached.stop();
 

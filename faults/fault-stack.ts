@@ -9,7 +9,7 @@ import { envoyBinary, repoRoot } from '../test/kit/envoy-binary.js';
 import { envoyConfigFor, freePorts } from '../test/kit/envoy-process.js';
 import { FAULT_AUDIENCE, FAULT_ISSUER } from './fault-tokens.js';
 import { startJwksFaultServer, type JwksFaultServer } from './jwks-fault-server.js';
-import { startServerProcess, waitUntilReady, type ServerProcess } from './server-process.js';
+import { planCpus, startProcess, waitUntilReady, type KitProcess } from '../test/kit/process.js';
 
 /** The issuer settings a scenario chooses; everything else is the demo's. */
 export interface IssuerSettings {
@@ -68,7 +68,7 @@ export interface FaultStack {
   readonly policyFile: string;
   readonly jwks: JwksFaultServer;
   /** The authz process running now (a new one after {@link restartAuthz}). */
-  authz(): ServerProcess;
+  authz(): KitProcess;
   /** `kill -9` of authz; resolves once it is gone. */
   killAuthz(): Promise<void>;
   /** Starts authz again, as before, and resolves once it logs `started`. */
@@ -101,9 +101,10 @@ export async function startFaultStack(options: {
   const policyFile = path.join(dir, 'policy.yaml');
   await writeFile(policyFile, stringify(await options.policy({ jwksUri: jwks.url, publicOrigin: baseUrl })));
 
-  const servers: ServerProcess[] = [];
-  const startCli = async (name: string, args: readonly string[]): Promise<ServerProcess> => {
-    const server = startServerProcess({
+  const servers: KitProcess[] = [];
+  const startCli = async (name: string, args: readonly string[]): Promise<KitProcess> => {
+    const server = startProcess({
+      cpu: planCpus()?.server,
       name,
       command: process.execPath,
       args: [cliPath, ...args],
@@ -124,7 +125,7 @@ export async function startFaultStack(options: {
     })());
 
   try {
-    let authz: ServerProcess;
+    let authz: KitProcess;
     [authz] = await Promise.all([
       startCli('authz serve', authzArgs),
       startCli('authz bank', ['bank', '--listen', `127.0.0.1:${bankPort}`]),
@@ -132,7 +133,8 @@ export async function startFaultStack(options: {
 
     const envoyConfig = path.join(dir, 'envoy.yaml');
     await writeFile(envoyConfig, envoyConfigFor({ listen, admin, authz: authzPort, bank: bankPort }));
-    const envoy = startServerProcess({
+    const envoy = startProcess({
+      cpu: planCpus()?.server,
       name: 'envoy',
       command: envoyBinary(),
       // As test/kit/envoy-process.ts starts it: no hot restart, one worker thread.
@@ -170,7 +172,7 @@ export async function startFaultStack(options: {
       authz: () => authz,
       killAuthz: async () => {
         authz.signal('SIGKILL');
-        await authz.closed();
+        await authz.finished;
       },
       restartAuthz: async () => {
         authz = await startCli('authz serve', authzArgs);

@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import * as path from 'node:path';
 import { repoRoot } from '../test/kit/envoy-binary.js';
+import { pinThisProcess, planCpus } from '../test/kit/process.js';
 import { faultProfile } from './fault-profile.js';
 import { failedChecks, markdownTable, type ScenarioResult } from './figures.js';
 import { scenariosOf } from './scenarios.js';
-import { serverCpu } from './server-process.js';
 
 // `npm run faults` (issue 11): each scenario runs real Envoy (envoy/envoy.yaml, ports changed), the built
 // `authz serve` and `authz bank`, and a JWKS endpoint with faults on demand, sends a steady stream of valid
@@ -57,10 +57,9 @@ function commit(): string {
 
 // As the bench does: this process (traffic, JWKS endpoint) on CPU 0, the servers on CPU 1.
 const cores = availableParallelism();
-const serversOn = serverCpu();
-if (serversOn !== undefined) {
-  execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
-}
+const cpus = planCpus();
+const serversOn = cpus?.server;
+if (cpus !== undefined) pinThisProcess(cpus.load);
 
 console.log(
   `# Fault suite (${profile.name} profile${process.env['FAULTS_SCALE'] ? `, scale ${process.env['FAULTS_SCALE']}` : ''})`,

@@ -16,7 +16,7 @@ import {
   repoRoot,
   runCli as runBuiltCli,
   type Finished,
-} from '../kit/cli-child.js';
+} from '../kit/process.js';
 
 /*
  * How the built command line behaves for a person at a terminal: help on every command, --version,
@@ -63,9 +63,10 @@ function runPiped(args: readonly string[], reader: string): Promise<Finished> {
       encoding: 'utf8',
       timeout: 15_000,
     }).then(
-      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
-      (error: { code: number; stdout: string; stderr: string }) => ({
+      ({ stdout, stderr }) => ({ code: 0, signal: null, stdout, stderr }),
+      (error: { code: number; signal: NodeJS.Signals | null; stdout: string; stderr: string }) => ({
         code: error.code,
+        signal: error.signal,
         stdout: error.stdout,
         stderr: error.stderr,
       }),
@@ -76,7 +77,7 @@ function runPiped(args: readonly string[], reader: string): Promise<Finished> {
 // Each test may wait out a rebuild (REBUILD_WAIT_MS), then run.
 describe('authz for a person at a terminal (dist/cli/main.js)', { timeout: REBUILD_WAIT_MS + 30_000 }, () => {
   beforeAll(async () => {
-    await retried(async () => ({ code: 0, stdout: '', stderr: '' })); // waits while dist/ is rebuilt
+    await retried(async () => ({ code: 0, signal: null, stdout: '', stderr: '' })); // waits while dist/ is rebuilt
     if (!existsSync(cliPath)) throw new Error(missingBuild(cliPath));
   }, REBUILD_WAIT_MS + 10_000);
 
@@ -116,7 +117,8 @@ describe('authz for a person at a terminal (dist/cli/main.js)', { timeout: REBUI
       await runCli(['-V']),
       await retried(() => runBuiltCli(['--version'], { cwd: repoRoot, entry: CLI_BUILDS.sidecar })),
     ];
-    for (const run of runs) expect(run).toEqual({ code: 0, stdout: `authz ${version}\n`, stderr: '' });
+    for (const run of runs)
+      expect(run).toEqual({ code: 0, signal: null, stdout: `authz ${version}\n`, stderr: '' });
   });
 
   describe('did you mean', () => {

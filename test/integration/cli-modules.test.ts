@@ -2,17 +2,10 @@ import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir, policyYaml, writeTextFile } from '../kit/authz-harness.js';
-import {
-  killAllClis,
-  repoRoot,
-  runCli,
-  startCli,
-  stopCli,
-  waitForStarted,
-  type Finished,
-} from '../kit/cli-child.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { policyYaml, writeTextFile } from '../kit/authz-harness.js';
+import { repoRoot, runCli, startCli, startedLine, type Finished } from '../kit/process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 import { generateTestKey } from '../kit/test-issuer.js';
 
 /*
@@ -54,12 +47,11 @@ interface Recorded {
 }
 
 describe('the modules each command line loads (dist/, resolved URLs recorded by a loader hook)', () => {
-  let temp: { dir: string; remove: () => Promise<void> };
+  const temp = suiteTempDir('authz-cli-modules-');
   let policyFile: string;
   let runs = 0;
 
   beforeAll(async () => {
-    temp = await createTempDir('authz-cli-modules-');
     const key = await generateTestKey('modules-test-key');
     await writeTextFile(temp.dir, 'jwks.json', JSON.stringify({ keys: [key.publicJwk] }));
     policyFile = await writeTextFile(
@@ -67,11 +59,6 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
       'policy.yaml',
       policyYaml({ keys: { jwksFile: 'jwks.json' } }),
     );
-  });
-
-  afterAll(async () => {
-    killAllClis();
-    await temp?.remove();
   });
 
   /** Runs `authz ARGS` with the recorder; a long-running command is stopped once it has started. */
@@ -85,8 +72,8 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
     let result: Finished;
     if (longRunning) {
       const run = startCli(args, options);
-      await waitForStarted(run);
-      result = await stopCli(run);
+      await startedLine(run);
+      result = await run.stop(12_000);
     } else {
       result = await runCli(args, options);
     }

@@ -2,11 +2,10 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify, type JWK } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   AUDIENCE,
   connectCheckClient,
-  createTempDir,
   freePort,
   headerValue,
   httpCheckRequest,
@@ -16,13 +15,13 @@ import {
 } from '../kit/authz-harness.js';
 import {
   CLI_BUILDS,
-  killAllClis,
   missingBuild,
+  requireBuild,
   runCli as runBuiltCli,
   startCli as startBuiltCli,
-  stopCli,
-  waitForStarted,
-} from '../kit/cli-child.js';
+  startedLine,
+} from '../kit/process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*
@@ -43,18 +42,12 @@ const runCli = (args: readonly string[], cwd: string, env: Record<string, string
   runBuiltCli(args, { cwd, env });
 
 describe('authz command line (dist/cli/main.js)', () => {
-  let temp: { dir: string; remove: () => Promise<void> };
+  const temp = suiteTempDir('authz-cli-');
   let devDir: string;
 
-  beforeAll(async () => {
-    if (!existsSync(cliPath)) throw new Error(MISSING_BUILD);
-    temp = await createTempDir('authz-cli-');
+  beforeAll(() => {
+    requireBuild(cliPath);
     devDir = path.join(temp.dir, 'dev'); // created by dev-token
-  });
-
-  afterAll(async () => {
-    killAllClis();
-    await temp?.remove();
   });
 
   it('is built', () => {
@@ -257,7 +250,7 @@ describe('authz command line (dist/cli/main.js)', () => {
       );
       const port = await freePort();
       const serve = startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${port}`], temp.dir);
-      const started = await waitForStarted(serve);
+      const started = await startedLine(serve);
       expect(started).toMatchObject({
         level: 30,
         service: 'authz',
@@ -299,7 +292,7 @@ describe('authz command line (dist/cli/main.js)', () => {
       expect(serve.stdout()).not.toContain(token);
       expect(serve.stdout()).not.toContain(token.split('.')[2]);
 
-      const result = await stopCli(serve);
+      const result = await serve.stop(12_000);
       expect(result.code).toBe(0);
       expect(result.stderr).toBe('');
     });

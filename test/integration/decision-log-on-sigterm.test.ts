@@ -1,17 +1,10 @@
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir, httpCheckRequest, policyYaml, writeTextFile } from '../kit/authz-harness.js';
-import {
-  CLI_BUILDS,
-  killAllClis,
-  missingBuild,
-  startCli,
-  stopCli,
-  waitForStarted,
-} from '../kit/cli-child.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { httpCheckRequest } from '../kit/authz-harness.js';
 import { outcomeOf } from '../kit/policy-server.js';
+import { parseJsonLines, requireBuild } from '../kit/process.js';
 import { openSeparateConnection } from '../kit/separate-connection.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { startServe, writeKeyAndPolicy } from '../kit/serve-process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 
 /*
  * `authz serve` writes decision lines through a buffered, asynchronous destination (src/log/
@@ -20,24 +13,13 @@ import { generateTestKey } from '../kit/test-issuer.js';
  */
 
 describe('decision lines on SIGTERM (authz serve, one process)', () => {
-  let temp: { dir: string; remove: () => Promise<void> };
+  const temp = suiteTempDir('authz-log-sigterm-');
 
-  beforeAll(async () => {
-    if (!existsSync(CLI_BUILDS.full)) throw new Error(missingBuild(CLI_BUILDS.full));
-    temp = await createTempDir('authz-log-sigterm-');
-  });
-
-  afterAll(async () => {
-    killAllClis();
-    await temp?.remove();
-  });
+  beforeAll(() => requireBuild());
 
   it('writes every decision of a burst before exiting 0, each line whole JSON', async () => {
-    const key = await generateTestKey('sigterm-key');
-    const jwksFile = await writeTextFile(temp.dir, 'jwks.json', JSON.stringify({ keys: [key.publicJwk] }));
-    const policyFile = await writeTextFile(temp.dir, 'policy.yaml', policyYaml({ keys: { jwksFile } }));
-    const run = startCli(['serve', '--policy', policyFile, '--listen', '127.0.0.1:0'], { cwd: temp.dir });
-    const port = (await waitForStarted(run))['port'] as number;
+    const { policyFile } = await writeKeyAndPolicy(temp.dir, 'sigterm-key');
+    const { process: run, port } = await startServe(policyFile, [], { cwd: temp.dir });
     const connections = Array.from({ length: 4 }, () => openSeparateConnection(port));
 
     // Denials (always logged), 100 on each of 4 connections at once; SIGTERM as soon as the last answer is in.
@@ -58,12 +40,12 @@ describe('decision lines on SIGTERM (authz serve, one process)', () => {
     } finally {
       for (const connection of connections) connection.close();
     }
-    const finished = await stopCli(run);
+    const finished = await run.stop(12_000);
 
     expect(new Set(outcomes)).toEqual(new Set(['deny 401']));
     expect(finished.code).toBe(0);
     expect(finished.stderr).toBe('');
-    const lines = run.logLines(); // parses every line: a cut or merged line fails here
+    const lines = parseJsonLines(finished.stdout); // parses every line: a cut or merged line fails here
     const decisions = lines.filter((line) => line['event'] === 'decision');
     expect(decisions).toHaveLength(sent.length);
     expect(new Set(decisions.map((line) => line['request_id']))).toEqual(new Set(sent));

@@ -1,13 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import {
   AUDIENCE,
-  createTempDir,
   headerValue,
   httpCheckRequest,
   ISSUER,
@@ -16,20 +14,13 @@ import {
   writeTextFile,
   type CheckResponseView,
 } from '../kit/authz-harness.js';
-import {
-  CLI_BUILDS,
-  killAllClis,
-  missingBuild,
-  runCli,
-  startCli,
-  stopCli,
-  waitForStarted,
-  type CliChild,
-} from '../kit/cli-child.js';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
 import { outcomeOf } from '../kit/policy-server.js';
 import { connectionsByProcess } from '../kit/process-connections.js';
+import { parseJsonLines, requireBuild, runCli, type KitProcess } from '../kit/process.js';
 import { openSeparateConnection, type SeparateConnection } from '../kit/separate-connection.js';
+import { startServeInNewDir } from '../kit/serve-process.js';
+import { cleanupAfterEach, suiteTempDir } from '../kit/test-hooks.js';
 import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 
@@ -52,7 +43,7 @@ const NONCE_SHAPE = /^[A-Za-z0-9_-]{32}$/;
 /** Connections opened, one after another, after the one a nonce was first obtained on. */
 const MORE_CONNECTIONS = 20;
 
-let temp: { dir: string; remove: () => Promise<void> };
+const temp = suiteTempDir('authz-dpop-nonce-');
 let issuerKey: TestKey;
 let holder: DpopKey;
 /** A view:balance token bound to the holder's key (cnf.jkt = its RFC 7638 thumbprint). */
@@ -60,8 +51,7 @@ let boundToken: string;
 let policyFile: string;
 
 beforeAll(async () => {
-  if (!existsSync(CLI_BUILDS.full)) throw new Error(missingBuild(CLI_BUILDS.full));
-  temp = await createTempDir('authz-dpop-nonce-');
+  requireBuild();
   issuerKey = await generateTestKey('dpop-nonce-key');
   holder = await generateDpopKey('ES256');
   boundToken = await signTestToken(issuerKey, TOKEN_DEFAULTS, {
@@ -96,19 +86,11 @@ beforeAll(async () => {
   policyFile = await writeTextFile(temp.dir, 'policy.yaml', stringify(policy));
 });
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-afterAll(async () => {
-  killAllClis();
-  await temp?.remove();
-});
+const defer = cleanupAfterEach();
 
 /** A running `authz serve`, as its `started` line describes it. */
 interface Serving {
-  readonly run: CliChild;
+  readonly run: KitProcess;
   readonly port: number;
   /** Under `--workers N`, the workers' process ids. */
   readonly workerPids: readonly number[];
@@ -116,25 +98,20 @@ interface Serving {
   decision(id: string): Promise<Record<string, unknown>>;
 }
 
-let runs = 0;
-
 /** Starts `authz serve` on the test policy with `args` added; stopped after the test. */
 async function serve(args: readonly string[] = []): Promise<Serving> {
-  const dir = path.join(temp.dir, `run-${++runs}`);
-  await mkdir(dir);
-  const run = startCli(['serve', '--policy', policyFile, '--listen', '127.0.0.1:0', ...args], { cwd: dir });
-  cleanups.push(async () => {
-    if (run.child.exitCode === null && run.child.signalCode === null) await stopCli(run);
-  });
-  const started = await waitForStarted(run);
+  const { process: run, started, port } = await startServeInNewDir(temp.dir, () => policyFile, args);
+  defer(() => run.stop(12_000));
   return {
     run,
-    port: started['port'] as number,
+    port,
     workerPids: (started['worker_pids'] as number[] | undefined) ?? [],
     decision: async (id) => {
       const [line] = await waitUntil(
         () =>
-          run.logLines().filter((logged) => logged['event'] === 'decision' && logged['request_id'] === id),
+          parseJsonLines(run.stdout()).filter(
+            (logged) => logged['event'] === 'decision' && logged['request_id'] === id,
+          ),
         (lines) => lines.length === 1,
         { timeoutMs: 10_000, what: `the decision line of ${id}` },
       );
@@ -146,9 +123,11 @@ async function serve(args: readonly string[] = []): Promise<Serving> {
 /** A connection of its own to `serving` (no other client shares it), closed after the test. */
 function connect(serving: Serving): SeparateConnection {
   const connection = openSeparateConnection(serving.port);
-  cleanups.push(() => connection.close());
+  defer(() => connection.close());
   return connection;
 }
+
+let keyFiles = 0;
 
 /** A key file of `bytes` random bytes. */
 async function keyFile(name: string, bytes: number): Promise<string> {
@@ -328,7 +307,9 @@ describe('--dpop-nonce-key that cannot be used', () => {
     ['a file of 31 bytes, under --workers 2', 31, ['--workers', '2'], 'must hold 32 to 4096 bytes'],
   ])('%s: exit 2 before listening, the message naming the flag', async (_, bytes, args, problem) => {
     const file =
-      bytes === undefined ? path.join(temp.dir, 'no-such.key') : await keyFile(`short-${++runs}.key`, bytes);
+      bytes === undefined
+        ? path.join(temp.dir, 'no-such.key')
+        : await keyFile(`short-${++keyFiles}.key`, bytes);
     const { code, stdout, stderr } = await runCli(
       ['serve', '--policy', policyFile, '--listen', '127.0.0.1:0', '--dpop-nonce-key', file, ...args],
       { cwd: temp.dir },

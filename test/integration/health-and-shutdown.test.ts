@@ -1,8 +1,7 @@
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
-import { startCli } from '../kit/cli-process.js';
 import {
   connectCheckClient,
   createTempDir,
@@ -20,7 +19,11 @@ import {
   policyText,
   startPolicyServer,
   type PolicyServer,
+  type PolicyServerOptions,
 } from '../kit/policy-server.js';
+import { startCliAndWait } from '../kit/process.js';
+import { metricsUrlOf, scrapeMetric } from '../kit/serve-process.js';
+import { cleanupAfterEach } from '../kit/test-hooks.js';
 import { generateTestKey, signTestToken } from '../kit/test-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 
@@ -32,21 +35,18 @@ import { waitUntil } from '../kit/wait-until.js';
 
 const SECOND_ISSUER = 'https://second-idp.example/';
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 async function jwksServer(options: { held?: boolean } = {}) {
   const key = await generateTestKey(`key-${Math.random().toString(36).slice(2)}`);
   const jwks = await startHeldJwksServer([key.publicJwk], options);
-  cleanups.push(() => jwks.close());
+  defer(() => jwks.close());
   return { key, jwks };
 }
 
-async function start(options: Parameters<typeof startPolicyServer>[0]): Promise<PolicyServer> {
+async function start(options: PolicyServerOptions): Promise<PolicyServer> {
   const server = await startPolicyServer(options);
-  cleanups.push(() => server.stop());
+  defer(() => server.stop());
   return server;
 }
 
@@ -206,7 +206,7 @@ describe('graceful shutdown: SIGTERM through the real command line', () => {
     const a = await jwksServer();
     const b = await jwksServer({ held: true });
     const temp = await createTempDir('authz-sigterm-');
-    cleanups.push(() => temp.remove());
+    defer(() => temp.remove());
     const policyFile = await writeTextFile(
       temp.dir,
       'policy.yaml',
@@ -221,7 +221,7 @@ describe('graceful shutdown: SIGTERM through the real command line', () => {
       ),
     );
     const port = await freePort();
-    const cli = await startCli([
+    const { process: cli } = await startCliAndWait([
       'serve',
       '--policy',
       policyFile,
@@ -232,20 +232,11 @@ describe('graceful shutdown: SIGTERM through the real command line', () => {
       '--metrics-listen',
       '127.0.0.1:0',
     ]);
-    cleanups.push(async () => void (await cli.stop()));
-    const events = (event: string) => cli.logLines().filter((line) => line['event'] === event);
-    const [metricsLine] = await waitUntil(
-      () => events('metrics_started'),
-      (lines) => lines.length === 1,
-      { timeoutMs: 10_000, what: 'the metrics_started line' },
-    );
-    const metricsUrl = `http://127.0.0.1:${String(metricsLine!['port'])}/metrics`;
-    const checksInFlight = async () => {
-      const text = await (await fetch(metricsUrl)).text();
-      return Number(/^authz_checks_in_flight (\d+)$/m.exec(text)?.[1] ?? NaN);
-    };
+    defer(() => cli.stop());
+    const metricsUrl = await metricsUrlOf(cli);
+    const checksInFlight = () => scrapeMetric(metricsUrl, 'authz_checks_in_flight');
     const client = connectCheckClient(port);
-    cleanups.push(() => client.close());
+    defer(() => client.close());
 
     const tokenA = await signTestToken(a.key, TOKEN_DEFAULTS);
     const tokenB = await signTestToken(b.key, { issuer: SECOND_ISSUER, audience: TOKEN_DEFAULTS.audience });
@@ -302,14 +293,10 @@ describe('graceful shutdown: SIGTERM through the real command line', () => {
     paused = undefined;
     resume();
     // B's keys arrive once the server drains: its calls were in flight across SIGTERM.
-    await waitUntil(
-      () => events('draining'),
-      (lines) => lines.length === 1,
-      { timeoutMs: 10_000, what: 'the draining line' },
-    );
+    await cli.logLine((line) => line['event'] === 'draining', 'the draining line', 10_000);
     b.jwks.release();
 
-    const exitCode = await exited;
+    const exitCode = (await exited).code;
     const exitedAt = performance.now();
     await waitUntil(
       () => records.filter((r) => r.startedAt > exitedAt && r.endedAt > 0).length,

@@ -1,25 +1,19 @@
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, existsSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   createBufferedDestination,
   LOG_LINES_DROPPED_EVENT,
   type BufferedDestination,
 } from '../../src/log/buffered-destination.js';
 import { createLogger } from '../../src/log/create-logger.js';
-import { createTempDir, httpCheckRequest, policyYaml, writeTextFile } from '../kit/authz-harness.js';
-import {
-  CLI_BUILDS,
-  killAllClis,
-  missingBuild,
-  startCli,
-  stopCli,
-  waitForStarted,
-} from '../kit/cli-child.js';
+import { httpCheckRequest } from '../kit/authz-harness.js';
 import { outcomeOf } from '../kit/policy-server.js';
+import { parseJsonLines, requireBuild } from '../kit/process.js';
 import { openSeparateConnection } from '../kit/separate-connection.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { metricsUrlOf, scrapeMetric, startServe, writeKeyAndPolicy } from '../kit/serve-process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*
@@ -29,24 +23,7 @@ import { waitUntil } from '../kit/wait-until.js';
  * `log_lines_dropped` line says how many. Every line is either written, whole, or counted.
  */
 
-let temp: { dir: string; remove: () => Promise<void> };
-
-beforeAll(async () => {
-  temp = await createTempDir('authz-log-stall-');
-});
-
-afterAll(async () => {
-  killAllClis();
-  await temp?.remove();
-});
-
-type LogLine = Record<string, unknown>;
-
-const parse = (text: string): LogLine[] =>
-  text
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as LogLine);
+const temp = suiteTempDir('authz-log-stall-');
 
 /**
  * A named pipe: a real OS pipe (64 KiB on Linux) whose reader reads only when the test says so. Both ends
@@ -157,7 +134,7 @@ describe('the log destination, writing to a pipe nobody reads', () => {
     // Full: the bound, less one write the pipe may have taken before its callback came, and a line.
     expect(held).toBeGreaterThan(maxBufferBytes - 16 * 1024 - 1024);
 
-    const lines = parse(before.toString('utf8') + after);
+    const lines = parseJsonLines(before.toString('utf8') + after); // ends with a newline: every line
     const decisions = lines.filter((line) => line['event'] === 'decision');
     const reports = lines.filter((line) => line['event'] === LOG_LINES_DROPPED_EVENT);
     expect(decisions.length + output.droppedLines).toBe(logged);
@@ -170,33 +147,21 @@ describe('the log destination, writing to a pipe nobody reads', () => {
 });
 
 describe('authz serve with a standard output nobody reads for a while', () => {
-  beforeAll(() => {
-    if (!existsSync(CLI_BUILDS.full)) throw new Error(missingBuild(CLI_BUILDS.full));
-  });
+  beforeAll(() => requireBuild());
 
   it('counts the log lines it drops in /metrics, and logs how many once standard output is read again', async () => {
-    const key = await generateTestKey('stall-key');
-    const jwksFile = await writeTextFile(temp.dir, 'jwks.json', JSON.stringify({ keys: [key.publicJwk] }));
-    const policyFile = await writeTextFile(temp.dir, 'policy.yaml', policyYaml({ keys: { jwksFile } }));
-    const run = startCli(
-      ['serve', '--policy', policyFile, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0'],
-      { cwd: temp.dir },
-    );
-    const port = (await waitForStarted(run))['port'] as number;
-    const [metricsLine] = await waitUntil(
-      () => run.logLines().filter((line) => line['event'] === 'metrics_started'),
-      (lines) => lines.length === 1,
-      { timeoutMs: 10_000, what: 'the metrics_started line' },
-    );
-    const metricsUrl = `http://127.0.0.1:${String(metricsLine!['port'])}/metrics`;
-    const droppedInMetrics = async () => {
-      const text = await (await fetch(metricsUrl)).text();
-      return Number(/^authz_log_lines_dropped_total (\d+)$/m.exec(text)?.[1]);
-    };
+    const { policyFile } = await writeKeyAndPolicy(temp.dir, 'stall-key');
+    // Every line is kept, to be parsed at the end: some 9,000 lines of about 1 KB, and more.
+    const { process: run, port } = await startServe(policyFile, ['--metrics-listen', '127.0.0.1:0'], {
+      cwd: temp.dir,
+      keepBytes: 256 * 1024 * 1024,
+    });
+    const metricsUrl = await metricsUrlOf(run);
+    const droppedInMetrics = () => scrapeMetric(metricsUrl, 'authz_log_lines_dropped_total');
     expect(await droppedInMetrics()).toBe(0);
 
     // From here, nothing reads the child's standard output once the pipe and this side's buffer are full.
-    run.child.stdout!.pause();
+    run.pauseStdout();
     const connections = Array.from({ length: 4 }, () => openSeparateConnection(port));
     let sent = 0;
     try {
@@ -227,16 +192,16 @@ describe('authz serve with a standard output nobody reads for a while', () => {
     // Every Check has been answered, so every line has been logged or dropped: the count is final.
     const dropped = await droppedInMetrics();
 
-    run.child.stdout!.resume();
+    run.resumeStdout();
     await waitUntil(
       () => run.stdout().includes(`"event":"${LOG_LINES_DROPPED_EVENT}"`),
       (seen) => seen,
       { timeoutMs: 10_000, intervalMs: 100, what: 'the log_lines_dropped line' },
     );
-    const finished = await stopCli(run);
+    const finished = await run.stop(12_000);
 
     expect(finished.code).toBe(0);
-    const lines = run.logLines(); // parses every line: a cut or merged line fails here
+    const lines = parseJsonLines(finished.stdout); // parses every line: a cut or merged line fails here
     const decisions = lines.filter((line) => line['event'] === 'decision');
     expect(decisions.length + dropped).toBe(sent);
     expect(lines.filter((line) => line['event'] === LOG_LINES_DROPPED_EVENT)).toEqual([

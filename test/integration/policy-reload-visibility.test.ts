@@ -1,14 +1,15 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthzMetrics, type AuthzMetrics } from '../../src/metrics/authz-metrics.js';
 import { PolicyWatcher } from '../../src/policy/policy-watcher.js';
-import { startAuthzServer, type RunningAuthzServer } from '../../src/server/authz-server.js';
+import type { RunningAuthzServer } from '../../src/server/authz-server.js';
 import { createLogSink, createTempDir, ISSUER, writeTextFile, type LogSink } from '../kit/authz-harness.js';
 import { startHeldJwksServer, type HeldJwksServer } from '../kit/held-jwks-server.js';
 import { saveByRename, truncateAndWrite } from '../kit/policy-file-edits.js';
-import { bankRoutes, policyText } from '../kit/policy-server.js';
+import { bankRoutes, policyText, startPolicyServer } from '../kit/policy-server.js';
+import { cleanupAfterEach } from '../kit/test-hooks.js';
 import { generateTestKey } from '../kit/test-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 
@@ -45,28 +46,17 @@ interface VisibleServer {
   metric(name: string, labels?: Record<string, string>): Promise<number | undefined>;
 }
 
-const cleanups: (() => Promise<void>)[] = [];
-
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0)) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 async function start(policy: string, options: { watchPolicy?: boolean } = {}): Promise<VisibleServer> {
-  const temp = await createTempDir('authz-visibility-');
-  const policyFile = await writeTextFile(temp.dir, 'policy.yaml', policy);
-  const sink = createLogSink();
-  const metrics = createAuthzMetrics();
-  const server = await startAuthzServer({
-    policyFile,
-    listen: '127.0.0.1:0',
-    logger: sink.logger,
-    metrics,
+  const { policyFile, sink, metrics, server, stop } = await startPolicyServer({
+    policy,
+    tempPrefix: 'authz-visibility-',
+    metrics: createAuthzMetrics(),
     watchPolicy: options.watchPolicy ?? true,
+    awaitStartupFetches: false,
   });
-  cleanups.push(async () => {
-    await server.close({ graceMs: 1000 });
-    await temp.remove();
-  });
+  defer(stop);
   return {
     policyFile,
     sink,
@@ -101,7 +91,7 @@ interface HeldWatcher {
 
 async function startWatcher(policy: string, onReload?: (result: string) => void): Promise<HeldWatcher> {
   const temp = await createTempDir('authz-watcher-');
-  cleanups.push(temp.remove);
+  defer(temp.remove);
   const policyFile = await writeTextFile(temp.dir, 'policy.yaml', policy);
   const sink = createLogSink();
   let entered!: () => void;

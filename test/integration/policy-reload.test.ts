@@ -11,6 +11,7 @@ import {
   startPolicyServer,
   type IssuerEntry,
   type PolicyServer,
+  type PolicyServerOptions,
 } from '../kit/policy-server.js';
 import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
@@ -64,7 +65,7 @@ const issuer = (settings?: Record<string, string>): IssuerEntry => ({
 const bankPolicy = (balanceScopes: readonly string[], settings?: Record<string, string>) =>
   policyText([issuer(settings)], bankRoutes(balanceScopes));
 
-async function start(options: Parameters<typeof startPolicyServer>[0]): Promise<PolicyServer> {
+async function start(options: PolicyServerOptions): Promise<PolicyServer> {
   const server = await startPolicyServer(options);
   running.push(server);
   return server;

@@ -1,15 +1,7 @@
-import { existsSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTempDir, policyYaml, writeTextFile } from '../kit/authz-harness.js';
-import {
-  CLI_BUILDS,
-  killAllClis,
-  missingBuild,
-  runCli,
-  startCli,
-  stopCli,
-  waitForStarted,
-} from '../kit/cli-child.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { policyYaml, writeTextFile } from '../kit/authz-harness.js';
+import { requireBuild, runCli, startCli, startedLine } from '../kit/process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 import { generateTestKey } from '../kit/test-issuer.js';
 
 /*
@@ -18,19 +10,13 @@ import { generateTestKey } from '../kit/test-issuer.js';
  * served by the next pod, replica or worker that starts. `--allow-policy-errors` is the escape hatch.
  */
 
-let temp: { dir: string; remove: () => Promise<void> };
+const temp = suiteTempDir('authz-serve-guard-');
 let jwksFile: string;
 
 beforeAll(async () => {
-  if (!existsSync(CLI_BUILDS.full)) throw new Error(missingBuild(CLI_BUILDS.full));
-  temp = await createTempDir('authz-serve-guard-');
+  requireBuild();
   const key = await generateTestKey('guard-key');
   jwksFile = await writeTextFile(temp.dir, 'jwks.json', JSON.stringify({ keys: [key.publicJwk] }));
-});
-
-afterAll(async () => {
-  killAllClis();
-  await temp?.remove();
 });
 
 /** The test policy with a public catch-all appended: an error-level finding (public_catch_all). */
@@ -59,11 +45,11 @@ describe('authz serve: error-level findings at start', () => {
     const run = startCli(['serve', '--policy', policy, '--listen', '127.0.0.1:0', '--allow-policy-errors'], {
       cwd: temp.dir,
     });
-    await waitForStarted(run);
+    await startedLine(run);
     expect(run.logLines()).toContainEqual(
       expect.objectContaining({ event: 'policy_errors_allowed', level: 40, codes: ['public_catch_all'] }),
     );
-    expect((await stopCli(run)).code).toBe(0);
+    expect((await run.stop(12_000)).code).toBe(0);
   });
 
   it('starts when AUTHZ_ALLOW_POLICY_ERRORS=true, and refuses another value as a usage error', async () => {
@@ -72,8 +58,8 @@ describe('authz serve: error-level findings at start', () => {
       cwd: temp.dir,
       env: { AUTHZ_ALLOW_POLICY_ERRORS: 'true' },
     });
-    await waitForStarted(run);
-    expect((await stopCli(run)).code).toBe(0);
+    await startedLine(run);
+    expect((await run.stop(12_000)).code).toBe(0);
 
     const refused = await runCli(['serve', '--policy', policy], {
       cwd: temp.dir,
@@ -86,8 +72,8 @@ describe('authz serve: error-level findings at start', () => {
   it('starts on such a policy that turns the guard off (reload_guard: off), as a reload to it would apply', async () => {
     const policy = await writeTextFile(temp.dir, 'guard-off.yaml', `reload_guard: off\n${withCatchAll()}`);
     const run = startCli(['serve', '--policy', policy, '--listen', '127.0.0.1:0'], { cwd: temp.dir });
-    await waitForStarted(run);
-    expect((await stopCli(run)).code).toBe(0);
+    await startedLine(run);
+    expect((await run.stop(12_000)).code).toBe(0);
   });
 
   it('starts on such a policy when the route accepts the risk (accept_risks)', async () => {
@@ -97,7 +83,7 @@ describe('authz serve: error-level findings at start', () => {
     );
     const policy = await writeTextFile(temp.dir, 'accepted.yaml', accepted);
     const run = startCli(['serve', '--policy', policy, '--listen', '127.0.0.1:0'], { cwd: temp.dir });
-    await waitForStarted(run);
-    expect((await stopCli(run)).code).toBe(0);
+    await startedLine(run);
+    expect((await run.stop(12_000)).code).toBe(0);
   });
 });

@@ -1,30 +1,14 @@
-import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  createTempDir,
-  httpCheckRequest,
-  policyYaml,
-  TOKEN_DEFAULTS,
-  writeTextFile,
-} from '../kit/authz-harness.js';
-import {
-  CLI_BUILDS,
-  killAllClis,
-  missingBuild,
-  runCli,
-  startCli,
-  stopCli,
-  waitForStarted,
-  type CliChild,
-} from '../kit/cli-child.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { httpCheckRequest, policyYaml, TOKEN_DEFAULTS, writeTextFile } from '../kit/authz-harness.js';
 import { startFirstHeldJwksServer } from '../kit/first-held-jwks-server.js';
 import { saveByRename } from '../kit/policy-file-edits.js';
 import { outcomeOf } from '../kit/policy-server.js';
 import { connectionsByProcess } from '../kit/process-connections.js';
+import { parseJsonLines, requireBuild, runCli, type KitProcess } from '../kit/process.js';
 import { openSeparateConnection, type SeparateConnection } from '../kit/separate-connection.js';
+import { startServeInNewDir } from '../kit/serve-process.js';
+import { cleanupAfterEach, suiteTempDir } from '../kit/test-hooks.js';
 import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 
@@ -37,32 +21,23 @@ import { waitUntil } from '../kit/wait-until.js';
 
 const CONNECTIONS = 4; // handed to the two workers in turn
 
-let temp: { dir: string; remove: () => Promise<void> };
+const temp = suiteTempDir('authz-workers-');
 let key: TestKey;
 let jwksFile: string;
 let token: string;
 
 beforeAll(async () => {
-  if (!existsSync(CLI_BUILDS.full)) throw new Error(missingBuild(CLI_BUILDS.full));
-  temp = await createTempDir('authz-workers-');
+  requireBuild();
   key = await generateTestKey('workers-key');
   jwksFile = await writeTextFile(temp.dir, 'jwks.json', JSON.stringify({ keys: [key.publicJwk] }));
   token = await signTestToken(key, TOKEN_DEFAULTS, { claims: { scope: 'view:balance' } });
 });
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-afterAll(async () => {
-  killAllClis();
-  await temp?.remove();
-});
+const defer = cleanupAfterEach();
 
 /** A running `authz serve --workers 2`, as its `started` line describes it. */
 interface Workers {
-  readonly run: CliChild;
+  readonly run: KitProcess;
   readonly policyFile: string;
   readonly port: number;
   /** The workers' process ids, worker 1 first. */
@@ -76,39 +51,32 @@ interface Workers {
   liveEvents(event: string): Record<string, unknown>[];
 }
 
-let runs = 0;
-
 async function startWorkers(options: { policy?: string; args?: readonly string[] } = {}): Promise<Workers> {
-  const dir = path.join(temp.dir, `run-${++runs}`);
-  await mkdir(dir);
-  const policyFile = await writeTextFile(
-    dir,
-    'policy.yaml',
-    options.policy ?? policyYaml({ keys: { jwksFile } }),
+  const serving = await startServeInNewDir(
+    temp.dir,
+    (dir) => writeTextFile(dir, 'policy.yaml', options.policy ?? policyYaml({ keys: { jwksFile } })),
+    ['--workers', '2', ...(options.args ?? [])],
   );
-  const run = startCli(
-    ['serve', '--policy', policyFile, '--listen', '127.0.0.1:0', '--workers', '2', ...(options.args ?? [])],
-    { cwd: dir },
-  );
-  cleanups.push(async () => {
-    if (run.child.exitCode === null && run.child.signalCode === null) await stopCli(run);
-  });
-  const line = await waitForStarted(run);
+  const { process: run, started: line, policyFile } = serving;
+  defer(() => run.stop(12_000));
   expect(line).toMatchObject({ workers: 2, listen: '127.0.0.1:0', policy: policyFile });
+  // Every line parsed, as a log collector would: a cut or merged line fails.
+  const events = (event: string) =>
+    parseJsonLines(run.stdout()).filter((logged) => logged['event'] === event);
   return {
     run,
     policyFile,
-    port: line['port'] as number,
+    port: serving.port,
     pids: line['worker_pids'] as number[],
-    events: (event) => run.logLines().filter((logged) => logged['event'] === event),
+    events,
     liveEvents: (event) => {
-      const { exitCode, signalCode } = run.child;
-      if (exitCode !== null || signalCode !== null) {
+      const exit = run.exitReason();
+      if (exit !== undefined) {
         throw new Error(
-          `the primary exited (code ${exitCode}, signal ${signalCode}) while "${event}" lines were awaited; stderr:\n${run.stderr()}`,
+          `the primary exited (${exit}) while "${event}" lines were awaited; stderr:\n${run.stderr()}`,
         );
       }
-      return run.logLines().filter((logged) => logged['event'] === event);
+      return events(event);
     },
   };
 }
@@ -116,7 +84,7 @@ async function startWorkers(options: { policy?: string; args?: readonly string[]
 /** `count` connections of their own, closed after the test. */
 function connect(workers: Workers, count = CONNECTIONS): SeparateConnection[] {
   const connections = Array.from({ length: count }, () => openSeparateConnection(workers.port));
-  cleanups.push(() => connections.forEach((connection) => connection.close()));
+  defer(() => connections.forEach((connection) => connection.close()));
   return connections;
 }
 
@@ -160,7 +128,7 @@ describe('authz serve --workers 2', () => {
 
   it('reports health SERVING only when both workers are: NOT_SERVING on every connection while worker 1 waits for its keys', async () => {
     const jwks = await startFirstHeldJwksServer([key.publicJwk]); // worker 1 starts first: its fetch waits
-    cleanups.push(() => jwks.close());
+    defer(() => jwks.close());
     const workers = await startWorkers({ policy: policyYaml({ keys: { jwksUri: jwks.url } }) });
     const connections = connect(workers);
     // Worker 2 has its keys (only its fetch can have succeeded: worker 1's is held)...
@@ -241,7 +209,7 @@ describe('authz serve --workers 2', () => {
 
     // A new valid policy, and SIGHUP: both workers reload (by the signal or by watching the file).
     await saveByRename(workers.policyFile, `${policyYaml({ keys: { jwksFile } })}# v2\n`);
-    workers.run.child.kill('SIGHUP');
+    workers.run.signal('SIGHUP');
     const reloads = await waitUntil(
       () => workers.liveEvents('policy_reload').filter((line) => line['result'] === 'ok'),
       (lines) => lines.length >= 2,
@@ -274,7 +242,7 @@ describe('authz serve --workers 2', () => {
     await waitUntil(refusals, (lines) => lines.length === 2, { timeoutMs: 10_000, what: 'two refusals' });
     await delay(300); // nothing more comes of the edit itself
     expect(refusals()).toHaveLength(2);
-    workers.run.child.kill('SIGHUP');
+    workers.run.signal('SIGHUP');
     const again = await waitUntil(refusals, (lines) => lines.length === 4, {
       timeoutMs: 10_000,
       what: 'two more refusals',
@@ -316,7 +284,7 @@ describe('authz serve --workers 2', () => {
       { timeoutMs: 10_000, what: 'SERVING again on every connection' },
     );
 
-    expect((await stopCli(workers.run)).code).toBe(0);
+    expect((await workers.run.stop(12_000)).code).toBe(0);
   });
 
   // Six worker starts one after another: a few seconds on a quiet machine, far more on a loaded one.
@@ -368,13 +336,13 @@ describe('authz serve --workers 2', () => {
     const burst = await Promise.all(
       connections.flatMap((connection) => Array.from({ length: 100 }, () => deny(connection))),
     );
-    const finished = await stopCli(workers.run);
+    const finished = await workers.run.stop(12_000);
 
     expect(new Set(burst)).toEqual(new Set(['deny 401']));
     expect(finished.code).toBe(0);
     expect(finished.stderr).toBe('');
     // Every line of the three processes' shared stdout is one whole JSON object (logLines parses each).
-    const lines = workers.run.logLines();
+    const lines = parseJsonLines(finished.stdout);
     const decisions = lines.filter((line) => line['event'] === 'decision');
     expect(decisions).toHaveLength(sent.length);
     expect(new Set(decisions.map((line) => line['request_id']))).toEqual(new Set(sent));

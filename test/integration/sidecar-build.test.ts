@@ -3,18 +3,10 @@ import { cp, symlink, writeFile } from 'node:fs/promises';
 import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createTempDir, policyYaml, writeTextFile } from '../kit/authz-harness.js';
-import {
-  CLI_BUILDS,
-  killAllClis,
-  missingBuild,
-  repoRoot,
-  runCli,
-  startCli,
-  stopCli,
-  waitForStarted,
-} from '../kit/cli-child.js';
+import { CLI_BUILDS, repoRoot, requireBuild, runCli, startCli, startedLine } from '../kit/process.js';
+import { suiteTempDir } from '../kit/test-hooks.js';
 import { generateTestKey } from '../kit/test-issuer.js';
 
 /*
@@ -89,17 +81,9 @@ describe('tsconfig.sidecar.json', () => {
 });
 
 describe('the sidecar build (dist-sidecar/, what the sidecar image carries)', () => {
-  let temp: { dir: string; remove: () => Promise<void> };
+  const temp = suiteTempDir('authz-sidecar-build-');
 
-  beforeAll(async () => {
-    if (!existsSync(CLI_BUILDS.sidecar)) throw new Error(missingBuild(CLI_BUILDS.sidecar));
-    temp = await createTempDir('authz-sidecar-build-');
-  });
-
-  afterAll(async () => {
-    killAllClis();
-    await temp?.remove();
-  });
+  beforeAll(() => requireBuild(CLI_BUILDS.sidecar));
 
   // That tsconfig.sidecar.json type-checks and compiles is `npm run build`'s (build:sidecar, in pretest):
   // its output is what is checked here, not compiled again.
@@ -152,8 +136,8 @@ describe('the sidecar build (dist-sidecar/, what the sidecar image carries)', ()
       cwd: temp.dir,
       entry: CLI_BUILDS.sidecar,
     });
-    expect(await waitForStarted(serve)).toMatchObject({ service: 'authz', policy: policyFile });
-    const result = await stopCli(serve);
+    expect(await startedLine(serve)).toMatchObject({ service: 'authz', policy: policyFile });
+    const result = await serve.stop(12_000);
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
   });

@@ -1,20 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tokenDigest } from '../../src/authn/verified-token-cache.js';
 import { createAuthzMetrics, type AuthzMetrics } from '../../src/metrics/authz-metrics.js';
-import { AUTHORIZATION_SERVICE, startAuthzServer } from '../../src/server/authz-server.js';
-import {
-  connectCheckClient,
-  connectHealthClient,
-  createLogSink,
-  createTempDir,
-  httpCheckRequest,
-  ISSUER,
-  TOKEN_DEFAULTS,
-  writeTextFile,
-  type LogSink,
-} from '../kit/authz-harness.js';
+import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
+import { ISSUER, TOKEN_DEFAULTS, type LogSink } from '../kit/authz-harness.js';
 import { saveByRename } from '../kit/policy-file-edits.js';
-import { bankRoutes, outcomeOf, policyText } from '../kit/policy-server.js';
+import { bankRoutes, outcomeOf, policyText, startPolicyServer } from '../kit/policy-server.js';
+import { cleanupAfterEach } from '../kit/test-hooks.js';
 import {
   generateTestKey,
   signTestToken,
@@ -33,10 +24,7 @@ import { waitUntil } from '../kit/wait-until.js';
 const JWKS_TTL_S = 10; // jwks_cache_ttl: the least allowed, so that a test can move past it
 const TOLERANCE_S = 30; // the default clock_tolerance
 
-const cleanups: (() => Promise<void> | void)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 interface CachingServer {
   /** The issuer's signing key, published in its JWKS. */
@@ -57,39 +45,26 @@ interface CachingServer {
 async function startCachingServer(settings: Record<string, string> = {}): Promise<CachingServer> {
   const key = await generateTestKey(`cache-${Math.random().toString(36).slice(2)}`);
   const jwks = await startJwksServer([key.publicJwk]);
-  cleanups.push(() => jwks.close());
-  const temp = await createTempDir('authz-token-cache-');
-  cleanups.push(() => temp.remove());
-  const policy = policyText(
-    [{ jwksUri: jwks.url, settings: { jwks_cache_ttl: `${JWKS_TTL_S}`, ...settings } }],
-    bankRoutes(['view:balance']),
-  );
-  const policyFile = await writeTextFile(temp.dir, 'policy.yaml', policy);
+  defer(() => jwks.close());
   let clock = Date.now();
-  const sink = createLogSink();
-  const metrics = createAuthzMetrics();
-  const server = await startAuthzServer({
-    policyFile,
-    listen: '127.0.0.1:0',
-    logger: sink.logger,
-    metrics,
+  const { policyFile, sink, metrics, server, health, check, stop } = await startPolicyServer({
+    policy: policyText(
+      [{ jwksUri: jwks.url, settings: { jwks_cache_ttl: `${JWKS_TTL_S}`, ...settings } }],
+      bankRoutes(['view:balance']),
+    ),
+    tempPrefix: 'authz-token-cache-',
+    metrics: createAuthzMetrics(),
     now: () => clock,
     watchPolicy: false,
+    awaitStartupFetches: false, // the health wait below
   });
-  cleanups.push(() => server.close({ graceMs: 1000 }));
-  const client = connectCheckClient(server.port);
-  const health = connectHealthClient(server.port);
-  cleanups.push(() => {
-    client.close();
-    health.close();
-  });
+  defer(stop);
   // Keys fetched at start-up, as in production: the first request is then verified under a known key set.
   await waitUntil(
     async () => (await health.check(AUTHORIZATION_SERVICE)).status,
     (status) => status === 'SERVING',
     { timeoutMs: 10_000, what: 'health SERVING' },
   );
-  let requests = 0;
   return {
     key,
     jwks,
@@ -99,10 +74,11 @@ async function startCachingServer(settings: Record<string, string> = {}): Promis
       clock += ms;
     },
     balance: async (token) => {
-      const id = `cache-${++requests}`;
-      const response = await client.check(
-        httpCheckRequest({ method: 'GET', path: '/balance', authorization: `Bearer ${token}`, id }),
-      );
+      const { response, id } = await check({
+        method: 'GET',
+        path: '/balance',
+        authorization: `Bearer ${token}`,
+      });
       const outcome = outcomeOf(response);
       if (outcome === 'allow') return outcome;
       const line = sink

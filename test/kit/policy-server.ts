@@ -1,5 +1,9 @@
 import type { FetchKeySet } from '../../src/authn/read-key-set.js';
-import { startAuthzServer, type RunningAuthzServer } from '../../src/server/authz-server.js';
+import {
+  startAuthzServer,
+  type RunningAuthzServer,
+  type ServerMetrics,
+} from '../../src/server/authz-server.js';
 import {
   AUDIENCE,
   connectCheckClient,
@@ -68,11 +72,11 @@ export function outcomeOf(response: CheckResponseView): string {
 }
 
 /** The production server in this process, on 127.0.0.1, with its logs and metrics recorded. */
-export interface PolicyServer {
+export interface PolicyServer<Metrics extends ServerMetrics = RecordingMetrics> {
   readonly dir: string;
   readonly policyFile: string;
   readonly sink: LogSink;
-  readonly metrics: RecordingMetrics;
+  readonly metrics: Metrics;
   readonly server: RunningAuthzServer;
   readonly client: CheckClient;
   readonly health: HealthClient;
@@ -88,7 +92,7 @@ export interface PolicyServer {
   stop(): Promise<void>;
 }
 
-export interface PolicyServerOptions {
+export interface PolicyServerOptions<Metrics extends ServerMetrics = RecordingMetrics> {
   /** The policy text, written to DIR/policy.yaml... */
   readonly policy?: string;
   /** ...or lays out DIR itself and returns the policy path to serve. */
@@ -106,19 +110,25 @@ export interface PolicyServerOptions {
    * startupFetchesEnded). Off for a test that holds that fetch on purpose.
    */
   readonly awaitStartupFetches?: boolean;
+  /** What the server reports to (default: a RecordingMetrics), e.g. the production metrics and registry. */
+  readonly metrics?: Metrics;
+  /** Start of the temporary folder's name (default `authz-reload-`). */
+  readonly tempPrefix?: string;
 }
 
 let requestCounter = 0;
 
-export async function startPolicyServer(options: PolicyServerOptions): Promise<PolicyServer> {
-  const temp = await createTempDir('authz-reload-');
+export async function startPolicyServer<Metrics extends ServerMetrics = RecordingMetrics>(
+  options: PolicyServerOptions<Metrics>,
+): Promise<PolicyServer<Metrics>> {
+  const temp = await createTempDir(options.tempPrefix ?? 'authz-reload-');
   try {
     const policyFile =
       options.prepare !== undefined
         ? await options.prepare(temp.dir)
         : await writeTextFile(temp.dir, 'policy.yaml', options.policy ?? '');
     const sink = createLogSink();
-    const metrics = new RecordingMetrics();
+    const metrics = options.metrics ?? (new RecordingMetrics() as ServerMetrics as Metrics);
     const server = await startAuthzServer({
       policyFile,
       listen: '127.0.0.1:0',

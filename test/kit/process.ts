@@ -87,6 +87,12 @@ export interface KitProcess {
   cpuSeconds(): number;
   /** Sends a signal and returns at once (nothing when it has ended). */
   signal(signal: NodeJS.Signals): void;
+  /**
+   * Stops reading its stdout (piped output only): once the pipe and this side's buffer are full, its
+   * writes wait, as under a log collector that stalls. {@link resumeStdout} reads on.
+   */
+  pauseStdout(): void;
+  resumeStdout(): void;
   /** SIGTERM, then SIGKILL after `killAfterMs` (default 5 s); resolves once it has ended. Safe to call twice. */
   stop(killAfterMs?: number): Promise<Finished>;
 }
@@ -142,6 +148,23 @@ function parseLine(line: string): LogLine | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Every complete line of `text` (a process's stdout) as JSON; the last, unterminated, is left out (it may
+ * be half written).
+ * @throws Error naming the first line that is not a JSON object: a cut or merged line
+ */
+export function parseJsonLines(text: string): LogLine[] {
+  const complete = text.split('\n');
+  complete.pop();
+  return complete
+    .filter((line) => line !== '')
+    .map((line) => {
+      const parsed = parseLine(line);
+      if (parsed === undefined) throw new Error(`not a JSON log line: ${line.slice(0, 500)}`);
+      return parsed;
+    });
 }
 
 let ticksPerSecond: number | undefined;
@@ -216,6 +239,10 @@ export function startProcess(options: ProcessOptions): KitProcess {
     listeners.add(listener);
     return () => listeners.delete(listener);
   };
+  const pipedStdout = () => {
+    if (child.stdout === null) throw new Error(`${options.name}: its stdout goes to a file, not a pipe`);
+    return child.stdout;
+  };
   const failure = (problem: string, what: string) =>
     new Error(`${options.name}: ${problem} before ${what}:\n${outputTail()}`);
 
@@ -283,6 +310,8 @@ export function startProcess(options: ProcessOptions): KitProcess {
     signal: (signal) => {
       if (exitReason === undefined) child.kill(signal);
     },
+    pauseStdout: () => pipedStdout().pause(),
+    resumeStdout: () => pipedStdout().resume(),
     stop: (killAfterMs = DEFAULT_KILL_AFTER_MS) =>
       (stopping ??= (async () => {
         if (exitReason === undefined) {
@@ -391,6 +420,14 @@ export function missingBuild(entry: string): string {
   return `${entry} is missing: run "npm run build" first (npm test does so in pretest)`;
 }
 
+/**
+ * Fails (never skips) when `entry` is not built.
+ * @throws Error saying to run `npm run build`
+ */
+export function requireBuild(entry: string = CLI_BUILDS.full): void {
+  if (!existsSync(entry)) throw new Error(missingBuild(entry));
+}
+
 /** This process's environment without any AUTHZ_* / BANK_* setting of the machine running the tests. */
 export function cleanEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -413,6 +450,8 @@ export interface CliOptions {
   readonly cpu?: number;
   /** Output to a file instead of pipes (see {@link ProcessOptions.logFile}). */
   readonly logFile?: string;
+  /** How much of stdout and of stderr is kept (see {@link ProcessOptions.keepBytes}). */
+  readonly keepBytes?: number;
   /** Name in error messages (default: `authz ARGS[0]`). */
   readonly name?: string;
 }
@@ -420,7 +459,7 @@ export interface CliOptions {
 /** Starts `node [nodeArgs] ENTRY ARGS`, the built `authz`, with a cleaned environment; returns at once. */
 export function startCli(args: readonly string[], options: CliOptions = {}): KitProcess {
   const entry = options.entry ?? CLI_BUILDS.full;
-  if (!existsSync(entry)) throw new Error(missingBuild(entry));
+  requireBuild(entry);
   return startProcess({
     name: options.name ?? `authz ${args[0] ?? ''}`.trim(),
     command: process.execPath,
@@ -429,6 +468,7 @@ export function startCli(args: readonly string[], options: CliOptions = {}): Kit
     env: cleanEnv(options.env),
     ...(options.cpu === undefined ? {} : { cpu: options.cpu }),
     ...(options.logFile === undefined ? {} : { logFile: options.logFile }),
+    ...(options.keepBytes === undefined ? {} : { keepBytes: options.keepBytes }),
   });
 }
 
