@@ -3,7 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus as cpuList, loadavg } from 'node:os';
 import * as path from 'node:path';
 import type { CpuPlan } from './bench-process.js';
-import { envoyBinary, repoRoot } from '../test/kit/envoy-binary.js';
+import { envoyBinary } from '../test/kit/envoy.js';
+import { repoRoot } from '../test/kit/process.js';
 
 /** The load generators and the proxy. */
 export interface Tools {

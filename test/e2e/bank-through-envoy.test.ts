@@ -1,9 +1,5 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
 import {
   generateTestKey,
@@ -15,9 +11,8 @@ import {
   type TestKey,
 } from '../kit/test-issuer.js';
 import { rawRequest } from '../kit/raw-http.js';
-import { startCli, type RunningCli } from '../kit/cli-process.js';
-import { repoRoot } from '../kit/envoy-binary.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
+import { writeDemoPolicy } from '../kit/demo-policy.js';
+import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
 
 // The whole path a client sees: real Envoy (envoy/envoy.yaml, ports changed only) -> ext_authz over gRPC
 // (`authz serve`, the built CLI) -> the stub bank (`authz bank`). Tokens come from this suite's own issuer,
@@ -39,9 +34,7 @@ const DPOP_CHALLENGE = `DPoP realm="bank-api", algs="${ALGS}"`;
 const TRANSFER_CHALLENGE =
   'DPoP realm="bank-api", error="insufficient_scope", scope="transfer:funds", ' + `algs="${ALGS}"`;
 
-let envoy: RunningEnvoy;
-let authz: RunningCli;
-let bank: RunningCli;
+let stack: EnvoyStack;
 let jwks: JwksServer;
 let downJwks: JwksServer;
 let key: TestKey;
@@ -145,29 +138,21 @@ beforeAll(async () => {
   downJwks = await startJwksServer([]);
   downJwks.failWith(500);
 
-  const dir = await mkdtemp(path.join(tmpdir(), 'authz-e2e-'));
-  const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
-  const [listen, admin, authzPort, bankPort] = await freePorts(4);
-  const policy = {
-    ...demo,
-    public_origin: `http://127.0.0.1:${listen}`,
-    issuers: [
-      { issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] },
-      { issuer: DOWN_ISSUER, audiences: [AUDIENCE], jwks_uri: downJwks.url, algorithms: ['RS256'] },
-    ],
-  };
-  const policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, stringify(policy));
-
-  authz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
-  bank = await startCli(['bank', '--listen', `127.0.0.1:${bankPort}`]);
-  envoy = await startEnvoy({ listen: listen!, admin: admin!, authz: authzPort!, bank: bankPort! });
-  base = envoy.baseUrl;
+  stack = await startEnvoyStack({
+    policyFile: ({ origin }) =>
+      writeDemoPolicy({
+        public_origin: origin,
+        issuers: [
+          { issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] },
+          { issuer: DOWN_ISSUER, audiences: [AUDIENCE], jwks_uri: downJwks.url, algorithms: ['RS256'] },
+        ],
+      }),
+  });
+  base = stack.envoy.baseUrl;
 });
 
 afterAll(async () => {
-  await envoy?.stop();
-  await Promise.all([authz?.stop(), bank?.stop()]);
+  await stack?.stop();
   await Promise.all([jwks?.close(), downJwks?.close()]);
 });
 
@@ -468,7 +453,7 @@ describe('identity headers for the upstream', () => {
 
 describe('decision logs', () => {
   it('logs one structured line per decision and never a token', async () => {
-    const lines = authz.logLines().filter((line) => line['event'] === 'decision');
+    const lines = stack.authz.logLines().filter((line) => line['event'] === 'decision');
     expect(lines.length).toBeGreaterThan(10);
     for (const line of lines) {
       expect(line).toMatchObject({
@@ -478,7 +463,7 @@ describe('decision logs', () => {
       });
       expect(String(line['path'])).not.toContain('?');
     }
-    const output = authz.output();
+    const output = stack.authz.output();
     for (const jwt of tokensUsed) {
       expect(output).not.toContain(jwt);
       expect(output).not.toContain(jwt.split('.')[2] || jwt);
@@ -488,7 +473,7 @@ describe('decision logs', () => {
 
 describe('failing closed', () => {
   it('answers 503 when the authz service is gone', async () => {
-    expect(await authz.stop()).toBe(0);
+    expect((await stack.authz.stop()).code).toBe(0);
     const response = await call('GET', '/balance', bearer(await token()));
     expect(response.status).toBe(503);
     const health = await call('GET', '/healthz');

@@ -13,9 +13,15 @@ import { ensureDevCertificates } from '../../src/demo/dev-tls/dev-certificates.j
 import type { DevTlsFiles } from '../../src/demo/dev-tls/dev-certificates.js';
 import { argsOf, copiesOf, readDockerfile, stageNamed } from '../kit/dockerfile.js';
 import { rawRequest } from '../kit/raw-http.js';
-import { envoyBinary, repoRoot } from '../kit/envoy-binary.js';
-import { envoyConfigFor, envoyConfigPath, freePorts, startEnvoy } from '../kit/envoy-process.js';
-import type { RunningEnvoy } from '../kit/envoy-process.js';
+import {
+  envoyBinary,
+  envoyConfigFor,
+  envoyConfigPath,
+  startDeployedEnvoy,
+  type RunningEnvoy,
+} from '../kit/envoy.js';
+import { freePorts } from '../kit/free-port.js';
+import { repoRoot } from '../kit/process.js';
 import { tlsRequest } from '../kit/tls-request.js';
 
 const execFileAsync = promisify(execFile);
@@ -512,8 +518,8 @@ describe('envoy/envoy.yaml in the pinned Envoy, with the authz service down', ()
     const [listen1, admin1, listen2, admin2] = others as [number, number, number, number];
     // Two at once: the flags must let several test Envoys share a machine.
     [envoy, second] = await Promise.all([
-      startEnvoy({ listen: listen1, admin: admin1, authz: authzPort!, bank: bankPort! }),
-      startEnvoy({ listen: listen2, admin: admin2, authz: authzPort!, bank: bankPort! }),
+      startDeployedEnvoy({ listen: listen1, admin: admin1, authz: authzPort!, bank: bankPort! }),
+      startDeployedEnvoy({ listen: listen2, admin: admin2, authz: authzPort!, bank: bankPort! }),
     ]);
   });
 

@@ -7,13 +7,13 @@ import {
   AUDIENCE,
   connectCheckClient,
   createTempDir,
-  freePort,
   headerValue,
   httpCheckRequest,
   ISSUER,
   policyYaml,
   writeTextFile,
 } from '../kit/authz-harness.js';
+import { freePort } from '../kit/free-port.js';
 import {
   CLI_BUILDS,
   killAllClis,
