@@ -3,13 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
 import {
   generateTestKey,
-  signTestToken,
-  startJwksServer,
   tamperWithPayload,
   unsecuredToken,
-  type JwksServer,
   type TestKey,
+  type TokenOptions,
 } from '../kit/test-issuer.js';
+import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
 import { rawRequest } from '../kit/raw-http.js';
 import { writeDemoPolicy } from '../kit/demo-policy.js';
 import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
@@ -35,20 +34,17 @@ const TRANSFER_CHALLENGE =
   'DPoP realm="bank-api", error="insufficient_scope", scope="transfer:funds", ' + `algs="${ALGS}"`;
 
 let stack: EnvoyStack;
-let jwks: JwksServer;
-let downJwks: JwksServer;
-let key: TestKey;
+let issuer: ServedIssuer;
+/** An issuer whose key set endpoint answers 500 to every request. */
+let downIssuer: ServedIssuer;
 let base: string;
 /** The client's DPoP key (ES256), and a thief's. */
 let holder: DpopKey;
 let thief: DpopKey;
 const tokensUsed: string[] = [];
 
-async function token(
-  options: Parameters<typeof signTestToken>[2] = {},
-  signer: TestKey = key,
-): Promise<string> {
-  const jwt = await signTestToken(signer, { issuer: ISSUER, audience: AUDIENCE }, options);
+async function token(options: TokenOptions = {}, signer?: TestKey): Promise<string> {
+  const jwt = await issuer.token(options, signer);
   tokensUsed.push(jwt);
   return jwt;
 }
@@ -132,28 +128,21 @@ async function call(
 }
 
 beforeAll(async () => {
-  key = await generateTestKey('e2e-key-1');
+  issuer = await startServedIssuer('e2e-key-1', { issuer: ISSUER, audience: AUDIENCE });
   [holder, thief] = await Promise.all([generateDpopKey('ES256'), generateDpopKey('ES256')]);
-  jwks = await startJwksServer([key.publicJwk]);
-  downJwks = await startJwksServer([]);
-  downJwks.failWith(500);
+  downIssuer = await startServedIssuer('down-key', { issuer: DOWN_ISSUER, audience: AUDIENCE });
+  downIssuer.jwks.failWith(500);
 
   stack = await startEnvoyStack({
     policyFile: ({ origin }) =>
-      writeDemoPolicy({
-        public_origin: origin,
-        issuers: [
-          { issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] },
-          { issuer: DOWN_ISSUER, audiences: [AUDIENCE], jwks_uri: downJwks.url, algorithms: ['RS256'] },
-        ],
-      }),
+      writeDemoPolicy({ public_origin: origin, issuers: [issuer.policyEntry(), downIssuer.policyEntry()] }),
   });
   base = stack.envoy.baseUrl;
 });
 
 afterAll(async () => {
   await stack?.stop();
-  await Promise.all([jwks?.close(), downJwks?.close()]);
+  await Promise.all([issuer?.close(), downIssuer?.close()]);
 });
 
 describe('the step-up scenario through real Envoy', () => {
@@ -420,7 +409,8 @@ describe('requests that are refused before any token is checked', () => {
   });
 
   it('answers 503 when the issuer keys cannot be fetched and none are cached', async () => {
-    const jwt = await signTestToken(key, { issuer: DOWN_ISSUER, audience: AUDIENCE });
+    // Signed with the main key: the down issuer's key set is never served.
+    const jwt = await downIssuer.token({}, issuer.key);
     tokensUsed.push(jwt);
     const response = await call('GET', '/balance', bearer(jwt));
     expect(response.status).toBe(503);

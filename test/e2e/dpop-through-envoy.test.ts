@@ -17,13 +17,7 @@ import {
   type DpopKey,
   type ProofInit,
 } from '../kit/dpop-proofs.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
+import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
 import {
@@ -88,8 +82,8 @@ interface Sent {
 let dir: string;
 let stack: EnvoyStack;
 let upstream: RecordingUpstream;
-let jwks: JwksServer;
-let issuerKey: TestKey;
+/** The main issuer; its key signs the strict issuer's tokens too, and its key set serves both. */
+let testIssuer: ServedIssuer;
 /** http://127.0.0.1:PORT: where the test reaches Envoy, the bank service's first public origin. */
 let origin: string;
 /** The client's DPoP key (ES256), and three others. */
@@ -110,7 +104,7 @@ async function replayEntries(): Promise<number> {
 
 /** A token of `issuer` (default the main one) for alice with `claims` over the defaults. */
 function token(claims: Record<string, unknown>, issuer = MAIN_ISSUER): Promise<string> {
-  return signTestToken(issuerKey, { issuer, audience: AUDIENCE }, { claims });
+  return testIssuer.token({ claims: { iss: issuer, ...claims } });
 }
 
 /** A view:balance token bound to `key` (cnf.jkt, RFC 9449 section 6.1). */
@@ -310,7 +304,7 @@ function policyFor(origin: string): Record<string, unknown> {
   const issuer = (iss: string) => ({
     issuer: iss,
     audiences: [AUDIENCE],
-    jwks_uri: jwks.url,
+    jwks_uri: testIssuer.jwks.url,
     algorithms: ['RS256'],
     require_typ: 'at+jwt',
   });
@@ -361,8 +355,7 @@ function policyFor(origin: string): Record<string, unknown> {
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'authz-dpop-e2e-'));
-  issuerKey = await generateTestKey('dpop-e2e-key');
-  jwks = await startJwksServer([issuerKey.publicJwk]);
+  testIssuer = await startServedIssuer('dpop-e2e-key', { issuer: MAIN_ISSUER, audience: AUDIENCE });
   [holder, thief, edHolder, rsaHolder] = await Promise.all([
     generateDpopKey('ES256'),
     generateDpopKey('ES256'),
@@ -391,7 +384,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await upstream?.close();
-  await jwks?.close();
+  await testIssuer?.close();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 

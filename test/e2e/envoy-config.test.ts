@@ -23,6 +23,7 @@ import {
 import { freePorts } from '../kit/free-port.js';
 import { repoRoot } from '../kit/process.js';
 import { tlsRequest } from '../kit/tls-request.js';
+import { at, FIRST_ENDPOINT_SOCKET } from '../kit/parsed-tree.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -31,16 +32,6 @@ const HEADER_MUTATION = 'envoy.filters.http.header_mutation';
 const ROUTER = 'envoy.filters.http.router';
 const HCM = 'envoy.filters.network.http_connection_manager';
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-
-/** Walks a parsed YAML tree; `undefined` as soon as a step is missing, so assertions name the bad value. */
-function at(value: unknown, ...keys: Array<string | number>): unknown {
-  let current = value;
-  for (const key of keys) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<string | number, unknown>)[key];
-  }
-  return current;
-}
 
 function items(value: unknown): unknown[] {
   expect(Array.isArray(value), `expected a list, got ${JSON.stringify(value)}`).toBe(true);
@@ -185,20 +176,7 @@ describe('envoy/envoy.yaml', () => {
       ['bank', ports.bank],
     ] as const) {
       const cluster = named(at(expected, 'static_resources', 'clusters'), name);
-      set(
-        at(
-          cluster,
-          'load_assignment',
-          'endpoints',
-          0,
-          'lb_endpoints',
-          0,
-          'endpoint',
-          'address',
-          'socket_address',
-        ),
-        port,
-      );
+      set(at(cluster, ...FIRST_ENDPOINT_SOCKET), port);
     }
     expect(derived).toEqual(expected);
   });

@@ -8,13 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { rawRequest } from '../kit/raw-http.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
+import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
 import { envoyBinary, startEnvoy, type StartedEnvoy } from '../kit/envoy.js';
 import { freePorts } from '../kit/free-port.js';
 import { repoRoot, startCliAndWait, type KitProcess } from '../kit/process.js';
@@ -42,12 +36,11 @@ let baseUrl: string;
 let authz: KitProcess;
 let bank: KitProcess;
 let statements: KitProcess;
-let jwks: JwksServer;
-let key: TestKey;
+let issuer: ServedIssuer;
 const tokensUsed: string[] = [];
 
 async function token(claims: Record<string, unknown>): Promise<string> {
-  const jwt = await signTestToken(key, { issuer: ISSUER, audience: BANK_AUDIENCE }, { claims });
+  const jwt = await issuer.token({ claims });
   tokensUsed.push(jwt);
   return jwt;
 }
@@ -125,9 +118,8 @@ function uniqueSubject(): string {
 }
 
 beforeAll(async () => {
-  key = await generateTestKey('gateway-e2e-key');
-  jwks = await startJwksServer([key.publicJwk]);
-  const policyFile = await writeGatewayPolicyTrusting({ issuer: ISSUER, jwksUri: jwks.url });
+  issuer = await startServedIssuer('gateway-e2e-key', { issuer: ISSUER, audience: BANK_AUDIENCE });
+  const policyFile = await writeGatewayPolicyTrusting({ issuer: ISSUER, jwksUri: issuer.jwks.url });
 
   const [listen, admin, authzPort, bankPort, statementsPort] = (await freePorts(5)) as [
     number,
@@ -157,7 +149,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await envoy?.stop();
   await Promise.all([authz?.stop(), bank?.stop(), statements?.stop()]);
-  await jwks?.close();
+  await issuer?.close();
 });
 
 describe('envoy/gateway.yaml and policy.gateway.yaml agree', () => {

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
-import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
 import { writeDemoPolicy } from '../kit/demo-policy.js';
 import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
 import {
@@ -25,8 +25,8 @@ const IDENTITY: readonly string[] = Object.values(IDENTITY_HEADERS);
 const SPOOF = 'spoofed';
 let stack: EnvoyStack;
 let upstream: RecordingUpstream;
-let jwks: JwksServer;
-let token: (claims: Record<string, unknown>) => Promise<string>;
+let issuer: ServedIssuer;
+const token = (claims: Record<string, unknown>) => issuer.token({ claims });
 /** The client's DPoP key: transfer tokens are bound to it (cnf.jkt). */
 let holder: DpopKey;
 let requestCount = 0;
@@ -130,18 +130,12 @@ function expectNothingFromTheClient(got: ReceivedRequest | undefined): asserts g
 }
 
 beforeAll(async () => {
-  const key = await generateTestKey('identity-e2e-key');
-  jwks = await startJwksServer([key.publicJwk]);
-  token = (claims) => signTestToken(key, { issuer: ISSUER, audience: AUDIENCE }, { claims });
+  issuer = await startServedIssuer('identity-e2e-key', { issuer: ISSUER, audience: AUDIENCE });
   holder = await generateDpopKey('ES256');
 
   upstream = await startRecordingUpstream('recorded');
   stack = await startEnvoyStack({
-    policyFile: ({ origin }) =>
-      writeDemoPolicy({
-        public_origin: origin,
-        issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] }],
-      }),
+    policyFile: ({ origin }) => writeDemoPolicy({ public_origin: origin, issuers: [issuer.policyEntry()] }),
     upstream: { port: upstream.port },
   });
 });
@@ -149,7 +143,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stack?.stop();
   await upstream?.close();
-  await jwks?.close();
+  await issuer?.close();
 });
 
 describe('on the protected routes of policy.yaml, the upstream gets exactly the sidecar’s identity headers', () => {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
 import { repoRoot } from '../kit/process.js';
@@ -18,7 +18,7 @@ const ISSUER = 'https://issuer.ops.test/';
 const AUDIENCE = 'https://my-banking-api';
 
 let stack: EnvoyStack;
-let jwks: JwksServer;
+let issuer: ServedIssuer;
 let policyFile: string;
 let dir: string;
 let demoRoutes: Record<string, unknown>[];
@@ -40,7 +40,7 @@ function policyWith(balance: Record<string, unknown>): string {
     realm: 'bank-api',
     public_origin: publicOrigin,
     sender_constraint: demoSenderConstraint,
-    issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] }],
+    issuers: [issuer.policyEntry()],
     routes,
   });
 }
@@ -85,13 +85,8 @@ async function metricValue(name: string, labels: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  const key = await generateTestKey('ops-key');
-  jwks = await startJwksServer([key.publicJwk]);
-  viewToken = await signTestToken(
-    key,
-    { issuer: ISSUER, audience: AUDIENCE },
-    { claims: { scope: 'view:balance' } },
-  );
+  issuer = await startServedIssuer('ops-key', { issuer: ISSUER, audience: AUDIENCE });
+  viewToken = await issuer.token({ claims: { scope: 'view:balance' } });
   const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as {
     routes: Record<string, unknown>[];
     sender_constraint: unknown;
@@ -114,7 +109,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  await jwks?.close();
+  await issuer?.close();
 });
 
 describe('editing policy.yaml while Envoy serves traffic', () => {
