@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { ensureDevCertificates } from '../../src/demo/dev-tls/dev-certificates.js';
 import type { DevTlsFiles } from '../../src/demo/dev-tls/dev-certificates.js';
-import { freePorts } from './free-port.js';
+import { freePort } from './free-port.js';
 import { repoRoot, startProcess, waitUntilReady, type KitProcess } from './process.js';
 
 /*
@@ -175,8 +175,8 @@ export interface EnvoyPorts {
 export interface DeployedEnvoyOptions {
   /**
    * The certificate set the TLS listener uses (its server certificate and key, and the CA client certificates
-   * must chain to); by default a fresh development set in Envoy's temporary folder. Pass one when the test
-   * needs its client certificates too.
+   * must chain to); by default a fresh development set in a temporary folder removed on stop. Pass one when
+   * the test needs its client certificates too.
    */
   tls?: DevTlsFiles;
 }
@@ -343,7 +343,7 @@ export async function startDeployedEnvoy(
   let tlsPort = ports.tls;
   // A free port that is none of the others, which the caller has chosen but maybe not bound yet.
   while (tlsPort === undefined) {
-    const [port] = (await freePorts(1)) as [number];
+    const port = await freePort();
     if (![ports.listen, ports.admin, ports.authz, ports.bank].includes(port)) tlsPort = port;
   }
   const certificates =
