@@ -6,7 +6,7 @@ import {
   type ServiceDefinition,
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import { repoRoot } from '../test/kit/envoy-binary.js';
+import { repoRoot } from '../test/kit/process.js';
 
 /** Our copies of Envoy's protos, loaded by ghz (`--import-paths`) and by the bench's own gRPC peers. */
 export const PROTOS_DIR: string = path.join(repoRoot, 'protos');

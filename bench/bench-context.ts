@@ -2,8 +2,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus as cpuList, loadavg } from 'node:os';
 import * as path from 'node:path';
-import { envoyBinary, repoRoot } from '../test/kit/envoy-binary.js';
-import type { CpuPlan } from '../test/kit/process.js';
+import { envoyBinary } from '../test/kit/envoy.js';
+import { repoRoot, type CpuPlan } from '../test/kit/process.js';
 
 /** The load generators and the proxy. */
 export interface Tools {

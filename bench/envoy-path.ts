@@ -1,10 +1,9 @@
-import { writeFile } from 'node:fs/promises';
-import * as path from 'node:path';
 import type { BenchContext } from './bench-context.js';
 import { runH2load, type H2loadResult } from './h2load.js';
 import { count, ms, percent } from './results-table.js';
-import { envoyConfigFor, freePorts } from '../test/kit/envoy-process.js';
-import { startedLine, startProcess, waitUntilReady, type KitProcess } from '../test/kit/process.js';
+import { envoyConfigFor, startEnvoy } from '../test/kit/envoy.js';
+import { freePorts } from '../test/kit/free-port.js';
+import { startCliAndWait, type KitProcess } from '../test/kit/process.js';
 
 /** One HTTP request shape sent through Envoy, and the status it must get. */
 export interface HttpScenario {
@@ -29,16 +28,22 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-function startCliProcess(context: BenchContext, name: string, args: readonly string[]): KitProcess {
-  const child = startProcess({
+/** Starts the measured CLI on the server core, output to a log file, and waits for its `started` line. */
+async function startCliProcess(
+  context: BenchContext,
+  name: string,
+  args: readonly string[],
+): Promise<KitProcess> {
+  const { process: child } = await startCliAndWait(args, {
     name,
-    command: process.execPath,
-    args: [context.cli, ...args],
+    entry: context.cli,
     logFile: context.logFile(name),
-    cpu: context.cpus?.server,
     cwd: context.target,
+    ...(context.cpus === undefined ? {} : { cpu: context.cpus.server }),
   });
-  context.onCleanup(child.stop);
+  context.onCleanup(async () => {
+    await child.stop();
+  });
   return child;
 }
 
@@ -62,46 +67,23 @@ export async function measureThroughEnvoy(
   },
 ): Promise<Map<string, HttpResult>> {
   const [listen, admin, authzPort, bankPort] = (await freePorts(4)) as [number, number, number, number];
-  const bank = startCliProcess(context, 'authz bank', ['bank', '--listen', `127.0.0.1:${bankPort}`]);
-  await startedLine(bank, 20_000);
-  const authz = startCliProcess(context, 'authz serve (behind Envoy)', [
+  const bank = await startCliProcess(context, 'authz bank', ['bank', '--listen', `127.0.0.1:${bankPort}`]);
+  const authz = await startCliProcess(context, 'authz serve (behind Envoy)', [
     'serve',
     '--policy',
     options.policyFile,
     '--listen',
     `127.0.0.1:${authzPort}`,
   ]);
-  await startedLine(authz, 20_000);
-
-  const configFile = path.join(context.dir, 'envoy.yaml');
-  await writeFile(configFile, envoyConfigFor({ listen, admin, authz: authzPort, bank: bankPort }));
-  // As test/kit/envoy-process.ts starts it: no hot restart (so no shared memory), one worker thread.
-  const envoy = startProcess({
-    name: 'envoy',
-    command: context.tools.envoy,
-    args: [
-      '-c',
-      configFile,
-      '--log-level',
-      'warn',
-      '--disable-hot-restart',
-      '--concurrency',
-      '1',
-      '--base-id',
-      String((process.pid % 100_000) * 1_000 + 999),
-    ],
+  // startEnvoy's defaults: no hot restart (no shared memory), one worker thread, as measured here.
+  const envoy = await startEnvoy({
+    config: { text: envoyConfigFor({ listen, admin, authz: authzPort, bank: bankPort }) },
+    admin,
+    binary: context.tools.envoy,
     logFile: context.logFile('envoy'),
-    cpu: context.cpus?.server,
+    ...(context.cpus === undefined ? {} : { cpu: context.cpus.server }),
   });
   context.onCleanup(envoy.stop);
-  await waitUntilReady(envoy, 'LIVE on /ready', async () => {
-    try {
-      const response = await fetch(`http://127.0.0.1:${admin}/ready`, { signal: AbortSignal.timeout(1_000) });
-      return response.status === 200 && (await response.text()).trim() === 'LIVE';
-    } catch {
-      return false;
-    }
-  });
 
   const base = `http://127.0.0.1:${listen}`;
   const valid: HttpScenario[] = [];
@@ -118,7 +100,7 @@ export async function measureThroughEnvoy(
       );
   }
 
-  const serverCpu = () => envoy.cpuSeconds() + authz.cpuSeconds() + bank.cpuSeconds();
+  const serverCpu = () => envoy.process.cpuSeconds() + authz.cpuSeconds() + bank.cpuSeconds();
   const runs = new Map(valid.map((scenario) => [scenario, [] as { result: H2loadResult; busy: number }[]]));
   for (let round = 0; round < options.rounds; round++) {
     for (const scenario of valid) {

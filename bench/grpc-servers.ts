@@ -2,9 +2,8 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { checkClient, type CheckClient, type CheckResponse } from './authorization-service.js';
 import type { BenchContext } from './bench-context.js';
-import { freePorts } from '../test/kit/envoy-process.js';
-import { repoRoot } from '../test/kit/envoy-binary.js';
-import { startedLine, startProcess, type KitProcess } from '../test/kit/process.js';
+import { freePorts } from '../test/kit/free-port.js';
+import { repoRoot, startedLine, startProcess, type KitProcess } from '../test/kit/process.js';
 
 /** A gRPC Authorization server under test, on the server core, with a client for checking its answers. */
 export interface GrpcServer {

@@ -36,8 +36,7 @@ import {
 } from './grpc-servers.js';
 import { count, markdownTable, met, ms, percent, type ResultRow } from './results-table.js';
 import { measureRouteScaling } from './route-scaling.js';
-import { repoRoot } from '../test/kit/envoy-binary.js';
-import { pinThisProcess, planCpus } from '../test/kit/process.js';
+import { pinThisProcess, planCpus, repoRoot } from '../test/kit/process.js';
 import { startJwksServer } from '../test/kit/test-issuer.js';
 
 // `npm run bench` (issue 10): the authorization hop measured against the stack it runs on, side by side in

@@ -1,15 +1,15 @@
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { JWK } from 'jose';
-import { parse, stringify } from 'yaml';
-import { existsSync } from 'node:fs';
-import { envoyBinary, repoRoot } from '../test/kit/envoy-binary.js';
-import { envoyConfigFor, freePorts } from '../test/kit/envoy-process.js';
+import { stringify } from 'yaml';
+import { demoPolicyWith } from '../test/kit/demo-policy.js';
+import { envoyConfigFor, startEnvoy } from '../test/kit/envoy.js';
+import { freePorts } from '../test/kit/free-port.js';
+import { planCpus, startCliAndWait, type KitProcess } from '../test/kit/process.js';
 import { FAULT_AUDIENCE, FAULT_ISSUER } from './fault-tokens.js';
 import { startJwksFaultServer, type JwksFaultServer } from './jwks-fault-server.js';
-import { planCpus, startProcess, waitUntilReady, type KitProcess } from '../test/kit/process.js';
 
 /** The issuer settings a scenario chooses; everything else is the demo's. */
 export interface IssuerSettings {
@@ -39,9 +39,7 @@ export async function faultPolicy(
   { jwksUri, publicOrigin }: StackEndpoints,
   issuer: IssuerSettings,
 ): Promise<Record<string, unknown>> {
-  const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
-  return {
-    ...demo,
+  return demoPolicyWith({
     public_origin: publicOrigin,
     issuers: [
       {
@@ -54,7 +52,7 @@ export async function faultPolicy(
         jwks_refresh_cooldown: `${issuer.refreshCooldownSeconds}s`,
       },
     ],
-  };
+  });
 }
 
 /** Envoy, `authz serve`, `authz bank` and a JWKS endpoint with faults on demand, on free ports. */
@@ -92,8 +90,10 @@ export async function startFaultStack(options: {
   keys: readonly JWK[];
   policy: (endpoints: StackEndpoints) => Promise<Record<string, unknown>>;
 }): Promise<FaultStack> {
-  const cliPath = path.join(options.target, 'dist', 'cli', 'main.js');
-  if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: run "npm run build" there first`);
+  const entry = path.join(options.target, 'dist', 'cli', 'main.js');
+  // The servers on the server core, as the bench does it: the traffic generator and the JWKS server (this
+  // process) do not take turns with Envoy, authz and the bank.
+  const cpu = planCpus()?.server;
   const dir = await mkdtemp(path.join(tmpdir(), 'authz-faults-'));
   const jwks = await startJwksFaultServer(options.keys);
   const [listen, admin, authzPort, bankPort] = (await freePorts(4)) as [number, number, number, number];
@@ -101,17 +101,14 @@ export async function startFaultStack(options: {
   const policyFile = path.join(dir, 'policy.yaml');
   await writeFile(policyFile, stringify(await options.policy({ jwksUri: jwks.url, publicOrigin: baseUrl })));
 
-  const servers: KitProcess[] = [];
+  const servers: Array<{ stop(): Promise<unknown> }> = [];
   const startCli = async (name: string, args: readonly string[]): Promise<KitProcess> => {
-    const server = startProcess({
-      cpu: planCpus()?.server,
+    const { process: server } = await startCliAndWait(args, {
+      entry,
       name,
-      command: process.execPath,
-      args: [cliPath, ...args],
-      cwd: repoRoot,
+      ...(cpu === undefined ? {} : { cpu }),
     });
     servers.push(server);
-    await server.nextLogLine((entry) => entry['event'] === 'started', 'its started line', 15_000);
     return server;
   };
   const authzArgs = ['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`];
@@ -130,37 +127,12 @@ export async function startFaultStack(options: {
       startCli('authz serve', authzArgs),
       startCli('authz bank', ['bank', '--listen', `127.0.0.1:${bankPort}`]),
     ]);
-
-    const envoyConfig = path.join(dir, 'envoy.yaml');
-    await writeFile(envoyConfig, envoyConfigFor({ listen, admin, authz: authzPort, bank: bankPort }));
-    const envoy = startProcess({
-      cpu: planCpus()?.server,
-      name: 'envoy',
-      command: envoyBinary(),
-      // As test/kit/envoy-process.ts starts it: no hot restart, one worker thread.
-      args: [
-        '-c',
-        envoyConfig,
-        '--log-level',
-        'warn',
-        '--disable-hot-restart',
-        '--concurrency',
-        '1',
-        '--base-id',
-        String((process.pid % 100_000) * 1_000 + 500 + (listen % 500)),
-      ],
+    const envoy = await startEnvoy({
+      config: { text: envoyConfigFor({ listen, admin, authz: authzPort, bank: bankPort }) },
+      admin,
+      ...(cpu === undefined ? {} : { cpu }),
     });
     servers.push(envoy);
-    await waitUntilReady(envoy, 'LIVE on /ready', async () => {
-      try {
-        const response = await fetch(`http://127.0.0.1:${admin}/ready`, {
-          signal: AbortSignal.timeout(1_000),
-        });
-        return response.status === 200 && (await response.text()).trim() === 'LIVE';
-      } catch {
-        return false;
-      }
-    });
 
     const bankUrl = `http://127.0.0.1:${bankPort}`;
     return {

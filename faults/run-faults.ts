@@ -1,8 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, loadavg } from 'node:os';
 import * as path from 'node:path';
-import { repoRoot } from '../test/kit/envoy-binary.js';
-import { pinThisProcess, planCpus } from '../test/kit/process.js';
+import { pinThisProcess, planCpus, repoRoot } from '../test/kit/process.js';
 import { faultProfile } from './fault-profile.js';
 import { failedChecks, markdownTable, type ScenarioResult } from './figures.js';
 import { scenariosOf } from './scenarios.js';

@@ -5,10 +5,10 @@ import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, type JWK } fr
 import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseWwwAuthenticate } from '../../src/client/parse-www-authenticate.js';
-import { startCli, type RunningCli } from '../kit/cli-process.js';
 import { writeDemoPolicyTrusting } from '../kit/demo-policy.js';
-import { repoRoot } from '../kit/envoy-binary.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
+import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
+import { freePort } from '../kit/free-port.js';
+import { repoRoot, startCliAndWait, type KitProcess } from '../kit/process.js';
 import { launchChromium, whenClosed } from './chromium.js';
 
 /*
@@ -23,10 +23,8 @@ import { launchChromium, whenClosed } from './chromium.js';
 const SCREENSHOTS = path.join(repoRoot, 'test-results', 'screenshots');
 const STEP_TIMEOUT_MS = 15_000;
 
-let envoy: RunningEnvoy;
-let authz: RunningCli;
-let bank: RunningCli;
-let idp: RunningCli;
+let stack: EnvoyStack;
+let idp: KitProcess;
 let browser: Browser;
 let api: string;
 let bankUrl: string;
@@ -191,23 +189,26 @@ async function signedInPage(context: BrowserContext, name: string): Promise<Page
 
 beforeAll(async () => {
   await mkdir(SCREENSHOTS, { recursive: true });
-  const [listen, admin, authzPort, bankPort, idpPort] = await freePorts(5);
-  api = `http://127.0.0.1:${listen}`;
-  bankUrl = `http://127.0.0.1:${bankPort}`;
+  const idpPort = await freePort();
   issuer = `http://127.0.0.1:${idpPort}`;
-  idp = await startCli([
-    ...['dev-idp', '--listen', `127.0.0.1:${idpPort}`],
-    ...['--redirect-uri', `${api}/app/callback.html`],
-  ]);
-
-  // The demo policy as shipped, trusting this run's identity provider (keys refetched within seconds), with
-  // this run's Envoy as its public origin: the page's proofs name it in htu (RFC 9449 section 4.3).
-  const policyFile = await writeDemoPolicyTrusting(issuer, api);
-
-  authz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
-  // The bank serves the built app (dist/web, from `npm run build`) and points it at this run's IdP.
-  bank = await startCli(['bank', '--listen', `127.0.0.1:${bankPort}`, '--app-issuer', issuer]);
-  envoy = await startEnvoy({ listen: listen!, admin: admin!, authz: authzPort!, bank: bankPort! });
+  stack = await startEnvoyStack({
+    // The IdP redirects to the app behind this run's Envoy, so it starts once Envoy's port is known.
+    policyFile: async ({ origin }) => {
+      api = origin;
+      idp = (
+        await startCliAndWait([
+          ...['dev-idp', '--listen', `127.0.0.1:${idpPort}`],
+          ...['--redirect-uri', `${api}/app/callback.html`],
+        ])
+      ).process;
+      // The demo policy as shipped, trusting this run's identity provider (keys refetched within seconds),
+      // with this run's Envoy as its public origin: the page's proofs name it in htu (RFC 9449 section 4.3).
+      return writeDemoPolicyTrusting(issuer, api);
+    },
+    // The bank serves the built app (dist/web, from `npm run build`) and points it at this run's IdP.
+    upstream: { bankArgs: ['--app-issuer', issuer] },
+  });
+  bankUrl = `http://127.0.0.1:${stack.upstreamPort}`;
   browser = await launchChromium();
   const discovery = await fetch(`${issuer}/.well-known/openid-configuration`);
   tokenEndpoint = ((await discovery.json()) as { token_endpoint: string }).token_endpoint;
@@ -215,8 +216,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await envoy?.stop();
-  await Promise.all([authz?.stop(), bank?.stop(), idp?.stop()]);
+  await stack?.stop();
+  await idp?.stop();
 });
 
 describe('the bank in Chromium, through Envoy', () => {
@@ -287,7 +288,7 @@ describe('the bank in Chromium, through Envoy', () => {
       expect(await page.textContent('#last-status')).toBe('200');
 
       // Every call crossed Envoy and the sidecar, which logged each decision; no stray requests (favicon).
-      const decisions = authz
+      const decisions = stack.authz
         .logLines()
         .filter((line) => line['event'] === 'decision')
         .map(

@@ -1,23 +1,17 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { request, type IncomingHttpHeaders } from 'node:http';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
 import {
   generateTestKey,
-  signTestToken,
-  startJwksServer,
   tamperWithPayload,
   unsecuredToken,
-  type JwksServer,
   type TestKey,
+  type TokenOptions,
 } from '../kit/test-issuer.js';
+import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
 import { rawRequest } from '../kit/raw-http.js';
-import { startCli, type RunningCli } from '../kit/cli-process.js';
-import { repoRoot } from '../kit/envoy-binary.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
+import { writeDemoPolicy } from '../kit/demo-policy.js';
+import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
 
 // The whole path a client sees: real Envoy (envoy/envoy.yaml, ports changed only) -> ext_authz over gRPC
 // (`authz serve`, the built CLI) -> the stub bank (`authz bank`). Tokens come from this suite's own issuer,
@@ -39,23 +33,18 @@ const DPOP_CHALLENGE = `DPoP realm="bank-api", algs="${ALGS}"`;
 const TRANSFER_CHALLENGE =
   'DPoP realm="bank-api", error="insufficient_scope", scope="transfer:funds", ' + `algs="${ALGS}"`;
 
-let envoy: RunningEnvoy;
-let authz: RunningCli;
-let bank: RunningCli;
-let jwks: JwksServer;
-let downJwks: JwksServer;
-let key: TestKey;
+let stack: EnvoyStack;
+let issuer: ServedIssuer;
+/** An issuer whose key set endpoint answers 500 to every request. */
+let downIssuer: ServedIssuer;
 let base: string;
 /** The client's DPoP key (ES256), and a thief's. */
 let holder: DpopKey;
 let thief: DpopKey;
 const tokensUsed: string[] = [];
 
-async function token(
-  options: Parameters<typeof signTestToken>[2] = {},
-  signer: TestKey = key,
-): Promise<string> {
-  const jwt = await signTestToken(signer, { issuer: ISSUER, audience: AUDIENCE }, options);
+async function token(options: TokenOptions = {}, signer?: TestKey): Promise<string> {
+  const jwt = await issuer.token(options, signer);
   tokensUsed.push(jwt);
   return jwt;
 }
@@ -139,36 +128,21 @@ async function call(
 }
 
 beforeAll(async () => {
-  key = await generateTestKey('e2e-key-1');
+  issuer = await startServedIssuer('e2e-key-1', { issuer: ISSUER, audience: AUDIENCE });
   [holder, thief] = await Promise.all([generateDpopKey('ES256'), generateDpopKey('ES256')]);
-  jwks = await startJwksServer([key.publicJwk]);
-  downJwks = await startJwksServer([]);
-  downJwks.failWith(500);
+  downIssuer = await startServedIssuer('down-key', { issuer: DOWN_ISSUER, audience: AUDIENCE });
+  downIssuer.jwks.failWith(500);
 
-  const dir = await mkdtemp(path.join(tmpdir(), 'authz-e2e-'));
-  const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
-  const [listen, admin, authzPort, bankPort] = await freePorts(4);
-  const policy = {
-    ...demo,
-    public_origin: `http://127.0.0.1:${listen}`,
-    issuers: [
-      { issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] },
-      { issuer: DOWN_ISSUER, audiences: [AUDIENCE], jwks_uri: downJwks.url, algorithms: ['RS256'] },
-    ],
-  };
-  const policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, stringify(policy));
-
-  authz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
-  bank = await startCli(['bank', '--listen', `127.0.0.1:${bankPort}`]);
-  envoy = await startEnvoy({ listen: listen!, admin: admin!, authz: authzPort!, bank: bankPort! });
-  base = envoy.baseUrl;
+  stack = await startEnvoyStack({
+    policyFile: ({ origin }) =>
+      writeDemoPolicy({ public_origin: origin, issuers: [issuer.policyEntry(), downIssuer.policyEntry()] }),
+  });
+  base = stack.envoy.baseUrl;
 });
 
 afterAll(async () => {
-  await envoy?.stop();
-  await Promise.all([authz?.stop(), bank?.stop()]);
-  await Promise.all([jwks?.close(), downJwks?.close()]);
+  await stack?.stop();
+  await Promise.all([issuer?.close(), downIssuer?.close()]);
 });
 
 describe('the step-up scenario through real Envoy', () => {
@@ -435,7 +409,8 @@ describe('requests that are refused before any token is checked', () => {
   });
 
   it('answers 503 when the issuer keys cannot be fetched and none are cached', async () => {
-    const jwt = await signTestToken(key, { issuer: DOWN_ISSUER, audience: AUDIENCE });
+    // Signed with the main key: the down issuer's key set is never served.
+    const jwt = await downIssuer.token({}, issuer.key);
     tokensUsed.push(jwt);
     const response = await call('GET', '/balance', bearer(jwt));
     expect(response.status).toBe(503);
@@ -468,7 +443,7 @@ describe('identity headers for the upstream', () => {
 
 describe('decision logs', () => {
   it('logs one structured line per decision and never a token', async () => {
-    const lines = authz.logLines().filter((line) => line['event'] === 'decision');
+    const lines = stack.authz.logLines().filter((line) => line['event'] === 'decision');
     expect(lines.length).toBeGreaterThan(10);
     for (const line of lines) {
       expect(line).toMatchObject({
@@ -478,7 +453,7 @@ describe('decision logs', () => {
       });
       expect(String(line['path'])).not.toContain('?');
     }
-    const output = authz.output();
+    const output = stack.authz.output();
     for (const jwt of tokensUsed) {
       expect(output).not.toContain(jwt);
       expect(output).not.toContain(jwt.split('.')[2] || jwt);
@@ -488,7 +463,7 @@ describe('decision logs', () => {
 
 describe('failing closed', () => {
   it('answers 503 when the authz service is gone', async () => {
-    expect(await authz.stop()).toBe(0);
+    expect((await stack.authz.stop()).code).toBe(0);
     const response = await call('GET', '/balance', bearer(await token()));
     expect(response.status).toBe(503);
     const health = await call('GET', '/healthz');

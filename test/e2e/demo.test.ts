@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, whenClosed } from '../browser/chromium.js';
-import { repoRoot } from '../kit/envoy-binary.js';
+import { repoRoot } from '../kit/process.js';
 
 // `npm run demo` as a new user runs it: the fixed ports of envoy/envoy.yaml, the repo's policy.yaml and the
 // development key. The test reads the printed tokens and replays the printed scenario, then presses Ctrl-C.

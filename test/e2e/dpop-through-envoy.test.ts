@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -17,16 +17,15 @@ import {
   type DpopKey,
   type ProofInit,
 } from '../kit/dpop-proofs.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
+import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
-import { startCli, type RunningCli } from '../kit/cli-process.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
+import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
+import {
+  REQUEST_ID_HEADER,
+  startRecordingUpstream,
+  type ReceivedRequest,
+  type RecordingUpstream,
+} from '../kit/recording-upstream.js';
 
 // DPoP (RFC 9449) through the real Envoy (envoy/envoy.yaml, ports changed only) and `authz serve` with a
 // policy written here: every refusal of docs/sender-constraints.md a DPoP request can trigger, each with its
@@ -64,18 +63,9 @@ const NONCE_KEY = randomBytes(32);
  * key uses within one proof window across this file (some 150 proofs), small enough for one test to spend.
  */
 const REPLAY_SHARE_PER_KEY = 300;
-/** Ties a request to what the upstream received for it. */
-const REQUEST_ID = 'x-e2e-request';
 
 type Scheme = 'Bearer' | 'DPoP';
 type Lines = Array<[string, string]>;
-
-/** One request as the recording upstream received it. */
-interface Received {
-  readonly method: string;
-  readonly url: string;
-  readonly lines: ReadonlyArray<readonly [string, string]>;
-}
 
 /** What came back for one request through Envoy. */
 interface Sent {
@@ -84,17 +74,16 @@ interface Sent {
   /** Each `WWW-Authenticate` line on its own (Node's `headers` joins them with commas). */
   readonly challenges: readonly string[];
   readonly body: string;
-  readonly upstream: Received | undefined;
+  readonly upstream: ReceivedRequest | undefined;
   /** The decision line authz logged for it. */
   readonly decision: Record<string, unknown> | undefined;
 }
 
 let dir: string;
-let envoy: RunningEnvoy;
-let authz: RunningCli;
-let upstream: Server;
-let jwks: JwksServer;
-let issuerKey: TestKey;
+let stack: EnvoyStack;
+let upstream: RecordingUpstream;
+/** The main issuer; its key signs the strict issuer's tokens too, and its key set serves both. */
+let testIssuer: ServedIssuer;
 /** http://127.0.0.1:PORT: where the test reaches Envoy, the bank service's first public origin. */
 let origin: string;
 /** The client's DPoP key (ES256), and three others. */
@@ -102,7 +91,6 @@ let holder: DpopKey;
 let thief: DpopKey;
 let edHolder: DpopKey;
 let rsaHolder: DpopKey;
-const received = new Map<string, Received>();
 let requestCount = 0;
 let decisionsSeen = 0;
 /** authz's /metrics. */
@@ -116,7 +104,7 @@ async function replayEntries(): Promise<number> {
 
 /** A token of `issuer` (default the main one) for alice with `claims` over the defaults. */
 function token(claims: Record<string, unknown>, issuer = MAIN_ISSUER): Promise<string> {
-  return signTestToken(issuerKey, { issuer, audience: AUDIENCE }, { claims });
+  return testIssuer.token({ claims: { iss: issuer, ...claims } });
 }
 
 /** A view:balance token bound to `key` (cnf.jkt, RFC 9449 section 6.1). */
@@ -141,7 +129,7 @@ function dpop(accessToken: string, ...proofs: string[]): Lines {
 
 /** The decision lines authz has logged so far. */
 function decisions(): Record<string, unknown>[] {
-  return authz.logLines().filter((line) => line['event'] === 'decision');
+  return stack.authz.logLines().filter((line) => line['event'] === 'decision');
 }
 
 /**
@@ -155,8 +143,8 @@ async function exchange(
   options: { host?: string; body?: string } = {},
 ): Promise<Omit<Sent, 'decision'>> {
   const id = String(++requestCount);
-  const { host, hostname, port } = new URL(envoy.baseUrl);
-  const lines: Lines = [['Host', options.host ?? host], ...headers, [REQUEST_ID, id]];
+  const { host, hostname, port } = new URL(stack.envoy.baseUrl);
+  const lines: Lines = [['Host', options.host ?? host], ...headers, [REQUEST_ID_HEADER, id]];
   const { body } = options;
   if (body !== undefined) {
     lines.push(['Content-Type', 'application/json'], ['Content-Length', String(Buffer.byteLength(body))]);
@@ -180,7 +168,7 @@ async function exchange(
     req.on('error', reject);
     req.end(body);
   });
-  return { ...answer, upstream: received.get(id) };
+  return { ...answer, upstream: upstream.received(id) };
 }
 
 /**
@@ -311,34 +299,17 @@ function expectAllowed(sent: Sent, scopes = 'view:balance'): void {
   ]);
 }
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'authz-dpop-e2e-'));
-  issuerKey = await generateTestKey('dpop-e2e-key');
-  jwks = await startJwksServer([issuerKey.publicJwk]);
-  [holder, thief, edHolder, rsaHolder] = await Promise.all([
-    generateDpopKey('ES256'),
-    generateDpopKey('ES256'),
-    generateDpopKey('EdDSA'),
-    generateDpopKey('PS256'),
-  ]);
-
-  const [listen, admin, authzPort, upstreamPort, metricsPort] = (await freePorts(5)) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  origin = `http://127.0.0.1:${listen}`;
+/** The policy of this file, its bank service's first public origin `origin` (this run's Envoy). */
+function policyFor(origin: string): Record<string, unknown> {
   const issuer = (iss: string) => ({
     issuer: iss,
     audiences: [AUDIENCE],
-    jwks_uri: jwks.url,
+    jwks_uri: testIssuer.jwks.url,
     algorithms: ['RS256'],
     require_typ: 'at+jwt',
   });
   const balance = { methods: ['GET'], path: '/balance', scopes: ['view:balance'] };
-  const policy = {
+  return {
     version: 1,
     realm: REALM,
     dpop: { algorithms: ['ES256', 'EdDSA'], replay_cache_per_key: REPLAY_SHARE_PER_KEY },
@@ -380,42 +351,40 @@ beforeAll(async () => {
       },
     ],
   };
-  const policyFile = path.join(dir, 'policy.yaml');
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'authz-dpop-e2e-'));
+  testIssuer = await startServedIssuer('dpop-e2e-key', { issuer: MAIN_ISSUER, audience: AUDIENCE });
+  [holder, thief, edHolder, rsaHolder] = await Promise.all([
+    generateDpopKey('ES256'),
+    generateDpopKey('ES256'),
+    generateDpopKey('EdDSA'),
+    generateDpopKey('PS256'),
+  ]);
+
   const nonceKeyFile = path.join(dir, 'dpop-nonce.key');
   await writeFile(nonceKeyFile, NONCE_KEY, { mode: 0o600 });
-  await writeFile(policyFile, stringify(policy));
-
-  upstream = createServer((req, res) => {
-    const lines: Array<[string, string]> = [];
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2)
-      lines.push([req.rawHeaders[i]!, req.rawHeaders[i + 1]!]);
-    const id = req.headers[REQUEST_ID];
-    if (typeof id === 'string') received.set(id, { method: req.method ?? '', url: req.url ?? '', lines });
-    req.resume();
-    req.on('end', () => res.end('{"ok":true}'));
+  upstream = await startRecordingUpstream('{"ok":true}');
+  stack = await startEnvoyStack({
+    policyFile: async (listener) => {
+      origin = listener.origin;
+      const policyFile = path.join(dir, 'policy.yaml');
+      await writeFile(policyFile, stringify(policyFor(origin)));
+      return policyFile;
+    },
+    metrics: true,
+    authzArgs: ['--dpop-nonce-key', nonceKeyFile],
+    upstream: { port: upstream.port },
   });
-  await new Promise<void>((resolve) => upstream.listen(upstreamPort, '127.0.0.1', resolve));
-  authz = await startCli([
-    'serve',
-    '--policy',
-    policyFile,
-    '--listen',
-    `127.0.0.1:${authzPort}`,
-    '--metrics-listen',
-    `127.0.0.1:${metricsPort}`,
-    '--dpop-nonce-key',
-    nonceKeyFile,
-  ]);
-  metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  metricsUrl = stack.metricsUrl!;
   decisionsSeen = decisions().length;
-  envoy = await startEnvoy({ listen, admin, authz: authzPort, bank: upstreamPort });
 });
 
 afterAll(async () => {
-  await envoy?.stop();
-  await authz?.stop();
-  await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
-  await jwks?.close();
+  await stack?.stop();
+  await upstream?.close();
+  await testIssuer?.close();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 

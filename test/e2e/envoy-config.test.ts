@@ -13,10 +13,17 @@ import { ensureDevCertificates } from '../../src/demo/dev-tls/dev-certificates.j
 import type { DevTlsFiles } from '../../src/demo/dev-tls/dev-certificates.js';
 import { argsOf, copiesOf, readDockerfile, stageNamed } from '../kit/dockerfile.js';
 import { rawRequest } from '../kit/raw-http.js';
-import { envoyBinary, repoRoot } from '../kit/envoy-binary.js';
-import { envoyConfigFor, envoyConfigPath, freePorts, startEnvoy } from '../kit/envoy-process.js';
-import type { RunningEnvoy } from '../kit/envoy-process.js';
+import {
+  envoyBinary,
+  envoyConfigFor,
+  envoyConfigPath,
+  startDeployedEnvoy,
+  type RunningEnvoy,
+} from '../kit/envoy.js';
+import { freePorts } from '../kit/free-port.js';
+import { repoRoot } from '../kit/process.js';
 import { tlsRequest } from '../kit/tls-request.js';
+import { at, FIRST_ENDPOINT_SOCKET } from '../kit/parsed-tree.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -25,16 +32,6 @@ const HEADER_MUTATION = 'envoy.filters.http.header_mutation';
 const ROUTER = 'envoy.filters.http.router';
 const HCM = 'envoy.filters.network.http_connection_manager';
 const HTTP_PROTOCOL_OPTIONS = 'envoy.extensions.upstreams.http.v3.HttpProtocolOptions';
-
-/** Walks a parsed YAML tree; `undefined` as soon as a step is missing, so assertions name the bad value. */
-function at(value: unknown, ...keys: Array<string | number>): unknown {
-  let current = value;
-  for (const key of keys) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<string | number, unknown>)[key];
-  }
-  return current;
-}
 
 function items(value: unknown): unknown[] {
   expect(Array.isArray(value), `expected a list, got ${JSON.stringify(value)}`).toBe(true);
@@ -179,20 +176,7 @@ describe('envoy/envoy.yaml', () => {
       ['bank', ports.bank],
     ] as const) {
       const cluster = named(at(expected, 'static_resources', 'clusters'), name);
-      set(
-        at(
-          cluster,
-          'load_assignment',
-          'endpoints',
-          0,
-          'lb_endpoints',
-          0,
-          'endpoint',
-          'address',
-          'socket_address',
-        ),
-        port,
-      );
+      set(at(cluster, ...FIRST_ENDPOINT_SOCKET), port);
     }
     expect(derived).toEqual(expected);
   });
@@ -512,8 +496,8 @@ describe('envoy/envoy.yaml in the pinned Envoy, with the authz service down', ()
     const [listen1, admin1, listen2, admin2] = others as [number, number, number, number];
     // Two at once: the flags must let several test Envoys share a machine.
     [envoy, second] = await Promise.all([
-      startEnvoy({ listen: listen1, admin: admin1, authz: authzPort!, bank: bankPort! }),
-      startEnvoy({ listen: listen2, admin: admin2, authz: authzPort!, bank: bankPort! }),
+      startDeployedEnvoy({ listen: listen1, admin: admin1, authz: authzPort!, bank: bankPort! }),
+      startDeployedEnvoy({ listen: listen2, admin: admin2, authz: authzPort!, bank: bankPort! }),
     ]);
   });
 

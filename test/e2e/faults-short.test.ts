@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { faultProfile } from '../../faults/fault-profile.js';
 import { failedChecks } from '../../faults/figures.js';
 import { scenariosOf } from '../../faults/scenarios.js';
-import { repoRoot } from '../kit/envoy-binary.js';
+import { repoRoot } from '../kit/process.js';
 
 // The fault suite of `npm run faults` (faults/, docs/reliability.md) in its short profile, through real
 // Envoy, the built `authz serve` and `authz bank`, and a JWKS endpoint with faults on demand, at 100

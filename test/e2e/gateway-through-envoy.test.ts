@@ -1,5 +1,5 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -8,16 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { rawRequest } from '../kit/raw-http.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
-import { startCli, type RunningCli } from '../kit/cli-process.js';
-import { envoyBinary, repoRoot } from '../kit/envoy-binary.js';
-import { freePorts } from '../kit/envoy-process.js';
+import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
+import { envoyBinary, startEnvoy, type StartedEnvoy } from '../kit/envoy.js';
+import { freePorts } from '../kit/free-port.js';
+import { repoRoot, startCliAndWait, type KitProcess } from '../kit/process.js';
 
 // Several services behind one Envoy: real Envoy running envoy/gateway.yaml (ports changed, plus two
 // test-only virtual hosts, below) -> `authz serve` with the repo's policy.gateway.yaml, its services and
@@ -36,16 +30,17 @@ const UNKNOWN_SERVICE = 'no-such-service';
 /** Every spoofed header value carries this, so a copy that got through shows in the answer. */
 const SPOOF = 'spoofed';
 
-let envoy: GatewayEnvoy;
-let authz: RunningCli;
-let bank: RunningCli;
-let statements: RunningCli;
-let jwks: JwksServer;
-let key: TestKey;
+let envoy: StartedEnvoy;
+/** Envoy's listener, `http://127.0.0.1:PORT`. */
+let baseUrl: string;
+let authz: KitProcess;
+let bank: KitProcess;
+let statements: KitProcess;
+let issuer: ServedIssuer;
 const tokensUsed: string[] = [];
 
 async function token(claims: Record<string, unknown>): Promise<string> {
-  const jwt = await signTestToken(key, { issuer: ISSUER, audience: BANK_AUDIENCE }, { claims });
+  const jwt = await issuer.token({ claims });
   tokensUsed.push(jwt);
   return jwt;
 }
@@ -73,7 +68,7 @@ async function get(
   jwt?: string,
   headers: Record<string, string | string[]> = {},
 ): Promise<Answer> {
-  const answer = await rawRequest(envoy.baseUrl, target, {
+  const answer = await rawRequest(baseUrl, target, {
     headers: { host, ...(jwt === undefined ? {} : { authorization: `Bearer ${jwt}` }), ...headers },
   });
   let json: Record<string, unknown>;
@@ -123,9 +118,8 @@ function uniqueSubject(): string {
 }
 
 beforeAll(async () => {
-  key = await generateTestKey('gateway-e2e-key');
-  jwks = await startJwksServer([key.publicJwk]);
-  const policyFile = await writeGatewayPolicyTrusting({ issuer: ISSUER, jwksUri: jwks.url });
+  issuer = await startServedIssuer('gateway-e2e-key', { issuer: ISSUER, audience: BANK_AUDIENCE });
+  const policyFile = await writeGatewayPolicyTrusting({ issuer: ISSUER, jwksUri: issuer.jwks.url });
 
   const [listen, admin, authzPort, bankPort, statementsPort] = (await freePorts(5)) as [
     number,
@@ -134,11 +128,13 @@ beforeAll(async () => {
     number,
     number,
   ];
-  [authz, bank, statements] = await Promise.all([
-    startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]),
-    startCli(['bank', '--listen', `127.0.0.1:${bankPort}`]),
-    startCli(['statements', '--listen', `127.0.0.1:${statementsPort}`]),
-  ]);
+  [authz, bank, statements] = (
+    await Promise.all([
+      startCliAndWait(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]),
+      startCliAndWait(['bank', '--listen', `127.0.0.1:${bankPort}`]),
+      startCliAndWait(['statements', '--listen', `127.0.0.1:${statementsPort}`]),
+    ])
+  ).map((started) => started.process) as [KitProcess, KitProcess, KitProcess];
   const config = await gatewayConfigFor({
     listen,
     admin,
@@ -146,13 +142,14 @@ beforeAll(async () => {
     bank: bankPort,
     statements: statementsPort,
   });
-  envoy = await startGatewayEnvoy(config, admin, listen);
+  envoy = await startEnvoy({ config: { text: config }, admin, name: 'envoy (gateway.yaml)' });
+  baseUrl = `http://127.0.0.1:${listen}`;
 });
 
 afterAll(async () => {
   await envoy?.stop();
   await Promise.all([authz?.stop(), bank?.stop(), statements?.stop()]);
-  await jwks?.close();
+  await issuer?.close();
 });
 
 describe('envoy/gateway.yaml and policy.gateway.yaml agree', () => {
@@ -532,54 +529,3 @@ async function shippedGateway(): Promise<{ virtualHosts: YamlMap[]; filters: Yam
 
 const CLUSTERS = ['authz', 'bank', 'statements'] as const;
 type ClusterName = (typeof CLUSTERS)[number];
-
-interface GatewayEnvoy {
-  readonly baseUrl: string;
-  stop(): Promise<void>;
-  output(): string;
-}
-
-/**
- * Runs Envoy on `config` until it reports LIVE on /ready, with the flags envoy-process.ts uses (no hot
- * restart, one worker); its helper derives only from envoy/envoy.yaml.
- */
-async function startGatewayEnvoy(config: string, admin: number, listen: number): Promise<GatewayEnvoy> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'envoy-gateway-e2e-'));
-  const file = path.join(dir, 'gateway.yaml');
-  await writeFile(file, config);
-  const args = ['-c', file, '--log-level', 'warn', '--disable-hot-restart', '--concurrency', '1'];
-  args.push('--base-id', String((process.pid % 100_000) * 1_000 + 999));
-  const child: ChildProcess = spawn(envoyBinary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const collect = (chunk: string) => (log = (log + chunk).slice(-64 * 1024));
-  child.stdout!.setEncoding('utf8').on('data', collect);
-  child.stderr!.setEncoding('utf8').on('data', collect);
-  let exited = false;
-  const closed = new Promise<void>((resolve) =>
-    child.once('close', () => {
-      exited = true;
-      resolve();
-    }),
-  );
-  process.once('exit', () => child.kill('SIGKILL'));
-  const stop = async () => {
-    if (!exited) {
-      child.kill('SIGTERM');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 3_000);
-      await closed;
-      clearTimeout(killer);
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
-  for (const deadline = Date.now() + 20_000; ; await delay(100)) {
-    if (exited || Date.now() > deadline) {
-      await stop();
-      throw new Error(`Envoy did not become ready:\n${log}`);
-    }
-    const ready = await fetch(`http://127.0.0.1:${admin}/ready`, { signal: AbortSignal.timeout(1_000) })
-      .then(async (response) => response.status === 200 && (await response.text()).trim() === 'LIVE')
-      .catch(() => false);
-    if (ready) break;
-  }
-  return { baseUrl: `http://127.0.0.1:${listen}`, stop, output: () => log };
-}

@@ -1,15 +1,16 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { createServer, request, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
-import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../kit/test-issuer.js';
-import { startCli, type RunningCli } from '../kit/cli-process.js';
-import { repoRoot } from '../kit/envoy-binary.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
+import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
+import { writeDemoPolicy } from '../kit/demo-policy.js';
+import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
+import {
+  REQUEST_ID_HEADER,
+  startRecordingUpstream,
+  type ReceivedRequest,
+  type RecordingUpstream,
+} from '../kit/recording-upstream.js';
 
 // The rule: the upstream only ever sees identity headers the sidecar set, and never the bearer token.
 // Real Envoy (envoy/envoy.yaml, ports changed only) -> `authz serve` with the routes of the demo
@@ -22,25 +23,12 @@ const AUDIENCE = 'https://my-banking-api';
 const IDENTITY: readonly string[] = Object.values(IDENTITY_HEADERS);
 /** Every value a client sends below carries this, so a copy that got through shows wherever it lands. */
 const SPOOF = 'spoofed';
-/** Ties a request to what the upstream received for it. */
-const REQUEST_ID = 'x-e2e-request';
-
-/** One request as the recording upstream received it. */
-interface Received {
-  readonly method: string;
-  readonly url: string;
-  /** Header lines in arrival order: [name, value], name as sent by Envoy. */
-  readonly lines: ReadonlyArray<readonly [string, string]>;
-}
-
-let envoy: RunningEnvoy;
-let authz: RunningCli;
-let upstream: Server;
-let jwks: JwksServer;
-let token: (claims: Record<string, unknown>) => Promise<string>;
+let stack: EnvoyStack;
+let upstream: RecordingUpstream;
+let issuer: ServedIssuer;
+const token = (claims: Record<string, unknown>) => issuer.token({ claims });
 /** The client's DPoP key: transfer tokens are bound to it (cnf.jkt). */
 let holder: DpopKey;
-const received = new Map<string, Received>();
 let requestCount = 0;
 
 function titleCase(name: string): string {
@@ -71,10 +59,10 @@ async function send(
   target: string,
   headers: ReadonlyArray<readonly [string, string]>,
   body?: string,
-): Promise<{ status: number; upstream: Received | undefined }> {
+): Promise<{ status: number; upstream: ReceivedRequest | undefined }> {
   const id = String(++requestCount);
-  const { host, hostname, port } = new URL(envoy.baseUrl);
-  const lines: Array<readonly [string, string]> = [['Host', host], ...headers, [REQUEST_ID, id]];
+  const { host, hostname, port } = new URL(stack.envoy.baseUrl);
+  const lines: Array<readonly [string, string]> = [['Host', host], ...headers, [REQUEST_ID_HEADER, id]];
   if (body !== undefined) {
     lines.push(['Content-Type', 'application/json'], ['Content-Length', String(Buffer.byteLength(body))]);
   }
@@ -90,7 +78,7 @@ async function send(
     req.on('error', reject);
     req.end(body);
   });
-  return { status, upstream: received.get(id) };
+  return { status, upstream: upstream.received(id) };
 }
 
 /**
@@ -105,7 +93,7 @@ async function credentials(
   if (method !== 'POST' || target !== '/transfer')
     return [['Authorization', `Bearer ${await token(claims)}`]];
   const jwt = await token({ ...claims, cnf: { jkt: holder.jkt } });
-  const proof = await dpopProof(holder, { method, url: `${envoy.baseUrl}${target}`, accessToken: jwt });
+  const proof = await dpopProof(holder, { method, url: `${stack.envoy.baseUrl}${target}`, accessToken: jwt });
   return [
     ['Authorization', `DPoP ${jwt}`],
     ['DPoP', proof],
@@ -117,7 +105,7 @@ function byName(lines: Array<[string, string]>): Array<[string, string]> {
 }
 
 /** The identity header lines the upstream received, names lower-cased, sorted by name. */
-function identityLines(got: Received): Array<[string, string]> {
+function identityLines(got: ReceivedRequest): Array<[string, string]> {
   return byName(
     got.lines
       .map(([name, value]): [string, string] => [name.toLowerCase(), value])
@@ -129,7 +117,7 @@ function identityLines(got: Received): Array<[string, string]> {
  * Checks (a) and (c) of the rule: no client copy of an identity header arrives, and no Authorization header
  * nor DPoP proof (envoy.yaml removes both; named only, so a failure does not print the token).
  */
-function expectNothingFromTheClient(got: Received | undefined): asserts got is Received {
+function expectNothingFromTheClient(got: ReceivedRequest | undefined): asserts got is ReceivedRequest {
   expect(got, 'the request reached the upstream').toBeDefined();
   const lines = got!.lines.map(([name, value]) => `${name}: ${value}`);
   const named = (wanted: string) =>
@@ -142,40 +130,20 @@ function expectNothingFromTheClient(got: Received | undefined): asserts got is R
 }
 
 beforeAll(async () => {
-  const key = await generateTestKey('identity-e2e-key');
-  jwks = await startJwksServer([key.publicJwk]);
-  token = (claims) => signTestToken(key, { issuer: ISSUER, audience: AUDIENCE }, { claims });
+  issuer = await startServedIssuer('identity-e2e-key', { issuer: ISSUER, audience: AUDIENCE });
   holder = await generateDpopKey('ES256');
 
-  const [listen, admin, authzPort, upstreamPort] = (await freePorts(4)) as [number, number, number, number];
-  const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
-  const policy = {
-    ...demo,
-    public_origin: `http://127.0.0.1:${listen}`,
-    issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] }],
-  };
-  const policyFile = path.join(await mkdtemp(path.join(tmpdir(), 'authz-identity-e2e-')), 'policy.yaml');
-  await writeFile(policyFile, stringify(policy));
-
-  upstream = createServer((req, res) => {
-    const lines: Array<[string, string]> = [];
-    for (let i = 0; i + 1 < req.rawHeaders.length; i += 2)
-      lines.push([req.rawHeaders[i]!, req.rawHeaders[i + 1]!]);
-    const id = req.headers[REQUEST_ID];
-    if (typeof id === 'string') received.set(id, { method: req.method ?? '', url: req.url ?? '', lines });
-    req.resume();
-    req.on('end', () => res.end('recorded'));
+  upstream = await startRecordingUpstream('recorded');
+  stack = await startEnvoyStack({
+    policyFile: ({ origin }) => writeDemoPolicy({ public_origin: origin, issuers: [issuer.policyEntry()] }),
+    upstream: { port: upstream.port },
   });
-  await new Promise<void>((resolve) => upstream.listen(upstreamPort, '127.0.0.1', resolve));
-  authz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
-  envoy = await startEnvoy({ listen, admin, authz: authzPort, bank: upstreamPort });
 });
 
 afterAll(async () => {
-  await envoy?.stop();
-  await authz?.stop();
-  await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()));
-  await jwks?.close();
+  await stack?.stop();
+  await upstream?.close();
+  await issuer?.close();
 });
 
 describe('on the protected routes of policy.yaml, the upstream gets exactly the sidecar’s identity headers', () => {
@@ -196,7 +164,7 @@ describe('on the protected routes of policy.yaml, the upstream gets exactly the 
       [...(await credentials(method, target, { sub: 'alice', scope, ...login })), ...spoofedIdentity()],
       body,
     );
-    expect(status, envoy.output()).toBe(200);
+    expect(status, stack.envoy.output()).toBe(200);
     expectNothingFromTheClient(got);
     expect(got.method).toBe(method);
     expect(identityLines(got)).toEqual(

@@ -1,19 +1,17 @@
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { ensureDevCertificates, type DevTlsFiles } from '../../src/demo/dev-tls/dev-certificates.js';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../../src/demo/dev-token/dev-keys.js';
 import { certificateThumbprint } from '../../src/demo/dev-token/token-binding.js';
-import { cliPath, startCli, type RunningCli } from '../kit/cli-process.js';
-import { repoRoot } from '../kit/envoy-binary.js';
+import { demoPolicyWith } from '../kit/demo-policy.js';
+import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
+import { runCli } from '../kit/process.js';
 import { waitUntil } from '../kit/wait-until.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
 import { plainRequest, tlsRequest, type ChallengedAnswer } from '../kit/tls-request.js';
 
 // Certificate-bound tokens (RFC 8705) through the real Envoy: the `ingress_tls` listener of envoy/envoy.yaml
@@ -22,13 +20,9 @@ import { plainRequest, tlsRequest, type ChallengedAnswer } from '../kit/tls-requ
 // cnf["x5t#S256"]. Tokens come from `authz dev-token --bind-cert` (the built CLI) with a development folder
 // of this suite's own, whose key set the demo policy.yaml (routes unchanged, mtls: allowed) trusts.
 
-const execFileAsync = promisify(execFile);
-
 let devDir: string;
 let tls: DevTlsFiles;
-let envoy: RunningEnvoy;
-let authz: RunningCli;
-let bank: RunningCli;
+let stack: EnvoyStack;
 /** Bound to alice's client certificate; view:balance. */
 let boundToken: string;
 /** A plain bearer token; view:balance. */
@@ -36,17 +30,14 @@ let bearerToken: string;
 
 /** `authz dev-token ARGS` with this suite's development folder; the token it printed. */
 async function devToken(args: readonly string[]): Promise<string> {
-  const { stdout } = await execFileAsync(process.execPath, [cliPath, 'dev-token', ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, AUTHZ_DEV_DIR: devDir },
-    timeout: 15_000,
-  });
+  const { code, stdout, stderr } = await runCli(['dev-token', ...args], { env: { AUTHZ_DEV_DIR: devDir } });
+  if (code !== 0) throw new Error(`authz dev-token exited (${code}):\n${stdout}${stderr}`);
   return stdout.trim();
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-const decisions = () => authz.logLines().filter((line) => line['event'] === 'decision');
+const decisions = () => stack.authz.logLines().filter((line) => line['event'] === 'decision');
 
 /**
  * Sends a request and returns its answer with the decision authz logged for it: the log line may come a
@@ -89,9 +80,7 @@ beforeAll(async () => {
   boundToken = await devToken(['--scope', 'view:balance', '--bind-cert', tls.clients.alice.cert]);
   bearerToken = await devToken(['--scope', 'view:balance']);
 
-  const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
-  const policy = {
-    ...demo,
+  const policy = await demoPolicyWith({
     issuers: [
       {
         issuer: DEV_ISSUER,
@@ -101,36 +90,28 @@ beforeAll(async () => {
         require_typ: 'at+jwt',
       },
     ],
-  };
+  });
   const policyFile = path.join(devDir, 'policy.yaml');
   await writeFile(policyFile, stringify(policy));
-
-  const [listen, admin, authzPort, bankPort, tlsPort] = await freePorts(5);
-  authz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
-  bank = await startCli(['bank', '--listen', `127.0.0.1:${bankPort}`]);
-  envoy = await startEnvoy(
-    { listen: listen!, admin: admin!, authz: authzPort!, bank: bankPort!, tls: tlsPort! },
-    { tls },
-  );
+  stack = await startEnvoyStack({ policyFile: () => Promise.resolve(policyFile), tls });
 });
 
 afterAll(async () => {
-  await envoy?.stop();
-  await Promise.all([authz?.stop(), bank?.stop()]);
+  await stack?.stop();
   if (devDir !== undefined) await rm(devDir, { recursive: true, force: true });
 });
 
 describe('certificate-bound tokens (RFC 8705) through the TLS listener of real Envoy', () => {
   const overTls = (client: 'alice' | 'mallory' | undefined, headers: Record<string, string>) =>
     decided(() =>
-      tlsRequest(envoy.tlsUrl, '/balance', {
+      tlsRequest(stack.envoy.tlsUrl, '/balance', {
         ca: tls.ca.cert,
         headers,
         ...(client === undefined ? {} : { client: tls.clients[client] }),
       }),
     );
   const overPlain = (headers: Record<string, string>) =>
-    decided(() => plainRequest(envoy.baseUrl, '/balance', { headers }));
+    decided(() => plainRequest(stack.envoy.baseUrl, '/balance', { headers }));
 
   it('binds the dev token to the SHA-256 thumbprint of the certificate given to --bind-cert', () => {
     expect(decodeJwt(boundToken).cnf).toEqual({
@@ -194,8 +175,8 @@ describe('certificate-bound tokens (RFC 8705) through the TLS listener of real E
 
   it('never logs a token', () => {
     for (const token of [boundToken, bearerToken]) {
-      expect(authz.output()).not.toContain(token.split('.')[2]);
-      expect(envoy.output()).not.toContain(token.split('.')[2]);
+      expect(stack.authz.output()).not.toContain(token.split('.')[2]);
+      expect(stack.envoy.output()).not.toContain(token.split('.')[2]);
     }
   });
 });

@@ -3,11 +3,10 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
-import { startCli, type RunningCli } from '../kit/cli-process.js';
-import { repoRoot } from '../kit/envoy-binary.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
+import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
+import { repoRoot } from '../kit/process.js';
 
 // Policy operations while real Envoy serves traffic: edits take effect without a restart and without a
 // failed request, a bad edit never takes effect, and a report-only rule allows and logs. (How soon an edit
@@ -18,10 +17,8 @@ import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.j
 const ISSUER = 'https://issuer.ops.test/';
 const AUDIENCE = 'https://my-banking-api';
 
-let envoy: RunningEnvoy;
-let authz: RunningCli;
-let bank: RunningCli;
-let jwks: JwksServer;
+let stack: EnvoyStack;
+let issuer: ServedIssuer;
 let policyFile: string;
 let dir: string;
 let demoRoutes: Record<string, unknown>[];
@@ -43,7 +40,7 @@ function policyWith(balance: Record<string, unknown>): string {
     realm: 'bank-api',
     public_origin: publicOrigin,
     sender_constraint: demoSenderConstraint,
-    issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwks_uri: jwks.url, algorithms: ['RS256'] }],
+    issuers: [issuer.policyEntry()],
     routes,
   });
 }
@@ -56,7 +53,8 @@ async function saveByRename(text: string): Promise<void> {
 }
 
 const balanceStatus = async () =>
-  (await fetch(`${envoy.baseUrl}/balance`, { headers: { authorization: `Bearer ${viewToken}` } })).status;
+  (await fetch(`${stack.envoy.baseUrl}/balance`, { headers: { authorization: `Bearer ${viewToken}` } }))
+    .status;
 
 /**
  * Sends GET /balance continuously until `until` says stop, recording every status. Each answer must be an
@@ -87,13 +85,8 @@ async function metricValue(name: string, labels: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  const key = await generateTestKey('ops-key');
-  jwks = await startJwksServer([key.publicJwk]);
-  viewToken = await signTestToken(
-    key,
-    { issuer: ISSUER, audience: AUDIENCE },
-    { claims: { scope: 'view:balance' } },
-  );
+  issuer = await startServedIssuer('ops-key', { issuer: ISSUER, audience: AUDIENCE });
+  viewToken = await issuer.token({ claims: { scope: 'view:balance' } });
   const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as {
     routes: Record<string, unknown>[];
     sender_constraint: unknown;
@@ -101,29 +94,22 @@ beforeAll(async () => {
   demoRoutes = demo.routes;
   demoSenderConstraint = demo.sender_constraint;
 
-  const [listen, admin, authzPort, bankPort, metricsPort] = await freePorts(5);
-  publicOrigin = `http://127.0.0.1:${listen}`;
   dir = await mkdtemp(path.join(tmpdir(), 'authz-ops-'));
   policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, policyWith({}));
-  metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-  authz = await startCli([
-    'serve',
-    '--policy',
-    policyFile,
-    '--listen',
-    `127.0.0.1:${authzPort}`,
-    '--metrics-listen',
-    `127.0.0.1:${metricsPort}`,
-  ]);
-  bank = await startCli(['bank', '--listen', `127.0.0.1:${bankPort}`]);
-  envoy = await startEnvoy({ listen: listen!, admin: admin!, authz: authzPort!, bank: bankPort! });
+  stack = await startEnvoyStack({
+    policyFile: async ({ origin }) => {
+      publicOrigin = origin;
+      await writeFile(policyFile, policyWith({}));
+      return policyFile;
+    },
+    metrics: true,
+  });
+  metricsUrl = stack.metricsUrl!;
 });
 
 afterAll(async () => {
-  await envoy?.stop();
-  await Promise.all([authz?.stop(), bank?.stop()]);
-  await jwks?.close();
+  await stack?.stop();
+  await issuer?.close();
 });
 
 describe('editing policy.yaml while Envoy serves traffic', () => {
@@ -141,7 +127,7 @@ describe('editing policy.yaml while Envoy serves traffic', () => {
     // Both edits were reloads: their lines come through authz's standard output, which may be read a moment
     // after an answer that Envoy already relayed.
     await waitUntil(
-      () => authz.logLines().filter((l) => l['event'] === 'policy_reload' && l['result'] === 'ok'),
+      () => stack.authz.logLines().filter((l) => l['event'] === 'policy_reload' && l['result'] === 'ok'),
       (reloads) => reloads.length >= 2,
       { timeoutMs: STEP_DEADLINE_MS, what: 'two policy_reload ok lines' },
     );
@@ -156,7 +142,7 @@ describe('editing policy.yaml while Envoy serves traffic', () => {
       /policy\.yaml:\d+:\d+: routes\[0\]\.methods\[0\]: HTTP methods are case-sensitive: write "GET"$/;
     const [refused] = await waitUntil(
       () =>
-        authz
+        stack.authz
           .logLines()
           .filter(
             (l) =>
@@ -176,10 +162,10 @@ describe('editing policy.yaml while Envoy serves traffic', () => {
 
   it('allows a request a report-only rule would deny, and logs would_deny', async () => {
     await saveByRename(policyWith({ scopes: ['view:balance', 'premium:read'], mode: 'report-only' }));
-    await trafficUntil(() => authz.logLines().some((l) => l['would_deny'] === true), STEP_DEADLINE_MS);
+    await trafficUntil(() => stack.authz.logLines().some((l) => l['would_deny'] === true), STEP_DEADLINE_MS);
 
     expect(await balanceStatus()).toBe(200);
-    const line = authz
+    const line = stack.authz
       .logLines()
       .filter((l) => l['event'] === 'decision' && l['would_deny'] === true)
       .at(-1);

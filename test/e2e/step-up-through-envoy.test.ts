@@ -1,13 +1,11 @@
-import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { createDpopKey, type DpopKey } from '../../src/client/dpop-key.js';
-import { cliPath, startCli, type RunningCli } from '../kit/cli-process.js';
 import { writeDemoPolicyTrusting } from '../kit/demo-policy.js';
-import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
+import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
+import { freePort } from '../kit/free-port.js';
+import { startCli, startCliAndWait, type KitProcess } from '../kit/process.js';
 
 // The step-up loop of the reference scenario through real Envoy: the development identity provider
 // (`authz dev-idp`, found through OIDC discovery), `authz serve` with the demo routes, the bank, and the
@@ -17,11 +15,8 @@ import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.j
 
 const AUDIENCE = 'https://my-banking-api';
 
-let envoy: RunningEnvoy;
-let authz: RunningCli;
-let bank: RunningCli;
-let bankPort: number;
-let idp: RunningCli;
+let stack: EnvoyStack;
+let idp: KitProcess;
 let issuer: string;
 let api: string;
 
@@ -61,7 +56,7 @@ const rotate = async (retirePrevious: boolean): Promise<string> => {
 
 /** The reason of every decision authz logged for POST /transfer so far. */
 const decisionReasons = () =>
-  authz
+  stack.authz
     .logLines()
     .filter((line) => line['event'] === 'decision' && line['path'] === '/transfer')
     .map((line) => String(line['reason']));
@@ -123,30 +118,25 @@ async function balanceOf(key: DpopKey, token: string): Promise<number> {
   return ((await response.json()) as { balance: number }).balance;
 }
 
-const allKeyFetches = () => authz.logLines().filter((line) => line['event'] === 'jwks_fetch');
+const allKeyFetches = () => stack.authz.logLines().filter((line) => line['event'] === 'jwks_fetch');
 
 beforeAll(async () => {
-  const [listen, admin, authzPort, bankListen, idpPort] = await freePorts(5);
-  bankPort = bankListen!;
-  idp = await startCli(['dev-idp', '--listen', `127.0.0.1:${idpPort}`]);
+  const idpPort = await freePort();
+  idp = (await startCliAndWait(['dev-idp', '--listen', `127.0.0.1:${idpPort}`])).process;
   issuer = `http://127.0.0.1:${idpPort}`;
 
   // The demo policy as shipped, trusting this run's identity provider (keys refetched within seconds), with
   // this run's Envoy as the public origin a proof's htu names.
-  const policyFile = await writeDemoPolicyTrusting(issuer, [
-    `http://127.0.0.1:${listen}`,
-    `http://localhost:${listen}`,
-  ]);
-
-  authz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
-  bank = await startCli(['bank', '--listen', `127.0.0.1:${bankPort}`]);
-  envoy = await startEnvoy({ listen: listen!, admin: admin!, authz: authzPort!, bank: bankPort });
-  api = envoy.baseUrl;
+  stack = await startEnvoyStack({
+    policyFile: ({ port }) =>
+      writeDemoPolicyTrusting(issuer, [`http://127.0.0.1:${port}`, `http://localhost:${port}`]),
+  });
+  api = stack.envoy.baseUrl;
 });
 
 afterAll(async () => {
-  await envoy?.stop();
-  await Promise.all([authz?.stop(), bank?.stop(), idp?.stop()]);
+  await stack?.stop();
+  await idp?.stop();
 });
 
 describe('the step-up loop through real Envoy', () => {
@@ -246,16 +236,11 @@ describe('DPoP-bound transfer tokens through real Envoy', () => {
 
 /** Runs `authz demo-client` against `target`; resolves to its exit code and everything it printed. */
 async function runDemoClient(target: string): Promise<{ code: number | null; output: string }> {
-  const child = spawn(
-    process.execPath,
-    [cliPath, 'demo-client', '--api', target, '--issuer', issuer, '--otp', 'auto'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  return { code, output };
+  // Bounded by the test's timeout, as long as it needs on a loaded machine.
+  const { code, stdout, stderr } = await startCli([
+    ...['demo-client', '--api', target, '--issuer', issuer, '--otp', 'auto'],
+  ]).finished;
+  return { code, output: stdout + stderr };
 }
 
 describe('key rotation at the identity provider mid-run', () => {
@@ -296,35 +281,26 @@ describe('key rotation at the identity provider mid-run', () => {
 });
 
 describe('server nonces (dpop.nonce: required) through real Envoy', () => {
-  let nonceEnvoy: RunningEnvoy;
-  let nonceAuthz: RunningCli;
+  let nonceStack: EnvoyStack;
 
   beforeAll(async () => {
-    const [listen, admin, authzPort] = await freePorts(3);
-    const policyFile = await writeDemoPolicyTrusting(issuer, [`http://127.0.0.1:${listen}`]);
-    const policy = parse(await readFile(policyFile, 'utf8')) as Record<string, unknown>;
-    await writeFile(policyFile, stringify({ ...policy, dpop: { nonce: 'required' } }));
-    nonceAuthz = await startCli(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]);
-    nonceEnvoy = await startEnvoy({
-      listen: listen!,
-      admin: admin!,
-      authz: authzPort!,
-      bank: bankPort,
+    nonceStack = await startEnvoyStack({
+      policyFile: ({ origin }) => writeDemoPolicyTrusting(issuer, [origin], { dpop: { nonce: 'required' } }),
+      upstream: { port: stack.upstreamPort },
     });
   });
 
   afterAll(async () => {
-    await nonceEnvoy?.stop();
-    await nonceAuthz?.stop();
+    await nonceStack?.stop();
   });
 
   it('the demo client follows use_dpop_nonce: one retry with the nonce, then the latest nonce in every proof', async () => {
-    const { code, output } = await runDemoClient(nonceEnvoy.baseUrl);
+    const { code, output } = await runDemoClient(nonceStack.envoy.baseUrl);
     expect(code, output).toBe(0);
     expect(output).toContain('<- 201 ');
     expect(output).toContain('Both replays refused');
     const reasons = () =>
-      nonceAuthz
+      nonceStack.authz
         .logLines()
         .filter((line) => line['event'] === 'decision')
         .map((line) => `${String(line['method'])} ${String(line['path'])} ${String(line['reason'])}`);

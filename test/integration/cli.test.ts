@@ -6,13 +6,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   AUDIENCE,
   connectCheckClient,
-  freePort,
   headerValue,
   httpCheckRequest,
   ISSUER,
   policyYaml,
   writeTextFile,
 } from '../kit/authz-harness.js';
+import { freePort } from '../kit/free-port.js';
 import {
   CLI_BUILDS,
   missingBuild,

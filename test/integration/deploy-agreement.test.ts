@@ -11,6 +11,7 @@ import { SERVICE_EXTENSION } from '../../src/envoy/request-facts-from-check.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
 import { argsOf, readDockerfile, stageNamed } from '../kit/dockerfile.js';
+import { at, FIRST_ENDPOINT_SOCKET } from '../kit/parsed-tree.js';
 
 /*
  * The manifests under deploy/ say the same as the files they were made from: the ports, addresses and paths
@@ -27,16 +28,6 @@ const deployDir = path.join(repoRoot, 'deploy');
 const KUSTOMIZE = path.join(repoRoot, '.tools', 'bin', 'kustomize');
 
 type Json = Record<string, unknown>;
-
-/** Walks a parsed tree; `undefined` as soon as a step is missing. */
-function at(value: unknown, ...keys: Array<string | number>): unknown {
-  let current = value;
-  for (const key of keys) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<string | number, unknown>)[key];
-  }
-  return current;
-}
 
 function render(dir: string): Json[] {
   if (!existsSync(KUSTOMIZE)) throw new Error(`${KUSTOMIZE} is missing: run npm run deploy-tools:install`);
@@ -99,17 +90,7 @@ const extAuthz = (at(hcm, 'http_filters') as Json[]).find(
 )!;
 const clusterAddress = (name: string) => {
   const cluster = (at(envoyYaml, 'static_resources', 'clusters') as Json[]).find((c) => c['name'] === name)!;
-  const socket = at(
-    cluster,
-    'load_assignment',
-    'endpoints',
-    0,
-    'lb_endpoints',
-    0,
-    'endpoint',
-    'address',
-    'socket_address',
-  );
+  const socket = at(cluster, ...FIRST_ENDPOINT_SOCKET);
   return `${at(socket, 'address') as string}:${at(socket, 'port_value') as number}`;
 };
 const ENVOY = {

@@ -8,13 +8,11 @@ import {
 } from '../../src/server/authz-server.js';
 import {
   AUDIENCE,
-  canBind,
   connectCheckClient,
   connectHealthClient,
   createLogSink,
   createTempDir,
   deniedBody,
-  freePort,
   headerValue,
   httpCheckRequest,
   ISSUER,
@@ -28,6 +26,7 @@ import {
   type InProcessAuthz,
   type LogSink,
 } from '../kit/authz-harness.js';
+import { canBind, freePort } from '../kit/free-port.js';
 import {
   generateTestKey,
   signTestToken,

@@ -5,12 +5,12 @@ import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
 import {
   connectCheckClient,
   createTempDir,
-  freePort,
   httpCheckRequest,
   TOKEN_DEFAULTS,
   writeTextFile,
   type CheckResponseView,
 } from '../kit/authz-harness.js';
+import { freePort } from '../kit/free-port.js';
 import { startHeldJwksServer } from '../kit/held-jwks-server.js';
 import { saveByRename } from '../kit/policy-file-edits.js';
 import {

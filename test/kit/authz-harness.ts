@@ -1,6 +1,4 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import {
@@ -91,29 +89,6 @@ export async function writeTextFile(dir: string, name: string, text: string): Pr
   const file = path.join(dir, name);
   await writeFile(file, text);
   return file;
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1 (bound on port 0, then released). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** Whether something could bind `port` on 127.0.0.1 right now (so nothing else is listening there). */
-export async function canBind(port: number): Promise<boolean> {
-  const server = createServer();
-  const bound = await new Promise<boolean>((resolve) => {
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => resolve(true));
-  });
-  if (bound) await new Promise<void>((resolve) => server.close(() => resolve()));
-  return bound;
 }
 
 /** `envoy.config.core.v3.HeaderValueOption` as a proto-loader client decodes it (PROTO_LOADER_OPTIONS). */

@@ -2,7 +2,27 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { repoRoot } from './envoy-binary.js';
+import { repoRoot } from './process.js';
+
+/**
+ * The shipped policy.yaml, its routes and sender constraints untouched, with `changes` over its top level
+ * (its issuers, public_origin, dpop settings).
+ */
+export async function demoPolicyWith(changes: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
+  return { ...demo, ...changes };
+}
+
+/**
+ * Writes {@link demoPolicyWith}'s policy to `policy.yaml` in a fresh temporary folder.
+ * @returns the path of the policy file
+ */
+export async function writeDemoPolicy(changes: Record<string, unknown>): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'authz-demo-policy-'));
+  const policyFile = path.join(dir, 'policy.yaml');
+  await writeFile(policyFile, stringify(await demoPolicyWith(changes)));
+  return policyFile;
+}
 
 /**
  * Writes the shipped policy.yaml, its routes untouched, trusting one issuer instead of its own: the dev IdP
@@ -12,15 +32,15 @@ import { repoRoot } from './envoy-binary.js';
  * @param publicOrigin where this run's Envoy listens (one origin or several): the demo's public_origin
  * names port 8000, and a DPoP proof's htu must name the origin the client really called (RFC 9449 section
  * 4.3). Default: the shipped policy's, unchanged.
+ * @param changes more top-level settings, e.g. `{ dpop: { nonce: 'required' } }`
  * @returns the path of the policy file, in a fresh temporary folder.
  */
 export async function writeDemoPolicyTrusting(
   issuer: string,
   publicOrigin?: string | readonly string[],
+  changes: Record<string, unknown> = {},
 ): Promise<string> {
-  const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;
-  const policy = {
-    ...demo,
+  return writeDemoPolicy({
     ...(publicOrigin === undefined ? {} : { public_origin: publicOrigin }),
     issuers: [
       {
@@ -33,9 +53,6 @@ export async function writeDemoPolicyTrusting(
         jwks_cache_ttl: '10s',
       },
     ],
-  };
-  const dir = await mkdtemp(path.join(tmpdir(), 'authz-demo-policy-'));
-  const policyFile = path.join(dir, 'policy.yaml');
-  await writeFile(policyFile, stringify(policy));
-  return policyFile;
+    ...changes,
+  });
 }

@@ -1,16 +1,158 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { parse, stringify } from 'yaml';
 import { ensureDevCertificates } from '../../src/demo/dev-tls/dev-certificates.js';
 import type { DevTlsFiles } from '../../src/demo/dev-tls/dev-certificates.js';
-import { envoyBinary, repoRoot } from './envoy-binary.js';
+import { freePort } from './free-port.js';
+import { repoRoot, startProcess, waitUntilReady, type KitProcess } from './process.js';
+
+/*
+ * The one Envoy starter of the test kit: the e2e suites, the browser suite, the bench and the fault suite
+ * start Envoy for any configuration through {@link startEnvoy}, and the deployed envoy/envoy.yaml with test
+ * ports through {@link startDeployedEnvoy}.
+ */
+
+/**
+ * Locates the Envoy binary: `$ENVOY_BIN` if set, else `.tools/bin/envoy` as installed by
+ * `npm run envoy:install` (scripts/install-envoy.sh).
+ *
+ * Throws rather than returning something a test could skip on: a suite that silently skips when Envoy is
+ * missing would report green while proving nothing about the proxy configuration.
+ *
+ * @returns the absolute path of an executable Envoy binary
+ * @throws Error when the binary is missing or not executable, naming the command that installs it
+ */
+export function envoyBinary(): string {
+  const fromEnv = process.env.ENVOY_BIN;
+  const candidate = fromEnv ? path.resolve(fromEnv) : path.join(repoRoot, '.tools', 'bin', 'envoy');
+  const source = fromEnv ? `ENVOY_BIN=${fromEnv}` : candidate;
+  try {
+    // statSync follows the .tools/bin/envoy symlink, so a dangling link (venv removed) counts as missing.
+    if (!statSync(candidate).isFile()) throw new Error('not a regular file');
+    accessSync(candidate, constants.X_OK);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      `Envoy is not installed (${source}: ${reason}). Run \`npm run envoy:install\` ` +
+        '(scripts/install-envoy.sh) or set ENVOY_BIN to an Envoy binary.',
+    );
+  }
+  return candidate;
+}
+
+// ---- Any configuration ------------------------------------------------------------------------------
+
+/** How to start Envoy: {@link startEnvoy}. */
+export interface EnvoyStartOptions {
+  /** The configuration: YAML text (written to a temporary file) or the path of a file. */
+  readonly config: { readonly text: string } | { readonly file: string };
+  /** The admin port the configuration sets: readiness is asked there (`/ready`). */
+  readonly admin: number;
+  /** Name in error messages (default `envoy`). */
+  readonly name?: string;
+  /** The binary (default {@link envoyBinary}). */
+  readonly binary?: string;
+  /** `--base-id` (default: one unique to this process and call). */
+  readonly baseId?: number;
+  /** `--concurrency`, worker threads (default 1). */
+  readonly concurrency?: number;
+  /** `--log-level` (default `warn`). */
+  readonly logLevel?: string;
+  /** Pin to this core (see {@link startProcess}). */
+  readonly cpu?: number;
+  /** Output to this file instead of pipes (the bench: nothing is read while it measures). */
+  readonly logFile?: string;
+  /** More command-line arguments, after the ones above. */
+  readonly extraArgs?: readonly string[];
+  /** How long it may take to report LIVE (default 20 s). */
+  readonly readyTimeoutMs?: number;
+}
+
+/** An Envoy that reported LIVE on /ready. */
+export interface StartedEnvoy {
+  readonly process: KitProcess;
+  /** `http://127.0.0.1:<admin>`. */
+  readonly adminUrl: string;
+  /** What it printed, for failure messages (its newest 64 KiB). */
+  output(): string;
+  /** Stops it (SIGTERM, then SIGKILL after 3 s) and removes its temporary folder; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const OUTPUT_TAIL = 64 * 1024; // 64 KiB
+const KILL_AFTER_MS = 3_000;
+let startCount = 0;
+
+/**
+ * Unique per process and call. Hot restart is disabled, so Envoy should not use the base id at all; a
+ * distinct one anyway keeps parallel Envoys apart should that ever change (shared memory and the hot-restart
+ * domain socket are named after it).
+ */
+function uniqueBaseId(): number {
+  return (process.pid % 100_000) * 1_000 + (startCount++ % 1_000);
+}
+
+async function isLive(adminUrl: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${adminUrl}/ready`, { signal: AbortSignal.timeout(1_000) });
+    const body = await response.text();
+    return response.status === 200 && body.trim() === 'LIVE';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts Envoy on any configuration and waits until its admin API reports `LIVE` on /ready, i.e. the
+ * listeners are bound and the static clusters are initialised.
+ *
+ * Always `--disable-hot-restart`, so no shared memory or domain socket is taken and several Envoys can run
+ * at once; `--concurrency 1` unless asked otherwise, because tests and the measured path need one worker
+ * thread, not one per core.
+ *
+ * @throws Error with the command and Envoy's output when it exits or is not ready in time (it is stopped)
+ */
+export async function startEnvoy(options: EnvoyStartOptions): Promise<StartedEnvoy> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'envoy-kit-'));
+  let configFile: string;
+  if ('file' in options.config) configFile = options.config.file;
+  else {
+    configFile = path.join(dir, 'envoy.yaml');
+    await writeFile(configFile, options.config.text);
+  }
+  const binary = options.binary ?? envoyBinary();
+  const args = [
+    ...['-c', configFile, '--log-level', options.logLevel ?? 'warn'],
+    ...['--base-id', String(options.baseId ?? uniqueBaseId()), '--disable-hot-restart'],
+    ...['--concurrency', String(options.concurrency ?? 1)],
+    ...(options.extraArgs ?? []),
+  ];
+  const envoy = startProcess({
+    name: options.name ?? 'envoy',
+    command: binary,
+    args,
+    ...(options.cpu === undefined ? {} : { cpu: options.cpu }),
+    ...(options.logFile === undefined ? {} : { logFile: options.logFile }),
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await envoy.stop(KILL_AFTER_MS);
+      await rm(dir, { recursive: true, force: true });
+    })());
+  const adminUrl = `http://127.0.0.1:${options.admin}`;
+  try {
+    await waitUntilReady(envoy, 'LIVE on /ready', () => isLive(adminUrl), options.readyTimeoutMs);
+  } catch (error) {
+    await stop();
+    throw new Error(`${(error as Error).message}\nCommand: ${binary} ${args.join(' ')}`);
+  }
+  return { process: envoy, adminUrl, output: () => envoy.outputTail(OUTPUT_TAIL), stop };
+}
+
+// ---- The deployed configuration ---------------------------------------------------------------------
 
 /** The deployed Envoy configuration; tests derive theirs from it so the two cannot drift apart. */
 export const envoyConfigPath: string = path.join(repoRoot, 'envoy', 'envoy.yaml');
@@ -29,75 +171,24 @@ export interface EnvoyPorts {
   tls: number;
 }
 
-/** What {@link startEnvoy} needs besides the ports. */
-export interface EnvoyOptions {
+/** What {@link startDeployedEnvoy} needs besides the ports. */
+export interface DeployedEnvoyOptions {
   /**
    * The certificate set the TLS listener uses (its server certificate and key, and the CA client certificates
-   * must chain to); by default a fresh development set in Envoy's temporary folder. Pass one when the test
-   * needs its client certificates too.
+   * must chain to); by default a fresh development set in a temporary folder removed on stop. Pass one when
+   * the test needs its client certificates too.
    */
   tls?: DevTlsFiles;
 }
 
-/** A started Envoy process, ready to serve. */
-export interface RunningEnvoy {
+/** A started Envoy on envoy/envoy.yaml, ready to serve. */
+export interface RunningEnvoy extends StartedEnvoy {
   /** `http://127.0.0.1:<listen>`, the ingress listener. */
   baseUrl: string;
   /** `https://127.0.0.1:<tls>`, the ingress_tls listener (its certificate names 127.0.0.1 and localhost). */
   tlsUrl: string;
   /** The certificate set of the TLS listener: trust `ca.cert`, present a client's cert and key. */
   tls: DevTlsFiles;
-  /** `http://127.0.0.1:<admin>`, the admin API. */
-  adminUrl: string;
-  /** Stops Envoy (SIGTERM, then SIGKILL after 3 s) and removes its temp dir; safe to call more than once. */
-  stop(): Promise<void>;
-  /** The last 64 KiB of Envoy's stdout and stderr, for failure messages. */
-  output(): string;
-}
-
-const OUTPUT_LIMIT = 64 * 1024;
-const READY_TIMEOUT_MS = 20_000;
-const KILL_AFTER_MS = 3_000;
-
-/**
- * Finds a TCP port on 127.0.0.1 that is free right now.
- *
- * @returns a port number the caller should bind soon (another process could take it in between)
- */
-export async function freePort(): Promise<number> {
-  const [port] = await freePorts(1);
-  return port!;
-}
-
-/**
- * Finds several distinct free TCP ports on 127.0.0.1.
- *
- * All listeners are held open until every port is known: calling {@link freePort} repeatedly could hand out
- * the same port twice, because the kernel may reuse a port as soon as the probe socket closes.
- *
- * @param count - how many ports
- * @returns `count` distinct port numbers
- */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', resolve);
-      });
-      const address = server.address();
-      if (address === null || typeof address === 'string')
-        throw new Error('listening socket has no TCP port');
-      ports.push(address.port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-  }
 }
 
 function record(value: unknown, where: string): Record<string, unknown> {
@@ -236,144 +327,45 @@ export function envoyConfigFor(ports: Omit<EnvoyPorts, 'tls'> & { tls?: number }
   return stringify(config, { lineWidth: 0 });
 }
 
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-let startCount = 0;
-
-/** Kills Envoys that a crashed or interrupted test run did not stop, so none outlives the test worker. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.once('exit', () => {
-    for (const child of running) child.kill('SIGKILL');
-  });
-}
-
 /**
- * Unique per process and call. Hot restart is disabled, so Envoy should not use the base id at all; a
- * distinct one anyway keeps parallel Envoys apart should that ever change (shared memory and the hot-restart
- * domain socket are named after it).
- */
-function uniqueBaseId(): number {
-  return (process.pid % 100_000) * 1_000 + (startCount++ % 1_000);
-}
-
-async function isReady(adminUrl: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${adminUrl}/ready`, { signal: AbortSignal.timeout(1_000) });
-    const body = await response.text();
-    return response.status === 200 && body.trim() === 'LIVE';
-  } catch {
-    return false;
-  }
-}
-
-/** A free port that is none of `taken`, which the caller has chosen but maybe not bound yet. */
-async function freePortBesides(taken: readonly number[]): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (!taken.includes(port)) return port;
-  }
-}
-
-/**
- * Starts the pinned Envoy with {@link envoyConfigFor}'s configuration and waits until its admin API reports
- * `LIVE` on /ready, i.e. the listeners are bound and the static clusters are initialised.
- *
- * Flags: `--disable-hot-restart` so no shared memory or domain socket is taken and several Envoys can run at
- * once, `--concurrency 1` because tests need one worker thread, not one per core.
+ * Starts Envoy on {@link envoyConfigFor}'s configuration (envoy/envoy.yaml with the test's ports and
+ * certificates) and waits until it is ready; see {@link startEnvoy}.
  *
  * @param ports - the ports for the listeners, admin API and both clusters; a free one for the TLS listener
- *   when `tls` is left out
+ *   when left out
  * @param options - the TLS listener's certificate set; by default a fresh development set
- * @returns the running Envoy
  * @throws Error, including Envoy's output, if Envoy exits or is not ready within 20 s
  */
-export async function startEnvoy(
+export async function startDeployedEnvoy(
   ports: Omit<EnvoyPorts, 'tls'> & { tls?: number },
-  options: EnvoyOptions = {},
+  options: DeployedEnvoyOptions = {},
 ): Promise<RunningEnvoy> {
-  const binary = envoyBinary();
-  const dir = await mkdtemp(path.join(tmpdir(), 'envoy-e2e-'));
-  const all: EnvoyPorts = {
-    ...ports,
-    tls: ports.tls ?? (await freePortBesides([ports.listen, ports.admin, ports.authz, ports.bank])),
-  };
-  const tls = options.tls ?? (await ensureDevCertificates(path.join(dir, 'dev')));
-  const config = envoyConfigFor(all, tls);
-  const configFile = path.join(dir, 'envoy.yaml');
-  await writeFile(configFile, config);
-
-  const args = [
-    '-c',
-    configFile,
-    '--log-level',
-    'warn',
-    '--base-id',
-    String(uniqueBaseId()),
-    '--disable-hot-restart',
-    '--concurrency',
-    '1',
-  ];
-  installExitHook();
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
-
-  let log = '';
-  const collect = (chunk: string): void => {
-    log += chunk;
-    if (log.length > OUTPUT_LIMIT) log = log.slice(-OUTPUT_LIMIT);
-  };
-  child.stdout!.setEncoding('utf8').on('data', collect);
-  child.stderr!.setEncoding('utf8').on('data', collect);
-
-  let exitReason: string | undefined;
-  // 'close' rather than 'exit': it comes after the output pipes are drained, so error messages are complete.
-  const exited = new Promise<void>((resolve) => {
-    child.once('close', (code, signal) => {
-      exitReason ??= signal === null ? `exit code ${code}` : `signal ${signal}`;
-      running.delete(child);
-      resolve();
-    });
-    child.once('error', (error) => {
-      exitReason ??= `spawn failed: ${error.message}`;
-      running.delete(child);
-      resolve();
-    });
-  });
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      if (exitReason === undefined) {
-        child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
-        await exited;
-        clearTimeout(killer);
-      }
-      await rm(dir, { recursive: true, force: true });
-    })());
-
-  const adminUrl = `http://127.0.0.1:${ports.admin}`;
-  const fail = async (problem: string): Promise<never> => {
-    await stop();
-    throw new Error(`Envoy ${problem}.\nCommand: ${binary} ${args.join(' ')}\nOutput:\n${log}`);
-  };
-
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (exitReason !== undefined) return fail(`exited during start-up (${exitReason})`);
-    if (await isReady(adminUrl)) break;
-    if (Date.now() > deadline) return fail(`was not ready within ${READY_TIMEOUT_MS / 1000} s`);
-    await Promise.race([delay(100), exited]);
+  let tlsPort = ports.tls;
+  // A free port that is none of the others, which the caller has chosen but maybe not bound yet.
+  while (tlsPort === undefined) {
+    const port = await freePort();
+    if (![ports.listen, ports.admin, ports.authz, ports.bank].includes(port)) tlsPort = port;
   }
-
-  return {
-    baseUrl: `http://127.0.0.1:${ports.listen}`,
-    tlsUrl: `https://127.0.0.1:${all.tls}`,
-    tls,
-    adminUrl,
-    stop,
-    output: () => log,
-  };
+  const certificates =
+    options.tls === undefined ? await mkdtemp(path.join(tmpdir(), 'envoy-tls-')) : undefined;
+  const tls = options.tls ?? (await ensureDevCertificates(certificates!));
+  try {
+    const envoy = await startEnvoy({
+      config: { text: envoyConfigFor({ ...ports, tls: tlsPort }, tls) },
+      admin: ports.admin,
+    });
+    return {
+      ...envoy,
+      baseUrl: `http://127.0.0.1:${ports.listen}`,
+      tlsUrl: `https://127.0.0.1:${tlsPort}`,
+      tls,
+      stop: async () => {
+        await envoy.stop();
+        if (certificates !== undefined) await rm(certificates, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    if (certificates !== undefined) await rm(certificates, { recursive: true, force: true });
+    throw error;
+  }
 }
