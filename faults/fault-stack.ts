@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { envoyBinary, repoRoot } from '../test/kit/envoy-binary.js';
 import { envoyConfigFor, freePorts } from '../test/kit/envoy-process.js';
 import { FAULT_AUDIENCE, FAULT_ISSUER } from './fault-tokens.js';
-import { startJwksFaultServer, type JwksFaultServer } from './jwks-fault-server.js';
+import { startKeyServer, type KeyServer } from '../test/kit/key-server.js';
 import { startServerProcess, waitUntilReady, type ServerProcess } from './server-process.js';
 
 /** The issuer settings a scenario chooses; everything else is the demo's. */
@@ -66,7 +66,7 @@ export interface FaultStack {
   /** authz's gRPC port. */
   readonly authzPort: number;
   readonly policyFile: string;
-  readonly jwks: JwksFaultServer;
+  readonly jwks: KeyServer;
   /** The authz process running now (a new one after {@link restartAuthz}). */
   authz(): ServerProcess;
   /** `kill -9` of authz; resolves once it is gone. */
@@ -95,7 +95,7 @@ export async function startFaultStack(options: {
   const cliPath = path.join(options.target, 'dist', 'cli', 'main.js');
   if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: run "npm run build" there first`);
   const dir = await mkdtemp(path.join(tmpdir(), 'authz-faults-'));
-  const jwks = await startJwksFaultServer(options.keys);
+  const jwks = await startKeyServer(options.keys);
   const [listen, admin, authzPort, bankPort] = (await freePorts(4)) as [number, number, number, number];
   const baseUrl = `http://127.0.0.1:${listen}`;
   const policyFile = path.join(dir, 'policy.yaml');

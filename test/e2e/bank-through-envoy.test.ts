@@ -8,12 +8,11 @@ import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js'
 import {
   generateTestKey,
   signTestToken,
-  startJwksServer,
   tamperWithPayload,
   unsecuredToken,
-  type JwksServer,
   type TestKey,
 } from '../kit/test-issuer.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { rawRequest } from '../kit/raw-http.js';
 import { startCli, type RunningCli } from '../kit/cli-process.js';
 import { repoRoot } from '../kit/envoy-binary.js';
@@ -42,8 +41,8 @@ const TRANSFER_CHALLENGE =
 let envoy: RunningEnvoy;
 let authz: RunningCli;
 let bank: RunningCli;
-let jwks: JwksServer;
-let downJwks: JwksServer;
+let jwks: KeyServer;
+let downJwks: KeyServer;
 let key: TestKey;
 let base: string;
 /** The client's DPoP key (ES256), and a thief's. */
@@ -141,9 +140,9 @@ async function call(
 beforeAll(async () => {
   key = await generateTestKey('e2e-key-1');
   [holder, thief] = await Promise.all([generateDpopKey('ES256'), generateDpopKey('ES256')]);
-  jwks = await startJwksServer([key.publicJwk]);
-  downJwks = await startJwksServer([]);
-  downJwks.failWith(500);
+  jwks = await startKeyServer([key.publicJwk]);
+  downJwks = await startKeyServer([]);
+  downJwks.behave('http-500');
 
   const dir = await mkdtemp(path.join(tmpdir(), 'authz-e2e-'));
   const demo = parse(await readFile(path.join(repoRoot, 'policy.yaml'), 'utf8')) as Record<string, unknown>;

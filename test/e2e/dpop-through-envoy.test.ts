@@ -17,13 +17,8 @@ import {
   type DpopKey,
   type ProofInit,
 } from '../kit/dpop-proofs.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { waitUntil } from '../kit/wait-until.js';
 import { startCli, type RunningCli } from '../kit/cli-process.js';
 import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
@@ -93,7 +88,7 @@ let dir: string;
 let envoy: RunningEnvoy;
 let authz: RunningCli;
 let upstream: Server;
-let jwks: JwksServer;
+let jwks: KeyServer;
 let issuerKey: TestKey;
 /** http://127.0.0.1:PORT: where the test reaches Envoy, the bank service's first public origin. */
 let origin: string;
@@ -314,7 +309,7 @@ function expectAllowed(sent: Sent, scopes = 'view:balance'): void {
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'authz-dpop-e2e-'));
   issuerKey = await generateTestKey('dpop-e2e-key');
-  jwks = await startJwksServer([issuerKey.publicJwk]);
+  jwks = await startKeyServer([issuerKey.publicJwk]);
   [holder, thief, edHolder, rsaHolder] = await Promise.all([
     generateDpopKey('ES256'),
     generateDpopKey('ES256'),

@@ -8,13 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { rawRequest } from '../kit/raw-http.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { startCli, type RunningCli } from '../kit/cli-process.js';
 import { envoyBinary, repoRoot } from '../kit/envoy-binary.js';
 import { freePorts } from '../kit/envoy-process.js';
@@ -40,7 +35,7 @@ let envoy: GatewayEnvoy;
 let authz: RunningCli;
 let bank: RunningCli;
 let statements: RunningCli;
-let jwks: JwksServer;
+let jwks: KeyServer;
 let key: TestKey;
 const tokensUsed: string[] = [];
 
@@ -124,7 +119,7 @@ function uniqueSubject(): string {
 
 beforeAll(async () => {
   key = await generateTestKey('gateway-e2e-key');
-  jwks = await startJwksServer([key.publicJwk]);
+  jwks = await startKeyServer([key.publicJwk]);
   const policyFile = await writeGatewayPolicyTrusting({ issuer: ISSUER, jwksUri: jwks.url });
 
   const [listen, admin, authzPort, bankPort, statementsPort] = (await freePorts(5)) as [

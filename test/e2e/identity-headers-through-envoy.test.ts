@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
-import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken } from '../kit/test-issuer.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { startCli, type RunningCli } from '../kit/cli-process.js';
 import { repoRoot } from '../kit/envoy-binary.js';
 import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';
@@ -36,7 +37,7 @@ interface Received {
 let envoy: RunningEnvoy;
 let authz: RunningCli;
 let upstream: Server;
-let jwks: JwksServer;
+let jwks: KeyServer;
 let token: (claims: Record<string, unknown>) => Promise<string>;
 /** The client's DPoP key: transfer tokens are bound to it (cnf.jkt). */
 let holder: DpopKey;
@@ -143,7 +144,7 @@ function expectNothingFromTheClient(got: Received | undefined): asserts got is R
 
 beforeAll(async () => {
   const key = await generateTestKey('identity-e2e-key');
-  jwks = await startJwksServer([key.publicJwk]);
+  jwks = await startKeyServer([key.publicJwk]);
   token = (claims) => signTestToken(key, { issuer: ISSUER, audience: AUDIENCE }, { claims });
   holder = await generateDpopKey('ES256');
 

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken } from '../kit/test-issuer.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { waitUntil } from '../kit/wait-until.js';
 import { startCli, type RunningCli } from '../kit/cli-process.js';
 import { repoRoot } from '../kit/envoy-binary.js';
@@ -21,7 +22,7 @@ const AUDIENCE = 'https://my-banking-api';
 let envoy: RunningEnvoy;
 let authz: RunningCli;
 let bank: RunningCli;
-let jwks: JwksServer;
+let jwks: KeyServer;
 let policyFile: string;
 let dir: string;
 let demoRoutes: Record<string, unknown>[];
@@ -88,7 +89,7 @@ async function metricValue(name: string, labels: string): Promise<number> {
 
 beforeAll(async () => {
   const key = await generateTestKey('ops-key');
-  jwks = await startJwksServer([key.publicJwk]);
+  jwks = await startKeyServer([key.publicJwk]);
   viewToken = await signTestToken(
     key,
     { issuer: ISSUER, audience: AUDIENCE },
