@@ -37,7 +37,7 @@ import {
 import { count, markdownTable, met, ms, percent, type ResultRow } from './results-table.js';
 import { measureRouteScaling } from './route-scaling.js';
 import { pinThisProcess, planCpus, repoRoot } from '../test/kit/process.js';
-import { startJwksServer } from '../test/kit/test-issuer.js';
+import { startKeyServer } from '../test/kit/key-server.js';
 
 // `npm run bench` (issue 10): the authorization hop measured against the stack it runs on, side by side in
 // one run, and printed as one table of ratios (a 2-core machine shared with everything else says little in
@@ -396,7 +396,7 @@ async function main(): Promise<void> {
     );
     if (cpus !== undefined) pinThisProcess(cpus.load);
 
-    const jwks = await startJwksServer([key.publicJwk]);
+    const jwks = await startKeyServer([key.publicJwk]);
     context.onCleanup(() => jwks.close());
     // The demo policy's routes, trusting the bench's issuer. Without `accept_risks`, which changes no
     // decision, so that a build from before it (BENCH_TARGET) accepts the same routes.

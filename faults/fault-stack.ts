@@ -9,7 +9,7 @@ import { envoyConfigFor, startEnvoy } from '../test/kit/envoy.js';
 import { freePorts } from '../test/kit/free-port.js';
 import { planCpus, startCliAndWait, type KitProcess } from '../test/kit/process.js';
 import { FAULT_AUDIENCE, FAULT_ISSUER } from './fault-tokens.js';
-import { startJwksFaultServer, type JwksFaultServer } from './jwks-fault-server.js';
+import { startKeyServer, type KeyServer } from '../test/kit/key-server.js';
 
 /** The issuer settings a scenario chooses; everything else is the demo's. */
 export interface IssuerSettings {
@@ -64,7 +64,7 @@ export interface FaultStack {
   /** authz's gRPC port. */
   readonly authzPort: number;
   readonly policyFile: string;
-  readonly jwks: JwksFaultServer;
+  readonly jwks: KeyServer;
   /** The authz process running now (a new one after {@link restartAuthz}). */
   authz(): KitProcess;
   /** `kill -9` of authz; resolves once it is gone. */
@@ -95,7 +95,7 @@ export async function startFaultStack(options: {
   // process) do not take turns with Envoy, authz and the bank.
   const cpu = planCpus()?.server;
   const dir = await mkdtemp(path.join(tmpdir(), 'authz-faults-'));
-  const jwks = await startJwksFaultServer(options.keys);
+  const jwks = await startKeyServer(options.keys);
   const [listen, admin, authzPort, bankPort] = (await freePorts(4)) as [number, number, number, number];
   const baseUrl = `http://127.0.0.1:${listen}`;
   const policyFile = path.join(dir, 'policy.yaml');

@@ -19,7 +19,7 @@ import {
   statusCounts,
   type ScenarioResult,
 } from '../figures.js';
-import type { JwksBehaviour } from '../jwks-fault-server.js';
+import type { KeyServerBehaviour } from '../../test/kit/key-server.js';
 import { bearer, type FaultContext, type Scenario } from '../scenario.js';
 import { startTraffic, type TrafficRequest } from '../traffic.js';
 
@@ -102,7 +102,7 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
     while (Date.now() < jwks.lastKeysServedAt + 0.7 * ttlMs) await delay(50);
     warm = false;
 
-    const phases: { label: string; behaviour: JwksBehaviour; seconds: number }[] = [
+    const phases: { label: string; behaviour: KeyServerBehaviour; seconds: number }[] = [
       { label: 'hang', behaviour: 'hang', seconds: settings.phaseSeconds.hang },
       { label: 'http-500', behaviour: 'http-500', seconds: settings.phaseSeconds.http500 },
       { label: 'garbage', behaviour: 'garbage', seconds: settings.phaseSeconds.garbage },

@@ -131,7 +131,7 @@ beforeAll(async () => {
   issuer = await startServedIssuer('e2e-key-1', { issuer: ISSUER, audience: AUDIENCE });
   [holder, thief] = await Promise.all([generateDpopKey('ES256'), generateDpopKey('ES256')]);
   downIssuer = await startServedIssuer('down-key', { issuer: DOWN_ISSUER, audience: AUDIENCE });
-  downIssuer.jwks.failWith(500);
+  downIssuer.jwks.behave('http-500');
 
   stack = await startEnvoyStack({
     policyFile: ({ origin }) =>

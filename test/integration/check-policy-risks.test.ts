@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDiscoveryServer } from '../kit/discovery-server.js';
+import { startKeyServer } from '../kit/key-server.js';
 
 /*
  * Issue 13: a public catch-all appended to the demo policy used to pass `authz check-policy` with
@@ -97,12 +97,12 @@ describe('authz check-policy: policy.yaml with a public catch-all appended', () 
 
 describe('authz check-policy: route scopes against the discovery document, without known_scopes', () => {
   it("warns about a scope the issuer's scopes_supported does not list; --offline reads nothing", async () => {
-    const idp = await startDiscoveryServer([]);
+    const idp = await startKeyServer([]);
     const dir = await mkdtemp(path.join(tmpdir(), 'check-policy-scopes-'));
     try {
       idp.serveMetadata({
         issuer: idp.issuer,
-        jwks_uri: idp.jwksUri,
+        jwks_uri: idp.url,
         scopes_supported: ['openid', 'view:balance', 'transfer:funds'],
       });
       const file = path.join(dir, 'policy.yaml');

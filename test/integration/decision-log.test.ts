@@ -17,12 +17,11 @@ import {
 import {
   generateTestKey,
   signTestToken,
-  startJwksServer,
   tamperWithPayload,
   unsecuredToken,
-  type JwksServer,
   type TestKey,
 } from '../kit/test-issuer.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 
 /*
  * The log sink: a batch of requests, allowed and denied for every reason, through the in-process server
@@ -52,8 +51,8 @@ interface Case {
 
 describe('decision log', () => {
   let key: TestKey;
-  let jwks: JwksServer;
-  let downJwks: JwksServer;
+  let jwks: KeyServer;
+  let downJwks: KeyServer;
   let authz: InProcessAuthz;
   let policyFile: string;
   let sink: LogSink;
@@ -74,9 +73,9 @@ describe('decision log', () => {
     key = await generateTestKey('log-key');
     const downKey = await generateTestKey('down-key');
     const strangerKey = await generateTestKey('never-published');
-    jwks = await startJwksServer([key.publicJwk]);
-    downJwks = await startJwksServer([downKey.publicJwk]);
-    downJwks.failWith(500);
+    jwks = await startKeyServer([key.publicJwk]);
+    downJwks = await startKeyServer([downKey.publicJwk]);
+    downJwks.behave('http-500');
     // The shared policy plus a second trusted issuer whose key set cannot be fetched.
     const text = policyYaml({ keys: { jwksUri: jwks.url } }).replace(
       'routes:\n',

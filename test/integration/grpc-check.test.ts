@@ -30,12 +30,11 @@ import { canBind, freePort } from '../kit/free-port.js';
 import {
   generateTestKey,
   signTestToken,
-  startJwksServer,
   tamperWithPayload,
   unsecuredToken,
-  type JwksServer,
   type TestKey,
 } from '../kit/test-issuer.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 const OVERWRITE_IF_EXISTS_OR_ADD = 2;
@@ -78,7 +77,7 @@ function reasonLogged(sink: LogSink, requestId: string): unknown {
 
 describe('Authorization/Check over real gRPC (in-process server, JWKS over HTTP)', () => {
   let key: TestKey;
-  let jwks: JwksServer;
+  let jwks: KeyServer;
   let authz: InProcessAuthz;
   let sink: LogSink;
   let server: RunningAuthzServer;
@@ -93,7 +92,7 @@ describe('Authorization/Check over real gRPC (in-process server, JWKS over HTTP)
 
   beforeAll(async () => {
     key = await generateTestKey('main-key');
-    jwks = await startJwksServer([key.publicJwk]);
+    jwks = await startKeyServer([key.publicJwk]);
     authz = await startInProcessAuthz({
       policy: policyYaml({ keys: { jwksUri: jwks.url } }),
       tempPrefix: 'authz-grpc-',
@@ -446,7 +445,7 @@ describe('issuer keys over HTTP: outage and rotation', () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
-  async function startWith(jwks: JwksServer, now: () => number, settings: Record<string, string> = {}) {
+  async function startWith(jwks: KeyServer, now: () => number, settings: Record<string, string> = {}) {
     const { sink, client, stop } = await startInProcessAuthz({
       policy: policyYaml({ keys: { jwksUri: jwks.url }, issuerSettings: settings }),
       tempPrefix: 'authz-keys-',
@@ -460,9 +459,9 @@ describe('issuer keys over HTTP: outage and rotation', () => {
 
   it('answers 503 while no keys can be fetched and none are cached, without hammering the issuer', async () => {
     const key = await generateTestKey('outage-key');
-    const jwks = await startJwksServer([key.publicJwk]);
+    const jwks = await startKeyServer([key.publicJwk]);
     cleanups.push(() => jwks.close());
-    jwks.failWith(500); // failing from the very start: nothing is ever cached
+    jwks.behave('http-500'); // failing from the very start: nothing is ever cached
     const clock = manualClock();
     const { sink, balance } = await startWith(jwks, clock.now);
     const token = await signTestToken(key, TOKEN_DEFAULTS);
@@ -482,7 +481,7 @@ describe('issuer keys over HTTP: outage and rotation', () => {
     expect(sink.records().some((r) => r['event'] === 'jwks_fetch' && r['outcome'] === 'error')).toBe(true);
 
     // Recovery, without waiting: the injected clock moves past the 5 s retry bound.
-    jwks.failWith(undefined);
+    jwks.behave('keys');
     clock.advance(6000);
     expectAllowed(await balance(token));
     expect(jwks.requests).toBe(2);
@@ -490,7 +489,7 @@ describe('issuer keys over HTTP: outage and rotation', () => {
 
   it('keeps using cached keys when a refresh after jwks_cache_ttl fails', async () => {
     const key = await generateTestKey('stale-key');
-    const jwks = await startJwksServer([key.publicJwk]);
+    const jwks = await startKeyServer([key.publicJwk]);
     cleanups.push(() => jwks.close());
     const clock = manualClock();
     const { sink, balance } = await startWith(jwks, clock.now, {
@@ -501,7 +500,7 @@ describe('issuer keys over HTTP: outage and rotation', () => {
     expectAllowed(await balance(token));
     expect(jwks.requests).toBe(1);
 
-    jwks.failWith(503);
+    jwks.behave('http-503');
     clock.advance(61_000); // the cached set has expired: the next request refreshes it, and that fails
     expectAllowed(await balance(token)); // answered with the keys held: the refresh runs off the request path
     // So the refresh may reach the issuer after the answer: wait for it to have ended, failed.
@@ -519,7 +518,7 @@ describe('issuer keys over HTTP: outage and rotation', () => {
     const oldKey = await generateTestKey('rotation-old');
     const newKey = await generateTestKey('rotation-new');
     const strangerKey = await generateTestKey('rotation-unknown');
-    const jwks = await startJwksServer([oldKey.publicJwk]);
+    const jwks = await startKeyServer([oldKey.publicJwk]);
     cleanups.push(() => jwks.close());
     const clock = manualClock();
     const { balance } = await startWith(jwks, clock.now, { jwks_refresh_cooldown: '30s' });
@@ -599,7 +598,7 @@ describe('server lifecycle', () => {
 
   it('rejects when the address is already in use', async () => {
     const key = await generateTestKey('busy-key');
-    const jwks = await startJwksServer([key.publicJwk]);
+    const jwks = await startKeyServer([key.publicJwk]);
     const temp = await createTempDir('authz-busy-');
     const sink = createLogSink();
     const policyFile = await writeTextFile(
@@ -622,7 +621,7 @@ describe('server lifecycle', () => {
 
   it('close() ends gracefully with a client still connected (no forced shutdown), and the server then refuses calls', async () => {
     const key = await generateTestKey('close-key');
-    const jwks = await startJwksServer([key.publicJwk]);
+    const jwks = await startKeyServer([key.publicJwk]);
     const temp = await createTempDir('authz-close-');
     const client = { current: undefined as CheckClient | undefined };
     try {

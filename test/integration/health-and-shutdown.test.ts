@@ -11,7 +11,7 @@ import {
   type CheckResponseView,
 } from '../kit/authz-harness.js';
 import { freePort } from '../kit/free-port.js';
-import { startHeldJwksServer } from '../kit/held-jwks-server.js';
+import { startKeyServer } from '../kit/key-server.js';
 import { saveByRename } from '../kit/policy-file-edits.js';
 import {
   bankRoutes,
@@ -39,7 +39,7 @@ const defer = cleanupAfterEach();
 
 async function jwksServer(options: { held?: boolean } = {}) {
   const key = await generateTestKey(`key-${Math.random().toString(36).slice(2)}`);
-  const jwks = await startHeldJwksServer([key.publicJwk], options);
+  const jwks = await startKeyServer([key.publicJwk], options.held === true ? { hold: 'every' } : {});
   defer(() => jwks.close());
   return { key, jwks };
 }
@@ -75,7 +75,7 @@ describe('gRPC health', () => {
   it("is NOT_SERVING while one issuer's key set cannot be fetched, and SERVING within 8 s after it recovers", async () => {
     const first = await jwksServer();
     const second = await jwksServer();
-    second.jwks.failWith(500);
+    second.jwks.behave('http-500');
     const authz = await start({
       policy: policyText(
         [{ jwksUri: first.jwks.url }, { issuer: SECOND_ISSUER, jwksUri: second.jwks.url }],
@@ -106,7 +106,7 @@ describe('gRPC health', () => {
     );
 
     // Failed fetches are retried after at most 5 s.
-    second.jwks.failWith(undefined);
+    second.jwks.behave('keys');
     await healthBecomes(authz, 'SERVING', 8000);
     expect(authz.events('health').map((line) => line['status'])).toEqual(['SERVING']);
   });
@@ -413,7 +413,7 @@ describe('metrics hooks (ServerMetrics)', () => {
 
   it('recordKeySetFetch is called for every fetch attempt, with its outcome and trigger', async () => {
     const { key, jwks } = await jwksServer();
-    jwks.failWith(500);
+    jwks.behave('http-500');
     let clock = Date.now(); // stands still unless moved: retries and cooldowns happen when the test says
     const authz = await start({
       policy: policyText(
@@ -432,7 +432,7 @@ describe('metrics hooks (ServerMetrics)', () => {
     const token = await signTestToken(key, TOKEN_DEFAULTS);
     expect(await balance(token)).toBe('deny 503'); // no keys yet, and no retry before 5 s
 
-    jwks.failWith(undefined);
+    jwks.behave('keys');
     clock += 6000;
     expect(await balance(token)).toBe('allow');
 

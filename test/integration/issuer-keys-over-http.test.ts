@@ -8,7 +8,8 @@ import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
 import { demoPolicyText } from '../kit/inline-policy.js';
 import { createManualClock, type ManualClock } from '../kit/manual-clock.js';
-import { generateTestKey, startJwksServer, type TestKey } from '../kit/test-issuer.js';
+import { generateTestKey, type TestKey } from '../kit/test-issuer.js';
+import { startKeyServer } from '../kit/key-server.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 // Key sets fetched from real HTTP servers on 127.0.0.1; the injected-fetch cases are in test/unit/issuer-keys.test.ts.
@@ -44,7 +45,7 @@ function issuerKeys(issuer: IssuerPolicy, fetchKeySet: FetchKeySet): IssuerKeys 
 
 describe('IssuerKeys over HTTP on 127.0.0.1', () => {
   it('fetches from a JWKS server, caches, and keeps the keys when a background refresh fails', async () => {
-    const server = await startJwksServer([first.publicJwk]);
+    const server = await startKeyServer([first.publicJwk]);
     try {
       const keys = issuerKeys(issuerWith({ jwksUri: server.url }), fetchKeySetOverHttp);
 
@@ -52,7 +53,7 @@ describe('IssuerKeys over HTTP on 127.0.0.1', () => {
       expect(await lookUp(keys, 'key-1')).toBe('found');
       expect(server.requests).toBe(1);
 
-      server.failWith(500);
+      server.behave('http-500');
       clock.advance(TTL_MS); // past the refresh time (75 to 90 % of the TTL)
       expect(await lookUp(keys, 'key-1')).toBe('found'); // at once, from the held keys
       await waitUntil(

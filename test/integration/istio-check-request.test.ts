@@ -7,13 +7,8 @@ import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKEN_DEFAULTS, headerValue, type CheckResponseView } from '../kit/authz-harness.js';
 import { startPolicyServer, type PolicyServer } from '../kit/policy-server.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 
 /*
  * CheckRequests as Istio's sidecar sends them for an AuthorizationPolicy with action CUSTOM and the
@@ -182,14 +177,14 @@ function deployedPolicy(jwksUrl: string): string {
 
 describe("Istio's CheckRequests, answered with the policy deploy/ mounts", () => {
   let key: TestKey;
-  let jwks: JwksServer;
+  let jwks: KeyServer;
   let authz: PolicyServer;
   let client: ReturnType<typeof connectUpstreamClient>;
   let viewToken: string;
 
   beforeAll(async () => {
     key = await generateTestKey('istio-key');
-    jwks = await startJwksServer([key.publicJwk]);
+    jwks = await startKeyServer([key.publicJwk]);
     authz = await startPolicyServer({ policy: deployedPolicy(jwks.url) });
     client = connectUpstreamClient(authz.server.port);
     viewToken = await signTestToken(key, TOKEN_DEFAULTS, { claims: { scope: 'view:balance' } });

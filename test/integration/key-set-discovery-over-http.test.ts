@@ -4,7 +4,7 @@ import { fetchKeySetOverHttp } from '../../src/authn/read-key-set.js';
 import { verifyAccessToken, type VerifyContext } from '../../src/authn/verify-access-token.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
-import { DISCOVERY_PATHS, startDiscoveryServer, type DiscoveryServer } from '../kit/discovery-server.js';
+import { KEY_SERVER_PATHS, startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { createManualClock, type ManualClock } from '../kit/manual-clock.js';
 import { waitUntil } from '../kit/wait-until.js';
 import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
@@ -24,12 +24,12 @@ describe('IssuerKeys and verifyAccessToken through discovery on 127.0.0.1', () =
   const TTL_MS = 60_000; // jwks_cache_ttl: 60
   const COOLDOWN_MS = 10_000; // jwks_refresh_cooldown: 10
 
-  let server: DiscoveryServer;
+  let server: KeyServer;
   let clock: ManualClock;
   let events: KeySetFetchEvent[];
 
   beforeEach(async () => {
-    server = await startDiscoveryServer([signer.publicJwk]);
+    server = await startKeyServer([signer.publicJwk]);
     clock = createManualClock();
     events = [];
   });
@@ -81,14 +81,14 @@ describe('IssuerKeys and verifyAccessToken through discovery on 127.0.0.1', () =
       kind: 'verified',
       token: { issuer: server.issuer, subject: 'alice' },
     });
-    expect(server.paths).toEqual([DISCOVERY_PATHS.openidConfiguration, DISCOVERY_PATHS.jwks]);
+    expect(server.paths).toEqual([KEY_SERVER_PATHS.openidConfiguration, KEY_SERVER_PATHS.jwks]);
     expect(events).toEqual([{ issuer: server.issuer, outcome: 'ok', trigger: 'initial', keys: 1 }]);
   });
 
   it('verifies through an openid_configuration URL whose metadata names the configured issuer', async () => {
-    server.serveMetadata({ issuer: ISSUER, jwks_uri: server.jwksUri });
+    server.serveMetadata({ issuer: ISSUER, jwks_uri: server.url });
     const { context } = trust(
-      `openid_configuration: ${server.issuer}${DISCOVERY_PATHS.oauthAuthorizationServer}`,
+      `openid_configuration: ${server.issuer}${KEY_SERVER_PATHS.oauthAuthorizationServer}`,
       ISSUER,
     );
 
@@ -96,18 +96,18 @@ describe('IssuerKeys and verifyAccessToken through discovery on 127.0.0.1', () =
       kind: 'verified',
       token: { issuer: ISSUER },
     });
-    expect(server.paths).toEqual([DISCOVERY_PATHS.oauthAuthorizationServer, DISCOVERY_PATHS.jwks]);
+    expect(server.paths).toEqual([KEY_SERVER_PATHS.oauthAuthorizationServer, KEY_SERVER_PATHS.jwks]);
   });
 
   it('answers keys_unavailable when discovery fails and no keys are cached', async () => {
-    server.failWith(500, 'metadata');
+    server.behave('http-500', 'metadata');
     const { context } = trust('discovery: true');
 
     expect(await verifyAccessToken(await sign(), context)).toEqual({
       kind: 'keys_unavailable',
       issuer: server.issuer,
     });
-    expect(server.paths).toEqual([DISCOVERY_PATHS.openidConfiguration]);
+    expect(server.paths).toEqual([KEY_SERVER_PATHS.openidConfiguration]);
     expect(events).toEqual([
       {
         issuer: server.issuer,
@@ -119,35 +119,35 @@ describe('IssuerKeys and verifyAccessToken through discovery on 127.0.0.1', () =
   });
 
   it('answers keys_unavailable when the metadata names another issuer, never fetching its keys', async () => {
-    server.serveMetadata({ issuer: `${server.issuer}/`, jwks_uri: server.jwksUri });
+    server.serveMetadata({ issuer: `${server.issuer}/`, jwks_uri: server.url });
     const { context } = trust('discovery: true');
 
     expect(await verifyAccessToken(await sign(), context)).toEqual({
       kind: 'keys_unavailable',
       issuer: server.issuer,
     });
-    expect(server.paths).toEqual([DISCOVERY_PATHS.openidConfiguration]);
+    expect(server.paths).toEqual([KEY_SERVER_PATHS.openidConfiguration]);
     expect(events[0]?.error).toBe(
       `the discovery document at ${server.metadataUrl} names another issuer than ${server.issuer}`,
     );
   });
 
   it('answers keys_unavailable when the discovered key set cannot be fetched', async () => {
-    server.failWith(404, 'keys');
+    server.behave('http-404', 'keys');
     const { context } = trust('discovery: true');
 
     expect(await verifyAccessToken(await sign(), context)).toEqual({
       kind: 'keys_unavailable',
       issuer: server.issuer,
     });
-    expect(server.paths).toEqual([DISCOVERY_PATHS.openidConfiguration, DISCOVERY_PATHS.jwks]);
+    expect(server.paths).toEqual([KEY_SERVER_PATHS.openidConfiguration, KEY_SERVER_PATHS.jwks]);
   });
 
   it('keeps verifying with the cached keys when discovery fails after the cache TTL', async () => {
     const { context } = trust('discovery: true');
     expect((await verifyAccessToken(await sign(), context)).kind).toBe('verified');
 
-    server.failWith(503);
+    server.behave('http-503');
     clock.advance(TTL_MS);
 
     // Answered at once with the held keys; the refresh runs in the background and fails.

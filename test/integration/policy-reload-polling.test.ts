@@ -2,7 +2,7 @@ import type * as fs from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TOKEN_DEFAULTS } from '../kit/authz-harness.js';
-import { startHeldJwksServer, type HeldJwksServer } from '../kit/held-jwks-server.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { saveByRename, truncateAndWrite } from '../kit/policy-file-edits.js';
 import {
   bankRoutes,
@@ -32,13 +32,13 @@ vi.mock('node:fs', async (importOriginal) => {
 });
 
 let key: TestKey;
-let jwks: HeldJwksServer;
+let jwks: KeyServer;
 let viewToken: string;
 const running: PolicyServer[] = [];
 
 beforeAll(async () => {
   key = await generateTestKey('polling-key');
-  jwks = await startHeldJwksServer([key.publicJwk]);
+  jwks = await startKeyServer([key.publicJwk]);
   viewToken = await signTestToken(key, TOKEN_DEFAULTS, { claims: { scope: 'view:balance' } });
 });
 

@@ -6,7 +6,7 @@ import { createAuthzMetrics, type AuthzMetrics } from '../../src/metrics/authz-m
 import { PolicyWatcher } from '../../src/policy/policy-watcher.js';
 import type { RunningAuthzServer } from '../../src/server/authz-server.js';
 import { createLogSink, createTempDir, ISSUER, writeTextFile, type LogSink } from '../kit/authz-harness.js';
-import { startHeldJwksServer, type HeldJwksServer } from '../kit/held-jwks-server.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { saveByRename, truncateAndWrite } from '../kit/policy-file-edits.js';
 import { bankRoutes, policyText, startPolicyServer } from '../kit/policy-server.js';
 import { cleanupAfterEach } from '../kit/test-hooks.js';
@@ -24,11 +24,11 @@ import { waitUntil } from '../kit/wait-until.js';
 
 const DEADLINE_MS = 10_000;
 
-let jwks: HeldJwksServer;
+let jwks: KeyServer;
 
 beforeAll(async () => {
   const key = await generateTestKey('visibility-key');
-  jwks = await startHeldJwksServer([key.publicJwk]);
+  jwks = await startKeyServer([key.publicJwk]);
 });
 
 afterAll(async () => {

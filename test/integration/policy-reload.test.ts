@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TOKEN_DEFAULTS } from '../kit/authz-harness.js';
-import { startHeldJwksServer, type HeldJwksServer } from '../kit/held-jwks-server.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { createConfigMapVolume, saveByRename, truncateAndWrite } from '../kit/policy-file-edits.js';
 import {
   bankRoutes,
@@ -35,19 +35,19 @@ const EFFECT_DEADLINE_MS = 10_000;
 const REFUSAL_DEADLINE_MS = 10_000;
 
 let key: TestKey;
-let jwks: HeldJwksServer;
+let jwks: KeyServer;
 let viewToken: string;
 const running: PolicyServer[] = [];
 
 beforeAll(async () => {
   key = await generateTestKey('reload-key');
-  jwks = await startHeldJwksServer([key.publicJwk]);
+  jwks = await startKeyServer([key.publicJwk]);
   viewToken = await signTestToken(key, TOKEN_DEFAULTS, { claims: { scope: 'view:balance' } });
 });
 
 afterEach(async () => {
   jwks.release();
-  jwks.failWith(undefined);
+  jwks.behave('keys');
   jwks.publish([key.publicJwk]);
   for (const server of running.splice(0)) await server.stop();
 });
@@ -303,7 +303,7 @@ describe('reload() (what SIGHUP calls)', () => {
 describe('hot policy reload: issuers and their keys', () => {
   it('an issuer added by a reload is trusted after it: its key set is fetched and its tokens verify', async () => {
     const otherKey = await generateTestKey('second-issuer-key');
-    const otherJwks = await startHeldJwksServer([otherKey.publicJwk]);
+    const otherJwks = await startKeyServer([otherKey.publicJwk]);
     try {
       const otherIssuer = 'https://second-idp.example/';
       const otherToken = await signTestToken(

@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { httpCheckRequest, policyYaml, TOKEN_DEFAULTS, writeTextFile } from '../kit/authz-harness.js';
-import { startFirstHeldJwksServer } from '../kit/first-held-jwks-server.js';
+import { startKeyServer } from '../kit/key-server.js';
 import { saveByRename } from '../kit/policy-file-edits.js';
 import { outcomeOf } from '../kit/policy-server.js';
 import { connectionsByProcess } from '../kit/process-connections.js';
@@ -127,7 +127,7 @@ describe('authz serve --workers 2', () => {
   });
 
   it('reports health SERVING only when both workers are: NOT_SERVING on every connection while worker 1 waits for its keys', async () => {
-    const jwks = await startFirstHeldJwksServer([key.publicJwk]); // worker 1 starts first: its fetch waits
+    const jwks = await startKeyServer([key.publicJwk], { hold: 'first' }); // worker 1 starts first: its fetch waits
     defer(() => jwks.close());
     const workers = await startWorkers({ policy: policyYaml({ keys: { jwksUri: jwks.url } }) });
     const connections = connect(workers);
@@ -151,7 +151,7 @@ describe('authz serve --workers 2', () => {
     await delay(1200);
     expect(new Set((await everyHealth()).flat())).toEqual(new Set(['NOT_SERVING']));
 
-    jwks.releaseFirst();
+    jwks.release();
     // If the held fetch timed out first (5 s), worker 1 retries within 5 s more.
     await waitUntil(everyHealth, (statuses) => statuses.flat().every((status) => status === 'SERVING'), {
       timeoutMs: 12_000,

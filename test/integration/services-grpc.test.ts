@@ -12,7 +12,8 @@ import {
 } from '../kit/authz-harness.js';
 import { servicesPolicyText } from '../kit/inline-policy.js';
 import { startPolicyServer, type PolicyServer } from '../kit/policy-server.js';
-import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken } from '../kit/test-issuer.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 
 /*
  * Two services behind one sidecar, over real gRPC (the production server in this process, keys over HTTP):
@@ -23,14 +24,14 @@ import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from
 
 const STATEMENTS_AUDIENCE = 'https://statements-api';
 
-let jwks: JwksServer;
+let jwks: KeyServer;
 let authz: PolicyServer;
 let bankToken: string;
 let statementsToken: string;
 
 beforeAll(async () => {
   const key = await generateTestKey('services-key');
-  jwks = await startJwksServer([key.publicJwk]);
+  jwks = await startKeyServer([key.publicJwk]);
   authz = await startPolicyServer({
     policy: servicesPolicyText({
       issuers: [{ issuer: ISSUER, audiences: [AUDIENCE], jwksUri: jwks.url }],

@@ -6,13 +6,8 @@ import { ISSUER, TOKEN_DEFAULTS, type LogSink } from '../kit/authz-harness.js';
 import { saveByRename } from '../kit/policy-file-edits.js';
 import { bankRoutes, outcomeOf, policyText, startPolicyServer } from '../kit/policy-server.js';
 import { cleanupAfterEach } from '../kit/test-hooks.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
+import { startKeyServer, type KeyServer } from '../kit/key-server.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*
@@ -29,7 +24,7 @@ const defer = cleanupAfterEach();
 interface CachingServer {
   /** The issuer's signing key, published in its JWKS. */
   readonly key: TestKey;
-  readonly jwks: JwksServer;
+  readonly jwks: KeyServer;
   readonly metrics: AuthzMetrics;
   readonly sink: LogSink;
   /** Moves the server's clock forward, in milliseconds. */
@@ -44,7 +39,7 @@ interface CachingServer {
 /** The server on a policy with one issuer (jwks_cache_ttl 10 s, plus `settings`) and the bank's routes. */
 async function startCachingServer(settings: Record<string, string> = {}): Promise<CachingServer> {
   const key = await generateTestKey(`cache-${Math.random().toString(36).slice(2)}`);
-  const jwks = await startJwksServer([key.publicJwk]);
+  const jwks = await startKeyServer([key.publicJwk]);
   defer(() => jwks.close());
   let clock = Date.now();
   const { policyFile, sink, metrics, server, health, check, stop } = await startPolicyServer({

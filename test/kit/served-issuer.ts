@@ -1,17 +1,11 @@
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-  type TokenOptions,
-} from './test-issuer.js';
+import { startKeyServer, type KeyServer } from './key-server.js';
+import { generateTestKey, signTestToken, type TestKey, type TokenOptions } from './test-issuer.js';
 
 /** A test issuer whose key set is served over HTTP (`jwks.url`, a policy's jwks_uri), and its tokens. */
 export interface ServedIssuer {
   /** The signing key, published at `jwks.url`. */
   readonly key: TestKey;
-  readonly jwks: JwksServer;
+  readonly jwks: KeyServer;
   /** A valid token of this issuer for its audience unless `options` say otherwise, signed with `signer`. */
   token(options?: TokenOptions, signer?: TestKey): Promise<string>;
   /** The policy's `issuers` entry that trusts it: its issuer, audience and `jwks_uri`, RS256. */
@@ -25,7 +19,7 @@ export async function startServedIssuer(
   defaults: { readonly issuer: string; readonly audience: string },
 ): Promise<ServedIssuer> {
   const key = await generateTestKey(kid);
-  const jwks = await startJwksServer([key.publicJwk]);
+  const jwks = await startKeyServer([key.publicJwk]);
   return {
     key,
     jwks,

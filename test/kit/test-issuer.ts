@@ -7,7 +7,6 @@ import {
   type JWK,
   type JWTPayload,
 } from 'jose';
-import { startHeldJwksServer } from './held-jwks-server.js';
 
 /** A signing key of a test issuer, with its public JWK. */
 export interface TestKey {
@@ -67,21 +66,4 @@ export function tamperWithPayload(token: string): string {
   const claims = JSON.parse(new TextDecoder().decode(base64url.decode(payload))) as Record<string, unknown>;
   claims['scope'] = 'view:balance transfer:funds';
   return `${header}.${base64url.encode(JSON.stringify(claims))}.${signature}`;
-}
-
-/** A local JWKS endpoint for tests: serve any key set, change it, count requests, or fail on purpose. */
-export interface JwksServer {
-  readonly url: string;
-  /** Keys currently published. */
-  publish(keys: readonly JWK[]): void;
-  /** Answer every request with this HTTP status instead (undefined: serve normally). */
-  failWith(status: number | undefined): void;
-  /** How many requests have been served. */
-  readonly requests: number;
-  close(): Promise<void>;
-}
-
-/** Starts a JWKS server on 127.0.0.1 with a free port: a held JWKS server that is never held. */
-export function startJwksServer(initial: readonly JWK[]): Promise<JwksServer> {
-  return startHeldJwksServer(initial);
 }
