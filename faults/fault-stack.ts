@@ -106,6 +106,7 @@ export async function startFaultStack(options: {
     const { process: server } = await startCliAndWait(args, {
       entry,
       name,
+      keepLogLines: 0, // a decision line per request: parsed only while a scenario listens
       ...(cpu === undefined ? {} : { cpu }),
     });
     servers.push(server);

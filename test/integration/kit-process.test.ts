@@ -11,7 +11,10 @@ import { suiteTempDir } from '../kit/test-hooks.js';
 const temp = suiteTempDir('authz-kit-process-');
 
 /** `node -e SCRIPT`, its output piped unless `logFile` is given. */
-function node(script: string, options: { keepBytes?: number; logFile?: string } = {}): KitProcess {
+function node(
+  script: string,
+  options: { keepBytes?: number; keepLogLines?: number; logFile?: string } = {},
+): KitProcess {
   return startProcess({ name: 'node -e', command: process.execPath, args: ['-e', script], ...options });
 }
 
@@ -52,6 +55,25 @@ describe('the process runner (test/kit/process.ts)', () => {
       const next = run.nextLogLine(tick, 'a later tick', 10_000);
       run.signal('SIGUSR2');
       expect(await next).toEqual({ event: 'tick', n: 2 });
+    } finally {
+      await run.stop();
+    }
+  });
+
+  it('with keepLogLines 0 keeps no line and parses only while someone waits', async () => {
+    const run = node(
+      thenWait(`
+        console.log(JSON.stringify({ event: 'unheard' }));
+        process.on('SIGUSR2', () => console.log(JSON.stringify({ event: 'heard' })));
+      `),
+      { keepLogLines: 0 },
+    );
+    try {
+      const heard = run.nextLogLine((line) => line['event'] === 'heard', 'the line printed while waiting');
+      run.signal('SIGUSR2');
+      expect(await heard).toEqual({ event: 'heard' });
+      expect(run.logLines()).toEqual([]);
+      expect(run.stdout()).toContain('{"event":"unheard"}');
     } finally {
       await run.stop();
     }

@@ -47,6 +47,12 @@ export interface ProcessOptions {
   readonly logFile?: string;
   /** How much of stdout and of stderr is kept, each (the newest part); default 4 MiB. */
   readonly keepBytes?: number;
+  /**
+   * How many parsed log lines are kept for {@link KitProcess.logLines} (the newest); default 100,000. With 0,
+   * a line is parsed only while someone listens (`onLogLine`, a wait): a server logging a line per request
+   * under load (the fault suite) then costs the process reading it, which also generates the load, nothing.
+   */
+  readonly keepLogLines?: number;
 }
 
 /** A process the kit started. */
@@ -98,6 +104,7 @@ export interface KitProcess {
 }
 
 const DEFAULT_KEEP_BYTES = 4 * 1024 * 1024; // 4 MiB
+const DEFAULT_KEEP_LOG_LINES = 100_000;
 const DEFAULT_KILL_AFTER_MS = 5_000;
 const LOG_LINE_TIMEOUT_MS = 30_000; // a process that logs in a second on a quiet machine, on a loaded one
 const NEXT_LINE_TIMEOUT_MS = 10_000;
@@ -183,6 +190,7 @@ export function startProcess(options: ProcessOptions): KitProcess {
   const keep = options.keepBytes ?? DEFAULT_KEEP_BYTES;
   const stdout = new Tail(keep);
   const stderr = new Tail(keep);
+  const keepLines = options.keepLogLines ?? DEFAULT_KEEP_LOG_LINES;
   const lines: LogLine[] = [];
   const listeners = new Set<(line: LogLine) => void>();
   let partial = '';
@@ -196,14 +204,20 @@ export function startProcess(options: ProcessOptions): KitProcess {
     child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       stdout.add(chunk);
+      if (keepLines === 0 && listeners.size === 0) {
+        partial = '';
+        return;
+      }
       const complete = (partial + chunk).split('\n');
       partial = complete.pop() ?? '';
       if (partial.length > keep) partial = ''; // a line longer than what is kept is no log line
       for (const text of complete) {
         const line = parseLine(text);
         if (line === undefined) continue;
-        lines.push(line);
-        if (lines.length > 100_000) lines.splice(0, lines.length - 100_000);
+        if (keepLines > 0) {
+          lines.push(line);
+          if (lines.length > keepLines) lines.splice(0, lines.length - keepLines);
+        }
         for (const listener of [...listeners]) listener(line);
       }
     });
@@ -452,6 +466,8 @@ export interface CliOptions {
   readonly logFile?: string;
   /** How much of stdout and of stderr is kept (see {@link ProcessOptions.keepBytes}). */
   readonly keepBytes?: number;
+  /** How many parsed log lines are kept (see {@link ProcessOptions.keepLogLines}). */
+  readonly keepLogLines?: number;
   /** Name in error messages (default: `authz ARGS[0]`). */
   readonly name?: string;
 }
@@ -469,6 +485,7 @@ export function startCli(args: readonly string[], options: CliOptions = {}): Kit
     ...(options.cpu === undefined ? {} : { cpu: options.cpu }),
     ...(options.logFile === undefined ? {} : { logFile: options.logFile }),
     ...(options.keepBytes === undefined ? {} : { keepBytes: options.keepBytes }),
+    ...(options.keepLogLines === undefined ? {} : { keepLogLines: options.keepLogLines }),
   });
 }
 
