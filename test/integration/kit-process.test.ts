@@ -60,20 +60,21 @@ describe('the process runner (test/kit/process.ts)', () => {
     }
   });
 
-  it('with keepLogLines 0 keeps no line and parses only while someone waits', async () => {
+  it('with keepLogLines 0 keeps no line, and a wait still sees the lines printed while it waits', async () => {
     const run = node(
       thenWait(`
-        console.log(JSON.stringify({ event: 'unheard' }));
         process.on('SIGUSR2', () => console.log(JSON.stringify({ event: 'heard' })));
+        console.log(JSON.stringify({ event: 'ready' }));
       `),
       { keepLogLines: 0 },
     );
     try {
+      await run.logLine((line) => line['event'] === 'ready', 'the ready line');
       const heard = run.nextLogLine((line) => line['event'] === 'heard', 'the line printed while waiting');
       run.signal('SIGUSR2');
       expect(await heard).toEqual({ event: 'heard' });
       expect(run.logLines()).toEqual([]);
-      expect(run.stdout()).toContain('{"event":"unheard"}');
+      expect(run.stdout()).toBe('{"event":"ready"}\n{"event":"heard"}\n');
     } finally {
       await run.stop();
     }
