@@ -45,8 +45,8 @@ describe('the process runner (test/kit/process.ts)', () => {
   it('logLine finds a line printed before it was called; nextLogLine waits for a later one', async () => {
     const run = node(
       thenWait(`
-        console.log(JSON.stringify({ event: 'tick', n: 1 }));
         process.on('SIGUSR2', () => console.log(JSON.stringify({ event: 'tick', n: 2 })));
+        console.log(JSON.stringify({ event: 'tick', n: 1 })); // after the handler: the signal may follow at once
       `),
     );
     try {
