@@ -5,15 +5,14 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
+import { startJwksServer, type JwksServer } from '../kit/test-issuer.js';
 import {
   generateTestKey,
   signTestToken,
-  startJwksServer,
   tamperWithPayload,
   unsecuredToken,
-  type JwksServer,
   type TestKey,
-} from '../kit/test-issuer.js';
+} from '../kit/tokens.js';
 import { rawRequest } from '../kit/raw-http.js';
 import { startCli, type RunningCli } from '../kit/cli-process.js';
 import { repoRoot } from '../kit/envoy-binary.js';

@@ -17,13 +17,8 @@ import {
   type DpopKey,
   type ProofInit,
 } from '../kit/dpop-proofs.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
+import { startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 import { startCli, type RunningCli } from '../kit/cli-process.js';
 import { freePorts, startEnvoy, type RunningEnvoy } from '../kit/envoy-process.js';

@@ -8,13 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { rawRequest } from '../kit/raw-http.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
+import { startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/tokens.js';
 import { startCli, type RunningCli } from '../kit/cli-process.js';
 import { envoyBinary, repoRoot } from '../kit/envoy-binary.js';
 import { freePorts } from '../kit/envoy-process.js';

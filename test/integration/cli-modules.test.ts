@@ -13,7 +13,7 @@ import {
   waitForStarted,
   type Finished,
 } from '../kit/cli-child.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { generateTestKey } from '../kit/tokens.js';
 
 /*
  * `authz` loads what it runs: the ES module loader's resolved URLs, recorded by a module hook

@@ -11,7 +11,7 @@ import {
 } from '../kit/cli-child.js';
 import { outcomeOf } from '../kit/policy-server.js';
 import { openSeparateConnection } from '../kit/separate-connection.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { generateTestKey } from '../kit/tokens.js';
 
 /*
  * `authz serve` writes decision lines through a buffered, asynchronous destination (src/log/

@@ -14,15 +14,14 @@ import {
   type InProcessAuthz,
   type LogSink,
 } from '../kit/authz-harness.js';
+import { startJwksServer, type JwksServer } from '../kit/test-issuer.js';
 import {
   generateTestKey,
   signTestToken,
-  startJwksServer,
   tamperWithPayload,
   unsecuredToken,
-  type JwksServer,
   type TestKey,
-} from '../kit/test-issuer.js';
+} from '../kit/tokens.js';
 
 /*
  * The log sink: a batch of requests, allowed and denied for every reason, through the in-process server

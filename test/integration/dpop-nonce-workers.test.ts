@@ -30,7 +30,7 @@ import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js'
 import { outcomeOf } from '../kit/policy-server.js';
 import { connectionsByProcess } from '../kit/process-connections.js';
 import { openSeparateConnection, type SeparateConnection } from '../kit/separate-connection.js';
-import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*

@@ -28,15 +28,14 @@ import {
   type InProcessAuthz,
   type LogSink,
 } from '../kit/authz-harness.js';
+import { startJwksServer, type JwksServer } from '../kit/test-issuer.js';
 import {
   generateTestKey,
   signTestToken,
-  startJwksServer,
   tamperWithPayload,
   unsecuredToken,
-  type JwksServer,
   type TestKey,
-} from '../kit/test-issuer.js';
+} from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 const OVERWRITE_IF_EXISTS_OR_ADD = 2;

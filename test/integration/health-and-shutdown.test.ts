@@ -21,7 +21,7 @@ import {
   startPolicyServer,
   type PolicyServer,
 } from '../kit/policy-server.js';
-import { generateTestKey, signTestToken } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*

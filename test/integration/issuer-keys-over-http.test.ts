@@ -8,7 +8,8 @@ import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
 import { demoPolicyText } from '../kit/inline-policy.js';
 import { createManualClock, type ManualClock } from '../kit/manual-clock.js';
-import { generateTestKey, startJwksServer, type TestKey } from '../kit/test-issuer.js';
+import { startJwksServer } from '../kit/test-issuer.js';
+import { generateTestKey, type TestKey } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 // Key sets fetched from real HTTP servers on 127.0.0.1; the injected-fetch cases are in test/unit/issuer-keys.test.ts.

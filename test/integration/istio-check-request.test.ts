@@ -7,13 +7,8 @@ import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKEN_DEFAULTS, headerValue, type CheckResponseView } from '../kit/authz-harness.js';
 import { startPolicyServer, type PolicyServer } from '../kit/policy-server.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
+import { startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/tokens.js';
 
 /*
  * CheckRequests as Istio's sidecar sends them for an AuthorizationPolicy with action CUSTOM and the

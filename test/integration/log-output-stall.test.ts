@@ -19,7 +19,7 @@ import {
 } from '../kit/cli-child.js';
 import { outcomeOf } from '../kit/policy-server.js';
 import { openSeparateConnection } from '../kit/separate-connection.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { generateTestKey } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*

@@ -9,7 +9,7 @@ import { createLogSink, createTempDir, ISSUER, writeTextFile, type LogSink } fro
 import { startHeldJwksServer, type HeldJwksServer } from '../kit/held-jwks-server.js';
 import { saveByRename, truncateAndWrite } from '../kit/policy-file-edits.js';
 import { bankRoutes, policyText } from '../kit/policy-server.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { generateTestKey } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*

@@ -10,7 +10,7 @@ import {
   stopCli,
   waitForStarted,
 } from '../kit/cli-child.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { generateTestKey } from '../kit/tokens.js';
 
 /*
  * The reload guard at start (docs/policy-checks.md): `authz serve` refuses a policy with an error-level

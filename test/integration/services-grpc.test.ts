@@ -12,7 +12,8 @@ import {
 } from '../kit/authz-harness.js';
 import { servicesPolicyText } from '../kit/inline-policy.js';
 import { startPolicyServer, type PolicyServer } from '../kit/policy-server.js';
-import { generateTestKey, signTestToken, startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken } from '../kit/tokens.js';
 
 /*
  * Two services behind one sidecar, over real gRPC (the production server in this process, keys over HTTP):

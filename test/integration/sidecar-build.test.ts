@@ -15,7 +15,7 @@ import {
   stopCli,
   waitForStarted,
 } from '../kit/cli-child.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { generateTestKey } from '../kit/tokens.js';
 
 /*
  * The sidecar's own build (tsconfig.sidecar.json -> dist-sidecar/), which the Dockerfile's `sidecar` target

@@ -15,13 +15,8 @@ import {
 } from '../kit/authz-harness.js';
 import { saveByRename } from '../kit/policy-file-edits.js';
 import { bankRoutes, outcomeOf, policyText } from '../kit/policy-server.js';
-import {
-  generateTestKey,
-  signTestToken,
-  startJwksServer,
-  type JwksServer,
-  type TestKey,
-} from '../kit/test-issuer.js';
+import { startJwksServer, type JwksServer } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*
