@@ -1,11 +1,9 @@
-import { createHash, generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { Worker } from 'node:worker_threads';
-import { calculateJwkThumbprint } from 'jose';
 import protobuf from 'protobufjs';
+import { dpopProof, generateDpopKey, type DpopKey } from '../test/kit/dpop-proofs.js';
+import { generateTestKey, signMany, signTestToken, type TestKey } from '../test/kit/tokens.js';
 import { CHECK_PROTO, PROTOS_DIR } from './authorization-service.js';
 
 /** The issuer and audience of every bench token, trusted by the bench's policy. */
@@ -15,54 +13,8 @@ export const BENCH_AUDIENCE = 'https://my-banking-api';
 export const BENCH_PUBLIC_ORIGIN = 'http://127.0.0.1:8000';
 
 /** The bench's signing key: RS256, the algorithm the demo's issuers use. */
-export interface BenchIssuerKey {
-  readonly privateKeyPem: string;
-  /** The public key as a JWK with `kid`, `alg` and `use`, for the JWKS server and the verify limit server. */
-  readonly publicJwk: JsonWebKey & { kid: string; alg: string; use: string };
-}
-
-/** A fresh 2048-bit RSA key. */
-export function generateIssuerKey(): BenchIssuerKey {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return {
-    privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    publicJwk: { ...publicKey.export({ format: 'jwk' }), kid: 'bench-key', alg: 'RS256', use: 'sig' },
-  };
-}
-
-/** What the signing workers (sign-tokens-worker.mjs) share: everything but the numbered claims' numbers. */
-interface SigningJob {
-  readonly privateKeyPem: string;
-  readonly header: object;
-  readonly claims: object;
-  /** Claim name → prefix: JWT number i gets `${prefix}${i}`. */
-  readonly numbered: Readonly<Record<string, string>>;
-  /** 'ieee-p1363' for ECDSA (JWS signatures are r || s); RSA ignores it. */
-  readonly dsaEncoding?: 'der' | 'ieee-p1363';
-}
-
-/**
- * Signs `count` JWTs of `job` spread over one worker thread per core: signing is what takes the time
- * (about 2,500 RS256 or 6,000 ES256 signatures a second per core here).
- */
-async function signInWorkers(job: SigningJob, count: number): Promise<string[]> {
-  const workers = Math.max(1, Math.min(availableParallelism(), Math.ceil(count / 1_000)));
-  const share = Math.ceil(count / workers);
-  const parts = await Promise.all(
-    Array.from({ length: workers }, (_, i) => {
-      const from = i * share;
-      const to = Math.min(count, from + share);
-      return new Promise<string[]>((resolve, reject) => {
-        const worker = new Worker(new URL('./sign-tokens-worker.mjs', import.meta.url), {
-          workerData: { ...job, from, to },
-          execArgv: [], // no TypeScript hooks: the worker is plain JavaScript
-        });
-        worker.once('message', (tokens: string[]) => resolve(tokens));
-        worker.once('error', reject);
-      });
-    }),
-  );
-  return parts.flat();
+export function generateIssuerKey(): Promise<TestKey> {
+  return generateTestKey('bench-key', 'RS256');
 }
 
 /**
@@ -71,46 +23,32 @@ async function signInWorkers(job: SigningJob, count: number): Promise<string[]> 
  * @param prefix makes the `jti`s of one batch distinct from every other batch's
  * @param claims more claims, e.g. `cnf` for a sender-constrained token
  */
-export async function signAccessTokens(
-  key: BenchIssuerKey,
+export function signAccessTokens(
+  key: TestKey,
   options: { count: number; prefix: string; scope: string; lifetimeSeconds: number; claims?: object },
 ): Promise<string[]> {
   const now = Math.floor(Date.now() / 1000);
-  const job: SigningJob = {
-    privateKeyPem: key.privateKeyPem,
-    header: { alg: 'RS256', kid: key.publicJwk.kid, typ: 'at+jwt' },
-    claims: {
-      iss: BENCH_ISSUER,
-      aud: BENCH_AUDIENCE,
-      scope: options.scope,
-      iat: now,
-      exp: now + options.lifetimeSeconds,
-      ...options.claims,
-    },
-    numbered: { sub: 'user-', jti: `${options.prefix}-` },
-  };
-  return signInWorkers(job, options.count);
+  return signMany(options.count, (i) =>
+    signTestToken(
+      key,
+      { issuer: BENCH_ISSUER, audience: BENCH_AUDIENCE },
+      {
+        now,
+        claims: {
+          sub: `user-${i}`,
+          jti: `${options.prefix}-${i}`,
+          scope: options.scope,
+          exp: now + options.lifetimeSeconds,
+          ...options.claims,
+        },
+      },
+    ),
+  );
 }
 
 /** A DPoP client's key (RFC 9449): ES256, the algorithm DPoP clients use most. */
-export interface DpopClientKey {
-  readonly privateKeyPem: string;
-  /** The public key as a JWK (`kty`, `crv`, `x`, `y`), for the `jwk` header of each proof. */
-  readonly publicJwk: JsonWebKey;
-  /** Its RFC 7638 SHA-256 thumbprint, the `cnf.jkt` of a token bound to it. */
-  readonly thumbprint: string;
-}
-
-/** A fresh P-256 key with its thumbprint (jose's, as the server computes it). */
-export async function generateDpopClientKey(): Promise<DpopClientKey> {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const { kty, crv, x, y } = publicKey.export({ format: 'jwk' });
-  const publicJwk = { kty, crv, x, y };
-  return {
-    privateKeyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    publicJwk,
-    thumbprint: await calculateJwkThumbprint(publicJwk as Parameters<typeof calculateJwkThumbprint>[0]),
-  };
+export function generateDpopClientKey(): Promise<DpopKey> {
+  return generateDpopKey('ES256');
 }
 
 /**
@@ -121,23 +59,20 @@ export async function generateDpopClientKey(): Promise<DpopClientKey> {
  * @param prefix makes the `jti`s of one batch distinct from every other batch's
  */
 export async function signDpopProofs(
-  key: DpopClientKey,
+  key: DpopKey,
   options: { count: number; prefix: string; method: string; uri: string; accessToken: string },
 ): Promise<{ proofs: string[]; issuedAt: number }> {
   const issuedAt = Math.floor(Date.now() / 1000);
-  const job: SigningJob = {
-    privateKeyPem: key.privateKeyPem,
-    header: { typ: 'dpop+jwt', alg: 'ES256', jwk: key.publicJwk },
-    claims: {
-      htm: options.method,
-      htu: options.uri,
-      iat: issuedAt,
-      ath: createHash('sha256').update(options.accessToken, 'ascii').digest('base64url'),
-    },
-    numbered: { jti: `${options.prefix}-` },
-    dsaEncoding: 'ieee-p1363',
-  };
-  return { proofs: await signInWorkers(job, options.count), issuedAt };
+  const proofs = await signMany(options.count, (i) =>
+    dpopProof(key, {
+      method: options.method,
+      url: options.uri,
+      accessToken: options.accessToken,
+      now: issuedAt,
+      claims: { jti: `${options.prefix}-${i}` },
+    }),
+  );
+  return { proofs, issuedAt };
 }
 
 /**

@@ -7,7 +7,7 @@ import type { CheckRequestMessage } from '../src/envoy/check-messages.js';
 import { compilePolicy } from '../src/policy/compile-policy.js';
 import type { CompiledPolicy } from '../src/policy/compiled-policy.js';
 import { matchRoute } from '../src/policy/match-route.js';
-import { generateTestKey, signTestToken } from '../test/kit/test-issuer.js';
+import { generateTestKey, signTestToken } from '../test/kit/tokens.js';
 import { fillerRoute } from './route-scaling.js';
 
 // The decision path in process, for a policy of 10 routes against one of 10,000 (issue 10, target P5:

@@ -91,67 +91,52 @@ export const RETIREMENT_SLACK_SECONDS = 3; // 3 seconds
 export function faultProfile(name: string, scale = 1): FaultProfile {
   if (!Number.isFinite(scale) || scale <= 0)
     throw new Error(`FAULTS_SCALE: ${scale} is not a positive number`);
-  const s = (seconds: number) => Math.max(1, Math.round(seconds * scale * 10) / 10);
-  if (name === 'full') {
-    return {
-      name,
-      rate: 100,
-      jwksFaults: {
-        cacheTtlSeconds: 10,
-        refreshCooldownSeconds: 5,
-        phaseSeconds: { hang: s(60), http500: s(30), garbage: s(30), huge: s(30), brokenKey: s(30) },
-      },
-      rotation: {
-        cacheTtlSeconds: 10,
-        refreshCooldownSeconds: 5,
-        steadySeconds: s(10),
-        publishedSeconds: s(5),
-        switchedSeconds: s(10),
-        afterBoundSeconds: s(10),
-      },
-      restart: { steadySeconds: s(10), kills: 3, downSeconds: 1, tailSeconds: s(10) },
-      policyFlips: { flips: 100, holdMs: Math.round(500 * scale) },
-      soak: { seconds: s(600) },
-      hostileClients: { customerRate: 20, floodRate: 300, phaseSeconds: s(20), sharePerKey: 2000 },
-      idleConnections: {
-        connections: 1000,
-        cacheTtlSeconds: 10,
-        refreshCooldownSeconds: 5,
-        floodSeconds: s(60),
-        unknownKidRate: 150,
-        distinctKids: 1000,
-      },
-    };
+  if (name !== 'full' && name !== 'short') {
+    throw new Error(`FAULTS_PROFILE: "${name}" is not a profile (full, short)`);
   }
-  if (name === 'short') {
-    return {
-      name,
-      rate: 100,
-      jwksFaults: {
-        cacheTtlSeconds: 10,
-        refreshCooldownSeconds: 2,
-        phaseSeconds: { hang: s(4), http500: s(4), garbage: s(4), huge: s(4), brokenKey: s(5) },
+  /** The full profile's figure or the short one's: both profiles side by side, figure by figure. */
+  const pick = <T>(full: T, short: T): T => (name === 'full' ? full : short);
+  /** Seconds of a timed part, scaled. */
+  const seconds = (value: number) => Math.max(1, Math.round(value * scale * 10) / 10);
+  /** Seconds of a timed part in the full profile and in the short one, scaled. */
+  const s = (full: number, short: number) => seconds(pick(full, short));
+  // Key-set timings: not scaled.
+  const keySet = { cacheTtlSeconds: 10, refreshCooldownSeconds: pick(5, 2) };
+  return {
+    name,
+    rate: 100,
+    jwksFaults: {
+      ...keySet,
+      phaseSeconds: {
+        hang: s(60, 4),
+        http500: s(30, 4),
+        garbage: s(30, 4),
+        huge: s(30, 4),
+        brokenKey: s(30, 5),
       },
-      rotation: {
-        cacheTtlSeconds: 10,
-        refreshCooldownSeconds: 2,
-        steadySeconds: s(2),
-        publishedSeconds: s(1),
-        switchedSeconds: s(2),
-        afterBoundSeconds: s(2),
-      },
-      restart: { steadySeconds: s(3), kills: 1, downSeconds: 0.5, tailSeconds: s(4) },
-      policyFlips: { flips: 10, holdMs: Math.round(50 * scale) },
-      hostileClients: { customerRate: 10, floodRate: 200, phaseSeconds: s(4), sharePerKey: 400 },
-      idleConnections: {
-        connections: 1000,
-        cacheTtlSeconds: 10,
-        refreshCooldownSeconds: 2,
-        floodSeconds: s(6),
-        unknownKidRate: 150,
-        distinctKids: 1000,
-      },
-    };
-  }
-  throw new Error(`FAULTS_PROFILE: "${name}" is not a profile (full, short)`);
+    },
+    rotation: {
+      ...keySet,
+      steadySeconds: s(10, 2),
+      publishedSeconds: s(5, 1),
+      switchedSeconds: s(10, 2),
+      afterBoundSeconds: s(10, 2),
+    },
+    restart: { steadySeconds: s(10, 3), kills: pick(3, 1), downSeconds: pick(1, 0.5), tailSeconds: s(10, 4) },
+    policyFlips: { flips: pick(100, 10), holdMs: Math.round(pick(500, 50) * scale) },
+    ...(name === 'full' ? { soak: { seconds: seconds(600) } } : {}),
+    hostileClients: {
+      customerRate: pick(20, 10),
+      floodRate: pick(300, 200),
+      phaseSeconds: s(20, 4),
+      sharePerKey: pick(2000, 400),
+    },
+    idleConnections: {
+      ...keySet,
+      connections: 1000,
+      floodSeconds: s(60, 6),
+      unknownKidRate: 150,
+      distinctKids: 1000,
+    },
+  };
 }

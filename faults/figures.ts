@@ -81,6 +81,16 @@ export function statusCounts(outcomes: readonly Outcome[]): string {
   return [...counts].map(([status, count]) => `${status}×${count}`).join(' ') || 'none';
 }
 
+/** Latencies as `p99 …, max …`, e.g. for the valid requests of a scenario's line. */
+export function latencySummary(latencies: readonly number[]): string {
+  return `p99 ${ms(percentile(latencies, 99))}, max ${ms(Math.max(...latencies))}`;
+}
+
+/** Outcomes counted by kind and status, e.g. `expired 200 2, valid 503 1`. */
+export function describeKindsAndStatuses(outcomes: readonly Outcome[]): string {
+  return describeCounts(countBy(outcomes.map((outcome) => `${outcome.kind} ${outcome.status}`)));
+}
+
 /** How often each key occurs. */
 export function countBy(keys: readonly string[]): Map<string, number> {
   const counts = new Map<string, number>();

@@ -177,3 +177,21 @@ export function startTraffic(options: {
       })()),
   };
 }
+
+/**
+ * Traffic of a fixed mix of kinds, in rounds: request n is of kind `mix[n % mix.length]`, built by
+ * `build(kind, round)` for round `floor(n / mix.length)` (a round number picks an account, say).
+ */
+export function startMixedTraffic<Kind extends string>(options: {
+  baseUrl: string;
+  rate: number;
+  mix: readonly Kind[];
+  build: (kind: Kind, round: number) => Promise<TrafficRequest>;
+}): Traffic {
+  const { mix, build } = options;
+  return startTraffic({
+    baseUrl: options.baseUrl,
+    rate: options.rate,
+    next: (n) => build(mix[n % mix.length]!, Math.floor(n / mix.length)),
+  });
+}

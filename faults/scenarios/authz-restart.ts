@@ -1,17 +1,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { generateTestKey, tamperWithPayload } from '../../test/kit/test-issuer.js';
-import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
-import {
-  boundTo,
-  dpopKeys,
-  expiredClaims,
-  mfaLoginClaims,
-  signToken,
-  unpublishedKey,
-} from '../fault-tokens.js';
-import { countBy, describeCounts, exactly, fmt, type ScenarioResult } from '../figures.js';
-import { bearer, dpop, type FaultContext, type Scenario } from '../scenario.js';
-import { startTraffic, type TrafficRequest } from '../traffic.js';
+import { generateDpopKeys } from '../../test/kit/dpop-proofs.js';
+import { generateTestKey, tamperWithPayload } from '../../test/kit/tokens.js';
+import { boundTo, expiredClaims, mfaLoginClaims, signToken } from '../fault-tokens.js';
+import { describeKindsAndStatuses, exactly, fmt } from '../figures.js';
+import { balanceRead, defineScenario, dpopRequest, withFaultStack } from '../scenario.js';
+import type { FaultContext, Measured } from '../scenario.js';
+import { startMixedTraffic, type TrafficRequest } from '../traffic.js';
 
 /** Accounts that send transfers with valid `transfer:funds` tokens, and accounts that never hold one. */
 const SENDERS = 10;
@@ -55,40 +49,36 @@ const MIX = [
  * none from the accounts whose tokens lacked the scope, were tampered with, expired or came from a weak
  * login.
  */
-async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
+async function measure({ profile, target, progress }: FaultContext): Promise<Measured> {
   const settings = profile.restart;
-  const started = Date.now();
   const key = await generateTestKey('faults-restart');
-  const impostor = await unpublishedKey(key.kid);
-  const [senderKeys, intruderKeys] = await Promise.all([dpopKeys(SENDERS), dpopKeys(SENDERS)]);
-  const stack = await startFaultStack({
-    target,
-    keys: [key.publicJwk],
-    policy: (endpoints) => faultPolicy(endpoints, { cacheTtlSeconds: 60, refreshCooldownSeconds: 5 }),
-  });
-  try {
-    await waitForAllow(stack, `Bearer ${await signToken(key)}`);
+  const impostor = await generateTestKey(key.kid); // published nowhere: its tokens have a bad signature
+  const [senderKeys, intruderKeys] = await Promise.all([
+    generateDpopKeys(SENDERS),
+    generateDpopKeys(SENDERS),
+  ]);
+  const issuer = { cacheTtlSeconds: 60, refreshCooldownSeconds: 5 };
+  return withFaultStack({ target, key, issuer }, async (stack) => {
     const transferScope = 'view:balance transfer:funds';
-    const transferUrl = `${stack.baseUrl}/transfer`;
-    const build = async (kind: string, n: number): Promise<TrafficRequest> => {
+    const build = async (kind: (typeof MIX)[number], n: number): Promise<TrafficRequest> => {
       /** A transfer from `sub` with `token` under the DPoP scheme, and a fresh proof of `sub`'s key. */
-      const transfer = async (sub: string, token: string): Promise<TrafficRequest> => ({
-        kind,
-        tag: sub,
-        method: 'POST',
-        path: '/transfer',
-        headers: await dpop(sub === intruder ? intruderKey : senderKey, 'POST', transferUrl, token),
-        json: { to: RECIPIENT, amount: AMOUNT },
-      });
+      const transfer = (sub: string, token: string): Promise<TrafficRequest> =>
+        dpopRequest(stack.baseUrl, sub === intruder ? intruderKey : senderKey, token, {
+          kind,
+          tag: sub,
+          method: 'POST',
+          path: '/transfer',
+          json: { to: RECIPIENT, amount: AMOUNT },
+        });
       const intruder = intruderAccount(n);
       const senderKey = senderKeys[n % SENDERS]!;
       const intruderKey = intruderKeys[n % SENDERS]!;
       const intruderBinding = boundTo(intruderKey);
       switch (kind) {
         case 'balance-valid':
-          return { kind, method: 'GET', path: '/balance', headers: bearer(await signToken(key)) };
+          return balanceRead(kind, await signToken(key));
         case 'balance-bad-signature':
-          return { kind, method: 'GET', path: '/balance', headers: bearer(await signToken(impostor)) };
+          return balanceRead(kind, await signToken(impostor));
         case 'transfer-valid': {
           const sub = senderAccount(n);
           const claims = { sub, scope: transferScope, ...mfaLoginClaims(), ...boundTo(senderKey) };
@@ -117,15 +107,9 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
           const claims = { sub: intruder, scope: transferScope, ...intruderBinding };
           return transfer(intruder, await signToken(key, { claims }));
         }
-        default:
-          throw new Error(`no request for ${kind}`);
       }
     };
-    const traffic = startTraffic({
-      baseUrl: stack.baseUrl,
-      rate: profile.rate,
-      next: (n) => build(MIX[n % MIX.length]!, Math.floor(n / MIX.length)),
-    });
+    const traffic = startMixedTraffic({ baseUrl: stack.baseUrl, rate: profile.rate, mix: MIX, build });
 
     const killedAt: number[] = [];
     const startedAfter: number[] = []; // seconds from each kill to the new process's started line
@@ -177,13 +161,11 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       `${fmt(outcomes.length - unavailable.length - wrong.length)} decided correctly, ${fmt(unavailable.length)} ` +
       `answered 503 (until ${seconds(outages)} after each kill; authz started again ${seconds(startedAfter)} after it), ` +
       `${fmt(wrong.length)} wrong` +
-      (wrong.length > 0 ? ` (${describeCounts(countBy(wrong.map((o) => `${o.kind} ${o.status}`)))})` : '') +
+      (wrong.length > 0 ? ` (${describeKindsAndStatuses(wrong)})` : '') +
       `; ledger: ${fmt(madeBySenders)} transfers made, ${fmt(validTransfersDone)} valid transfer requests ` +
       `answered 201, ${fmt(madeByIntruders)} made without a valid transfer:funds token ` +
       `(of ${fmt(invalidTransfers)} attempted)`;
     return {
-      number: 3,
-      title: SCENARIO.title,
       line,
       checks: [
         exactly('requests answered neither as decided nor 503', wrong.length, 0),
@@ -198,22 +180,19 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       ],
       requests: outcomes.length,
       failures: wrong.length + madeByIntruders,
-      seconds: (Date.now() - started) / 1000,
     };
-  } finally {
-    await stack.stop();
-  }
+  });
 }
 
 function seconds(values: readonly number[]): string {
   return values.map((value) => `${value.toFixed(1)} s`).join(', ');
 }
 
-export const SCENARIO: Scenario = {
+export const SCENARIO = defineScenario({
   number: 3,
   title: 'kill -9 of authz under load, then restart',
   requirement:
     'answers every request as decided or 503 across kill -9 and restart, and the ledger holds no transfer ' +
     'without a valid transfer:funds token',
-  run,
-};
+  measure,
+});

@@ -1,21 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { base64url } from 'jose';
-import { accessTokenHash, type DpopKey } from '../../test/kit/dpop-proofs.js';
-import { generateTestKey, type TestKey } from '../../test/kit/test-issuer.js';
-import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
-import { boundTo, dpopKeys, signToken } from '../fault-tokens.js';
-import {
-  atLeast,
-  atMost,
-  exactly,
-  fmt,
-  ms,
-  percentile,
-  statusCounts,
-  type ScenarioResult,
-} from '../figures.js';
-import { dpop, type FaultContext, type Scenario } from '../scenario.js';
+import { accessTokenHash, generateDpopKeys, type DpopKey } from '../../test/kit/dpop-proofs.js';
+import { encodeJson, generateTestKey, type TestKey } from '../../test/kit/tokens.js';
+import { boundTo, signToken } from '../fault-tokens.js';
+import { atLeast, atMost, exactly, fmt, ms, percentile, statusCounts } from '../figures.js';
+import { defineScenario, dpopRequest, withFaultStack } from '../scenario.js';
+import type { FaultContext, Measured } from '../scenario.js';
 import { startTraffic, type Outcome, type TrafficRequest } from '../traffic.js';
 
 /** One flood of the scenario: what the hostile client sends, and what each of its requests must get. */
@@ -32,7 +23,6 @@ interface Flood {
  * the exponent). What the proof key limits refuse before any import (docs/sender-constraints.md).
  */
 function hugeKeyProof(accessToken: string, url: string, sequence: number): string {
-  const encode = (value: object) => base64url.encode(JSON.stringify(value));
   const big = sequence % 2 === 0;
   const bytes = big ? 2048 : 384;
   const modulus = randomBytes(bytes);
@@ -41,8 +31,8 @@ function hugeKeyProof(accessToken: string, url: string, sequence: number): strin
   const exponent = big ? Uint8Array.of(1, 0, 1) : randomBytes(384);
   exponent[exponent.length - 1]! |= 0x01;
   const jwk = { kty: 'RSA', e: base64url.encode(exponent), n: base64url.encode(modulus) };
-  const header = encode({ typ: 'dpop+jwt', alg: 'RS256', jwk });
-  const claims = encode({
+  const header = encodeJson({ typ: 'dpop+jwt', alg: 'RS256', jwk });
+  const claims = encodeJson({
     jti: randomUUID(),
     htm: 'GET',
     htu: url,
@@ -62,57 +52,39 @@ function hugeKeyProof(accessToken: string, url: string, sequence: number): strin
  * served in every phase; each flood gets exactly its answers; in the full profile, the customer's median
  * latency in each flood within 2x of the quiet one.
  */
-async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
+async function measure({ profile, target, progress }: FaultContext): Promise<Measured> {
   const settings = profile.hostileClients;
-  const started = Date.now();
   const key: TestKey = await generateTestKey('faults-hostile');
-  const [customerKey, victimKey, mallorysKey] = (await dpopKeys(3)) as [DpopKey, DpopKey, DpopKey];
-  const stack = await startFaultStack({
-    target,
-    keys: [key.publicJwk],
-    policy: async (endpoints) => ({
-      ...(await faultPolicy(endpoints, { cacheTtlSeconds: 300, refreshCooldownSeconds: 30 })),
-      dpop: { replay_cache_per_key: settings.sharePerKey },
-    }),
+  const [customerKey, victimKey, mallorysKey] = (await generateDpopKeys(3)) as [DpopKey, DpopKey, DpopKey];
+  const issuer = { cacheTtlSeconds: 300, refreshCooldownSeconds: 30 };
+  const amendPolicy = (policy: Record<string, unknown>) => ({
+    ...policy,
+    dpop: { replay_cache_per_key: settings.sharePerKey },
   });
-  try {
+  return withFaultStack({ target, key, issuer, amendPolicy }, async (stack) => {
     const url = `${stack.baseUrl}/balance`;
     const customerToken = await signToken(key, { claims: { sub: 'carol', ...boundTo(customerKey) } });
     const leakedToken = await signToken(key, { claims: { sub: 'victor', ...boundTo(victimKey) } });
     const mallorysToken = await signToken(key, { claims: { sub: 'mallory', ...boundTo(mallorysKey) } });
-    await waitForAllow(stack, `Bearer ${await signToken(key)}`);
+    const dpopBalanceRead = (kind: string, proofKey: DpopKey, token: string) =>
+      dpopRequest(stack.baseUrl, proofKey, token, { kind, method: 'GET', path: '/balance' });
 
     const customer = startTraffic({
       baseUrl: stack.baseUrl,
       rate: settings.customerRate,
       phase: 'quiet',
-      next: async () => ({
-        kind: 'customer',
-        method: 'GET',
-        path: '/balance',
-        headers: await dpop(customerKey, 'GET', url, customerToken),
-      }),
+      next: () => dpopBalanceRead('customer', customerKey, customerToken),
     });
     const floods: readonly Flood[] = [
       {
         name: 'leaked token, proofs of another key',
         expected: [401],
-        next: async () => ({
-          kind: 'flood',
-          method: 'GET',
-          path: '/balance',
-          headers: await dpop(mallorysKey, 'GET', url, leakedToken),
-        }),
+        next: () => dpopBalanceRead('flood', mallorysKey, leakedToken),
       },
       {
         name: 'its own token and key, valid proofs',
         expected: [200, 429],
-        next: async () => ({
-          kind: 'flood',
-          method: 'GET',
-          path: '/balance',
-          headers: await dpop(mallorysKey, 'GET', url, mallorysToken),
-        }),
+        next: () => dpopBalanceRead('flood', mallorysKey, mallorysToken),
       },
       {
         name: 'huge RSA proof keys, garbage signatures',
@@ -173,8 +145,6 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
         .join(', ');
     const ownKey = phases[1]!;
     return {
-      number: 7,
-      title: SCENARIO.title,
       line,
       checks: [
         exactly('customer requests not served', customerFailed.length, 0),
@@ -191,18 +161,15 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       ],
       requests: outcomes.length + phases.reduce((sum, phase) => sum + phase.sent.length, 0),
       failures: customerFailed.length + phases.reduce((sum, phase) => sum + phase.unexpected.length, 0),
-      seconds: (Date.now() - started) / 1000,
     };
-  } finally {
-    await stack.stop();
-  }
+  });
 }
 
-export const SCENARIO: Scenario = {
+export const SCENARIO = defineScenario({
   number: 7,
   title: 'One client floods: leaked tokens, its own share, huge proof keys',
   requirement:
     "serves another client's every DPoP request while one client floods with a leaked token, spends its " +
     'share of the replay store (429), and sends huge RSA proof keys (refused before any import)',
-  run,
-};
+  measure,
+});

@@ -1,10 +1,10 @@
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { setTimeout as delay } from 'node:timers/promises';
-import { generateTestKey } from '../../test/kit/test-issuer.js';
-import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
-import { signToken, unpublishedKey } from '../fault-tokens.js';
-import { atMost, exactly, fmt, ms, percentile, statusCounts, type ScenarioResult } from '../figures.js';
-import { bearer, type FaultContext, type Scenario } from '../scenario.js';
+import { generateTestKey, signMany } from '../../test/kit/tokens.js';
+import { signToken } from '../fault-tokens.js';
+import { atMost, exactly, fmt, latencySummary, statusCounts } from '../figures.js';
+import { balanceRead, defineScenario, withFaultStack } from '../scenario.js';
+import type { FaultContext, Measured } from '../scenario.js';
 import { startTraffic } from '../traffic.js';
 
 const CONNECT_BATCH = 100; // connections opened at once
@@ -36,114 +36,100 @@ function openIdleConnection(port: number): Promise<ClientHttp2Session | Error> {
  * allowed, and authz asks the JWKS endpoint no more than documented: one unknown-`kid` refetch per
  * `jwks_refresh_cooldown` and a background refresh at 75–90 % of each `jwks_cache_ttl`.
  */
-async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
+async function measure({ profile, target, progress }: FaultContext): Promise<Measured> {
   const settings = profile.idleConnections;
-  const started = Date.now();
   const key = await generateTestKey('faults-flood');
-  const stranger = await unpublishedKey('faults-flood-stranger');
-  const stack = await startFaultStack({
-    target,
-    keys: [key.publicJwk],
-    policy: (endpoints) => faultPolicy(endpoints, settings),
-  });
-  const sessions: ClientHttp2Session[] = [];
-  try {
-    await waitForAllow(stack, `Bearer ${await signToken(key)}`);
-    const authz = stack.authz();
-    const fdsBefore = authz.openFds();
+  const stranger = await generateTestKey('faults-flood-stranger'); // published nowhere
+  return withFaultStack({ target, key, issuer: settings }, async (stack) => {
+    const sessions: ClientHttp2Session[] = [];
+    try {
+      const authz = stack.authz();
+      const fdsBefore = authz.openFds();
 
-    const errors: Error[] = [];
-    for (let opened = 0; opened < settings.connections; opened += CONNECT_BATCH) {
-      const batch = Math.min(CONNECT_BATCH, settings.connections - opened);
-      const results = await Promise.all(
-        Array.from({ length: batch }, () => openIdleConnection(stack.authzPort)),
-      );
-      for (const result of results) {
-        if (result instanceof Error) errors.push(result);
-        else sessions.push(result);
-      }
-    }
-    progress(`  S6: ${sessions.length} idle HTTP/2 connections open to authz (${errors.length} failed)`);
-
-    // Tokens for the unknown kids, signed ahead: a refused token is never cached, so repeats cost authz as much.
-    const unknownKidTokens = await Promise.all(
-      Array.from({ length: settings.distinctKids }, (_, i) =>
-        signToken(stranger, { header: { kid: `faults-flood-unknown-${i}` } }),
-      ),
-    );
-    const validRate = profile.rate / 2;
-    const validEvery = Math.max(2, Math.round((validRate + settings.unknownKidRate) / validRate));
-    const fetchesBefore = stack.jwks.requests;
-    const floodStarted = Date.now();
-    let unknownSent = 0;
-    const traffic = startTraffic({
-      baseUrl: stack.baseUrl,
-      rate: validRate + settings.unknownKidRate,
-      next: async (n) => {
-        if (n % validEvery === 0) {
-          return { kind: 'valid', method: 'GET', path: '/balance', headers: bearer(await signToken(key)) };
+      const errors: Error[] = [];
+      for (let opened = 0; opened < settings.connections; opened += CONNECT_BATCH) {
+        const batch = Math.min(CONNECT_BATCH, settings.connections - opened);
+        const results = await Promise.all(
+          Array.from({ length: batch }, () => openIdleConnection(stack.authzPort)),
+        );
+        for (const result of results) {
+          if (result instanceof Error) errors.push(result);
+          else sessions.push(result);
         }
-        const token = unknownKidTokens[unknownSent++ % unknownKidTokens.length]!;
-        return { kind: 'unknown-kid', method: 'GET', path: '/balance', headers: bearer(token) };
-      },
-    });
-    await delay(settings.floodSeconds * 1000);
-    const outcomes = await traffic.stop();
-    const floodSeconds = (Date.now() - floodStarted) / 1000;
-    const fetches = stack.jwks.requests - fetchesBefore;
-    const stillOpen = sessions.filter((session) => !session.closed && !session.destroyed).length;
-    const fdsWithConnections = authz.openFds();
+      }
+      progress(`  S6: ${sessions.length} idle HTTP/2 connections open to authz (${errors.length} failed)`);
 
-    const valid = outcomes.filter((outcome) => outcome.kind === 'valid');
-    const validFailed = valid.filter((outcome) => outcome.status !== 200);
-    const unknown = outcomes.filter((outcome) => outcome.kind === 'unknown-kid');
-    const unknownAllowed = unknown.filter((outcome) => outcome.status >= 200 && outcome.status < 300);
-    const unknownNot401 = unknown.filter((outcome) => outcome.status !== 401);
-    const unknownKidRefetches = Math.ceil(floodSeconds / settings.refreshCooldownSeconds);
-    const backgroundRefreshes = Math.ceil(floodSeconds / (0.75 * settings.cacheTtlSeconds));
-    const fetchLimit = unknownKidRefetches + backgroundRefreshes + 1;
-    const latencies = valid.map((outcome) => outcome.ms);
+      // Tokens for the unknown kids, signed ahead: a refused token is never cached, so repeats cost authz as much.
+      const unknownKidTokens = await signMany(settings.distinctKids, (i) =>
+        signToken(stranger, { header: { kid: `faults-flood-unknown-${i}` } }),
+      );
+      const validRate = profile.rate / 2;
+      const validEvery = Math.max(2, Math.round((validRate + settings.unknownKidRate) / validRate));
+      const fetchesBefore = stack.jwks.requests;
+      const floodStarted = Date.now();
+      let unknownSent = 0;
+      const traffic = startTraffic({
+        baseUrl: stack.baseUrl,
+        rate: validRate + settings.unknownKidRate,
+        next: async (n) => {
+          if (n % validEvery === 0) return balanceRead('valid', await signToken(key));
+          return balanceRead('unknown-kid', unknownKidTokens[unknownSent++ % unknownKidTokens.length]!);
+        },
+      });
+      await delay(settings.floodSeconds * 1000);
+      const outcomes = await traffic.stop();
+      const floodSeconds = (Date.now() - floodStarted) / 1000;
+      const fetches = stack.jwks.requests - fetchesBefore;
+      const stillOpen = sessions.filter((session) => !session.closed && !session.destroyed).length;
+      const fdsWithConnections = authz.openFds();
 
-    const line =
-      `idle HTTP/2 connections ${fmt(sessions.length)} of ${fmt(settings.connections)} open` +
-      (errors.length > 0 ? ` (${errors.length} failed: ${errors[0]!.message})` : '') +
-      `, ${fmt(stillOpen)} still open at the end; authz fds ${fdsBefore} before them, ${fdsWithConnections} at the end` +
-      `; valid ${fmt(valid.length)} sent / ${fmt(validFailed.length)} failed` +
-      (validFailed.length > 0 ? ` (${statusCounts(validFailed)})` : '') +
-      `; unknown kids (${fmt(settings.distinctKids)} distinct) ${fmt(unknown.length)} sent / ` +
-      `${fmt(unknownAllowed.length)} allowed (${statusCounts(unknown)})` +
-      `; JWKS fetches in ${floodSeconds.toFixed(0)} s: ${fetches} (limit ${fetchLimit})` +
-      `; valid latency p99 ${ms(percentile(latencies, 99))}, max ${ms(Math.max(...latencies))}`;
-    return {
-      number: 6,
-      title: SCENARIO.title,
-      line,
-      checks: [
-        exactly('idle connections that could not be opened', errors.length, 0),
-        exactly('valid requests failed', validFailed.length, 0),
-        exactly('unknown-kid tokens allowed', unknownAllowed.length, 0),
-        exactly('unknown-kid tokens answered other than 401', unknownNot401.length, 0),
-        atMost(
-          `JWKS fetches during the flood (${unknownKidRefetches} per cooldown + ${backgroundRefreshes} background + 1)`,
-          fetches,
-          fetchLimit,
-        ),
-      ],
-      requests: outcomes.length,
-      failures: validFailed.length + unknownAllowed.length,
-      seconds: (Date.now() - started) / 1000,
-    };
-  } finally {
-    for (const session of sessions) session.destroy();
-    await stack.stop();
-  }
+      const valid = outcomes.filter((outcome) => outcome.kind === 'valid');
+      const validFailed = valid.filter((outcome) => outcome.status !== 200);
+      const unknown = outcomes.filter((outcome) => outcome.kind === 'unknown-kid');
+      const unknownAllowed = unknown.filter((outcome) => outcome.status >= 200 && outcome.status < 300);
+      const unknownNot401 = unknown.filter((outcome) => outcome.status !== 401);
+      const unknownKidRefetches = Math.ceil(floodSeconds / settings.refreshCooldownSeconds);
+      const backgroundRefreshes = Math.ceil(floodSeconds / (0.75 * settings.cacheTtlSeconds));
+      const fetchLimit = unknownKidRefetches + backgroundRefreshes + 1;
+      const latencies = valid.map((outcome) => outcome.ms);
+
+      const line =
+        `idle HTTP/2 connections ${fmt(sessions.length)} of ${fmt(settings.connections)} open` +
+        (errors.length > 0 ? ` (${errors.length} failed: ${errors[0]!.message})` : '') +
+        `, ${fmt(stillOpen)} still open at the end; authz fds ${fdsBefore} before them, ${fdsWithConnections} at the end` +
+        `; valid ${fmt(valid.length)} sent / ${fmt(validFailed.length)} failed` +
+        (validFailed.length > 0 ? ` (${statusCounts(validFailed)})` : '') +
+        `; unknown kids (${fmt(settings.distinctKids)} distinct) ${fmt(unknown.length)} sent / ` +
+        `${fmt(unknownAllowed.length)} allowed (${statusCounts(unknown)})` +
+        `; JWKS fetches in ${floodSeconds.toFixed(0)} s: ${fetches} (limit ${fetchLimit})` +
+        `; valid latency ${latencySummary(latencies)}`;
+      return {
+        line,
+        checks: [
+          exactly('idle connections that could not be opened', errors.length, 0),
+          exactly('valid requests failed', validFailed.length, 0),
+          exactly('unknown-kid tokens allowed', unknownAllowed.length, 0),
+          exactly('unknown-kid tokens answered other than 401', unknownNot401.length, 0),
+          atMost(
+            `JWKS fetches during the flood (${unknownKidRefetches} per cooldown + ${backgroundRefreshes} background + 1)`,
+            fetches,
+            fetchLimit,
+          ),
+        ],
+        requests: outcomes.length,
+        failures: validFailed.length + unknownAllowed.length,
+      };
+    } finally {
+      for (const session of sessions) session.destroy();
+    }
+  });
 }
 
-export const SCENARIO: Scenario = {
+export const SCENARIO = defineScenario({
   number: 6,
   title: '1,000 idle gRPC connections and an unknown-kid flood',
   requirement:
     'keeps serving valid tokens with 1,000 idle HTTP/2 connections open and a flood of unknown kids, ' +
     'and fetches the key set within the documented limits',
-  run,
-};
+  measure,
+});

@@ -1,26 +1,19 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { generateTestKey } from '../../test/kit/test-issuer.js';
-import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
-import {
-  ecKeyOffCurve,
-  expiredClaims,
-  rsaKeyWithoutModulus,
-  signToken,
-  unpublishedKey,
-} from '../fault-tokens.js';
+import { ecKeyOffCurve, generateTestKey, rsaKeyWithoutModulus } from '../../test/kit/tokens.js';
+import { expiredClaims, signToken } from '../fault-tokens.js';
 import {
   atMost,
   countBy,
   describeCounts,
+  describeKindsAndStatuses,
   exactly,
   fmt,
-  ms,
-  percentile,
+  latencySummary,
   statusCounts,
-  type ScenarioResult,
 } from '../figures.js';
 import type { KeyServerBehaviour } from '../../test/kit/key-server.js';
-import { bearer, type FaultContext, type Scenario } from '../scenario.js';
+import { balanceRead, defineScenario, withFaultStack } from '../scenario.js';
+import type { FaultContext, Measured } from '../scenario.js';
 import { startTraffic, type TrafficRequest } from '../traffic.js';
 
 /** The invalid kinds of token, sent as every other request. */
@@ -38,35 +31,26 @@ const WARM_KINDS = ['bad-signature', 'expired'] as const;
  * 75–90 % of it) or the expiry, so that the first fault meets a refresh even in the short profile; until
  * then no token names an unknown `kid` (each would refetch and restart the clock).
  */
-async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
+async function measure({ profile, target, progress }: FaultContext): Promise<Measured> {
   const settings = profile.jwksFaults;
-  const started = Date.now();
   const good = await generateTestKey('faults-good');
-  const impostor = await unpublishedKey(good.kid);
-  const stranger = await unpublishedKey('faults-stranger');
+  // Keys published nowhere: under the good key's kid (a bad signature), or under kids it does not know.
+  const impostor = await generateTestKey(good.kid);
+  const stranger = await generateTestKey('faults-stranger');
   const brokenRsa = rsaKeyWithoutModulus('faults-broken-rsa');
   const brokenEc = await ecKeyOffCurve('faults-broken-ec');
-  const brokenRsaSigner = await unpublishedKey(brokenRsa.kid!);
-  const brokenEcSigner = await unpublishedKey(brokenEc.kid!, 'ES256');
+  const brokenRsaSigner = await generateTestKey(brokenRsa.kid!);
+  const brokenEcSigner = await generateTestKey(brokenEc.kid!, 'ES256');
 
-  const stack = await startFaultStack({
-    target,
-    keys: [good.publicJwk],
-    policy: (endpoints) =>
-      faultPolicy(endpoints, {
-        cacheTtlSeconds: settings.cacheTtlSeconds,
-        refreshCooldownSeconds: settings.refreshCooldownSeconds,
-        algorithms: ['RS256', 'ES256'],
-      }),
-  });
-  try {
-    await waitForAllow(stack, `Bearer ${await signToken(good)}`);
+  const issuer = {
+    cacheTtlSeconds: settings.cacheTtlSeconds,
+    refreshCooldownSeconds: settings.refreshCooldownSeconds,
+    algorithms: ['RS256', 'ES256'],
+  };
+  return withFaultStack({ target, key: good, issuer }, async (stack) => {
     let warm = true;
     let unknownKids = 0;
-    const request = async (kind: string): Promise<TrafficRequest> => {
-      const token = await tokenOf(kind);
-      return { kind, method: 'GET', path: '/balance', headers: bearer(token) };
-    };
+    const request = async (kind: string): Promise<TrafficRequest> => balanceRead(kind, await tokenOf(kind));
     const tokenOf = (kind: string): Promise<string> => {
       switch (kind) {
         case 'valid':
@@ -132,7 +116,6 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
     const latencies = valid.map((outcome) => outcome.ms);
     const fetches = jwks.requestsByLabel();
     const failedByPhase = countBy(failed.map((outcome) => outcome.phase));
-    const not401ByKind = countBy(not401.map((outcome) => `${outcome.kind} ${outcome.status}`));
 
     const fetchLine = ['start', 'warm', ...phases.map((phase) => phase.label)]
       .map((label) => `${label} ${fetches.get(label) ?? 0}`)
@@ -141,9 +124,9 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       `valid ${fmt(valid.length)} sent / ${fmt(failed.length)} failed` +
       (failed.length > 0 ? ` (${describeCounts(failedByPhase)}; ${statusCounts(failed)})` : '') +
       `; invalid ${fmt(invalid.length)} sent / ${fmt(allowed.length)} wrongly allowed` +
-      ` (${fmt(not401.length)} not 401${not401.length > 0 ? `: ${describeCounts(not401ByKind)}` : ''})` +
+      ` (${fmt(not401.length)} not 401${not401.length > 0 ? `: ${describeKindsAndStatuses(not401)}` : ''})` +
       `; broken-key kids in broken-key phase ${fmt(brokenKid.length)} / ${fmt(brokenNot401.length)} not 401` +
-      `; valid latency p99 ${ms(percentile(latencies, 99))}, max ${ms(Math.max(...latencies))}` +
+      `; valid latency ${latencySummary(latencies)}` +
       `; JWKS fetches ${fetchLine}`;
 
     // At most one unknown-kid refetch per cooldown and one background refresh (or its retry) per cooldown:
@@ -156,8 +139,6 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       ),
     );
     return {
-      number: 1,
-      title: SCENARIO.title,
       line,
       checks: [
         exactly('valid requests failed while keys are within jwks_max_stale', failed.length, 0),
@@ -167,18 +148,15 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       ],
       requests: outcomes.length,
       failures: failed.length + allowed.length,
-      seconds: (Date.now() - started) / 1000,
     };
-  } finally {
-    await stack.stop();
-  }
+  });
 }
 
-export const SCENARIO: Scenario = {
+export const SCENARIO = defineScenario({
   number: 1,
   title: 'JWKS endpoint faults while keys are cached',
   requirement:
     'serves every valid token and allows no invalid one while the JWKS endpoint hangs, answers 500, ' +
     'garbage, 10 MB and a broken key, and fetches within limits',
-  run,
-};
+  measure,
+});

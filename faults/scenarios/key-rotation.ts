@@ -1,10 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { generateTestKey, type TestKey } from '../../test/kit/test-issuer.js';
+import { generateTestKey, type TestKey } from '../../test/kit/tokens.js';
 import { RETIREMENT_SLACK_SECONDS } from '../fault-profile.js';
-import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
-import { signToken, unpublishedKey } from '../fault-tokens.js';
-import { atLeast, atMost, exactly, fmt, statusCounts, type ScenarioResult } from '../figures.js';
-import { bearer, type FaultContext, type Scenario } from '../scenario.js';
+import { signToken } from '../fault-tokens.js';
+import { atLeast, atMost, exactly, fmt, statusCounts } from '../figures.js';
+import { balanceRead, defineScenario, withFaultStack } from '../scenario.js';
+import type { FaultContext, Measured } from '../scenario.js';
 import { startTraffic } from '../traffic.js';
 
 /**
@@ -17,19 +17,12 @@ import { startTraffic } from '../traffic.js';
  * published); the old key's tokens are accepted until it is removed, for at most `jwks_cache_ttl` plus
  * {@link RETIREMENT_SLACK_SECONDS} after, and refused (401) from the first refusal on.
  */
-async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
+async function measure({ profile, target, progress }: FaultContext): Promise<Measured> {
   const settings = profile.rotation;
-  const started = Date.now();
   const oldKey = await generateTestKey('faults-rotation-old');
   const newKey = await generateTestKey('faults-rotation-new');
-  const impostor = await unpublishedKey(oldKey.kid);
-  const stack = await startFaultStack({
-    target,
-    keys: [oldKey.publicJwk],
-    policy: (endpoints) => faultPolicy(endpoints, settings),
-  });
-  try {
-    await waitForAllow(stack, `Bearer ${await signToken(oldKey)}`);
+  const impostor = await generateTestKey(oldKey.kid); // published nowhere: its tokens have a bad signature
+  return withFaultStack({ target, key: oldKey, issuer: settings }, async (stack) => {
     let signer: TestKey = oldKey;
     const traffic = startTraffic({
       baseUrl: stack.baseUrl,
@@ -39,7 +32,7 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
         const kind = n % 4 < 2 ? 'current' : n % 4 === 2 ? 'old-key' : 'bad-signature';
         const key = kind === 'current' ? signer : kind === 'old-key' ? oldKey : impostor;
         const tag = kind === 'current' ? (signer === newKey ? 'new' : 'old') : undefined;
-        return { kind, tag, method: 'GET', path: '/balance', headers: bearer(await signToken(key)) };
+        return balanceRead(kind, await signToken(key), tag);
       },
     });
 
@@ -95,8 +88,6 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       `${fmt(acceptedAfterRefusal.length)} accepted after the first refusal` +
       `; bad signatures allowed ${fmt(badSignatureAllowed.length)}; JWKS fetches ${fmt(stack.jwks.requests)}`;
     return {
-      number: 2,
-      title: SCENARIO.title,
       line,
       checks: [
         exactly(
@@ -113,18 +104,15 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       ],
       requests: outcomes.length,
       failures: currentRefused.length + oldRefusedWhilePublished.length + acceptedAfterRefusal.length,
-      seconds: (Date.now() - started) / 1000,
     };
-  } finally {
-    await stack.stop();
-  }
+  });
 }
 
-export const SCENARIO: Scenario = {
+export const SCENARIO = defineScenario({
   number: 2,
   title: 'Key rotation with retirement under load',
   requirement:
     "never refuses the new key's tokens once it is published, and refuses the old key's within " +
     'jwks_cache_ttl plus slack of its removal, for good',
-  run,
-};
+  measure,
+});

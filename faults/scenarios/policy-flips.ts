@@ -1,11 +1,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { policyVersion } from '../../src/policy/policy-version.js';
-import { generateTestKey } from '../../test/kit/test-issuer.js';
-import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
-import { signToken, unpublishedKey } from '../fault-tokens.js';
-import { countBy, describeCounts, exactly, fmt, statusCounts, type ScenarioResult } from '../figures.js';
-import { bearer, type FaultContext, type Scenario } from '../scenario.js';
+import { generateTestKey } from '../../test/kit/tokens.js';
+import { signToken } from '../fault-tokens.js';
+import { countBy, describeCounts, exactly, fmt, statusCounts } from '../figures.js';
+import { balanceRead, defineScenario, withFaultStack } from '../scenario.js';
+import type { FaultContext, Measured } from '../scenario.js';
 import { startTraffic, type Outcome } from '../traffic.js';
 
 type Policy = Record<string, unknown>;
@@ -57,26 +57,20 @@ function versions(base: Policy): { valid: [string, string]; invalid: string[] } 
  * Required: no request is decided by an invalid version (by the answers, and by the `policy_version` of
  * every decision log line), and none fails (each is answered as A or B answers it).
  */
-async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
+async function measure({ profile, target, progress }: FaultContext): Promise<Measured> {
   const settings = profile.policyFlips;
-  const started = Date.now();
   const key = await generateTestKey('faults-flips');
-  const impostor = await unpublishedKey(key.kid);
+  const impostor = await generateTestKey(key.kid); // published nowhere: its tokens have a bad signature
   let texts: { valid: [string, string]; invalid: string[] } | undefined;
-  const stack = await startFaultStack({
-    target,
-    keys: [key.publicJwk],
-    policy: async (endpoints) => {
-      const base = await faultPolicy(endpoints, { cacheTtlSeconds: 60, refreshCooldownSeconds: 5 });
-      texts = versions(base);
-      return base;
-    },
-  });
-  try {
+  const issuer = { cacheTtlSeconds: 60, refreshCooldownSeconds: 5 };
+  const amendPolicy = (base: Policy) => {
+    texts = versions(base);
+    return base;
+  };
+  return withFaultStack({ target, key, issuer, amendPolicy }, async (stack) => {
     const { valid, invalid } = texts!;
     const validVersions = valid.map(policyVersion);
     // The stack wrote A as stringify(base), which is valid[0]: A is in force from the start.
-    await waitForAllow(stack, `Bearer ${await signToken(key)}`);
 
     const decisionsByVersion = new Map<string, number>();
     const reloads = { ok: 0, error: 0 };
@@ -95,13 +89,13 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       rate: profile.rate,
       next: async (n) => {
         const kind = n % 4 < 2 ? 'view-token' : n % 4 === 2 ? 'no-token' : 'bad-signature';
-        const headers =
+        const token =
           kind === 'view-token'
-            ? bearer(await signToken(key))
+            ? await signToken(key)
             : kind === 'bad-signature'
-              ? bearer(await signToken(impostor))
-              : {};
-        return { kind, method: 'GET', path: '/balance', headers };
+              ? await signToken(impostor)
+              : undefined;
+        return balanceRead(kind, token);
       },
     });
 
@@ -167,8 +161,6 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       `; decided by an invalid version: ${fmt(byInvalid.length)} by the answers, ${fmt(linesByOther)} of ` +
       `${fmt(decisionLines)} decision log lines`;
     return {
-      number: 4,
-      title: SCENARIO.title,
       line,
       checks: [
         exactly('requests answered by an invalid version (no token, 200)', byInvalid.length, 0),
@@ -178,17 +170,14 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       ],
       requests: outcomes.length,
       failures: failed.length + byInvalid.length,
-      seconds: (Date.now() - started) / 1000,
     };
-  } finally {
-    await stack.stop();
-  }
+  });
 }
 
-export const SCENARIO: Scenario = {
+export const SCENARIO = defineScenario({
   number: 4,
   title: 'Policy flips between valid and invalid under load',
   requirement:
     'decides no request by an invalid policy version and fails none while the policy file flips between valid and invalid versions',
-  run,
-};
+  measure,
+});

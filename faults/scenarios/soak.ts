@@ -1,26 +1,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { generateTestKey } from '../../test/kit/test-issuer.js';
-import { faultPolicy, startFaultStack, waitForAllow } from '../fault-stack.js';
-import {
-  boundTo,
-  dpopKeys,
-  expiredClaims,
-  mfaLoginClaims,
-  signToken,
-  unpublishedKey,
-} from '../fault-tokens.js';
-import {
-  atMost,
-  countBy,
-  describeCounts,
-  exactly,
-  fmt,
-  ms,
-  percentile,
-  type ScenarioResult,
-} from '../figures.js';
-import { bearer, dpop, type FaultContext, type Scenario } from '../scenario.js';
-import { startTraffic, type TrafficRequest } from '../traffic.js';
+import { generateDpopKeys } from '../../test/kit/dpop-proofs.js';
+import { generateTestKey } from '../../test/kit/tokens.js';
+import { boundTo, expiredClaims, mfaLoginClaims, signToken } from '../fault-tokens.js';
+import { atMost, describeKindsAndStatuses, exactly, fmt, latencySummary } from '../figures.js';
+import { balanceRead, defineScenario, dpopRequest, withFaultStack } from '../scenario.js';
+import type { FaultContext, Measured } from '../scenario.js';
+import { startMixedTraffic, type TrafficRequest } from '../traffic.js';
 
 /** What each kind of request must be answered. */
 const EXPECTED: Readonly<Record<string, number>> = {
@@ -58,37 +43,25 @@ const RSS_GROWTH_LIMIT_MIB = 64;
  * descriptors are read after a warm-up, every 5 s, and at the end. Required: no request fails, and neither
  * grows beyond a small bound.
  */
-async function run({ profile, target, progress }: FaultContext): Promise<ScenarioResult> {
+async function measure({ profile, target, progress }: FaultContext): Promise<Measured> {
   const settings = profile.soak;
   if (settings === undefined) throw new Error(`the ${profile.name} profile runs no soak`);
   const started = Date.now();
   const key = await generateTestKey('faults-soak');
-  const impostor = await unpublishedKey(key.kid);
-  const senderKeys = await dpopKeys(SENDERS);
-  const stack = await startFaultStack({
-    target,
-    keys: [key.publicJwk],
-    policy: (endpoints) => faultPolicy(endpoints, { cacheTtlSeconds: 10, refreshCooldownSeconds: 5 }),
-  });
-  try {
-    await waitForAllow(stack, `Bearer ${await signToken(key)}`);
-    const transferUrl = `${stack.baseUrl}/transfer`;
-    const build = async (kind: string, n: number): Promise<TrafficRequest> => {
-      const get = async (token: string | undefined): Promise<TrafficRequest> => ({
-        kind,
-        method: 'GET',
-        path: '/balance',
-        headers: token === undefined ? {} : bearer(token),
-      });
+  const impostor = await generateTestKey(key.kid); // published nowhere: its tokens have a bad signature
+  const senderKeys = await generateDpopKeys(SENDERS);
+  const issuer = { cacheTtlSeconds: 10, refreshCooldownSeconds: 5 };
+  return withFaultStack({ target, key, issuer }, async (stack) => {
+    const build = async (kind: (typeof MIX)[number], n: number): Promise<TrafficRequest> => {
       switch (kind) {
         case 'valid':
-          return get(await signToken(key));
+          return balanceRead(kind, await signToken(key));
         case 'no-token':
-          return get(undefined);
+          return balanceRead(kind, undefined);
         case 'bad-signature':
-          return get(await signToken(impostor));
+          return balanceRead(kind, await signToken(impostor));
         case 'expired':
-          return get(await signToken(key, { claims: expiredClaims() }));
+          return balanceRead(kind, await signToken(key, { claims: expiredClaims() }));
         case 'transfer':
         case 'without-scope': {
           const scope = kind === 'transfer' ? 'view:balance transfer:funds' : 'view:balance';
@@ -100,23 +73,16 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
             ...boundTo(senderKey),
           };
           const token = await signToken(key, { claims });
-          return {
+          return dpopRequest(stack.baseUrl, senderKey, token, {
             kind,
             method: 'POST',
             path: '/transfer',
-            headers: await dpop(senderKey, 'POST', transferUrl, token),
             json: { to: 'faults-soak-bank', amount: 0.01 },
-          };
+          });
         }
-        default:
-          throw new Error(`no request for ${kind}`);
       }
     };
-    const traffic = startTraffic({
-      baseUrl: stack.baseUrl,
-      rate: profile.rate,
-      next: (n) => build(MIX[n % MIX.length]!, Math.floor(n / MIX.length)),
-    });
+    const traffic = startMixedTraffic({ baseUrl: stack.baseUrl, rate: profile.rate, mix: MIX, build });
     const trafficStarted = Date.now();
     const authz = stack.authz();
     await delay(Math.min(WARM_UP_MS, (settings.seconds * 1000) / 5));
@@ -144,14 +110,12 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
     const valid = outcomes.filter((outcome) => outcome.kind === 'valid').map((outcome) => outcome.ms);
     const line =
       `${fmt(outcomes.length)} requests in ${Math.round((Date.now() - trafficStarted) / 1000)} s / ${fmt(failed.length)} failed` +
-      (failed.length > 0 ? ` (${describeCounts(countBy(failed.map((o) => `${o.kind} ${o.status}`)))})` : '') +
+      (failed.length > 0 ? ` (${describeKindsAndStatuses(failed)})` : '') +
       `; authz RSS ${mib(before.rssKib)} → ${mib(after.rssKib)} (max ${mib(maxRssKib)})` +
       `; open fds ${before.fds} → ${after.fds} (max ${maxFds})` +
-      `; valid latency p99 ${ms(percentile(valid, 99))}, max ${ms(Math.max(...valid))}` +
+      `; valid latency ${latencySummary(valid)}` +
       `; JWKS fetches ${fmt(stack.jwks.requests)}`;
     return {
-      number: 5,
-      title: SCENARIO.title,
       line,
       checks: [
         exactly('requests failed', failed.length, 0),
@@ -164,22 +128,19 @@ async function run({ profile, target, progress }: FaultContext): Promise<Scenari
       ],
       requests: outcomes.length,
       failures: failed.length,
-      seconds: (Date.now() - started) / 1000,
     };
-  } finally {
-    await stack.stop();
-  }
+  });
 }
 
 function mib(kib: number): string {
   return `${(kib / 1024).toFixed(1)} MiB`;
 }
 
-export const SCENARIO: Scenario = {
+export const SCENARIO = defineScenario({
   number: 5,
   title: 'Soak at a fixed rate',
   requirement:
     'fails no request over the soak, and neither memory nor file descriptors grow beyond a small bound',
   runsIn: (profile) => profile.soak !== undefined,
-  run,
-};
+  measure,
+});

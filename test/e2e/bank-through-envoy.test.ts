@@ -7,7 +7,7 @@ import {
   unsecuredToken,
   type TestKey,
   type TokenOptions,
-} from '../kit/test-issuer.js';
+} from '../kit/tokens.js';
 import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
 import { rawRequest } from '../kit/raw-http.js';
 import { writeDemoPolicy } from '../kit/demo-policy.js';

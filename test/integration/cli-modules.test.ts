@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { policyYaml, writeTextFile } from '../kit/authz-harness.js';
 import { repoRoot, runCli, startCli, startedLine, type Finished } from '../kit/process.js';
 import { suiteTempDir } from '../kit/test-hooks.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { generateTestKey } from '../kit/tokens.js';
 
 /*
  * `authz` loads what it runs: the ES module loader's resolved URLs, recorded by a module hook

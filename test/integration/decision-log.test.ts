@@ -20,7 +20,7 @@ import {
   tamperWithPayload,
   unsecuredToken,
   type TestKey,
-} from '../kit/test-issuer.js';
+} from '../kit/tokens.js';
 import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 
 /*

@@ -33,7 +33,7 @@ import {
   tamperWithPayload,
   unsecuredToken,
   type TestKey,
-} from '../kit/test-issuer.js';
+} from '../kit/tokens.js';
 import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { waitUntil } from '../kit/wait-until.js';
 

@@ -24,7 +24,7 @@ import {
 import { startCliAndWait } from '../kit/process.js';
 import { metricsUrlOf, scrapeMetric } from '../kit/serve-process.js';
 import { cleanupAfterEach } from '../kit/test-hooks.js';
-import { generateTestKey, signTestToken } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*

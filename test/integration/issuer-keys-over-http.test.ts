@@ -8,7 +8,7 @@ import { compilePolicy } from '../../src/policy/compile-policy.js';
 import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
 import { demoPolicyText } from '../kit/inline-policy.js';
 import { createManualClock, type ManualClock } from '../kit/manual-clock.js';
-import { generateTestKey, type TestKey } from '../kit/test-issuer.js';
+import { generateTestKey, type TestKey } from '../kit/tokens.js';
 import { startKeyServer } from '../kit/key-server.js';
 import { waitUntil } from '../kit/wait-until.js';
 

@@ -7,7 +7,7 @@ import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKEN_DEFAULTS, headerValue, type CheckResponseView } from '../kit/authz-harness.js';
 import { startPolicyServer, type PolicyServer } from '../kit/policy-server.js';
-import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/tokens.js';
 import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 
 /*

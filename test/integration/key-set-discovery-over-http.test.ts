@@ -7,7 +7,7 @@ import type { IssuerPolicy } from '../../src/policy/compiled-policy.js';
 import { KEY_SERVER_PATHS, startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { createManualClock, type ManualClock } from '../kit/manual-clock.js';
 import { waitUntil } from '../kit/wait-until.js';
-import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/tokens.js';
 
 // Discovery against a real HTTP server on 127.0.0.1; the injected-fetch cases are in test/unit/read-key-set-discovery.test.ts.
 const ISSUER = 'https://idp.example/';

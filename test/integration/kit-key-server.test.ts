@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http';
 import type { JWK } from 'jose';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KEY_SERVER_PATHS, startKeyServer, type KeyServer } from '../kit/key-server.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { generateTestKey } from '../kit/tokens.js';
 
 // The test kit's key server (test/kit/key-server.ts), over real HTTP on 127.0.0.1: each behaviour once.
 

@@ -11,7 +11,7 @@ import {
   startPolicyServer,
   type PolicyServer,
 } from '../kit/policy-server.js';
-import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*

@@ -10,7 +10,7 @@ import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 import { saveByRename, truncateAndWrite } from '../kit/policy-file-edits.js';
 import { bankRoutes, policyText, startPolicyServer } from '../kit/policy-server.js';
 import { cleanupAfterEach } from '../kit/test-hooks.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { generateTestKey } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*

@@ -13,7 +13,7 @@ import {
   type PolicyServer,
   type PolicyServerOptions,
 } from '../kit/policy-server.js';
-import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*

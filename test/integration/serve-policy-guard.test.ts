@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { policyYaml, writeTextFile } from '../kit/authz-harness.js';
 import { requireBuild, runCli, startCli, startedLine } from '../kit/process.js';
 import { suiteTempDir } from '../kit/test-hooks.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { generateTestKey } from '../kit/tokens.js';
 
 /*
  * The reload guard at start (docs/policy-checks.md): `authz serve` refuses a policy with an error-level

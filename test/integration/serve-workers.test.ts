@@ -9,7 +9,7 @@ import { parseJsonLines, requireBuild, runCli, type KitProcess } from '../kit/pr
 import { openSeparateConnection, type SeparateConnection } from '../kit/separate-connection.js';
 import { startServeInNewDir } from '../kit/serve-process.js';
 import { cleanupAfterEach, suiteTempDir } from '../kit/test-hooks.js';
-import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*

@@ -12,7 +12,7 @@ import {
 } from '../kit/authz-harness.js';
 import { servicesPolicyText } from '../kit/inline-policy.js';
 import { startPolicyServer, type PolicyServer } from '../kit/policy-server.js';
-import { generateTestKey, signTestToken } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken } from '../kit/tokens.js';
 import { startKeyServer, type KeyServer } from '../kit/key-server.js';
 
 /*

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createTempDir, policyYaml, writeTextFile } from '../kit/authz-harness.js';
 import { CLI_BUILDS, repoRoot, requireBuild, runCli, startCli, startedLine } from '../kit/process.js';
 import { suiteTempDir } from '../kit/test-hooks.js';
-import { generateTestKey } from '../kit/test-issuer.js';
+import { generateTestKey } from '../kit/tokens.js';
 
 /*
  * The sidecar's own build (tsconfig.sidecar.json -> dist-sidecar/), which the Dockerfile's `sidecar` target

@@ -7,7 +7,7 @@ import { saveByRename } from '../kit/policy-file-edits.js';
 import { bankRoutes, outcomeOf, policyText, startPolicyServer } from '../kit/policy-server.js';
 import { cleanupAfterEach } from '../kit/test-hooks.js';
 import { startKeyServer, type KeyServer } from '../kit/key-server.js';
-import { generateTestKey, signTestToken, type TestKey } from '../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../kit/tokens.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 /*

@@ -1,18 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
-import {
-  base64url,
-  calculateJwkThumbprint,
-  exportJWK,
-  generateKeyPair,
-  SignJWT,
-  type CryptoKey,
-  type JWK,
-  type JWTPayload,
-} from 'jose';
+import { calculateJwkThumbprint, exportJWK, type CryptoKey, type JWK } from 'jose';
+import { encodeJson, generateKeyPairWithJwk, signJwt } from './tokens.js';
 
-// DPoP proofs (RFC 9449 section 4) for tests, written here from the RFC rather than with the project's own
-// client code (src/client/dpop-key.ts), so that a mistake shared by both sides cannot hide: a good proof by
-// default, and any header parameter or claim overridden or removed to make the bad ones.
+// DPoP keys and proofs (RFC 9449 section 4), the kit's minter of proofs beside tokens.ts. Written from the
+// RFC rather than with the project's own client code (src/client/dpop-key.ts), so that a mistake shared by
+// both sides cannot hide: a good proof by default, and any header parameter or claim overridden or removed
+// to make the bad ones.
 
 /** A client's DPoP key pair, with its public JWK and RFC 7638 thumbprint (the token's `cnf.jkt`). */
 export interface DpopKey {
@@ -28,10 +21,14 @@ export interface DpopKey {
 
 /** Generates a DPoP key pair (ES256 by default; EdDSA gives Ed25519, PS256 an RSA key). */
 export async function generateDpopKey(alg = 'ES256'): Promise<DpopKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  const publicJwk = await exportJWK(publicKey);
+  const { privateKey, publicJwk } = await generateKeyPairWithJwk(alg);
   const privateJwk = await exportJWK(privateKey);
   return { alg, privateKey, publicJwk, privateJwk, jkt: await calculateJwkThumbprint(publicJwk, 'sha256') };
+}
+
+/** `count` DPoP key pairs of `alg`: one per client, as each client holds its own. */
+export function generateDpopKeys(count: number, alg = 'ES256'): Promise<DpopKey[]> {
+  return Promise.all(Array.from({ length: count }, () => generateDpopKey(alg)));
 }
 
 /** `ath` (RFC 9449 section 4.2): the base64url SHA-256 of the access token's ASCII. */
@@ -59,24 +56,18 @@ export interface ProofInit {
 
 /** A DPoP proof JWT from `key`; valid for `init` unless its overrides say otherwise. */
 export async function dpopProof(key: DpopKey, init: ProofInit): Promise<string> {
-  const claims = withoutUndefined({
-    jti: randomUUID(),
-    htm: init.method,
-    htu: init.url,
-    iat: init.now ?? Math.floor(Date.now() / 1000),
-    ath: accessTokenHash(init.accessToken),
-    ...init.claims,
-  });
   const header = withoutUndefined({ typ: 'dpop+jwt', alg: key.alg, jwk: key.publicJwk, ...init.header });
-  return new SignJWT(claims as JWTPayload)
-    .setProtectedHeader(header as never)
-    .sign(init.signWith ?? key.privateKey);
+  return signJwt(header, proofClaims(init), init.signWith ?? key.privateKey);
 }
 
 /** An unsigned proof (`alg: none`, RFC 7519 section 6.1) with the claims of a good one from `key`. */
 export function unsecuredProof(key: DpopKey, init: ProofInit): string {
-  const encode = (value: object) => base64url.encode(JSON.stringify(value));
-  const claims = withoutUndefined({
+  return `${encodeJson({ typ: 'dpop+jwt', alg: 'none', jwk: key.publicJwk })}.${encodeJson(proofClaims(init))}.`;
+}
+
+/** The claims of a good proof for `init` (a fresh `jti`), with its overrides. */
+function proofClaims(init: ProofInit): Record<string, unknown> {
+  return withoutUndefined({
     jti: randomUUID(),
     htm: init.method,
     htu: init.url,
@@ -84,7 +75,6 @@ export function unsecuredProof(key: DpopKey, init: ProofInit): string {
     ath: accessTokenHash(init.accessToken),
     ...init.claims,
   });
-  return `${encode({ typ: 'dpop+jwt', alg: 'none', jwk: key.publicJwk })}.${encode(claims)}.`;
 }
 
 function withoutUndefined(value: Record<string, unknown>): Record<string, unknown> {

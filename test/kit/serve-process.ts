@@ -2,7 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { policyYaml, writeTextFile } from './authz-harness.js';
 import { startCliAndWait, type CliOptions, type KitProcess, type LogLine } from './process.js';
-import { generateTestKey, type TestKey } from './test-issuer.js';
+import { generateTestKey, type TestKey } from './tokens.js';
 
 /*
  * The built `authz serve` as the integration tests run it: on the shared test policy, trusting a key of

@@ -1,5 +1,5 @@
 import { startKeyServer, type KeyServer } from './key-server.js';
-import { generateTestKey, signTestToken, type TestKey, type TokenOptions } from './test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey, type TokenOptions } from './tokens.js';
 
 /** A test issuer whose key set is served over HTTP (`jwks.url`, a policy's jwks_uri), and its tokens. */
 export interface ServedIssuer {

@@ -5,7 +5,7 @@ import type { IssuerPolicy } from '../../../src/policy/compiled-policy.js';
 import { DEMO_ISSUER, demoPolicyText } from '../../kit/inline-policy.js';
 import { createKeySetFetch, recordWaits, settle, type FakeKeySetFetch } from '../../kit/key-set-fetch.js';
 import { createManualClock, type ManualClock } from '../../kit/manual-clock.js';
-import { generateTestKey, type TestKey } from '../../kit/test-issuer.js';
+import { generateTestKey, type TestKey } from '../../kit/tokens.js';
 
 const COOLDOWN_MS = 10_000; // jwks_refresh_cooldown: 10
 const MAX_STALE_MS = 5 * 60_000; // jwks_max_stale: 5m

@@ -16,7 +16,7 @@ import type { IssuerPolicy } from '../../../src/policy/compiled-policy.js';
 import { demoPolicyText } from '../../kit/inline-policy.js';
 import { createKeySetFetch, recordWaits, settle, type FakeKeySetFetch } from '../../kit/key-set-fetch.js';
 import { createManualClock, type ManualClock } from '../../kit/manual-clock.js';
-import { generateTestKey, type TestKey } from '../../kit/test-issuer.js';
+import { generateTestKey, type TestKey } from '../../kit/tokens.js';
 
 const ISSUER = 'https://idp.example/';
 const JWKS_URI = 'https://idp.example/.well-known/jwks.json';

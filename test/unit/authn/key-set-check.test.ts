@@ -13,7 +13,7 @@ import type { CompiledPolicy } from '../../../src/policy/compiled-policy.js';
 import { DEMO_AUDIENCE, DEMO_ISSUER, demoPolicyText } from '../../kit/inline-policy.js';
 import { createKeySetFetch, recordWaits, settle, type FakeKeySetFetch } from '../../kit/key-set-fetch.js';
 import { createManualClock, type ManualClock } from '../../kit/manual-clock.js';
-import { generateTestKey, signTestToken, type TestKey } from '../../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../../kit/tokens.js';
 
 let rsa: TestKey; // RS256
 let ec: TestKey; // ES256 (P-256)

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { KEY_SET_LIMITS, readKeySet, type FetchKeySet } from '../../../src/authn/read-key-set.js';
 import type { KeySource } from '../../../src/policy/compiled-policy.js';
-import { generateTestKey, type TestKey } from '../../kit/test-issuer.js';
+import { generateTestKey, type TestKey } from '../../kit/tokens.js';
 
 // Discovery against a real HTTP server on 127.0.0.1 is in test/integration/key-set-discovery-over-http.test.ts.
 const ISSUER = 'https://idp.example/';

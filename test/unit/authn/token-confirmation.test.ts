@@ -9,7 +9,7 @@ import type { IssuerPolicy } from '../../../src/policy/compiled-policy.js';
 import { compileRoutes, DEMO_AUDIENCE, DEMO_ISSUER } from '../../kit/inline-policy.js';
 import { createKeySetFetch } from '../../kit/key-set-fetch.js';
 import { createManualClock } from '../../kit/manual-clock.js';
-import { generateTestKey, signTestToken, type TestKey } from '../../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../../kit/tokens.js';
 
 // The `cnf` claim (RFC 7800 section 3.1) as VerifiedToken.confirmation: `jkt` (RFC 9449 section 6.1) and
 // `x5t#S256` (RFC 8705 section 3.1), each a base64url SHA-256 thumbprint. A cnf this API cannot check is

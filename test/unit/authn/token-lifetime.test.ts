@@ -12,7 +12,7 @@ import type { CompiledPolicy } from '../../../src/policy/compiled-policy.js';
 import { demoPolicyText, DEMO_AUDIENCE, DEMO_ISSUER } from '../../kit/inline-policy.js';
 import { createKeySetFetch } from '../../kit/key-set-fetch.js';
 import { createManualClock, type ManualClock } from '../../kit/manual-clock.js';
-import { generateTestKey, signTestToken, type TestKey } from '../../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../../kit/tokens.js';
 
 // A token lives at most the issuer's max_token_lifetime (exp - iat, or exp - now without iat) and is never
 // issued in the future (iat later than now), both with the issuer's clock_tolerance (docs/policy.md, "Token

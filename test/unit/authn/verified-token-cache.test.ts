@@ -18,7 +18,7 @@ import {
   tamperWithPayload,
   type TestKey,
   type TokenOptions,
-} from '../../kit/test-issuer.js';
+} from '../../kit/tokens.js';
 
 const TOLERANCE_S = 30; // clock_tolerance
 /** When the background refresh of the keys starts after a fetch: 75 % of jwks_cache_ttl (60 s), random() = 0. */

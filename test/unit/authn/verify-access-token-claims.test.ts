@@ -6,7 +6,7 @@ import { compilePolicy } from '../../../src/policy/compile-policy.js';
 import type { CompiledPolicy } from '../../../src/policy/compiled-policy.js';
 import { createKeySetFetch } from '../../kit/key-set-fetch.js';
 import { createManualClock, type ManualClock } from '../../kit/manual-clock.js';
-import { generateTestKey, signTestToken, type TestKey } from '../../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../../kit/tokens.js';
 
 const AUDIENCE = 'https://my-banking-api';
 

@@ -17,7 +17,7 @@ import {
   unsecuredToken,
   type TestKey,
   type TokenOptions,
-} from '../../kit/test-issuer.js';
+} from '../../kit/tokens.js';
 
 const ISSUER = 'https://idp.example/';
 const AUDIENCE = 'https://my-banking-api';

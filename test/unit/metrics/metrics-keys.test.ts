@@ -7,7 +7,7 @@ import { compilePolicy } from '../../../src/policy/compile-policy.js';
 import { DEMO_ISSUER, demoPolicyText } from '../../kit/inline-policy.js';
 import { createKeySetFetch, recordWaits, settle } from '../../kit/key-set-fetch.js';
 import { createManualClock } from '../../kit/manual-clock.js';
-import { generateTestKey, type TestKey } from '../../kit/test-issuer.js';
+import { generateTestKey, type TestKey } from '../../kit/tokens.js';
 
 interface Sample {
   readonly labels: Record<string, string | number | undefined>;

@@ -4,7 +4,7 @@ import type { Explanation } from '../../../src/policy-tools/explain-request.js';
 import { AUDIENCE, createTempDir, ISSUER, writeTextFile } from '../../kit/authz-harness.js';
 import { captureIo, OPS_NOW } from '../../kit/capture-io.js';
 import { demoPolicyText } from '../../kit/inline-policy.js';
-import { generateTestKey, signTestToken, type TestKey } from '../../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../../kit/tokens.js';
 
 // `authz explain` shows the limits of the token's issuer (max_token_lifetime, clock_tolerance,
 // jwks_max_stale, jwks_fetch_wait), and a real token is held to them as the server holds it.

@@ -6,7 +6,7 @@ import { PolicyError } from '../../../src/policy/policy-error.js';
 import { AUDIENCE, createTempDir, ISSUER, writeTextFile } from '../../kit/authz-harness.js';
 import { captureIo, OPS_NOW, repoFile } from '../../kit/capture-io.js';
 import { demoPolicyText } from '../../kit/inline-policy.js';
-import { generateTestKey, signTestToken, type TestKey } from '../../kit/test-issuer.js';
+import { generateTestKey, signTestToken, type TestKey } from '../../kit/tokens.js';
 
 const DEMO = repoFile('policy.yaml');
 const REPORT_ONLY = repoFile('test/fixtures/ops/report-only.yaml');

@@ -18,7 +18,7 @@ import {
 import { compilePolicy } from '../../../../src/policy/compile-policy.js';
 import { createKeySetFetch } from '../../../kit/key-set-fetch.js';
 import { createManualClock } from '../../../kit/manual-clock.js';
-import { generateTestKey, type TestKey } from '../../../kit/test-issuer.js';
+import { generateTestKey, type TestKey } from '../../../kit/tokens.js';
 import { usageErrorFrom } from '../../../kit/usage-error-from.js';
 
 /** 2030-01-01T00:00:00Z, in seconds: when every token here is issued. */
