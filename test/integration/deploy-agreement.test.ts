@@ -19,7 +19,8 @@ import { at, FIRST_ENDPOINT_SOCKET } from '../kit/parsed-tree.js';
  * policy's file name and folder; Envoy's config byte for byte; the Istio and Envoy Gateway wiring (provider
  * name, Service, port, timeout, fail-closed; Envoy Gateway's policy on the Gateway, the service it names, the
  * headers every route keeps from the upstream) across files; the NetworkPolicies in front of the authz Pods;
- * and every container's restricted security settings and resources. Checked on what kustomize renders (the
+ * the DPoP nonce key every authz container reads from the Secret it cannot start without; the versioned-policy
+ * overlay's hashed ConfigMap; and every container's restricted security settings and resources. Checked on what kustomize renders (the
  * pinned binary from scripts/install-deploy-tools.sh), which is what a cluster would be given.
  */
 
@@ -57,6 +58,7 @@ interface Container {
   resources?: { requests?: Json; limits?: Json };
   securityContext?: Json;
   volumeMounts?: { name: string; mountPath: string; readOnly?: boolean; subPath?: string }[];
+  env?: { name: string; value?: string }[];
 }
 
 function containersOf(deployment: Json): Container[] {
@@ -267,6 +269,91 @@ describe('deploy/kubernetes: the Pod runs what envoy/envoy.yaml, the Dockerfile 
     for (const port of at(policy, 'spec', 'ingress', 0, 'ports') as { port: string }[]) {
       expect(named).toContain(port.port);
     }
+  });
+});
+
+/** The Secret the authz Deployments expect for the DPoP nonce key (docs/deployment.md), and its key. */
+const NONCE_KEY_SECRET = { name: 'authz-dpop-nonce-key', key: 'nonce-key' };
+
+interface SecretVolume {
+  name: string;
+  secret?: { secretName?: string; optional?: boolean; items?: { key: string; path: string }[] };
+}
+
+/**
+ * What is wrong with how an authz container gets the DPoP nonce key; [] when `authz serve`, parsing the
+ * container's arguments and variables with its own parser, is given a file that a read-only mount of a
+ * volume (no subPath) takes from the key `nonce-key` of the Secret `authz-dpop-nonce-key`, not optional, so
+ * that a Pod without the Secret does not start.
+ */
+function nonceKeyProblems(deployment: Json, owner: Container): string[] {
+  const env = Object.fromEntries((owner.env ?? []).map((variable) => [variable.name, variable.value]));
+  const file = serveConfig(owner.args!.slice(1), env).dpopNonceKeyFile;
+  if (file === undefined) return ['authz serve is given no --dpop-nonce-key (nor AUTHZ_DPOP_NONCE_KEY_FILE)'];
+  const problems: string[] = [];
+  const mount = (owner.volumeMounts ?? []).find(
+    (candidate) => candidate.mountPath === path.posix.dirname(file),
+  );
+  if (mount === undefined) return [`no volume is mounted at ${path.posix.dirname(file)}`];
+  if (mount.readOnly !== true) problems.push(`${mount.name} is mounted writable`);
+  if (mount.subPath !== undefined) problems.push(`${mount.name} is mounted by subPath`);
+  const volumes = at(deployment, 'spec', 'template', 'spec', 'volumes') as SecretVolume[];
+  const secret = volumes.find((volume) => volume.name === mount.name)?.secret;
+  if (secret?.secretName !== NONCE_KEY_SECRET.name) {
+    problems.push(`${mount.name} is not the Secret ${NONCE_KEY_SECRET.name}`);
+  }
+  if (secret?.optional !== false) problems.push(`${mount.name} is not optional: false`);
+  const item = secret?.items?.find((candidate) => candidate.path === path.posix.basename(file));
+  if (item?.key !== NONCE_KEY_SECRET.key) {
+    problems.push(`${file} is not the Secret's key ${NONCE_KEY_SECRET.key}, named in items`);
+  }
+  return problems;
+}
+
+describe('deploy/kubernetes: the DPoP nonce key comes from a Secret the Pod cannot start without', () => {
+  it('authz serve is given the mounted key of authz-dpop-nonce-key with a flag its parser takes', () => {
+    expect(flag(authz.args, '--dpop-nonce-key')).toBe('/etc/authz-dpop/nonce-key');
+    expect(nonceKeyProblems(pod, authz)).toEqual([]);
+    // One file for every worker: --workers runs the same command line in each process.
+    expect(serveConfig(authz.args!.slice(1), {}).workers).toBeGreaterThanOrEqual(1);
+  });
+
+  it('only the authz container mounts it', () => {
+    const volume = podVolumes.find(
+      (candidate) => (candidate as SecretVolume).secret?.secretName === NONCE_KEY_SECRET.name,
+    )!;
+    const holders = containersOf(pod)
+      .filter((owner) => (owner.volumeMounts ?? []).some((mount) => mount.name === volume.name))
+      .map((owner) => owner.name);
+    expect(holders).toEqual(['authz']);
+  });
+
+  it('the manifests create no such Secret: the operator does', () => {
+    expect(kubernetes.filter((object) => object['kind'] === 'Secret')).toEqual([]);
+  });
+
+  it('a key not given, given through an optional Secret, or mounted from another key is caught', () => {
+    const withoutFlag = structuredClone(authz);
+    withoutFlag.args = withoutFlag.args!.filter(
+      (arg, index, args) => arg !== '--dpop-nonce-key' && args[index - 1] !== '--dpop-nonce-key',
+    );
+    expect(nonceKeyProblems(pod, withoutFlag)).toEqual([
+      'authz serve is given no --dpop-nonce-key (nor AUTHZ_DPOP_NONCE_KEY_FILE)',
+    ]);
+    // The variable the CLI reads instead of the flag is as good.
+    withoutFlag.env = [{ name: 'AUTHZ_DPOP_NONCE_KEY_FILE', value: '/etc/authz-dpop/nonce-key' }];
+    expect(nonceKeyProblems(pod, withoutFlag)).toEqual([]);
+
+    const loose = structuredClone(pod);
+    const volume = (at(loose, 'spec', 'template', 'spec', 'volumes') as SecretVolume[]).find(
+      (candidate) => candidate.secret?.secretName === NONCE_KEY_SECRET.name,
+    )!;
+    volume.secret!.optional = true;
+    volume.secret!.items = [{ key: 'key', path: 'nonce-key' }];
+    expect(nonceKeyProblems(loose, authz)).toEqual([
+      `${volume.name} is not optional: false`,
+      `/etc/authz-dpop/nonce-key is not the Secret's key ${NONCE_KEY_SECRET.key}, named in items`,
+    ]);
   });
 });
 
@@ -560,6 +647,18 @@ function authzIngressProblems(objects: readonly Json[], callers: readonly Peer[]
   return problems;
 }
 
+describe('deploy/authz-service (and the folders that include it): the DPoP nonce key from the Secret', () => {
+  it.each([
+    ['authz-service', () => render('authz-service')],
+    ['istio', () => istio],
+    ['envoy-gateway', () => gateway],
+  ] as const)('deploy/%s', (_dir, objects) => {
+    const deployment = one(objects(), 'Deployment', 'authz');
+    expect(nonceKeyProblems(deployment, container(deployment, 'authz'))).toEqual([]);
+    expect(objects().filter((object) => object['kind'] === 'Secret')).toEqual([]);
+  });
+});
+
 describe('deploy/authz-service: the authz Pods let in their proxies on gRPC, and Prometheus on metrics', () => {
   it('the base alone: metrics from the monitoring namespace, gRPC from nobody until a folder opens it', () => {
     expect(authzIngressProblems(render('authz-service'), undefined)).toEqual([]);
@@ -599,9 +698,78 @@ describe('deploy/authz-service: the authz Pods let in their proxies on gRPC, and
   });
 });
 
+const versioned = render('kubernetes-versioned-policy');
+
+describe('deploy/kubernetes-versioned-policy: the policy in a ConfigMap named by its content', () => {
+  const versionedPod = one(versioned, 'Deployment', 'bank');
+  const versionedAuthz = container(versionedPod, 'authz');
+  const policyFile = flag(DOCKERFILE.cmd, '--policy')!;
+  const policyVolume = (deployment: Json) =>
+    (
+      at(deployment, 'spec', 'template', 'spec', 'volumes') as {
+        name: string;
+        configMap?: { name: string };
+      }[]
+    ).find((volume) => volume.name === 'policy');
+
+  it('holds a copy of deploy/policy/policy.yaml, byte for byte', () => {
+    expect(
+      readFileSync(path.join(deployDir, 'kubernetes-versioned-policy', 'policy.yaml'), 'utf8'),
+      'cp deploy/policy/policy.yaml deploy/kubernetes-versioned-policy/',
+    ).toBe(readFileSync(path.join(deployDir, 'policy', 'policy.yaml'), 'utf8'));
+  });
+
+  it("mounts a ConfigMap whose name carries kustomize's content hash, immutable, in place of the live one", () => {
+    const configMaps = versioned.filter((object) => object['kind'] === 'ConfigMap');
+    const names = configMaps.map((object) => at(object, 'metadata', 'name') as string);
+    expect(names).not.toContain('authz-policy');
+    const mounted = policyVolume(versionedPod)?.configMap?.name;
+    // kustomize's suffix: a dash and ten characters of its hash alphabet.
+    expect(mounted).toMatch(/^authz-policy-versioned-[a-z0-9]{10}$/);
+    const configMap = one(versioned, 'ConfigMap', mounted!);
+    expect(configMap['immutable']).toBe(true);
+    const file = configMapFileAt(versioned, versionedPod, versionedAuthz, policyFile);
+    expect(file?.mount).toEqual({
+      name: 'policy',
+      mountPath: path.posix.dirname(policyFile),
+      readOnly: true,
+    });
+    expect(file?.text).toBe(readFileSync(path.join(deployDir, 'policy', 'policy.yaml'), 'utf8'));
+    expect(() => compilePolicy(file!.text!, policyFile)).not.toThrow();
+  });
+
+  it('changes nothing else of deploy/kubernetes: the Pod, its nonce key and the other objects are the same', () => {
+    /** The objects without the policy ConfigMap and the ConfigMap name the Pod mounts it from, in order. */
+    const withoutPolicy = (objects: readonly Json[]) =>
+      objects
+        .filter(
+          (object) =>
+            !(
+              object['kind'] === 'ConfigMap' &&
+              (at(object, 'metadata', 'name') as string).startsWith('authz-policy')
+            ),
+        )
+        .map((object) => {
+          if (object['kind'] !== 'Deployment') return object;
+          const copy = structuredClone(object);
+          delete policyVolume(copy)!.configMap;
+          return copy;
+        })
+        .sort((a, b) =>
+          `${a['kind']}/${at(a, 'metadata', 'name')}`.localeCompare(
+            `${b['kind']}/${at(b, 'metadata', 'name')}`,
+          ),
+        );
+    expect(withoutPolicy(versioned)).toEqual(withoutPolicy(kubernetes));
+    expect(nonceKeyProblems(versionedPod, versionedAuthz)).toEqual([]);
+    expect(authzContainerProblems(versionedAuthz)).toEqual([]);
+  });
+});
+
 describe('every container in every rendering is locked down and sized', () => {
   const renderings = {
     kubernetes,
+    'kubernetes-versioned-policy': versioned,
     istio,
     'envoy-gateway': gateway,
     'authz-service': render('authz-service'),
@@ -653,6 +821,7 @@ describe('every container in every rendering is locked down and sized', () => {
   it('with a PodDisruptionBudget for each Deployment that authz or Envoy serves in', () => {
     for (const [objects, name] of [
       [kubernetes, 'bank'],
+      [versioned, 'bank'],
       [istio, 'authz'],
       [gateway, 'authz'],
     ] as const) {

@@ -65,7 +65,7 @@ function parseDocuments(text: string, source: string): unknown[] {
 
 /** What kind of file each one under deploy/ is; every other file there is Kubernetes objects. */
 const isKustomization = (file: string) => path.basename(file) === 'kustomization.yaml';
-const POLICY_FILES = ['policy/policy.yaml'];
+const POLICY_FILES = ['policy/policy.yaml', 'kubernetes-versioned-policy/policy.yaml']; // a copy: deploy-agreement
 const ENVOY_CONFIG_COPIES = ['kubernetes/envoy.yaml']; // identical to envoy/envoy.yaml: deploy-agreement
 const isObjectFile = (file: string) =>
   !isKustomization(file) && !POLICY_FILES.includes(file) && !ENVOY_CONFIG_COPIES.includes(file);
@@ -276,7 +276,15 @@ describe('deploy/: every file parses', () => {
 
   it('has the three ways to run it, each a kustomization', () => {
     expect(kustomizations).toEqual(
-      expect.arrayContaining(['kubernetes', 'istio', 'envoy-gateway', 'authz-service', 'bank', 'policy']),
+      expect.arrayContaining([
+        'kubernetes',
+        'kubernetes-versioned-policy',
+        'istio',
+        'envoy-gateway',
+        'authz-service',
+        'bank',
+        'policy',
+      ]),
     );
   });
 });
