@@ -1,6 +1,7 @@
 import { createLocalJWKSet, type JWTVerifyGetKey } from 'jose';
 import type { IssuerPolicy } from '../policy/compiled-policy.js';
-import { KeySetError } from './key-set-errors.js';
+import { KeySetError, KeySetReadError } from './key-set-errors.js';
+import { classifyKeySetFault, type KeySetFetchCause } from './key-set-fetch-cause.js';
 import { checkKeySet, type CheckedKeySet, type RejectedKey } from './key-set-check.js';
 import { readKeySet, type FetchKeySet } from './read-key-set.js';
 
@@ -17,16 +18,25 @@ export interface KeySetFetchEvent {
   /** Keys in use after it (those that could be imported). */
   readonly keys?: number;
   readonly error?: string;
+  /** Why it failed, classified (key-set-fetch-cause.ts); with `status` for an HTTP status. */
+  readonly cause?: KeySetFetchCause;
+  readonly status?: number;
 }
 
-/** A change in whether an issuer's keys may be used: for health, a log line and a gauge. */
+/** A change in whether an issuer's keys may be used: for a log line (the gauge reads `usable` itself). */
 export interface KeySetUsabilityEvent {
   readonly issuer: string;
   /**
-   * `stale`: every refresh failed for `jwks_max_stale`, and the keys held were dropped; `usable`: keys were
-   * obtained again after that.
+   * `unusable`: no keys are held, so the issuer's tokens are answered 503 (the first fetch failed, or every
+   * refresh failed for `jwks_max_stale` and the keys held were dropped); `usable`: keys were obtained again
+   * after that. Keys obtained by the first fetch are no change (the fetch is logged).
    */
-  readonly state: 'usable' | 'stale';
+  readonly state: 'usable' | 'unusable';
+  /** For `unusable`: `fetch_failed` (none were ever obtained) or `stale` (the keys held were dropped). */
+  readonly reason?: 'fetch_failed' | 'stale';
+  /** For `unusable`: the last failed fetch's cause, and HTTP status for `status` (none if no fetch failed). */
+  readonly cause?: KeySetFetchCause;
+  readonly status?: number;
   /** When keys were last fetched successfully, in milliseconds since the epoch (0: never). */
   readonly fetchedAtMs: number;
 }
@@ -113,7 +123,10 @@ export class IssuerKeys {
   private keySetJson: string | undefined;
   /** The key set as last fetched, serialised: rejections are reported once per distinct set. */
   private fetchedJson: string | undefined;
-  private stale = false;
+  /** The state last reported to `onUsability`; `pending` until the first fetch ends. */
+  private reportedState: 'pending' | 'usable' | 'unusable' = 'pending';
+  /** The last failed fetch's cause, for the `unusable` event of keys dropped as stale. */
+  private lastFault: { cause: KeySetFetchCause; status?: number } | undefined;
   private readonly random: () => number;
   private readonly waitAtMost: BoundedWait;
 
@@ -206,9 +219,15 @@ export class IssuerKeys {
     this.keySetJson = undefined;
     this.generationCount += 1; // nothing verified with the dropped keys may be remembered
     this.refreshAt = Number.POSITIVE_INFINITY;
-    if (!this.stale) {
-      this.stale = true;
-      onUsability?.({ issuer: issuer.issuer, state: 'stale', fetchedAtMs: this.fetchedAt });
+    if (this.reportedState !== 'unusable') {
+      this.reportedState = 'unusable';
+      onUsability?.({
+        issuer: issuer.issuer,
+        state: 'unusable',
+        reason: 'stale',
+        ...this.lastFault,
+        fetchedAtMs: this.fetchedAt,
+      });
     }
   }
 
@@ -243,7 +262,8 @@ export class IssuerKeys {
       checked = await checkKeySet(keys, issuer.algorithms, issuer.maxRsaKeyBits);
       rejectionsToReport = this.newRejections(JSON.stringify(keys), checked.rejected);
       // A set with nothing usable in it is a broken answer, not a rotation: the keys held stay in use.
-      if (checked.usable.length === 0) throw new Error('the key set has no usable key');
+      if (checked.usable.length === 0)
+        throw new KeySetReadError('ERR_JWKS_BODY', 'the key set has no usable key');
     } catch (error) {
       const ended = now();
       this.endFetch(trigger, ended);
@@ -253,7 +273,19 @@ export class IssuerKeys {
         ended + issuer.jwksRefreshCooldownSeconds * 1000 * (1 + RETRY_JITTER_SHARE * this.random());
       this.refreshAt = this.keySet === undefined ? retryAt : Math.max(this.refreshAt, retryAt);
       this.reportRejections(rejectionsToReport);
-      onFetch?.({ issuer: issuer.issuer, outcome: 'error', trigger, error: (error as Error).message });
+      const fault = classifyKeySetFault(error);
+      this.lastFault = fault;
+      onFetch?.({ issuer: issuer.issuer, outcome: 'error', trigger, error: faultMessage(error), ...fault });
+      if (this.keySet === undefined && this.reportedState !== 'unusable') {
+        this.reportedState = 'unusable';
+        this.options.onUsability?.({
+          issuer: issuer.issuer,
+          state: 'unusable',
+          reason: 'fetch_failed',
+          ...fault,
+          fetchedAtMs: this.fetchedAt,
+        });
+      }
       return;
     }
     const json = JSON.stringify(checked.usable);
@@ -267,8 +299,9 @@ export class IssuerKeys {
     this.endFetch(trigger, ended);
     const { from, to } = REFRESH_AT_SHARE;
     this.refreshAt = ended + issuer.jwksCacheTtlSeconds * 1000 * (from + (to - from) * this.random());
-    const recovered = this.stale;
-    this.stale = false;
+    const recovered = this.reportedState === 'unusable';
+    this.reportedState = 'usable';
+    this.lastFault = undefined;
     this.reportRejections(rejectionsToReport);
     if (recovered) this.options.onUsability?.({ issuer: issuer.issuer, state: 'usable', fetchedAtMs: ended });
     onFetch?.({ issuer: issuer.issuer, outcome: 'ok', trigger, keys: checked.usable.length });
@@ -289,4 +322,15 @@ export class IssuerKeys {
   private reportRejections(rejected: readonly RejectedKey[]): void {
     for (const key of rejected) this.options.onKeyRejected?.({ issuer: this.options.issuer.issuer, ...key });
   }
+}
+
+/**
+ * A failed fetch's message for the log: fetch says only "fetch failed", so the code of the error under it
+ * (ECONNREFUSED, ENOTFOUND, a certificate code) is added. Neither carries a token or a URL's credentials
+ * (key set URLs may not have any: fetchable-url.ts).
+ */
+function faultMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const inner = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return typeof inner === 'string' && !message.includes(inner) ? `${message} (${inner})` : message;
 }

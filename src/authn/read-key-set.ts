@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { KeySource } from '../policy/compiled-policy.js';
 import { fetchableUrlProblem } from '../policy/fetchable-url.js';
+import { KeySetReadError } from './key-set-errors.js';
 
 /** Bounds on reading a key set, so that a broken or hostile issuer cannot exhaust this process. */
 export const KEY_SET_LIMITS = Object.freeze({
@@ -16,14 +17,21 @@ export type FetchKeySet = (url: URL, init: { signal: AbortSignal }) => Promise<R
  * Reads a JSON Web Key Set (RFC 7517 section 5) from its source and checks its outer shape. Each key is
  * checked by `checkKeySet` (key-set-check.ts).
  *
- * @throws Error with a message fit for logs (never key material).
+ * @throws KeySetReadError (timeout, HTTP status, body) or the fetch's own error (DNS, connection, TLS), each
+ *   with a message fit for logs (never key material; URLs never carry credentials: fetchable-url.ts).
  */
 export async function readKeySet(source: KeySource, fetchKeySet: FetchKeySet): Promise<{ keys: unknown[] }> {
   // One time budget for the whole read: with discovery, the metadata and the key set together. It holds
   // even if a fetch ignores the signal, so that a fetch under way always ends (and the next may start).
   const signal = AbortSignal.timeout(KEY_SET_LIMITS.timeoutMs);
   const text = await new Promise<string>((resolve, reject) => {
-    const onAbort = () => reject(new Error(`the key set was not read within ${KEY_SET_LIMITS.timeoutMs} ms`));
+    const onAbort = () =>
+      reject(
+        new KeySetReadError(
+          'ERR_JWKS_TIMEOUT',
+          `the key set was not read within ${KEY_SET_LIMITS.timeoutMs} ms`,
+        ),
+      );
     signal.addEventListener('abort', onAbort, { once: true });
     readText(source, fetchKeySet, signal)
       .then(resolve, reject)
@@ -33,9 +41,9 @@ export async function readKeySet(source: KeySource, fetchKeySet: FetchKeySet): P
   });
   const parsed = parseJson(text, 'the key set');
   const keys = (parsed as { keys?: unknown } | null)?.keys;
-  if (!Array.isArray(keys)) throw new Error('the key set has no "keys" array');
+  if (!Array.isArray(keys)) throw new KeySetReadError('ERR_JWKS_BODY', 'the key set has no "keys" array');
   if (keys.length > KEY_SET_LIMITS.maxKeys)
-    throw new Error(`the key set has more than ${KEY_SET_LIMITS.maxKeys} keys`);
+    throw new KeySetReadError('ERR_JWKS_BODY', `the key set has more than ${KEY_SET_LIMITS.maxKeys} keys`);
   return { keys };
 }
 
@@ -62,11 +70,18 @@ async function discoverJwksUri(
     jwks_uri?: unknown;
   } | null;
   if (metadata?.issuer !== issuer) {
-    throw new Error(`the discovery document at ${metadataUrl.href} names another issuer than ${issuer}`);
+    throw new KeySetReadError(
+      'ERR_JWKS_BODY',
+      `the discovery document at ${metadataUrl.href} names another issuer than ${issuer}`,
+    );
   }
-  if (typeof metadata.jwks_uri !== 'string') throw new Error('the discovery document has no jwks_uri');
+  if (typeof metadata.jwks_uri !== 'string') {
+    throw new KeySetReadError('ERR_JWKS_BODY', 'the discovery document has no jwks_uri');
+  }
   const problem = fetchableUrlProblem(metadata.jwks_uri);
-  if (problem !== undefined) throw new Error(`the discovery document's jwks_uri ${problem}`);
+  if (problem !== undefined) {
+    throw new KeySetReadError('ERR_JWKS_BODY', `the discovery document's jwks_uri ${problem}`);
+  }
   return new URL(metadata.jwks_uri);
 }
 
@@ -74,7 +89,7 @@ function parseJson(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
-    throw new Error(`${what} is not valid JSON`);
+    throw new KeySetReadError('ERR_JWKS_BODY', `${what} is not valid JSON`);
   }
 }
 
@@ -82,7 +97,7 @@ async function readKeySetFile(path: string): Promise<string> {
   const info = await stat(path);
   if (!info.isFile()) throw new Error(`${path} is not a file`);
   if (info.size > KEY_SET_LIMITS.maxBytes)
-    throw new Error(`${path} is larger than ${KEY_SET_LIMITS.maxBytes} bytes`);
+    throw new KeySetReadError('ERR_JWKS_BODY', `${path} is larger than ${KEY_SET_LIMITS.maxBytes} bytes`);
   return readFile(path, 'utf8');
 }
 
@@ -90,7 +105,11 @@ async function fetchText(uri: URL, fetchKeySet: FetchKeySet, signal: AbortSignal
   const response = await fetchKeySet(uri, { signal });
   if (response.status !== 200) {
     await response.body?.cancel();
-    throw new Error(`${uri.href} answered HTTP ${response.status}`);
+    throw new KeySetReadError(
+      'ERR_JWKS_STATUS',
+      `${uri.href} answered HTTP ${response.status}`,
+      response.status,
+    );
   }
   return readBoundedText(response, uri);
 }
@@ -101,7 +120,7 @@ async function fetchText(uri: URL, fetchKeySet: FetchKeySet, signal: AbortSignal
  */
 export async function readBoundedText(response: Response, url: URL): Promise<string> {
   const maxBytes = KEY_SET_LIMITS.maxBytes;
-  const tooLarge = () => new Error(`${url.href} sent more than ${maxBytes} bytes`);
+  const tooLarge = () => new KeySetReadError('ERR_JWKS_BODY', `${url.href} sent more than ${maxBytes} bytes`);
   if (Number(response.headers.get('content-length') ?? '0') > maxBytes) {
     await response.body?.cancel();
     throw tooLarge();

@@ -1,9 +1,14 @@
 import { Server, ServerCredentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import type { KeyRejectionEvent, KeySetFetchEvent, KeySetUsabilityEvent } from '../authn/issuer-keys.js';
+import {
+  waitWithTimer,
+  type KeyRejectionEvent,
+  type KeySetFetchEvent,
+  type KeySetUsabilityEvent,
+} from '../authn/issuer-keys.js';
 import { createKeyRing, type KeyRing } from '../authn/key-ring.js';
-import { fetchKeySetOverHttp, type FetchKeySet } from '../authn/read-key-set.js';
+import { fetchKeySetOverHttp, KEY_SET_LIMITS, type FetchKeySet } from '../authn/read-key-set.js';
 import { DpopNonces } from '../authn/dpop-nonces.js';
 import { DpopProofKeys } from '../authn/dpop-proof-keys.js';
 import { MemoryReplayStore } from '../authn/dpop-replay-store.js';
@@ -99,11 +104,19 @@ const SERVER_OPTIONS = {
 };
 /** How often health is re-evaluated and missing issuer keys are retried (fetches keep their own cooldowns). */
 const HEALTH_INTERVAL_MS = 1000; // 1 second
+/**
+ * The longest start-up waits for the first fetch of every issuer before health goes SERVING: a read ends
+ * within its own budget (`KEY_SET_LIMITS.timeoutMs`, discovery included); the second more is a guard.
+ */
+const STARTUP_KEYS_WAIT_MS = KEY_SET_LIMITS.timeoutMs + 1000; // 6 seconds
 
 /**
  * Loads the policy, then serves ext_authz and gRPC health on one port, and keeps the policy current
- * (file watching; `reload()` for SIGHUP). Health is SERVING only while a policy is loaded and every one of
- * its issuers' keys have been obtained at least once, and NOT_SERVING from the moment draining starts.
+ * (file watching; `reload()` for SIGHUP). Health is SERVING once a policy is loaded and the first fetch of
+ * every issuer's keys has ended (or `STARTUP_KEYS_WAIT_MS` has passed), and NOT_SERVING from the moment
+ * draining starts. It never depends on an identity provider after start-up: an issuer without usable keys
+ * answers its own tokens 503 `temporarily_unavailable` (keys_unavailable), and other issuers' traffic is
+ * served; a pod restarted or taken out of a balancer would not bring that provider back.
  *
  * @throws PolicyError when the initial policy cannot be used; Error when the address cannot be bound.
  */
@@ -124,12 +137,18 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
         event: 'jwks_usability',
         issuer: event.issuer,
         state: event.state,
+        ...(event.reason === undefined ? {} : { reason: event.reason }),
+        ...(event.cause === undefined ? {} : { cause: event.cause }),
+        ...(event.status === undefined ? {} : { status: event.status }),
         fetched_at: event.fetchedAtMs === 0 ? null : new Date(event.fetchedAtMs).toISOString(),
       };
-      if (event.state === 'stale') {
-        logger.error(fields, 'issuer keys dropped: no refresh succeeded within jwks_max_stale');
-      } else logger.info(fields, 'issuer keys usable again');
-      updateHealth();
+      if (event.state === 'usable') logger.info(fields, 'issuer keys usable again');
+      else if (event.reason === 'stale') {
+        logger.error(
+          fields,
+          "issuer keys dropped: no refresh succeeded within jwks_max_stale; the issuer's tokens are answered 503",
+        );
+      } else logger.error(fields, "issuer keys could not be obtained; the issuer's tokens are answered 503");
     },
     // Once per distinct key set fetched.
     onKeyRejected: (event: KeyRejectionEvent) => {
@@ -210,21 +229,26 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', [AUTHORIZATION_SERVICE]: 'NOT_SERVING' });
   let draining = false;
+  let startingUp = true; // until the first fetch of every issuer has ended, or STARTUP_KEYS_WAIT_MS
   let reported: ServingStatus = 'NOT_SERVING';
   let own: ServingStatus = 'NOT_SERVING'; // this process alone; under a cluster, one vote of several
+  // Issuers' keys play no part: an identity provider down must not take the pod out of service (nor have
+  // liveness restart it); its tokens get 503 instead.
   function updateHealth(): void {
-    const ownNow: ServingStatus = !draining && active.keyRing.ready ? 'SERVING' : 'NOT_SERVING';
+    const ownNow: ServingStatus = !draining && !startingUp ? 'SERVING' : 'NOT_SERVING';
     if (ownNow !== own) {
       own = ownNow;
       options.cluster?.reportHealth(own);
     }
-    const status: ServingStatus =
-      own === 'SERVING' && (options.cluster?.allServing() ?? true) ? 'SERVING' : 'NOT_SERVING';
+    const clusterServing = options.cluster?.allServing() ?? true;
+    const status: ServingStatus = own === 'SERVING' && clusterServing ? 'SERVING' : 'NOT_SERVING';
     if (status === reported) return;
     reported = status;
     health.setStatus('', status);
     health.setStatus(AUTHORIZATION_SERVICE, status);
-    logger.info({ event: 'health', status }, `health ${status}`);
+    const reason =
+      status === 'SERVING' ? 'ready' : draining ? 'draining' : startingUp ? 'starting' : 'worker_not_serving';
+    logger.info({ event: 'health', status, reason }, `health ${status} (${reason})`);
   }
 
   const loggedFaultKinds = new Set<string>();
@@ -280,12 +304,25 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
     options.cluster.listening({ port, policy: policy.source, policyVersion: policy.version });
   }
   if (options.watchPolicy !== false) watcher.watch();
-  void active.keyRing.prefetch().then(updateHealth);
+  void waitWithTimer(active.keyRing.prefetch(), STARTUP_KEYS_WAIT_MS).then(() => {
+    startingUp = false;
+    const withoutKeys = active.keyRing
+      .usability()
+      .filter((issuer) => !issuer.usable)
+      .map((issuer) => issuer.issuer);
+    if (withoutKeys.length > 0) {
+      logger.warn(
+        { event: 'serving_without_keys', issuers: withoutKeys },
+        'start-up over with issuers still without keys: serving; their tokens are answered 503 until their keys are fetched',
+      );
+    }
+    updateHealth();
+  });
   const healthTimer = setInterval(() => {
     const { keyRing } = active;
     // Refreshes happen here too, so keys stay fresh (and staleness is noticed) with no traffic at all.
     keyRing.refreshIfDue();
-    if (!keyRing.ready) void keyRing.prefetch().then(updateHealth);
+    if (!keyRing.ready) void keyRing.prefetch();
     updateHealth();
   }, HEALTH_INTERVAL_MS);
   healthTimer.unref();

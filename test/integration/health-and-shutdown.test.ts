@@ -5,6 +5,7 @@ import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
 import {
   connectCheckClient,
   createTempDir,
+  deniedBody,
   httpCheckRequest,
   TOKEN_DEFAULTS,
   writeTextFile,
@@ -72,7 +73,7 @@ const settle = (call: Promise<CheckResponseView>): Promise<string> =>
   );
 
 describe('gRPC health', () => {
-  it("is NOT_SERVING while one issuer's key set cannot be fetched, and SERVING within 8 s after it recovers", async () => {
+  it("stays SERVING while one issuer's key set cannot be fetched: that issuer's tokens get 503 temporarily_unavailable, the other's are allowed, and each change of its state is logged with its cause", async () => {
     const first = await jwksServer();
     const second = await jwksServer();
     second.jwks.behave('http-500');
@@ -83,33 +84,106 @@ describe('gRPC health', () => {
       ),
     });
 
-    // Both start-up fetches have ended (in either order): the first issuer's succeeded, the second's failed.
-    await waitUntil(
-      () => authz.metrics.keySetFetches,
-      (fetches) =>
-        fetches.some((fetch) => fetch.issuer === SECOND_ISSUER && fetch.outcome === 'error') &&
-        fetches.some((fetch) => fetch.issuer === TOKEN_DEFAULTS.issuer),
-      { timeoutMs: 10_000, what: "both issuers' start-up fetches" },
-    );
+    // Start-up is over once both first fetches have ended; then SERVING, the issuer without keys named.
+    await healthBecomes(authz, 'SERVING', 10_000);
     expect(authz.metrics.keySetFetches).toContainEqual({
       issuer: TOKEN_DEFAULTS.issuer,
       outcome: 'ok',
       trigger: 'initial',
     });
-    expect(await healthOf(authz)).toBe('NOT_SERVING');
-    await delay(1200); // a health re-evaluation later: still no keys, still NOT_SERVING
-    expect(await healthOf(authz)).toBe('NOT_SERVING');
-    // Not serving is about health only: requests are still decided.
-    const token = await signTestToken(first.key, TOKEN_DEFAULTS);
-    expect(await authz.outcome({ method: 'GET', path: '/balance', authorization: `Bearer ${token}` })).toBe(
-      'allow',
-    );
+    expect(authz.events('serving_without_keys')).toEqual([
+      expect.objectContaining({ issuers: [SECOND_ISSUER] }),
+    ]);
+    expect(authz.events('jwks_usability')).toEqual([
+      expect.objectContaining({
+        issuer: SECOND_ISSUER,
+        state: 'unusable',
+        reason: 'fetch_failed',
+        cause: 'status',
+        status: 500,
+        fetched_at: null,
+      }),
+    ]);
+    expect(authz.events('jwks_fetch').filter((line) => line['outcome'] === 'error')[0]).toMatchObject({
+      issuer: SECOND_ISSUER,
+      cause: 'status',
+      status: 500,
+    });
+    const firstToken = await signTestToken(first.key, TOKEN_DEFAULTS);
+    const secondToken = await signTestToken(second.key, { ...TOKEN_DEFAULTS, issuer: SECOND_ISSUER });
+    const balance = (token: string) =>
+      authz.check({ method: 'GET', path: '/balance', authorization: `Bearer ${token}` });
+    expect(outcomeOf((await balance(firstToken)).response)).toBe('allow');
+    const refused = (await balance(secondToken)).response;
+    expect(outcomeOf(refused)).toBe('deny 503');
+    expect(deniedBody(refused)['error']).toBe('temporarily_unavailable');
 
-    // Failed fetches are retried after at most 5 s.
+    // Failed fetches are retried after at most 5 s; the recovery is said once, health never changed.
     second.jwks.behave('keys');
-    await healthBecomes(authz, 'SERVING', 8000);
-    expect(authz.events('health').map((line) => line['status'])).toEqual(['SERVING']);
+    await waitUntil(
+      () => authz.events('jwks_usability'),
+      (lines) => lines.length === 2,
+      { timeoutMs: 10_000, what: "the second issuer's keys usable again" },
+    );
+    expect(authz.events('jwks_usability')[1]).toMatchObject({ issuer: SECOND_ISSUER, state: 'usable' });
+    expect(outcomeOf((await balance(secondToken)).response)).toBe('allow');
+    expect(await healthOf(authz)).toBe('SERVING');
+    expect(authz.events('health').map((line) => [line['status'], line['reason']])).toEqual([
+      ['SERVING', 'ready'],
+    ]);
   });
+
+  type Unreachable = 'connect' | 'status' | 'timeout' | 'body';
+  /** A key set URL that fails from the start with the given cause. */
+  async function unreachableKeys(cause: Unreachable): Promise<string> {
+    if (cause === 'connect') return `http://127.0.0.1:${await freePort()}/.well-known/jwks.json`; // nothing listens
+    const { jwks } = await jwksServer();
+    jwks.behave(cause === 'status' ? 'http-500' : cause === 'timeout' ? 'hang' : 'garbage');
+    return jwks.url;
+  }
+
+  it.each<[Unreachable, Record<string, unknown>]>([
+    ['connect', { cause: 'connect' }],
+    ['status', { cause: 'status', status: 500 }],
+    ['timeout', { cause: 'timeout' }],
+    ['body', { cause: 'body' }],
+  ])(
+    "with two issuers, one unreachable from the start (%s): SERVING, and all of the other one's traffic allowed",
+    async (cause, fields) => {
+      const first = await jwksServer();
+      const downKey = await generateTestKey('down-key');
+      const authz = await start({
+        policy: policyText(
+          [{ jwksUri: first.jwks.url }, { issuer: SECOND_ISSUER, jwksUri: await unreachableKeys(cause) }],
+          bankRoutes(['view:balance']),
+        ),
+      });
+
+      await healthBecomes(authz, 'SERVING', 10_000);
+      expect(authz.events('jwks_usability')).toEqual([
+        expect.objectContaining({
+          issuer: SECOND_ISSUER,
+          state: 'unusable',
+          reason: 'fetch_failed',
+          ...fields,
+        }),
+      ]);
+      const firstToken = await signTestToken(first.key, TOKEN_DEFAULTS);
+      const downToken = await signTestToken(downKey, { ...TOKEN_DEFAULTS, issuer: SECOND_ISSUER });
+      const outcomes = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          authz.outcome({
+            method: 'GET',
+            path: '/balance',
+            authorization: `Bearer ${i % 4 === 3 ? downToken : firstToken}`,
+          }),
+        ),
+      );
+      expect(outcomes.filter((outcome) => outcome === 'allow')).toHaveLength(15);
+      expect(outcomes.filter((outcome) => outcome === 'deny 503')).toHaveLength(5);
+      expect(await healthOf(authz)).toBe('SERVING');
+    },
+  );
 });
 
 describe('graceful shutdown: close()', () => {

@@ -329,7 +329,7 @@ describe('hot policy reload: issuers and their keys', () => {
         outcome: 'ok',
         trigger: 'initial',
       });
-      // With every issuer's keys in hand, health is SERVING again.
+      // Health is SERVING (it never depends on an issuer's keys).
       await waitUntil(
         () => authz.health.check(''),
         (answer) => answer.status === 'SERVING',

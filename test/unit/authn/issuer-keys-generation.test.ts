@@ -213,8 +213,21 @@ describe('IssuerKeys.usable: whether the keys may be used', () => {
     await keys.prefetch();
 
     expect(keys.usable).toBe(false);
+    clock.advance(COOLDOWN_MS);
+    await keys.prefetch(); // a retry, failing too
+    expect(fetch.calls).toBe(2);
     expect(keys.usable).toBe(false);
-    expect(usability).toEqual([]); // never usable: nothing changed
+    // Said once, with its cause, however often it is retried.
+    expect(usability).toEqual([
+      {
+        issuer: DEMO_ISSUER,
+        state: 'unusable',
+        reason: 'fetch_failed',
+        cause: 'status',
+        status: 503,
+        fetchedAtMs: 0,
+      },
+    ]);
   });
 
   it('stays true while every refresh fails, up to jwks_max_stale after the last success; then false, said once', async () => {
@@ -238,7 +251,17 @@ describe('IssuerKeys.usable: whether the keys may be used', () => {
     expect(keys.usable).toBe(false);
     expect(await lookUp('key-1')).toBe('ERR_JWKS_UNAVAILABLE');
     expect(keys.usable).toBe(false);
-    expect(usability).toEqual([{ issuer: DEMO_ISSUER, state: 'stale', fetchedAtMs: fetchedAt }]);
+    // With the cause of the last refresh that failed.
+    expect(usability).toEqual([
+      {
+        issuer: DEMO_ISSUER,
+        state: 'unusable',
+        reason: 'stale',
+        cause: 'status',
+        status: 503,
+        fetchedAtMs: fetchedAt,
+      },
+    ]);
   });
 
   it('becomes true again on the next successful fetch, said once', async () => {
@@ -255,7 +278,7 @@ describe('IssuerKeys.usable: whether the keys may be used', () => {
     await settle();
 
     expect(fetch.calls).toBe(3);
-    expect(usability.map((event) => event.state)).toEqual(['stale', 'usable']);
+    expect(usability.map((event) => event.state)).toEqual(['unusable', 'usable']);
     expect(usability[1]).toEqual({
       issuer: DEMO_ISSUER,
       state: 'usable',

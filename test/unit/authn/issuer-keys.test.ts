@@ -9,7 +9,7 @@ import {
   type KeySetFetchEvent,
   type KeySetUsabilityEvent,
 } from '../../../src/authn/issuer-keys.js';
-import { KeySetError } from '../../../src/authn/key-set-errors.js';
+import { KeySetError, KeySetReadError } from '../../../src/authn/key-set-errors.js';
 import { KEY_SET_LIMITS, readKeySet, type FetchKeySet } from '../../../src/authn/read-key-set.js';
 import { compilePolicy } from '../../../src/policy/compile-policy.js';
 import type { IssuerPolicy } from '../../../src/policy/compiled-policy.js';
@@ -207,7 +207,10 @@ describe('IssuerKeys: fetching and caching', () => {
       outcome: 'error',
       trigger: 'refresh',
       error: `${JWKS_URI} answered HTTP 500`,
+      cause: 'status',
+      status: 500,
     });
+    expect(usability).toEqual([]); // the held keys stay usable: no change of state
 
     clock.advance(COOLDOWN_MS - 1);
     expect(await lookUp(keys, 'key-1')).toBe('found');
@@ -311,7 +314,9 @@ describe('IssuerKeys: a key set endpoint that hangs', () => {
     expect(keys.usable).toBe(false);
     expect(keys.usable).toBe(false);
     expect(keys.generation).toBe(generation + 1); // verified-token caches empty
-    expect(usability).toEqual([{ issuer: ISSUER, state: 'stale', fetchedAtMs: fetchedAt }]);
+    expect(usability).toEqual([
+      { issuer: ISSUER, state: 'unusable', reason: 'stale', fetchedAtMs: fetchedAt },
+    ]);
     expect(waits).toEqual(Array(6).fill(FETCH_WAIT_MS)); // each waited for the hung fetch, at most this
     expect(fetch.calls).toBe(2);
 
@@ -321,7 +326,7 @@ describe('IssuerKeys: a key set endpoint that hangs', () => {
     expect(await lookUp(keys, 'key-1')).toBe('found');
     expect(keys.generation).toBe(generation + 2);
     expect(usability).toEqual([
-      { issuer: ISSUER, state: 'stale', fetchedAtMs: fetchedAt },
+      { issuer: ISSUER, state: 'unusable', reason: 'stale', fetchedAtMs: fetchedAt },
       { issuer: ISSUER, state: 'usable', fetchedAtMs: clock.now() },
     ]);
 
@@ -484,7 +489,9 @@ describe('IssuerKeys: unknown kid and key rotation', () => {
 
 describe('IssuerKeys: while no keys are held', () => {
   it('answers ERR_JWKS_UNAVAILABLE when the first fetch fails', async () => {
-    fetch.failWith(new Error('connect ECONNREFUSED 127.0.0.1:443'));
+    // As Node's fetch fails: a TypeError whose cause is the socket's error.
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:443'), { code: 'ECONNREFUSED' });
+    fetch.failWith(new TypeError('fetch failed', { cause: refused }));
     const keys = issuerKeys();
 
     const error: unknown = await Promise.resolve()
@@ -498,7 +505,16 @@ describe('IssuerKeys: while no keys are held', () => {
     expect(error).toMatchObject({ code: 'ERR_JWKS_UNAVAILABLE', issuer: ISSUER });
     expect(keys.usable).toBe(false);
     expect(events).toEqual([
-      { issuer: ISSUER, outcome: 'error', trigger: 'initial', error: 'connect ECONNREFUSED 127.0.0.1:443' },
+      {
+        issuer: ISSUER,
+        outcome: 'error',
+        trigger: 'initial',
+        error: 'fetch failed (ECONNREFUSED)',
+        cause: 'connect',
+      },
+    ]);
+    expect(usability).toEqual([
+      { issuer: ISSUER, state: 'unusable', reason: 'fetch_failed', cause: 'connect', fetchedAtMs: 0 },
     ]);
   });
 
@@ -607,35 +623,45 @@ describe('IssuerKeys: prefetch and ready', () => {
 describe('IssuerKeys: refusing a bad key set', () => {
   const huge = 'x'.repeat(KEY_SET_LIMITS.maxBytes + 1);
 
-  it.each<[string, () => Response, string]>([
+  const body = { cause: 'body' } as const;
+  it.each<[string, () => Response, string, { cause: string; status?: number }]>([
     [
       'a non-200 answer',
       () => new Response('{"keys": []}', { status: 404 }),
       `${JWKS_URI} answered HTTP 404`,
+      { cause: 'status', status: 404 },
     ],
     [
       'a redirect answer',
       () => new Response(null, { status: 302, headers: { location: 'https://evil.example/jwks.json' } }),
       `${JWKS_URI} answered HTTP 302`,
+      { cause: 'status', status: 302 },
     ],
     [
       'a body over 512 KiB',
       () => new Response(JSON.stringify({ keys: [], padding: huge })),
       `${JWKS_URI} sent more than 524288 bytes`,
+      body,
     ],
-    ['invalid JSON', () => new Response('{"keys": ['), 'the key set is not valid JSON'],
-    ['no keys array', () => new Response('{"key": []}'), 'the key set has no "keys" array'],
+    ['invalid JSON', () => new Response('{"keys": ['), 'the key set is not valid JSON', body],
+    ['no keys array', () => new Response('{"key": []}'), 'the key set has no "keys" array', body],
     [
       'more than 100 keys',
       () => new Response(JSON.stringify({ keys: Array(101).fill({ kty: 'oct' }) })),
       'the key set has more than 100 keys',
+      body,
     ],
-  ])('refuses %s and holds no keys', async (_case, respond, message) => {
+  ])('refuses %s and holds no keys, and says the fault once', async (_case, respond, message, fault) => {
     const keys = issuerKeys({ fetchKeySet: async () => respond() });
 
     expect(await lookUp(keys, 'key-1')).toBe('ERR_JWKS_UNAVAILABLE');
     expect(keys.usable).toBe(false);
-    expect(events).toEqual([{ issuer: ISSUER, outcome: 'error', trigger: 'initial', error: message }]);
+    expect(events).toEqual([
+      { issuer: ISSUER, outcome: 'error', trigger: 'initial', error: message, ...fault },
+    ]);
+    expect(usability).toEqual([
+      { issuer: ISSUER, state: 'unusable', reason: 'fetch_failed', ...fault, fetchedAtMs: 0 },
+    ]);
   });
 });
 
@@ -683,7 +709,9 @@ describe('readKeySet', () => {
   ])('refuses a key set file that is %s', async (_case, content, message) => {
     const path = await file(`bad-${_case.replace(/\W+/g, '-')}.json`, content);
 
-    await expect(readKeySet({ kind: 'file', path }, neverFetch)).rejects.toThrow(new Error(message));
+    await expect(readKeySet({ kind: 'file', path }, neverFetch)).rejects.toThrow(
+      new KeySetReadError('ERR_JWKS_BODY', message),
+    );
   });
 
   it('refuses a key set file larger than 512 KiB', async () => {

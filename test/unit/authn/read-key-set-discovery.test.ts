@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { KeySetReadError } from '../../../src/authn/key-set-errors.js';
 import { KEY_SET_LIMITS, readKeySet, type FetchKeySet } from '../../../src/authn/read-key-set.js';
 import type { KeySource } from '../../../src/policy/compiled-policy.js';
 import { generateTestKey, type TestKey } from '../../kit/tokens.js';
@@ -87,7 +88,10 @@ describe('readKeySet through OpenID Connect discovery (injected fetch)', () => {
     });
 
     await expect(readKeySet(discoverySource(configured), http.fetch)).rejects.toThrow(
-      new Error(`the discovery document at ${METADATA_URL} names another issuer than ${configured}`),
+      new KeySetReadError(
+        'ERR_JWKS_BODY',
+        `the discovery document at ${METADATA_URL} names another issuer than ${configured}`,
+      ),
     );
     expect(http.urls).toEqual([METADATA_URL]);
   });
@@ -112,7 +116,7 @@ describe('readKeySet through OpenID Connect discovery (injected fetch)', () => {
     const http = scriptedFetch({ [METADATA_URL]: metadata(members) });
 
     await expect(readKeySet(discoverySource(), http.fetch)).rejects.toThrow(
-      new Error('the discovery document has no jwks_uri'),
+      new KeySetReadError('ERR_JWKS_BODY', 'the discovery document has no jwks_uri'),
     );
     expect(http.urls).toEqual([METADATA_URL]);
   });
@@ -147,7 +151,7 @@ describe('readKeySet through OpenID Connect discovery (injected fetch)', () => {
     const http = scriptedFetch({ [METADATA_URL]: body });
 
     await expect(readKeySet(discoverySource(), http.fetch)).rejects.toThrow(
-      new Error('the discovery document is not valid JSON'),
+      new KeySetReadError('ERR_JWKS_BODY', 'the discovery document is not valid JSON'),
     );
     expect(http.urls).toEqual([METADATA_URL]);
   });
@@ -157,7 +161,7 @@ describe('readKeySet through OpenID Connect discovery (injected fetch)', () => {
     const http = scriptedFetch({ [METADATA_URL]: metadata({ service_documentation: padding }) });
 
     await expect(readKeySet(discoverySource(), http.fetch)).rejects.toThrow(
-      new Error(`${METADATA_URL} sent more than 524288 bytes`),
+      new KeySetReadError('ERR_JWKS_BODY', `${METADATA_URL} sent more than 524288 bytes`),
     );
     expect(http.urls).toEqual([METADATA_URL]);
   });
@@ -177,18 +181,26 @@ describe('readKeySet through OpenID Connect discovery (injected fetch)', () => {
     const http = scriptedFetch({ [METADATA_URL]: new Response(null, { status }) });
 
     await expect(readKeySet(discoverySource(), http.fetch)).rejects.toThrow(
-      new Error(`${METADATA_URL} answered HTTP ${status}`),
+      new KeySetReadError('ERR_JWKS_STATUS', `${METADATA_URL} answered HTTP ${status}`, status),
     );
     expect(http.urls).toEqual([METADATA_URL]);
   });
 
-  it.each<[string, unknown, string]>([
-    ['not JSON', 'not json', 'the key set is not valid JSON'],
-    ['without keys', { issuer: ISSUER }, 'the key set has no "keys" array'],
-    ['HTTP 503', new Response(null, { status: 503 }), `${JWKS_URI} answered HTTP 503`],
-  ])('checks the discovered key set like any other: refuses one %s', async (_case, answer, message) => {
+  it.each<[string, unknown, KeySetReadError]>([
+    ['not JSON', 'not json', new KeySetReadError('ERR_JWKS_BODY', 'the key set is not valid JSON')],
+    [
+      'without keys',
+      { issuer: ISSUER },
+      new KeySetReadError('ERR_JWKS_BODY', 'the key set has no "keys" array'),
+    ],
+    [
+      'HTTP 503',
+      new Response(null, { status: 503 }),
+      new KeySetReadError('ERR_JWKS_STATUS', `${JWKS_URI} answered HTTP 503`, 503),
+    ],
+  ])('checks the discovered key set like any other: refuses one %s', async (_case, answer, expected) => {
     const http = scriptedFetch({ [METADATA_URL]: metadata(), [JWKS_URI]: answer });
 
-    await expect(readKeySet(discoverySource(), http.fetch)).rejects.toThrow(new Error(message));
+    await expect(readKeySet(discoverySource(), http.fetch)).rejects.toThrow(expected);
   });
 });

@@ -128,6 +128,29 @@ async function runningPair() {
 }
 
 describe('the cluster primary, with workers that die at awkward moments', () => {
+  it('tells every worker the service is SERVING only while every worker reports SERVING', async () => {
+    const { forks, cluster } = await runningPair();
+    const [first, second] = forks as [FakeWorker, FakeWorker];
+    const verdicts = (worker: FakeWorker) =>
+      worker.sent.filter((message) => (message as { type?: string }).type === 'authz:verdict');
+    const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+    second.say({ type: 'authz:health', status: 'SERVING' }); // worker 1 is still starting
+    await settle();
+    expect(verdicts(first).at(-1)).toEqual({ type: 'authz:verdict', allServing: false });
+    expect(verdicts(second).at(-1)).toEqual({ type: 'authz:verdict', allServing: false });
+
+    first.say({ type: 'authz:health', status: 'SERVING' });
+    await settle();
+    expect(verdicts(first).at(-1)).toEqual({ type: 'authz:verdict', allServing: true });
+    expect(verdicts(second).at(-1)).toEqual({ type: 'authz:verdict', allServing: true });
+
+    first.say({ type: 'authz:health', status: 'NOT_SERVING' }); // e.g. draining
+    await settle();
+    expect(verdicts(second).at(-1)).toEqual({ type: 'authz:verdict', allServing: false });
+    await cluster.close();
+  });
+
   it('survives a message to a worker that has just died (EPIPE), and restarts that worker', async () => {
     const { forks, forked, log, events, cluster } = await runningPair();
     const [first, second] = forks as [FakeWorker, FakeWorker];
