@@ -114,6 +114,8 @@ describe('IssuerKeys and verifyAccessToken through discovery on 127.0.0.1', () =
         outcome: 'error',
         trigger: 'initial',
         error: `${server.metadataUrl} answered HTTP 500`,
+        cause: 'status',
+        status: 500,
       },
     ]);
   });

@@ -146,6 +146,7 @@ describe('authz serve --workers 2', () => {
           await connection.health('envoy.service.auth.v3.Authorization'),
         ]),
       );
+    await everyHealth(); // opens every connection (the answers depend on how far worker 1's start-up is)
     await connectionsHeldBy(workers.pids, workers.port);
 
     jwks.release();
