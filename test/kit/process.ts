@@ -127,21 +127,15 @@ export function killAllProcesses(): void {
 /** Bounded text: keeps the newest `limit` characters. */
 class Tail {
   private text = '';
-  private dropped = false;
   constructor(private readonly limit: number) {}
   add(chunk: string): void {
     this.text += chunk;
     if (this.text.length > this.limit) {
       this.text = this.text.slice(-this.limit);
-      this.dropped = true;
     }
   }
   get value(): string {
     return this.text;
-  }
-  /** Whether the start was dropped (the first line kept may be a fragment). */
-  get cut(): boolean {
-    return this.dropped;
   }
 }
 
@@ -277,9 +271,11 @@ export function startProcess(options: ProcessOptions): KitProcess {
       if (seen !== undefined) return Promise.resolve(seen);
     }
     return new Promise((resolve, reject) => {
+      let settled = false;
       const settle = (error: Error | undefined, line?: LogLine) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
-        clearInterval(exitWatch);
         unsubscribe();
         if (error === undefined) resolve(line!);
         else reject(error);
@@ -288,9 +284,8 @@ export function startProcess(options: ProcessOptions): KitProcess {
         if (match(line)) settle(undefined, line);
       });
       const timer = setTimeout(() => settle(failure(`${timeoutMs} ms passed`, what)), timeoutMs);
-      const exitWatch = setInterval(() => {
-        if (exitReason !== undefined) settle(failure(`exited (${exitReason})`, what));
-      }, 50);
+      // A line printed just before the exit has been delivered by then: the pipe closes after it.
+      void finished.then(() => settle(failure(`exited (${exitReason})`, what)));
     });
   };
 
