@@ -73,6 +73,7 @@ const DENIALS: Readonly<Record<DenialCode, DenialRow>> = {
   // RFC 6585 section 4: this client is over its share of the replay store; its answer says when to retry.
   dpop_proof_quota_exceeded: { status: 429, bodyError: 'too_many_requests', challenge: 'none' },
   dpop_replay_cache_full: { status: 503, bodyError: 'temporarily_unavailable', challenge: 'none' },
+  dpop_replay_store_unavailable: { status: 503, bodyError: 'temporarily_unavailable', challenge: 'none' },
   // A valid token used without the proof its binding demands is not a valid credential for this request
   // (RFC 9449 section 7.2 shows invalid_token for a DPoP-bound token sent as Bearer).
   binding_dpop_scheme_required: INVALID_TOKEN,

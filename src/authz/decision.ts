@@ -28,7 +28,13 @@ export type DpopProofCode =
    */
   | 'dpop_proof_quota_exceeded'
   /** The replay store is full of unexpired entries: refused rather than risk a replay (503). */
-  | 'dpop_replay_cache_full';
+  | 'dpop_replay_cache_full'
+  /**
+   * The shared replay store (`dpop.replay_store: {type: redis}`) did not answer within its `timeout`, is
+   * disconnected or has too many commands in flight, and no `fallback: local` is set: refused rather than
+   * accept a proof unchecked (503).
+   */
+  | 'dpop_replay_store_unavailable';
 
 /** Why a verified token may not be used as presented: its binding (RFC 9449, RFC 8705). 401 `invalid_token`. */
 export type BindingCode =

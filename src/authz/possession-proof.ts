@@ -30,13 +30,16 @@ export interface ProofRequest {
 
 /**
  * What remembering an accepted proof's `jti` found (RFC 9449 section 11.1): new, a replay, over the share of
- * the store its key or subject may hold (the client should slow down), or a store full for everyone.
+ * the store its key or subject may hold (the client should slow down), a store full for everyone, or a
+ * shared store that could not be asked in time (slow, down, or too busy): nothing is known, so nothing is
+ * accepted.
  */
 export type ReplayClaim =
   | { readonly kind: 'fresh' }
   | { readonly kind: 'replayed' }
   | { readonly kind: 'over_quota'; readonly share: 'key' | 'subject'; readonly retryAfterSeconds: number }
-  | { readonly kind: 'full' };
+  | { readonly kind: 'full' }
+  | { readonly kind: 'unavailable' };
 
 /** The DPoP proof the request carried, as checked against a `ProofRequest`. */
 export type DpopProofCheck =

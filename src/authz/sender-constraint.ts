@@ -136,7 +136,7 @@ export function bindingOutcome(
 /**
  * Step three, pure: what remembering the proof's `jti` found, once the binding held (RFC 9449 section 11.1).
  * A replay is an invalid proof; a client over its share of the replay store is told to slow down; a store
- * full for everyone is refused rather than risk forgetting a proof early.
+ * full for everyone, or a shared store that did not answer, is refused rather than risk accepting a replay.
  */
 export function replayOutcome(claim: ReplayClaim): BindingRefusal | undefined {
   switch (claim.kind) {
@@ -153,6 +153,11 @@ export function replayOutcome(claim: ReplayClaim): BindingRefusal | undefined {
     case 'full':
       return {
         code: 'dpop_replay_cache_full',
+        description: 'DPoP proofs cannot be checked for replay right now',
+      };
+    case 'unavailable':
+      return {
+        code: 'dpop_replay_store_unavailable',
         description: 'DPoP proofs cannot be checked for replay right now',
       };
   }

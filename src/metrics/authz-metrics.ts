@@ -52,6 +52,10 @@ export interface AuthzMetrics {
   recordCheckFault(kind: string): void;
   /** Where the DPoP replay-cache gauge reads, at every scrape, how many proof `jti` values are remembered. */
   readDpopReplayEntriesFrom(read: () => number): void;
+  /** A DPoP proof the shared replay store could not answer for (`cause`: a `ReplayStoreFault`). Hot path. */
+  recordReplayStoreFault(cause: string): void;
+  /** Where the replay-store gauge reads, at every scrape, whether the store in force can be asked. */
+  readReplayStoreUpFrom(read: () => boolean): void;
   /** Where the in-flight gauge reads, at every scrape, how many Checks have been received and not yet answered. */
   readChecksInFlightFrom(read: () => number): void;
   /**
@@ -227,6 +231,23 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
     },
   });
 
+  const replayStoreFaults = new Counter({
+    name: 'authz_dpop_replay_store_faults_total',
+    help: 'DPoP proofs the shared replay store (dpop.replay_store: redis) could not answer for, by cause (disconnected, timeout, busy, error, settings): refused with 503, or checked locally with fallback: local.',
+    labelNames: ['cause'] as const,
+    registers,
+  });
+  let readReplayStoreUp: () => boolean = () => true;
+  new Gauge({
+    name: 'authz_dpop_replay_store_up',
+    help: 'Whether the DPoP replay store in force can be asked: 1 for the memory store; for Redis, 1 while connected and answering (read at scrape time).',
+    registers,
+    aggregator: 'min', // across --workers: 0 if any worker cannot reach it
+    collect() {
+      this.set(readReplayStoreUp() ? 1 : 0);
+    },
+  });
+
   let readChecksInFlight: () => number = () => 0;
   new Gauge({
     name: 'authz_checks_in_flight',
@@ -355,6 +376,14 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
 
     readDpopReplayEntriesFrom(read) {
       readDpopReplayEntries = read;
+    },
+
+    recordReplayStoreFault(cause) {
+      replayStoreFaults.inc({ cause });
+    },
+
+    readReplayStoreUpFrom(read) {
+      readReplayStoreUp = read;
     },
 
     readChecksInFlightFrom(read) {

@@ -1,8 +1,10 @@
-import type { DpopProofPolicy, ReplayLimits } from './compiled-policy.js';
-import { formatDuration, parseDurationSeconds } from './duration.js';
+import { resolve } from 'node:path';
+import type { DpopProofPolicy, ReplayLimits, ReplayStoreSettings } from './compiled-policy.js';
+import { formatDuration, parseDurationMilliseconds, parseDurationSeconds } from './duration.js';
 import { POLICY_DEFAULTS } from './policy-defaults.js';
 import type { DpopDocument, PathSegment, PolicyDocument } from './policy-document.js';
 import type { Report } from './problem-locator.js';
+import { redisUrlProblem } from './redis-url.js';
 
 /** The defaults of `dpop` (docs/sender-constraints.md), under the top level's settings. */
 export const DEFAULT_DPOP: DpopProofPolicy = Object.freeze({
@@ -84,5 +86,56 @@ export function compileReplayLimits(dpop: PolicyDocument['dpop'], report: Report
     total,
     perKey: share('replay_cache_per_key', d.dpopReplayShareOfKey),
     perSubject: share('replay_cache_per_subject', d.dpopReplayShareOfSubject),
+  });
+}
+
+const MEMORY_STORE: ReplayStoreSettings = Object.freeze({ type: 'memory' });
+
+/**
+ * The replay store (top-level `dpop.replay_store`): memory by default; Redis with its URL given (without
+ * credentials) or in a file, files resolved against the policy's folder. Keys that only Redis takes are
+ * refused under `type: memory`, so that a store the file seems to configure is the one in force.
+ */
+export function compileReplayStore(
+  dpop: PolicyDocument['dpop'],
+  baseDir: string,
+  report: Report,
+): ReplayStoreSettings {
+  const entry = dpop?.replay_store;
+  if (entry === undefined) return MEMORY_STORE;
+  const at = ['dpop', 'replay_store'];
+  const { type, ...redisOnly } = entry;
+  if (type === 'memory') {
+    for (const key of Object.keys(redisOnly)) report([...at, key], 'is only for type: redis');
+    return MEMORY_STORE;
+  }
+  const d = POLICY_DEFAULTS;
+  let url: { given: string } | { file: string } = { given: 'redis://invalid' };
+  if ((entry.url === undefined) === (entry.url_file === undefined)) {
+    report(at, 'type: redis needs exactly one of url and url_file');
+  } else if (entry.url !== undefined) {
+    const problem = redisUrlProblem(entry.url, 'refused');
+    if (problem === undefined) url = { given: entry.url };
+    else report([...at, 'url'], problem);
+  } else if (entry.url_file !== undefined) {
+    url = { file: resolve(baseDir, entry.url_file) };
+  }
+  let timeoutMs: number = d.dpopReplayStoreTimeoutMs;
+  if (entry.timeout !== undefined) {
+    const ms = parseDurationMilliseconds(entry.timeout);
+    if (ms === undefined || ms < d.minDpopReplayStoreTimeoutMs || ms > d.maxDpopReplayStoreTimeoutMs) {
+      report(
+        [...at, 'timeout'],
+        `must be a duration from ${d.minDpopReplayStoreTimeoutMs}ms to ${d.maxDpopReplayStoreTimeoutMs}ms`,
+      );
+    } else timeoutMs = ms;
+  }
+  return Object.freeze({
+    type: 'redis',
+    url: Object.freeze(url),
+    caFile: entry.ca_file === undefined ? undefined : resolve(baseDir, entry.ca_file),
+    keyPrefix: entry.key_prefix ?? d.dpopReplayStoreKeyPrefix,
+    timeoutMs,
+    fallback: entry.fallback ?? 'none',
   });
 }

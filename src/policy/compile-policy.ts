@@ -2,7 +2,7 @@ import { dirname } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { CompiledPolicy, IssuerPolicy } from './compiled-policy.js';
 import { compileIssuer } from './compile-issuer.js';
-import { compileReplayLimits } from './compile-dpop.js';
+import { compileReplayLimits, compileReplayStore } from './compile-dpop.js';
 import { compileServices } from './compile-services.js';
 import { checkDocumentShape } from './document-shape.js';
 import { POLICY_DEFAULTS } from './policy-defaults.js';
@@ -91,6 +91,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
   }
 
   const dpopReplayLimits = compileReplayLimits(policy.dpop, report);
+  const dpopReplayStore = compileReplayStore(policy.dpop, dirname(file), report);
   if (problems.length > 0) throw new PolicyError('ERR_POLICY_INVALID', problems);
   return Object.freeze({
     version: policyVersion(text),
@@ -103,6 +104,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
     knownScopes: policy.known_scopes === undefined ? undefined : Object.freeze([...policy.known_scopes]),
     reloadGuard: policy.reload_guard ?? 'error',
     dpopReplayLimits,
+    dpopReplayStore,
     maxRsaKeyBits,
   });
 }

@@ -283,12 +283,30 @@ export interface CompiledPolicy {
   readonly reloadGuard: ReloadGuard;
   /** The replay store's limits (top-level `dpop.replay_cache_size`, `_per_key`, `_per_subject`). */
   readonly dpopReplayLimits: ReplayLimits;
+  /** Where accepted proofs' `jti` values are remembered (top-level `dpop.replay_store`). */
+  readonly dpopReplayStore: ReplayStoreSettings;
   /** The largest RSA modulus accepted for DPoP proof keys, in bits (`max_rsa_key_bits`). */
   readonly maxRsaKeyBits: number;
 }
 
 /** `reload_guard`: whether new error-level findings refuse a hot reload (docs/policy-checks.md). */
 export type ReloadGuard = 'error' | 'off';
+
+/**
+ * `dpop.replay_store`: this process's memory, or one Redis shared by every worker and replica. The URL is
+ * given, or read from `urlFile` (a mounted Secret, credentials included) when the store is set up.
+ */
+export type ReplayStoreSettings =
+  | { readonly type: 'memory' }
+  | {
+      readonly type: 'redis';
+      readonly url: { readonly given: string } | { readonly file: string };
+      readonly caFile: string | undefined;
+      readonly keyPrefix: string;
+      readonly timeoutMs: number;
+      /** `none`: refuse while Redis cannot be asked (503); `local`: check against this process's store. */
+      readonly fallback: 'none' | 'local';
+    };
 
 /** How much of the DPoP replay store everyone, one proof key and one user may hold, in entries. */
 export interface ReplayLimits {

@@ -21,7 +21,7 @@ export interface PolicyChange {
   readonly servicesChanged: readonly string[];
   /**
    * Top-level settings: `max_token_bytes`, `known_scopes`, `reload_guard`, `max_rsa_key_bits`, and the
-   * replay store's `dpop.replay_cache_size`, `_per_key`, `_per_subject`.
+   * replay store's `dpop.replay_cache_size`, `_per_key`, `_per_subject` and `dpop.replay_store`.
    */
   readonly settingsChanged: readonly string[];
 }
@@ -63,6 +63,9 @@ export function policyChange(previous: CompiledPolicy, next: CompiledPolicy): Po
       : undefined,
     previous.dpopReplayLimits.perSubject !== next.dpopReplayLimits.perSubject
       ? 'dpop.replay_cache_per_subject'
+      : undefined,
+    JSON.stringify(previous.dpopReplayStore) !== JSON.stringify(next.dpopReplayStore)
+      ? 'dpop.replay_store'
       : undefined,
     previous.maxRsaKeyBits !== next.maxRsaKeyBits ? 'max_rsa_key_bits' : undefined,
   ].filter((name): name is string => name !== undefined);

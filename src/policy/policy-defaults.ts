@@ -49,6 +49,10 @@ export const POLICY_DEFAULTS = Object.freeze({
   // with valid proofs is refused (429) long before everyone else's proofs could be.
   dpopReplayShareOfKey: 0.02, // 2%: 2000 of 100,000, some 28 proofs a second for a 70 s window
   dpopReplayShareOfSubject: 0.05, // 5%
+  dpopReplayStoreKeyPrefix: 'authz:dpop:',
+  dpopReplayStoreTimeoutMs: 200, // a Redis on the same network answers in about a millisecond
+  minDpopReplayStoreTimeoutMs: 10,
+  maxDpopReplayStoreTimeoutMs: 900, // below Envoy's 1 s ext_authz timeout (envoy/envoy.yaml)
   maxRsaKeyBits: 4096, // bits (2048 to 8192; RSA_KEY_LIMITS)
   claims: Object.freeze({
     scopes: Object.freeze(['scope', 'scp']),

@@ -15,6 +15,15 @@ export interface PolicyDocument {
     replay_cache_size?: number;
     replay_cache_per_key?: number;
     replay_cache_per_subject?: number;
+    replay_store?: {
+      type: 'memory' | 'redis';
+      url?: string;
+      url_file?: string;
+      ca_file?: string;
+      key_prefix?: string;
+      timeout?: number | string;
+      fallback?: 'none' | 'local';
+    };
   };
   issuers: {
     issuer: string;

@@ -21,7 +21,7 @@ export function schemaProblems(errors: readonly ErrorObject[], locator: Locator)
         const allowed = Object.keys((error.parentSchema as { properties?: object }).properties ?? {});
         target = [...path, key];
         message =
-          key.startsWith('replay_cache_') && path.at(-1) === 'dpop'
+          (key.startsWith('replay_cache_') || key === 'replay_store') && path.at(-1) === 'dpop'
             ? // One replay store per process, shared by every service: a per-service limit would mislead.
               `${key} is per process, for every service: set it in the top-level dpop`
             : `unknown key "${key}" (allowed: ${allowed.join(', ')})`;
@@ -78,6 +78,9 @@ function patternMessage(path: PathSegment[]): string {
   if (within[0] === 'realm') return 'may hold printable ASCII only, without quotes or backslashes';
   if (path[0] === 'services' && within[0] === 'name') {
     return 'is not a service name (lower-case letters, digits and "-", at most 64)';
+  }
+  if (path[0] === 'dpop' && path[1] === 'replay_store' && path[2] === 'key_prefix') {
+    return 'may hold at most 64 printable ASCII characters, without spaces';
   }
   if (path[0] === 'services' && within[0] === 'claim_headers') {
     return 'is not a header for a claim (lower case, starting with "x-": x-auth-email)';

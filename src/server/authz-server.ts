@@ -11,7 +11,6 @@ import { createKeyRing, type KeyRing } from '../authn/key-ring.js';
 import { fetchKeySetOverHttp, KEY_SET_LIMITS, type FetchKeySet } from '../authn/read-key-set.js';
 import { DpopNonces } from '../authn/dpop-nonces.js';
 import { DpopProofKeys } from '../authn/dpop-proof-keys.js';
-import { MemoryReplayStore } from '../authn/dpop-replay-store.js';
 import { bearerTokenVerifier, type PossessionState } from '../authn/verify-access-token.js';
 import type { Decision } from '../authz/decision.js';
 import { preparedOutcomes } from '../authz/prepared-outcomes.js';
@@ -21,6 +20,7 @@ import type { CheckRequestMessage, CheckResponseMessage } from '../envoy/check-m
 import { createCheckHandler, type ActivePolicy } from '../envoy/check-handler.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import type { ClusterMember } from './cluster-member.js';
+import { ReplayStores } from './replay-stores.js';
 import { PolicyError } from '../policy/policy-error.js';
 import { reloadBlockingFindings } from '../policy/policy-findings.js';
 import { PolicyWatcher, type ReloadResult } from '../policy/policy-watcher.js';
@@ -36,6 +36,8 @@ type TokenCacheMetrics =
   | 'readKeyUsabilityFrom'
   | 'recordCheckFault'
   | 'readDpopReplayEntriesFrom'
+  | 'recordReplayStoreFault'
+  | 'readReplayStoreUpFrom'
   | 'readChecksInFlightFrom';
 
 /** The policy file's state beyond reloads, which a server's metrics may leave out too. */
@@ -163,13 +165,34 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       : { onTokenCacheEvent: metrics.recordTokenCacheEvent.bind(metrics) }),
   };
   // Outlives policy versions: a reload must not forget which proofs were seen, nor invalidate nonces.
+  const replayStores = new ReplayStores({
+    // Said once per change of state (and at most every few seconds for a flapping store), not per request.
+    onState: (event) => {
+      const fields = { event: 'replay_store', store: 'redis', ...event };
+      if (event.state === 'available') logger.info(fields, 'DPoP replay store available');
+      else if (event.fallback === 'local') {
+        logger.error(
+          fields,
+          "DPoP replay store unavailable: proofs are checked against this process's own store until it is back (fallback: local)",
+        );
+      } else
+        logger.error(fields, 'DPoP replay store unavailable: DPoP proofs are answered 503 until it is back');
+    },
+    onFault: (cause) => metrics?.recordReplayStoreFault?.(cause),
+    onEvictionPolicy: (policy) =>
+      logger.warn(
+        { event: 'replay_store_eviction', maxmemory_policy: policy },
+        'the Redis of the DPoP replay store may evict keys under memory pressure (maxmemory-policy is not noeviction): an entry evicted early lets its proof be replayed',
+      ),
+  });
   const possession: PossessionState = {
-    replayStore: new MemoryReplayStore(),
+    replayStore: replayStores.local,
     nonces:
       options.dpopNonceKey === undefined ? DpopNonces.withRandomKey() : new DpopNonces(options.dpopNonceKey),
     proofKeys: new DpopProofKeys(),
   };
-  metrics?.readDpopReplayEntriesFrom?.(() => possession.replayStore.size);
+  metrics?.readDpopReplayEntriesFrom?.(() => replayStores.local.size);
+  metrics?.readReplayStoreUpFrom?.(() => replayStores.up);
   /**
    * A policy with its issuers' keys and the verifier built on them; swapped in one assignment, so a
    * request reads one version. Issuers whose key settings did not change keep their cached keys.
@@ -181,7 +204,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       keysFor: (issuer) => keyRing.keysFor(issuer),
       now,
       tokenCaches: keyRing.tokenCaches,
-      possession,
+      possession: { ...possession, replayStore: replayStores.forPolicy(policy.dpopReplayStore) },
     });
     // Built now, at load, rather than by the first request under this version.
     for (const service of policy.services) preparedOutcomes(service);
@@ -304,7 +327,10 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
     options.cluster.listening({ port, policy: policy.source, policyVersion: policy.version });
   }
   if (options.watchPolicy !== false) watcher.watch();
-  void waitWithTimer(active.keyRing.prefetch(), STARTUP_KEYS_WAIT_MS).then(() => {
+  // The shared replay store's first connection is waited for too, so that the first DPoP requests after
+  // SERVING find it connected; neither wait outlasts STARTUP_KEYS_WAIT_MS.
+  const firstFetches = Promise.all([active.keyRing.prefetch(), replayStores.firstAttempt()]);
+  void waitWithTimer(firstFetches, STARTUP_KEYS_WAIT_MS).then(() => {
     startingUp = false;
     const withoutKeys = active.keyRing
       .usability()
@@ -350,6 +376,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
             resolve();
           });
         });
+        await replayStores.close();
         logger.info({ event: 'stopped' }, 'authz server stopped');
       })()),
   };

@@ -101,6 +101,7 @@ const DENIAL_TABLE = {
   dpop_nonce_invalid: USE_DPOP_NONCE,
   dpop_proof_quota_exceeded: { status: 429, error: 'too_many_requests', challenge: undefined },
   dpop_replay_cache_full: { status: 503, error: 'temporarily_unavailable', challenge: undefined },
+  dpop_replay_store_unavailable: { status: 503, error: 'temporarily_unavailable', challenge: undefined },
   binding_dpop_scheme_required: { status: 401, error: 'invalid_token', challenge: invalidToken },
   binding_token_not_dpop_bound: { status: 401, error: 'invalid_token', challenge: invalidToken },
   binding_dpop_key_mismatch: { status: 401, error: 'invalid_token', challenge: invalidToken },

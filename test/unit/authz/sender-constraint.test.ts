@@ -281,4 +281,8 @@ describe('replayOutcome: what claiming the jti of a proof whose key holds the bi
   it('refuses every proof while the store is full for everyone', () => {
     expect(replayOutcome({ kind: 'full' })).toMatchObject({ code: 'dpop_replay_cache_full' });
   });
+
+  it('refuses every proof while the shared store cannot be asked, rather than accept one unchecked', () => {
+    expect(replayOutcome({ kind: 'unavailable' })).toMatchObject({ code: 'dpop_replay_store_unavailable' });
+  });
 });

@@ -490,6 +490,103 @@ describe('compilePolicy: dpop', () => {
     );
   });
 
+  it('keeps proofs in memory unless dpop.replay_store names Redis, with its defaults', () => {
+    const head = (...lines: string[]) => ['version: 1', 'realm: r', 'dpop:', ...lines.map((l) => `  ${l}`)];
+    expect(compile(policyText({ head: head('replay_cache_size: 5000') })).dpopReplayStore).toEqual({
+      type: 'memory',
+    });
+    expect(compile(policyText({ head: head('replay_store: { type: memory }') })).dpopReplayStore).toEqual({
+      type: 'memory',
+    });
+    expect(
+      compile(policyText({ head: head('replay_store: { type: redis, url: "redis://redis.authz:6379/2" }') }))
+        .dpopReplayStore,
+    ).toEqual({
+      type: 'redis',
+      url: { given: 'redis://redis.authz:6379/2' },
+      caFile: undefined,
+      keyPrefix: 'authz:dpop:',
+      timeoutMs: 200,
+      fallback: 'none',
+    });
+  });
+
+  it('resolves url_file and ca_file against the policy file, and takes every key redis has', () => {
+    const policy = compilePolicy(
+      policyText({
+        head: [
+          'version: 1',
+          'realm: r',
+          'dpop:',
+          '  replay_store:',
+          '    type: redis',
+          '    url_file: secrets/redis-url',
+          '    ca_file: /etc/redis-ca.pem',
+          '    key_prefix: "team-a:"',
+          '    timeout: 50ms',
+          '    fallback: local',
+        ],
+      }),
+      '/etc/authz/policy.yaml',
+    );
+    expect(policy.dpopReplayStore).toEqual({
+      type: 'redis',
+      url: { file: '/etc/authz/secrets/redis-url' },
+      caFile: '/etc/redis-ca.pem',
+      keyPrefix: 'team-a:',
+      timeoutMs: 50,
+      fallback: 'local',
+    });
+  });
+
+  it.each([
+    ['type: redis', 'dpop.replay_store', /exactly one of url and url_file/],
+    ['type: redis, url: "redis://h", url_file: f', 'dpop.replay_store', /exactly one of url and url_file/],
+    [
+      'type: redis, url: "redis://user:pw@h:6379"',
+      'dpop.replay_store.url',
+      /must not carry credentials: .*url_file/,
+    ],
+    ['type: redis, url: "https://h"', 'dpop.replay_store.url', /redis:\/\/ or rediss:\/\//],
+    ['type: redis, url: "redis://h/16"', 'dpop.replay_store.url', /database number from 0 to 15/],
+    ['type: redis, url: "redis://h?family=6"', 'dpop.replay_store.url', /query or fragment/],
+    ['type: redis, url: "redis://h", timeout: 5ms', 'dpop.replay_store.timeout', /from 10ms to 900ms/],
+    ['type: redis, url: "redis://h", timeout: 1s', 'dpop.replay_store.timeout', /from 10ms to 900ms/],
+    ['type: redis, url: "redis://h", key_prefix: "a b"', 'dpop.replay_store.key_prefix', /printable ASCII/],
+    ['type: redis, url: "redis://h", fallback: memory', 'dpop.replay_store.fallback', /none, local/],
+    ['type: memory, url: "redis://h"', 'dpop.replay_store.url', /only for type: redis/],
+    ['type: valkey', 'dpop.replay_store.type', /memory, redis/],
+    ['url: "redis://h"', 'dpop.replay_store', /missing required key "type"/],
+  ])('refuses dpop.replay_store { %s }', (written, where, message) => {
+    const error = policyErrorFrom(() =>
+      compile(policyText({ head: ['version: 1', 'realm: r', `dpop: { replay_store: { ${written} } }`] })),
+    );
+    expect(error.problems).toContainEqual(
+      expect.objectContaining({ line: 3, path: where, message: expect.stringMatching(message) }),
+    );
+  });
+
+  it('refuses replay_store on a service: the store is per process', () => {
+    const error = policyErrorFrom(() =>
+      compile(
+        [
+          'version: 1',
+          'realm: r',
+          'issuers:',
+          ...TWO_ISSUERS.slice(0, 4),
+          'services:',
+          '  - { name: a, dpop: { replay_store: { type: memory } }, routes: [] }', // 9
+          '',
+        ].join('\n'),
+      ),
+    );
+    expectSingleProblem(error, 'ERR_POLICY_INVALID', {
+      line: 9,
+      path: 'services[0].dpop.replay_store',
+      message: 'replay_store is per process, for every service: set it in the top-level dpop',
+    });
+  });
+
   it("lets a service's keys override the top level's one by one", () => {
     const policy = compile(
       [

@@ -54,6 +54,14 @@ describe('policyChange: sender constraints', () => {
       ['setting changed: dpop.replay_cache_per_key'],
     ],
     [
+      'the replay store',
+      {
+        head: [...HEAD, 'dpop: { replay_store: { type: redis, url: "redis://redis:6379" } }'],
+        routes: [TRANSFER],
+      },
+      ['setting changed: dpop.replay_store'],
+    ],
+    [
       'the largest RSA key accepted',
       { head: [...HEAD, 'max_rsa_key_bits: 8192'], routes: [TRANSFER] },
       // Its key set is judged anew by the new bound.

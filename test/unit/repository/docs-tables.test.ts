@@ -102,6 +102,7 @@ const DENIAL_CODES = Object.keys({
   dpop_nonce_invalid: true,
   dpop_proof_quota_exceeded: true,
   dpop_replay_cache_full: true,
+  dpop_replay_store_unavailable: true,
   binding_dpop_scheme_required: true,
   binding_token_not_dpop_bound: true,
   binding_dpop_key_mismatch: true,
