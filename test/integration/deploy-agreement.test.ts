@@ -272,8 +272,9 @@ describe('deploy/kubernetes: the Pod runs what envoy/envoy.yaml, the Dockerfile 
   });
 });
 
-/** The Secret the authz Deployments expect for the DPoP nonce key (docs/deployment.md), and its key. */
+/** The Secrets the authz Deployments expect (docs/deployment.md), each with its key. */
 const NONCE_KEY_SECRET = { name: 'authz-dpop-nonce-key', key: 'nonce-key' };
+const REDIS_URL_SECRET = { name: 'authz-redis', key: 'url' };
 
 interface SecretVolume {
   name: string;
@@ -281,15 +282,16 @@ interface SecretVolume {
 }
 
 /**
- * What is wrong with how an authz container gets the DPoP nonce key; [] when `authz serve`, parsing the
- * container's arguments and variables with its own parser, is given a file that a read-only mount of a
- * volume (no subPath) takes from the key `nonce-key` of the Secret `authz-dpop-nonce-key`, not optional, so
- * that a Pod without the Secret does not start.
+ * What is wrong with how an authz container reads `file` from a Secret; [] when a read-only mount of a
+ * volume (no subPath) takes it from the Secret's key, named in items, not optional, so that a Pod without
+ * the Secret does not start.
  */
-function nonceKeyProblems(deployment: Json, owner: Container): string[] {
-  const env = Object.fromEntries((owner.env ?? []).map((variable) => [variable.name, variable.value]));
-  const file = serveConfig(owner.args!.slice(1), env).dpopNonceKeyFile;
-  if (file === undefined) return ['authz serve is given no --dpop-nonce-key (nor AUTHZ_DPOP_NONCE_KEY_FILE)'];
+function secretFileProblems(
+  deployment: Json,
+  owner: Container,
+  file: string,
+  expected: { readonly name: string; readonly key: string },
+): string[] {
   const problems: string[] = [];
   const mount = (owner.volumeMounts ?? []).find(
     (candidate) => candidate.mountPath === path.posix.dirname(file),
@@ -299,15 +301,37 @@ function nonceKeyProblems(deployment: Json, owner: Container): string[] {
   if (mount.subPath !== undefined) problems.push(`${mount.name} is mounted by subPath`);
   const volumes = at(deployment, 'spec', 'template', 'spec', 'volumes') as SecretVolume[];
   const secret = volumes.find((volume) => volume.name === mount.name)?.secret;
-  if (secret?.secretName !== NONCE_KEY_SECRET.name) {
-    problems.push(`${mount.name} is not the Secret ${NONCE_KEY_SECRET.name}`);
-  }
+  if (secret?.secretName !== expected.name) problems.push(`${mount.name} is not the Secret ${expected.name}`);
   if (secret?.optional !== false) problems.push(`${mount.name} is not optional: false`);
   const item = secret?.items?.find((candidate) => candidate.path === path.posix.basename(file));
-  if (item?.key !== NONCE_KEY_SECRET.key) {
-    problems.push(`${file} is not the Secret's key ${NONCE_KEY_SECRET.key}, named in items`);
-  }
+  if (item?.key !== expected.key)
+    problems.push(`${file} is not the Secret's key ${expected.key}, named in items`);
   return problems;
+}
+
+/**
+ * What is wrong with how an authz container gets the DPoP nonce key: `authz serve`, parsing the container's
+ * arguments and variables with its own parser, must be given a file from the key `nonce-key` of the Secret
+ * `authz-dpop-nonce-key` (secretFileProblems).
+ */
+function nonceKeyProblems(deployment: Json, owner: Container): string[] {
+  const env = Object.fromEntries((owner.env ?? []).map((variable) => [variable.name, variable.value]));
+  const file = serveConfig(owner.args!.slice(1), env).dpopNonceKeyFile;
+  if (file === undefined) return ['authz serve is given no --dpop-nonce-key (nor AUTHZ_DPOP_NONCE_KEY_FILE)'];
+  return secretFileProblems(deployment, owner, file, NONCE_KEY_SECRET);
+}
+
+/**
+ * What is wrong with how the policy an authz container mounts reaches its Redis: the policy, compiled by
+ * authz, must keep DPoP proofs in Redis with its URL in a file, taken from the key `url` of the Secret
+ * `authz-redis` (secretFileProblems).
+ */
+function redisUrlProblems(objects: readonly Json[], deployment: Json, owner: Container): string[] {
+  const file = flag(owner.args, '--policy')!;
+  const store = compilePolicy(configMapFileAt(objects, deployment, owner, file)!.text!, file).dpopReplayStore;
+  if (store.type !== 'redis') return [`the mounted policy keeps DPoP proofs in ${store.type}, not redis`];
+  if (!('file' in store.url)) return ['the mounted policy gives the Redis URL in the file, not in url_file'];
+  return secretFileProblems(deployment, owner, store.url.file, REDIS_URL_SECRET);
 }
 
 describe('deploy/kubernetes: the DPoP nonce key comes from a Secret the Pod cannot start without', () => {
@@ -326,6 +350,33 @@ describe('deploy/kubernetes: the DPoP nonce key comes from a Secret the Pod cann
       .filter((owner) => (owner.volumeMounts ?? []).some((mount) => mount.name === volume.name))
       .map((owner) => owner.name);
     expect(holders).toEqual(['authz']);
+  });
+
+  it("the mounted policy's Redis URL is the mounted key of authz-redis", () => {
+    expect(redisUrlProblems(kubernetes, pod, authz)).toEqual([]);
+  });
+
+  it('only the authz container mounts the Redis URL', () => {
+    const volume = podVolumes.find(
+      (candidate) => (candidate as SecretVolume).secret?.secretName === REDIS_URL_SECRET.name,
+    )!;
+    const holders = containersOf(pod)
+      .filter((owner) => (owner.volumeMounts ?? []).some((mount) => mount.name === volume.name))
+      .map((owner) => owner.name);
+    expect(holders).toEqual(['authz']);
+  });
+
+  it('a Redis URL mounted from another Secret, or optional, is caught', () => {
+    const loose = structuredClone(pod);
+    const volume = (at(loose, 'spec', 'template', 'spec', 'volumes') as SecretVolume[]).find(
+      (candidate) => candidate.secret?.secretName === REDIS_URL_SECRET.name,
+    )!;
+    volume.secret!.secretName = 'redis';
+    volume.secret!.optional = true;
+    expect(redisUrlProblems(kubernetes, loose, authz)).toEqual([
+      `${volume.name} is not the Secret ${REDIS_URL_SECRET.name}`,
+      `${volume.name} is not optional: false`,
+    ]);
   });
 
   it('the manifests create no such Secret: the operator does', () => {
@@ -647,7 +698,7 @@ function authzIngressProblems(objects: readonly Json[], callers: readonly Peer[]
   return problems;
 }
 
-describe('deploy/authz-service (and the folders that include it): the DPoP nonce key from the Secret', () => {
+describe('deploy/authz-service (and the folders that include it): the DPoP nonce key and the Redis URL from their Secrets', () => {
   it.each([
     ['authz-service', () => render('authz-service')],
     ['istio', () => istio],
@@ -655,6 +706,7 @@ describe('deploy/authz-service (and the folders that include it): the DPoP nonce
   ] as const)('deploy/%s', (_dir, objects) => {
     const deployment = one(objects(), 'Deployment', 'authz');
     expect(nonceKeyProblems(deployment, container(deployment, 'authz'))).toEqual([]);
+    expect(redisUrlProblems(objects(), deployment, container(deployment, 'authz'))).toEqual([]);
     expect(objects().filter((object) => object['kind'] === 'Secret')).toEqual([]);
   });
 });

@@ -9,6 +9,7 @@ import {
   type ReplayStoreFault,
   type ReplayStoreStateEvent,
 } from '../../src/authn/redis-replay-store.js';
+import { ReplayStores } from '../../src/server/replay-stores.js';
 import { startRedisServer, type RedisServer, type RedisServerOptions } from '../kit/redis-server.js';
 import { cleanupAfterEach, suiteTempDir } from '../kit/test-hooks.js';
 import { waitUntil } from '../kit/wait-until.js';
@@ -311,5 +312,54 @@ describe('RedisReplayStore against a real Redis', () => {
       { timeoutMs: 5000, what: 'the warning' },
     );
     expect(seen.evictionPolicies).toEqual(['allkeys-lru']);
+  });
+});
+
+describe('ReplayStores: the stores of one process across policy versions', () => {
+  const hooks = { onState: () => undefined, onFault: () => undefined, onEvictionPolicy: () => undefined };
+  const redisSettings = (url: string, keyPrefix = 'p:'): RedisReplayStoreSettings => ({
+    type: 'redis',
+    url: { given: url },
+    caFile: undefined,
+    keyPrefix,
+    timeoutMs: 200,
+    fallback: 'none',
+  });
+  /** How many connections the replay stores hold open to `server` (each names itself). */
+  const connections = async (server: RedisServer): Promise<number> =>
+    String(await server.command('CLIENT', 'LIST'))
+      .split('\n')
+      .filter((line) => line.includes('name=authz-dpop-replay')).length;
+
+  it('keeps one connection while the settings stay, opens the new one when they change, and closes the old', async () => {
+    const server = await redis();
+    const stores = new ReplayStores(hooks);
+    defer(() => stores.close());
+
+    expect(stores.forPolicy({ type: 'memory' })).toBe(stores.local);
+    const first = stores.forPolicy(redisSettings(server.url));
+    expect(stores.forPolicy(redisSettings(server.url))).toBe(first);
+    await stores.firstAttempt();
+    expect(stores.up).toBe(true);
+    expect(await connections(server)).toBe(1);
+
+    const second = stores.forPolicy(redisSettings(server.url, 'q:'));
+    expect(second).not.toBe(first);
+    await stores.firstAttempt();
+    expect(await connections(server)).toBe(2); // the old one is kept for Checks begun before the reload
+    await waitUntil(
+      () => connections(server),
+      (count) => count === 1,
+      { timeoutMs: 5000, what: 'the old connection closed after its grace period' },
+    );
+
+    expect(stores.forPolicy({ type: 'memory' })).toBe(stores.local);
+    expect(stores.up).toBe(true);
+    await stores.close();
+    await waitUntil(
+      () => connections(server),
+      (count) => count === 0,
+      { timeoutMs: 5000, what: 'every connection closed' },
+    );
   });
 });
