@@ -163,8 +163,11 @@ export interface EnvoyPorts {
   listen: number;
   /** Port of the admin API (9901 in envoy.yaml). */
   admin: number;
-  /** Port of the `authz` cluster's endpoint, the ext_authz gRPC server (9001 in envoy.yaml). */
-  authz: number;
+  /**
+   * Port of the `authz` cluster's endpoint, the ext_authz gRPC server (9001 in envoy.yaml); several ports
+   * make that many endpoints of the cluster, which Envoy balances round robin (replicas of the sidecar).
+   */
+  authz: number | readonly number[];
   /** Port of the `bank` cluster's endpoint, the protected upstream (8080 in envoy.yaml). */
   bank: number;
   /** Port of the `ingress_tls` listener (8443 in envoy.yaml). */
@@ -179,6 +182,11 @@ export interface DeployedEnvoyOptions {
    * the test needs its client certificates too.
    */
   tls?: DevTlsFiles;
+  /**
+   * `--concurrency`, Envoy's worker threads (default 1). Each thread keeps its own connections to the authz
+   * cluster, so more threads spread the Check calls over more connections (and thus `--workers` processes).
+   */
+  concurrency?: number;
 }
 
 /** A started Envoy on envoy/envoy.yaml, ready to serve. */
@@ -233,6 +241,27 @@ function setClusterPort(clusters: unknown[], name: string, port: number): void {
     const endpoint = record(record(lbEndpoint, `${where} lb_endpoint`).endpoint, `${where} endpoint`);
     socketAddress(endpoint, `${where} endpoint`).port_value = port;
   }
+}
+
+/**
+ * Makes the cluster's one endpoint into one endpoint per port, each a copy of it with its port changed: a
+ * cluster of several hosts (its lb_policy, ROUND_ROBIN unless set, picks among them).
+ */
+function setClusterPorts(clusters: unknown[], name: string, ports: readonly number[]): void {
+  const where = `cluster ${name}`;
+  const assignment = record(named(clusters, name, 'cluster').load_assignment, `${where}.load_assignment`);
+  const localities = list(assignment.endpoints, `${where}.load_assignment.endpoints`);
+  const endpoints = localities.length === 1 ? list(record(localities[0], where).lb_endpoints, where) : [];
+  if (endpoints.length !== 1) {
+    throw new Error(`envoy/envoy.yaml: expected ${where} to have exactly one endpoint to copy`);
+  }
+  const template = JSON.stringify(endpoints[0]);
+  const copies = ports.map((port) => {
+    const copy = record(JSON.parse(template), `${where} lb_endpoint`);
+    socketAddress(record(copy.endpoint, `${where} endpoint`), `${where} endpoint`).port_value = port;
+    return copy;
+  });
+  endpoints.splice(0, endpoints.length, ...copies);
 }
 
 function checkPort(port: number, name: string): void {
@@ -291,7 +320,12 @@ function setTlsFiles(listener: Record<string, unknown>, tls: DevTlsFiles): void 
  * @throws Error for a TLS port without a certificate set or the other way round
  */
 export function envoyConfigFor(ports: Omit<EnvoyPorts, 'tls'> & { tls?: number }, tls?: DevTlsFiles): string {
-  for (const [name, port] of Object.entries(ports)) checkPort(port, name);
+  for (const [name, port] of Object.entries(ports)) {
+    for (const each of typeof port === 'number' ? [port] : port) checkPort(each, name);
+  }
+  if (typeof ports.authz !== 'number' && ports.authz.length === 0) {
+    throw new Error('envoyConfigFor: give at least one authz port');
+  }
   if ((ports.tls === undefined) !== (tls === undefined)) {
     throw new Error('envoyConfigFor: give both the TLS port and the certificate set, or neither');
   }
@@ -321,7 +355,8 @@ export function envoyConfigFor(ports: Omit<EnvoyPorts, 'tls'> & { tls?: number }
   }
 
   const clusters = list(resources.clusters, 'static_resources.clusters');
-  setClusterPort(clusters, 'authz', ports.authz);
+  if (typeof ports.authz === 'number') setClusterPort(clusters, 'authz', ports.authz);
+  else setClusterPorts(clusters, 'authz', ports.authz);
   setClusterPort(clusters, 'bank', ports.bank);
 
   return stringify(config, { lineWidth: 0 });
@@ -344,7 +379,7 @@ export async function startDeployedEnvoy(
   // A free port that is none of the others, which the caller has chosen but maybe not bound yet.
   while (tlsPort === undefined) {
     const port = await freePort();
-    if (![ports.listen, ports.admin, ports.authz, ports.bank].includes(port)) tlsPort = port;
+    if (![ports.listen, ports.admin, ports.authz, ports.bank].flat().includes(port)) tlsPort = port;
   }
   const certificates =
     options.tls === undefined ? await mkdtemp(path.join(tmpdir(), 'envoy-tls-')) : undefined;
@@ -353,6 +388,7 @@ export async function startDeployedEnvoy(
     const envoy = await startEnvoy({
       config: { text: envoyConfigFor({ ...ports, tls: tlsPort }, tls) },
       admin: ports.admin,
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
     });
     return {
       ...envoy,
