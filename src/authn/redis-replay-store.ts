@@ -133,6 +133,8 @@ export class RedisReplayStore implements ReplayStore {
   private said: 'available' | 'unavailable' | undefined;
   /** When `unavailable` was last said (performance.now()), so a flapping store is not said on every flap. */
   private saidUnavailableAt = -Infinity;
+  /** The `available` line waiting for the dwell to end. */
+  private availableLine: NodeJS.Timeout | undefined;
   private endFirstAttempt!: () => void;
   /** Resolves once the first connection attempt has ended, either way (for the start-up wait). */
   readonly firstAttempt: Promise<void>;
@@ -173,6 +175,7 @@ export class RedisReplayStore implements ReplayStore {
 
   /** Ends the connection: QUIT, waited for a bounded time, then dropped. */
   async close(): Promise<void> {
+    clearTimeout(this.availableLine);
     if ('problem' in this.connection) return;
     const { client } = this.connection;
     let timer: NodeJS.Timeout | undefined;
@@ -240,9 +243,16 @@ export class RedisReplayStore implements ReplayStore {
     this.available = true;
     this.endFirstAttempt();
     if (this.said === 'available') return;
-    // Back within STATE_LINE_DWELL_MS of going away: said with the next answer after it, so that a store
+    // Back within STATE_LINE_DWELL_MS of going away: said when the dwell ends if still so, so that a store
     // timing out now and then gives a line every few seconds at most, not one per flap.
-    if (performance.now() - this.saidUnavailableAt < STATE_LINE_DWELL_MS) return;
+    const dwell = STATE_LINE_DWELL_MS - (performance.now() - this.saidUnavailableAt);
+    if (dwell > 0) {
+      this.availableLine ??= setTimeout(() => {
+        this.availableLine = undefined;
+        if (this.available) this.becomeAvailable();
+      }, dwell).unref();
+      return;
+    }
     this.said = 'available';
     this.hooks.onState({ state: 'available', address: this.address, fallback: this.settings.fallback });
   }

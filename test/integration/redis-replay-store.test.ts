@@ -211,6 +211,13 @@ describe('RedisReplayStore against a real Redis', () => {
     const proof = entry();
     expect(await replayStore.claim(proof, Date.now(), LIMITS)).toEqual({ kind: 'fresh' });
     expect(await replayStore.claim(proof, Date.now(), LIMITS)).toEqual({ kind: 'replayed' });
+    // Said once the 5 s dwell after the unavailable line has passed, with or without traffic.
+    await waitUntil(
+      () => seen.states.at(-1)?.state,
+      (state) => state === 'available',
+      { timeoutMs: 8000, what: 'the available line' },
+    );
+    expect(seen.states.map((event) => event.state)).toEqual(['available', 'unavailable', 'available']);
   });
 
   it('answers within its timeout while Redis is paused, and never holds more than its bound of commands', async () => {
