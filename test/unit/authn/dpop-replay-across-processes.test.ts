@@ -4,8 +4,8 @@ import { DpopNonces } from '../../../src/authn/dpop-nonces.js';
 import { MemoryReplayStore } from '../../../src/authn/dpop-replay-store.js';
 
 // What docs/sender-constraints.md, "Replays, workers and replicas", says about several processes (workers,
-// replicas), held against the code: each process has its own replay store, so a proof one accepted is fresh
-// to another; a nonce from a shared key is accepted by every holder of the key, and says nothing about which
+// replicas), held against the code: with the memory store each process has its own, so a proof one accepted
+// is fresh to another; a nonce from a shared key is accepted by every holder of the key, and says nothing about which
 // proofs were seen.
 
 const T0 = Date.UTC(2030, 0, 1);
@@ -28,13 +28,15 @@ describe('DPoP replays across processes', () => {
     expect(new DpopNonces(Buffer.alloc(32, 8)).accepts(nonce, 'bank', T0 + 1000, 60)).toBe(false);
   });
 
-  it('docs/sender-constraints.md says replay detection is per process, and that nonces do not change it', () => {
+  it('docs/sender-constraints.md says the memory store is per process, Redis shared, and nonces change neither', () => {
     const text = readFileSync(new URL('../../../docs/sender-constraints.md', import.meta.url), 'utf8');
     const start = text.indexOf('## Replays, workers and replicas');
     expect(start).toBeGreaterThan(-1);
-    const section = text.slice(start, text.indexOf('\n## ', start + 1));
-    expect(section).toMatch(/Replay detection is per process/);
+    const section = text.slice(start, text.indexOf('\n## ', start + 1)).replace(/\s+/g, ' ');
+    expect(section).toMatch(/`replay_store: \{ type: memory \}` replay detection is per process/);
     expect(section).toMatch(/accepted once more by each other process/);
+    // The shared store's side: test/integration/redis-replay-store.test.ts and test/e2e/replicas-through-envoy.
+    expect(section).toMatch(/a proof is accepted once by the whole fleet/);
     expect(section).toMatch(/Server nonces do not close that gap/);
     expect(section).not.toMatch(/stateless answer/);
   });
