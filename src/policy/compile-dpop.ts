@@ -117,6 +117,10 @@ export function compileReplayStore(
     const problem = redisUrlProblem(entry.url, 'refused');
     if (problem === undefined) url = { given: entry.url };
     else report([...at, 'url'], problem);
+    // With url_file, the scheme is known only when the file is read (then a mismatch is logged, fail closed).
+    if (problem === undefined && entry.ca_file !== undefined && !entry.url.startsWith('rediss:')) {
+      report([...at, 'ca_file'], 'is only for a rediss:// (TLS) URL');
+    }
   } else if (entry.url_file !== undefined) {
     url = { file: resolve(baseDir, entry.url_file) };
   }

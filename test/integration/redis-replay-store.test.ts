@@ -9,6 +9,7 @@ import {
   type ReplayStoreFault,
   type ReplayStoreStateEvent,
 } from '../../src/authn/redis-replay-store.js';
+import { ensureDevCertificates } from '../../src/demo/dev-tls/dev-certificates.js';
 import { ReplayStores } from '../../src/server/replay-stores.js';
 import { startRedisServer, type RedisServer, type RedisServerOptions } from '../kit/redis-server.js';
 import { cleanupAfterEach, suiteTempDir } from '../kit/test-hooks.js';
@@ -286,6 +287,34 @@ describe('RedisReplayStore against a real Redis', () => {
     expect(await refused.store.claim(entry(), Date.now(), LIMITS)).toEqual({ kind: 'unavailable' });
     expect(refused.seen.states[0]).toMatchObject({ state: 'unavailable', cause: 'disconnected' });
     expect(JSON.stringify(refused.seen)).not.toContain('not-the-pass');
+  });
+
+  it('speaks TLS to a rediss:// URL, trusting ca_file, and refuses a server its roots do not sign', async () => {
+    const certificates = await ensureDevCertificates(temp.dir);
+    const server = await redis({
+      tls: {
+        certFile: certificates.server.cert,
+        keyFile: certificates.server.key,
+        caFile: certificates.ca.cert,
+      },
+    });
+    expect(server.url).toMatch(/^rediss:/);
+    const trusting = store(server.url, { caFile: certificates.ca.cert });
+    await ready(trusting.store);
+    const proof = entry();
+    expect(await trusting.store.claim(proof, Date.now(), LIMITS)).toEqual({ kind: 'fresh' });
+    expect(await trusting.store.claim(proof, Date.now(), LIMITS)).toEqual({ kind: 'replayed' });
+
+    // Node's own roots do not sign the development CA: never connected, every proof refused.
+    const doubting = store(server.url);
+    await doubting.store.firstAttempt;
+    expect(doubting.store.up).toBe(false);
+    expect(await doubting.store.claim(entry(), Date.now(), LIMITS)).toEqual({ kind: 'unavailable' });
+    expect(doubting.seen.states[0]).toMatchObject({
+      state: 'unavailable',
+      cause: 'disconnected',
+      detail: expect.stringMatching(/self-signed|unable to (get|verify)/i),
+    });
   });
 
   it('refuses every proof when url_file cannot be used, naming the file but not its content', async () => {

@@ -555,6 +555,7 @@ describe('compilePolicy: dpop', () => {
     ['type: redis, url: "redis://h", key_prefix: "a b"', 'dpop.replay_store.key_prefix', /printable ASCII/],
     ['type: redis, url: "redis://h", fallback: memory', 'dpop.replay_store.fallback', /none, local/],
     ['type: memory, url: "redis://h"', 'dpop.replay_store.url', /only for type: redis/],
+    ['type: redis, url: "redis://h", ca_file: ca.pem', 'dpop.replay_store.ca_file', /only for a rediss:\/\//],
     ['type: valkey', 'dpop.replay_store.type', /memory, redis/],
     ['url: "redis://h"', 'dpop.replay_store', /missing required key "type"/],
   ])('refuses dpop.replay_store { %s }', (written, where, message) => {
