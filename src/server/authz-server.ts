@@ -316,6 +316,9 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
         ? resolve(bound)
         : reject(new Error(`cannot listen on ${options.listen}: ${error.message}`)),
     );
+  }).catch(async (error: unknown) => {
+    await replayStores.close(); // an open Redis connection would keep the failed process alive
+    throw error;
   });
   const { policy } = active;
   const listening = { listen: options.listen, port, policy: policy.source, policy_version: policy.version };
