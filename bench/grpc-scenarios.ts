@@ -3,6 +3,7 @@ import type { DataFile } from './bench-tokens.js';
 import { runGhz, type GhzLoad, type GhzResult } from './ghz.js';
 import { answers, describeAnswer, type Expected, type GrpcServer } from './grpc-servers.js';
 import { count, ms, percent } from './results-table.js';
+import type { KitProcess } from '../test/kit/process.js';
 
 /** One thing to time: a server, the requests it gets, and the answer they must get. */
 export interface GrpcScenario {
@@ -24,6 +25,11 @@ export interface GrpcScenario {
    * requests are good only once brings one of its own, so that no timed request has been used up.
    */
   readonly probe?: object;
+  /**
+   * Other processes the server asks to answer each Check (a Redis replay store): their CPU time over the
+   * runs is reported apart, per Check, beside the server's.
+   */
+  readonly helpers?: readonly KitProcess[];
 }
 
 /** What the rounds of one scenario measured together. */
@@ -38,6 +44,8 @@ export interface ScenarioResult {
   readonly p99Ms: number;
   /** The server's CPU time per call, all rounds together, in microseconds. */
   readonly cpuMicrosPerCall: number;
+  /** The helpers' CPU time per call (GrpcScenario.helpers), in microseconds; 0 without helpers. */
+  readonly helperCpuMicrosPerCall: number;
   /** The share of its core the server used while it was timed (1: saturated). */
   readonly busy: number;
 }
@@ -69,6 +77,7 @@ async function answersAsExpected(context: BenchContext, scenario: GrpcScenario):
 interface TimedRun {
   readonly result: GhzResult;
   readonly cpuSeconds: number;
+  readonly helperCpuSeconds: number;
   readonly repeatedTokens: boolean;
 }
 
@@ -78,7 +87,10 @@ async function timedRun(
   data: DataFile,
   load: GhzLoad,
 ): Promise<TimedRun> {
+  const helpers = scenario.helpers ?? [];
+  const helpersCpu = () => helpers.reduce((sum, helper) => sum + helper.cpuSeconds(), 0);
   const cpuBefore = scenario.server.process.cpuSeconds();
+  const helpersBefore = helpersCpu();
   const result = await runGhz({
     ghz: context.tools.ghz,
     address: scenario.server.address,
@@ -89,6 +101,7 @@ async function timedRun(
   return {
     result,
     cpuSeconds: scenario.server.process.cpuSeconds() - cpuBefore,
+    helperCpuSeconds: helpersCpu() - helpersBefore,
     repeatedTokens: scenario.unseenTokens === true && result.count > data.count,
   };
 }
@@ -100,6 +113,7 @@ function summarise(
   closedLoop: boolean,
 ): ScenarioResult {
   const cpuSeconds = runs.reduce((sum, run) => sum + run.cpuSeconds, 0);
+  const helperCpuSeconds = runs.reduce((sum, run) => sum + run.helperCpuSeconds, 0);
   const calls = runs.reduce((sum, run) => sum + run.result.count, 0);
   const failed = runs.reduce((sum, run) => sum + run.result.failed, 0);
   if (failed > 0) {
@@ -124,6 +138,7 @@ function summarise(
     p50Ms: median(runs.map((run) => run.result.p50Ms)),
     p99Ms: median(runs.map((run) => run.result.p99Ms)),
     cpuMicrosPerCall: (cpuSeconds / calls) * 1e6,
+    helperCpuMicrosPerCall: (helperCpuSeconds / calls) * 1e6,
     busy: cpuSeconds / seconds,
   };
   const spread =
@@ -133,7 +148,10 @@ function summarise(
   context.progress(
     `  ${label(scenario).padEnd(58)} ${count(summary.rps).padStart(6)} Check/s${spread}; ` +
       `p50 ${ms(summary.p50Ms)}, p99 ${ms(summary.p99Ms)}; server CPU ${percent(summary.busy)}, ` +
-      `${count(summary.cpuMicrosPerCall)} µs per Check`,
+      `${count(summary.cpuMicrosPerCall)} µs per Check` +
+      (scenario.helpers === undefined
+        ? ''
+        : ` (and ${count(summary.helperCpuMicrosPerCall)} µs per Check in ${scenario.helpers.length === 1 ? 'its helper' : 'its helpers'})`),
   );
   // In a closed loop a server that is the bottleneck keeps its core busy; one that did not was held back.
   if (closedLoop && summary.busy < SATURATED) {

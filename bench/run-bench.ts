@@ -38,6 +38,7 @@ import { count, markdownTable, met, ms, percent, type ResultRow } from './result
 import { measureRouteScaling } from './route-scaling.js';
 import { pinThisProcess, planCpus, repoRoot } from '../test/kit/process.js';
 import { startKeyServer } from '../test/kit/key-server.js';
+import { startRedisServer, type RedisServer } from '../test/kit/redis-server.js';
 
 // `npm run bench` (issue 10): the authorization hop measured against the stack it runs on, side by side in
 // one run, and printed as one table of ratios (a 2-core machine shared with everything else says little in
@@ -48,7 +49,10 @@ import { startKeyServer } from '../test/kit/key-server.js';
 //   with unique tokens (P1) and one repeated token (P2), and denials (no token, malformed, missing scope);
 //   and P8, DPoP (RFC 9449, issue 14): one repeated DPoP-bound token (its verification cached as in P2)
 //   with a fresh proof per Check (a signature verified every time: proofs are good once), against P2 on
-//   the same server. All of them in interleaved rounds, medians kept, so that other work on the machine
+//   the same server; and P8 again on a third server whose policy puts the replay store on a real
+//   redis-server (`dpop.replay_store`, issue 21), pinned to the server core with the servers (2 cores: a
+//   core of its own would leave none for the load generator), its CPU time reported beside authz's. All
+//   of them in interleaved rounds, medians kept, so that other work on the machine
 //   hits them alike.
 //   Then P7, an open loop at half of authz's measured capacity, and P6, RSS after 100,000 distinct tokens,
 //   each on a fresh process.
@@ -123,7 +127,8 @@ type GrpcFigure =
   | 'missingScope'
   | 'unloggedUnique'
   | 'unloggedRepeated'
-  | 'dpopRepeated';
+  | 'dpopRepeated'
+  | 'dpopRedis';
 
 /** The table: one row per figure, ratios against the limit or baseline measured in the same run. */
 function resultRows(figures: {
@@ -220,6 +225,44 @@ function resultRows(figures: {
       met: '',
     },
     throughput('P8 DPoP against the empty limit', grpc.dpopRepeated, grpc.emptyRepeated, 'empty limit'),
+    // P8 with the shared replay store: the same load, each proof's jti claimed in Redis (one script).
+    throughput('P8 DPoP, replay store on Redis', grpc.dpopRedis, grpc.dpopRepeated, 'P8, memory store'),
+    {
+      scenario: 'P8 Redis by CPU per Check (authz + Redis)',
+      ours:
+        grpc.dpopRedis === undefined
+          ? ''
+          : `${count(grpc.dpopRedis.cpuMicrosPerCall)} + ${count(grpc.dpopRedis.helperCpuMicrosPerCall)} µs`,
+      limit:
+        grpc.dpopRepeated === undefined
+          ? ''
+          : `${count(grpc.dpopRepeated.cpuMicrosPerCall)} µs (P8, memory store)`,
+      ratio:
+        grpc.dpopRedis === undefined || grpc.dpopRepeated === undefined
+          ? ''
+          : `+${count(
+              grpc.dpopRedis.cpuMicrosPerCall +
+                grpc.dpopRedis.helperCpuMicrosPerCall -
+                grpc.dpopRepeated.cpuMicrosPerCall,
+            )} µs`,
+      target: '',
+      met: '',
+    },
+    {
+      scenario: 'P8 Redis latency, 50 Checks in flight',
+      ours:
+        grpc.dpopRedis === undefined
+          ? ''
+          : `p50 ${ms(grpc.dpopRedis.p50Ms)}, p99 ${ms(grpc.dpopRedis.p99Ms)}`,
+      limit:
+        grpc.dpopRepeated === undefined
+          ? ''
+          : `p50 ${ms(grpc.dpopRepeated.p50Ms)}, p99 ${ms(grpc.dpopRepeated.p99Ms)} (P8, memory store)`,
+      ratio: '',
+      target: '',
+      met: '',
+    },
+    throughput('P8 Redis against the empty limit', grpc.dpopRedis, grpc.emptyRepeated, 'empty limit'),
     throughput(
       'limit servers: verify vs empty, unique tokens',
       grpc.verifyUnique,
@@ -529,9 +572,39 @@ async function main(): Promise<void> {
       '--log-allowed-sample',
       '0',
     ]);
+    // P8 on Redis: a third server, the same policy but for its replay store, a redis-server of its own on
+    // the server core. It gets the same proofs as the memory-store server, which is sound: each server
+    // remembers the proofs it accepted in its own store (the first one's memory, this one's Redis, which
+    // no other process uses and which starts empty), so each sees every proof once.
+    let redis: RedisServer | undefined;
+    let authzRedis: GrpcServer | undefined;
+    if (dpopAccepted) {
+      redis = await startRedisServer(context.cpus === undefined ? {} : { cpu: context.cpus.server });
+      context.onCleanup(redis.stop);
+      const redisPolicyFile = path.join(dir, 'policy-redis-replay-store.yaml');
+      await writeFile(
+        redisPolicyFile,
+        stringify({
+          ...policy,
+          dpop: {
+            ...policy.dpop,
+            replay_store: { type: 'redis', url: redis.url, key_prefix: 'authz:bench:dpop:' },
+          },
+          issuers: [issuer],
+        }),
+      );
+      try {
+        authzRedis = await startAuthzServer(context, 'authz serve (Redis replay store)', redisPolicyFile);
+      } catch (error) {
+        const reason = refusal(error, /replay_store/);
+        if (reason === undefined) throw error;
+        context.note(`P8 on Redis: this build does not accept dpop.replay_store (${reason}); not measured`);
+      }
+    }
     for (const server of [empty, verify]) await warmUp(context, server, data.repeated, WARM_UP_SECONDS);
     for (const server of [authz, unlogged]) await warmUp(context, server, data.warmUp, WARM_UP_SECONDS);
-    if (dpopAccepted) await warmUp(context, authz, dpopWarmUp, { total: dpopWarmUp.count });
+    for (const server of dpopAccepted ? [authz, ...(authzRedis === undefined ? [] : [authzRedis])] : [])
+      await warmUp(context, server, dpopWarmUp, { total: dpopWarmUp.count });
 
     const scenario = (
       server: GrpcServer,
@@ -541,29 +614,47 @@ async function main(): Promise<void> {
       unseenTokens = false,
     ): GrpcScenario => ({ server, label, data: files, expected, unseenTokens });
     // Only authz caches verified tokens: a limit server may be sent a token twice.
-    const grpc: Record<Exclude<GrpcFigure, 'dpopRepeated'>, GrpcScenario> & { dpopRepeated?: GrpcScenario } =
-      {
-        emptyUnique: scenario(empty, 'unique tokens', uniqueRounds),
-        emptyRepeated: scenario(empty, 'one repeated token', [data.repeated]),
-        verifyUnique: scenario(verify, 'unique tokens', uniqueRounds),
-        verifyRepeated: scenario(verify, 'one repeated token', [data.repeated]),
-        authzUnique: scenario(authz, 'unique tokens', uniqueRounds, ALLOW, true),
-        authzRepeated: scenario(authz, 'one repeated token', [data.repeated]),
-        ...(dpopAccepted
-          ? {
-              // Proofs are good once: the answer check has its own, and a round must not run out of them.
-              dpopRepeated: {
-                ...scenario(authz, 'DPoP: one repeated bound token, fresh proofs', dpopRounds, ALLOW, true),
-                probe: dpopProbe,
-              },
-            }
-          : {}),
-        noToken: scenario(authz, 'deny: no token', [data.noToken], UNAUTHENTICATED_401),
-        malformed: scenario(authz, 'deny: malformed token', [data.malformed], UNAUTHENTICATED_401),
-        missingScope: scenario(authz, 'deny: missing scope', [data.missingScope], PERMISSION_DENIED_403),
-        unloggedUnique: scenario(unlogged, 'unique tokens', uniqueRounds, ALLOW, true),
-        unloggedRepeated: scenario(unlogged, 'one repeated token', [data.repeated]),
-      };
+    const grpc: Record<Exclude<GrpcFigure, 'dpopRepeated' | 'dpopRedis'>, GrpcScenario> & {
+      dpopRepeated?: GrpcScenario;
+      dpopRedis?: GrpcScenario;
+    } = {
+      emptyUnique: scenario(empty, 'unique tokens', uniqueRounds),
+      emptyRepeated: scenario(empty, 'one repeated token', [data.repeated]),
+      verifyUnique: scenario(verify, 'unique tokens', uniqueRounds),
+      verifyRepeated: scenario(verify, 'one repeated token', [data.repeated]),
+      authzUnique: scenario(authz, 'unique tokens', uniqueRounds, ALLOW, true),
+      authzRepeated: scenario(authz, 'one repeated token', [data.repeated]),
+      ...(dpopAccepted
+        ? {
+            // Proofs are good once: the answer check has its own, and a round must not run out of them.
+            dpopRepeated: {
+              ...scenario(authz, 'DPoP: one repeated bound token, fresh proofs', dpopRounds, ALLOW, true),
+              probe: dpopProbe,
+            },
+          }
+        : {}),
+      ...(authzRedis !== undefined && redis !== undefined
+        ? {
+            // Its own probe too: proofs[0], as the memory store's server got, is new to Redis.
+            dpopRedis: {
+              ...scenario(
+                authzRedis,
+                'DPoP on Redis: one bound token, fresh proofs',
+                dpopRounds,
+                ALLOW,
+                true,
+              ),
+              probe: dpopProbe,
+              helpers: [redis.process],
+            },
+          }
+        : {}),
+      noToken: scenario(authz, 'deny: no token', [data.noToken], UNAUTHENTICATED_401),
+      malformed: scenario(authz, 'deny: malformed token', [data.malformed], UNAUTHENTICATED_401),
+      missingScope: scenario(authz, 'deny: missing scope', [data.missingScope], PERMISSION_DENIED_403),
+      unloggedUnique: scenario(unlogged, 'unique tokens', uniqueRounds, ALLOW, true),
+      unloggedRepeated: scenario(unlogged, 'one repeated token', [data.repeated]),
+    };
     // Every proof is signed before the rounds: warn now when they will likely have expired by the last one
     // (ghz takes 1-4 s here to start and load its requests, on top of the timed seconds of each run).
     const roundsEnd = Date.now() / 1000 + Object.values(grpc).length * ROUNDS * (SECONDS_PER_RUN + 3);
@@ -579,33 +670,46 @@ async function main(): Promise<void> {
     });
     // A proof older than max_age is refused, and ghz counts the refusal as a gRPC OK: when the rounds ended
     // after the proofs expired, the DPoP figures may be refusals (BENCH_SECONDS too long for one signing).
+    // The DPoP scenarios, each with its server and its name in the notes.
+    const dpopScenarios = [
+      { name: 'P8', scenario: grpc.dpopRepeated, server: authz },
+      { name: 'P8 on Redis', scenario: grpc.dpopRedis, server: authzRedis },
+    ].filter(
+      (item): item is { name: string; scenario: GrpcScenario; server: GrpcServer } =>
+        item.scenario !== undefined && item.server !== undefined && measured.has(item.scenario),
+    );
     const proofAge = Date.now() / 1000 - dpop.issuedAt;
-    if (
-      grpc.dpopRepeated !== undefined &&
-      measured.has(grpc.dpopRepeated) &&
-      proofAge > DPOP_MAX_AGE_SECONDS
-    ) {
+    for (const { name, scenario: item } of dpopScenarios) {
+      if (proofAge <= DPOP_MAX_AGE_SECONDS) continue;
       context.note(
-        `P8: not shown: the rounds ended ${count(proofAge)} s after the DPoP proofs were signed, ` +
+        `${name}: not shown: the rounds ended ${count(proofAge)} s after the DPoP proofs were signed, ` +
           `beyond their max_age of ${DPOP_MAX_AGE_SECONDS} s (a shorter BENCH_SECONDS keeps them valid)`,
       );
-      measured.delete(grpc.dpopRepeated);
+      measured.delete(item);
     }
-    for (const server of [empty, verify, authz, unlogged]) await server.stop();
-    // ghz counts a refusal as a gRPC OK, and proofs are good once: the decision lines of the stopped server
-    // (flushed at exit) say whether every DPoP Check, warm-up and rounds, was allowed.
-    if (grpc.dpopRepeated !== undefined && measured.has(grpc.dpopRepeated)) {
-      const { allowed, refused } = decisionsFor(authz.process.output(), DPOP_PATH);
+    for (const server of [empty, verify, authz, unlogged, ...(authzRedis === undefined ? [] : [authzRedis])])
+      await server.stop();
+    await redis?.stop();
+    // ghz counts a refusal as a gRPC OK, and proofs are good once: the decision lines of the stopped servers
+    // (flushed at exit) say whether every DPoP Check, warm-up and rounds, was allowed (on Redis: none
+    // refused as a replay, over a share, or because the store did not answer in time).
+    for (const { name, scenario: item, server } of dpopScenarios) {
+      if (!measured.has(item)) continue;
+      const { allowed, refused } = decisionsFor(server.process.output(), DPOP_PATH);
       if (refused.size > 0) {
         const reasons = [...refused].map(([reason, times]) => `${reason} ${count(times)}x`).join(', ');
-        context.note(`P8: not shown: some DPoP Checks were refused (${reasons}), which ghz counts as OK`);
-        measured.delete(grpc.dpopRepeated);
+        context.note(
+          `${name}: not shown: some DPoP Checks were refused (${reasons}), which ghz counts as OK`,
+        );
+        measured.delete(item);
       } else if (allowed === 0) {
         context.note(
-          `P8: no decision line for ${DPOP_PATH} in the server's log: the answers are unconfirmed`,
+          `${name}: no decision line for ${DPOP_PATH} in the server's log: the answers are unconfirmed`,
         );
       } else {
-        progress(`  ${count(allowed)} DPoP Checks allowed, none refused (the server's decision lines)`);
+        progress(
+          `  ${name}: ${count(allowed)} DPoP Checks allowed, none refused (the server's decision lines)`,
+        );
       }
     }
 

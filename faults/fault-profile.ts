@@ -1,6 +1,6 @@
 /**
  * How long and how hard each fault scenario runs. `full` is `npm run faults` (about 20 minutes, the soak
- * alone 10); `short` is the same code in test/e2e/faults-short.test.ts (about 90 s): each scenario but
+ * alone 10); `short` is the same code in test/e2e/faults-short.test.ts (about 100 s): each scenario but
  * the soak, with shorter faults and 10 policy flips instead of 100. A scale factor
  * (FAULTS_SCALE) stretches or shrinks the timed parts of either; key-set timings (`jwks_cache_ttl`,
  * `jwks_refresh_cooldown`) and counts (policy flips, idle connections) are not scaled.
@@ -76,6 +76,22 @@ export interface FaultProfile {
     /** Distinct unknown `kid`s, cycled through. */
     readonly distinctKids: number;
   };
+  /** Scenario 8: the DPoP replay store on Redis, killed and restarted, then paused and resumed. */
+  readonly replayStore: {
+    /** Traffic before the kill, and after each recovery before the next fault, in seconds. */
+    readonly steadySeconds: number;
+    /** From `kill -9` of Redis to starting it again, in seconds. */
+    readonly downSeconds: number;
+    /** From SIGSTOP of Redis to SIGCONT, in seconds. */
+    readonly pausedSeconds: number;
+    /** Traffic after the resume (and after the second restart), in seconds. */
+    readonly tailSeconds: number;
+    /**
+     * With `fallback: local` (a policy reload), Redis killed again for this long, in seconds; absent from
+     * the short profile, which tests the fallback no further than the integration suite does.
+     */
+    readonly fallbackDownSeconds?: number;
+  };
 }
 
 /**
@@ -137,6 +153,13 @@ export function faultProfile(name: string, scale = 1): FaultProfile {
       floodSeconds: s(60, 6),
       unknownKidRate: 150,
       distinctKids: 1000,
+    },
+    replayStore: {
+      steadySeconds: s(5, 1.5),
+      downSeconds: s(4, 2),
+      pausedSeconds: s(4, 2),
+      tailSeconds: s(5, 2),
+      ...(name === 'full' ? { fallbackDownSeconds: seconds(4) } : {}),
     },
   };
 }

@@ -9,7 +9,7 @@ export interface Check {
 
 /** What a scenario reports: one line of figures, the checks, and a row for the summary table. */
 export interface ScenarioResult {
-  /** 1 to 7, as in docs/reliability.md. */
+  /** 1 to 8, as in docs/reliability.md. */
   readonly number: number;
   readonly title: string;
   /** The figures on one line. */

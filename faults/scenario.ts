@@ -23,7 +23,7 @@ export interface FaultContext {
 
 /** One fault scenario: a record of the scenario table (faults/scenarios.ts). */
 export interface Scenario {
-  /** 1 to 7, as in docs/reliability.md. */
+  /** 1 to 8, as in docs/reliability.md. */
   readonly number: number;
   /** Short, for the summary table. */
   readonly title: string;

@@ -6,6 +6,7 @@ import { SCENARIO as idleConnections } from './scenarios/idle-connections.js';
 import { SCENARIO as jwksFaults } from './scenarios/jwks-faults.js';
 import { SCENARIO as keyRotation } from './scenarios/key-rotation.js';
 import { SCENARIO as policyFlips } from './scenarios/policy-flips.js';
+import { SCENARIO as replayStoreFaults } from './scenarios/replay-store-faults.js';
 import { SCENARIO as soak } from './scenarios/soak.js';
 
 /** Every fault scenario, in the order `npm run faults` runs them (docs/reliability.md). */
@@ -17,6 +18,7 @@ export const SCENARIOS: readonly Scenario[] = [
   soak,
   idleConnections,
   hostileClients,
+  replayStoreFaults,
 ];
 
 /** The scenarios `profile` runs, in order: the short profile has no soak (scenario 5). */
