@@ -39,9 +39,9 @@ const answeredAt = (outcome: Outcome) => outcome.sentAt + outcome.ms;
  * paused (SIGSTOP) for a few seconds and resumed. Required: no proof accepted while Redis could not have
  * recorded it (sent after the kill or pause began, answered before Redis was started again or resumed), no
  * replay accepted, the first proof accepted within 3 s of Redis answering again, no answer slower than the
- * store's timeout plus a margin while Redis is paused, and none answered 503 in the last second. Reported
- * too: replays, just after the restart, of proofs the killed Redis had accepted (a Redis without
- * persistence forgets them). In the full profile, then: `fallback: local` by a policy reload, and Redis
+ * store's timeout plus a margin while Redis is paused, none answered 503 in the last second, and no replay,
+ * just after the restart, of a proof the killed Redis had accepted (a Redis without persistence forgets
+ * them, but its new history refuses proofs issued before it began). In the full profile, then: `fallback: local` by a policy reload, and Redis
  * killed again: every fresh proof must be accepted (by this process's own store) and no replay of what
  * that store accepted; reported: replays, once authz is back on Redis, of what the local store accepted.
  */
@@ -245,7 +245,7 @@ async function measure({ profile, target, progress }: FaultContext): Promise<Mea
         (outcome) => outcome.status === 503 && outcome.sentAt >= stoppedAt - 1000,
       );
       const acceptedAcross = acrossRestartOnes.filter((outcome) => outcome.status === 200);
-      const wronglyAccepted = acceptedWhileDown.length + replaysAccepted.length;
+      const wronglyAccepted = acceptedWhileDown.length + replaysAccepted.length + acceptedAcross.length;
       const whileLocal = local === undefined ? [] : sentIn(local.killedAt, local.restartAt);
       const freshRefusedLocal = whileLocal.filter(
         (outcome) => outcome.kind === 'fresh' && outcome.status !== 200,
@@ -267,8 +267,9 @@ async function measure({ profile, target, progress }: FaultContext): Promise<Mea
         )}, store timeout ${STORE_TIMEOUT_MS} ms); first proof accepted ` +
         `${recoveredAfterResume.toFixed(2)} s after the resume; ${fmt(wronglyAccepted)} wrongly accepted ` +
         `(${fmt(acceptedWhileDown.length)} while Redis was down or paused, ${fmt(replaysAccepted.length)} ` +
-        `replays); replays right after the restart of proofs the killed Redis had accepted: ` +
-        `${fmt(acceptedAcross.length)} of ${fmt(acrossRestartOnes.length)} accepted (nothing persisted)` +
+        `replays, ${fmt(acceptedAcross.length)} replays right after the restart of the ` +
+        `${fmt(acrossRestartOnes.length)} proofs the killed Redis had accepted: ` +
+        `${statusCounts(acrossRestartOnes)})` +
         (local === undefined
           ? ''
           : `; fallback: local, Redis killed ${settings.fallbackDownSeconds} s: ${statusCounts(whileLocal)} ` +
@@ -286,6 +287,11 @@ async function measure({ profile, target, progress }: FaultContext): Promise<Mea
             0,
           ),
           exactly('replays accepted', replaysAccepted.length, 0),
+          exactly(
+            'replays accepted after the restart, of proofs the killed Redis had accepted',
+            acceptedAcross.length,
+            0,
+          ),
           exactly('answers other than 200 or 503 (fresh), 401 or 503 (replays)', unexpected.length, 0),
           atMost(
             'seconds from Redis answering after its restart to the first proof accepted',

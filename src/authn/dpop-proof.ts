@@ -186,6 +186,7 @@ export async function checkDpopProof(context: DpopProofContext): Promise<DpopPro
     keyThumbprint: thumbprint,
     jti,
     ...(replay.subject === undefined ? {} : { subject: replay.subject }),
+    issuedAtMs: iat * 1000,
     acceptableUntilMs: (iat + policy.maxAgeSeconds) * 1000,
   };
   return { kind: 'valid', thumbprint, claim: () => replay.store.claim(entry, nowMs, replay.limits) };

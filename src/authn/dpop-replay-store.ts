@@ -7,6 +7,8 @@ export interface ReplayEntry {
   readonly jti: string;
   /** Whose token it was (issuer and `sub`), when the token names a subject. */
   readonly subject?: string;
+  /** The proof's `iat`, in milliseconds since the epoch. */
+  readonly issuedAtMs: number;
   /** The last moment a proof with this `iat` could still be accepted, in milliseconds since the epoch. */
   readonly acceptableUntilMs: number;
 }

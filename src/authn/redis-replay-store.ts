@@ -34,6 +34,11 @@ export interface RedisReplayStoreHooks {
   /** Every claim Redis could not answer (a metric; refused or answered locally as `fallback` says). */
   onFault(cause: ReplayStoreFault): void;
   /**
+   * This claim found Redis without a replay history (new, restarted without its data, flushed) and began
+   * one at `sinceMs` (Redis's clock): proofs issued before then are refused until their windows close.
+   */
+  onHistoryBegan(sinceMs: number): void;
+  /**
    * Redis evicts keys under memory pressure (`maxmemory-policy` other than `noeviction`): an entry evicted
    * early is a replay accepted. Said once per connection when Redis lets the policy be read.
    */
@@ -64,21 +69,41 @@ const STATE_LINE_DWELL_MS = 5000;
 const MAX_SETTINGS_FILE_BYTES = 256 * 1024;
 
 /**
- * One atomic step in Redis (a script runs alone): a `jti` already held is a replay; else each share (the
- * proof key's, the subject's) drops its expired entries and, if full, answers when its oldest entry
- * expires; else the entry is set (`SET NX` with its expiry) and counted in its shares. The shares are
- * sorted sets scored by expiry; each key expires by itself, so nothing needs sweeping. Redis's own clock
- * scores them, so replicas' clocks need not agree.
+ * How much older than the start of Redis's replay history a proof's `iat` may be: `iat` is in whole seconds
+ * and a client's clock may lag a little. A proof issued earlier may have been accepted by the history lost.
+ */
+const HISTORY_ALLOWANCE_MS = 2000;
+
+/**
+ * One atomic step in Redis (a script runs alone). First, the history: the key `since` says when this Redis
+ * began holding entries; without it (a new Redis, or one restarted without its data, flushed or failed over
+ * empty) the history begins now, and a proof issued before that may have been accepted by the history lost,
+ * so it is refused until its window closes (a client's next proof passes). Then: a `jti` already held is a
+ * replay; else each share (the proof key's, the subject's) drops its expired entries and, if full, answers
+ * when its oldest entry expires; else the entry is set (`SET NX` with its expiry) and counted in its shares.
+ * The shares are sorted sets scored by expiry; each key expires by itself, so nothing needs sweeping.
+ * Redis's own clock scores them, so replicas' clocks need not agree.
  *
- * KEYS: the entry, the key's share, the subject's share. ARGV: hold ms, per-key limit, per-subject limit,
- * 1 when there is a subject, the entry's member name in the shares.
- * Returns {1, 0} fresh, {2, 0} replayed, {3, ms} key over its share, {4, ms} subject over its share.
+ * KEYS: the entry, the key's share, the subject's share, the history's start. ARGV: hold ms, per-key limit,
+ * per-subject limit, 1 when there is a subject, the entry's member name in the shares, the proof's `iat` ms,
+ * the history allowance ms.
+ * Returns {code, ms, since, began}: code 1 fresh, 2 replayed, 3 key over its share (ms: until its oldest
+ * entry expires), 4 subject over its share, 5 issued before the history began; since: the history's start
+ * (ms); began: 1 when this call began it.
  */
 const CLAIM_SCRIPT = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local since = tonumber(redis.call('GET', KEYS[4]) or '')
+local began = 0
+if not since then
+  since = now
+  redis.call('SET', KEYS[4], since)
+  began = 1
+end
+if tonumber(ARGV[6]) + tonumber(ARGV[7]) < since then return {5, 0, since, began} end
 local hold = tonumber(ARGV[1])
-if redis.call('EXISTS', KEYS[1]) == 1 then return {2, 0} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {2, 0, since, began} end
 local function wait_for(share, limit)
   redis.call('ZREMRANGEBYSCORE', share, '-inf', now)
   if redis.call('ZCARD', share) < limit then return nil end
@@ -86,10 +111,10 @@ local function wait_for(share, limit)
   return tonumber(oldest[2]) - now
 end
 local wait = wait_for(KEYS[2], tonumber(ARGV[2]))
-if wait then return {3, wait} end
+if wait then return {3, wait, since, began} end
 if ARGV[4] == '1' then
   wait = wait_for(KEYS[3], tonumber(ARGV[3]))
-  if wait then return {4, wait} end
+  if wait then return {4, wait, since, began} end
 end
 redis.call('SET', KEYS[1], '1', 'PX', hold, 'NX')
 local function count_in(share)
@@ -98,7 +123,7 @@ local function count_in(share)
 end
 count_in(KEYS[2])
 if ARGV[4] == '1' then count_in(KEYS[3]) end
-return {1, 0}
+return {1, 0, since, began}
 `;
 
 interface ClaimCommand {
@@ -106,11 +131,14 @@ interface ClaimCommand {
     entryKey: string,
     keyShare: string,
     subjectShare: string,
+    historySince: string,
     holdMs: number,
     perKey: number,
     perSubject: number,
     hasSubject: 0 | 1,
     member: string,
+    issuedAtMs: number,
+    historyAllowanceMs: number,
   ): Promise<unknown>;
 }
 
@@ -209,11 +237,14 @@ export class RedisReplayStore implements ReplayStore {
         `${prefix}jti:${member}`,
         `${prefix}key:${entry.keyThumbprint}`,
         `${prefix}sub:${entry.subject === undefined ? '' : digest(entry.subject)}`,
+        `${prefix}since`,
         holdMs,
         limits.perKey,
         limits.perSubject,
         entry.subject === undefined ? 0 : 1,
         member,
+        entry.issuedAtMs,
+        HISTORY_ALLOWANCE_MS,
       )
       .finally(() => {
         this.inFlight -= 1;
@@ -229,8 +260,10 @@ export class RedisReplayStore implements ReplayStore {
         return 'timeout';
       }
       const claim = claimFromReply(reply);
-      if (claim !== 'error' && this.said !== 'available') this.becomeAvailable();
-      return claim;
+      if (claim === 'error') return claim;
+      if (this.said !== 'available') this.becomeAvailable();
+      if (claim.historyBegan) this.hooks.onHistoryBegan(claim.sinceMs);
+      return claim.claim;
     } catch {
       return 'error';
     } finally {
@@ -279,19 +312,35 @@ export class RedisReplayStore implements ReplayStore {
   }
 }
 
-function claimFromReply(reply: unknown): ReplayClaim | 'error' {
+/** What the script answered, and whether this call began Redis's replay history (and when it began). */
+interface ScriptAnswer {
+  readonly claim: ReplayClaim;
+  readonly sinceMs: number;
+  readonly historyBegan: boolean;
+}
+
+function claimFromReply(reply: unknown): ScriptAnswer | 'error' {
   if (!Array.isArray(reply)) return 'error';
-  const [code, waitMs] = reply as unknown[];
+  const [code, waitMs, since, began] = reply as unknown[];
   const retryAfterSeconds = Math.max(1, Math.ceil(Number(waitMs) / 1000));
+  const answer = (claim: ReplayClaim): ScriptAnswer => ({
+    claim,
+    sinceMs: Number(since),
+    historyBegan: began === 1,
+  });
   switch (code) {
     case 1:
-      return { kind: 'fresh' };
+      return answer({ kind: 'fresh' });
     case 2:
-      return { kind: 'replayed' };
+      return answer({ kind: 'replayed' });
     case 3:
-      return { kind: 'over_quota', share: 'key', retryAfterSeconds };
+      return answer({ kind: 'over_quota', share: 'key', retryAfterSeconds });
     case 4:
-      return { kind: 'over_quota', share: 'subject', retryAfterSeconds };
+      return answer({ kind: 'over_quota', share: 'subject', retryAfterSeconds });
+    case 5:
+      // Issued before Redis's history began: whether it was seen is lost. Refused (never checked locally,
+      // whatever `fallback` says: Redis answered); the client's next proof is issued after and passes.
+      return answer({ kind: 'unavailable' });
     default:
       return 'error';
   }
@@ -354,7 +403,7 @@ function connect(url: string, settings: RedisReplayStoreSettings, store: RedisRe
       Math.floor(Math.random() * RECONNECT_BASE_MS),
     lazyConnect: false,
   }) as Redis & ClaimCommand;
-  client.defineCommand('claimDpopProof', { numberOfKeys: 3, lua: CLAIM_SCRIPT });
+  client.defineCommand('claimDpopProof', { numberOfKeys: 4, lua: CLAIM_SCRIPT });
   client.on('ready', () => {
     store.becomeAvailable();
     client.config('GET', 'maxmemory-policy').then(

@@ -179,6 +179,12 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
         logger.error(fields, 'DPoP replay store unavailable: DPoP proofs are answered 503 until it is back');
     },
     onFault: (cause) => metrics?.recordReplayStoreFault?.(cause),
+    // Once per history (each worker may see it first): a new Redis, or one that lost its data.
+    onHistoryBegan: (sinceMs) =>
+      logger.warn(
+        { event: 'replay_store_history', since: new Date(sinceMs).toISOString() },
+        'the Redis of the DPoP replay store held no replay history (new, restarted without its data, or flushed): it begins now, and proofs issued before are answered 503 until their windows close',
+      ),
     onEvictionPolicy: (policy) =>
       logger.warn(
         { event: 'replay_store_eviction', maxmemory_policy: policy },

@@ -37,13 +37,14 @@ interface Observed {
   readonly states: ReplayStoreStateEvent[];
   readonly faults: ReplayStoreFault[];
   readonly evictionPolicies: string[];
+  readonly historiesBegan: number[];
 }
 
 function store(
   url: string,
   settings: Partial<RedisReplayStoreSettings> = {},
 ): { store: RedisReplayStore; local: MemoryReplayStore; seen: Observed } {
-  const seen: Observed = { states: [], faults: [], evictionPolicies: [] };
+  const seen: Observed = { states: [], faults: [], evictionPolicies: [], historiesBegan: [] };
   const local = new MemoryReplayStore();
   const replayStore = new RedisReplayStore(
     {
@@ -60,6 +61,7 @@ function store(
       onState: (event) => seen.states.push(event),
       onFault: (cause) => seen.faults.push(cause),
       onEvictionPolicy: (policy) => seen.evictionPolicies.push(policy),
+      onHistoryBegan: (sinceMs) => seen.historiesBegan.push(sinceMs),
     },
   );
   defer(() => replayStore.close());
@@ -73,6 +75,7 @@ function entry(overrides: Partial<ReplayEntry> = {}): ReplayEntry {
     keyThumbprint: 'key-a',
     jti: `jti-${counter}-${Math.random()}`,
     subject: 'https://issuer.example user-1',
+    issuedAtMs: Date.now(),
     acceptableUntilMs: Date.now() + 70_000,
     ...overrides,
   };
@@ -221,6 +224,37 @@ describe('RedisReplayStore against a real Redis', () => {
     expect(seen.states.map((event) => event.state)).toEqual(['available', 'unavailable', 'available']);
   });
 
+  it('after Redis lost its data, refuses proofs issued before its new history began, and takes later ones', async () => {
+    const server = await redis();
+    const { store: replayStore, seen } = store(server.url);
+    await ready(replayStore);
+    // A history that began a minute ago, as on a Redis that has been up for a while.
+    await server.command('SET', 'test:since', String(Date.now() - 60_000));
+    const before = entry({ issuedAtMs: Date.now() - 5000 });
+    expect(await replayStore.claim(before, Date.now(), LIMITS)).toEqual({ kind: 'fresh' });
+    expect(seen.historiesBegan).toEqual([]);
+
+    await server.kill(); // no persistence: the restarted Redis has forgotten `before`
+    await server.restart();
+    await waitUntil(
+      () => replayStore.up,
+      (up) => up,
+      { timeoutMs: 5000, what: 'reconnected' },
+    );
+    const restartedAt = Date.now();
+    // Whether `before` was seen is lost with the old history: refused, never taken as fresh.
+    expect(await replayStore.claim(before, Date.now(), LIMITS)).toEqual({ kind: 'unavailable' });
+    expect(seen.historiesBegan).toHaveLength(1);
+    expect(seen.historiesBegan[0]).toBeGreaterThanOrEqual(restartedAt - 1000);
+    // Not a fault of the store, and not answered locally: Redis answered.
+    expect(seen.faults).toEqual([]);
+    // A proof the client makes now passes, once.
+    const after = entry();
+    expect(await replayStore.claim(after, Date.now(), LIMITS)).toEqual({ kind: 'fresh' });
+    expect(await replayStore.claim(after, Date.now(), LIMITS)).toEqual({ kind: 'replayed' });
+    expect(seen.historiesBegan).toHaveLength(1);
+  });
+
   it('answers within its timeout while Redis is paused, and never holds more than its bound of commands', async () => {
     const server = await redis();
     const { store: replayStore, seen } = store(server.url, { timeoutMs: 100 });
@@ -352,7 +386,12 @@ describe('RedisReplayStore against a real Redis', () => {
 });
 
 describe('ReplayStores: the stores of one process across policy versions', () => {
-  const hooks = { onState: () => undefined, onFault: () => undefined, onEvictionPolicy: () => undefined };
+  const hooks = {
+    onState: () => undefined,
+    onFault: () => undefined,
+    onEvictionPolicy: () => undefined,
+    onHistoryBegan: () => undefined,
+  };
   const redisSettings = (url: string, keyPrefix = 'p:'): RedisReplayStoreSettings => ({
     type: 'redis',
     url: { given: url },

@@ -11,7 +11,7 @@ import { MemoryReplayStore } from '../../../src/authn/dpop-replay-store.js';
 const T0 = Date.UTC(2030, 0, 1);
 const WINDOW_MS = 60_000;
 const LIMITS = { total: 1000, perKey: 1000, perSubject: 1000 };
-const PROOF = { keyThumbprint: 'jkt', jti: 'jti', acceptableUntilMs: T0 + WINDOW_MS };
+const PROOF = { keyThumbprint: 'jkt', jti: 'jti', issuedAtMs: T0, acceptableUntilMs: T0 + WINDOW_MS };
 const KEY = Buffer.alloc(32, 7);
 
 describe('DPoP replays across processes', () => {

@@ -19,6 +19,7 @@ const entry = (overrides: Partial<ReplayEntry> = {}): ReplayEntry => ({
   keyThumbprint: 'key-A',
   jti: `jti-${++jtis}`,
   subject: 'https://idp.example/ alice',
+  issuedAtMs: T0,
   acceptableUntilMs: T0 + 60 * SECOND,
   ...overrides,
 });
