@@ -82,6 +82,9 @@ const P6_TOKENS = 100_000;
 const UNIQUE_TOKENS = Math.max(P6_TOKENS, ROUNDS * SECONDS_PER_RUN * 10_000);
 const WARM_UP_TOKENS = 2_000;
 const TOKEN_LIFETIME_SECONDS = 3_600;
+/** Where P8 on Redis keeps its entries. */
+const REDIS_KEY_PREFIX = 'authz:bench:dpop:';
+
 /** The bench's DPoP route (P8): GET, view:balance, `sender_constraint: { dpop: required }`. */
 const DPOP_PATH = '/dpop/balance';
 /**
@@ -581,6 +584,10 @@ async function main(): Promise<void> {
     if (dpopAccepted) {
       redis = await startRedisServer(context.cpus === undefined ? {} : { cpu: context.cpus.server });
       context.onCleanup(redis.stop);
+      // A replay history begun an hour ago, as on a Redis that has been serving: the proofs are signed
+      // before the rounds, minutes before their first claim, and a Redis whose history begins with that
+      // claim refuses proofs issued before it (docs/sender-constraints.md, "A Redis that lost its data").
+      await redis.command('SET', `${REDIS_KEY_PREFIX}since`, String(Date.now() - 3_600_000));
       const redisPolicyFile = path.join(dir, 'policy-redis-replay-store.yaml');
       await writeFile(
         redisPolicyFile,
@@ -588,7 +595,7 @@ async function main(): Promise<void> {
           ...policy,
           dpop: {
             ...policy.dpop,
-            replay_store: { type: 'redis', url: redis.url, key_prefix: 'authz:bench:dpop:' },
+            replay_store: { type: 'redis', url: redis.url, key_prefix: REDIS_KEY_PREFIX },
           },
           issuers: [issuer],
         }),
