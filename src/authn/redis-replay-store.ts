@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { ReplayClaim } from '../authz/possession-proof.js';
 import type { ReplayStoreSettings } from '../policy/compiled-policy.js';
 import { redisAddress, redisUrlProblem } from '../policy/redis-url.js';
@@ -142,8 +142,15 @@ interface ClaimCommand {
   ): Promise<unknown>;
 }
 
-/** What setting up from the settings gave: a client, or why there is none. */
-type Connection = { readonly client: Redis & ClaimCommand } | { readonly problem: string };
+/**
+ * What setting up from the settings gave: a client (once ioredis is loaded: it is imported only by a
+ * process whose policy names Redis, as it costs some 25 MB and 100 ms to load), or why there is none.
+ */
+type Connection =
+  | { readonly state: 'loading' }
+  | { readonly state: 'open'; readonly client: Redis & ClaimCommand }
+  | { readonly state: 'refused'; readonly problem: string }
+  | { readonly state: 'closed' };
 
 /**
  * The replay store shared by every worker and replica (RFC 9449 section 11.1 across a fleet): each claim
@@ -153,7 +160,7 @@ type Connection = { readonly client: Redis & ClaimCommand } | { readonly problem
  * queues while disconnected; reconnects with backoff by itself.
  */
 export class RedisReplayStore implements ReplayStore {
-  private readonly connection: Connection;
+  private connection: Connection = { state: 'loading' };
   private readonly address: string;
   private inFlight = 0;
   private available = false;
@@ -176,9 +183,28 @@ export class RedisReplayStore implements ReplayStore {
       this.endFirstAttempt = resolve;
     });
     const url = readUrl(settings);
-    this.address = 'url' in url ? redisAddress(url.url) : 'url' in settings.url ? '(none)' : '(url_file)';
-    this.connection = 'problem' in url ? url : connect(url.url, settings, this);
-    if ('problem' in this.connection) this.becomeUnavailable('settings', this.connection.problem);
+    this.address = 'url' in url ? redisAddress(url.url) : '(url_file)';
+    if ('problem' in url) this.refuse(url.problem);
+    else void this.open(url.url);
+  }
+
+  private async open(url: string): Promise<void> {
+    let client: Redis;
+    try {
+      const { Redis: RedisClient } = await import('ioredis');
+      if (this.connection.state !== 'loading') return; // closed meanwhile
+      const options = clientOptions(url, this.settings);
+      if (typeof options === 'string') return this.refuse(options);
+      client = new RedisClient(url, options);
+    } catch (error) {
+      return this.refuse(`the Redis client cannot be set up (${(error as Error).message.slice(0, 200)})`);
+    }
+    this.connection = { state: 'open', client: watch(client, url, this) };
+  }
+
+  private refuse(problem: string): void {
+    this.connection = { state: 'refused', problem };
+    this.becomeUnavailable('settings', problem);
   }
 
   /** How many `jti` values this process holds itself (only what `fallback: local` claimed). */
@@ -204,8 +230,10 @@ export class RedisReplayStore implements ReplayStore {
   /** Ends the connection: QUIT, waited for a bounded time, then dropped. */
   async close(): Promise<void> {
     clearTimeout(this.availableLine);
-    if ('problem' in this.connection) return;
-    const { client } = this.connection;
+    const closing = this.connection;
+    this.connection = { state: 'closed' };
+    if (closing.state !== 'open') return;
+    const { client } = closing;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       client.quit().catch(() => undefined),
@@ -220,10 +248,10 @@ export class RedisReplayStore implements ReplayStore {
     nowMs: number,
     limits: ReplayLimits,
   ): Promise<ReplayClaim | ReplayStoreFault> {
-    if ('problem' in this.connection) return 'settings';
-    const { client } = this.connection;
+    if (this.connection.state === 'refused') return 'settings';
     // Not connected: fail at once (enableOfflineQueue is off, so nothing would be queued anyway).
-    if (client.status !== 'ready') return 'disconnected';
+    if (this.connection.state !== 'open' || this.connection.client.status !== 'ready') return 'disconnected';
+    const { client } = this.connection;
     if (this.inFlight >= MAX_COMMANDS_IN_FLIGHT) return 'busy';
 
     const holdMs = Math.min(MAX_HOLD_MS, Math.max(MIN_HOLD_MS, entry.acceptableUntilMs + 1 - nowMs));
@@ -376,19 +404,20 @@ function readSettingsFile(file: string, key: string): string | { readonly proble
   }
 }
 
-function connect(url: string, settings: RedisReplayStoreSettings, store: RedisReplayStore): Connection {
+/** How the client connects to `url`, or why it cannot (a `ca_file` unreadable or beside a plain URL). */
+function clientOptions(url: string, settings: RedisReplayStoreSettings): RedisOptions | string {
   let tls: RedisOptions['tls'];
   if (url.startsWith('rediss:')) {
     tls = {};
     if (settings.caFile !== undefined) {
       const ca = readSettingsFile(settings.caFile, 'ca_file');
-      if (typeof ca !== 'string') return ca;
+      if (typeof ca !== 'string') return ca.problem;
       tls = { ca };
     }
   } else if (settings.caFile !== undefined) {
-    return { problem: 'ca_file is set but the URL is not rediss:// (TLS)' };
+    return 'ca_file is set but the URL is not rediss:// (TLS)';
   }
-  const client = new Redis(url, {
+  return {
     ...(tls === undefined ? {} : { tls }),
     connectionName: 'authz-dpop-replay',
     connectTimeout: CONNECT_TIMEOUT_MS,
@@ -402,7 +431,12 @@ function connect(url: string, settings: RedisReplayStoreSettings, store: RedisRe
       Math.min(RECONNECT_MAX_MS, RECONNECT_BASE_MS * 2 ** Math.min(attempt, 10)) +
       Math.floor(Math.random() * RECONNECT_BASE_MS),
     lazyConnect: false,
-  }) as Redis & ClaimCommand;
+  };
+}
+
+/** The client with the claim script defined and its events told to the store. */
+function watch(redis: Redis, url: string, store: RedisReplayStore): Redis & ClaimCommand {
+  const client = redis as Redis & ClaimCommand;
   client.defineCommand('claimDpopProof', { numberOfKeys: 4, lua: CLAIM_SCRIPT });
   client.on('ready', () => {
     store.becomeAvailable();
@@ -417,7 +451,7 @@ function connect(url: string, settings: RedisReplayStoreSettings, store: RedisRe
   // ioredis reports connection errors as events; without a listener they would end the process.
   client.on('error', (error: Error) => store.becomeUnavailable('disconnected', redisErrorDetail(error, url)));
   client.on('close', () => store.becomeUnavailable('disconnected'));
-  return { client };
+  return client;
 }
 
 /** A Redis error's message, with anything of the URL in it removed (a message could quote it). */

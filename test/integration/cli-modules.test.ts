@@ -44,6 +44,8 @@ interface Recorded {
   readonly modules: readonly string[];
   /** Every distinct `file:` URL resolved, the project's and its dependencies'. */
   readonly fileUrls: number;
+  /** The packages under node_modules those URLs are in (`ioredis`, `@grpc/grpc-js`), sorted. */
+  readonly packages: readonly string[];
 }
 
 describe('the modules each command line loads (dist/, resolved URLs recorded by a loader hook)', () => {
@@ -82,7 +84,11 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
       .filter((url) => url.startsWith(DIST_URL) && url.endsWith('.js'))
       .map((url) => path.relative(DIST, fileURLToPath(url)).split(path.sep).join('/'))
       .sort();
-    return { result, modules, fileUrls: urls.size };
+    const packages = [...urls].flatMap((url) => {
+      const match = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
+      return match === null ? [] : [match[1]!];
+    });
+    return { result, modules, fileUrls: urls.size, packages: [...new Set(packages)].sort() };
   }
 
   const demo = (modules: readonly string[]) => modules.filter((module) => module.startsWith('demo/'));
@@ -115,6 +121,27 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
       `authz serve loaded ${modules.length} of the ${builtModules().length} modules in dist/ ` +
         `(0 of the demo's ${demo(builtModules()).length}); ${fileUrls} file: URLs in all`,
     );
+  });
+
+  it('authz serve loads the Redis client only when its policy keeps DPoP proofs in Redis', async () => {
+    const memory = await record(['serve', '--policy', policyFile, '--listen', '127.0.0.1:0'], {
+      longRunning: true,
+    });
+    expect(memory.result.code, memory.result.stderr).toBe(0);
+    expect(memory.packages).toContain('@grpc/grpc-js'); // the recorder sees dependencies
+    expect(memory.packages).not.toContain('ioredis');
+
+    // Nothing listens on port 1: the store is set up (and refuses proofs), the client loaded.
+    const redisPolicy = await writeTextFile(
+      temp.dir,
+      'policy-redis.yaml',
+      `dpop:\n  replay_store: { type: redis, url: "redis://127.0.0.1:1" }\n${policyYaml({ keys: { jwksFile: 'jwks.json' } })}`,
+    );
+    const redis = await record(['serve', '--policy', redisPolicy, '--listen', '127.0.0.1:0'], {
+      longRunning: true,
+    });
+    expect(redis.result.code, redis.result.stderr).toBe(0);
+    expect(redis.packages).toContain('ioredis');
   });
 
   it('sees demo modules when a demo command runs (the recorder works)', async () => {
