@@ -9,6 +9,7 @@ import { envoyConfigFor, startEnvoy } from '../test/kit/envoy.js';
 import { freePorts } from '../test/kit/free-port.js';
 import { planCpus, startCliAndWait, type KitProcess } from '../test/kit/process.js';
 import { FAULT_AUDIENCE, FAULT_ISSUER } from './fault-tokens.js';
+import type { TrafficRequest } from './traffic.js';
 import { startKeyServer, type KeyServer } from '../test/kit/key-server.js';
 
 /** The issuer settings a scenario chooses; everything else is the demo's. */
@@ -172,19 +173,25 @@ export async function startFaultStack(options: {
 }
 
 /**
- * Sends `GET /balance` with `authorization` through Envoy until it is answered 200 (authz has the keys).
+ * Sends a request through Envoy until one is answered 200: `GET /balance` with `authorization` (authz has
+ * the keys), or each time the request `next` makes (a fresh DPoP proof each: authz reaches its store).
  * @throws Error when it is not within `timeoutMs`
  */
 export async function waitForAllow(
-  stack: FaultStack,
-  authorization: string,
+  stack: Pick<FaultStack, 'baseUrl'>,
+  request: string | (() => Promise<TrafficRequest>),
   timeoutMs = 15_000,
 ): Promise<void> {
+  const next =
+    typeof request === 'string'
+      ? () => Promise.resolve({ path: '/balance', headers: { authorization: request } })
+      : request;
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < deadline) {
+    const { path, headers } = await next();
     try {
-      const response = await fetch(`${stack.baseUrl}/balance`, { headers: { authorization } });
+      const response = await fetch(`${stack.baseUrl}${path}`, { headers: { ...headers } });
       await response.arrayBuffer();
       if (response.status === 200) return;
       last = `HTTP ${response.status}`;
@@ -193,5 +200,5 @@ export async function waitForAllow(
     }
     await delay(100);
   }
-  throw new Error(`GET /balance with a valid token was not allowed within ${timeoutMs} ms (last: ${last})`);
+  throw new Error(`a valid request was not allowed within ${timeoutMs} ms (last: ${last})`);
 }

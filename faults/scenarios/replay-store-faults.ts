@@ -5,6 +5,7 @@ import { generateDpopKey } from '../../test/kit/dpop-proofs.js';
 import { planCpus } from '../../test/kit/process.js';
 import { startRedisServer } from '../../test/kit/redis-server.js';
 import { generateTestKey } from '../../test/kit/tokens.js';
+import { waitForAllow } from '../fault-stack.js';
 import { boundTo, signToken } from '../fault-tokens.js';
 import { atMost, exactly, fmt, ms, percentile, statusCounts } from '../figures.js';
 import { defineScenario, dpopRequest, withFaultStack } from '../scenario.js';
@@ -79,7 +80,7 @@ async function measure({ profile, target, progress }: FaultContext): Promise<Mea
       const token = await signToken(key, { claims: { sub: SUBJECT, ...boundTo(proofKey) } });
       const fresh = (kind: string, tag: string) =>
         dpopRequest(stack.baseUrl, proofKey, token, { kind, tag, method: 'GET', path: PATH });
-      await waitForDpopAllow(() => fresh('probe', 'probe'), stack.baseUrl);
+      await waitForAllow(stack, () => fresh('probe', 'probe'));
 
       /** Every fresh request's headers, by tag, to replay them. */
       const sentHeaders = new Map<string, Readonly<Record<string, string>>>();
@@ -326,33 +327,6 @@ async function measure({ profile, target, progress }: FaultContext): Promise<Mea
   } finally {
     await redis.stop();
   }
-}
-
-/**
- * Sends `request()` (a fresh DPoP request each time) through Envoy until it is answered 200: authz is
- * connected to Redis.
- * @throws Error when it is not within `timeoutMs`
- */
-async function waitForDpopAllow(
-  request: () => Promise<TrafficRequest>,
-  baseUrl: string,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no answer';
-  while (Date.now() < deadline) {
-    const { path, headers } = await request();
-    try {
-      const response = await fetch(`${baseUrl}${path}`, { headers: { ...headers } });
-      await response.arrayBuffer();
-      if (response.status === 200) return;
-      last = `HTTP ${response.status}`;
-    } catch (error) {
-      last = (error as Error).message;
-    }
-    await delay(100);
-  }
-  throw new Error(`a valid DPoP request was not allowed within ${timeoutMs} ms (last: ${last})`);
 }
 
 export const SCENARIO = defineScenario({

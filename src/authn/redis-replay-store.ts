@@ -456,6 +456,5 @@ function watch(redis: Redis, url: string, store: RedisReplayStore): Redis & Clai
 
 /** A Redis error's message, with anything of the URL in it removed (a message could quote it). */
 function redisErrorDetail(error: Error, url: string): string {
-  const message = error.message.split(url).join(redisAddress(url)).slice(0, 300);
-  return message;
+  return error.message.split(url).join(redisAddress(url)).slice(0, 300);
 }

@@ -3,7 +3,12 @@ import { connect } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ensureDevCertificates } from '../../src/demo/dev-tls/dev-certificates.js';
-import { startRedisServer, type RedisServer, type RedisServerOptions } from '../kit/redis-server.js';
+import {
+  devTlsFor,
+  startRedisServer,
+  type RedisServer,
+  type RedisServerOptions,
+} from '../kit/redis-server.js';
 import { cleanupAfterEach, suiteTempDir } from '../kit/test-hooks.js';
 
 /*
@@ -153,11 +158,7 @@ describe('startRedisServer (test/kit/redis-server.ts)', () => {
   it('with TLS, answers a TLS client that trusts its CA, and nothing in plain text', async () => {
     const certificates = await ensureDevCertificates(temp.dir);
     const server = await start({
-      tls: {
-        certFile: certificates.server.cert,
-        keyFile: certificates.server.key,
-        caFile: certificates.ca.cert,
-      },
+      tls: devTlsFor(certificates),
     });
     expect(server.url).toBe(`rediss://127.0.0.1:${server.port}`);
     expect(await server.command('SET', 'jti:1', 'seen')).toBe('OK');

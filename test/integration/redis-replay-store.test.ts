@@ -11,7 +11,12 @@ import {
 } from '../../src/authn/redis-replay-store.js';
 import { ensureDevCertificates } from '../../src/demo/dev-tls/dev-certificates.js';
 import { ReplayStores } from '../../src/server/replay-stores.js';
-import { startRedisServer, type RedisServer, type RedisServerOptions } from '../kit/redis-server.js';
+import {
+  devTlsFor,
+  startRedisServer,
+  type RedisServer,
+  type RedisServerOptions,
+} from '../kit/redis-server.js';
 import { cleanupAfterEach, suiteTempDir } from '../kit/test-hooks.js';
 import { waitUntil } from '../kit/wait-until.js';
 
@@ -277,7 +282,7 @@ describe('RedisReplayStore against a real Redis', () => {
     expect(seen.states.at(-1)).toMatchObject({ state: 'unavailable', cause: 'timeout' });
 
     server.resume();
-    // The commands that timed out still ran once Redis woke up: key-a's share is full. Another key's is not.
+    // The commands that timed out still ran once Redis woke up (the shares are wide enough for them).
     await waitUntil(
       async () =>
         (await replayStore.claim(entry({ keyThumbprint: 'key-b' }), Date.now(), WIDE)).kind === 'fresh',
@@ -326,11 +331,7 @@ describe('RedisReplayStore against a real Redis', () => {
   it('speaks TLS to a rediss:// URL, trusting ca_file, and refuses a server its roots do not sign', async () => {
     const certificates = await ensureDevCertificates(temp.dir);
     const server = await redis({
-      tls: {
-        certFile: certificates.server.cert,
-        keyFile: certificates.server.key,
-        caFile: certificates.ca.cert,
-      },
+      tls: devTlsFor(certificates),
     });
     expect(server.url).toMatch(/^rediss:/);
     const trusting = store(server.url, { caFile: certificates.ca.cert });

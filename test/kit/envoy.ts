@@ -1,4 +1,4 @@
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -6,6 +6,7 @@ import { parse, stringify } from 'yaml';
 import { ensureDevCertificates } from '../../src/demo/dev-tls/dev-certificates.js';
 import type { DevTlsFiles } from '../../src/demo/dev-tls/dev-certificates.js';
 import { freePort } from './free-port.js';
+import { installedBinary } from './installed-binary.js';
 import { repoRoot, startProcess, waitUntilReady, type KitProcess } from './process.js';
 
 /*
@@ -25,21 +26,13 @@ import { repoRoot, startProcess, waitUntilReady, type KitProcess } from './proce
  * @throws Error when the binary is missing or not executable, naming the command that installs it
  */
 export function envoyBinary(): string {
-  const fromEnv = process.env.ENVOY_BIN;
-  const candidate = fromEnv ? path.resolve(fromEnv) : path.join(repoRoot, '.tools', 'bin', 'envoy');
-  const source = fromEnv ? `ENVOY_BIN=${fromEnv}` : candidate;
-  try {
-    // statSync follows the .tools/bin/envoy symlink, so a dangling link (venv removed) counts as missing.
-    if (!statSync(candidate).isFile()) throw new Error('not a regular file');
-    accessSync(candidate, constants.X_OK);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(
-      `Envoy is not installed (${source}: ${reason}). Run \`npm run envoy:install\` ` +
-        '(scripts/install-envoy.sh) or set ENVOY_BIN to an Envoy binary.',
-    );
-  }
-  return candidate;
+  return installedBinary({
+    name: 'Envoy',
+    envVar: 'ENVOY_BIN',
+    installedAt: '.tools/bin/envoy',
+    npmScript: 'envoy:install',
+    script: 'scripts/install-envoy.sh',
+  });
 }
 
 // ---- Any configuration ------------------------------------------------------------------------------

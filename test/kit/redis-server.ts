@@ -1,10 +1,12 @@
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
+import type { DevTlsFiles } from '../../src/demo/dev-tls/dev-certificates.js';
 import { freePort } from './free-port.js';
-import { repoRoot, startProcess, waitUntilReady, type KitProcess } from './process.js';
+import { installedBinary } from './installed-binary.js';
+import { startProcess, waitUntilReady, type KitProcess } from './process.js';
 
 /*
  * Real redis-server processes for the tests of the shared DPoP replay store: the integration and e2e
@@ -24,22 +26,18 @@ import { repoRoot, startProcess, waitUntilReady, type KitProcess } from './proce
  * @throws Error when it is missing or not executable, naming the command that installs it
  */
 export function redisServerBinary(): string {
-  const fromEnv = process.env.REDIS_SERVER_BIN;
-  const candidate = fromEnv
-    ? path.resolve(fromEnv)
-    : path.join(repoRoot, '.tools', 'redis', 'bin', 'redis-server');
-  const source = fromEnv ? `REDIS_SERVER_BIN=${fromEnv}` : candidate;
-  try {
-    if (!statSync(candidate).isFile()) throw new Error('not a regular file');
-    accessSync(candidate, constants.X_OK);
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(
-      `Redis is not installed (${source}: ${reason}). Run \`npm run redis:install\` ` +
-        '(scripts/install-redis.sh) or set REDIS_SERVER_BIN to a redis-server binary.',
-    );
-  }
-  return candidate;
+  return installedBinary({
+    name: 'Redis',
+    envVar: 'REDIS_SERVER_BIN',
+    installedAt: '.tools/redis/bin/redis-server',
+    npmScript: 'redis:install',
+    script: 'scripts/install-redis.sh',
+  });
+}
+
+/** A server's TLS from a development certificate set (its server pair, and the CA that signed it). */
+export function devTlsFor(files: DevTlsFiles): NonNullable<RedisServerOptions['tls']> {
+  return { certFile: files.server.cert, keyFile: files.server.key, caFile: files.ca.cert };
 }
 
 /** How to start a server: {@link startRedisServer}. */

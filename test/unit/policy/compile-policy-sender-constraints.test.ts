@@ -567,27 +567,6 @@ describe('compilePolicy: dpop', () => {
     );
   });
 
-  it('refuses replay_store on a service: the store is per process', () => {
-    const error = policyErrorFrom(() =>
-      compile(
-        [
-          'version: 1',
-          'realm: r',
-          'issuers:',
-          ...TWO_ISSUERS.slice(0, 4),
-          'services:',
-          '  - { name: a, dpop: { replay_store: { type: memory } }, routes: [] }', // 9
-          '',
-        ].join('\n'),
-      ),
-    );
-    expectSingleProblem(error, 'ERR_POLICY_INVALID', {
-      line: 9,
-      path: 'services[0].dpop.replay_store',
-      message: 'replay_store is per process, for every service: set it in the top-level dpop',
-    });
-  });
-
   it("lets a service's keys override the top level's one by one", () => {
     const policy = compile(
       [
@@ -665,7 +644,10 @@ describe('compilePolicy: dpop', () => {
     );
   });
 
-  it('refuses replay_cache_size on a service: the cache is per process', () => {
+  it.each([
+    ['replay_cache_size', '5000'],
+    ['replay_store', '{ type: memory }'],
+  ])('refuses %s on a service: the replay store is per process', (key, value) => {
     const error = policyErrorFrom(() =>
       compile(
         [
@@ -674,7 +656,7 @@ describe('compilePolicy: dpop', () => {
           'issuers:',
           ...TWO_ISSUERS.slice(0, 4),
           'services:',
-          '  - { name: a, dpop: { replay_cache_size: 5000 }, routes: [] }', // 9
+          `  - { name: a, dpop: { ${key}: ${value} }, routes: [] }`, // 9
           '',
         ].join('\n'),
       ),
@@ -682,8 +664,8 @@ describe('compilePolicy: dpop', () => {
 
     expectSingleProblem(error, 'ERR_POLICY_INVALID', {
       line: 9,
-      path: 'services[0].dpop.replay_cache_size',
-      message: 'replay_cache_size is per process, for every service: set it in the top-level dpop',
+      path: `services[0].dpop.${key}`,
+      message: `${key} is per process, for every service: set it in the top-level dpop`,
     });
   });
 });
