@@ -1,4 +1,11 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  type RegistryContentType,
+} from 'prom-client';
 import { boundLabelValue, LabelBudget } from './label-budget.js';
 
 /** How a decision ended: `would_deny` is a report-only denial, for which the request was allowed. */
@@ -422,8 +429,8 @@ export interface WorkerCounts {
  * while a worker is dead or being restarted, and each worker's own metrics cannot say that it is missing.
  * A single-process server (no `--workers`) has neither: Prometheus's `up` says whether it is there.
  */
-export function addWorkerGauges(registry: Registry, counts: WorkerCounts): void {
-  const registers = [registry];
+export function addWorkerGauges(registry: Registry<RegistryContentType>, counts: WorkerCounts): void {
+  const registers = [registry as Registry];
   new Gauge({
     name: 'authz_workers',
     help: 'Worker processes asked for (authz serve --workers N); served by the cluster primary only.',
