@@ -40,9 +40,11 @@ package="github.com/prometheus/prometheus/cmd/promtool"
 if ! "${go}" version -m "${promtool}" 2> /dev/null |
   grep -q "^[[:space:]]*mod[[:space:]]*github.com/prometheus/prometheus[[:space:]]*${prometheus_module_version}[[:space:]]"; then
   log "go install ${package}@${prometheus_module_version}"
-  # -tags remove_all_sd: leaves out every service-discovery plugin (Kubernetes, the clouds, Consul, ...),
-  # which promtool imports only for `promtool check config` of scrape configs and which rule checks, rule
-  # unit tests and metrics linting never use; it cuts the build by most of its packages and time.
+  # -tags remove_all_sd: leaves out the service-discovery plugins that github.com/prometheus/prometheus/plugins
+  # registers (EC2, Azure, GCE, Consul, DigitalOcean, Hetzner, OpenStack, ...), which promtool needs only to
+  # read scrape configurations that use them (`promtool check config`); rule checks, rule unit tests and
+  # metrics linting never do, and the build is shorter without them. (Kubernetes discovery stays: promtool's
+  # main.go imports it directly.)
   # -trimpath and -ldflags='-s -w': no local paths, no symbol table or DWARF (a smaller binary).
   GOBIN="${bin_dir}" "${go}" install -trimpath -tags remove_all_sd -ldflags='-s -w' \
     "${package}@${prometheus_module_version}" ||
