@@ -46,7 +46,9 @@ if ! "${go}" version -m "${promtool}" 2> /dev/null |
   # metrics linting never do, and the build is shorter without them. (Kubernetes discovery stays: promtool's
   # main.go imports it directly.)
   # -trimpath and -ldflags='-s -w': no local paths, no symbol table or DWARF (a smaller binary).
-  GOBIN="${bin_dir}" "${go}" install -trimpath -tags remove_all_sd -ldflags='-s -w' \
+  # -gcflags='all=-N -l': no optimisation nor inlining. promtool runs for a few seconds in the tests, and
+  # compiling it is what costs: about 30 % less CPU (2.4 instead of 3.3 CPU-minutes measured here).
+  GOBIN="${bin_dir}" "${go}" install -trimpath -tags remove_all_sd -gcflags='all=-N -l' -ldflags='-s -w' \
     "${package}@${prometheus_module_version}" ||
     die "go install ${package}@${prometheus_module_version} failed"
 fi

@@ -32,7 +32,7 @@ import { compilePolicy } from '../../src/policy/compile-policy.js';
  * - the policy the manifests mount compiled by authz's own compiler.
  * Not checked: the API server's own validation rules (name formats, port ranges, selector/template match)
  * beyond what deploy-agreement.test.ts asserts, and the CRDs' CEL rules (x-kubernetes-validations).
- * The tools come from scripts/install-deploy-tools.sh (`npm run deploy-tools:install`, run by `pretest`).
+ * The tools come from scripts/install-deploy-tools.sh (`npm run deploy-tools:install`, run by `npm test` through `go-tools:install`).
  */
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
