@@ -87,6 +87,25 @@ export default {
       to: { path: '^src/(envoy|server|policy-tools|cli|log|metrics)/' },
     },
     {
+      name: 'layers-tracing',
+      comment:
+        'Tracing (src/tracing) is an adapter the server and the Envoy adapter are handed: it must not reach ' +
+        'up into them, nor into authentication, the commands, logging or metrics.',
+      severity: 'error',
+      from: { path: '^src/tracing/' },
+      to: { path: '^src/(envoy|server|policy-tools|cli|authn|log|metrics)/' },
+    },
+    {
+      name: 'tracing-sdk-only-when-on',
+      comment:
+        'The OpenTelemetry SDK is loaded only by a process whose OTEL_* variables turn tracing on: only ' +
+        'src/tracing/start-tracing.ts imports it, and only serve-command imports that (lazily, with import()); ' +
+        'everything else sees the interfaces of src/tracing/check-tracing.ts.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/(tracing/start-tracing|cli/serve-command)\\.ts$' },
+      to: { path: ['^src/tracing/start-tracing\\.ts$', 'node_modules/@opentelemetry/'] },
+    },
+    {
       name: 'layers-envoy',
       comment:
         'The Envoy adapter is thin (parse, authorize, answer); the server composes it, not the other way round.',

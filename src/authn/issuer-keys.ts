@@ -4,6 +4,7 @@ import { KeySetError, KeySetReadError } from './key-set-errors.js';
 import { classifyKeySetFault, type KeySetFetchCause } from './key-set-fetch-cause.js';
 import { checkKeySet, type CheckedKeySet, type RejectedKey } from './key-set-check.js';
 import { readKeySet, type FetchKeySet } from './read-key-set.js';
+import type { StepTracing } from '../tracing/check-tracing.js';
 
 /** What happened to one attempt at obtaining a key set: for logs and metrics. */
 export interface KeySetFetchEvent {
@@ -61,6 +62,11 @@ export interface IssuerKeysOptions {
   readonly onFetch?: (event: KeySetFetchEvent) => void;
   readonly onUsability?: (event: KeySetUsabilityEvent) => void;
   readonly onKeyRejected?: (event: KeyRejectionEvent) => void;
+  /**
+   * Child spans of the Check under way (tracing on): a fetch a request waits for (`initial`, `unknown_key`)
+   * is a span of that request's trace; background refreshes are not traced.
+   */
+  readonly steps?: StepTracing;
 }
 
 type LocalKeySet = ReturnType<typeof createLocalJWKSet>;
@@ -246,14 +252,29 @@ export class IssuerKeys {
   }
 
   private refresh(trigger: KeySetFetchEvent['trigger']): Promise<void> {
-    this.inflight ??= this.fetchOnce(trigger).finally(() => {
+    this.inflight ??= this.tracedFetch(trigger).then(() => {
       this.inflight = undefined;
     });
     return this.inflight;
   }
 
-  /** One fetch; never rejects (the callbacks are told after the state is settled, outside the fetch). */
-  private async fetchOnce(trigger: KeySetFetchEvent['trigger']): Promise<void> {
+  /** {@link fetchOnce}, as a span of the Check that waits for it (tracing on; not background refreshes). */
+  private tracedFetch(trigger: KeySetFetchEvent['trigger']): Promise<KeySetFetchEvent['outcome']> {
+    const { steps, issuer } = this.options;
+    if (steps === undefined || trigger === 'refresh') return this.fetchOnce(trigger);
+    return steps.step(
+      'authz.fetch_key_set',
+      { 'authz.issuer': issuer.issuer, 'authz.key_set.trigger': trigger },
+      () => this.fetchOnce(trigger),
+      (outcome) => ({ 'authz.key_set.outcome': outcome }),
+    );
+  }
+
+  /**
+   * One fetch; never rejects (the callbacks are told after the state is settled, outside the fetch).
+   * @returns `ok`, or `error` when no usable set was obtained.
+   */
+  private async fetchOnce(trigger: KeySetFetchEvent['trigger']): Promise<KeySetFetchEvent['outcome']> {
     const { issuer, fetchKeySet, now, onFetch } = this.options;
     let checked: CheckedKeySet;
     let rejectionsToReport: readonly RejectedKey[] = [];
@@ -286,7 +307,7 @@ export class IssuerKeys {
           fetchedAtMs: this.fetchedAt,
         });
       }
-      return;
+      return 'error';
     }
     const json = JSON.stringify(checked.usable);
     this.keySet = createLocalJWKSet({ keys: checked.usable as never });
@@ -305,6 +326,7 @@ export class IssuerKeys {
     this.reportRejections(rejectionsToReport);
     if (recovered) this.options.onUsability?.({ issuer: issuer.issuer, state: 'usable', fetchedAtMs: ended });
     onFetch?.({ issuer: issuer.issuer, outcome: 'ok', trigger, keys: checked.usable.length });
+    return 'ok';
   }
 
   private endFetch(trigger: KeySetFetchEvent['trigger'], ended: number): void {

@@ -1,3 +1,4 @@
+import type { StepTracing } from '../tracing/check-tracing.js';
 import type { CompiledPolicy, IssuerPolicy } from '../policy/compiled-policy.js';
 import {
   IssuerKeys,
@@ -37,6 +38,8 @@ export interface KeyRingDependencies {
   readonly random?: () => number;
   /** Told of every verified-token cache hit, miss and eviction, by issuer (for metrics); must not throw. */
   readonly onTokenCacheEvent?: (issuer: string, event: TokenCacheEvent) => void;
+  /** Child spans of the Check under way, for fetches a request waits for (tracing on). */
+  readonly steps?: StepTracing;
 }
 
 /**

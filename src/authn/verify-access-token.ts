@@ -12,13 +12,15 @@ import { KeySetError } from './key-set-errors.js';
 import { checkTokenLifetime, readTokenClaims } from './read-token-claims.js';
 import { tokenDigest, type VerifiedTokenCaches } from './verified-token-cache.js';
 import type { CredentialVerifier } from '../authz/credentials.js';
-import type { PossessionProofs, ProofRequest } from '../authz/possession-proof.js';
+import type { DpopProofCheck, PossessionProofs, ProofRequest } from '../authz/possession-proof.js';
+import type { DpopProofPolicy } from '../policy/compiled-policy.js';
 import { clientCertificateCheck } from './client-certificate.js';
 import { DpopNonces } from './dpop-nonces.js';
 import { checkDpopProof } from './dpop-proof.js';
 import { DpopProofKeys } from './dpop-proof-keys.js';
 import { MemoryReplayStore, type ReplayStore } from './dpop-replay-store.js';
 import type { InvalidTokenReason, TokenVerification } from '../authz/token-verification.js';
+import type { SpanAttributes, StepTracing } from '../tracing/check-tracing.js';
 
 export interface VerifyContext {
   readonly policy: CompiledPolicy;
@@ -35,6 +37,11 @@ export interface VerifyContext {
    * policy versions; omitted: a replay store and a random nonce key of this verifier's own.
    */
   readonly possession?: PossessionState;
+  /**
+   * Child spans of the Check under way (tracing on): token verification on a cache miss, DPoP proof checks;
+   * and the Check span's `authz.token_cache`.
+   */
+  readonly steps?: StepTracing;
 }
 
 /** What checking proofs of possession keeps between requests, for the life of the process. */
@@ -55,36 +62,79 @@ export function bearerTokenVerifier(context: VerifyContext): CredentialVerifier<
     nonces: DpopNonces.withRandomKey(),
     proofKeys: new DpopProofKeys(),
   };
-  const { policy } = context;
+  const { policy, steps } = context;
+  const checkProof = async (
+    token: string,
+    request: ProofRequest,
+    dpop: DpopProofPolicy,
+  ): Promise<DpopProofCheck> =>
+    checkDpopProof({
+      proofs: request.dpopProofs,
+      accessToken: token,
+      method: request.method,
+      uris: request.uris,
+      service: request.service,
+      policy: dpop,
+      replay: {
+        store: possession.replayStore,
+        limits: policy.dpopReplayLimits,
+        subject:
+          request.token.subject === undefined
+            ? undefined
+            : `${request.token.issuer} ${request.token.subject}`,
+      },
+      nonces: possession.nonces,
+      proofKeys: possession.proofKeys,
+      maxRsaKeyBits: policy.maxRsaKeyBits,
+      nowMs: context.now(),
+    });
+  // Traced: the proof's check, and the claim of its `jti` in the replay store (Redis: a network call).
+  const proveDpop = async (
+    token: string,
+    request: ProofRequest,
+    dpop: DpopProofPolicy,
+  ): Promise<DpopProofCheck> => {
+    if (steps === undefined) return checkProof(token, request, dpop);
+    const check = await steps.step(
+      'authz.check_dpop_proof',
+      {},
+      () => checkProof(token, request, dpop),
+      dpopOutcome,
+    );
+    if (check.kind !== 'valid') return check;
+    return {
+      ...check,
+      claim: () =>
+        steps.step(
+          'authz.claim_dpop_proof',
+          {},
+          async () => check.claim(),
+          (claim) => ({
+            'authz.dpop.replay': claim.kind,
+          }),
+        ),
+    };
+  };
   return {
     verify: (token) => verifyAccessToken(token, context),
     prove: async (token, request: ProofRequest): Promise<PossessionProofs> => ({
-      dpop:
-        request.dpop === undefined
-          ? { kind: 'none' }
-          : await checkDpopProof({
-              proofs: request.dpopProofs,
-              accessToken: token,
-              method: request.method,
-              uris: request.uris,
-              service: request.service,
-              policy: request.dpop,
-              replay: {
-                store: possession.replayStore,
-                limits: policy.dpopReplayLimits,
-                subject:
-                  request.token.subject === undefined
-                    ? undefined
-                    : `${request.token.issuer} ${request.token.subject}`,
-              },
-              nonces: possession.nonces,
-              proofKeys: possession.proofKeys,
-              maxRsaKeyBits: policy.maxRsaKeyBits,
-              nowMs: context.now(),
-            }),
+      dpop: request.dpop === undefined ? { kind: 'none' } : await proveDpop(token, request, request.dpop),
       certificate: request.certificate ? clientCertificateCheck(request.clientCertificate) : { kind: 'none' },
     }),
   };
+}
+
+/** A verification step's outcome, for its span: `verified`, or why not (never the token or its claims). */
+function verificationOutcome(verification: TokenVerification): SpanAttributes {
+  return {
+    'authz.verification': verification.kind === 'invalid' ? verification.reason : verification.kind,
+    ...(verification.kind === 'verified' ? { 'authz.issuer': verification.token.issuer } : {}),
+  };
+}
+
+/** A DPoP proof check's outcome, for its span: `valid`, or the refusal's code. */
+function dpopOutcome(check: DpopProofCheck): SpanAttributes {
+  return { 'authz.dpop.proof': check.kind === 'invalid' ? check.code : check.kind };
 }
 
 /** When several keys in a set could have signed a token without `kid`, at most this many are tried. */
@@ -106,15 +156,31 @@ const invalid = (reason: InvalidTokenReason, description: string): TokenVerifica
  * its cache (its `exp` and `nbf` checked again), and a token verified now is remembered there.
  */
 export async function verifyAccessToken(token: string, context: VerifyContext): Promise<TokenVerification> {
-  const { policy, tokenCaches } = context;
+  const { policy, tokenCaches, steps } = context;
   if (token.length > policy.maxTokenBytes) return invalid('token_too_large', 'the token is too large');
 
   const digest = tokenCaches?.enabled === true ? tokenDigest(token) : undefined;
   if (digest !== undefined) {
     const cached = tokenCaches?.find(digest);
+    steps?.annotate('authz.token_cache', cached === undefined ? 'miss' : 'hit');
     if (cached !== undefined) return cached;
   }
+  if (steps === undefined) return verifyInFull(token, context, digest);
+  return steps.step(
+    'authz.verify_token',
+    {},
+    () => verifyInFull(token, context, digest),
+    verificationOutcome,
+  );
+}
 
+/** Signature and claims: a token not found in its issuer's cache (`digest` its key there, if cached). */
+async function verifyInFull(
+  token: string,
+  context: VerifyContext,
+  digest: string | undefined,
+): Promise<TokenVerification> {
+  const { policy, tokenCaches } = context;
   // The unverified `iss` only selects which issuer's rules and keys apply; jwtVerify checks it again.
   let unverified: JWTPayload;
   try {

@@ -17,6 +17,8 @@ import {
 import { startAuthzServer } from '../server/authz-server.js';
 import type { ClusterMember } from '../server/cluster-member.js';
 import type { CommandContext } from '../command/command.js';
+import type { StartedTracing } from '../tracing/start-tracing.js';
+import { packageVersion } from './package-version.js';
 import { serveConfig, type ServeConfig } from './serve-config.js';
 
 /** After SIGTERM, how much longer than its drain and grace a worker gets to exit before it is killed. */
@@ -125,6 +127,7 @@ async function serveHere(
   const metrics = config.metricsListen === undefined ? undefined : createAuthzMetrics();
   metrics?.readLogLinesDroppedFrom(() => output.droppedLines);
   const cluster = join?.(metrics?.registry);
+  const tracing = await startTracingIfOn(config, logger, metrics);
   const server = await startAuthzServer({
     policyFile: config.policyFile,
     listen: config.listen.text,
@@ -134,6 +137,10 @@ async function serveHere(
     allowPolicyErrors: config.allowPolicyErrors,
     ...(cluster === undefined ? {} : { cluster }),
     ...(metrics === undefined ? {} : { metrics }),
+    ...(tracing === undefined ? {} : { tracing: tracing.checks }),
+  }).catch(async (error: unknown) => {
+    await tracing?.shutdown();
+    throw error;
   });
   const metricsServer =
     metrics === undefined || cluster !== undefined
@@ -143,6 +150,7 @@ async function serveHere(
     reload: () => void server.reload(),
     stop: async () => {
       await server.close({ drainMs: config.drainDelayMs, graceMs: config.shutdownGraceMs });
+      await tracing?.shutdown(); // the last spans, within its bound
       await metricsServer?.close();
       await output.flush();
     },
@@ -212,6 +220,45 @@ async function serveAsWorker(
   return serveHere(config, logger, output, nonceKey, (registry) =>
     joinCluster({ worker, ...(registry === undefined ? {} : { registry }) }),
   );
+}
+
+/**
+ * Tracing, when the OpenTelemetry variables turn it on: the SDK is imported only then, so a process with
+ * tracing off never loads it. Export failures are logged once per change of state, drops counted.
+ */
+async function startTracingIfOn(
+  config: ServeConfig,
+  logger: Logger,
+  metrics:
+    { recordTraceSpansDropped(cause: 'queue_full' | 'export_failed', spans: number): void } | undefined,
+): Promise<StartedTracing | undefined> {
+  const settings = config.tracing;
+  if (!settings.enabled) return undefined;
+  const { startTracing } = await import('../tracing/start-tracing.js');
+  const tracing = startTracing(settings, {
+    serviceVersion: packageVersion(),
+    onDropped: (cause, spans) => metrics?.recordTraceSpansDropped(cause, spans),
+    onExportState: ({ state, detail }) => {
+      if (state === 'ok') logger.info({ event: 'trace_export', state }, 'trace export works again');
+      else {
+        logger.warn(
+          { event: 'trace_export', state, endpoint: settings.endpoint, detail },
+          'trace export failing: spans are dropped (counted in authz_trace_spans_dropped_total); Checks are not affected',
+        );
+      }
+    },
+  });
+  logger.info(
+    {
+      event: 'tracing',
+      endpoint: settings.endpoint,
+      protocol: settings.protocol,
+      sampler: settings.sampler,
+      ...(settings.sampler.endsWith('traceidratio') ? { ratio: settings.ratio } : {}),
+    },
+    'tracing on: Check spans exported over OTLP',
+  );
+  return tracing;
 }
 
 /** The Prometheus endpoint, with `--metrics-listen`. */

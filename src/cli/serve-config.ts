@@ -6,6 +6,7 @@ import { parseLogLevel } from '../args/log-level.js';
 import { parseFlags } from '../args/parse-command-args.js';
 import { UsageError } from '../args/usage-error.js';
 import { parseDurationSeconds } from '../policy/duration.js';
+import { tracingSettings, type TracingSettings } from '../tracing/tracing-settings.js';
 
 /** Defaults of `authz serve`, with units. */
 export const SERVE_DEFAULTS = Object.freeze({
@@ -45,6 +46,8 @@ export interface ServeConfig {
    * start, as the reload guard refuses it on reload, so a restart never undoes the guard.
    */
   readonly allowPolicyErrors: boolean;
+  /** Tracing, from the standard OpenTelemetry variables only (OTEL_*): off unless they configure it. */
+  readonly tracing: TracingSettings;
 }
 
 /**
@@ -138,6 +141,7 @@ export function serveConfig(
         : parseWorkers(workers.value, workers.source, cores),
     dpopNonceKeyFile: nonceKey.value,
     allowPolicyErrors: values['allow-policy-errors'] === true || allowErrors === 'true',
+    tracing: tracingSettings(env),
   });
 }
 

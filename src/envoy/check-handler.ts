@@ -6,9 +6,12 @@ import type { Decision } from '../authz/decision.js';
 import { preparedOutcomes } from '../authz/prepared-outcomes.js';
 import type { CompiledPolicy, CompiledService } from '../policy/compiled-policy.js';
 import { decisionLogger, logDecision } from '../log/decision-log.js';
+import type { CheckSpan, CheckTracing, TraceFieldReader } from '../tracing/check-tracing.js';
+import { checkSpanAttributes } from '../tracing/check-span-attributes.js';
 import type { CheckRequestMessage, CheckResponseMessage } from './check-messages.js';
 import { checkResponseForAnswer } from './check-response-for-answer.js';
 import { requestFactsFromCheck } from './request-facts-from-check.js';
+import { NO_TRACE_FIELDS, traceFieldsFromCheck } from './trace-fields-from-check.js';
 
 /** The policy in force and the verifier of its issuers' tokens; swapped together, read once per request. */
 export interface ActivePolicy {
@@ -30,6 +33,8 @@ export interface CheckHandlerDependencies {
   readonly logAllowedSample?: number;
   /** A number in [0, 1); injectable for tests. */
   readonly random?: () => number;
+  /** Tracing, when `authz serve` started it (OpenTelemetry variables); undefined: off, no cost. */
+  readonly tracing?: CheckTracing;
 }
 
 /**
@@ -67,7 +72,12 @@ export function createCheckHandler(deps: CheckHandlerDependencies) {
     return checkResponseForAnswer(answer);
   };
 
-  return async function check(request: CheckRequestMessage): Promise<CheckResponseMessage> {
+  const { tracing } = deps;
+  /** Decides one Check; with `span`, ends it with the decision's attributes and logs its ids. */
+  const decide = async (
+    request: CheckRequestMessage,
+    span: CheckSpan | undefined,
+  ): Promise<CheckResponseMessage> => {
     const started = performance.now();
     const { policy, verifier } = active(); // one version for the whole request
     const facts = requestFactsFromCheck(request);
@@ -87,8 +97,30 @@ export function createCheckHandler(deps: CheckHandlerDependencies) {
           decision.kind === 'deny' && decision.code === 'service_unknown' ? facts.serviceName : undefined,
         policyVersion: policy.version,
         durationMs,
+        trace: span,
       });
     }
+    span?.end(
+      checkSpanAttributes({ decision, answer, service: service?.name, policyVersion: policy.version }),
+    );
     return responseFor(service, answer);
+  };
+
+  /**
+   * @param metadata the call's gRPC metadata, where Envoy's tracing propagates its span (read only with
+   *   tracing on).
+   */
+  return async function check(
+    request: CheckRequestMessage,
+    metadata: TraceFieldReader = NO_TRACE_FIELDS,
+  ): Promise<CheckResponseMessage> {
+    if (tracing === undefined) return decide(request, undefined);
+    const span = tracing.startCheck(metadata, traceFieldsFromCheck(request));
+    try {
+      return await span.within(() => decide(request, span));
+    } catch (error) {
+      span.fail(error);
+      throw error;
+    }
   };
 }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Decision } from '../authz/decision.js';
 import type { Answer } from '../authz/answer-for-decision.js';
-import type { VerifiedToken } from '../authz/token-verification.js';
+import { tokenBinding } from '../authz/token-binding.js';
 
 /** The fields of one decision log line. Never the token, never claims beyond subject and issuer. */
 export interface DecisionLogInput {
@@ -16,6 +16,11 @@ export interface DecisionLogInput {
   readonly serviceRequested?: string | undefined;
   readonly policyVersion: string;
   readonly durationMs: number;
+  /**
+   * With tracing on: the trace the Check belongs to (the caller's, from Envoy, even when this service's span
+   * is not sampled), and this service's span when it is sampled, so that a log line leads to its trace.
+   */
+  readonly trace?: { readonly traceId: string; readonly spanId: string | undefined } | undefined;
 }
 
 const MAX_LOGGED_PATH = 512; // characters
@@ -60,20 +65,17 @@ export function logDecision(logger: Logger, input: DecisionLogInput): void {
       subject: identity?.subject ?? null,
       issuer: identity?.issuer ?? null,
       // What the token was bound to (RFC 9449 cnf.jkt, RFC 8705 cnf x5t#S256), for audits of who could use it.
-      token_binding: tokenBinding(decision.kind === 'allow' ? decision.identity : decision.identity),
+      token_binding: tokenBinding(decision.identity) ?? null,
       missing_scopes: (decision.kind === 'deny' ? decision : decision.wouldDeny)?.missingScopes ?? [],
       policy_version: input.policyVersion,
       request_id: input.requestId || null,
       duration_ms: Math.round(input.durationMs * 1000) / 1000,
+      ...(input.trace === undefined
+        ? {}
+        : input.trace.spanId === undefined
+          ? { trace_id: input.trace.traceId }
+          : { trace_id: input.trace.traceId, span_id: input.trace.spanId }),
     },
     'decision',
   );
-}
-
-/** `dpop`, `mtls`, `dpop+mtls` or `bearer` for a verified token; null without one. */
-function tokenBinding(token: VerifiedToken | undefined): string | null {
-  if (token === undefined) return null;
-  const { jkt, x5tS256 } = token.confirmation;
-  if (jkt !== undefined) return x5tS256 !== undefined ? 'dpop+mtls' : 'dpop';
-  return x5tS256 !== undefined ? 'mtls' : 'bearer';
 }

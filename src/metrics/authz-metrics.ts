@@ -63,6 +63,11 @@ export interface AuthzMetrics {
    * (its log destination's count, which only grows: `BufferedDestination.droppedLines`).
    */
   readLogLinesDroppedFrom(read: () => number): void;
+  /**
+   * Spans that will never reach the collector (tracing on): `queue_full` (more awaiting export than
+   * OTEL_BSP_MAX_QUEUE_SIZE: the collector is away or slow) or `export_failed`. Off the request path.
+   */
+  recordTraceSpansDropped(cause: 'queue_full' | 'export_failed', spans: number): void;
 }
 
 /** What {@link createAuthzMetrics} may be given; every field has a production default. */
@@ -304,10 +309,18 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
   });
   const checkFaultLabels = new LabelBudget(['kind'], ['kind'], maxSeries);
 
+  const traceSpansDropped = new Counter({
+    name: 'authz_trace_spans_dropped_total',
+    help: 'Trace spans that will never reach the collector (tracing on), by cause: queue_full (more awaiting export than OTEL_BSP_MAX_QUEUE_SIZE) or export_failed.',
+    labelNames: ['cause'] as const,
+    registers,
+  });
+
   // Series for closed label sets exist from the start, so that rate() and absent-series alerts see a 0
   // rather than nothing before the first event.
   for (const outcome of DECISION_OUTCOMES) decisionDuration.zero({ outcome });
   for (const result of RELOAD_RESULTS) policyReloads.inc({ result }, 0);
+  for (const cause of ['queue_full', 'export_failed'] as const) traceSpansDropped.inc({ cause }, 0);
 
   return {
     registry,
@@ -404,6 +417,10 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
 
     recordCheckFault(kind) {
       checkFaults.inc(checkFaultLabels.admit({ kind }));
+    },
+
+    recordTraceSpansDropped(cause, spans) {
+      traceSpansDropped.inc({ cause }, spans);
     },
   };
 }

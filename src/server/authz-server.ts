@@ -1,4 +1,10 @@
-import { Server, ServerCredentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import {
+  Server,
+  ServerCredentials,
+  status as GrpcStatus,
+  type Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import {
@@ -24,6 +30,7 @@ import { ReplayStores } from './replay-stores.js';
 import { PolicyError } from '../policy/policy-error.js';
 import { reloadBlockingFindings } from '../policy/policy-findings.js';
 import { PolicyWatcher, type ReloadResult } from '../policy/policy-watcher.js';
+import type { CheckTracing, TraceFieldReader } from '../tracing/check-tracing.js';
 
 /** The gRPC service name health is reported for (besides the overall "" service). */
 export const AUTHORIZATION_SERVICE = 'envoy.service.auth.v3.Authorization';
@@ -43,8 +50,8 @@ type TokenCacheMetrics =
 /** The policy file's state beyond reloads, which a server's metrics may leave out too. */
 type PolicyStateMetrics = 'recordInitialPolicyLoad' | 'setPolicyFileInForce' | 'setPolicyFindings';
 
-/** What the process reports besides the server: its log destination, which `authz serve` wires itself. */
-type ProcessMetrics = 'readLogLinesDroppedFrom';
+/** What the process reports besides the server: its log destination and tracing, which `authz serve` wires itself. */
+type ProcessMetrics = 'readLogLinesDroppedFrom' | 'recordTraceSpansDropped';
 
 /** What the server reports to metrics (the registry itself is the metrics server's business). */
 export type ServerMetrics = Omit<
@@ -81,6 +88,11 @@ export interface AuthzServerOptions {
    * is `off`): otherwise a refused file left on disk would be served by the next pod or worker that starts.
    */
   readonly allowPolicyErrors?: boolean;
+  /**
+   * Tracing of Checks (`authz serve` starts it from the OpenTelemetry variables): a span per Check, joined
+   * to the caller's trace, with child spans for key-set fetches, token verification and DPoP proofs.
+   */
+  readonly tracing?: CheckTracing;
 }
 
 export interface RunningAuthzServer {
@@ -163,6 +175,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
     ...(metrics?.recordTokenCacheEvent === undefined
       ? {}
       : { onTokenCacheEvent: metrics.recordTokenCacheEvent.bind(metrics) }),
+    ...(options.tracing === undefined ? {} : { steps: options.tracing.steps }),
   };
   // Outlives policy versions: a reload must not forget which proofs were seen, nor invalidate nonces.
   const replayStores = new ReplayStores({
@@ -211,6 +224,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       now,
       tokenCaches: keyRing.tokenCaches,
       possession: { ...possession, replayStore: replayStores.forPolicy(policy.dpopReplayStore) },
+      ...(options.tracing === undefined ? {} : { steps: options.tracing.steps }),
     });
     // Built now, at load, rather than by the first request under this version.
     for (const service of policy.services) preparedOutcomes(service);
@@ -248,6 +262,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
     logger,
     now,
     ...(options.logAllowedSample === undefined ? {} : { logAllowedSample: options.logAllowedSample }),
+    ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
     ...(metrics === undefined
       ? {}
       : {
@@ -280,6 +295,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
     logger.info({ event: 'health', status, reason }, `health ${status} (${reason})`);
   }
 
+  const traced = options.tracing !== undefined;
   const loggedFaultKinds = new Set<string>();
   let checksInFlight = 0;
   metrics?.readChecksInFlightFrom?.(() => checksInFlight);
@@ -288,11 +304,11 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
   options.cluster?.onVerdict(updateHealth);
   server.addService(loadAuthorizationService(), {
     Check: (
-      call: { request: CheckRequestMessage },
+      call: { request: CheckRequestMessage; metadata: Metadata },
       callback: (error: Partial<ServiceError> | null, response?: CheckResponseMessage) => void,
     ) => {
       checksInFlight++;
-      check(call.request).then(
+      check(call.request, traced ? metadataFields(call.metadata) : undefined).then(
         (response) => {
           checksInFlight--;
           callback(null, response);
@@ -424,6 +440,14 @@ function refuseStartWithErrors(watcher: PolicyWatcher, options: AuthzServerOptio
 /** What the server holds for the policy in force: what the handler reads, plus the keys for health. */
 interface ServedPolicy extends ActivePolicy {
   readonly keyRing: KeyRing;
+}
+
+/** A call's gRPC metadata as trace propagation fields (the first text value of each key). */
+function metadataFields(metadata: Metadata): TraceFieldReader {
+  return (name) => {
+    const value = metadata.get(name)[0];
+    return typeof value === 'string' ? value : undefined;
+  };
 }
 
 /** Distinct kinds of Check fault logged in full; past it, faults are only counted. */

@@ -64,11 +64,14 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
   });
 
   /** Runs `authz ARGS` with the recorder; a long-running command is stopped once it has started. */
-  async function record(args: readonly string[], { longRunning = false } = {}): Promise<Recorded> {
+  async function record(
+    args: readonly string[],
+    { longRunning = false, env = {} }: { longRunning?: boolean; env?: Record<string, string> } = {},
+  ): Promise<Recorded> {
     const file = path.join(temp.dir, `modules-${++runs}.txt`);
     const options = {
       cwd: temp.dir,
-      env: { RECORD_MODULE_URLS: file, AUTHZ_DEV_DIR: path.join(temp.dir, 'dev') },
+      env: { RECORD_MODULE_URLS: file, AUTHZ_DEV_DIR: path.join(temp.dir, 'dev'), ...env },
       nodeArgs: ['--import', RECORDER],
     };
     let result: Finished;
@@ -123,13 +126,14 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
     );
   });
 
-  it('authz serve loads the Redis client only when its policy keeps DPoP proofs in Redis', async () => {
+  it('authz serve loads the Redis client and the OpenTelemetry SDK only when configured to use them', async () => {
     const memory = await record(['serve', '--policy', policyFile, '--listen', '127.0.0.1:0'], {
       longRunning: true,
     });
     expect(memory.result.code, memory.result.stderr).toBe(0);
     expect(memory.packages).toContain('@grpc/grpc-js'); // the recorder sees dependencies
     expect(memory.packages).not.toContain('ioredis');
+    expect(memory.packages.filter((name) => name.startsWith('@opentelemetry/'))).toEqual([]);
 
     // Nothing listens on port 1: the store is set up (and refuses proofs), the client loaded.
     const redisPolicy = await writeTextFile(
@@ -137,11 +141,15 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
       'policy-redis.yaml',
       `dpop:\n  replay_store: { type: redis, url: "redis://127.0.0.1:1" }\n${policyYaml({ keys: { jwksFile: 'jwks.json' } })}`,
     );
+    // Tracing on, to a collector that is not there: spans are dropped, the server serves.
     const redis = await record(['serve', '--policy', redisPolicy, '--listen', '127.0.0.1:0'], {
       longRunning: true,
+      env: { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' },
     });
     expect(redis.result.code, redis.result.stderr).toBe(0);
     expect(redis.packages).toContain('ioredis');
+    expect(redis.packages).toContain('@opentelemetry/sdk-trace');
+    expect(redis.packages).toContain('@opentelemetry/exporter-trace-otlp-proto');
   });
 
   it('sees demo modules when a demo command runs (the recorder works)', async () => {

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import {
   credentials,
   loadPackageDefinition,
+  Metadata,
   makeGenericClientConstructor,
   type CallOptions,
   type Client,
@@ -19,6 +20,7 @@ import { PROTO_LOADER_OPTIONS } from '../../src/envoy/authorization-proto.js';
 import { createLogger } from '../../src/log/create-logger.js';
 import { loadPolicy } from '../../src/policy/load-policy.js';
 import { startAuthzServer, type RunningAuthzServer } from '../../src/server/authz-server.js';
+import type { CheckTracing } from '../../src/tracing/check-tracing.js';
 import { DEMO_AUDIENCE, DEMO_ISSUER, DEMO_REALM, demoPolicyText } from './inline-policy.js';
 import { waitUntil } from './wait-until.js';
 
@@ -137,6 +139,8 @@ export interface HttpCheckInit {
   readonly host?: string;
   /** `attributes.context_extensions`, as a route or virtual host sets them (e.g. `{ service: 'bank' }`). */
   readonly contextExtensions?: Readonly<Record<string, string>>;
+  /** More request headers (lower-case names), e.g. a client's `traceparent`. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -156,6 +160,7 @@ export function httpCheckRequest(init: HttpCheckInit): Record<string, unknown> {
     'x-forwarded-proto': 'https',
   };
   if (init.authorization !== undefined) headers['authorization'] = init.authorization;
+  Object.assign(headers, init.headers);
   return {
     attributes: {
       request: {
@@ -179,6 +184,7 @@ const CALL_TIMEOUT_MS = 15_000; // 15 seconds
 
 type UnaryMethod<Request, Response> = (
   request: Request,
+  metadata: Metadata,
   options: CallOptions,
   callback: (error: ServiceError | null, response?: Response) => void,
 ) => ClientUnaryCall;
@@ -188,21 +194,27 @@ function unary<Response>(
   method: string,
   request: unknown,
   timeoutMs: number,
+  metadata?: Readonly<Record<string, string>>,
 ): Promise<Response> {
   const call = (client as unknown as Record<string, UnaryMethod<unknown, Response>>)[method];
   if (call === undefined) throw new Error(`the client has no method ${method}`);
+  const options = { deadline: Date.now() + timeoutMs };
+  const sent = new Metadata();
+  for (const [key, value] of Object.entries(metadata ?? {})) sent.set(key, value);
   return new Promise<Response>((resolve, reject) => {
-    call.call(client, request, { deadline: Date.now() + timeoutMs }, (error, response) => {
+    const done = (error: ServiceError | null, response?: Response) => {
       if (error !== null) reject(error);
       else if (response === undefined) reject(new Error(`${method} answered nothing`));
       else resolve(response);
-    });
+    };
+    call.call(client, request, sent, options, done);
   });
 }
 
 /** A real gRPC client of `envoy.service.auth.v3.Authorization`, built from the project's protos. */
 export interface CheckClient {
-  check(request: unknown): Promise<CheckResponseView>;
+  /** One Check; `metadata` is sent as the call's gRPC metadata (e.g. Envoy's `traceparent`). */
+  check(request: unknown, metadata?: Readonly<Record<string, string>>): Promise<CheckResponseView>;
   close(): void;
 }
 
@@ -214,7 +226,8 @@ export function connectCheckClient(port: number): CheckClient {
   const { Authorization } = loaded.envoy.service.auth.v3;
   const client = new Authorization(`127.0.0.1:${port}`, credentials.createInsecure());
   return {
-    check: (request) => unary<CheckResponseView>(client, 'Check', request, CALL_TIMEOUT_MS),
+    check: (request, metadata) =>
+      unary<CheckResponseView>(client, 'Check', request, CALL_TIMEOUT_MS, metadata),
     close: () => client.close(),
   };
 }
@@ -256,6 +269,8 @@ export interface InProcessAuthzOptions {
   readonly tempPrefix: string;
   /** The server's clock (default: the real one). */
   readonly now?: () => number;
+  /** Tracing of Checks (default: off). */
+  readonly tracing?: CheckTracing;
 }
 
 /**
@@ -290,6 +305,7 @@ export async function startInProcessAuthz(options: InProcessAuthzOptions): Promi
       listen: '127.0.0.1:0',
       logger: sink.logger,
       now: options.now,
+      ...(options.tracing === undefined ? {} : { tracing: options.tracing }),
     });
     const client = connectCheckClient(server.port);
     await startupFetchesEnded(sink, policyFile);

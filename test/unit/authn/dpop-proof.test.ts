@@ -24,6 +24,7 @@ import type { DpopProofCheck, ProofRequest } from '../../../src/authz/possession
 import { replayOutcome } from '../../../src/authz/sender-constraint.js';
 import type { VerifiedToken } from '../../../src/authz/token-verification.js';
 import type { DpopProofPolicy } from '../../../src/policy/compiled-policy.js';
+import type { StepTracing } from '../../../src/tracing/check-tracing.js';
 import { compileRoutes, implicitService } from '../../kit/inline-policy.js';
 import { createManualClock, type ManualClock } from '../../kit/manual-clock.js';
 
@@ -985,6 +986,37 @@ describe('bearerTokenVerifier.prove', () => {
     const request = requestWith({ dpopProofs: [await signProof(es256)], certificate: false });
     expect(await claimOf(verifierFor(), request)).toEqual({ kind: 'fresh' });
     expect(await claimOf(verifierFor(), request)).toEqual({ kind: 'replayed' });
+  });
+
+  it('runs the proof check and the claim of its jti as child spans of the Check (tracing on)', async () => {
+    const steps: { name: string; outcome: Record<string, unknown> }[] = [];
+    const tracing: StepTracing = {
+      step: async (name, _attributes, run, outcome) => {
+        const result = await run();
+        steps.push({ name, outcome: outcome?.(result) ?? {} });
+        return result;
+      },
+      annotate: () => undefined,
+    };
+    const verifier = bearerTokenVerifier({
+      policy,
+      keysFor: () => undefined,
+      now: clock.now,
+      possession: { replayStore, nonces, proofKeys: new DpopProofKeys() },
+      steps: tracing,
+    });
+    const request = requestWith({ dpopProofs: [await signProof(es256)], certificate: false });
+    expect(await claimOf(verifier, request)).toEqual({ kind: 'fresh' });
+    expect(await claimOf(verifier, request)).toEqual({ kind: 'replayed' });
+    const refused = await verifier.prove('another.access.token', request);
+    expect(refused.dpop).toMatchObject({ kind: 'invalid' });
+    expect(steps).toEqual([
+      { name: 'authz.check_dpop_proof', outcome: { 'authz.dpop.proof': 'valid' } },
+      { name: 'authz.claim_dpop_proof', outcome: { 'authz.dpop.replay': 'fresh' } },
+      { name: 'authz.check_dpop_proof', outcome: { 'authz.dpop.proof': 'valid' } },
+      { name: 'authz.claim_dpop_proof', outcome: { 'authz.dpop.replay': 'replayed' } },
+      { name: 'authz.check_dpop_proof', outcome: { 'authz.dpop.proof': 'dpop_proof_token_hash_mismatch' } },
+    ]);
   });
 
   it('keeps a replay cache of its own when given no possession state', async () => {

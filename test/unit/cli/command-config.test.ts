@@ -50,6 +50,7 @@ describe('serveConfig', () => {
       shutdownGraceMs: 10_000,
       workers: 1,
       allowPolicyErrors: false,
+      tracing: { enabled: false },
     });
     expect(SERVE_DEFAULTS.listen).toBe('127.0.0.1:9001');
   });
@@ -79,6 +80,7 @@ describe('serveConfig', () => {
       workers: 4,
       dpopNonceKeyFile: '/run/secrets/dpop-nonce-key',
       allowPolicyErrors: true,
+      tracing: { enabled: false },
     });
   });
 

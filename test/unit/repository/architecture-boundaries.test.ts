@@ -277,6 +277,24 @@ const forbidden: ForbiddenCase[] = [
     found: ['layers-authn: src/authn/verify.ts → src/server/authz-server.ts'],
   },
   {
+    rule: 'layers-tracing',
+    when: 'tracing imports the Envoy adapter',
+    files: {
+      'src/tracing/check-span-attributes.ts': "import '../envoy/check-handler.js';\n",
+      'src/envoy/check-handler.ts': LEAF,
+    },
+    found: ['layers-tracing: src/tracing/check-span-attributes.ts → src/envoy/check-handler.ts'],
+  },
+  {
+    rule: 'tracing-sdk-only-when-on',
+    when: 'the Envoy adapter imports the tracing set-up (which loads the OpenTelemetry SDK)',
+    files: {
+      'src/envoy/check-handler.ts': "import '../tracing/start-tracing.js';\n",
+      'src/tracing/start-tracing.ts': LEAF,
+    },
+    found: ['tracing-sdk-only-when-on: src/envoy/check-handler.ts → src/tracing/start-tracing.ts'],
+  },
+  {
     rule: 'layers-envoy',
     when: 'the Envoy adapter imports the server',
     files: {
