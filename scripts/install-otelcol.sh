@@ -9,7 +9,8 @@
 # minutes on 2 cores; the binary is about 26 MB.
 #
 # Usage: scripts/install-otelcol.sh      (prints the absolute path of the collector on stdout)
-# Env:   GO=/path/to/go                   the Go toolchain (default: go on PATH, else /usr/local/go/bin/go)
+# Env:   GO=/path/to/go                   the Go toolchain, for a build (default: go on PATH, else
+#                                         /usr/local/go/bin/go)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,10 +26,6 @@ log() {
   echo "install-otelcol: $*" >&2
 }
 
-go="${GO:-$(command -v go || true)}"
-[[ -n "${go}" ]] || go=/usr/local/go/bin/go
-[[ -x "${go}" ]] || die "no Go toolchain (go on PATH, /usr/local/go/bin/go or GO=...); see https://go.dev/dl/"
-
 bin_dir="${repo_root}/.tools/bin"
 binary="${bin_dir}/otelcol"
 stamp="${repo_root}/.tools/otelcol.sources.sha256"
@@ -36,9 +33,15 @@ mkdir -p "${bin_dir}"
 
 sources="$(cd scripts/otelcol && sha256sum go.mod go.sum main.go)"
 if [[ ! -x "${binary}" || "$(cat "${stamp}" 2> /dev/null || true)" != "${sources}" ]]; then
+  # Go is needed only to build: a collector built from these very sources is used as it is.
+  go="${GO:-$(command -v go || true)}"
+  [[ -n "${go}" ]] || go=/usr/local/go/bin/go
+  [[ -x "${go}" ]] || die "no Go toolchain (go on PATH, /usr/local/go/bin/go or GO=...); see https://go.dev/dl/"
   log "go build scripts/otelcol (the modules go.sum pins; a first build takes about two minutes)"
-  # -mod=readonly: a go.mod that needs changing fails the build instead of being changed here.
-  (cd scripts/otelcol && "${go}" build -mod=readonly -trimpath -ldflags='-s -w' -o "${binary}" .) ||
+  # -mod=readonly: a go.mod that needs changing fails the build instead of being changed here;
+  # -buildvcs=false: the binary does not depend on the state of this repository's git checkout.
+  (cd scripts/otelcol &&
+    "${go}" build -mod=readonly -buildvcs=false -trimpath -ldflags='-s -w' -o "${binary}" .) ||
     die "go build scripts/otelcol failed"
   echo "${sources}" > "${stamp}"
 fi
