@@ -308,7 +308,8 @@ function setTlsFiles(listener: Record<string, unknown>, tls: DevTlsFiles): void 
  * to 127.0.0.1 so a test never listens on every interface, and the TLS listener's certificate files.
  *
  * Elements are found by name (listeners `ingress` and `ingress_tls`, clusters `authz`, `bank` and
- * `otel_collector`) and any unexpected shape throws, so a change to envoy.yaml either carries over to the tests or breaks them loudly.
+ * `otel_collector`) and any unexpected shape throws, so a change to envoy.yaml either carries over to the
+ * tests or breaks them loudly.
  *
  * A caller that only uses the plain listener (the bench, the fault runs) may leave out both the TLS port and
  * the certificate set: the `ingress_tls` listener is then left out, and no certificates are needed.
