@@ -3,8 +3,9 @@
 # the git-ignored .tools/, from the Go module proxy (no cluster, no Docker, no download site):
 #
 #   .tools/bin/kustomize              kustomize, `go install`ed at a pinned version: renders the bases
-#   .tools/bin/manifest-check         scripts/manifest-check (go.mod/go.sum pin k8s.io/api and istio.io/api):
-#                                     strict decoding of Kubernetes and Istio objects, as the API server does
+#   .tools/bin/manifest-check         scripts/manifest-check (go.mod/go.sum pin k8s.io/api, istio.io/api and the
+#                                     Prometheus Operator's API module): strict decoding of Kubernetes, Istio and
+#                                     monitoring.coreos.com objects, as the API server does
 #   .tools/envoy-gateway-crds/        the CustomResourceDefinitions of Envoy Gateway (SecurityPolicy) and of
 #                                     the Gateway API standard channel (Gateway, HTTPRoute) that Envoy
 #                                     Gateway ships, from the github.com/envoyproxy/gateway module

@@ -1,10 +1,13 @@
-// Command manifest-check decodes Kubernetes and Istio objects strictly, into the Go types that the API server
-// and istiod decode them into, and reports every unknown field, duplicate field and wrong type.
+// Command manifest-check decodes Kubernetes, Prometheus Operator and Istio objects strictly, into the Go types
+// that the API server, the Prometheus Operator and istiod decode them into, and reports every unknown field,
+// duplicate field and wrong type.
 //
 // The schemas in the npm packages the tests also use (kubernetes-models) check types, required fields and
 // enums, but accept unknown fields, because Kubernetes' OpenAPI documents do not forbid them; the API server
 // does (strict field validation, the kubectl default since Kubernetes 1.27), by decoding into its Go types.
-// This command does the same with k8s.io/api, and with istio.io/api's protobuf types and protojson, which
+// This command does the same with k8s.io/api, with the Prometheus Operator's monitoring.coreos.com/v1 types
+// (PodMonitor, ServiceMonitor, PrometheusRule: the Go types its CustomResourceDefinitions are generated from),
+// and with istio.io/api's protobuf types and protojson, which
 // istiod uses to read the mesh config and AuthorizationPolicy specs.
 //
 // Input (stdin): a JSON array of {"id": "...", "object": {...}}, each object one manifest document.
@@ -19,6 +22,7 @@ import (
 	"io"
 	"os"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
@@ -56,6 +60,11 @@ var kubernetesTypes = map[string]func() any{
 	"apps/v1/Deployment":                 func() any { return &appsv1.Deployment{} },
 	"policy/v1/PodDisruptionBudget":      func() any { return &policyv1.PodDisruptionBudget{} },
 	"networking.k8s.io/v1/NetworkPolicy": func() any { return &networkingv1.NetworkPolicy{} },
+	// The Prometheus Operator's kinds (deploy/kubernetes/monitoring, deploy/monitoring/prometheus-rule.yaml):
+	// custom resources, which the API server checks against their CRD schemas, generated from these types.
+	"monitoring.coreos.com/v1/PodMonitor":     func() any { return &monitoringv1.PodMonitor{} },
+	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return &monitoringv1.ServiceMonitor{} },
+	"monitoring.coreos.com/v1/PrometheusRule": func() any { return &monitoringv1.PrometheusRule{} },
 }
 
 // strictKubernetes decodes like the API server with fieldValidation=Strict: case-sensitive field names,

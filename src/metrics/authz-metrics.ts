@@ -1,4 +1,11 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  type RegistryContentType,
+} from 'prom-client';
 import { boundLabelValue, LabelBudget } from './label-budget.js';
 
 /** How a decision ended: `would_deny` is a report-only denial, for which the request was allowed. */
@@ -423,4 +430,32 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
       traceSpansDropped.inc({ cause }, spans);
     },
   };
+}
+
+/** The workers of `authz serve --workers N` at one scrape of the primary: {@link addWorkerGauges}. */
+export interface WorkerCounts {
+  /** Worker processes asked for (`--workers N`). */
+  readonly configured: number;
+  /** Worker processes that listen now (a worker being restarted, or still starting, does not). */
+  readonly serving: number;
+}
+
+/**
+ * Adds the worker gauges to the registry the cluster primary serves (the workers' metrics added up), so that
+ * a missing worker shows as `authz_workers_serving < authz_workers`: the primary's scrape still succeeds
+ * while a worker is dead or being restarted, and each worker's own metrics cannot say that it is missing.
+ * A single-process server (no `--workers`) has neither: Prometheus's `up` says whether it is there.
+ */
+export function addWorkerGauges(registry: Registry<RegistryContentType>, counts: WorkerCounts): void {
+  const registers = [registry as Registry];
+  new Gauge({
+    name: 'authz_workers',
+    help: 'Worker processes asked for (authz serve --workers N); served by the cluster primary only.',
+    registers,
+  }).set(counts.configured);
+  new Gauge({
+    name: 'authz_workers_serving',
+    help: 'Worker processes listening at this scrape (one dead or being restarted is not); served by the cluster primary only.',
+    registers,
+  }).set(counts.serving);
 }

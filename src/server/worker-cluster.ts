@@ -2,6 +2,7 @@ import cluster from 'node:cluster';
 import type { ServingStatus } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
+import { addWorkerGauges } from '../metrics/authz-metrics.js';
 import {
   isWorkerMessage,
   WORKER_NUMBER_VARIABLE,
@@ -349,7 +350,9 @@ export async function startWorkerCluster(options: WorkerClusterOptions): Promise
       const perWorker = await Promise.all(serving.map(askForMetrics));
       const shared = (metric: { name?: unknown }) =>
         SHARED_GAUGES.has(metric.name as string) ? { ...metric, aggregator: 'max' } : metric;
-      return AggregatorRegistry.aggregate(perWorker.map((metrics) => metrics.map(shared))).metrics();
+      const registry = AggregatorRegistry.aggregate(perWorker.map((metrics) => metrics.map(shared)));
+      addWorkerGauges(registry, { configured: options.workers, serving: perWorker.length });
+      return registry.metrics();
     },
     close: () =>
       (closing ??= (async () => {

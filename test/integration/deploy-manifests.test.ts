@@ -24,7 +24,8 @@ import { compilePolicy } from '../../src/policy/compile-policy.js';
  *   apps, policy, networking) and @kubernetes-models/istio (AuthorizationPolicy, IstioOperator) check types,
  *   required fields and enums; .tools/bin/manifest-check (scripts/manifest-check: k8s.io/api and istio.io/api)
  *   decodes them strictly as the API server and istiod do, which also refuses unknown fields (the OpenAPI
- *   schemas of built-in kinds do not forbid them) and checks the mesh config; Envoy Gateway's and the Gateway
+ *   schemas of built-in kinds do not forbid them) and checks the mesh config; it alone checks the Prometheus
+ *   Operator's PodMonitor and PrometheusRule (decoded into the Operator's Go types); Envoy Gateway's and the Gateway
  *   API's CustomResourceDefinitions (from the github.com/envoyproxy/gateway module) validate SecurityPolicy,
  *   Gateway and HTTPRoute with ajv, unknown fields forbidden as the API server's strict field validation does;
  * - each kustomization rendered with kustomize, and what it renders validated the same way;
@@ -67,8 +68,15 @@ function parseDocuments(text: string, source: string): unknown[] {
 const isKustomization = (file: string) => path.basename(file) === 'kustomization.yaml';
 const POLICY_FILES = ['policy/policy.yaml', 'kubernetes-versioned-policy/policy.yaml']; // a copy: deploy-agreement
 const ENVOY_CONFIG_COPIES = ['kubernetes/envoy.yaml']; // identical to envoy/envoy.yaml: deploy-agreement
+// Prometheus's own files (a rules file and its unit tests): promtool checks them, monitoring-rules.test.ts.
+const PROMETHEUS_FILES = ['monitoring/alerts.rules.yaml', 'monitoring/alerts.test.yaml'];
 const isObjectFile = (file: string) =>
-  !isKustomization(file) && !POLICY_FILES.includes(file) && !ENVOY_CONFIG_COPIES.includes(file);
+  !isKustomization(file) &&
+  !POLICY_FILES.includes(file) &&
+  !ENVOY_CONFIG_COPIES.includes(file) &&
+  !PROMETHEUS_FILES.includes(file);
+/** Kustomize Components (kind: Component), which an overlay adds to a base; the rest are Kustomizations. */
+const COMPONENTS = ['kubernetes/monitoring/kustomization.yaml'];
 
 /** Renders a kustomization folder under deploy/ with the pinned kustomize. */
 function render(dir: string): KubeObject[] {
@@ -93,6 +101,13 @@ const MODELS: Record<string, new (object: never) => Model> = {
 };
 
 const typeOf = (object: KubeObject) => `${object.apiVersion}/${object.kind}`;
+
+/** The Prometheus Operator's kinds: no maintained schema package here, so strict decoding alone checks them. */
+const OPERATOR_KINDS = new Set([
+  'monitoring.coreos.com/v1/PodMonitor',
+  'monitoring.coreos.com/v1/ServiceMonitor',
+  'monitoring.coreos.com/v1/PrometheusRule',
+]);
 
 function modelProblems(object: KubeObject): string[] {
   const Model = MODELS[typeOf(object)]!;
@@ -230,12 +245,16 @@ const CRD_KINDS = new Set([
 
 /** Every problem each object has, by every validator that applies to its kind; a kind none covers is one. */
 function validateObjects(objects: readonly KubeObject[]): string[][] {
-  const builtIn = objects.map((object) => MODELS[typeOf(object)] !== undefined);
-  const strict = strictProblems(objects.filter((_, index) => builtIn[index]));
+  const decoded = objects.map(
+    (object) => MODELS[typeOf(object)] !== undefined || OPERATOR_KINDS.has(typeOf(object)),
+  );
+  const strict = strictProblems(objects.filter((_, index) => decoded[index]));
   let next = 0;
   return objects.map((object, index) => {
-    if (builtIn[index])
-      return [...modelProblems(object), ...strict[next++]!.map((error) => `strict: ${error}`)];
+    if (decoded[index]) {
+      const schema = MODELS[typeOf(object)] === undefined ? [] : modelProblems(object);
+      return [...schema, ...strict[next++]!.map((error) => `strict: ${error}`)];
+    }
     if (CRD_KINDS.has(typeOf(object))) return crdProblems(object);
     return [`no schema for ${typeOf(object)}: add a validator to this test`];
   });
@@ -267,10 +286,11 @@ describe('deploy/: every file parses', () => {
     }
     if (isKustomization(file)) {
       expect(documents).toHaveLength(1);
-      expect(documents[0]).toMatchObject({
-        apiVersion: 'kustomize.config.k8s.io/v1beta1',
-        kind: 'Kustomization',
-      });
+      expect(documents[0]).toMatchObject(
+        COMPONENTS.includes(file)
+          ? { apiVersion: 'kustomize.config.k8s.io/v1alpha1', kind: 'Component' }
+          : { apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization' },
+      );
     }
   });
 
@@ -388,6 +408,18 @@ describe('validation fails on a manifest broken on purpose', () => {
     expect(
       problems!.some((problem) => problem.startsWith('/spec/extAuth/statusOnError: must be equal to one of')),
     ).toBe(true);
+  });
+
+  it('a misspelt field in a PodMonitor: strict decoding into the Operator types refuses it', () => {
+    const [problems] = validateObjects([
+      broken(
+        'kubernetes/monitoring/pod-monitor.yaml',
+        'PodMonitor',
+        [['spec', 'podMetricsEndpoints', 0, 'intervall'], '30s'],
+        [['spec', 'podMetricsEndpoints', 0, 'interval'], undefined],
+      ),
+    ]);
+    expect(problems).toEqual(['strict: unknown field "spec.podMetricsEndpoints[0].intervall"']);
   });
 
   it('an HTTPRoute backend without a port number', () => {

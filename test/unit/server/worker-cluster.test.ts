@@ -192,6 +192,45 @@ describe('the cluster primary, with workers that die at awkward moments', () => 
   });
 });
 
+/** Has each worker answer every metrics request it was sent (and has not answered yet) with no metrics. */
+function answerMetricsRequests(workers: readonly FakeWorker[]): void {
+  for (const worker of workers) {
+    for (const message of worker.sent.splice(0)) {
+      if (message.type === 'authz:metrics-request')
+        worker.say({ type: 'authz:metrics-response', id: message.id, metrics: [] });
+    }
+  }
+}
+
+/** A scrape of the primary, its workers answering. */
+async function scrape(cluster: RunningWorkerCluster, workers: readonly FakeWorker[]): Promise<string> {
+  const text = cluster.metrics();
+  await new Promise((resolve) => setImmediate(resolve));
+  answerMetricsRequests(workers);
+  return text;
+}
+
+describe('the cluster primary, counting its workers for the scrape', () => {
+  it('serves authz_workers (asked for) and authz_workers_serving, which drops while a worker is restarted', async () => {
+    const { forks, forked, cluster } = await runningPair();
+    const [first, second] = forks as [FakeWorker, FakeWorker];
+
+    const both = await scrape(cluster, [first, second]);
+    expect(both).toMatch(/^authz_workers 2$/m);
+    expect(both).toMatch(/^authz_workers_serving 2$/m);
+
+    first.die();
+    const replacement = await forked(3);
+    const one = await scrape(cluster, [second, replacement]);
+    expect(one).toMatch(/^authz_workers 2$/m);
+    expect(one).toMatch(/^authz_workers_serving 1$/m);
+
+    replacement.listening();
+    expect(await scrape(cluster, [second, replacement])).toMatch(/^authz_workers_serving 2$/m);
+    await cluster.close();
+  });
+});
+
 describe('the cluster primary, handing its workers their secrets', () => {
   it('answers a worker that asks with the DPoP nonce key, over IPC; no worker gets it in its environment', async () => {
     const { forks, environments, cluster } = await runningPair();
