@@ -141,7 +141,14 @@ describe('envoy/envoy.yaml', () => {
   });
 
   it('changes only ports, the listener addresses to loopback and the certificate files, for tests', () => {
-    const ports = { listen: 18000, admin: 19901, authz: 19001, bank: 18080, tls: 18443 };
+    const ports = {
+      listen: 18000,
+      admin: 19901,
+      authz: 19001,
+      bank: 18080,
+      tls: 18443,
+      otelCollector: 14317,
+    };
     const derived = parse(envoyConfigFor(ports, tls)) as unknown;
     const expected = structuredClone(config);
     const set = (socket: unknown, port: number): void => {
@@ -174,11 +181,17 @@ describe('envoy/envoy.yaml', () => {
     for (const [name, port] of [
       ['authz', ports.authz],
       ['bank', ports.bank],
+      ['otel_collector', ports.otelCollector],
     ] as const) {
       const cluster = named(at(expected, 'static_resources', 'clusters'), name);
       set(at(cluster, ...FIRST_ENDPOINT_SOCKET), port);
     }
     expect(derived).toEqual(expected);
+    // Without a collector port, the otel_collector cluster keeps envoy.yaml's.
+    const plain = parse(envoyConfigFor({ ...ports, otelCollector: undefined }, tls)) as unknown;
+    expect(
+      at(named(at(plain, 'static_resources', 'clusters'), 'otel_collector'), ...FIRST_ENDPOINT_SOCKET),
+    ).toEqual({ address: '127.0.0.1', port_value: 4317 });
   });
 
   it('has the plain listener and the TLS listener, and they run the very same HTTP stack', () => {
@@ -309,6 +322,35 @@ describe('envoy/envoy.yaml', () => {
     expect(at(bank, 'explicit_http_config')).toEqual({ http_protocol_options: {} });
     expect(clusterAddress('authz')).toEqual({ address: '127.0.0.1', port: 9001 });
     expect(clusterAddress('bank')).toEqual({ address: '127.0.0.1', port: 8080 });
+  });
+
+  it('traces with OpenTelemetry to the otel_collector cluster (OTLP/gRPC on loopback), parent-based', () => {
+    const tracing = at(hcm, 'tracing');
+    // Envoy's own sampling stays at its 100 % defaults, a ceiling in Envoy 1.40: the sampler decides.
+    for (const field of ['random_sampling', 'client_sampling', 'overall_sampling']) {
+      expect(at(tracing, field), field).toBeUndefined();
+    }
+    expect(at(tracing, 'provider', 'name')).toBe('envoy.tracers.opentelemetry');
+    const otel = at(tracing, 'provider', 'typed_config');
+    expect(at(otel, '@type')).toBe('type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig');
+    expect(at(otel, 'grpc_service', 'envoy_grpc', 'cluster_name')).toBe('otel_collector');
+    expect(at(otel, 'service_name')).toBe('envoy');
+    // Sampled traceparent: traced; unsampled: not; none: the wrapped ratio sampler's 0 %, not traced.
+    expect(at(otel, 'sampler', 'name')).toBe('envoy.tracers.opentelemetry.samplers.parent_based');
+    const root = at(otel, 'sampler', 'typed_config', 'wrapped_sampler');
+    expect(at(root, 'name')).toBe('envoy.tracers.opentelemetry.samplers.trace_id_ratio_based');
+    expect(at(root, 'typed_config', 'sampling_percentage')).toEqual({ numerator: 0, denominator: 'HUNDRED' });
+    const collector = named(clusters, 'otel_collector');
+    expect(
+      at(
+        collector,
+        'typed_extension_protocol_options',
+        HTTP_PROTOCOL_OPTIONS,
+        'explicit_http_config',
+        'http2_protocol_options',
+      ),
+    ).toBeTypeOf('object');
+    expect(clusterAddress('otel_collector')).toEqual({ address: '127.0.0.1', port: 4317 });
   });
 
   it("closes idle connections to the bank before the bank does (4 s, under Node's 5 s keep-alive)", () => {

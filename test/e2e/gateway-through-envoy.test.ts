@@ -121,7 +121,8 @@ beforeAll(async () => {
   issuer = await startServedIssuer('gateway-e2e-key', { issuer: ISSUER, audience: BANK_AUDIENCE });
   const policyFile = await writeGatewayPolicyTrusting({ issuer: ISSUER, jwksUri: issuer.jwks.url });
 
-  const [listen, admin, authzPort, bankPort, statementsPort] = (await freePorts(5)) as [
+  const [listen, admin, authzPort, bankPort, statementsPort, collectorPort] = (await freePorts(6)) as [
+    number,
     number,
     number,
     number,
@@ -141,6 +142,8 @@ beforeAll(async () => {
     authz: authzPort,
     bank: bankPort,
     statements: statementsPort,
+    // No collector listens there: no request here arrives with a sampled traceparent, so none is exported.
+    otel_collector: collectorPort,
   });
   envoy = await startEnvoy({ config: { text: config }, admin, name: 'envoy (gateway.yaml)' });
   baseUrl = `http://127.0.0.1:${listen}`;
@@ -200,6 +203,18 @@ describe('envoy/gateway.yaml and policy.gateway.yaml agree', () => {
     expect(removed.sort()).toEqual(
       [...new Set([...Object.values(IDENTITY_HEADERS), ...claimHeaders])].sort(),
     );
+  });
+});
+
+describe('envoy/gateway.yaml and envoy/envoy.yaml agree', () => {
+  it('traces as envoy/envoy.yaml does, to the same collector: one tracing setting for both', async () => {
+    const [gateway, single] = await Promise.all([shippedConfig('gateway.yaml'), shippedConfig('envoy.yaml')]);
+    expect(gateway.hcm['tracing']).toBeDefined();
+    expect(gateway.hcm['tracing']).toEqual(single.hcm['tracing']);
+    const collector = (config: { clusters: YamlMap[] }) =>
+      config.clusters.find((cluster) => cluster['name'] === 'otel_collector');
+    expect(collector(gateway)).toBeDefined();
+    expect(collector(gateway)).toEqual(collector(single));
   });
 });
 
@@ -514,18 +529,25 @@ async function gatewayConfigFor(
   return stringify(config, { lineWidth: 0 });
 }
 
-/** The shipped envoy/gateway.yaml's virtual hosts and HTTP filters. */
-async function shippedGateway(): Promise<{ virtualHosts: YamlMap[]; filters: YamlMap[] }> {
-  const config = parse(await readFile(path.join(repoRoot, 'envoy', 'gateway.yaml'), 'utf8')) as YamlMap;
-  const listener = ((config['static_resources'] as YamlMap)['listeners'] as YamlMap[])[0]!;
+/** The first listener's connection manager and the clusters of an Envoy configuration in envoy/. */
+async function shippedConfig(file: string): Promise<{ hcm: YamlMap; clusters: YamlMap[] }> {
+  const config = parse(await readFile(path.join(repoRoot, 'envoy', file), 'utf8')) as YamlMap;
+  const resources = config['static_resources'] as YamlMap;
+  const listener = (resources['listeners'] as YamlMap[])[0]!;
   const hcm = ((listener['filter_chains'] as YamlMap[])[0]!['filters'] as YamlMap[])[0]![
     'typed_config'
   ] as YamlMap;
+  return { hcm, clusters: resources['clusters'] as YamlMap[] };
+}
+
+/** The shipped envoy/gateway.yaml's virtual hosts and HTTP filters. */
+async function shippedGateway(): Promise<{ virtualHosts: YamlMap[]; filters: YamlMap[] }> {
+  const { hcm } = await shippedConfig('gateway.yaml');
   return {
     virtualHosts: (hcm['route_config'] as YamlMap)['virtual_hosts'] as YamlMap[],
     filters: hcm['http_filters'] as YamlMap[],
   };
 }
 
-const CLUSTERS = ['authz', 'bank', 'statements'] as const;
+const CLUSTERS = ['authz', 'bank', 'statements', 'otel_collector'] as const;
 type ClusterName = (typeof CLUSTERS)[number];

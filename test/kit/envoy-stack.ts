@@ -17,6 +17,10 @@ export interface EnvoyStackOptions {
   readonly authzArgs?: readonly string[];
   /** Serve authz's metrics on a free port (`--metrics-listen`). */
   readonly metrics?: boolean;
+  /** Variables added to `authz serve`'s environment (its OpenTelemetry SDK's `OTEL_*`, for one). */
+  readonly authzEnv?: Readonly<Record<string, string>>;
+  /** Where Envoy exports its spans (the `otel_collector` cluster): a test collector's OTLP/gRPC port. */
+  readonly otelCollector?: number;
   /**
    * The protected upstream behind Envoy: `authz bank` with these extra arguments (the default: none), or the
    * port of an upstream the test runs itself.
@@ -62,11 +66,14 @@ export async function startEnvoyStack(options: EnvoyStackOptions): Promise<Envoy
   try {
     const metrics = options.metrics === true ? ['--metrics-listen', `127.0.0.1:${metricsPort}`] : [];
     const authz = (
-      await startCliAndWait([
-        ...['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`],
-        ...metrics,
-        ...(options.authzArgs ?? []),
-      ])
+      await startCliAndWait(
+        [
+          ...['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`],
+          ...metrics,
+          ...(options.authzArgs ?? []),
+        ],
+        options.authzEnv === undefined ? {} : { env: options.authzEnv },
+      )
     ).process;
     started.push(authz);
     const upstream = options.upstream ?? { bankArgs: [] };
@@ -78,7 +85,13 @@ export async function startEnvoyStack(options: EnvoyStackOptions): Promise<Envoy
     }
     const upstreamPort = 'port' in upstream ? upstream.port : bankPort;
     const envoy = await startDeployedEnvoy(
-      { listen, admin, authz: authzPort, bank: upstreamPort },
+      {
+        listen,
+        admin,
+        authz: authzPort,
+        bank: upstreamPort,
+        ...(options.otelCollector === undefined ? {} : { otelCollector: options.otelCollector }),
+      },
       options.tls === undefined ? {} : { tls: options.tls },
     );
     started.push(envoy);

@@ -165,6 +165,12 @@ export interface EnvoyPorts {
   bank: number;
   /** Port of the `ingress_tls` listener (8443 in envoy.yaml). */
   tls: number;
+  /**
+   * Port of the `otel_collector` cluster's endpoint, where Envoy exports its spans over OTLP/gRPC (4317 in
+   * envoy.yaml): a test collector's (`startOtelCollector`). Left at 4317 when not given, where nothing needs
+   * to listen: Envoy exports only requests that arrive with a sampled traceparent.
+   */
+  otelCollector?: number;
 }
 
 /** What {@link startDeployedEnvoy} needs besides the ports. */
@@ -301,8 +307,9 @@ function setTlsFiles(listener: Record<string, unknown>, tls: DevTlsFiles): void 
  * Derives a test configuration from envoy/envoy.yaml by changing only port numbers, the listener addresses
  * to 127.0.0.1 so a test never listens on every interface, and the TLS listener's certificate files.
  *
- * Elements are found by name (listeners `ingress` and `ingress_tls`, clusters `authz` and `bank`) and any
- * unexpected shape throws, so a change to envoy.yaml either carries over to the tests or breaks them loudly.
+ * Elements are found by name (listeners `ingress` and `ingress_tls`, clusters `authz`, `bank` and
+ * `otel_collector`) and any unexpected shape throws, so a change to envoy.yaml either carries over to the
+ * tests or breaks them loudly.
  *
  * A caller that only uses the plain listener (the bench, the fault runs) may leave out both the TLS port and
  * the certificate set: the `ingress_tls` listener is then left out, and no certificates are needed.
@@ -314,6 +321,7 @@ function setTlsFiles(listener: Record<string, unknown>, tls: DevTlsFiles): void 
  */
 export function envoyConfigFor(ports: Omit<EnvoyPorts, 'tls'> & { tls?: number }, tls?: DevTlsFiles): string {
   for (const [name, port] of Object.entries(ports)) {
+    if (port === undefined) continue;
     for (const each of typeof port === 'number' ? [port] : port) checkPort(each, name);
   }
   if (typeof ports.authz !== 'number' && ports.authz.length === 0) {
@@ -351,6 +359,7 @@ export function envoyConfigFor(ports: Omit<EnvoyPorts, 'tls'> & { tls?: number }
   if (typeof ports.authz === 'number') setClusterPort(clusters, 'authz', ports.authz);
   else setClusterPorts(clusters, 'authz', ports.authz);
   setClusterPort(clusters, 'bank', ports.bank);
+  if (ports.otelCollector !== undefined) setClusterPort(clusters, 'otel_collector', ports.otelCollector);
 
   return stringify(config, { lineWidth: 0 });
 }
@@ -359,8 +368,8 @@ export function envoyConfigFor(ports: Omit<EnvoyPorts, 'tls'> & { tls?: number }
  * Starts Envoy on {@link envoyConfigFor}'s configuration (envoy/envoy.yaml with the test's ports and
  * certificates) and waits until it is ready; see {@link startEnvoy}.
  *
- * @param ports - the ports for the listeners, admin API and both clusters; a free one for the TLS listener
- *   when left out
+ * @param ports - the ports for the listeners, admin API and clusters; a free one for the TLS listener when
+ *   left out
  * @param options - the TLS listener's certificate set; by default a fresh development set
  * @throws Error, including Envoy's output, if Envoy exits or is not ready within 20 s
  */
@@ -372,7 +381,8 @@ export async function startDeployedEnvoy(
   // A free port that is none of the others, which the caller has chosen but maybe not bound yet.
   while (tlsPort === undefined) {
     const port = await freePort();
-    if (![ports.listen, ports.admin, ports.authz, ports.bank].flat().includes(port)) tlsPort = port;
+    const taken = [ports.listen, ports.admin, ports.authz, ports.bank, ports.otelCollector ?? []];
+    if (!taken.flat().includes(port)) tlsPort = port;
   }
   const certificates =
     options.tls === undefined ? await mkdtemp(path.join(tmpdir(), 'envoy-tls-')) : undefined;
