@@ -3,7 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { checkClient, type CheckClient, type CheckResponse } from './authorization-service.js';
 import type { BenchContext } from './bench-context.js';
 import { freePorts } from '../test/kit/free-port.js';
-import { repoRoot, startedLine, startProcess, type KitProcess } from '../test/kit/process.js';
+import { cleanEnv, repoRoot, startedLine, startProcess, type KitProcess } from '../test/kit/process.js';
 
 /** A gRPC Authorization server under test, on the server core, with a client for checking its answers. */
 export interface GrpcServer {
@@ -52,6 +52,8 @@ async function startGrpcServer(
   cwd: string,
   /** Where it listens, when `args` say it; else the `port` of its started line. */
   address?: string,
+  /** Variables added to its (cleaned) environment, e.g. OTEL_* to turn tracing on. */
+  env: Readonly<Record<string, string>> = {},
 ): Promise<GrpcServer> {
   const child = startProcess({
     name,
@@ -60,6 +62,7 @@ async function startGrpcServer(
     logFile: context.logFile(name),
     cpu: context.cpus?.server,
     cwd,
+    env: cleanEnv(env),
   });
   context.onCleanup(child.stop); // also when it does not start
   const started = await startedLine(child, 20_000);
@@ -106,7 +109,8 @@ export async function startLimitServer(
 
 /**
  * Starts the measured build's `authz serve --policy POLICY --listen 127.0.0.1:PORT FLAGS...` on the server
- * core, its log lines going to a file, and waits for its `started` line.
+ * core, with `env` added to a cleaned environment (no AUTHZ_* nor OTEL_* of the machine's), its log lines
+ * going to a file, and waits for its `started` line.
  *
  * @throws Error with its output when it exits first (e.g. the policy is refused)
  */
@@ -115,9 +119,10 @@ export async function startAuthzServer(
   name: string,
   policyFile: string,
   flags: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
 ): Promise<GrpcServer> {
   const [port] = await freePorts(1);
   const address = `127.0.0.1:${port}`;
   const args = [context.cli, 'serve', '--policy', policyFile, '--listen', address, ...flags];
-  return startGrpcServer(context, name, args, context.target, address);
+  return startGrpcServer(context, name, args, context.target, address, env);
 }

@@ -38,6 +38,7 @@ import { count, markdownTable, met, ms, percent, type ResultRow } from './result
 import { measureRouteScaling } from './route-scaling.js';
 import { pinThisProcess, planCpus, repoRoot } from '../test/kit/process.js';
 import { startKeyServer } from '../test/kit/key-server.js';
+import { startOtelCollector } from '../test/kit/otel-collector.js';
 import { startRedisServer, type RedisServer } from '../test/kit/redis-server.js';
 
 // `npm run bench` (issue 10): the authorization hop measured against the stack it runs on, side by side in
@@ -54,6 +55,8 @@ import { startRedisServer, type RedisServer } from '../test/kit/redis-server.js'
 //   core of its own would leave none for the load generator), its CPU time reported beside authz's. All
 //   of them in interleaved rounds, medians kept, so that other work on the machine
 //   hits them alike.
+//   And P1 and P2 again on two more servers with tracing on (OTEL_* variables, issue 22), exporting to a
+//   real OpenTelemetry Collector (scripts/otelcol) on the load core: every Check sampled, and 1 %.
 //   Then P7, an open loop at half of authz's measured capacity, and P6, RSS after 100,000 distinct tokens,
 //   each on a fresh process.
 // - P4: HTTP through the real Envoy (envoy/envoy.yaml, ports changed) with h2load --h1 -c 16, Envoy, authz
@@ -131,7 +134,11 @@ type GrpcFigure =
   | 'unloggedUnique'
   | 'unloggedRepeated'
   | 'dpopRepeated'
-  | 'dpopRedis';
+  | 'dpopRedis'
+  | 'tracedUnique'
+  | 'tracedRepeated'
+  | 'sampledUnique'
+  | 'sampledRepeated';
 
 /** The table: one row per figure, ratios against the limit or baseline measured in the same run. */
 function resultRows(figures: {
@@ -180,6 +187,25 @@ function resultRows(figures: {
       met: '',
     };
   };
+  // CPU per Check added over a baseline on the same machine in the same rounds (e.g. tracing on vs off).
+  const cpuDelta = (
+    scenario: string,
+    ours: ScenarioResult | undefined,
+    baseline: ScenarioResult | undefined,
+    baselineName: string,
+  ): ResultRow => ({
+    scenario,
+    ours: ours === undefined ? '' : `${count(ours.cpuMicrosPerCall)} µs`,
+    limit: baseline === undefined ? '' : `${count(baseline.cpuMicrosPerCall)} µs (${baselineName})`,
+    ratio:
+      ours === undefined || baseline === undefined
+        ? ''
+        : `${ours.cpuMicrosPerCall >= baseline.cpuMicrosPerCall ? '+' : '−'}${count(
+            Math.abs(ours.cpuMicrosPerCall - baseline.cpuMicrosPerCall),
+          )} µs`,
+    target: '',
+    met: '',
+  });
   const rows: ResultRow[] = [
     throughput('P1 unique tokens: authz serve', grpc.authzUnique, grpc.verifyUnique, 'verify limit', 0.85),
     cpu('P1 by server CPU per Check', grpc.authzUnique, grpc.verifyUnique, 'verify limit'),
@@ -202,6 +228,49 @@ function resultRows(figures: {
       grpc.unloggedRepeated,
       grpc.emptyRepeated,
       'empty limit',
+    ),
+    // Tracing on (issue 22) against the same build with it off, in the same rounds.
+    throughput(
+      'P1 unique tokens, tracing on, 100 % sampled',
+      grpc.tracedUnique,
+      grpc.authzUnique,
+      'P1, tracing off',
+    ),
+    cpuDelta(
+      'P1 tracing 100 % by server CPU per Check',
+      grpc.tracedUnique,
+      grpc.authzUnique,
+      'P1, tracing off',
+    ),
+    throughput(
+      'P1 unique tokens, tracing on, 1 % sampled',
+      grpc.sampledUnique,
+      grpc.authzUnique,
+      'P1, tracing off',
+    ),
+    throughput(
+      'P2 one repeated token, tracing on, 100 % sampled',
+      grpc.tracedRepeated,
+      grpc.authzRepeated,
+      'P2, tracing off',
+    ),
+    cpuDelta(
+      'P2 tracing 100 % by server CPU per Check',
+      grpc.tracedRepeated,
+      grpc.authzRepeated,
+      'P2, tracing off',
+    ),
+    throughput(
+      'P2 one repeated token, tracing on, 1 % sampled',
+      grpc.sampledRepeated,
+      grpc.authzRepeated,
+      'P2, tracing off',
+    ),
+    cpuDelta(
+      'P2 tracing 1 % by server CPU per Check',
+      grpc.sampledRepeated,
+      grpc.authzRepeated,
+      'P2, tracing off',
     ),
     throughput('deny: no token (401)', grpc.noToken, grpc.emptyRepeated, 'empty limit'),
     throughput('deny: malformed token (401)', grpc.malformed, grpc.emptyRepeated, 'empty limit'),
@@ -575,6 +644,22 @@ async function main(): Promise<void> {
       '--log-allowed-sample',
       '0',
     ]);
+    // Tracing (issue 22): the same server with the OTEL_* variables on, exporting over OTLP/HTTP (protobuf)
+    // to a real OpenTelemetry Collector, which drops what it receives. The collector runs on the load core:
+    // it stands for a collector elsewhere, whose CPU is not the sidecar's. ghz sends no traceparent, so
+    // every Check starts a trace: all of them sampled, then 1 % (parentbased_traceidratio).
+    const collector = await startOtelCollector({
+      received: 'discard',
+      ...(context.cpus === undefined ? {} : { cpu: context.cpus.load }),
+    });
+    context.onCleanup(collector.stop);
+    const tracingOn = { OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_ENDPOINT: collector.otlpHttpUrl };
+    const traced = await startAuthzServer(context, 'authz serve, tracing 100 %', policyFile, [], tracingOn);
+    const sampled = await startAuthzServer(context, 'authz serve, tracing 1 %', policyFile, [], {
+      ...tracingOn,
+      OTEL_TRACES_SAMPLER: 'parentbased_traceidratio',
+      OTEL_TRACES_SAMPLER_ARG: '0.01',
+    });
     // P8 on Redis: a third server, the same policy but for its replay store, a redis-server of its own on
     // the server core. It gets the same proofs as the memory-store server, which is sound: each server
     // remembers the proofs it accepted in its own store (the first one's memory, this one's Redis, which
@@ -609,7 +694,8 @@ async function main(): Promise<void> {
       }
     }
     for (const server of [empty, verify]) await warmUp(context, server, data.repeated, WARM_UP_SECONDS);
-    for (const server of [authz, unlogged]) await warmUp(context, server, data.warmUp, WARM_UP_SECONDS);
+    for (const server of [authz, unlogged, traced, sampled])
+      await warmUp(context, server, data.warmUp, WARM_UP_SECONDS);
     for (const server of dpopAccepted ? [authz, ...(authzRedis === undefined ? [] : [authzRedis])] : [])
       await warmUp(context, server, dpopWarmUp, { total: dpopWarmUp.count });
 
@@ -661,6 +747,10 @@ async function main(): Promise<void> {
       missingScope: scenario(authz, 'deny: missing scope', [data.missingScope], PERMISSION_DENIED_403),
       unloggedUnique: scenario(unlogged, 'unique tokens', uniqueRounds, ALLOW, true),
       unloggedRepeated: scenario(unlogged, 'one repeated token', [data.repeated]),
+      tracedUnique: scenario(traced, 'unique tokens', uniqueRounds, ALLOW, true),
+      tracedRepeated: scenario(traced, 'one repeated token', [data.repeated]),
+      sampledUnique: scenario(sampled, 'unique tokens', uniqueRounds, ALLOW, true),
+      sampledRepeated: scenario(sampled, 'one repeated token', [data.repeated]),
     };
     // Every proof is signed before the rounds: warn now when they will likely have expired by the last one
     // (ghz takes 1-4 s here to start and load its requests, on top of the timed seconds of each run).
@@ -694,8 +784,22 @@ async function main(): Promise<void> {
       );
       measured.delete(item);
     }
-    for (const server of [empty, verify, authz, unlogged, ...(authzRedis === undefined ? [] : [authzRedis])])
+    for (const server of [
+      empty,
+      verify,
+      authz,
+      unlogged,
+      traced,
+      sampled,
+      ...(authzRedis === undefined ? [] : [authzRedis]),
+    ])
       await server.stop();
+    // Spans that did not reach the collector would make the tracing rows measure less than they claim.
+    for (const server of [traced, sampled]) {
+      const failing = server.process.output().includes('"event":"trace_export","state":"failing"');
+      if (failing) context.note(`${server.name}: some trace exports failed (its log's trace_export lines)`);
+    }
+    await collector.stop();
     await redis?.stop();
     // ghz counts a refusal as a gRPC OK, and proofs are good once: the decision lines of the stopped servers
     // (flushed at exit) say whether every DPoP Check, warm-up and rounds, was allowed (on Redis: none

@@ -19,3 +19,4 @@ flock 9
 
 bash scripts/install-deploy-tools.sh > /dev/null
 bash scripts/install-promtool.sh > /dev/null
+bash scripts/install-otelcol.sh > /dev/null

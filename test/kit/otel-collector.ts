@@ -63,6 +63,13 @@ export interface CollectedSpan {
 export interface OtelCollectorOptions {
   /** How long it may take to say it is ready (default 20 s). */
   readonly readyTimeoutMs?: number;
+  /**
+   * `file` (default): every batch written, for {@link OtelCollector.spans}; `discard`: received, counted in
+   * its log and dropped (the bench: a file would grow by megabytes a second).
+   */
+  readonly received?: 'file' | 'discard';
+  /** Pin to this core (see {@link startProcess}). */
+  readonly cpu?: number;
 }
 
 /** A running collector. */
@@ -194,7 +201,12 @@ export function spansOfOtlpJson(document: unknown): CollectedSpan[] {
 }
 
 /** The collector's configuration: OTLP in on both ports, every batch out to `file` as an OTLP/JSON line. */
-function collectorConfig(grpcPort: number, httpPort: number, file: string): string {
+function collectorConfig(
+  grpcPort: number,
+  httpPort: number,
+  file: string,
+  received: 'file' | 'discard' = 'file',
+): string {
   return stringify({
     receivers: {
       otlp: {
@@ -204,8 +216,13 @@ function collectorConfig(grpcPort: number, httpPort: number, file: string): stri
         },
       },
     },
-    exporters: { file: { path: file, format: 'json', flush_interval: FLUSH_INTERVAL } },
-    service: { pipelines: { traces: { receivers: ['otlp'], exporters: ['file'] } } },
+    exporters:
+      received === 'file'
+        ? { file: { path: file, format: 'json', flush_interval: FLUSH_INTERVAL } }
+        : { debug: { verbosity: 'basic' } },
+    service: {
+      pipelines: { traces: { receivers: ['otlp'], exporters: [received === 'file' ? 'file' : 'debug'] } },
+    },
   });
 }
 
@@ -221,9 +238,14 @@ export async function startOtelCollector(options: OtelCollectorOptions = {}): Pr
   const dir = await mkdtemp(path.join(tmpdir(), 'otelcol-kit-'));
   const configFile = path.join(dir, 'config.yaml');
   const tracesFile = path.join(dir, 'traces.jsonl');
-  await writeFile(configFile, collectorConfig(grpcPort, httpPort, tracesFile));
+  await writeFile(configFile, collectorConfig(grpcPort, httpPort, tracesFile, options.received));
   const args = ['--config', `file:${configFile}`];
-  const collector = startProcess({ name: 'otelcol', command: binary, args });
+  const collector = startProcess({
+    name: 'otelcol',
+    command: binary,
+    args,
+    ...(options.cpu === undefined ? {} : { cpu: options.cpu }),
+  });
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {

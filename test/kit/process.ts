@@ -437,11 +437,14 @@ export function requireBuild(entry: string = CLI_BUILDS.full): void {
   if (!existsSync(entry)) throw new Error(missingBuild(entry));
 }
 
-/** This process's environment without any AUTHZ_* / BANK_* setting of the machine running the tests. */
+/**
+ * This process's environment without any AUTHZ_*, BANK_* or OTEL_* setting of the machine running the tests
+ * (an OTEL_* variable there would turn tracing on in every server a test starts).
+ */
 export function cleanEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
-    if (!name.startsWith('AUTHZ_') && !name.startsWith('BANK_')) env[name] = value;
+    if (!/^(AUTHZ|BANK|OTEL)_/.test(name)) env[name] = value;
   }
   return { ...env, ...extra };
 }
