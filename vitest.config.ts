@@ -12,10 +12,25 @@ const oneFileAtATime = {
   expect: { poll: { timeout: 15_000 } }, // 15 seconds
 } as const;
 
-// Four projects; `vitest run` runs them all, `vitest run --project unit` one of them.
+// The suites that run tools built from the Go module proxy (kustomize, manifest-check, promtool, the
+// OpenTelemetry Collector: scripts/install-go-tools.sh). They form the last project, `go-tools`, so that
+// those builds, which `npm test`'s pretest starts in the background at low priority, take the CPU the
+// suites before leave idle rather than delaying them; its setup file waits for the builds to end.
+const GO_TOOL_SUITES = [
+  'test/integration/deploy-agreement.test.ts',
+  'test/integration/deploy-manifests.test.ts',
+  'test/integration/deploy-monitoring.test.ts',
+  'test/integration/kit-otel-collector.test.ts',
+  'test/integration/monitoring-metrics.test.ts',
+  'test/integration/monitoring-rules.test.ts',
+  'test/e2e/traces-through-envoy.test.ts',
+];
+
+// Five projects; `vitest run` runs them all, `vitest run --project unit` one of them.
 // Projects run in groups by `sequence.groupOrder`, lowest first, each group after the previous one has
 // finished (vitest 4: projects with the same order would run at the same time). So the parallel unit files
-// run first, then integration, e2e and browser, one file at a time each: no two heavy suites overlap.
+// run first, then integration, e2e, browser and go-tools, one file at a time each: no two heavy suites
+// overlap.
 // `benchmark.include` is set in every project: its default would find bench/ in each of them.
 export default defineConfig({
   test: {
@@ -36,6 +51,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          exclude: GO_TOOL_SUITES,
           benchmark: { include: [] },
           sequence: { groupOrder: 1 },
           ...oneFileAtATime,
@@ -46,6 +62,7 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/e2e/**/*.test.ts'],
+          exclude: GO_TOOL_SUITES,
           // In-process micro benchmarks (bench/route-table.bench.ts: `npx vitest bench --run --project e2e`),
           // never part of `npm test`. `npm run bench` is bench/run-bench.ts, a plain script (docs/performance.md).
           benchmark: { include: ['bench/**/*.bench.ts'] },
@@ -60,6 +77,17 @@ export default defineConfig({
           include: ['test/browser/**/*.test.ts'],
           benchmark: { include: [] },
           sequence: { groupOrder: 3 },
+          ...oneFileAtATime,
+        },
+      },
+      {
+        // Integration and end-to-end suites that need the Go-built tools (GO_TOOL_SUITES above), last.
+        test: {
+          name: 'go-tools',
+          include: GO_TOOL_SUITES,
+          setupFiles: ['test/kit/go-tools-ready.ts'],
+          benchmark: { include: [] },
+          sequence: { groupOrder: 4 },
           ...oneFileAtATime,
         },
       },
