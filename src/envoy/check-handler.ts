@@ -100,7 +100,7 @@ export function createCheckHandler(deps: CheckHandlerDependencies) {
         trace: span,
       });
     }
-    span?.end(
+    span?.end(() =>
       checkSpanAttributes({ decision, answer, service: service?.name, policyVersion: policy.version }),
     );
     return responseFor(service, answer);

@@ -31,10 +31,13 @@ export interface CheckSpan {
   readonly traceId: string;
   /** This span's id (16 hex digits) when it is sampled, so exported; else undefined. */
   readonly spanId: string | undefined;
-  /** Runs the Check with this span as the parent of its steps. */
+  /** Runs the Check with this span as the parent of its steps (when it is sampled; else just runs it). */
   within<T>(run: () => Promise<T>): Promise<T>;
-  /** Ends the span with the decision's attributes (check-span-attributes.ts). */
-  end(attributes: SpanAttributes): void;
+  /**
+   * Ends the span with the decision's attributes (check-span-attributes.ts), which are only worked out when
+   * the span is sampled: an unsampled Check pays for no attribute.
+   */
+  end(attributes: () => SpanAttributes): void;
   /** Ends the span as failed: the Check answered a gRPC error. */
   fail(error: unknown): void;
 }

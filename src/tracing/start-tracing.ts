@@ -10,7 +10,6 @@ import {
   type TextMapGetter,
 } from '@opentelemetry/api';
 import {
-  CompositePropagator,
   ExportResultCode,
   W3CTraceContextPropagator,
   parseKeyPairsIntoRecord,
@@ -123,15 +122,18 @@ export function startTracing(
   });
   const tracer = provider.getTracer('authz');
   // W3C trace context first; B3 (single `b3` or multi `x-b3-*`) for meshes that propagate it, e.g. Envoy's
-  // Zipkin tracer. Each propagator leaves the context alone when its fields are absent or malformed.
-  const propagator = new CompositePropagator({
-    propagators: [new B3Propagator(), new W3CTraceContextPropagator()],
-  });
+  // Zipkin tracer, asked only when there is no W3C context. Each propagator leaves the context alone when
+  // its fields are absent or malformed.
+  const w3c = new W3CTraceContextPropagator();
+  const b3 = new B3Propagator();
   const under = new AsyncLocalStorage<UnderWay>();
 
   const parentOf = (fields: TraceFieldReader): Context | undefined => {
-    const context = propagator.extract(ROOT_CONTEXT, fields, FIELD_GETTER);
-    return trace.getSpanContext(context) === undefined ? undefined : context;
+    for (const propagator of [w3c, b3]) {
+      const context = propagator.extract(ROOT_CONTEXT, fields, FIELD_GETTER);
+      if (trace.getSpanContext(context) !== undefined) return context;
+    }
+    return undefined;
   };
 
   const steps: StepTracing = {
@@ -169,13 +171,15 @@ export function startTracing(
         parent,
       );
       const { traceId, spanId, traceFlags } = span.spanContext();
-      const underWay: UnderWay = { check: span, context: trace.setSpan(parent, span) };
+      const recording = span.isRecording();
       return {
         traceId,
         spanId: (traceFlags & TraceFlags.SAMPLED) === 0 ? undefined : spanId,
-        within: (run) => under.run(underWay, run),
+        // Steps look for a recording Check: an unsampled one needs no async context at all.
+        within: (run) =>
+          recording ? under.run({ check: span, context: trace.setSpan(parent, span) }, run) : run(),
         end: (attributes) => {
-          if (span.isRecording()) span.setAttributes(mutable(attributes));
+          if (recording) span.setAttributes(mutable(attributes()));
           span.end();
         },
         fail: (error) => {
