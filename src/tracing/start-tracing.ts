@@ -157,7 +157,7 @@ export function startTracing(
     annotate: (key, value) => {
       const current = under.getStore();
       if (current !== undefined && current.check.isRecording())
-        current.check.setAttribute(key, mutable1(value));
+        current.check.setAttribute(key, mutableValue(value));
     },
   };
 
@@ -262,11 +262,11 @@ function errorName(error: unknown): string {
 /** The SDK's attribute types take mutable arrays; ours are read-only. */
 function mutable(attributes: SpanAttributes): Record<string, string | number | boolean | string[]> {
   const copy: Record<string, string | number | boolean | string[]> = {};
-  for (const [key, value] of Object.entries(attributes)) copy[key] = mutable1(value);
+  for (const [key, value] of Object.entries(attributes)) copy[key] = mutableValue(value);
   return copy;
 }
 
-function mutable1(value: SpanAttributeValue): string | number | boolean | string[] {
+function mutableValue(value: SpanAttributeValue): string | number | boolean | string[] {
   return typeof value === 'object' ? [...value] : value;
 }
 
