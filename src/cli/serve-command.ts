@@ -8,7 +8,7 @@ import { UsageError } from '../args/usage-error.js';
 import { MIN_NONCE_KEY_BYTES } from '../authn/dpop-nonces.js';
 import { createBufferedDestination, type BufferedDestination } from '../log/buffered-destination.js';
 import { createLogger } from '../log/create-logger.js';
-import { createAuthzMetrics } from '../metrics/authz-metrics.js';
+import { createAuthzMetrics, type AuthzMetrics } from '../metrics/authz-metrics.js';
 import {
   startMetricsServer,
   type MetricsSource,
@@ -229,8 +229,7 @@ async function serveAsWorker(
 async function startTracingIfOn(
   config: ServeConfig,
   logger: Logger,
-  metrics:
-    { recordTraceSpansDropped(cause: 'queue_full' | 'export_failed', spans: number): void } | undefined,
+  metrics: Pick<AuthzMetrics, 'recordTraceSpansDropped'> | undefined,
 ): Promise<StartedTracing | undefined> {
   const settings = config.tracing;
   if (!settings.enabled) return undefined;

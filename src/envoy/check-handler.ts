@@ -9,6 +9,7 @@ import { decisionLogger, logDecision } from '../log/decision-log.js';
 import type { CheckSpan, CheckTracing, TraceFieldReader } from '../tracing/check-tracing.js';
 import { checkSpanAttributes } from '../tracing/check-span-attributes.js';
 import type { CheckRequestMessage, CheckResponseMessage } from './check-messages.js';
+import { checkFaultKind } from './check-fault-kind.js';
 import { checkResponseForAnswer } from './check-response-for-answer.js';
 import { requestFactsFromCheck } from './request-facts-from-check.js';
 import { NO_TRACE_FIELDS, traceFieldsFromCheck } from './trace-fields-from-check.js';
@@ -119,7 +120,7 @@ export function createCheckHandler(deps: CheckHandlerDependencies) {
     try {
       return await span.within(() => decide(request, span));
     } catch (error) {
-      span.fail(error);
+      span.fail(checkFaultKind(error));
       throw error;
     }
   };

@@ -23,6 +23,7 @@ import { preparedOutcomes } from '../authz/prepared-outcomes.js';
 import type { AuthzMetrics } from '../metrics/authz-metrics.js';
 import { loadAuthorizationService } from '../envoy/authorization-proto.js';
 import type { CheckRequestMessage, CheckResponseMessage } from '../envoy/check-messages.js';
+import { checkFaultKind } from '../envoy/check-fault-kind.js';
 import { createCheckHandler, type ActivePolicy } from '../envoy/check-handler.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
 import type { ClusterMember } from './cluster-member.js';
@@ -452,14 +453,6 @@ function metadataFields(metadata: Metadata): TraceFieldReader {
 
 /** Distinct kinds of Check fault logged in full; past it, faults are only counted. */
 const MAX_LOGGED_FAULT_KINDS = 32;
-
-/** A bounded name for a fault: its stable `code` if it has one of a sane shape, else its class name. */
-function checkFaultKind(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && /^[A-Za-z0-9_]{1,48}$/.test(code)) return code;
-  const name = error instanceof Error ? error.name : typeof error;
-  return /^[A-Za-z0-9_]{1,48}$/.test(name) ? name : 'other';
-}
 
 /** The `service` label of a decision made before any service was chosen (like `route="(none)"`). */
 const NO_SERVICE_LABEL = '(none)';

@@ -34,6 +34,6 @@ export function checkSpanAttributes(input: {
     ...(binding === undefined ? {} : { 'authz.token_binding': binding }),
     ...(denial?.missingScopes === undefined || denial.missingScopes.length === 0
       ? {}
-      : { 'authz.missing_scopes': denial.missingScopes }),
+      : { 'authz.missing_scopes': [...denial.missingScopes] }),
   };
 }

@@ -6,7 +6,8 @@
 /** Reads one trace propagation field of an incoming Check (a gRPC metadata key or an HTTP header). */
 export type TraceFieldReader = (name: string) => string | undefined;
 
-export type SpanAttributeValue = string | number | boolean | readonly string[];
+/** As the SDK takes them (its arrays are mutable: a span keeps what it is given). */
+export type SpanAttributeValue = string | number | boolean | string[];
 export type SpanAttributes = Readonly<Record<string, SpanAttributeValue>>;
 
 /** The names of the child spans of a Check (docs/operations.md, "Traces"). */
@@ -38,8 +39,8 @@ export interface CheckSpan {
    * the span is sampled: an unsampled Check pays for no attribute.
    */
   end(attributes: () => SpanAttributes): void;
-  /** Ends the span as failed: the Check answered a gRPC error. */
-  fail(error: unknown): void;
+  /** Ends the span as failed: the Check answered a gRPC error; `kind` as in `authz_check_faults_total`. */
+  fail(kind: string): void;
 }
 
 /** Child spans of the Check under way in the current async context; nothing when it is not sampled. */

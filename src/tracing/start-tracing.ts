@@ -31,14 +31,7 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
-import type {
-  CheckSpan,
-  CheckTracing,
-  SpanAttributeValue,
-  SpanAttributes,
-  StepTracing,
-  TraceFieldReader,
-} from './check-tracing.js';
+import type { CheckSpan, CheckTracing, StepTracing, TraceFieldReader } from './check-tracing.js';
 import type { TracingSettings } from './tracing-settings.js';
 
 /** Why spans were not exported: the queue was full (the collector too slow or away), or an export failed. */
@@ -143,12 +136,13 @@ export function startTracing(
       const span = tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }, current.context);
       return under.run({ check: current.check, context: trace.setSpan(current.context, span) }, run).then(
         (result) => {
-          if (outcome !== undefined) span.setAttributes(mutable(outcome(result)));
+          if (outcome !== undefined) span.setAttributes(outcome(result));
           span.end();
           return result;
         },
         (error: unknown) => {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: errorName(error) });
+          // The Check's span says what failed (fail(kind)); this one only that it did.
+          span.setStatus({ code: SpanStatusCode.ERROR });
           span.end();
           throw error;
         },
@@ -156,8 +150,7 @@ export function startTracing(
     },
     annotate: (key, value) => {
       const current = under.getStore();
-      if (current !== undefined && current.check.isRecording())
-        current.check.setAttribute(key, mutableValue(value));
+      if (current !== undefined && current.check.isRecording()) current.check.setAttribute(key, value);
     },
   };
 
@@ -179,12 +172,12 @@ export function startTracing(
         within: (run) =>
           recording ? under.run({ check: span, context: trace.setSpan(parent, span) }, run) : run(),
         end: (attributes) => {
-          if (recording) span.setAttributes(mutable(attributes()));
+          if (recording) span.setAttributes(attributes());
           span.end();
         },
-        fail: (error) => {
+        fail: (kind) => {
           span.setAttributes({ 'rpc.grpc.status_code': 13 }); // INTERNAL: Envoy answers status_on_error
-          span.setStatus({ code: SpanStatusCode.ERROR, message: errorName(error) });
+          span.setStatus({ code: SpanStatusCode.ERROR, message: kind });
           span.end();
         },
       } satisfies CheckSpan;
@@ -250,24 +243,6 @@ function samplerFor(settings: Extract<TracingSettings, { enabled: true }>): Samp
     case 'parentbased_always_on':
       return new ParentBasedSampler({ root: new AlwaysOnSampler() });
   }
-}
-
-/** An error's class name for a span's status: never its message, which might quote input. */
-function errorName(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && /^[A-Za-z0-9_]{1,48}$/.test(code)) return code;
-  return error instanceof Error ? error.name : 'error';
-}
-
-/** The SDK's attribute types take mutable arrays; ours are read-only. */
-function mutable(attributes: SpanAttributes): Record<string, string | number | boolean | string[]> {
-  const copy: Record<string, string | number | boolean | string[]> = {};
-  for (const [key, value] of Object.entries(attributes)) copy[key] = mutableValue(value);
-  return copy;
-}
-
-function mutableValue(value: SpanAttributeValue): string | number | boolean | string[] {
-  return typeof value === 'object' ? [...value] : value;
 }
 
 /**

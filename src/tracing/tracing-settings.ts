@@ -148,14 +148,14 @@ export function tracingSettings(env: Environment): TracingSettings {
   if (ratioText !== undefined && !(/^\d*\.?\d+(e-?\d+)?$/i.test(ratioText) && ratio >= 0 && ratio <= 1)) {
     throw new UsageError(`OTEL_TRACES_SAMPLER_ARG: "${ratioText}" is not a number from 0 to 1`);
   }
-  const maxQueueSize = count(
+  const maxQueueSize = wholeNumber(
     env,
     'OTEL_BSP_MAX_QUEUE_SIZE',
     TRACING_DEFAULTS.maxQueueSize,
     1,
     LIMITS.maxQueueSize,
   );
-  const maxExportBatchSize = count(
+  const maxExportBatchSize = wholeNumber(
     env,
     'OTEL_BSP_MAX_EXPORT_BATCH_SIZE',
     Math.min(TRACING_DEFAULTS.maxExportBatchSize, maxQueueSize),
@@ -174,14 +174,14 @@ export function tracingSettings(env: Environment): TracingSettings {
     batch: Object.freeze({
       maxQueueSize,
       maxExportBatchSize,
-      scheduleDelayMs: count(
+      scheduleDelayMs: wholeNumber(
         env,
         'OTEL_BSP_SCHEDULE_DELAY',
         TRACING_DEFAULTS.scheduleDelayMs,
         0,
         LIMITS.scheduleDelayMs,
       ),
-      exportTimeoutMs: count(
+      exportTimeoutMs: wholeNumber(
         env,
         'OTEL_BSP_EXPORT_TIMEOUT',
         TRACING_DEFAULTS.exportTimeoutMs,
@@ -197,7 +197,7 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 /** A whole number of `variable` within [min, max] (milliseconds or spans), or `fallback` when unset. */
-function count(env: Environment, variable: string, fallback: number, min: number, max: number): number {
+function wholeNumber(env: Environment, variable: string, fallback: number, min: number, max: number): number {
   const text = nonEmpty(env[variable])?.trim();
   if (text === undefined) return fallback;
   const value = /^\d{1,9}$/.test(text) ? Number(text) : NaN;

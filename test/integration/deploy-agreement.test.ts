@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
@@ -11,6 +10,7 @@ import { SERVICE_EXTENSION } from '../../src/envoy/request-facts-from-check.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
 import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
 import { argsOf, readDockerfile, stageNamed } from '../kit/dockerfile.js';
+import { kustomizeBuild } from '../kit/kustomize.js';
 import { at, FIRST_ENDPOINT_SOCKET } from '../kit/parsed-tree.js';
 
 /*
@@ -26,17 +26,11 @@ import { at, FIRST_ENDPOINT_SOCKET } from '../kit/parsed-tree.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const deployDir = path.join(repoRoot, 'deploy');
-const KUSTOMIZE = path.join(repoRoot, '.tools', 'bin', 'kustomize');
 
 type Json = Record<string, unknown>;
 
 function render(dir: string): Json[] {
-  if (!existsSync(KUSTOMIZE)) throw new Error(`${KUSTOMIZE} is missing: run npm run deploy-tools:install`);
-  const out = execFileSync(KUSTOMIZE, ['build', path.join(deployDir, dir)], {
-    encoding: 'utf8',
-    stdio: 'pipe',
-  });
-  return parseAllDocuments(out).map((document) => document.toJS() as Json);
+  return kustomizeBuild<Json>(path.join(deployDir, dir));
 }
 
 function one(objects: readonly Json[], kind: string, name: string): Json {
@@ -342,14 +336,18 @@ describe('deploy/kubernetes: the DPoP nonce key comes from a Secret the Pod cann
     expect(serveConfig(authz.args!.slice(1), {}).workers).toBeGreaterThanOrEqual(1);
   });
 
-  it('only the authz container mounts it', () => {
+  /** The containers of the Pod that mount the volume of the Secret `secretName`. */
+  const mountersOf = (secretName: string): string[] => {
     const volume = podVolumes.find(
-      (candidate) => (candidate as SecretVolume).secret?.secretName === NONCE_KEY_SECRET.name,
+      (candidate) => (candidate as SecretVolume).secret?.secretName === secretName,
     )!;
-    const holders = containersOf(pod)
+    return containersOf(pod)
       .filter((owner) => (owner.volumeMounts ?? []).some((mount) => mount.name === volume.name))
       .map((owner) => owner.name);
-    expect(holders).toEqual(['authz']);
+  };
+
+  it('only the authz container mounts it', () => {
+    expect(mountersOf(NONCE_KEY_SECRET.name)).toEqual(['authz']);
   });
 
   it("the mounted policy's Redis URL is the mounted key of authz-redis", () => {
@@ -357,13 +355,7 @@ describe('deploy/kubernetes: the DPoP nonce key comes from a Secret the Pod cann
   });
 
   it('only the authz container mounts the Redis URL', () => {
-    const volume = podVolumes.find(
-      (candidate) => (candidate as SecretVolume).secret?.secretName === REDIS_URL_SECRET.name,
-    )!;
-    const holders = containersOf(pod)
-      .filter((owner) => (owner.volumeMounts ?? []).some((mount) => mount.name === volume.name))
-      .map((owner) => owner.name);
-    expect(holders).toEqual(['authz']);
+    expect(mountersOf(REDIS_URL_SECRET.name)).toEqual(['authz']);
   });
 
   it('a Redis URL mounted from another Secret, or optional, is caught', () => {

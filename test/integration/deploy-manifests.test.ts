@@ -16,6 +16,7 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
+import { kustomizeBuild } from '../kit/kustomize.js';
 
 /*
  * Every manifest under deploy/, checked without a cluster (nothing here is applied or run):
@@ -38,7 +39,6 @@ import { compilePolicy } from '../../src/policy/compile-policy.js';
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const deployDir = path.join(repoRoot, 'deploy');
 const toolsDir = path.join(repoRoot, '.tools');
-const KUSTOMIZE = path.join(toolsDir, 'bin', 'kustomize');
 const MANIFEST_CHECK = path.join(toolsDir, 'bin', 'manifest-check');
 const CRD_DIR = path.join(toolsDir, 'envoy-gateway-crds');
 
@@ -80,8 +80,7 @@ const COMPONENTS = ['kubernetes/monitoring/kustomization.yaml'];
 
 /** Renders a kustomization folder under deploy/ with the pinned kustomize. */
 function render(dir: string): KubeObject[] {
-  const out = execFileSync(tool(KUSTOMIZE), ['build', dir], { encoding: 'utf8', stdio: 'pipe' });
-  return parseDocuments(out, `kustomize build ${dir}`) as KubeObject[];
+  return kustomizeBuild<KubeObject>(dir);
 }
 
 // --- Schemas of maintained packages (kubernetes-models, @kubernetes-models/istio) -------------------------

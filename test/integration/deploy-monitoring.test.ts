@@ -1,10 +1,9 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { kustomizeBuild } from '../kit/kustomize.js';
 
 /*
  * deploy/kubernetes/monitoring, the Prometheus Operator's scrape of the sidecar as a kustomize Component,
@@ -13,7 +12,6 @@ import { parseAllDocuments } from 'yaml';
  */
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const KUSTOMIZE = path.join(repoRoot, '.tools', 'bin', 'kustomize');
 
 interface Container {
   readonly name: string;
@@ -25,12 +23,6 @@ interface KubeObject {
   readonly kind: string;
   readonly metadata: { readonly name: string; readonly labels?: Record<string, string> };
   readonly spec: Record<string, unknown>;
-}
-
-function kustomizeBuild(dir: string): KubeObject[] {
-  if (!existsSync(KUSTOMIZE)) throw new Error(`${KUSTOMIZE} is missing: run npm run deploy-tools:install`);
-  const out = execFileSync(KUSTOMIZE, ['build', dir], { encoding: 'utf8', stdio: 'pipe' });
-  return parseAllDocuments(out).map((document) => document.toJS() as KubeObject);
 }
 
 let overlay: string;
@@ -49,7 +41,7 @@ beforeAll(() => {
       '',
     ].join('\n'),
   );
-  withComponent = kustomizeBuild(overlay);
+  withComponent = kustomizeBuild<KubeObject>(overlay);
 });
 
 afterAll(() => {
@@ -64,7 +56,9 @@ describe('deploy/kubernetes with the monitoring component', () => {
     const operatorKinds = (objects: KubeObject[]) =>
       objects.filter((object) => object.apiVersion.startsWith('monitoring.coreos.com/')).map((o) => o.kind);
     expect(operatorKinds(withComponent)).toEqual(['PodMonitor']);
-    expect(operatorKinds(kustomizeBuild(path.join(repoRoot, 'deploy', 'kubernetes')))).toEqual([]);
+    expect(operatorKinds(kustomizeBuild<KubeObject>(path.join(repoRoot, 'deploy', 'kubernetes')))).toEqual(
+      [],
+    );
   });
 
   it("selects the authz Pods and scrapes the port on which authz serve's --metrics-listen serves /metrics", () => {

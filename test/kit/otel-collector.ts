@@ -200,7 +200,10 @@ export function spansOfOtlpJson(document: unknown): CollectedSpan[] {
   return spans;
 }
 
-/** The collector's configuration: OTLP in on both ports, every batch out to `file` as an OTLP/JSON line. */
+/**
+ * The collector's configuration: OTLP in on both ports; every batch out to `file` as an OTLP/JSON line, or
+ * (`discard`) to the debug exporter, which only counts it in its log.
+ */
 function collectorConfig(
   grpcPort: number,
   httpPort: number,
