@@ -48,6 +48,8 @@ const USE_DPOP_NONCE: DenialRow = { status: 401, bodyError: 'use_dpop_nonce', ch
 const DENIALS: Readonly<Record<DenialCode, DenialRow>> = {
   no_service: { status: 403, bodyError: 'access_denied', challenge: 'none' },
   service_unknown: { status: 403, bodyError: 'access_denied', challenge: 'none' },
+  // Retryable, like keys_unavailable: the team's next good save serves it (docs/policy.md, "A policy directory").
+  service_unavailable: { status: 503, bodyError: 'temporarily_unavailable', challenge: 'none' },
   no_route: { status: 403, bodyError: 'access_denied', challenge: 'none' },
   path_invalid: { status: 400, bodyError: 'invalid_request', challenge: 'none' },
   credentials_missing: { status: 401, bodyError: 'unauthorized', challenge: 'bare' },

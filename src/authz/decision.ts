@@ -51,6 +51,7 @@ export type BindingCode =
 export type DenialCode =
   | 'no_service' // no service claims the request's host (403, no challenge)
   | 'service_unknown' // the proxy named a service the policy does not have: a configuration error (403)
+  | 'service_unavailable' // the service's policy file is refused with no version in force (503, a directory)
   | 'no_route' // no route matches (403, no challenge)
   | 'path_invalid' // the path cannot be matched safely (400)
   | 'credentials_missing' // no bearer credentials (401, bare challenge)

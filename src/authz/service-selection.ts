@@ -16,23 +16,32 @@ export type ServiceChoice =
  * then one wildcard label; docs/policy.md, "Services"); else the implicit service of a file without `services`.
  * A name the policy does not know is a configuration error, denied rather than guessed around
  * (`service_unknown`); a host no service claims is denied with no challenge (`no_service`): there is no
- * realm to name.
+ * realm to name. A policy directory's service whose file is refused with no version in force is answered
+ * 503 (`service_unavailable`) by name or host until a good version is saved.
  */
 export function chooseService(policy: CompiledPolicy, request: RequestFacts<unknown>): ServiceChoice {
   const { serviceSelector } = policy;
   if (request.serviceName !== undefined) {
     const named = serviceSelector.byName(request.serviceName);
     if (named !== undefined) return { kind: 'service', service: named };
-    return { kind: 'decided', authorization: unchosen(policy).serviceUnknown };
+    const outcomes = unchosen(policy);
+    const unavailable = policy.unavailable?.hasName(request.serviceName) === true;
+    return { kind: 'decided', authorization: unavailable ? outcomes.unavailable : outcomes.serviceUnknown };
   }
-  const service = serviceSelector.forHost(normalisedRequestHost(request.host));
+  const host = normalisedRequestHost(request.host);
+  const service = serviceSelector.forHost(host);
   if (service !== undefined) return { kind: 'service', service };
-  return { kind: 'decided', authorization: unchosen(policy).noService };
+  const outcomes = unchosen(policy);
+  return {
+    kind: 'decided',
+    authorization: policy.unavailable?.hasHost(host) === true ? outcomes.unavailable : outcomes.noService,
+  };
 }
 
 interface Unchosen {
   readonly noService: Authorization;
   readonly serviceUnknown: Authorization;
+  readonly unavailable: Authorization;
 }
 
 // Built once per policy; entries go with the policy when a reload drops it.
@@ -51,6 +60,12 @@ function unchosen(policy: CompiledPolicy): Unchosen {
         kind: 'deny',
         code: 'service_unknown',
         description: 'the proxy named a service this policy does not have',
+      }),
+      // A policy directory's service file refused with no version in force: retry once it is fixed.
+      unavailable: denied({
+        kind: 'deny',
+        code: 'service_unavailable',
+        description: "this service's policy is not in force yet",
       }),
     });
     unchosenByPolicy.set(policy, outcomes);

@@ -38,6 +38,18 @@ export interface AuthzMetrics {
   /** Whether the policy file on disk is the policy in force (false while a refused version sits there). */
   setPolicyFileInForce(inForce: boolean): void;
   /**
+   * A policy directory's files (docs/policy.md, "A policy directory"): each file by its name in the
+   * directory, 1 when what is on disk is in force, 0 when it is refused or not admitted. Replaces the
+   * previous series, so a removed file's series goes; at most 256 files are read, so the series are bounded.
+   */
+  setPolicyDirectoryFiles?(
+    files: readonly {
+      readonly name: string;
+      readonly owner: string | undefined;
+      readonly inForce: boolean;
+    }[],
+  ): void;
+  /**
    * The findings of the policy in force (`policyFindings`), counted by code and level; accepted ones are
    * left out. Replaces the previous counts.
    */
@@ -178,6 +190,14 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
     aggregator: 'min', // across --workers: 0 if any worker refused the file
   });
   fileInForce.set(1);
+
+  const directoryFileInForce = new Gauge({
+    name: 'authz_policy_directory_file_in_force',
+    help: "A policy directory's files: 1 while the file on disk is in force, 0 while it is refused or not admitted (its last good version, if any, stays in force).",
+    labelNames: ['file', 'owner'] as const,
+    registers,
+    aggregator: 'min',
+  });
 
   const policyFindingsGauge = new Gauge({
     name: 'authz_policy_findings',
@@ -356,6 +376,16 @@ export function createAuthzMetrics(options: AuthzMetricsOptions = {}): AuthzMetr
 
     setPolicyFileInForce(inForce) {
       fileInForce.set(inForce ? 1 : 0);
+    },
+
+    setPolicyDirectoryFiles(files) {
+      directoryFileInForce.reset();
+      for (const file of files) {
+        directoryFileInForce.set(
+          { file: boundLabelValue(file.name), owner: boundLabelValue(file.owner ?? '(unknown)') },
+          file.inForce ? 1 : 0,
+        );
+      }
     },
 
     setPolicyFindings(findings) {

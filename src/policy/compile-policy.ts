@@ -1,5 +1,5 @@
 import { dirname } from 'node:path';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import type { CompiledPolicy, IssuerPolicy } from './compiled-policy.js';
 import { compileIssuer } from './compile-issuer.js';
 import { compileReplayLimits, compileReplayStore } from './compile-dpop.js';
@@ -10,19 +10,24 @@ import type { PathSegment, PolicyDocument } from './policy-document.js';
 import { PolicyError, type PolicyProblem } from './policy-error.js';
 import policySchema from './policy.schema.json' with { type: 'json' };
 import { policyVersion } from './policy-version.js';
-import { Locator } from './problem-locator.js';
+import { Locator, type DocumentLocator } from './problem-locator.js';
 import { schemaProblems } from './schema-messages.js';
 import { createServiceSelector } from './service-selector.js';
 import { YamlLocations } from './yaml-locations.js';
 
+/** Compiles a policy JSON schema (the policy's, or a policy directory's root and service files'). */
+export function compilePolicySchema(schema: object): ValidateFunction {
+  return new Ajv2020({
+    allErrors: true,
+    verbose: true, // keeps parentSchema on each error, to list the allowed keys
+    strict: true,
+    strictRequired: false,
+    allowUnionTypes: true,
+  }).compile(schema);
+}
+
 // Compiled once per process: the schema is static.
-const validateSchema = new Ajv2020({
-  allErrors: true,
-  verbose: true, // keeps parentSchema on each error, to list the allowed keys
-  strict: true,
-  strictRequired: false,
-  allowUnionTypes: true,
-}).compile(policySchema);
+const validateSchema = compilePolicySchema(policySchema);
 
 /**
  * Parses, validates and compiles policy text. Pure: reads no files (a `jwks_file` is resolved against
@@ -33,6 +38,29 @@ const validateSchema = new Ajv2020({
  * @throws PolicyError with every problem found, each with line, column and document path.
  */
 export function compilePolicy(text: string, file: string): CompiledPolicy {
+  const { locator, data } = parsePolicyYaml(text, file);
+  checkSchema(validateSchema, data, locator);
+  return compilePolicyDocument(data as unknown as PolicyDocument, {
+    locator,
+    version: policyVersion(text),
+    source: file,
+    folder: dirname(file),
+  });
+}
+
+/** A policy YAML text parsed: its data, and the locator of its paths. */
+export interface ParsedPolicyYaml {
+  readonly locator: Locator;
+  readonly data: unknown;
+}
+
+/**
+ * Parses one policy YAML file (a single policy, or a policy directory's root or service file): syntax,
+ * the document's shape, bounded alias expansion. The schema is the caller's.
+ *
+ * @throws PolicyError `ERR_POLICY_SYNTAX` or `ERR_POLICY_INVALID`.
+ */
+export function parsePolicyYaml(text: string, file: string): ParsedPolicyYaml {
   const locations = new YamlLocations(text);
   const doc = locations.document;
   const locator = new Locator(file, locations);
@@ -44,18 +72,43 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
     );
   }
   checkDocumentShape(locations, file); // empty, not a mapping, merge keys: before the schema's terser words
-  let data: unknown;
   try {
-    data = doc.toJS({ maxAliasCount: 100 }); // bounds alias expansion ("billion laughs")
+    return { locator, data: doc.toJS({ maxAliasCount: 100 }) }; // bounds alias expansion ("billion laughs")
   } catch (error) {
     throw new PolicyError('ERR_POLICY_SYNTAX', [
       locator.atOffset(0, `YAML: ${firstLine((error as Error).message)}`),
     ]);
   }
-  if (!validateSchema(data)) {
-    throw new PolicyError('ERR_POLICY_INVALID', schemaProblems(validateSchema.errors ?? [], locator));
-  }
-  const policy = data as unknown as PolicyDocument;
+}
+
+/** @throws PolicyError `ERR_POLICY_INVALID` with one clear problem per place the schema refuses. */
+export function checkSchema(validate: ValidateFunction, data: unknown, locator: Locator): void {
+  if (!validate(data))
+    throw new PolicyError('ERR_POLICY_INVALID', schemaProblems(validate.errors ?? [], locator));
+}
+
+/** Where a policy document came from, for `compilePolicyDocument`. */
+export interface PolicyDocumentContext {
+  /** Locates the document's paths: in one file, or in the files of a policy directory. */
+  readonly locator: DocumentLocator;
+  /** `CompiledPolicy.version`. */
+  readonly version: string;
+  /** `CompiledPolicy.source`: the file or directory. */
+  readonly source: string;
+  /** The folder relative `jwks_file` and `url_file` paths are resolved against. */
+  readonly folder: string;
+}
+
+/**
+ * Compiles a policy document the schema has accepted. Pure.
+ *
+ * @throws PolicyError `ERR_POLICY_INVALID` with every problem found.
+ */
+export function compilePolicyDocument(
+  policy: PolicyDocument,
+  context: PolicyDocumentContext,
+): CompiledPolicy {
+  const { locator, folder } = context;
   const problems: PolicyProblem[] = [];
   const report = (path: PathSegment[], message: string): void => {
     problems.push(locator.at(path, message));
@@ -67,7 +120,7 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
   const maxRsaKeyBits = policy.max_rsa_key_bits ?? POLICY_DEFAULTS.maxRsaKeyBits;
   const declared = new Map<string, IssuerPolicy>();
   policy.issuers.forEach((entry, i) => {
-    const issuer = compileIssuer(entry, ['issuers', i], dirname(file), headerClaims, maxRsaKeyBits, report);
+    const issuer = compileIssuer(entry, ['issuers', i], folder, headerClaims, maxRsaKeyBits, report);
     if (issuer === undefined) return;
     if (declared.has(issuer.issuer))
       report(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is listed twice`);
@@ -91,11 +144,11 @@ export function compilePolicy(text: string, file: string): CompiledPolicy {
   }
 
   const dpopReplayLimits = compileReplayLimits(policy.dpop, report);
-  const dpopReplayStore = compileReplayStore(policy.dpop, dirname(file), report);
+  const dpopReplayStore = compileReplayStore(policy.dpop, folder, report);
   if (problems.length > 0) throw new PolicyError('ERR_POLICY_INVALID', problems);
   return Object.freeze({
-    version: policyVersion(text),
-    source: file,
+    version: context.version,
+    source: context.source,
     maxTokenBytes: policy.max_token_bytes ?? POLICY_DEFAULTS.maxTokenBytes,
     issuers,
     services: Object.freeze(services),

@@ -8,7 +8,7 @@ import type {
 import { parseDurationSeconds } from './duration.js';
 import { POLICY_DEFAULTS } from './policy-defaults.js';
 import type { PathSegment, RouteDocument } from './policy-document.js';
-import type { Locator, Report } from './problem-locator.js';
+import type { DocumentLocator, Report } from './problem-locator.js';
 import { compileRoutePattern, RoutePatternError } from './route-pattern.js';
 import type { RouteConstraints } from './sender-constraints.js';
 
@@ -20,7 +20,7 @@ export function compileRoutes(
   at: PathSegment[],
   defaultMode: EnforcementMode,
   constraints: RouteConstraintsOf,
-  locator: Locator,
+  locator: DocumentLocator,
   report: Report,
 ): CompiledRoute[] {
   const routes: CompiledRoute[] = [];

@@ -9,7 +9,7 @@ import { IDENTITY_HEADERS } from '../contract/identity-headers.js';
 import { compileDpop, DEFAULT_DPOP } from './compile-dpop.js';
 import { compileRoutes } from './compile-routes.js';
 import type { PathSegment, PolicyDocument, PublicOriginDocument } from './policy-document.js';
-import type { Locator, Report } from './problem-locator.js';
+import type { DocumentLocator, Report } from './problem-locator.js';
 import { proxyHeaderRole } from './proxy-headers.js';
 import { normalisedOrigin } from './public-origin.js';
 import { compileRouteTable } from './route-table.js';
@@ -22,7 +22,7 @@ import { SenderConstraintResolver } from './sender-constraints.js';
 export function compileServices(
   policy: PolicyDocument,
   issuers: ReadonlyMap<string, IssuerPolicy>,
-  locator: Locator,
+  locator: DocumentLocator,
   report: Report,
 ): CompiledService[] {
   const everyIssuer = () =>
@@ -225,7 +225,7 @@ const HOST_LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 const HOST_NAME = new RegExp(`^${HOST_LABEL}(?:\\.${HOST_LABEL})*$`, 'i');
 
 /** What is wrong with a `hosts` entry, or undefined: a DNS name, or `*.` and one (RFC 1123 labels). */
-function hostPatternProblem(host: string): string | undefined {
+export function hostPatternProblem(host: string): string | undefined {
   const name = host.startsWith('*.') ? host.slice(2) : host;
   if (name.includes('*')) return 'may have one wildcard, as its whole first label ("*.example.com")';
   if (name.includes(':')) return "takes no port: a request's port is ignored when matching";

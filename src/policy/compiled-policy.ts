@@ -239,6 +239,18 @@ export interface CompiledService {
   readonly senderConstraint: SenderConstraintSetting;
   /** How DPoP proofs are checked here: the service's `dpop` over the top level's over the defaults. */
   readonly dpop: DpopProofPolicy;
+  /**
+   * In a policy directory, the service file it comes from and that file's `owner`; `line` and `routesPath`
+   * are then in that file. Absent for a single policy file.
+   */
+  readonly origin?: ServiceOrigin;
+}
+
+/** The service file of a policy directory a service comes from. */
+export interface ServiceOrigin {
+  /** The file's path (the directory joined with its name). */
+  readonly file: string;
+  readonly owner: string;
 }
 
 /** Which service a request is for: by the name Envoy gives, or by its host. */
@@ -287,6 +299,20 @@ export interface CompiledPolicy {
   readonly dpopReplayStore: ReplayStoreSettings;
   /** The largest RSA modulus accepted for DPoP proof keys, in bits (`max_rsa_key_bits`). */
   readonly maxRsaKeyBits: number;
+  /**
+   * For a policy directory: the services of refused service files that have no version in force, whose
+   * requests are answered 503 `service_unavailable` rather than 403 `no_service` until a good version is
+   * saved. Absent for a single policy file.
+   */
+  readonly unavailable?: UnavailableServices;
+}
+
+/** Hosts and service names of service files refused with no version in force (a policy directory). */
+export interface UnavailableServices {
+  /** Whether a request naming this service (ext_authz `context_extensions`) is for one of them. */
+  hasName(name: string): boolean;
+  /** Whether a normalised host is one they claim (exact, or one wildcard label), and no service serves it. */
+  hasHost(host: string | undefined): boolean;
 }
 
 /** `reload_guard`: whether new error-level findings refuse a hot reload (docs/policy-checks.md). */

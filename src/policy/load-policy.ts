@@ -1,11 +1,18 @@
 import { stat } from 'node:fs/promises';
 import type { CompiledPolicy } from './compiled-policy.js';
 import { compilePolicy } from './compile-policy.js';
-import { PolicyError } from './policy-error.js';
-import { readTextFile, type TextFileRead } from './read-text-file.js';
+import {
+  judgePolicyDirectory,
+  type DirectoryInForce,
+  type DirectoryJudgement,
+  type PolicyDirectoryListing,
+} from './policy-directory.js';
+import { PolicyError, type PolicyProblem } from './policy-error.js';
+import { isPolicyDirectory, readPolicyDirectory } from './read-policy-directory.js';
+import { readPolicyText } from './read-policy-text.js';
+import type { TextFileRead } from './read-text-file.js';
 
-/** A policy larger than this is refused: no sane policy comes near it, a runaway generator might. */
-export const MAX_POLICY_BYTES = 1024 * 1024; // 1 MiB
+export { MAX_POLICY_BYTES, readPolicyText } from './read-policy-text.js';
 
 export interface LoadPolicyOptions {
   /**
@@ -14,20 +21,64 @@ export interface LoadPolicyOptions {
    * policy's tests should run on a fresh checkout. Default true.
    */
   readonly requireKeyFiles?: boolean;
+  /**
+   * A policy directory at start: `off` admits service files with error-level findings (`serve
+   * --allow-policy-errors`); by default the root's `reload_guard` decides, as for a reload.
+   */
+  readonly startGuard?: 'off';
 }
 
 /**
- * Reads, validates and compiles a policy file, and checks that every `jwks_file` it names exists.
+ * Reads, validates and compiles a policy file, or a policy directory's files merged (docs/policy.md, "A
+ * policy directory"), and checks that every `jwks_file` it names exists. For a directory, a refused file
+ * is an error here: the tools judge the policy as written, every file of it.
  *
- * @throws PolicyError (`ERR_POLICY_READ`, `ERR_POLICY_SYNTAX`, `ERR_POLICY_INVALID`).
+ * @throws PolicyError (`ERR_POLICY_READ`, `ERR_POLICY_SYNTAX`, `ERR_POLICY_INVALID`, a directory's codes).
  */
 export async function loadPolicy(file: string, options: LoadPolicyOptions = {}): Promise<CompiledPolicy> {
+  if (await isPolicyDirectory(file)) {
+    const judgement = await loadPolicyDirectory(file, undefined, options);
+    const problems = judgement.verdicts.flatMap((verdict): PolicyProblem[] =>
+      verdict.inForce
+        ? []
+        : (verdict.problems ?? []).map((message) => ({
+            file: verdict.file,
+            line: 0,
+            column: 0,
+            path: '',
+            message: message.startsWith(`${verdict.file}`)
+              ? message.slice(verdict.file.length).replace(/^:\s?/, '')
+              : message,
+          })),
+    );
+    const refused = judgement.verdicts.find((verdict) => !verdict.inForce);
+    if (refused !== undefined) throw new PolicyError(refused.code ?? 'ERR_POLICY_INVALID', problems);
+    return judgement.inForce.policy;
+  }
   return policyFromRead(await readPolicyText(file), file, options);
 }
 
-/** Reads a policy file's text, within `MAX_POLICY_BYTES`; a problem is returned, not thrown. */
-export function readPolicyText(file: string): Promise<TextFileRead> {
-  return readTextFile(file, MAX_POLICY_BYTES);
+/**
+ * Reads a policy directory and judges it against what is in force (undefined at start-up), then checks
+ * that the key files of the policy it would put in force exist: a missing one refuses the directory.
+ *
+ * @throws PolicyError when there is nothing in force and the root cannot be used.
+ */
+export async function loadPolicyDirectory(
+  folder: string,
+  previous: DirectoryInForce | undefined,
+  options: LoadPolicyOptions = {},
+  listing?: PolicyDirectoryListing,
+): Promise<DirectoryJudgement> {
+  const judgement = judgePolicyDirectory(
+    listing ?? (await readPolicyDirectory(folder)),
+    previous,
+    options.startGuard,
+  );
+  if (options.requireKeyFiles !== false) {
+    await checkKeyFiles(judgement.inForce.policy, judgement.inForce.root.file);
+  }
+  return judgement;
 }
 
 /**
@@ -46,6 +97,12 @@ export async function policyFromRead(
   }
   const policy = compilePolicy(read.text, file);
   if (options.requireKeyFiles === false) return policy;
+  await checkKeyFiles(policy, file);
+  return policy;
+}
+
+/** @throws PolicyError when a `jwks_file` the policy names is not a file. */
+async function checkKeyFiles(policy: CompiledPolicy, file: string): Promise<void> {
   for (const issuer of policy.issuers.values()) {
     if (issuer.keys.kind !== 'file') continue;
     const info = await stat(issuer.keys.path).catch(() => undefined);
@@ -61,5 +118,4 @@ export async function policyFromRead(
       ]);
     }
   }
-  return policy;
 }

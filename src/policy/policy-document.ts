@@ -60,6 +60,27 @@ export interface PolicyDocument {
   }[];
 }
 
+/** A policy directory's root file (`_gateway.yaml`) as its schema guarantees it. */
+export type RootDocument = Omit<PolicyDocument, 'routes' | 'services'> & {
+  owner?: string;
+  service_files: string[];
+  overlapping_wildcards?: string[];
+  service_rules?: {
+    public_routes?: 'allowed' | 'refused';
+    report_only?: 'allowed' | 'refused';
+    accept_risks?: 'allowed' | 'refused';
+  };
+};
+
+/** A policy directory's service file as its schema guarantees it. */
+export interface ServiceFileDocument {
+  version?: 1;
+  owner: string;
+  services: ServiceDocument[];
+}
+
+export type ServiceDocument = NonNullable<PolicyDocument['services']>[number];
+
 export type PublicOriginDocument = string | string[];
 
 export interface DpopDocument {

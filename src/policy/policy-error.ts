@@ -4,6 +4,13 @@ export type PolicyErrorCode =
   | 'ERR_POLICY_SYNTAX' // not well-formed YAML
   | 'ERR_POLICY_INVALID' // well-formed, but breaks the policy schema or a semantic rule
   | 'ERR_POLICY_FINDINGS' // valid, but with error-level findings not accepted (the reload guard, at start too)
+  // A policy directory (docs/policy.md, "A policy directory"):
+  | 'ERR_POLICY_DIRECTORY' // the directory cannot be used: unreadable, no root file or two, too many files
+  | 'ERR_POLICY_CONFLICT' // a service file claims what another file holds (service name, host, claim header)
+  | 'ERR_POLICY_SERVICE_RULES' // a service file does what the root's service_rules refuse
+  | 'ERR_POLICY_FILE_MISSING' // a service file the root names is gone: removing it takes the root's say-so
+  | 'ERR_POLICY_FILE_NOT_ADMITTED' // a YAML file the root's service_files do not admit
+  | 'ERR_POLICY_ROOT_BREAKS_FILES' // a root change that service files in force could not live with
   | 'ERR_POLICY_TEST_READ' // a policy test file: missing, unreadable, too large, not UTF-8
   | 'ERR_POLICY_TEST_SYNTAX' // a policy test file that is not well-formed YAML
   | 'ERR_POLICY_TEST_INVALID'; // well-formed, but not a policy test file (docs/policy-tests.md)

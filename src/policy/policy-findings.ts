@@ -11,7 +11,8 @@ import { formatDuration } from './duration.js';
 import { FINDING_CODES, type FindingCode, type FindingLevel } from './finding-codes.js';
 import { isCatchAll, patternCovers, patternShape, sameShape } from './route-pattern-shape.js';
 import { requiresBinding } from './sender-constraints.js';
-import { displayYamlPath, type YamlLocations, type YamlPath } from './yaml-locations.js';
+import type { DocumentLocator } from './problem-locator.js';
+import { displayYamlPath, YamlLocations, type YamlPath, type YamlPosition } from './yaml-locations.js';
 
 export { FINDING_CODES, ROUTE_FINDING_CODES, type FindingCode, type FindingLevel } from './finding-codes.js';
 
@@ -20,6 +21,11 @@ export interface PolicyFinding {
   /** Stable, documented in docs/policy-checks.md; switch on it, never on the message. */
   readonly code: string;
   readonly level: FindingLevel;
+  /**
+   * The file it is in, for a policy directory (the root or a service file); absent for a single policy
+   * file, where it is always that file.
+   */
+  readonly file?: string;
   /** 1-based line in the policy file (0: the file as a whole). */
   readonly line: number;
   /** 1-based column (0: unknown). */
@@ -78,7 +84,7 @@ const WRITING_METHODS: readonly string[] = ['POST', 'PUT', 'PATCH', 'DELETE'];
  */
 export function policyFindings(
   policy: CompiledPolicy,
-  locations: YamlLocations,
+  locations: FindingSource,
   context: FindingContext = {},
 ): PolicyFinding[] {
   const source = sourceData(locations);
@@ -89,7 +95,7 @@ export function policyFindings(
   modeFindings(policy, source, add);
   serviceConstraintFindings(policy, source, add);
   originFindings(policy, source, add);
-  hostFindings(policy, add, (path) => locations.positionOf(path).line);
+  hostFindings(policy, add, (path) => positionOf(locations, path).line);
   issuerFindings(policy, add);
   scopeFindings(policy, add);
   advertisedScopeFindings(policy, context.scopesSupported, add);
@@ -187,13 +193,16 @@ interface Draft {
 
 type Add = (code: FindingCode, path: YamlPath, message: string) => void;
 
-function located(locations: YamlLocations, draft: Draft, acceptedReason?: string): PolicyFinding {
+function located(locations: FindingSource, draft: Draft, acceptedReason?: string): PolicyFinding {
   const { level, fix } = FINDING_CODES[draft.code];
+  const position = positionOf(locations, draft.path);
   return {
     code: draft.code,
     level,
-    ...locations.positionOf(draft.path),
-    path: displayYamlPath(draft.path),
+    ...('own' in position ? { file: position.file } : {}),
+    line: position.line,
+    column: position.column,
+    path: displayYamlPath('own' in position ? position.own : draft.path),
     message: draft.message,
     fix,
     ...(acceptedReason === undefined ? {} : { accepted: { reason: acceptedReason } }),
@@ -709,7 +718,23 @@ function routeAcceptances(policy: CompiledPolicy, source: SourceData): Acceptanc
 /** The policy's data as written; undefined when the source cannot be read as data. */
 type SourceData = unknown;
 
-function sourceData(locations: YamlLocations): SourceData {
+/**
+ * Where a policy's findings are located: one file's YAML, or a document assembled from several files (a
+ * policy directory: its locator says which file each path is in, `data` is the assembled document).
+ */
+export type FindingSource = YamlLocations | { readonly locator: DocumentLocator; readonly data: unknown };
+
+function positionOf(
+  locations: FindingSource,
+  path: YamlPath,
+): YamlPosition | (YamlPosition & { readonly file: string; readonly own: YamlPath }) {
+  if (locations instanceof YamlLocations) return locations.positionOf(path);
+  const { file, line, column, path: own } = locations.locator.place(path);
+  return { file, line, column, own };
+}
+
+function sourceData(locations: FindingSource): SourceData {
+  if (!(locations instanceof YamlLocations)) return locations.data;
   try {
     return locations.document.toJS({ maxAliasCount: 100 });
   } catch {

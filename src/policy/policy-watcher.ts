@@ -1,10 +1,18 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { CompiledPolicy } from './compiled-policy.js';
-import { policyFromRead, readPolicyText } from './load-policy.js';
+import { loadPolicyDirectory, policyFromRead, readPolicyText } from './load-policy.js';
+import {
+  directoryVersion,
+  type DirectoryInForce,
+  type DirectoryJudgement,
+  type FileVerdict,
+  type PolicyDirectoryListing,
+} from './policy-directory.js';
+import { isPolicyDirectory, readPolicyDirectory } from './read-policy-directory.js';
 import { describePolicyChange, policyChange } from './policy-change.js';
 import { formatPolicyProblem, PolicyError } from './policy-error.js';
 import { policyFindings, type PolicyFinding } from './policy-findings.js';
@@ -52,22 +60,34 @@ export interface PolicyWatcherOptions {
    * during it is not a race with the clock.
    */
   readonly settleWait?: (ms: number) => Promise<unknown>;
+  /**
+   * A policy directory at start: serve its service files that pass even if some have error-level findings
+   * (`serve --allow-policy-errors`), as a single file is served. Default false.
+   */
+  readonly allowPolicyErrors?: boolean;
 }
 
-/** A read file and its identity: the policy version of its text, or its read problem. */
-interface FileContent {
-  readonly read: TextFileRead;
-  readonly key: string;
-}
+/**
+ * A read policy and its identity: a file's text (key: its policy version) or read problem, or a policy
+ * directory's files (key: the version they would have were every one of them in force).
+ */
+type FileContent =
+  | { readonly read: TextFileRead; readonly key: string }
+  | { readonly listing: PolicyDirectoryListing; readonly key: string };
 
-/** A file judged: its compiled policy and findings, or why it is refused. */
+/** A file judged: its compiled policy and findings, or why it is refused; or a directory's files judged. */
 type Judgement =
   | {
       readonly kind: 'accepted';
       readonly policy: CompiledPolicy;
       readonly findings: readonly PolicyFinding[];
     }
-  | { readonly kind: 'refused'; readonly fields: Record<string, unknown> };
+  | { readonly kind: 'refused'; readonly fields: Record<string, unknown> }
+  | {
+      readonly kind: 'directory';
+      readonly judgement: DirectoryJudgement;
+      readonly everyFileInForce: boolean;
+    };
 
 /**
  * A policy file's life in a running service: the initial load, then its safe replacement. A new version is
@@ -98,17 +118,26 @@ export class PolicyWatcher {
   private lastSeen: string;
   /** Whether the file as last judged is the policy in force (false while a refused version sits on disk). */
   private inForce = true;
+  /** A policy directory's state: what is in force, each file's last verdict, and each file's content logged. */
+  private directory:
+    | {
+        inForce: DirectoryInForce;
+        verdicts: readonly FileVerdict[];
+        readonly logged: Map<string, string>;
+      }
+    | undefined;
 
   private constructor(
     private readonly options: PolicyWatcherOptions,
     initial: CompiledPolicy,
     findings: readonly PolicyFinding[],
     statSignature: string,
+    lastSeen: string,
   ) {
     this.current = initial;
     this.currentFindings = findings;
     this.lastStat = statSignature;
-    this.lastSeen = initial.version;
+    this.lastSeen = lastSeen;
   }
 
   /**
@@ -117,13 +146,45 @@ export class PolicyWatcher {
    * until `watch()`. @throws PolicyError: a service must not start on a policy it cannot use.
    */
   static async start(options: PolicyWatcherOptions): Promise<PolicyWatcher> {
+    if (await isPolicyDirectory(options.policyFile)) return PolicyWatcher.startDirectory(options);
     const signature = await statSignature(options.policyFile);
     const read = await readPolicyText(options.policyFile);
     const policy = await policyFromRead(read, options.policyFile);
     const findings = 'text' in read ? findingsOf(policy, read.text) : [];
-    const watcher = new PolicyWatcher(options, policy, findings, signature);
+    const watcher = new PolicyWatcher(options, policy, findings, signature, policy.version);
     watcher.logFindings();
     return watcher;
+  }
+
+  /** A policy directory: its files that pass are served, each refused one is logged (docs/policy.md). */
+  private static async startDirectory(options: PolicyWatcherOptions): Promise<PolicyWatcher> {
+    const folder = options.policyFile;
+    const signature = await statSignature(folder);
+    const listing = await readPolicyDirectory(folder);
+    const judgement = await loadPolicyDirectory(
+      folder,
+      undefined,
+      options.allowPolicyErrors === true ? { startGuard: 'off' } : {},
+      listing,
+    );
+    const { inForce, verdicts } = judgement;
+    const watcher = new PolicyWatcher(
+      options,
+      inForce.policy,
+      inForce.findings,
+      signature,
+      listingKey(listing),
+    );
+    watcher.directory = { inForce, verdicts, logged: new Map() };
+    watcher.inForce = verdicts.every((verdict) => verdict.inForce);
+    watcher.logVerdicts('start', verdicts, listing, true, undefined);
+    watcher.logFindings();
+    return watcher;
+  }
+
+  /** A policy directory's files as last judged (the root first); undefined for a single policy file. */
+  get fileVerdicts(): readonly FileVerdict[] | undefined {
+    return this.directory?.verdicts;
   }
 
   /** The policy in force. */
@@ -177,10 +238,12 @@ export class PolicyWatcher {
   /** Starts watching the file (events on its folder plus a poll). */
   watch(): void {
     const file = this.options.policyFile;
+    const folder = this.directory === undefined ? dirname(file) : file;
     try {
-      this.watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
+      this.watcher = watch(folder, { persistent: false }, (_event, name) => {
         // A ConfigMap swaps `..data`, not the file's own name: any change in the folder is worth a look.
-        if (isWatchedEvent(file, name)) this.schedule('watch');
+        // In a policy directory every entry may be a policy file.
+        if (this.directory !== undefined || isWatchedEvent(file, name)) this.schedule('watch');
       });
       this.watcher.on('error', () => undefined); // the poll still covers the file
     } catch {
@@ -208,7 +271,10 @@ export class PolicyWatcher {
   }
 
   private async pollOnce(): Promise<void> {
-    const seen = pollSaw(this.lastStat, await statSignature(this.options.policyFile));
+    const seen = pollSaw(
+      this.lastStat,
+      await (this.directory === undefined ? statSignature : directorySignature)(this.options.policyFile),
+    );
     this.lastStat = seen.lastStat;
     if (seen.schedule) this.schedule('poll');
   }
@@ -216,7 +282,7 @@ export class PolicyWatcher {
   /** `answerUnchanged`: log (and re-judge) content already judged; for a SIGHUP, not for file events. */
   private async reloadOnce(trigger: ReloadTrigger, answerUnchanged: boolean): Promise<ReloadResult> {
     const { logger, policyFile } = this.options;
-    const content = await readContent(policyFile);
+    const content = await this.readContent();
     // The watcher and the poll often notice the same edit: judge each content once. SIGHUP always answers.
     const step = firstRead(content.key, this.lastSeen, this.current.version, answerUnchanged);
     if (step.kind === 'skip') return 'unchanged';
@@ -224,6 +290,11 @@ export class PolicyWatcher {
     if (settled === undefined) return 'unchanged'; // stopped while waiting
     this.lastSeen = settled.content.key;
     const { judgement } = settled;
+    if (judgement?.kind === 'directory') {
+      const result = this.applyDirectory(trigger, judgement.judgement, settled.content, answerUnchanged);
+      this.options.onReload?.(result);
+      return result;
+    }
     const { result, fileInForce } = conclusion(judgement?.kind, this.inForce);
     if (judgement?.kind === 'accepted') {
       this.apply(trigger, judgement.policy, judgement.findings);
@@ -260,11 +331,13 @@ export class PolicyWatcher {
     for (let round = 0; ; round += 1) {
       if (step.kind !== 'compile') return { content }; // the file holds the version in force
       const judgement = await this.judge(content);
-      const next = judged(judgement.kind === 'accepted', round, settleMs);
+      const accepted =
+        judgement.kind === 'accepted' || (judgement.kind === 'directory' && judgement.everyFileInForce);
+      const next = judged(accepted, round, settleMs);
       if (next.kind !== 'wait') return { content, judgement };
       await (this.options.settleWait ?? delay)(next.ms);
       if (this.stopped) return undefined;
-      const again = await readContent(this.options.policyFile);
+      const again = await this.readContent();
       step = reread(content.key, again.key, this.current.version);
       if (step.kind === 'conclude') return { content, judgement };
       content = again;
@@ -276,6 +349,14 @@ export class PolicyWatcher {
     const file = this.options.policyFile;
     let policy: CompiledPolicy;
     try {
+      if ('listing' in content) {
+        const judgement = await loadPolicyDirectory(file, this.directory?.inForce, {}, content.listing);
+        return {
+          kind: 'directory',
+          judgement,
+          everyFileInForce: judgement.verdicts.every((verdict) => verdict.inForce),
+        };
+      }
       policy = await policyFromRead(content.read, file);
     } catch (error) {
       if (!(error instanceof PolicyError)) throw error;
@@ -284,7 +365,7 @@ export class PolicyWatcher {
         fields: { code: error.code, problems: error.problems.map(formatPolicyProblem) },
       };
     }
-    const findings = 'text' in content.read ? findingsOf(policy, content.read.text) : [];
+    const findings = 'read' in content && 'text' in content.read ? findingsOf(policy, content.read.text) : [];
     const refusal = guardRefusal(this.current.reloadGuard, this.currentFindings, findings, file);
     if (refusal !== undefined) return { kind: 'refused', fields: { ...refusal } };
     return { kind: 'accepted', policy, findings };
@@ -325,6 +406,133 @@ export class PolicyWatcher {
     );
   }
 
+  private async readContent(): Promise<FileContent> {
+    if (this.directory === undefined) return readContent(this.options.policyFile);
+    const listing = await readPolicyDirectory(this.options.policyFile);
+    return { listing, key: listingKey(listing) };
+  }
+
+  /**
+   * A policy directory judged: the merged policy of the files in force is put in force when it changed;
+   * each file whose content (or outcome) changed since last logged gets a line naming it and its owner.
+   */
+  private applyDirectory(
+    trigger: ReloadTrigger,
+    judgement: DirectoryJudgement,
+    content: FileContent,
+    answerUnchanged: boolean,
+  ): ReloadResult {
+    const directory = this.directory;
+    if (directory === undefined || !('listing' in content)) return 'unchanged';
+    const previous = this.current;
+    const { inForce, verdicts } = judgement;
+    const changed = inForce.policy.version !== previous.version;
+    directory.inForce = inForce;
+    directory.verdicts = verdicts;
+    const everyFileInForce = verdicts.every((verdict) => verdict.inForce);
+    const wasInForce = this.inForce;
+    this.inForce = everyFileInForce;
+    if (changed) {
+      this.current = inForce.policy;
+      this.currentFindings = inForce.findings;
+      this.options.onPolicy(inForce.policy);
+    }
+    const changes = changed ? describePolicyChange(policyChange(previous, inForce.policy)) : undefined;
+    const logged = this.logVerdicts(trigger, verdicts, content.listing, answerUnchanged, changes);
+    if (changed) this.logFindings();
+    if (
+      verdicts.some((verdict) => verdict.outcome === 'refused' || verdict.outcome === 'not_admitted') &&
+      logged
+    )
+      return 'error';
+    if (changed) return 'ok';
+    if (!logged && answerUnchanged) {
+      this.options.logger.info(
+        {
+          event: 'policy_reload',
+          result: 'unchanged',
+          trigger,
+          file: this.options.policyFile,
+          policy_version: previous.version,
+        },
+        'policy directory unchanged',
+      );
+    }
+    return everyFileInForce && !wasInForce ? 'restored' : 'unchanged';
+  }
+
+  /**
+   * One `policy_reload` line per file whose content or outcome changed since its last line (every file
+   * judged, for a SIGHUP or at start): `file`, `owner`, `result` (`ok`, `error`, `removed`), and for a
+   * refusal `code`, `problems` and `serving` (what of the file stays in force: `last_good` or `none`).
+   * Returns whether any line was written.
+   */
+  private logVerdicts(
+    trigger: ReloadTrigger | 'start',
+    verdicts: readonly FileVerdict[],
+    listing: PolicyDirectoryListing,
+    everyOne: boolean,
+    changes: unknown,
+  ): boolean {
+    const directory = this.directory;
+    if (directory === undefined) return false;
+    const texts = new Map(
+      'files' in listing ? listing.files.map((f) => [f.name, contentKey(f.read)] as const) : [],
+    );
+    let wrote = false;
+    for (const verdict of verdicts) {
+      const key = `${texts.get(verdict.name) ?? 'missing'} ${verdict.outcome}`;
+      const before = directory.logged.get(verdict.name);
+      directory.logged.set(verdict.name, key);
+      if (verdict.outcome === 'unchanged' && !(everyOne && trigger !== 'start')) continue;
+      if (before === key && !everyOne) continue;
+      wrote = true;
+      this.logVerdict(trigger, verdict, changes);
+    }
+    for (const name of directory.logged.keys())
+      if (!verdicts.some((verdict) => verdict.name === name)) directory.logged.delete(name);
+    return wrote;
+  }
+
+  private logVerdict(trigger: ReloadTrigger | 'start', verdict: FileVerdict, changes: unknown): void {
+    const { logger } = this.options;
+    const fields = {
+      event: trigger === 'start' ? 'policy_load' : 'policy_reload',
+      result:
+        verdict.outcome === 'accepted' || verdict.outcome === 'unchanged'
+          ? 'ok'
+          : verdict.outcome === 'removed'
+            ? 'removed'
+            : 'error',
+      trigger,
+      file: verdict.file,
+      role: verdict.role,
+      ...(verdict.owner === undefined ? {} : { owner: verdict.owner }),
+      services: verdict.services,
+      ...(verdict.code === undefined
+        ? {}
+        : { code: verdict.code, problems: verdict.problems, serving: verdict.serving }),
+      policy_version: this.current.version,
+      ...(changes === undefined || verdict.outcome !== 'accepted' ? {} : { changes }),
+    };
+    if (verdict.outcome === 'refused' || verdict.outcome === 'not_admitted') {
+      const stays =
+        verdict.role === 'root'
+          ? 'the root file in force stays; service files are judged against it'
+          : verdict.serving === 'last_good'
+            ? 'its last good version stays in force'
+            : 'it has no version in force: its hosts are answered 503 until a good version is saved';
+      logger.error(fields, `policy file refused (${verdict.owner ?? 'owner unknown'}); ${stays}`);
+    } else if (verdict.outcome === 'removed') {
+      logger.warn(fields, `policy file removed (${verdict.owner ?? 'owner unknown'}); its services are gone`);
+    } else if (trigger !== 'start') {
+      logger.info(
+        fields,
+        `policy file ${verdict.outcome === 'accepted' ? 'applied' : 'in force'} (${verdict.owner ?? 'owner unknown'})`,
+      );
+    }
+  }
+
   /** Each finding of the policy now in force, once, at a level to match (accepted ones as information). */
   private logFindings(): void {
     const { logger, policyFile } = this.options;
@@ -333,7 +541,8 @@ export class PolicyWatcher {
         event: 'policy_finding',
         code: finding.code,
         finding_level: finding.level,
-        file: finding.line > 0 ? `${policyFile}:${finding.line}` : policyFile,
+        file:
+          finding.line > 0 ? `${finding.file ?? policyFile}:${finding.line}` : (finding.file ?? policyFile),
         path: finding.path,
         message: finding.message,
         fix: finding.fix,
@@ -355,8 +564,28 @@ function findingsOf(policy: CompiledPolicy, text: string): readonly PolicyFindin
 
 async function readContent(file: string): Promise<FileContent> {
   const read = await readPolicyText(file);
-  // The policy version is the hash of its text: the same text means the same policy.
-  return { read, key: 'text' in read ? policyVersion(read.text) : `unreadable: ${read.problem}` };
+  return { read, key: contentKey(read) };
+}
+
+/** The policy version is the hash of its text: the same text means the same policy. */
+function contentKey(read: TextFileRead): string {
+  return 'text' in read ? policyVersion(read.text) : `unreadable: ${read.problem}`;
+}
+
+/** A directory's content key: the version of the merged policy, were every file of it in force. */
+function listingKey(listing: PolicyDirectoryListing): string {
+  if ('problem' in listing) return `unreadable: ${listing.problem}`;
+  return directoryVersion(listing.files);
+}
+
+/** Every entry's stat, so that an edited, added, removed or swapped (`..data`) file shows. */
+async function directorySignature(folder: string): Promise<string> {
+  const names = await readdir(folder).catch(() => undefined);
+  if (names === undefined) return 'missing';
+  const stats = await Promise.all(
+    names.sort().map(async (name) => `${name}=${await statSignature(join(folder, name))}`),
+  );
+  return stats.join('|');
 }
 
 /** stat follows symlinks, so a swapped ConfigMap target shows as a new inode. */

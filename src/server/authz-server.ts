@@ -234,6 +234,7 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
   const watcher = await PolicyWatcher.start({
     policyFile: options.policyFile,
     logger,
+    ...(options.allowPolicyErrors === true ? { allowPolicyErrors: true } : {}),
     onPolicy: (policy) => {
       active = activate(policy, active.keyRing);
       void active.keyRing.prefetch(); // new issuers' keys; unchanged ones are already cached
@@ -246,6 +247,8 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
         metrics?.setPolicyFindings?.(watcher.findings);
       }
       metrics?.setPolicyFileInForce?.(watcher.fileInForce);
+      const files = watcher.fileVerdicts;
+      if (files !== undefined) metrics?.setPolicyDirectoryFiles?.(files);
       updateHealth();
     },
   });
@@ -253,7 +256,8 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
   let active = activate(watcher.policy);
   metrics?.setPolicyInfo({ version: active.policy.version, source: active.policy.source });
   metrics?.recordInitialPolicyLoad?.();
-  metrics?.setPolicyFileInForce?.(true);
+  metrics?.setPolicyFileInForce?.(watcher.fileInForce);
+  if (watcher.fileVerdicts !== undefined) metrics?.setPolicyDirectoryFiles?.(watcher.fileVerdicts);
   metrics?.setPolicyFindings?.(watcher.findings);
   metrics?.readTokenCacheEntriesFrom?.(() => active.keyRing.tokenCaches.sizes());
   metrics?.readKeyUsabilityFrom?.(() => active.keyRing.usability());
@@ -429,7 +433,7 @@ function refuseStartWithErrors(watcher: PolicyWatcher, options: AuthzServerOptio
   throw new PolicyError(
     'ERR_POLICY_FINDINGS',
     blocking.map((finding) => ({
-      file: options.policyFile,
+      file: finding.file ?? options.policyFile,
       line: finding.line,
       column: finding.column,
       path: finding.path,

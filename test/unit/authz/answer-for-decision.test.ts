@@ -110,6 +110,7 @@ const DENIAL_TABLE = {
   binding_certificate_mismatch: { status: 401, error: 'invalid_token', challenge: invalidToken },
   binding_not_accepted: { status: 401, error: 'invalid_token', challenge: invalidToken },
   binding_required: { status: 401, error: 'invalid_token', challenge: invalidToken },
+  service_unavailable: { status: 503, error: 'temporarily_unavailable', challenge: undefined },
 } satisfies Record<
   DenialCode,
   { status: number; error: string; challenge: string | readonly string[] | undefined }

@@ -127,6 +127,7 @@ const DENIAL_CODES = Object.keys({
   insufficient_scope: true,
   insufficient_user_authentication: true,
   keys_unavailable: true,
+  service_unavailable: true,
 } satisfies Record<DenialCode, true>) as DenialCode[];
 
 /** The reason of an allowed decision in the log; not a denial. */
