@@ -8,6 +8,8 @@ import { serveConfig, SERVE_DEFAULTS } from '../../src/cli/serve-config.js';
 import { bankConfig } from '../../src/demo/bank/bank-config.js';
 import { SERVICE_EXTENSION } from '../../src/envoy/request-facts-from-check.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
+import { parsePolicyTestFile } from '../../src/policy-tools/policy-test-file.js';
+import { runPolicyTests } from '../../src/policy-tools/run-policy-tests.js';
 import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
 import { argsOf, readDockerfile, stageNamed } from '../kit/dockerfile.js';
 import { kustomizeBuild } from '../kit/kustomize.js';
@@ -965,6 +967,22 @@ describe('policy.gateway.d/: policy.gateway.yaml split by owner', () => {
       issuers: (policy['issuers'] as Json[]).map(({ jwks_file: _ignored, ...issuer }) => issuer),
     });
     expect(withoutKeyFiles(merged)).toEqual(withoutKeyFiles(single));
+  });
+
+  it("bank.test.yaml, the bank's policy tests, pass against the same policy in one file", async () => {
+    // Its `policy: .` is the directory; until the directory loader is there to test with, policy.gateway.yaml
+    // (the same policy, the test above) stands in for it.
+    const testFile = path.join(gatewayDir, 'bank.test.yaml');
+    const parsed = parsePolicyTestFile(readFileSync(testFile, 'utf8'), testFile);
+    expect(parsed.policyFile).toBe(gatewayDir);
+    const single = path.join(repoRoot, 'policy.gateway.yaml');
+    const results = await runPolicyTests(
+      compilePolicy(readFileSync(single, 'utf8'), single),
+      parsed.cases,
+      parsed.nowMs!,
+    );
+    expect(results.filter((result) => !result.passed).map((result) => result.testCase.name)).toEqual([]);
+    expect(results.flatMap((result) => result.warnings)).toEqual([]);
   });
 });
 
