@@ -1,13 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { serveConfig, SERVE_DEFAULTS } from '../../src/cli/serve-config.js';
 import { bankConfig } from '../../src/demo/bank/bank-config.js';
 import { SERVICE_EXTENSION } from '../../src/envoy/request-facts-from-check.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
+import { parsePolicyTestFile } from '../../src/policy-tools/policy-test-file.js';
+import { runPolicyTests } from '../../src/policy-tools/run-policy-tests.js';
 import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
 import { argsOf, readDockerfile, stageNamed } from '../kit/dockerfile.js';
 import { kustomizeBuild } from '../kit/kustomize.js';
@@ -20,7 +22,10 @@ import { at, FIRST_ENDPOINT_SOCKET } from '../kit/parsed-tree.js';
  * name, Service, port, timeout, fail-closed; Envoy Gateway's policy on the Gateway, the service it names, the
  * headers every route keeps from the upstream) across files; the NetworkPolicies in front of the authz Pods;
  * the DPoP nonce key every authz container reads from the Secret it cannot start without; the versioned-policy
- * overlay's hashed ConfigMap; and every container's restricted security settings and resources. Checked on what kustomize renders (the
+ * overlay's hashed ConfigMap; the teams overlay's policy directory (one ConfigMap per owner in one projected
+ * volume, the files policy.gateway.d/'s, Envoy's config envoy/gateway.yaml routing every host they claim) and
+ * its add-a-team example; policy.gateway.d/ against policy.gateway.yaml; and every container's restricted
+ * security settings and resources. Checked on what kustomize renders (the
  * pinned binary from scripts/install-deploy-tools.sh), which is what a cluster would be given.
  */
 
@@ -810,10 +815,346 @@ describe('deploy/kubernetes-versioned-policy: the policy in a ConfigMap named by
   });
 });
 
+// --- The teams overlay: a policy directory of one ConfigMap per owner ----------------------------------------
+
+const teams = render('kubernetes-teams');
+const teamsExample = render('kubernetes-teams-add-team-example');
+const gatewayDir = path.join(repoRoot, 'policy.gateway.d');
+const gatewayYamlText = readFileSync(path.join(repoRoot, 'envoy', 'gateway.yaml'), 'utf8');
+/** The root file of a policy directory (docs/policy.md, "A policy directory: one file per team"). */
+const ROOT_FILE = '_gateway.yaml';
+
+interface ProjectedVolume {
+  name: string;
+  projected?: { sources: { configMap?: { name: string; items?: unknown[] } }[] };
+  configMap?: unknown;
+}
+
+/**
+ * The policy directory an authz container serves: the folder `--policy` names, the volume mounted there
+ * (projected, of ConfigMaps), and the files that folder holds, by name, from those ConfigMaps' data.
+ */
+function policyDirectoryOf(objects: readonly Json[], deployment: Json, owner: Container) {
+  const dir = flag(owner.args, '--policy')!;
+  const mount = (owner.volumeMounts ?? []).find((candidate) => candidate.mountPath === dir);
+  const volumes = at(deployment, 'spec', 'template', 'spec', 'volumes') as ProjectedVolume[];
+  const volume = volumes.find((candidate) => candidate.name === mount?.name);
+  const configMaps = (volume?.projected?.sources ?? []).map((source) => source.configMap?.name);
+  const files = new Map<string, string>();
+  for (const name of configMaps) {
+    const data = at(one(objects, 'ConfigMap', name!), 'data') as Record<string, string>;
+    for (const [file, text] of Object.entries(data)) {
+      expect(files.has(file), `${file} in two ConfigMaps`).toBe(false);
+      files.set(file, text);
+    }
+  }
+  return { dir, mount, volume, configMaps, files };
+}
+
+type PolicyFile = Json & { services?: Json[] };
+const parsePolicy = (text: string) => parse(text) as PolicyFile;
+
+/** Whether a service file name is admitted by one entry of `service_files` (a name, or a pattern with `*`). */
+function admits(entries: readonly string[], file: string): boolean {
+  return entries.some((entry) =>
+    new RegExp(
+      `^${entry
+        .split('*')
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('[^/]*')}$`,
+    ).test(file),
+  );
+}
+
+/**
+ * The directory as one single-file policy: the root's keys less those only a root has, and every service
+ * file's services in file-name order. What the single-file compiler can check of a directory (issuers a
+ * service names, scopes, claim headers, hosts claimed twice) until the directory loader is there to test.
+ */
+function asOneFile(files: ReadonlyMap<string, string>): PolicyFile {
+  const root = { ...parsePolicy(files.get(ROOT_FILE)!) };
+  for (const key of ['owner', 'service_files', 'overlapping_wildcards', 'service_rules']) delete root[key];
+  const services = [...files.keys()]
+    .filter((file) => file !== ROOT_FILE)
+    .sort()
+    .flatMap((file) => parsePolicy(files.get(file)!).services ?? []);
+  return { ...root, services };
+}
+
+/** The services of a policy with the issuer `iss` taken out of each service's list. */
+const withoutIssuer = (policy: PolicyFile, iss: string): PolicyFile => ({
+  ...policy,
+  services: (policy.services ?? []).map((service) => ({
+    ...service,
+    issuers: (service['issuers'] as { issuer: string }[]).filter((entry) => entry.issuer !== iss),
+  })),
+});
+
+/** The hosts the services claim that no virtual host of an Envoy config routes, and claim headers it leaves. */
+function envoyGaps(envoyText: string, services: readonly Json[]) {
+  const config = parse(envoyText) as Json;
+  const manager = at(
+    config,
+    'static_resources',
+    'listeners',
+    0,
+    'filter_chains',
+    0,
+    'filters',
+    0,
+    'typed_config',
+  );
+  const virtualHosts = at(manager, 'route_config', 'virtual_hosts') as {
+    domains: string[];
+    routes: Json[];
+  }[];
+  const clusters = new Set(
+    (at(config, 'static_resources', 'clusters') as { name: string }[]).map((cluster) => cluster.name),
+  );
+  const removedFirst = (
+    at((at(manager, 'http_filters') as Json[])[0], 'typed_config', 'mutations', 'request_mutations') as {
+      remove: string;
+    }[]
+  ).map((mutation) => mutation.remove);
+  const unrouted: string[] = [];
+  for (const host of services.flatMap((service) => (service['hosts'] as string[] | undefined) ?? [])) {
+    const virtualHost = virtualHosts.find((candidate) => candidate.domains.includes(host));
+    const upstreams = (virtualHost?.routes ?? []).map((route) => at(route, 'route', 'cluster') as string);
+    if (virtualHost === undefined || upstreams.length === 0 || !upstreams.every((name) => clusters.has(name)))
+      unrouted.push(host);
+  }
+  const claimHeaders = services.flatMap((service) =>
+    Object.values((service['claim_headers'] as Record<string, string> | undefined) ?? {}),
+  );
+  return { unrouted, unremoved: claimHeaders.filter((header) => !removedFirst.includes(header)) };
+}
+
+describe('policy.gateway.d/: policy.gateway.yaml split by owner', () => {
+  const files = new Map(
+    readdirSync(gatewayDir)
+      .filter((file) => file.endsWith('.yaml'))
+      .map((file) => [file, readFileSync(path.join(gatewayDir, file), 'utf8')]),
+  );
+
+  it('the root admits every service file, each names its owner, and the platform owns the root', () => {
+    const root = parsePolicy(files.get(ROOT_FILE)!);
+    expect(root['owner']).toBe('platform');
+    expect(root['service_files']).toEqual(['bank.yaml', 'statements.yaml']);
+    const serviceFiles = [...files.keys()].filter(
+      (file) => file !== ROOT_FILE && !file.endsWith('.test.yaml'),
+    );
+    expect(serviceFiles.filter((file) => !admits(root['service_files'] as string[], file))).toEqual([]);
+    expect(
+      Object.fromEntries(serviceFiles.map((file) => [file, parsePolicy(files.get(file)!)['owner']])),
+    ).toEqual({
+      'bank.yaml': 'team-bank',
+      'statements.yaml': 'team-statements',
+    });
+    for (const file of serviceFiles)
+      expect(Object.keys(parsePolicy(files.get(file)!)).sort(), file).toEqual(['owner', 'services']);
+  });
+
+  it('holds the same policy as policy.gateway.yaml, the key file named from its own folder', () => {
+    const merged = asOneFile(files);
+    const single = parsePolicy(readFileSync(path.join(repoRoot, 'policy.gateway.yaml'), 'utf8'));
+    const jwksFile = (policy: PolicyFile, base: string) =>
+      (policy['issuers'] as { jwks_file?: string }[])
+        .filter((issuer) => issuer.jwks_file !== undefined)
+        .map((issuer) => path.resolve(base, issuer.jwks_file!));
+    expect(jwksFile(merged, gatewayDir)).toEqual(jwksFile(single, repoRoot));
+    const withoutKeyFiles = (policy: PolicyFile) => ({
+      ...policy,
+      issuers: (policy['issuers'] as Json[]).map(({ jwks_file: _ignored, ...issuer }) => issuer),
+    });
+    expect(withoutKeyFiles(merged)).toEqual(withoutKeyFiles(single));
+  });
+
+  it("bank.test.yaml, the bank's policy tests, pass against the same policy in one file", async () => {
+    // Its `policy: .` is the directory; until the directory loader is there to test with, policy.gateway.yaml
+    // (the same policy, the test above) stands in for it.
+    const testFile = path.join(gatewayDir, 'bank.test.yaml');
+    const parsed = parsePolicyTestFile(readFileSync(testFile, 'utf8'), testFile);
+    expect(parsed.policyFile).toBe(gatewayDir);
+    const single = path.join(repoRoot, 'policy.gateway.yaml');
+    const results = await runPolicyTests(
+      compilePolicy(readFileSync(single, 'utf8'), single),
+      parsed.cases,
+      parsed.nowMs!,
+    );
+    expect(results.filter((result) => !result.passed).map((result) => result.testCase.name)).toEqual([]);
+    expect(results.flatMap((result) => result.warnings)).toEqual([]);
+  });
+});
+
+describe('deploy/kubernetes-teams: the gateway, its policy a directory of one ConfigMap per owner', () => {
+  const teamsPod = one(teams, 'Deployment', 'bank');
+  const teamsAuthz = container(teamsPod, 'authz');
+  const teamsEnvoy = container(teamsPod, 'envoy');
+  const directory = policyDirectoryOf(teams, teamsPod, teamsAuthz);
+  const overlayFile = (file: string) => readFileSync(path.join(deployDir, 'kubernetes-teams', file), 'utf8');
+
+  it("mounts Envoy's config, byte for byte envoy/gateway.yaml, where Envoy's args read it", () => {
+    expect(overlayFile('gateway.yaml'), 'cp envoy/gateway.yaml deploy/kubernetes-teams/').toBe(
+      gatewayYamlText,
+    );
+    const mounted = configMapFileAt(teams, teamsPod, teamsEnvoy, flag(teamsEnvoy.args, '-c')!);
+    expect(mounted?.text).toBe(gatewayYamlText);
+    expect(flag(teamsEnvoy.args, '-c')).toBe(flag(envoy.args, '-c'));
+  });
+
+  it('authz serve --policy names the folder of the projected volume; every other argument is the base', () => {
+    expect(directory.dir).toBe('/etc/authz/policy.d');
+    expect(directory.mount).toEqual({ name: 'policy', mountPath: directory.dir, readOnly: true });
+    expect(teamsAuthz.args).toEqual(
+      authz.args!.map((arg) => (arg === flag(authz.args, '--policy') ? directory.dir : arg)),
+    );
+    expect(serveConfig(teamsAuthz.args!.slice(1), {}).policyFile).toBe(directory.dir);
+    expect(authzContainerProblems(teamsAuthz)).toEqual([]);
+    expect(nonceKeyProblems(teamsPod, teamsAuthz)).toEqual([]);
+  });
+
+  it("the projected volume holds the root's ConfigMap and each team's, none hashed, one file each", () => {
+    expect(directory.volume?.configMap).toBeUndefined();
+    expect(directory.configMaps).toEqual([
+      'authz-policy-gateway',
+      'authz-policy-bank',
+      'authz-policy-statements',
+    ]);
+    for (const name of directory.configMaps)
+      expect(Object.keys(at(one(teams, 'ConfigMap', name!), 'data') as Json)).toHaveLength(1);
+    expect([...directory.files.keys()].sort()).toEqual([ROOT_FILE, 'bank.yaml', 'statements.yaml']);
+    for (const [file, text] of directory.files) expect(text, file).toBe(overlayFile(file));
+    // The base's single-file ConfigMap is gone, and nothing else mounts the policy.
+    expect(teams.filter((object) => at(object, 'metadata', 'name') === 'authz-policy')).toEqual([]);
+  });
+
+  it('the root admits exactly the service files mounted beside it, by name, and each names its owner', () => {
+    const root = parsePolicy(directory.files.get(ROOT_FILE)!);
+    const serviceFiles = [...directory.files.keys()].filter((file) => file !== ROOT_FILE);
+    expect([...(root['service_files'] as string[])].sort()).toEqual(serviceFiles.sort());
+    expect((root['service_files'] as string[]).some((entry) => entry.includes('*'))).toBe(false);
+    expect(root['owner']).toBe('platform');
+    for (const file of serviceFiles)
+      expect(parsePolicy(directory.files.get(file)!)['owner']).toBe(`team-${path.basename(file, '.yaml')}`);
+  });
+
+  it("the files are policy.gateway.d's, but for the cluster's issuer and Redis in the root", () => {
+    const repoFile = (file: string) => parsePolicy(readFileSync(path.join(gatewayDir, file), 'utf8'));
+    for (const file of ['bank.yaml', 'statements.yaml'])
+      expect(parsePolicy(directory.files.get(file)!), file).toEqual(
+        withoutIssuer(repoFile(file), 'http://127.0.0.1:9000'),
+      );
+    const root = parsePolicy(directory.files.get(ROOT_FILE)!);
+    const repoRoot_ = repoFile(ROOT_FILE);
+    for (const key of ['version', 'owner', 'service_files', 'known_scopes'])
+      expect(root[key], key).toEqual(repoRoot_[key]);
+    // The cluster's issuer is deploy/policy's placeholder, with the same identifier as the demo's dev tokens.
+    const clusterPolicy = parsePolicy(readFileSync(path.join(deployDir, 'policy', 'policy.yaml'), 'utf8'));
+    expect(root['issuers']).toEqual(clusterPolicy['issuers']);
+    expect(root['dpop']).toEqual(clusterPolicy['dpop']);
+  });
+
+  it('compiles as one file, the same check as `authz check-policy` short of the directory rules', () => {
+    const merged = asOneFile(directory.files);
+    const file = path.posix.join(directory.dir, ROOT_FILE);
+    const compiled = compilePolicy(stringify(merged), file);
+    expect(compiled.serviceSelector.forHost('bank.example')?.name).toBe('bank');
+    expect(compiled.serviceSelector.forHost('statements.example')?.name).toBe('statements');
+    // The root's Redis URL is the mounted key of the Secret authz-redis.
+    const store = compiled.dpopReplayStore;
+    expect(store.type === 'redis' && 'file' in store.url ? store.url.file : undefined).toBe(
+      '/etc/authz-redis/url',
+    );
+    expect(secretFileProblems(teamsPod, teamsAuthz, '/etc/authz-redis/url', REDIS_URL_SECRET)).toEqual([]);
+  });
+
+  it('Envoy routes every host the mounted services claim, and its first filter removes their claim headers', () => {
+    const services = [...directory.files.keys()]
+      .filter((file) => file !== ROOT_FILE)
+      .flatMap((file) => parsePolicy(directory.files.get(file)!).services!);
+    const mounted = configMapFileAt(teams, teamsPod, teamsEnvoy, flag(teamsEnvoy.args, '-c')!)!.text!;
+    expect(envoyGaps(mounted, services)).toEqual({ unrouted: [], unremoved: [] });
+  });
+
+  it("runs the statements stub on the address of Envoy's statements cluster, and probes Envoy by a host it routes", () => {
+    const statements = container(teamsPod, 'statements');
+    const config = parse(gatewayYamlText) as Json;
+    const cluster = (at(config, 'static_resources', 'clusters') as Json[]).find(
+      (c) => c['name'] === 'statements',
+    )!;
+    const socket = at(cluster, ...FIRST_ENDPOINT_SOCKET);
+    expect(statements.args).toEqual([
+      'statements',
+      '--listen',
+      `${at(socket, 'address')}:${at(socket, 'port_value')}`,
+    ]);
+    expect(statements.image).toBe(bank.image);
+    expect(at(teamsEnvoy, 'readinessProbe', 'httpGet')).toEqual({
+      path: '/healthz',
+      port: 'http',
+      httpHeaders: [{ name: 'Host', value: 'bank.example' }],
+    });
+  });
+});
+
+describe('deploy/kubernetes-teams-add-team-example: a third team, its own ConfigMap, a root that admits it', () => {
+  const examplePod = one(teamsExample, 'Deployment', 'bank');
+  const exampleAuthz = container(examplePod, 'authz');
+  const directory = policyDirectoryOf(teamsExample, examplePod, exampleAuthz);
+  const exampleFile = (file: string) =>
+    readFileSync(path.join(deployDir, 'kubernetes-teams-add-team-example', file), 'utf8');
+
+  it("adds the cards team's ConfigMap, not hashed, to the teams overlay's projected volume", () => {
+    expect(directory.dir).toBe('/etc/authz/policy.d');
+    expect(directory.configMaps).toEqual([
+      'authz-policy-gateway',
+      'authz-policy-bank',
+      'authz-policy-statements',
+      'authz-policy-cards',
+    ]);
+    expect(directory.files.get('cards.yaml')).toBe(exampleFile('cards.yaml'));
+    expect(directory.files.get(ROOT_FILE)).toBe(exampleFile(ROOT_FILE));
+    expect(parsePolicy(exampleFile('cards.yaml'))['owner']).toBe('team-cards');
+  });
+
+  it('its root is the teams root with cards.yaml admitted and view:cards known, nothing else', () => {
+    const root = parsePolicy(directory.files.get(ROOT_FILE)!);
+    const teamsRoot = parsePolicy(readFileSync(path.join(deployDir, 'kubernetes-teams', ROOT_FILE), 'utf8'));
+    expect(root).toEqual({
+      ...teamsRoot,
+      service_files: [...(teamsRoot['service_files'] as string[]), 'cards.yaml'],
+      known_scopes: [...(teamsRoot['known_scopes'] as string[]), 'view:cards'],
+    });
+    const serviceFiles = [...directory.files.keys()].filter((file) => file !== ROOT_FILE);
+    expect(serviceFiles.filter((file) => !admits(root['service_files'] as string[], file))).toEqual([]);
+    const compiled = compilePolicy(
+      stringify(asOneFile(directory.files)),
+      path.posix.join(directory.dir, ROOT_FILE),
+    );
+    expect(compiled.serviceSelector.forHost('cards.example')?.name).toBe('cards');
+  });
+
+  it("leaves Envoy's config as the teams overlay's: cards.example has no virtual host yet, as its comments say", () => {
+    const envoyConfig = (objects: readonly Json[]) => {
+      const deployment = one(objects, 'Deployment', 'bank');
+      const owner = container(deployment, 'envoy');
+      return configMapFileAt(objects, deployment, owner, flag(owner.args, '-c')!)?.text;
+    };
+    expect(envoyConfig(teamsExample)).toBe(envoyConfig(teams));
+    const cards = parsePolicy(exampleFile('cards.yaml')).services!;
+    expect(envoyGaps(envoyConfig(teamsExample)!, cards)).toEqual({
+      unrouted: ['cards.example'],
+      unremoved: [],
+    });
+  });
+});
+
 describe('every container in every rendering is locked down and sized', () => {
   const renderings = {
     kubernetes,
     'kubernetes-versioned-policy': versioned,
+    'kubernetes-teams': teams,
+    'kubernetes-teams-add-team-example': teamsExample,
     istio,
     'envoy-gateway': gateway,
     'authz-service': render('authz-service'),
@@ -866,6 +1207,8 @@ describe('every container in every rendering is locked down and sized', () => {
     for (const [objects, name] of [
       [kubernetes, 'bank'],
       [versioned, 'bank'],
+      [teams, 'bank'],
+      [teamsExample, 'bank'],
       [istio, 'authz'],
       [gateway, 'authz'],
     ] as const) {

@@ -66,8 +66,18 @@ function parseDocuments(text: string, source: string): unknown[] {
 
 /** What kind of file each one under deploy/ is; every other file there is Kubernetes objects. */
 const isKustomization = (file: string) => path.basename(file) === 'kustomization.yaml';
-const POLICY_FILES = ['policy/policy.yaml', 'kubernetes-versioned-policy/policy.yaml']; // a copy: deploy-agreement
-const ENVOY_CONFIG_COPIES = ['kubernetes/envoy.yaml']; // identical to envoy/envoy.yaml: deploy-agreement
+const POLICY_FILES = [
+  'policy/policy.yaml',
+  'kubernetes-versioned-policy/policy.yaml', // a copy: deploy-agreement
+  // Policy directories, one file per owner; each checked against policy.gateway.d/ by deploy-agreement.
+  'kubernetes-teams/_gateway.yaml',
+  'kubernetes-teams/bank.yaml',
+  'kubernetes-teams/statements.yaml',
+  'kubernetes-teams-add-team-example/_gateway.yaml',
+  'kubernetes-teams-add-team-example/cards.yaml',
+];
+// Identical to envoy/envoy.yaml and envoy/gateway.yaml: deploy-agreement.
+const ENVOY_CONFIG_COPIES = ['kubernetes/envoy.yaml', 'kubernetes-teams/gateway.yaml'];
 // Prometheus's own files (a rules file and its unit tests): promtool checks them, monitoring-rules.test.ts.
 const PROMETHEUS_FILES = ['monitoring/alerts.rules.yaml', 'monitoring/alerts.test.yaml'];
 const isObjectFile = (file: string) =>
@@ -298,6 +308,8 @@ describe('deploy/: every file parses', () => {
       expect.arrayContaining([
         'kubernetes',
         'kubernetes-versioned-policy',
+        'kubernetes-teams',
+        'kubernetes-teams-add-team-example',
         'istio',
         'envoy-gateway',
         'authz-service',
