@@ -16,7 +16,19 @@ export const MAX_POLICY_FILES = 256;
 
 const FILE_NAME = '^(?!\\.)(?!.*\\.test\\.ya?ml$)[A-Za-z0-9._*-]{1,200}\\.ya?ml$';
 
-const { routes: _routes, services, ...topLevel } = policySchema.properties;
+const { services } = policySchema.properties;
+/** The single-file schema's top-level keys but `routes` and `services`: the root's own. */
+const topLevel = Object.fromEntries(
+  Object.entries(policySchema.properties).filter(([key]) => key !== 'routes' && key !== 'services'),
+);
+
+/** The keys a root holds besides a policy's own: what it says of the service files. */
+export const ROOT_FILE_KEYS: readonly string[] = [
+  'owner',
+  'service_files',
+  'overlapping_wildcards',
+  'service_rules',
+];
 
 const rootSchema = {
   ...policySchema,

@@ -5,6 +5,7 @@ import { checkSchema, compilePolicyDocument, parsePolicyYaml } from './compile-p
 import { hostPatternProblem } from './compile-services.js';
 import type { PolicyDocument, RootDocument, ServiceFileDocument } from './policy-document.js';
 import {
+  ROOT_FILE_KEYS,
   ROOT_FILE_NAMES,
   ROOT_ONLY_KEYS,
   validateRootFile,
@@ -253,14 +254,9 @@ export function compileRoot(folder: string, name: string, text: string): RootVer
 
 /** The root's keys that are a policy's own (everything but what it says of the service files). */
 function policyPart(root: RootDocument): Omit<PolicyDocument, 'services' | 'routes'> {
-  const {
-    owner: _owner,
-    service_files: _files,
-    overlapping_wildcards: _wildcards,
-    service_rules: _rules,
-    ...policy
-  } = root;
-  return policy;
+  const policy: Record<string, unknown> = { ...root };
+  for (const key of ROOT_FILE_KEYS) delete policy[key];
+  return policy as unknown as Omit<PolicyDocument, 'services' | 'routes'>;
 }
 
 /** How the root admits a file: by its name, by a pattern, or not at all. */

@@ -8,6 +8,9 @@ import { serveConfig, SERVE_DEFAULTS } from '../../src/cli/serve-config.js';
 import { bankConfig } from '../../src/demo/bank/bank-config.js';
 import { SERVICE_EXTENSION } from '../../src/envoy/request-facts-from-check.js';
 import { compilePolicy } from '../../src/policy/compile-policy.js';
+import { loadPolicy } from '../../src/policy/load-policy.js';
+import { policyChange } from '../../src/policy/policy-change.js';
+import { judgePolicyDirectory } from '../../src/policy/policy-directory.js';
 import { parsePolicyTestFile } from '../../src/policy-tools/policy-test-file.js';
 import { runPolicyTests } from '../../src/policy-tools/run-policy-tests.js';
 import { AUTHORIZATION_SERVICE } from '../../src/server/authz-server.js';
@@ -970,19 +973,29 @@ describe('policy.gateway.d/: policy.gateway.yaml split by owner', () => {
   });
 
   it("bank.test.yaml, the bank's policy tests, pass against the same policy in one file", async () => {
-    // Its `policy: .` is the directory; until the directory loader is there to test with, policy.gateway.yaml
-    // (the same policy, the test above) stands in for it.
+    // Its `policy: .` is the directory: the root and every service file, merged; and the same cases pass
+    // against policy.gateway.yaml, the same policy in one file.
     const testFile = path.join(gatewayDir, 'bank.test.yaml');
     const parsed = parsePolicyTestFile(readFileSync(testFile, 'utf8'), testFile);
     expect(parsed.policyFile).toBe(gatewayDir);
     const single = path.join(repoRoot, 'policy.gateway.yaml');
-    const results = await runPolicyTests(
+    for (const policy of [
+      await loadPolicy(gatewayDir, { requireKeyFiles: false }),
       compilePolicy(readFileSync(single, 'utf8'), single),
-      parsed.cases,
-      parsed.nowMs!,
+    ]) {
+      const results = await runPolicyTests(policy, parsed.cases, parsed.nowMs!);
+      expect(results.filter((result) => !result.passed).map((result) => result.testCase.name)).toEqual([]);
+      expect(results.flatMap((result) => result.warnings)).toEqual([]);
+    }
+  });
+
+  it('the directory, loaded, decides as policy.gateway.yaml: no route, service, issuer or setting differs', async () => {
+    const single = path.join(repoRoot, 'policy.gateway.yaml');
+    const change = policyChange(
+      compilePolicy(readFileSync(single, 'utf8'), single),
+      await loadPolicy(gatewayDir, { requireKeyFiles: false }),
     );
-    expect(results.filter((result) => !result.passed).map((result) => result.testCase.name)).toEqual([]);
-    expect(results.flatMap((result) => result.warnings)).toEqual([]);
+    expect(Object.values(change).flat()).toEqual([]);
   });
 });
 
@@ -1054,10 +1067,20 @@ describe('deploy/kubernetes-teams: the gateway, its policy a directory of one Co
     expect(root['dpop']).toEqual(clusterPolicy['dpop']);
   });
 
-  it('compiles as one file, the same check as `authz check-policy` short of the directory rules', () => {
-    const merged = asOneFile(directory.files);
-    const file = path.posix.join(directory.dir, ROOT_FILE);
-    const compiled = compilePolicy(stringify(merged), file);
+  it('every mounted file is in force when the directory is judged, as `authz serve` judges it', () => {
+    const { inForce, verdicts } = judgePolicyDirectory(
+      {
+        folder: directory.dir,
+        files: [...directory.files].map(([name, text]) => ({ name, read: { text } })),
+      },
+      undefined,
+    );
+    expect(verdicts.map((verdict) => [verdict.name, verdict.outcome, verdict.owner])).toEqual([
+      [ROOT_FILE, 'accepted', 'platform'],
+      ['bank.yaml', 'accepted', 'team-bank'],
+      ['statements.yaml', 'accepted', 'team-statements'],
+    ]);
+    const compiled = inForce.policy;
     expect(compiled.serviceSelector.forHost('bank.example')?.name).toBe('bank');
     expect(compiled.serviceSelector.forHost('statements.example')?.name).toBe('statements');
     // The root's Redis URL is the mounted key of the Secret authz-redis.

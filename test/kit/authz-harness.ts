@@ -18,7 +18,8 @@ import { service as healthService } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import { PROTO_LOADER_OPTIONS } from '../../src/envoy/authorization-proto.js';
 import { createLogger } from '../../src/log/create-logger.js';
-import { loadPolicy } from '../../src/policy/load-policy.js';
+import { loadPolicy, loadPolicyDirectory } from '../../src/policy/load-policy.js';
+import { isPolicyDirectory } from '../../src/policy/read-policy-directory.js';
 import { startAuthzServer, type RunningAuthzServer } from '../../src/server/authz-server.js';
 import type { CheckTracing } from '../../src/tracing/check-tracing.js';
 import { DEMO_AUDIENCE, DEMO_ISSUER, DEMO_REALM, demoPolicyText } from './inline-policy.js';
@@ -280,7 +281,11 @@ export interface InProcessAuthzOptions {
  * to race the start-up fetch waits for it first, so that a slow machine never turns its answer into a 503.
  */
 export async function startupFetchesEnded(sink: LogSink, policyFile: string): Promise<void> {
-  const issuers = (await loadPolicy(policyFile)).issuers.size;
+  // A policy directory may hold refused files, which loadPolicy refuses: its files in force are served.
+  const policy = (await isPolicyDirectory(policyFile))
+    ? (await loadPolicyDirectory(policyFile, undefined)).inForce.policy
+    : await loadPolicy(policyFile);
+  const issuers = policy.issuers.size;
   await waitUntil(
     () =>
       new Set(

@@ -55,3 +55,52 @@ export async function createConfigMapVolume(dir: string, text: string): Promise<
     },
   };
 }
+
+/**
+ * A projected volume of several ConfigMaps, as the kubelet lays it out: every file a symlink `NAME ->
+ * ..data/NAME`, `..data` a symlink to a timestamped folder holding every file. Updating one ConfigMap writes a
+ * new folder with every file (the others unchanged) and swaps `..data` in one rename.
+ */
+export interface ProjectedVolume {
+  /** The folder the server is given. */
+  readonly dir: string;
+  /** A new generation: these files changed (undefined: removed from the volume), the others as they were. */
+  update(changes: Readonly<Record<string, string | undefined>>): Promise<void>;
+}
+
+export async function createProjectedVolume(
+  dir: string,
+  files: Readonly<Record<string, string>>,
+): Promise<ProjectedVolume> {
+  let generation = 1;
+  let current: Record<string, string> = { ...files };
+  const folderName = (n: number) => `..2026_12_08_v${n}`;
+  const writeGeneration = async (n: number) => {
+    await mkdir(path.join(dir, folderName(n)));
+    for (const [name, text] of Object.entries(current))
+      await writeFile(path.join(dir, folderName(n), name), text);
+  };
+  await writeGeneration(generation);
+  await symlink(folderName(generation), path.join(dir, '..data'));
+  for (const name of Object.keys(current)) await symlink(path.join('..data', name), path.join(dir, name));
+  return {
+    dir,
+    update: async (changes) => {
+      const previous = folderName(generation);
+      const before = new Set(Object.keys(current));
+      current = { ...current };
+      for (const [name, text] of Object.entries(changes)) {
+        if (text === undefined) delete current[name];
+        else current[name] = text;
+      }
+      generation += 1;
+      await writeGeneration(generation);
+      await symlink(folderName(generation), path.join(dir, '..data_tmp'));
+      await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
+      for (const name of Object.keys(current))
+        if (!before.has(name)) await symlink(path.join('..data', name), path.join(dir, name));
+      for (const name of before) if (!(name in current)) await rm(path.join(dir, name), { force: true });
+      await rm(path.join(dir, previous), { recursive: true, force: true });
+    },
+  };
+}

@@ -10,6 +10,18 @@ export class RecordingMetrics implements ServerMetrics {
   readonly keySetFetches: KeySetFetchRecord[] = [];
   readonly policyReloads: ('ok' | 'error')[] = [];
   readonly policyInfo: PolicyInfoRecord[] = [];
+  /** A policy directory's files as last reported: name, owner, in force. */
+  directoryFiles: readonly { name: string; owner: string | undefined; inForce: boolean }[] = [];
+
+  setPolicyDirectoryFiles(
+    files: readonly {
+      readonly name: string;
+      readonly owner: string | undefined;
+      readonly inForce: boolean;
+    }[],
+  ): void {
+    this.directoryFiles = files.map(({ name, owner, inForce }) => ({ name, owner, inForce }));
+  }
 
   recordDecision(input: DecisionRecord): void {
     this.decisions.push(input);
