@@ -11,6 +11,7 @@ import { rawRequest } from '../kit/raw-http.js';
 import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
 import { envoyBinary, startEnvoy, type StartedEnvoy } from '../kit/envoy.js';
 import { freePorts } from '../kit/free-port.js';
+import { gatewayConfigFor, shippedConfig, type YamlMap } from '../kit/gateway-config.js';
 import { repoRoot, startCliAndWait, type KitProcess } from '../kit/process.js';
 
 // Several services behind one Envoy: real Envoy running envoy/gateway.yaml (ports changed, plus two
@@ -136,15 +137,18 @@ beforeAll(async () => {
       startCliAndWait(['statements', '--listen', `127.0.0.1:${statementsPort}`]),
     ])
   ).map((started) => started.process) as [KitProcess, KitProcess, KitProcess];
-  const config = await gatewayConfigFor({
-    listen,
-    admin,
-    authz: authzPort,
-    bank: bankPort,
-    statements: statementsPort,
-    // No collector listens there: no request here arrives with a sampled traceparent, so none is exported.
-    otel_collector: collectorPort,
-  });
+  const config = await gatewayConfigFor(
+    {
+      listen,
+      admin,
+      authz: authzPort,
+      bank: bankPort,
+      statements: statementsPort,
+      // No collector listens there: no request here arrives with a sampled traceparent, so none is exported.
+      otel_collector: collectorPort,
+    },
+    testVirtualHosts,
+  );
   envoy = await startEnvoy({ config: { text: config }, admin, name: 'envoy (gateway.yaml)' });
   baseUrl = `http://127.0.0.1:${listen}`;
 });
@@ -468,37 +472,12 @@ async function writeGatewayPolicyTrusting(trusted: { issuer: string; jwksUri: st
   return file;
 }
 
-type YamlMap = Record<string, unknown>;
-
 /**
- * envoy/gateway.yaml for this test: the ports changed (the listener on 127.0.0.1), and, before the
- * catch-all, two virtual hosts only the tests have: `alias.example` with the statements host's routes,
- * and `mystery.example`, whose route names a service the policy does not have. Each virtual host adds
- * its name and the request's host to the answers upstreams send (not to the sidecar's denials).
+ * envoy/gateway.yaml for this test (gatewayConfigFor): and, before the catch-all, two virtual hosts only
+ * the tests have: `alias.example` with the statements host's routes, and `mystery.example`, whose route
+ * names a service the policy does not have.
  */
-async function gatewayConfigFor(
-  ports: Readonly<Record<'listen' | 'admin' | ClusterName, number>>,
-): Promise<string> {
-  const config = parse(await readFile(path.join(repoRoot, 'envoy', 'gateway.yaml'), 'utf8')) as YamlMap;
-  const socket = (holder: unknown) =>
-    ((holder as YamlMap)['address'] as YamlMap)['socket_address'] as YamlMap;
-  socket(config['admin']).port_value = ports.admin;
-  const resources = config['static_resources'] as YamlMap;
-  const [listener, ...others] = resources['listeners'] as YamlMap[];
-  if (listener === undefined || others.length > 0) throw new Error('gateway.yaml: expected one listener');
-  Object.assign(socket(listener), { address: '127.0.0.1', port_value: ports.listen });
-  for (const cluster of resources['clusters'] as YamlMap[]) {
-    const name = cluster['name'] as ClusterName;
-    if (!CLUSTERS.includes(name)) throw new Error(`gateway.yaml: unexpected cluster ${name}`);
-    const assignment = cluster['load_assignment'] as { endpoints: Array<{ lb_endpoints: YamlMap[] }> };
-    for (const endpoint of assignment.endpoints.flatMap((locality) => locality.lb_endpoints)) {
-      socket(endpoint['endpoint']).port_value = ports[name];
-    }
-  }
-
-  const chain = (listener['filter_chains'] as YamlMap[])[0]!;
-  const hcm = (chain['filters'] as YamlMap[])[0]!['typed_config'] as YamlMap;
-  const virtualHosts = (hcm['route_config'] as YamlMap)['virtual_hosts'] as YamlMap[];
+function testVirtualHosts(virtualHosts: readonly YamlMap[]): YamlMap[] {
   const statementsHost = virtualHosts.find((host) => host['name'] === 'statements');
   if (statementsHost === undefined) throw new Error('gateway.yaml: no virtual host named statements');
   const alias = { ...structuredClone(statementsHost), name: 'alias', domains: [ALIAS] };
@@ -519,25 +498,7 @@ async function gatewayConfigFor(
       },
     ],
   };
-  virtualHosts.splice(virtualHosts.length - 1, 0, alias, mystery);
-  for (const virtualHost of virtualHosts) {
-    virtualHost['response_headers_to_add'] = [
-      { header: { key: 'x-e2e-virtual-host', value: String(virtualHost['name']) } },
-      { header: { key: 'x-e2e-host', value: '%REQ(:AUTHORITY)%' } },
-    ];
-  }
-  return stringify(config, { lineWidth: 0 });
-}
-
-/** The first listener's connection manager and the clusters of an Envoy configuration in envoy/. */
-async function shippedConfig(file: string): Promise<{ hcm: YamlMap; clusters: YamlMap[] }> {
-  const config = parse(await readFile(path.join(repoRoot, 'envoy', file), 'utf8')) as YamlMap;
-  const resources = config['static_resources'] as YamlMap;
-  const listener = (resources['listeners'] as YamlMap[])[0]!;
-  const hcm = ((listener['filter_chains'] as YamlMap[])[0]!['filters'] as YamlMap[])[0]![
-    'typed_config'
-  ] as YamlMap;
-  return { hcm, clusters: resources['clusters'] as YamlMap[] };
+  return [alias, mystery];
 }
 
 /** The shipped envoy/gateway.yaml's virtual hosts and HTTP filters. */
@@ -548,6 +509,3 @@ async function shippedGateway(): Promise<{ virtualHosts: YamlMap[]; filters: Yam
     filters: hcm['http_filters'] as YamlMap[],
   };
 }
-
-const CLUSTERS = ['authz', 'bank', 'statements', 'otel_collector'] as const;
-type ClusterName = (typeof CLUSTERS)[number];
