@@ -156,19 +156,10 @@ export function judgePolicyDirectory(
   const rootRead = findRoot(listing);
   if ('refusal' in rootRead) {
     if (previous === undefined) throw startError(rootRead.refusal, rootRead.file ?? folder);
-    return judgeFiles(
-      listing,
-      previous,
-      previous.root,
-      false,
-      rootRead.refusal,
-      rootRead.file,
-    ) as DirectoryJudgement;
+    return withRootInForce(listing, previous, rootRead.refusal, rootRead.file);
   }
   const { name, text, file } = rootRead;
-  if (previous !== undefined && text === previous.root.text) {
-    return judgeFiles(listing, previous, previous.root, false, undefined, undefined) as DirectoryJudgement;
-  }
+  if (previous !== undefined && text === previous.root.text) return withRootInForce(listing, previous);
   let root: RootVersion;
   try {
     root = compileRoot(folder, name, text);
@@ -176,14 +167,27 @@ export function judgePolicyDirectory(
     if (!(error instanceof PolicyError)) throw error;
     const refusal = { code: error.code, problems: error.problems.map(formatPolicyProblem) };
     if (previous === undefined) throw error;
-    return judgeFiles(listing, previous, previous.root, false, refusal, file) as DirectoryJudgement;
+    return withRootInForce(listing, previous, refusal, file);
   }
   const judgement = judgeFiles(listing, previous, root, true, undefined, undefined, startGuard);
   if ('refusal' in judgement) {
     // The new root would break files in force, or brings new error findings: the root in force stays.
     if (previous === undefined) throw startError(judgement.refusal, file);
-    return judgeFiles(listing, previous, previous.root, false, judgement.refusal, file) as DirectoryJudgement;
+    return withRootInForce(listing, previous, judgement.refusal, file);
   }
+  return judgement;
+}
+
+/** The service files judged against the root in force: the root on disk is that one, or refused. */
+function withRootInForce(
+  listing: PolicyDirectoryListing,
+  previous: DirectoryInForce,
+  rootRefusal?: Refusal,
+  refusedRootFile?: string,
+): DirectoryJudgement {
+  const judgement = judgeFiles(listing, previous, previous.root, false, rootRefusal, refusedRootFile);
+  // judgeFiles refuses only a root that changed; the root in force lived with every file in force.
+  if ('refusal' in judgement) throw new Error('the root in force was refused');
   return judgement;
 }
 
@@ -383,8 +387,8 @@ function serviceRuleProblems(
 interface Candidate {
   readonly name: string;
   readonly file: string;
-  /** Whether the version on disk was judged (it differs from the version in force, or the root changed). */
-  readonly onDisk: ServiceFileVersion | Refusal | 'missing';
+  /** The version on disk as judged (the version in force itself when unchanged), or why it is refused. */
+  readonly onDisk: ServiceFileVersion | Refusal;
   /** The version that will be in force, if any. */
   chosen: ServiceFileVersion | undefined;
   refusal: Refusal | undefined;
@@ -553,10 +557,10 @@ function candidateOf(
   lastGood: ServiceFileVersion | Refusal | undefined,
   written: WrittenServices | undefined,
 ): Candidate {
-  if (onDisk !== 'missing' && isVersion(onDisk)) {
+  if (isVersion(onDisk)) {
     return { name, file, onDisk, chosen: onDisk, refusal: undefined, lastGood, written };
   }
-  const refusal = onDisk === 'missing' ? undefined : onDisk;
+  const refusal = onDisk;
   return {
     name,
     file,
@@ -656,7 +660,7 @@ function rootRefusalOf(
 function candidateVerdict(candidate: Candidate, inForce: ServiceFileVersion | undefined): FileVerdict {
   const { name, file, chosen, refusal, onDisk } = candidate;
   const services = chosen?.document.services.map((s) => s.name) ?? [];
-  const owner = onDisk !== 'missing' && isVersion(onDisk) ? onDisk.owner : (chosen?.owner ?? inForce?.owner);
+  const owner = isVersion(onDisk) ? onDisk.owner : (chosen?.owner ?? inForce?.owner);
   if (refusal !== undefined) {
     return {
       name,

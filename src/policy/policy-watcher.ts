@@ -329,7 +329,9 @@ export class PolicyWatcher {
     let content = first;
     let step = firstStep;
     for (let round = 0; ; round += 1) {
-      if (step.kind !== 'compile') return { content }; // the file holds the version in force
+      // The file holds the version in force. A directory is judged all the same: its files' verdicts (a
+      // refused file now restored) are what its logs and metrics report.
+      if (step.kind !== 'compile' && !('listing' in content)) return { content };
       const judgement = await this.judge(content);
       const accepted =
         judgement.kind === 'accepted' || (judgement.kind === 'directory' && judgement.everyFileInForce);
@@ -484,22 +486,31 @@ export class PolicyWatcher {
       const key = `${texts.get(verdict.name) ?? 'missing'} ${verdict.outcome}`;
       const before = directory.logged.get(verdict.name);
       directory.logged.set(verdict.name, key);
-      if (verdict.outcome === 'unchanged' && !(everyOne && trigger !== 'start')) continue;
+      // Back to its version in force after a refused or not admitted one: said once, as `restored`.
+      const restored =
+        verdict.outcome === 'unchanged' && before !== undefined && /( refused| not_admitted)$/.test(before);
+      if (verdict.outcome === 'unchanged' && !restored && !(everyOne && trigger !== 'start')) continue;
       if (before === key && !everyOne) continue;
       wrote = true;
-      this.logVerdict(trigger, verdict, changes);
+      this.logVerdict(trigger, verdict, changes, restored);
     }
     for (const name of directory.logged.keys())
       if (!verdicts.some((verdict) => verdict.name === name)) directory.logged.delete(name);
     return wrote;
   }
 
-  private logVerdict(trigger: ReloadTrigger | 'start', verdict: FileVerdict, changes: unknown): void {
+  private logVerdict(
+    trigger: ReloadTrigger | 'start',
+    verdict: FileVerdict,
+    changes: unknown,
+    restored: boolean,
+  ): void {
     const { logger } = this.options;
     const fields = {
       event: trigger === 'start' ? 'policy_load' : 'policy_reload',
-      result:
-        verdict.outcome === 'accepted' || verdict.outcome === 'unchanged'
+      result: restored
+        ? 'restored'
+        : verdict.outcome === 'accepted' || verdict.outcome === 'unchanged'
           ? 'ok'
           : verdict.outcome === 'removed'
             ? 'removed'
@@ -525,6 +536,11 @@ export class PolicyWatcher {
       logger.error(fields, `policy file refused (${verdict.owner ?? 'owner unknown'}); ${stays}`);
     } else if (verdict.outcome === 'removed') {
       logger.warn(fields, `policy file removed (${verdict.owner ?? 'owner unknown'}); its services are gone`);
+    } else if (restored) {
+      logger.info(
+        fields,
+        `policy file restored to the version in force (${verdict.owner ?? 'owner unknown'})`,
+      );
     } else if (trigger !== 'start') {
       logger.info(
         fields,

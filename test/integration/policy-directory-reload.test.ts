@@ -173,6 +173,32 @@ describe('a policy directory served: one team’s save never touches another’s
     );
   });
 
+  it('a refused file saved back as its version in force is restored: logged once, and in force again in the metrics', async () => {
+    const authz = await start({
+      '_gateway.yaml': root(),
+      'bank.yaml': team('bank'),
+      'cards.yaml': team('cards'),
+    });
+    await writePolicyDirectory(authz.policyFile, { 'bank.yaml': 'owner: team-bank\nservices: [' });
+    await waitUntil(
+      () => linesOf(authz, 'bank.yaml').find((line) => line['result'] === 'error'),
+      (line) => line !== undefined,
+      { timeoutMs: EFFECT_DEADLINE_MS, what: "bank.yaml's refusal" },
+    );
+    await writePolicyDirectory(authz.policyFile, { 'bank.yaml': team('bank') });
+    const restored = await waitUntil(
+      () => linesOf(authz, 'bank.yaml').find((line) => line['result'] === 'restored'),
+      (line) => line !== undefined,
+      { timeoutMs: EFFECT_DEADLINE_MS, what: "bank.yaml's restoration" },
+    );
+    expect(restored).toMatchObject({
+      owner: 'team-bank',
+      msg: 'policy file restored to the version in force (team-bank)',
+    });
+    expect(authz.metrics.directoryFiles.every((file) => file.inForce)).toBe(true);
+    expect(await get(authz, 'bank')).toBe('allow');
+  });
+
   it('a host stolen by a second file is refused, naming both files and lines; the holder keeps it', async () => {
     const authz = await start({
       '_gateway.yaml': root(),
