@@ -3,10 +3,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { freePorts } from '../kit/free-port.js';
-import { gatewayConfigFor } from '../kit/gateway-config.js';
-import { startEnvoy, type StartedEnvoy } from '../kit/envoy.js';
-import { repoRoot, startCliAndWait, type KitProcess } from '../kit/process.js';
+import { startGateway, type StartedGateway } from '../kit/gateway-config.js';
+import type { StartedEnvoy } from '../kit/envoy.js';
+import { repoRoot, type KitProcess } from '../kit/process.js';
 import { rawRequest } from '../kit/raw-http.js';
 import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
 import { waitUntil } from '../kit/wait-until.js';
@@ -23,11 +22,10 @@ const STATEMENTS_AUDIENCE = 'https://statements-api';
 /** A deadline for a reload on a loaded machine: the folder is watched and polled once a second. */
 const EFFECT_DEADLINE_MS = 15_000;
 
+let gateway: StartedGateway;
 let envoy: StartedEnvoy;
 let baseUrl: string;
 let authz: KitProcess;
-let bank: KitProcess;
-let statements: KitProcess;
 let issuer: ServedIssuer;
 let dir: string;
 let policyDir: string;
@@ -107,40 +105,12 @@ beforeAll(async () => {
   await save('bank.yaml', await trustingOurIssuer('bank.yaml'));
   await save('statements.yaml', await trustingOurIssuer('statements.yaml'));
 
-  const [listen, admin, authzPort, bankPort, statementsPort, collectorPort] = (await freePorts(6)) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  [authz, bank, statements] = (
-    await Promise.all([
-      startCliAndWait(['serve', '--policy', policyDir, '--listen', `127.0.0.1:${authzPort}`]),
-      startCliAndWait(['bank', '--listen', `127.0.0.1:${bankPort}`]),
-      startCliAndWait(['statements', '--listen', `127.0.0.1:${statementsPort}`]),
-    ])
-  ).map((started) => started.process) as [KitProcess, KitProcess, KitProcess];
-  const config = await gatewayConfigFor({
-    listen,
-    admin,
-    authz: authzPort,
-    bank: bankPort,
-    statements: statementsPort,
-    otel_collector: collectorPort,
-  });
-  envoy = await startEnvoy({
-    config: { text: config },
-    admin,
-    name: 'envoy (gateway.yaml, policy directory)',
-  });
-  baseUrl = `http://127.0.0.1:${listen}`;
+  gateway = await startGateway(policyDir, 'envoy (gateway.yaml, policy directory)');
+  ({ envoy, baseUrl, authz } = gateway);
 });
 
 afterAll(async () => {
-  await envoy?.stop();
-  await Promise.all([authz?.stop(), bank?.stop(), statements?.stop()]);
+  await gateway?.stop();
   await issuer?.close();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });

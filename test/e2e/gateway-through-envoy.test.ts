@@ -9,10 +9,9 @@ import { parse, stringify } from 'yaml';
 import { IDENTITY_HEADERS } from '../../src/contract/identity-headers.js';
 import { rawRequest } from '../kit/raw-http.js';
 import { startServedIssuer, type ServedIssuer } from '../kit/served-issuer.js';
-import { envoyBinary, startEnvoy, type StartedEnvoy } from '../kit/envoy.js';
-import { freePorts } from '../kit/free-port.js';
-import { gatewayConfigFor, shippedConfig, type YamlMap } from '../kit/gateway-config.js';
-import { repoRoot, startCliAndWait, type KitProcess } from '../kit/process.js';
+import { envoyBinary, type StartedEnvoy } from '../kit/envoy.js';
+import { shippedConfig, startGateway, type StartedGateway, type YamlMap } from '../kit/gateway-config.js';
+import { repoRoot, type KitProcess } from '../kit/process.js';
 
 // Several services behind one Envoy: real Envoy running envoy/gateway.yaml (ports changed, plus two
 // test-only virtual hosts, below) -> `authz serve` with the repo's policy.gateway.yaml, its services and
@@ -31,12 +30,11 @@ const UNKNOWN_SERVICE = 'no-such-service';
 /** Every spoofed header value carries this, so a copy that got through shows in the answer. */
 const SPOOF = 'spoofed';
 
+let gateway: StartedGateway;
 let envoy: StartedEnvoy;
 /** Envoy's listener, `http://127.0.0.1:PORT`. */
 let baseUrl: string;
 let authz: KitProcess;
-let bank: KitProcess;
-let statements: KitProcess;
 let issuer: ServedIssuer;
 const tokensUsed: string[] = [];
 
@@ -122,40 +120,12 @@ beforeAll(async () => {
   issuer = await startServedIssuer('gateway-e2e-key', { issuer: ISSUER, audience: BANK_AUDIENCE });
   const policyFile = await writeGatewayPolicyTrusting({ issuer: ISSUER, jwksUri: issuer.jwks.url });
 
-  const [listen, admin, authzPort, bankPort, statementsPort, collectorPort] = (await freePorts(6)) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  [authz, bank, statements] = (
-    await Promise.all([
-      startCliAndWait(['serve', '--policy', policyFile, '--listen', `127.0.0.1:${authzPort}`]),
-      startCliAndWait(['bank', '--listen', `127.0.0.1:${bankPort}`]),
-      startCliAndWait(['statements', '--listen', `127.0.0.1:${statementsPort}`]),
-    ])
-  ).map((started) => started.process) as [KitProcess, KitProcess, KitProcess];
-  const config = await gatewayConfigFor(
-    {
-      listen,
-      admin,
-      authz: authzPort,
-      bank: bankPort,
-      statements: statementsPort,
-      // No collector listens there: no request here arrives with a sampled traceparent, so none is exported.
-      otel_collector: collectorPort,
-    },
-    testVirtualHosts,
-  );
-  envoy = await startEnvoy({ config: { text: config }, admin, name: 'envoy (gateway.yaml)' });
-  baseUrl = `http://127.0.0.1:${listen}`;
+  gateway = await startGateway(policyFile, 'envoy (gateway.yaml)', testVirtualHosts);
+  ({ envoy, baseUrl, authz } = gateway);
 });
 
 afterAll(async () => {
-  await envoy?.stop();
-  await Promise.all([authz?.stop(), bank?.stop(), statements?.stop()]);
+  await gateway?.stop();
   await issuer?.close();
 });
 

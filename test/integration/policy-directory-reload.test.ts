@@ -94,6 +94,14 @@ async function becomes(authz: PolicyServer, name: string, expected: string): Pro
 const linesOf = (authz: PolicyServer, file: string) =>
   authz.events('policy_reload').filter((line) => line['file'] === join(authz.policyFile, file));
 
+/** The first reload line about `file` with this `result`, once there is one. */
+const lineWith = async (authz: PolicyServer, file: string, result: string) =>
+  (await waitUntil(
+    () => linesOf(authz, file).find((line) => line['result'] === result),
+    (line) => line !== undefined,
+    { timeoutMs: EFFECT_DEADLINE_MS, what: `a ${result} line for ${file}` },
+  ))!;
+
 describe('a policy directory served: one team’s save never touches another’s routes', () => {
   it('two teams saving at once: both edits take effect, each logged with its file and owner', async () => {
     const authz = await start({
@@ -141,11 +149,7 @@ describe('a policy directory served: one team’s save never touches another’s
       'cards.yaml': team('cards', TIGHT('cards')),
     });
     await becomes(authz, 'cards', 'deny 403');
-    const refused = await waitUntil(
-      () => linesOf(authz, 'bank.yaml').find((line) => line['result'] === 'error'),
-      (line) => line !== undefined,
-      { timeoutMs: EFFECT_DEADLINE_MS, what: "bank.yaml's refusal" },
-    );
+    const refused = await lineWith(authz, 'bank.yaml', 'error');
     expect(refused).toMatchObject({
       event: 'policy_reload',
       owner: 'team-bank',
@@ -154,7 +158,7 @@ describe('a policy directory served: one team’s save never touches another’s
       services: ['bank'],
       msg: 'policy file refused (team-bank); its last good version stays in force',
     });
-    expect((refused!['problems'] as string[])[0]).toMatch(/policy\.d\/bank\.yaml:\d+:\d+: YAML syntax/);
+    expect((refused['problems'] as string[])[0]).toMatch(/policy\.d\/bank\.yaml:\d+:\d+: YAML syntax/);
     expect(await get(authz, 'bank')).toBe('allow'); // the last good version
     expect(authz.metrics.directoryFiles).toEqual([
       { name: '_gateway.yaml', owner: 'platform', inForce: true },
@@ -180,17 +184,9 @@ describe('a policy directory served: one team’s save never touches another’s
       'cards.yaml': team('cards'),
     });
     await writePolicyDirectory(authz.policyFile, { 'bank.yaml': 'owner: team-bank\nservices: [' });
-    await waitUntil(
-      () => linesOf(authz, 'bank.yaml').find((line) => line['result'] === 'error'),
-      (line) => line !== undefined,
-      { timeoutMs: EFFECT_DEADLINE_MS, what: "bank.yaml's refusal" },
-    );
+    await lineWith(authz, 'bank.yaml', 'error');
     await writePolicyDirectory(authz.policyFile, { 'bank.yaml': team('bank') });
-    const restored = await waitUntil(
-      () => linesOf(authz, 'bank.yaml').find((line) => line['result'] === 'restored'),
-      (line) => line !== undefined,
-      { timeoutMs: EFFECT_DEADLINE_MS, what: "bank.yaml's restoration" },
-    );
+    const restored = await lineWith(authz, 'bank.yaml', 'restored');
     expect(restored).toMatchObject({
       owner: 'team-bank',
       msg: 'policy file restored to the version in force (team-bank)',
@@ -208,13 +204,9 @@ describe('a policy directory served: one team’s save never touches another’s
     await writePolicyDirectory(authz.policyFile, {
       'cards.yaml': team('cards', TIGHT('cards'), ['cards.example', 'bank.example']),
     });
-    const refused = await waitUntil(
-      () => linesOf(authz, 'cards.yaml').find((line) => line['result'] === 'error'),
-      (line) => line !== undefined,
-      { timeoutMs: EFFECT_DEADLINE_MS, what: "cards.yaml's refusal" },
-    );
+    const refused = await lineWith(authz, 'cards.yaml', 'error');
     expect(refused).toMatchObject({ code: 'ERR_POLICY_CONFLICT', owner: 'team-cards', serving: 'last_good' });
-    expect(refused!['problems']).toEqual([
+    expect(refused['problems']).toEqual([
       `${join(authz.policyFile, 'cards.yaml')}:4:30: services[0].hosts[1]: host "bank.example" is held by ${join(authz.policyFile, 'bank.yaml')}:4 (owner team-bank, services[0].hosts[0])`,
     ]);
     expect(await get(authz, 'bank')).toBe('allow');
@@ -254,11 +246,7 @@ describe('a policy directory served: one team’s save never touches another’s
       'cards.yaml': team('cards'),
     });
     await writePolicyDirectory(authz.policyFile, { 'cards.yaml': undefined });
-    const refused = await waitUntil(
-      () => linesOf(authz, 'cards.yaml').find((line) => line['result'] === 'error'),
-      (line) => line !== undefined,
-      { timeoutMs: EFFECT_DEADLINE_MS, what: "cards.yaml's deletion refused" },
-    );
+    const refused = await lineWith(authz, 'cards.yaml', 'error');
     expect(refused).toMatchObject({
       code: 'ERR_POLICY_FILE_MISSING',
       owner: 'team-cards',
@@ -313,13 +301,9 @@ describe('a policy directory served: one team’s save never touches another’s
       'cards.yaml': team('cards', TIGHT('cards')),
     });
     await becomes(authz, 'cards', 'deny 403');
-    const refused = await waitUntil(
-      () => linesOf(authz, '_gateway.yaml').find((line) => line['result'] === 'error'),
-      (line) => line !== undefined,
-      { timeoutMs: EFFECT_DEADLINE_MS, what: "the root's refusal" },
-    );
+    const refused = await lineWith(authz, '_gateway.yaml', 'error');
     expect(refused).toMatchObject({ role: 'root', owner: 'platform', code: 'ERR_POLICY_SYNTAX' });
-    expect(refused!['msg']).toBe(
+    expect(refused['msg']).toBe(
       'policy file refused (platform); the root file in force stays; service files are judged against it',
     );
     expect(await get(authz, 'bank')).toBe('allow');

@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { repoRoot } from './process.js';
+import { startEnvoy, type StartedEnvoy } from './envoy.js';
+import { freePorts } from './free-port.js';
+import { repoRoot, startCliAndWait, type KitProcess } from './process.js';
 
 /** envoy/gateway.yaml for the tests that run it through real Envoy: its ports, and virtual hosts of theirs. */
 
@@ -58,4 +60,70 @@ export async function shippedConfig(file: string): Promise<{ hcm: YamlMap; clust
     'typed_config'
   ] as YamlMap;
   return { hcm, clusters: resources['clusters'] as YamlMap[] };
+}
+
+/** The gateway running: real Envoy on envoy/gateway.yaml, `authz serve`, `authz bank`, `authz statements`. */
+export interface StartedGateway {
+  readonly envoy: StartedEnvoy;
+  /** Envoy's listener, `http://127.0.0.1:PORT`. */
+  readonly baseUrl: string;
+  readonly authz: KitProcess;
+  readonly bank: KitProcess;
+  readonly statements: KitProcess;
+  /** Stops Envoy, then the three processes. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the gateway with `policy` (a file or a policy directory) served by the built CLI, and Envoy on
+ * gatewayConfigFor's config with `extra` virtual hosts. No collector listens at the tracing port: no request
+ * of these tests arrives with a sampled traceparent, so nothing is exported.
+ */
+export async function startGateway(
+  policy: string,
+  name: string,
+  extra?: (virtualHosts: readonly YamlMap[]) => YamlMap[],
+): Promise<StartedGateway> {
+  const [listen, admin, authzPort, bankPort, statementsPort, collectorPort] = (await freePorts(6)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const [authz, bank, statements] = (
+    await Promise.all([
+      startCliAndWait(['serve', '--policy', policy, '--listen', `127.0.0.1:${authzPort}`]),
+      startCliAndWait(['bank', '--listen', `127.0.0.1:${bankPort}`]),
+      startCliAndWait(['statements', '--listen', `127.0.0.1:${statementsPort}`]),
+    ])
+  ).map((started) => started.process) as [KitProcess, KitProcess, KitProcess];
+  const stopProcesses = () => Promise.all([authz.stop(), bank.stop(), statements.stop()]);
+  let envoy: StartedEnvoy;
+  try {
+    const ports = {
+      listen,
+      admin,
+      authz: authzPort,
+      bank: bankPort,
+      statements: statementsPort,
+      otel_collector: collectorPort,
+    };
+    envoy = await startEnvoy({ config: { text: await gatewayConfigFor(ports, extra) }, admin, name });
+  } catch (error) {
+    await stopProcesses();
+    throw error;
+  }
+  return {
+    envoy,
+    baseUrl: `http://127.0.0.1:${listen}`,
+    authz,
+    bank,
+    statements,
+    stop: async () => {
+      await envoy.stop();
+      await stopProcesses();
+    },
+  };
 }
