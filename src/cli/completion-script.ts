@@ -24,7 +24,8 @@ export function commandFlags(command: Command): string[] {
 /**
  * The completion script for `shell`, made from the command tables: the command names (and `help`,
  * `completion`, `--help`, `--version`) after `authz`; after a command, its flags when the word starts with
- * `-`, files otherwise; command names after `help`, the shells after `completion`.
+ * `-`, file and directory names otherwise (the shell's own: a policy, a test run or `owners` may take a
+ * policy directory, and `--policy DIR` too); command names after `help`, the shells after `completion`.
  *
  * @throws Error if a command name or flag is not a plain word (it is written into the script unquoted).
  */
@@ -56,7 +57,8 @@ function bashScript(names: readonly string[], flags: ReadonlyMap<string, readonl
     ...cases,
     '    *) return ;;',
     '  esac',
-    '  # A flag when the word starts with -; otherwise nothing, and bash completes file names (-o default).',
+    '  # A flag when the word starts with -; otherwise nothing, and bash completes file and directory names',
+    '  # (-o default): a policy may be a directory.',
     '  if [[ $cur == -* ]]; then COMPREPLY=($(compgen -W "$flags" -- "$cur")); fi',
     '}',
     'complete -o default -F _authz authz',
@@ -90,6 +92,7 @@ function zshScript(commands: readonly Command[], flags: ReadonlyMap<string, read
     ...cases,
     '    (*) return ;;',
     '  esac',
+    // _files offers directories as well as files: a policy may be a directory.
     '  if [[ ${words[CURRENT]} == -* ]]; then compadd -- $flags; else _files; fi',
     '}',
     'compdef _authz authz',

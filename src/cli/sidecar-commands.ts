@@ -30,12 +30,14 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
     },
     {
       name: 'check-policy',
-      usage: ['FILE [--json] [--strict] [--offline]'],
+      usage: ['FILE|DIR [--json] [--strict] [--offline]'],
       summary: [
         'validates a policy: errors with file:line:column, and risk findings with codes and levels',
         '(docs/policy-checks.md: a public catch-all, report-only everywhere, shadowed routes...); exit 1',
         'on an error or an error-level finding not accepted, on warnings too with --strict; without',
-        "known_scopes, route scopes are checked against the issuers' discovery (--offline: not read)",
+        "known_scopes, route scopes are checked against the issuers' discovery (--offline: not read);",
+        'a policy directory: first a verdict per file (owner, services, in force, refused or not admitted);',
+        'a refused or not admitted file fails the check',
       ],
       run: async (argv, context) =>
         (await import('../policy-tools/check-policy-command.js')).checkPolicyCommand(argv, context.io),
@@ -43,7 +45,7 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
     {
       name: 'explain',
       usage: [
-        '--policy FILE --method METHOD --path PATH [--host HOST] [--service NAME]',
+        '--policy FILE|DIR --method METHOD --path PATH [--host HOST] [--service NAME]',
         '[--token JWT | --claims JSON] [--scheme bearer|dpop] [--dpop-proof] [--client-cert]',
         '[--now ISO] [--json]',
       ],
@@ -51,18 +53,20 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
         'which service and route match and why, what the route requires, what the token has, the decision',
         "and the exact response; the service is chosen by --host, or by --service as Envoy's",
         "context_extensions name it; --token is verified with the policy's keys, --claims are taken as given;",
-        "--dpop-proof, --client-cert: the request carries a valid proof of the token's key or certificate",
+        "--dpop-proof, --client-cert: the request carries a valid proof of the token's key or certificate;",
+        'with a policy directory, the service names its file and owner',
       ],
       run: async (argv, context) =>
         (await import('../policy-tools/explain-command.js')).explainCommand(argv, context.io),
     },
     {
       name: 'test',
-      usage: ['FILE... [--json] [--junit FILE] [--run PATTERN] [--strict]'],
+      usage: ['FILE|DIR... [--json] [--junit FILE] [--run PATTERN] [--strict]'],
       summary: [
         'runs policy test files (docs/policy-tests.md): a table of passes and failures, exit 1 on a failure;',
         '--json for machines, --junit FILE for CI, --run PATTERN (text or /regex/) to pick cases, --strict',
-        'to fail on warnings (a test-token claim no issuer reads)',
+        'to fail on warnings (a test-token claim no issuer reads); a policy directory DIR runs its',
+        '*.test.yaml files',
       ],
       run: async (argv, context) =>
         (await import('../policy-tools/test-command.js')).testCommand(argv, context.io),
@@ -71,11 +75,23 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
       name: 'diff',
       usage: ['OLD NEW [--json]'],
       summary: [
-        'the example requests whose outcome changes between two policy files, per token profile (and,',
-        'with services, per host); exit 0 no change, 1 changes, 2 errors',
+        'the example requests whose outcome changes between two policies (files or directories), per token',
+        'profile (and, with services, per host; grouped by owner for a directory); exit 0 no change,',
+        '1 changes, 2 errors',
       ],
       run: async (argv, context) =>
         (await import('../policy-tools/diff-command.js')).diffCommand(argv, context.io),
+    },
+    {
+      name: 'owners',
+      usage: ['DIR [--prefix PATH]'],
+      summary: [
+        "a CODEOWNERS listing of a policy directory from its files' owner: one line per file, PREFIX/NAME",
+        'OWNER, sorted by name (--prefix: the path of DIR in the repository, default DIR with a leading /);',
+        'exit 2 when DIR has no root file or its root does not compile',
+      ],
+      run: async (argv, context) =>
+        (await import('../policy-tools/owners-command.js')).ownersCommand(argv, context.io),
     },
   ]),
 });

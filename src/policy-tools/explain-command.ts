@@ -5,8 +5,9 @@ import { verifyAccessToken } from '../authn/verify-access-token.js';
 import { UsageError } from '../args/usage-error.js';
 import type { AuthScheme } from '../authz/credentials.js';
 import type { CompiledPolicy } from '../policy/compiled-policy.js';
-import { policyFromRead, readPolicyText } from '../policy/load-policy.js';
-import { policyFindings } from '../policy/policy-findings.js';
+import { loadPolicy, loadPolicyDirectory, policyFromRead, readPolicyText } from '../policy/load-policy.js';
+import { policyFindings, type PolicyFinding } from '../policy/policy-findings.js';
+import { isPolicyDirectory } from '../policy/read-policy-directory.js';
 import { YamlLocations } from '../policy/yaml-locations.js';
 import type { CommandIo } from '../command/command-io.js';
 import { explainRequest, type ExplainCredentials } from './explain-request.js';
@@ -99,11 +100,8 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
     nowMs = parsed;
   }
 
-  // Only a real token needs the keys; claims and no token can be explained on a fresh checkout. Read
-  // once: compiled, then located for the findings about the route.
-  const read = await readPolicyText(policyFile);
-  const policy = await policyFromRead(read, policyFile, { requireKeyFiles: token !== undefined });
-  const findings = 'text' in read ? policyFindings(policy, new YamlLocations(read.text)) : [];
+  // Only a real token needs the keys; claims and no token can be explained on a fresh checkout.
+  const { policy, findings } = await policyWithFindings(policyFile, token !== undefined);
   let credentials: ExplainCredentials;
   if (token !== undefined) credentials = await verifiedToken(policy, token, nowMs);
   else if (claims !== undefined)
@@ -131,6 +129,28 @@ export async function explainCommand(argv: readonly string[], io: CommandIo): Pr
       : formatExplanation(explanation, nowMs),
   );
   return 0;
+}
+
+/**
+ * The policy to explain with and its findings. A file is read once: compiled, then located for the
+ * findings. A directory is judged as `serve` judges it at start; a refused file refuses it, as
+ * `loadPolicy` does (the tools judge the policy as written), else its findings are its files'.
+ *
+ * @throws PolicyError when the policy cannot be used.
+ */
+async function policyWithFindings(
+  path: string,
+  requireKeyFiles: boolean,
+): Promise<{ policy: CompiledPolicy; findings: readonly PolicyFinding[] }> {
+  if (await isPolicyDirectory(path)) {
+    const judgement = await loadPolicyDirectory(path, undefined, { requireKeyFiles });
+    // loadPolicy words the refusal of every refused file; judging again costs a few milliseconds.
+    if (judgement.verdicts.some((verdict) => !verdict.inForce)) await loadPolicy(path, { requireKeyFiles });
+    return { policy: judgement.inForce.policy, findings: judgement.inForce.findings };
+  }
+  const read = await readPolicyText(path);
+  const policy = await policyFromRead(read, path, { requireKeyFiles });
+  return { policy, findings: 'text' in read ? policyFindings(policy, new YamlLocations(read.text)) : [] };
 }
 
 /** `--scheme`: the `Authorization` scheme, case-insensitive as RFC 9110 section 11.1 has it; default Bearer. */

@@ -62,6 +62,9 @@ export type ServiceSummary =
       /** The `hosts` entry that matched, for `host` and `wildcard`. */
       readonly matched?: string;
       readonly realm: string;
+      /** In a policy directory: the service file it is in (`line` is in that file), and the file's owner. */
+      readonly file?: string;
+      readonly owner?: string;
     }
   | {
       readonly name: null;
@@ -336,7 +339,10 @@ export async function explainRequest(
     findings:
       service === undefined
         ? []
-        : findingsConcerning(findings, service, matched, policy, { method: request.method, path }),
+        : findingsConcerning(ofServiceFile(findings, service), service, matched, policy, {
+            method: request.method,
+            path,
+          }),
   };
 }
 
@@ -361,7 +367,12 @@ function serviceSummary(
     const description = decision.kind === 'deny' ? decision.description : '';
     return { name: null, code, description };
   }
-  const chosen = { name: service.name, line: service.line, realm: service.realm };
+  const chosen = {
+    name: service.name,
+    line: service.line,
+    realm: service.realm,
+    ...(service.origin === undefined ? {} : { file: service.origin.file, owner: service.origin.owner }),
+  };
   if (request.serviceName !== undefined) return { ...chosen, chosen_by: 'name' };
   if (service.hosts === null) return { ...chosen, chosen_by: 'every_host' };
   const host = normalisedRequestHost(request.host) ?? '';
@@ -516,4 +527,17 @@ function responseSummary(answer: Answer): ResponseSummary {
     ...(challenges.length === 0 ? {} : { www_authenticate: challenges }),
     body: answer.body,
   };
+}
+
+/**
+ * In a policy directory every service file's paths start `services[0]`: the findings about services are
+ * then those of the chosen service's own file, and the root's (which has no services) stay.
+ */
+function ofServiceFile(
+  findings: readonly PolicyFinding[],
+  service: CompiledService,
+): readonly PolicyFinding[] {
+  const origin = service.origin;
+  if (origin === undefined) return findings;
+  return findings.filter((finding) => finding.file === origin.file || !finding.path.startsWith('services'));
 }

@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { normalisedRequestHost } from '../authz/request-host.js';
 import { formatDuration } from '../policy/duration.js';
 import type { PolicyFinding } from '../policy/policy-findings.js';
@@ -109,7 +110,11 @@ export function formatExplanation(explanation: Explanation, nowMs: number): stri
  * so, with the reason, on the next line.
  */
 function findingLines(finding: PolicyFinding): string[] {
-  const head = `${finding.level} ${finding.code} (line ${finding.line})`;
+  const where =
+    finding.file === undefined
+      ? `line ${finding.line}`
+      : `${shown(basename(finding.file))} line ${finding.line}`;
+  const head = `${finding.level} ${finding.code} (${where})`;
   if (finding.accepted === undefined) return [`${head}: ${finding.message}`];
   return [`${head}, accepted: ${finding.message}`, `  accepted because: ${shown(finding.accepted.reason)}`];
 }
@@ -126,7 +131,12 @@ function serviceLines(service: ServiceSummary, host: string | undefined): [strin
             : `no service lists host ${shown(normalisedRequestHost(host) ?? host)}, or a wildcard matching it`;
     return [`none (${service.code}): ${why}`, 'denied 403 with no challenge: there is no realm to name'];
   }
-  const head = `${shown(service.name)} (line ${service.line}, realm ${shown(service.realm)})`;
+  // In a policy directory the line is in the service's own file, named with its owner.
+  const where =
+    service.file === undefined
+      ? `line ${service.line}`
+      : `${shown(basename(service.file))} line ${service.line}, owner ${shown(service.owner ?? '')}`;
+  const head = `${shown(service.name)} (${where}, realm ${shown(service.realm)})`;
   switch (service.chosen_by) {
     case 'name':
       return [`${head}: named by the proxy (context_extensions), which takes precedence over the host`];

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { rename, unlink, writeFile } from 'node:fs/promises';
+import { readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { PolicyError, formatPolicyProblem } from '../policy/policy-error.js';
 import type { CommandIo } from '../command/command-io.js';
@@ -9,6 +9,7 @@ import { parseOpsArgs } from '../args/parse-command-args.js';
 import { UsageError } from '../args/usage-error.js';
 import { parsePolicyTestFile, type PolicyTestCase, type PolicyTestFile } from './policy-test-file.js';
 import { readTextFile } from '../policy/read-text-file.js';
+import { isPolicyDirectory } from '../policy/read-policy-directory.js';
 import { runPolicyTests } from './run-policy-tests.js';
 import { junitReport } from './test-junit.js';
 import {
@@ -53,7 +54,7 @@ export async function testCommand(argv: readonly string[], io: CommandIo): Promi
   const selects = caseSelector(run);
 
   const runs: TestFileRun[] = [];
-  for (const file of positionals) {
+  for (const file of await testFiles(positionals)) {
     const fileRun = await runFile(file, selects, io);
     runs.push(fileRun);
     if (json) continue;
@@ -102,6 +103,25 @@ export function caseSelector(pattern: string | undefined): (testCase: PolicyTest
     throw new UsageError(`--run ${JSON.stringify(pattern)}: ${(error as Error).message}`);
   }
   return (testCase) => compiled.test(testCase.name);
+}
+
+/**
+ * The test files the arguments name: a policy directory (`authz test policy.gateway.d`) stands for its
+ * policy test files (`*.test.yaml`, `*.test.yml`, which the directory never serves), in name order; any
+ * other argument is a test file. A directory without test files stays itself, so that it is reported as
+ * a test file that cannot be read rather than passing with nothing run.
+ */
+async function testFiles(paths: readonly string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const path of paths) {
+    if (!(await isPolicyDirectory(path))) {
+      files.push(path);
+      continue;
+    }
+    const names = (await readdir(path)).filter((name) => /\.test\.ya?ml$/.test(name)).sort();
+    files.push(...(names.length === 0 ? [path] : names.map((name) => join(path, name))));
+  }
+  return files;
 }
 
 /** Runs the selected cases of one file; what is wrong with it when it cannot be run. */

@@ -175,7 +175,7 @@ describe('the modules each command line loads (dist/, resolved URLs recorded by 
     expect(modules.filter((module) => IMPLEMENTATION.test(module))).toEqual([]);
   });
 
-  it.each(['serve', 'check-policy', 'explain', 'test', 'diff'])(
+  it.each(['serve', 'check-policy', 'explain', 'test', 'diff', 'owners'])(
     'authz %s --help loads no demo module and not the command itself',
     async (command) => {
       const { result, modules } = await record([command, '--help']);

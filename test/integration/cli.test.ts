@@ -33,7 +33,7 @@ const cliPath = CLI_BUILDS.full;
 const MISSING_BUILD = missingBuild(cliPath);
 
 /** The documented commands (docs/cli.md): the sidecar's, then the demo's. */
-const SIDECAR_COMMANDS = ['serve', 'check-policy', 'explain', 'test', 'diff'];
+const SIDECAR_COMMANDS = ['serve', 'check-policy', 'explain', 'test', 'diff', 'owners'];
 const DEMO_COMMANDS = ['bank', 'statements', 'dev-token', 'dev-idp', 'demo-client'];
 
 const startCli = (args: readonly string[], cwd: string, env: Record<string, string> = {}) =>

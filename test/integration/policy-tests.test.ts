@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeGatewayDirectory } from '../kit/policy-directory-files.js';
 
 /*
  * The ops commands through the built command line (`node dist/cli/main.js`), as CI runs them: above all,
@@ -103,7 +104,7 @@ describe('ops command exit codes through the CLI', () => {
   it('--help lists the ops commands', async () => {
     const { code, stdout } = await authz('--help');
     expect(code).toBe(0);
-    for (const command of ['check-policy', 'explain', 'test', 'diff'])
+    for (const command of ['check-policy', 'explain', 'test', 'diff', 'owners'])
       expect(stdout).toMatch(new RegExp(`^  ${command} `, 'm'));
   });
 
@@ -142,6 +143,61 @@ describe('ops command exit codes through the CLI', () => {
     expect((await authz('diff', old, 'test/fixtures/ops/diff-route-removed.yaml')).code).toBe(1);
     expect((await authz('diff', old, 'no-such.yaml')).code).toBe(2);
     expect((await authz('diff', old)).code).toBe(2);
+  });
+});
+
+describe('the ops commands on a policy directory', () => {
+  let folder = '';
+  let remove: () => Promise<void> = async () => undefined;
+  beforeAll(async () => {
+    ({ folder, remove } = await writeGatewayDirectory());
+  });
+  afterAll(() => remove());
+
+  it('check-policy: 0 when every file is in force, 1 for a refused file; owners: 0, 2 without a root', async () => {
+    const good = await authz('check-policy', folder);
+    expect(good.code).toBe(0);
+    expect(good.stdout).toContain(
+      `${folder}/bank.yaml: service file, owner team-bank, services bank: in force\n`,
+    );
+    const broken = await writeGatewayDirectory({ 'statements.yaml': 'owner: team-statements\nservices: [' });
+    try {
+      const refused = await authz('check-policy', broken.folder);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toContain('refused (serving nothing) [ERR_POLICY_SYNTAX]');
+      const owners = await authz('owners', broken.folder, '--prefix', 'policy.d');
+      expect(owners.code).toBe(0);
+      expect(owners.stdout).toContain(
+        '/policy.d/bank.yaml team-bank\n# statements.yaml: owner unknown (refused: ERR_POLICY_SYNTAX)\n',
+      );
+    } finally {
+      await broken.remove();
+    }
+    expect((await authz('owners', path.dirname(folder))).code).toBe(2);
+    expect((await authz('owners')).code).toBe(2);
+  });
+
+  it('test DIR runs its test files; explain names the file and owner', async () => {
+    const tests = await authz('test', folder);
+    expect(tests.code).toBe(0);
+    expect(tests.stdout).toMatch(/\n2 passed, 0 failed\n$/);
+    const explained = await authz(
+      ...[
+        'explain',
+        '--policy',
+        folder,
+        '--method',
+        'GET',
+        '--path',
+        '/balance',
+        '--host',
+        'statements.example',
+      ],
+    );
+    expect(explained.code).toBe(0);
+    expect(explained.stdout).toContain(
+      'service    statements (statements.yaml line 3, owner team-statements, realm statements-api)',
+    );
   });
 });
 

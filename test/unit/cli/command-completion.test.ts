@@ -66,6 +66,24 @@ describe('completionScript bash', () => {
     expect(bashCompletes(script, ['authz', 'check-policy', 'pol'])).toEqual([]);
   });
 
+  it("leaves policy arguments and --policy's value to bash, which completes directories too", () => {
+    // A policy may be a directory: nothing offered here, and -o default completes file and directory names.
+    expect(script).toContain('complete -o default -F _authz authz');
+    for (const words of [
+      ['authz', 'explain', '--policy', 'pol'],
+      ['authz', 'check-policy', 'policy.gateway'],
+      ['authz', 'diff', 'policy.yaml', 'policy.gateway'],
+      ['authz', 'test', 'policy.gateway'],
+      ['authz', 'owners', 'policy.gateway'],
+    ]) {
+      expect(bashCompletes(script, words), words.join(' ')).toEqual([]);
+    }
+    expect(bashCompletes(script, ['authz', 'owners', 'policy.gateway.d', '--'])).toEqual([
+      '--prefix',
+      '--help',
+    ]);
+  });
+
   it('completes command names after help, and the shells after completion', () => {
     expect(bashCompletes(script, ['authz', 'help', 'ex'])).toEqual(['explain']);
     expect(bashCompletes(script, ['authz', 'completion', ''])).toEqual(['bash', 'zsh']);
@@ -83,6 +101,11 @@ describe('completionScript zsh', () => {
         expect(script).toContain(`    (${command.name}) flags=(${commandFlags(command).join(' ')}) ;;`);
       }
     }
+  });
+
+  it('completes anything but a flag with _files, which offers directories too (a policy may be one)', () => {
+    expect(script).toContain('else _files; fi');
+    expect(script).toContain('    (owners) flags=(--prefix --help) ;;');
   });
 
   it("quotes a summary's single quotes", () => {

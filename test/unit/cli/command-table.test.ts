@@ -15,6 +15,7 @@ describe('the command tables', () => {
       'explain',
       'test',
       'diff',
+      'owners',
     ]);
     expect(DEMO_COMMANDS.commands.map((command) => command.name)).toEqual([
       'bank',
@@ -113,6 +114,7 @@ describe('nearestName', () => {
     ['tset', 'test'],
     ['tests', 'test'],
     ['dif', 'diff'],
+    ['ownres', 'owners'],
     ['explian', 'explain'],
     ['check-polcy', 'check-policy'],
     ['checkpolicy', 'check-policy'],

@@ -9,6 +9,7 @@ import {
 } from '../../../src/policy-tools/policy-diff.js';
 import { captureIo, OPS_NOW, repoFile } from '../../kit/capture-io.js';
 import { compileRoutes } from '../../kit/inline-policy.js';
+import { GATEWAY_DIRECTORY_FILES, writeGatewayDirectory } from '../../kit/policy-directory-files.js';
 
 const OLD = repoFile('test/fixtures/ops/diff-old.yaml');
 const fixture = (name: string) => repoFile(`test/fixtures/ops/diff-${name}.yaml`);
@@ -157,5 +158,71 @@ describe('diff examples and profiles', () => {
       'GET /a [no-token]: 401 unauthorized -> allow (report-only: would deny 401 unauthorized)',
       'GET /a [no-scopes]: 403 insufficient_scope scope="s" -> allow (report-only: would deny 403 insufficient_scope scope="s")',
     ]);
+  });
+});
+
+describe('authz diff with policy directories', () => {
+  it("groups the changes by the owner of the service that decides them; JSON gives each change's owner", async () => {
+    const old = await writeGatewayDirectory();
+    const edited = await writeGatewayDirectory({
+      'bank.yaml': GATEWAY_DIRECTORY_FILES['bank.yaml']!.replace(
+        'scopes: [view:balance]',
+        'scopes: [view:balance, view:statements]',
+      ),
+      'statements.yaml': GATEWAY_DIRECTORY_FILES['statements.yaml']!.replace(
+        '/balance, scopes: [view:statements]',
+        '/balance, scopes: [view:statements, view:balance]',
+      ),
+    });
+    try {
+      const { code, stdout } = await diff(old.folder, edited.folder);
+      expect(code).toBe(1);
+      const lines = stdout.split('\n');
+      expect(lines[0]).toBe('owner team-bank:');
+      const statements = lines.indexOf('owner team-statements:');
+      expect(statements).toBeGreaterThan(1);
+      expect(
+        lines.slice(1, statements).every((line) => line.startsWith('  GET /balance (host bank.example) [')),
+      ).toBe(true);
+      expect(
+        lines
+          .slice(statements + 1, -2)
+          .every((line) => line.startsWith('  GET /balance (host statements.example) [')),
+      ).toBe(true);
+
+      const json = JSON.parse((await diff(old.folder, edited.folder, '--json')).stdout) as {
+        changes: { host: string; owner: string | null }[];
+      };
+      expect(new Set(json.changes.map((c) => `${c.host} ${c.owner}`))).toEqual(
+        new Set(['bank.example team-bank', 'statements.example team-statements']),
+      );
+    } finally {
+      await old.remove();
+      await edited.remove();
+    }
+  });
+
+  it('a file against a directory: the directory side gives the owners; an unclaimed host has none', async () => {
+    const dir = await writeGatewayDirectory();
+    try {
+      const { code, stdout } = await diff(repoFile('policy.gateway.yaml'), dir.folder);
+      expect(code).toBe(1);
+      expect(stdout).toMatch(/^owner team-bank:\n/);
+      expect(stdout).toContain('\nowner team-statements:\n');
+      expect(stdout).not.toMatch(/^[A-Z]+ \//m); // every change sits under its owner
+    } finally {
+      await dir.remove();
+    }
+  });
+
+  it('a directory that cannot be used: exit 2 with its problems', async () => {
+    const dir = await writeGatewayDirectory({ 'bank.yaml': 'owner: team-bank\nservices: [' });
+    try {
+      const { code, stderr } = await diff(OLD, dir.folder);
+      expect(code).toBe(2);
+      expect(stderr).toContain(`authz: ${dir.folder}: the policy cannot be used (ERR_POLICY_SYNTAX):`);
+    } finally {
+      await dir.remove();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { PolicyError } from '../../../src/policy/policy-error.js';
 import { AUDIENCE, createTempDir, ISSUER, writeTextFile } from '../../kit/authz-harness.js';
 import { captureIo, OPS_NOW, repoFile } from '../../kit/capture-io.js';
 import { demoPolicyText } from '../../kit/inline-policy.js';
+import { GATEWAY_DIRECTORY_FILES, writeGatewayDirectory } from '../../kit/policy-directory-files.js';
 import { generateTestKey, signTestToken, type TestKey } from '../../kit/tokens.js';
 
 const DEMO = repoFile('policy.yaml');
@@ -375,5 +376,89 @@ describe('authz explain arguments', () => {
     await expect(
       run('--policy', repoFile('test/fixtures/ops/broken.yaml'), '--method', 'GET', '--path', '/'),
     ).rejects.toThrow(PolicyError);
+  });
+});
+
+describe('authz explain --policy DIR', () => {
+  let folder = '';
+  let remove: () => Promise<void> = async () => undefined;
+  beforeAll(async () => {
+    ({ folder, remove } = await writeGatewayDirectory());
+  });
+  afterAll(() => remove());
+
+  it("names the deciding service's file and owner, and shows that file's findings", async () => {
+    const text = await explain(
+      '--policy',
+      folder,
+      '--method',
+      'GET',
+      '--path',
+      '/healthz',
+      '--host',
+      'bank.example',
+    );
+    expect(text).toContain(
+      'service    bank (bank.yaml line 3, owner team-bank, realm bank-api): it lists host bank.example\n',
+    );
+    expect(text).toContain(
+      'findings   warning public_any_method (bank.yaml line 8): public route * /healthz',
+    );
+    const json = await explainJson(
+      '--policy',
+      folder,
+      '--method',
+      'GET',
+      '--path',
+      '/healthz',
+      '--host',
+      'bank.example',
+    );
+    expect(json.service).toMatchObject({
+      name: 'bank',
+      file: `${folder}/bank.yaml`,
+      owner: 'team-bank',
+      line: 3,
+    });
+    expect(json.findings.map((f) => [f.file, f.code])).toEqual([
+      [`${folder}/bank.yaml`, 'public_any_method'],
+    ]);
+  });
+
+  it("does not show another file's finding at the same path", async () => {
+    // bank.yaml's finding is at services[0].routes[1]: so is statements.yaml's GET /statements.
+    const other = await writeGatewayDirectory({
+      'statements.yaml': GATEWAY_DIRECTORY_FILES['statements.yaml']!.replace(
+        '/balance, scopes: [view:statements] }\n',
+        '/balance, scopes: [view:statements] }\n      - { methods: [GET], path: /statements, scopes: [view:statements] }\n',
+      ),
+    });
+    try {
+      const json = await explainJson(
+        ...['--policy', other.folder, '--method', 'GET', '--path', '/statements'],
+        ...['--host', 'statements.example'],
+      );
+      expect(json.service).toMatchObject({ name: 'statements', owner: 'team-statements' });
+      expect(json.route).toMatchObject({ path: 'services[0].routes[1]' });
+      expect(json.findings).toEqual([]);
+      const bank = await explainJson(
+        ...['--policy', other.folder, '--method', 'GET', '--path', '/healthz', '--host', 'bank.example'],
+      );
+      expect(bank.route).toMatchObject({ path: 'services[0].routes[1]' });
+      expect(bank.findings.map((f) => f.code)).toEqual(['public_any_method']);
+    } finally {
+      await other.remove();
+    }
+  });
+
+  it('a directory with a refused file cannot be used', async () => {
+    const broken = await writeGatewayDirectory({ 'bank.yaml': 'owner: team-bank\nservices: [' });
+    try {
+      await expect(
+        explainCommand(['--policy', broken.folder, '--method', 'GET', '--path', '/'], captureIo().io),
+      ).rejects.toThrow(PolicyError);
+    } finally {
+      await broken.remove();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { runPolicyTests } from '../../../src/policy-tools/run-policy-tests.js';
 import { testCommand } from '../../../src/policy-tools/test-command.js';
 import { compileRoutes } from '../../kit/inline-policy.js';
 import { captureIo, OPS_NOW, repoFile } from '../../kit/capture-io.js';
+import { writeGatewayDirectory } from '../../kit/policy-directory-files.js';
 
 const DEMO_TESTS = repoFile('policy.test.yaml');
 const REPORT_ONLY_TESTS = repoFile('test/fixtures/ops/report-only.test.yaml');
@@ -210,5 +211,44 @@ describe('runPolicyTests', () => {
       [true, '401 insufficient_user_authentication max_age=60'],
       [false, '401 insufficient_user_authentication max_age=60'],
     ]);
+  });
+});
+
+describe('authz test with a policy directory', () => {
+  it('runs a test file whose policy: is the directory it sits in, and DIR runs every test file of it', async () => {
+    const { folder, remove } = await writeGatewayDirectory({
+      'statements.test.yml':
+        'policy: .\ncases:\n  - { name: no token, host: statements.example, request: { method: GET, path: /balance }, expect: { status: 401, error: unauthorized } }\n',
+    });
+    try {
+      const one = await runTests(`${folder}/bank.test.yaml`);
+      expect(one.stderr).toBe('');
+      expect(one.code).toBe(0);
+      expect(one.stdout).toContain(
+        `${folder}/bank.test.yaml: 2 cases against ${folder}, clock 2026-11-27T12:00:00Z`,
+      );
+
+      const all = await runTests(folder);
+      expect(all.stderr).toBe('');
+      expect(all.code).toBe(0);
+      expect(all.stdout).toContain(`${folder}/bank.test.yaml: 2 cases`);
+      expect(all.stdout).toContain(`${folder}/statements.test.yml: 1 case`);
+      expect(all.stdout).toMatch(/\n3 passed, 0 failed\n$/);
+    } finally {
+      await remove();
+    }
+  });
+
+  it('a directory with a refused file: its test files report the policy as unusable', async () => {
+    const { folder, remove } = await writeGatewayDirectory({ 'statements.yaml': 'owner: x\nservices: [' });
+    try {
+      const { code, stderr } = await runTests(folder);
+      expect(code).toBe(1);
+      expect(stderr).toContain(
+        `authz: ${folder}/bank.test.yaml: its policy cannot be used (ERR_POLICY_SYNTAX)`,
+      );
+    } finally {
+      await remove();
+    }
   });
 });

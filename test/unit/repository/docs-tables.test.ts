@@ -182,6 +182,7 @@ const CONFIG_SOURCES: Readonly<Record<string, string>> = {
   explain: 'src/policy-tools/explain-command.ts',
   test: 'src/policy-tools/test-command.ts',
   diff: 'src/policy-tools/diff-command.ts',
+  owners: 'src/policy-tools/owners-command.ts',
   bank: 'src/demo/bank/bank-config.ts',
   statements: 'src/demo/statements/statements-config.ts',
   'dev-token': 'src/demo/dev-token/dev-token-config.ts',
