@@ -14,7 +14,7 @@ const SUMMARY_INDENT = ' '.repeat(8);
  *        authz completion bash|zsh
  *
  * commands:
- *   serve --policy FILE [...]
+ *   serve --policy FILE|DIR [...]
  *         the ext_authz gRPC server ...
  * ```
  */

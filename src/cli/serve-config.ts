@@ -51,7 +51,7 @@ export interface ServeConfig {
 }
 
 /**
- * `authz serve --policy FILE [--listen HOST:PORT] [--log-level L] [--metrics-listen HOST:PORT]
+ * `authz serve --policy FILE|DIR [--listen HOST:PORT] [--log-level L] [--metrics-listen HOST:PORT]
  * [--log-allowed-sample RATE] [--drain-delay D] [--shutdown-grace D] [--workers N|auto]
  * [--dpop-nonce-key FILE] [--allow-policy-errors]`; each flag beats its variable (AUTHZ_POLICY,
  * AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE, AUTHZ_DRAIN_DELAY,

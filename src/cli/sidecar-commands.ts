@@ -12,7 +12,7 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
     {
       name: 'serve',
       usage: [
-        '--policy FILE [--listen HOST:PORT] [--log-level LEVEL] [--metrics-listen HOST:PORT]',
+        '--policy FILE|DIR [--listen HOST:PORT] [--log-level LEVEL] [--metrics-listen HOST:PORT]',
         '[--log-allowed-sample RATE] [--drain-delay DURATION] [--shutdown-grace DURATION]',
         '[--workers N|auto] [--dpop-nonce-key FILE] [--allow-policy-errors]',
       ],
@@ -20,7 +20,8 @@ export const SIDECAR_COMMANDS: CommandTable = Object.freeze({
         `the ext_authz gRPC server and gRPC health (default listen ${SERVE_DEFAULTS.listen};`,
         'env AUTHZ_POLICY, AUTHZ_LISTEN, AUTHZ_LOG_LEVEL, AUTHZ_METRICS_LISTEN, AUTHZ_LOG_ALLOWED_SAMPLE,',
         'AUTHZ_DRAIN_DELAY, AUTHZ_SHUTDOWN_GRACE, AUTHZ_WORKERS, AUTHZ_DPOP_NONCE_KEY_FILE,',
-        'AUTHZ_ALLOW_POLICY_ERRORS); reloads the policy when the file changes or on SIGHUP; --workers N runs',
+        'AUTHZ_ALLOW_POLICY_ERRORS); reloads the policy when the file changes or on SIGHUP (DIR: a policy',
+        'directory, _gateway.yaml and one file per team, each file reloaded on its own); --workers N runs',
         `N processes on the port (default ${SERVE_DEFAULTS.workers}; auto: one per core); --dpop-nonce-key: the key of DPoP`,
         'server nonces, shared by replicas (32+ bytes); refuses a policy with error-level findings, as the',
         'reload guard does, unless --allow-policy-errors (an emergency escape hatch: docs/policy-checks.md);',
