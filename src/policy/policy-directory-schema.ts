@@ -3,7 +3,8 @@ import { compilePolicySchema } from './compile-policy.js';
 import policySchema from './policy.schema.json' with { type: 'json' };
 
 /**
- * The schemas of a policy directory's files (docs/policy.md, "A policy directory"), derived from the
+ * The schemas of a policy directory's files (also written out for editors as
+ * `policy-root.schema.json` and `policy-service-file.schema.json`, which a test keeps equal to these) (docs/policy.md, "A policy directory"), derived from the
  * single-file schema so that the two formats never drift: the root holds every top-level key but `routes`
  * and `services`, plus what it says of the service files; a service file holds `owner` and `services`.
  */
@@ -30,7 +31,7 @@ export const ROOT_FILE_KEYS: readonly string[] = [
   'service_rules',
 ];
 
-const rootSchema = {
+export const ROOT_FILE_SCHEMA = {
   ...policySchema,
   $id: 'urn:envoy-authz-sidecar:policy-root:v1',
   title: 'authz policy directory: root file (_gateway.yaml)',
@@ -77,7 +78,7 @@ const rootSchema = {
   },
 };
 
-const serviceFileSchema = {
+export const SERVICE_FILE_SCHEMA = {
   $schema: policySchema.$schema,
   $id: 'urn:envoy-authz-sidecar:policy-service-file:v1',
   title: 'authz policy directory: service file',
@@ -102,8 +103,8 @@ const serviceFileSchema = {
 };
 
 // Compiled once per process: the schemas are static.
-export const validateRootFile: ValidateFunction = compilePolicySchema(rootSchema);
-export const validateServiceFile: ValidateFunction = compilePolicySchema(serviceFileSchema);
+export const validateRootFile: ValidateFunction = compilePolicySchema(ROOT_FILE_SCHEMA);
+export const validateServiceFile: ValidateFunction = compilePolicySchema(SERVICE_FILE_SCHEMA);
 
 /** The top-level keys only a root file may hold: a service file naming one is told where it belongs. */
 export const ROOT_ONLY_KEYS: ReadonlySet<string> = new Set([

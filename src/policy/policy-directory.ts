@@ -55,6 +55,8 @@ export type PolicyDirectoryListing =
 
 /** The root file, compiled. */
 export interface RootVersion {
+  /** The directory. */
+  readonly folder: string;
   readonly name: string;
   readonly file: string;
   readonly text: string;
@@ -253,7 +255,7 @@ export function compileRoot(folder: string, name: string, text: string): RootVer
     { ...policyPart(document), services: [] },
     { locator, version: policyVersion(text), source: file, folder },
   );
-  return { name, file, text, document, locator };
+  return { folder, name, file, text, document, locator };
 }
 
 /** The root's keys that are a policy's own (everything but what it says of the service files). */
@@ -290,7 +292,7 @@ export function judgeServiceFile(
   findingsInForce: readonly PolicyFinding[] | undefined,
   guard: 'error' | 'off',
 ): ServiceFileVersion | Refusal {
-  const folder = root.file.slice(0, root.file.length - root.name.length - 1) || '.';
+  const { folder } = root;
   const file = join(folder, name);
   let document: ServiceFileDocument;
   let fileLocator: Locator;

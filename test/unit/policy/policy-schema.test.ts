@@ -5,6 +5,12 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { compilePolicy } from '../../../src/policy/compile-policy.js';
+import {
+  ROOT_FILE_SCHEMA,
+  SERVICE_FILE_SCHEMA,
+  validateRootFile,
+  validateServiceFile,
+} from '../../../src/policy/policy-directory-schema.js';
 import policySchema from '../../../src/policy/policy.schema.json' with { type: 'json' };
 
 // The JSON Schema is what editors complete and flag from (the yaml-language-server modeline in
@@ -59,5 +65,26 @@ describe('policy.schema.json', () => {
 
   it('refuses a policy with a misspelt key, as an editor would flag it', () => {
     expect(validate({ version: 1, realm: 'r', issuers: [], routes: [], rutes: [] })).toBe(false);
+  });
+});
+
+describe('the policy directory schemas (policy-root.schema.json, policy-service-file.schema.json)', () => {
+  it('are written out as the loader derives them from policy.schema.json', async () => {
+    const written = async (name: string) =>
+      JSON.parse(await readFile(join(ROOT, 'src', 'policy', name), 'utf8')) as unknown;
+    expect(await written('policy-root.schema.json')).toEqual(ROOT_FILE_SCHEMA);
+    expect(await written('policy-service-file.schema.json')).toEqual(SERVICE_FILE_SCHEMA);
+  });
+
+  it('name the root and service files of policy.gateway.d/ in their editor modelines, and accept them', async () => {
+    const folder = join(ROOT, 'policy.gateway.d');
+    for (const name of ['_gateway.yaml', 'bank.yaml', 'statements.yaml']) {
+      const text = await readFile(join(folder, name), 'utf8');
+      const modeline = /^# yaml-language-server: \$schema=(\S+)$/m.exec(text);
+      const schema = name === '_gateway.yaml' ? 'policy-root.schema.json' : 'policy-service-file.schema.json';
+      expect(modeline?.[1], name).toBe(`../src/policy/${schema}`);
+      const validate = name === '_gateway.yaml' ? validateRootFile : validateServiceFile;
+      expect(validate(parse(text)), JSON.stringify(validate.errors)).toBe(true);
+    }
   });
 });
