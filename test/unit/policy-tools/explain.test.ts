@@ -388,32 +388,15 @@ describe('authz explain --policy DIR', () => {
   afterAll(() => remove());
 
   it("names the deciding service's file and owner, and shows that file's findings", async () => {
-    const text = await explain(
-      '--policy',
-      folder,
-      '--method',
-      'GET',
-      '--path',
-      '/healthz',
-      '--host',
-      'bank.example',
-    );
+    const healthz = ['--policy', folder, '--method', 'GET', '--path', '/healthz', '--host', 'bank.example'];
+    const text = await explain(...healthz);
     expect(text).toContain(
       'service    bank (bank.yaml line 3, owner team-bank, realm bank-api): it lists host bank.example\n',
     );
     expect(text).toContain(
       'findings   warning public_any_method (bank.yaml line 8): public route * /healthz',
     );
-    const json = await explainJson(
-      '--policy',
-      folder,
-      '--method',
-      'GET',
-      '--path',
-      '/healthz',
-      '--host',
-      'bank.example',
-    );
+    const json = await explainJson(...healthz);
     expect(json.service).toMatchObject({
       name: 'bank',
       file: `${folder}/bank.yaml`,
