@@ -695,7 +695,9 @@ function writtenServices(text: string): WrittenServices | undefined {
   try {
     data = parse(text, { maxAliasCount: 100 });
   } catch {
-    return undefined;
+    // Not YAML as a whole: its owner line alone still says whose file it is (its hosts are not guessed).
+    const owner = /^owner:[ \t]*(["']?)([^\s"'#][^\n"'#]{0,99}?)\1[ \t]*(?:#.*)?$/m.exec(text)?.[2];
+    return owner === undefined ? undefined : { owner, services: [] };
   }
   if (typeof data !== 'object' || data === null) return undefined;
   const { owner, services } = data as { owner?: unknown; services?: unknown };

@@ -124,6 +124,7 @@ export class PolicyWatcher {
         inForce: DirectoryInForce;
         verdicts: readonly FileVerdict[];
         readonly logged: Map<string, string>;
+        fileResults: ('ok' | 'error')[];
       }
     | undefined;
 
@@ -175,7 +176,7 @@ export class PolicyWatcher {
       signature,
       listingKey(listing),
     );
-    watcher.directory = { inForce, verdicts, logged: new Map() };
+    watcher.directory = { inForce, verdicts, logged: new Map(), fileResults: [] };
     watcher.inForce = verdicts.every((verdict) => verdict.inForce);
     watcher.logVerdicts('start', verdicts, listing, true, undefined);
     watcher.logFindings();
@@ -185,6 +186,15 @@ export class PolicyWatcher {
   /** A policy directory's files as last judged (the root first); undefined for a single policy file. */
   get fileVerdicts(): readonly FileVerdict[] | undefined {
     return this.directory?.verdicts;
+  }
+
+  /**
+   * For a policy directory, what the last reload attempt did file by file: `ok` for each file put in force
+   * (or removed), `error` for each refused, as logged; for `authz_policy_reloads_total`, since one attempt
+   * may apply one team's file and refuse another's. Undefined for a single policy file.
+   */
+  get lastFileResults(): readonly ('ok' | 'error')[] | undefined {
+    return this.directory?.fileResults;
   }
 
   /** The policy in force. */
@@ -440,14 +450,12 @@ export class PolicyWatcher {
       this.options.onPolicy(inForce.policy);
     }
     const changes = changed ? describePolicyChange(policyChange(previous, inForce.policy)) : undefined;
+    directory.fileResults = [];
     const logged = this.logVerdicts(trigger, verdicts, content.listing, answerUnchanged, changes);
     if (changed) this.logFindings();
-    if (
-      verdicts.some((verdict) => verdict.outcome === 'refused' || verdict.outcome === 'not_admitted') &&
-      logged
-    )
-      return 'error';
+    // A new policy in force is `ok` even if another file was refused meanwhile (lastFileResults counts both).
     if (changed) return 'ok';
+    if (directory.fileResults.includes('error')) return 'error';
     if (!logged && answerUnchanged) {
       this.options.logger.info(
         {
@@ -493,6 +501,10 @@ export class PolicyWatcher {
       if (before === key && !everyOne) continue;
       wrote = true;
       this.logVerdict(trigger, verdict, changes, restored);
+      if (trigger !== 'start' && !restored && verdict.outcome !== 'unchanged')
+        directory.fileResults.push(
+          verdict.outcome === 'refused' || verdict.outcome === 'not_admitted' ? 'error' : 'ok',
+        );
     }
     for (const name of directory.logged.keys())
       if (!verdicts.some((verdict) => verdict.name === name)) directory.logged.delete(name);

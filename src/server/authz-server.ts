@@ -240,8 +240,10 @@ export async function startAuthzServer(options: AuthzServerOptions): Promise<Run
       void active.keyRing.prefetch(); // new issuers' keys; unchanged ones are already cached
     },
     onReload: (result) => {
-      // Counted: attempts that judged a changed file (`unchanged` and `restored` put nothing new in force).
-      if (result === 'ok' || result === 'error') metrics?.recordPolicyReload(result);
+      // Counted: attempts that judged a changed file (`unchanged` and `restored` put nothing new in force);
+      // in a policy directory, each file judged (one attempt may apply a file and refuse another).
+      const counted = watcher.lastFileResults ?? (result === 'ok' || result === 'error' ? [result] : []);
+      for (const fileResult of counted) metrics?.recordPolicyReload(fileResult);
       if (result === 'ok') {
         metrics?.setPolicyInfo({ version: active.policy.version, source: active.policy.source });
         metrics?.setPolicyFindings?.(watcher.findings);

@@ -492,3 +492,20 @@ describe('judgePolicyDirectory: isolation on reload', () => {
     expect(next.inForce.policy.serviceSelector.forHost('bank.example')?.name).toBe('cards');
   });
 });
+
+describe('judgePolicyDirectory: what a refused file says of itself', () => {
+  it('reads the owner of a file that is not YAML from its owner line', () => {
+    const judgement = judge({
+      '_gateway.yaml': rootText(),
+      'bank.yaml': 'owner: "team-bank"  # the bank\nservices: [\n',
+      'cards.yaml': 'owner: team-cards\nservices:\n  - name: [cards\n',
+    });
+    expect(verdict(judgement, 'bank.yaml')).toMatchObject({
+      outcome: 'refused',
+      owner: 'team-bank',
+      code: 'ERR_POLICY_SYNTAX',
+    });
+    expect(verdict(judgement, 'cards.yaml').owner).toBe('team-cards');
+    expect(judgement.inForce.policy.unavailable).toBeUndefined();
+  });
+});
