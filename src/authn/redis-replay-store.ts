@@ -292,8 +292,10 @@ export class RedisReplayStore implements ReplayStore {
       if (this.said !== 'available') this.becomeAvailable();
       if (claim.historyBegan) this.hooks.onHistoryBegan(claim.sinceMs);
       return claim.claim;
-    } catch {
-      return 'error';
+    } catch (error) {
+      // A command written just as the connection went (its `close` not yet handled) fails with the
+      // connection, not with an answer of Redis's: that is `disconnected`, as for the claims after it.
+      return client.status !== 'ready' || isConnectionLoss(error) ? 'disconnected' : 'error';
     } finally {
       clearTimeout(timer);
     }
@@ -345,6 +347,17 @@ interface ScriptAnswer {
   readonly claim: ReplayClaim;
   readonly sinceMs: number;
   readonly historyBegan: boolean;
+}
+
+/** An ioredis rejection for a connection that closed or broke, rather than a reply of Redis's. */
+function isConnectionLoss(error: unknown): boolean {
+  const { message, code } = (error ?? {}) as { message?: unknown; code?: unknown };
+  return (
+    (typeof message === 'string' && message.startsWith('Connection is closed')) ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    code === 'ECONNREFUSED'
+  );
 }
 
 function claimFromReply(reply: unknown): ScriptAnswer | 'error' {

@@ -110,7 +110,7 @@ describe('the sidecar build (dist-sidecar/, what the sidecar image carries)', ()
     const help = await runCli(['--help'], { cwd: temp.dir, entry: CLI_BUILDS.sidecar });
     expect(help.code).toBe(0);
     const listed = [...help.stdout.matchAll(/^ {2}([a-z-]+)/gm)].map((match) => match[1]);
-    expect(listed).toEqual(['serve', 'check-policy', 'explain', 'test', 'diff']);
+    expect(listed).toEqual(['serve', 'check-policy', 'explain', 'test', 'diff', 'owners']);
     expect(help.stdout).not.toMatch(/demo/i);
 
     for (const command of ['bank', 'statements', 'dev-token', 'dev-idp', 'demo-client']) {
