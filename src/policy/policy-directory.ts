@@ -436,7 +436,8 @@ function judgeFiles(
         name,
         file,
         role: 'service',
-        owner: undefined,
+        // Whose file it says it is, for `authz owners` and the log: it is not judged until admitted.
+        owner: 'text' in read ? writtenServices(read.text)?.owner : undefined,
         outcome: 'not_admitted',
         inForce: false,
         serving: 'none',

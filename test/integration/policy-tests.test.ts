@@ -160,7 +160,10 @@ describe('the ops commands on a policy directory', () => {
     expect(good.stdout).toContain(
       `${folder}/bank.yaml: service file, owner team-bank, services bank: in force\n`,
     );
-    const broken = await writeGatewayDirectory({ 'statements.yaml': 'owner: team-statements\nservices: [' });
+    const broken = await writeGatewayDirectory({
+      'statements.yaml': 'owner: team-statements\nservices: [',
+      'cards.yaml': 'services: [',
+    });
     try {
       const refused = await authz('check-policy', broken.folder);
       expect(refused.code).toBe(1);
@@ -168,7 +171,8 @@ describe('the ops commands on a policy directory', () => {
       const owners = await authz('owners', broken.folder, '--prefix', 'policy.d');
       expect(owners.code).toBe(0);
       expect(owners.stdout).toContain(
-        '/policy.d/bank.yaml team-bank\n# statements.yaml: owner unknown (refused: ERR_POLICY_SYNTAX)\n',
+        '/policy.d/bank.yaml team-bank\n# cards.yaml: owner unknown (not_admitted: ERR_POLICY_FILE_NOT_ADMITTED)\n' +
+          '/policy.d/statements.yaml team-statements\n',
       );
     } finally {
       await broken.remove();

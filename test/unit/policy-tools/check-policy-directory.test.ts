@@ -52,7 +52,7 @@ describe('authz check-policy DIR', () => {
     expect(lines.slice(0, 6)).toEqual([
       'DIR/_gateway.yaml: root, owner platform: in force',
       'DIR/bank.yaml: service file, owner team-bank, services bank: in force',
-      'DIR/extra.yaml: service file, owner unknown, services none: not admitted [ERR_POLICY_FILE_NOT_ADMITTED]',
+      'DIR/extra.yaml: service file, owner team-x, services none: not admitted [ERR_POLICY_FILE_NOT_ADMITTED]',
       "  DIR/extra.yaml: not admitted by _gateway.yaml's service_files: it serves nothing until the root lists it",
       'DIR/statements.yaml: service file, owner team-statements, services none: refused (serving nothing) [ERR_POLICY_INVALID]',
       expect.stringMatching(/^ {2}DIR\/statements\.yaml:6:5: services\[0\]\.bogus: unknown key "bogus"/),

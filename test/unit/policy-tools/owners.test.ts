@@ -53,7 +53,7 @@ describe('authz owners', () => {
     );
   });
 
-  it('lists refused files by their owner, and names those whose owner cannot be read', async () => {
+  it('lists refused and not admitted files by their owner, and names those whose owner cannot be read', async () => {
     const { code, stdout } = await owners(
       {
         'bank.yaml':
@@ -69,7 +69,7 @@ describe('authz owners', () => {
       '/p/_gateway.yaml platform',
       '/p/bank.yaml team-bank',
       '# statements.yaml: owner unknown (refused: ERR_POLICY_SYNTAX)',
-      '# zz.yaml: owner unknown (not_admitted: ERR_POLICY_FILE_NOT_ADMITTED)',
+      '/p/zz.yaml team-z',
     ]);
   });
 
