@@ -8,7 +8,13 @@ import { repoRoot } from '../kit/process.js';
 import { waitUntil } from '../kit/wait-until.js';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
 import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
-import { BANK_RESOURCE, MFA_ACR, startOidcProvider, type StartedOidcProvider } from '../kit/oidc-provider.js';
+import {
+  BANK_RESOURCE,
+  MFA_ACR,
+  newBrowserSession,
+  startOidcProvider,
+  type StartedOidcProvider,
+} from '../kit/oidc-provider.js';
 
 // Another party's identity provider, not ours: panva's oidc-provider 9 (OpenID Certified), configured for
 // the bank as its documentation shows (test/kit/oidc-provider.ts) -> tokens for the bank's API -> real
@@ -18,6 +24,8 @@ import { BANK_RESOURCE, MFA_ACR, startOidcProvider, type StartedOidcProvider } f
 let provider: StartedOidcProvider;
 /** The same provider as the library ships it: no `extraTokenClaims`, so no login claims in access tokens. */
 let plain: StartedOidcProvider;
+/** With extraTokenClaims but without the step-up login: acr_values is voluntary to it, as shipped. */
+let voluntary: StartedOidcProvider;
 let stack: EnvoyStack;
 let base: string;
 let holder: DpopKey;
@@ -84,7 +92,11 @@ async function dpop(method: string, target: string, token: string): Promise<Reco
 }
 
 beforeAll(async () => {
-  [provider, plain] = await Promise.all([startOidcProvider(), startOidcProvider({ copyLoginClaims: false })]);
+  [provider, plain, voluntary] = await Promise.all([
+    startOidcProvider(),
+    startOidcProvider({ copyLoginClaims: false }),
+    startOidcProvider({ stepUpLogin: false }),
+  ]);
   holder = await generateDpopKey('ES256');
   const trusted = (issuer: string) => ({
     issuer,
@@ -99,7 +111,7 @@ beforeAll(async () => {
     policyFile: ({ origin }) =>
       writeDemoPolicy({
         public_origin: origin,
-        issuers: [trusted(provider.issuer), trusted(plain.issuer)],
+        issuers: [trusted(provider.issuer), trusted(plain.issuer), trusted(voluntary.issuer)],
       }),
   });
   base = stack.envoy.baseUrl;
@@ -107,7 +119,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
-  await Promise.all([provider?.close(), plain?.close()]);
+  await Promise.all([provider?.close(), plain?.close(), voluntary?.close()]);
 });
 
 describe("oidc-provider's tokens through real Envoy: the bank's step-up scenario", () => {
@@ -171,6 +183,36 @@ describe("oidc-provider's tokens through real Envoy: the bank's step-up scenario
       ['unknown_key', 'ok', 2],
     ]);
     expect((await call('GET', '/balance', { authorization: `Bearer ${before}` })).status).toBe(200);
+  });
+});
+
+describe('step-up with single sign-on: the client keeps its session at the provider', () => {
+  /** POST /transfer with a token `acrValues` got from `op` in `session`: the answer's status. */
+  const transfer = async (
+    op: StartedOidcProvider,
+    session: ReturnType<typeof newBrowserSession>,
+    acrValues?: string,
+  ) => {
+    const token = await op.token({
+      user: 'alice',
+      dpop: holder,
+      session,
+      ...(acrValues === undefined ? {} : { acrValues }),
+    });
+    return (await call('POST', '/transfer', await dpop('POST', '/transfer', token), { to: 'bob', amount: 5 }))
+      .status;
+  };
+
+  it("re-sending the challenge's acr_values makes the step-up login ask for the second factor (201)", async () => {
+    const session = newBrowserSession();
+    expect(await transfer(provider, session)).toBe(401);
+    expect(await transfer(provider, session, MFA_ACR)).toBe(201);
+  });
+
+  it('as shipped, acr_values is voluntary: the session answers with the same password login (401 again)', async () => {
+    const session = newBrowserSession();
+    expect(await transfer(voluntary, session)).toBe(401);
+    expect(await transfer(voluntary, session, MFA_ACR)).toBe(401);
   });
 });
 

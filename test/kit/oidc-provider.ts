@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
-import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
 import { dpopProof, type DpopKey } from './dpop-proofs.js';
 
 /**
@@ -34,10 +34,28 @@ export interface StartedOidcProvider {
   rotate(): Promise<void>;
   /**
    * An access token for `user`, from a full authorization code flow (PKCE; DPoP-bound when `dpop` is
-   * given): a password login, or a second factor too when `acrValues` asks `urn:bank:mfa`.
+   * given): a password login, or a second factor too when `acrValues` asks `urn:bank:mfa`. Each flow logs
+   * in afresh (`prompt=login consent`), unless `session` is given: a browser's cookies kept between flows,
+   * so that the provider may answer from the login it already has (single sign-on).
    */
-  token(options: { user: string; acrValues?: string; dpop?: DpopKey }): Promise<string>;
+  token(options: TokenFlow): Promise<string>;
   close(): Promise<void>;
+}
+
+export interface TokenFlow {
+  readonly user: string;
+  readonly acrValues?: string;
+  readonly dpop?: DpopKey;
+  readonly session?: BrowserSession;
+}
+
+/** A browser's cookies at the provider, kept across authorization flows. */
+export interface BrowserSession {
+  readonly cookies: Map<string, string>;
+}
+
+export function newBrowserSession(): BrowserSession {
+  return { cookies: new Map() };
 }
 
 export interface OidcProviderOptions {
@@ -46,15 +64,24 @@ export interface OidcProviderOptions {
    * false is the library's default: its access tokens then say nothing of the login.
    */
   readonly copyLoginClaims?: boolean;
+  /**
+   * Log in again when a request's `acr_values` names none of the login's `acr` (default true). false is the
+   * library's default: it treats `acr_values` as voluntary (it enforces only an essential `acr` of the
+   * `claims` parameter), so with a session a step-up request gets the same login back.
+   */
+  readonly stepUpLogin?: boolean;
 }
 
 export async function startOidcProvider(options: OidcProviderOptions = {}): Promise<StartedOidcProvider> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const copyLoginClaims = options.copyLoginClaims !== false;
+  const settings = {
+    copyLoginClaims: options.copyLoginClaims !== false,
+    stepUpLogin: options.stepUpLogin !== false,
+  };
   let keys = [await signingKey()];
-  let provider = configuredProvider(issuer, keys, copyLoginClaims);
+  let provider = configuredProvider(issuer, keys, settings);
   let callback = provider.callback();
   server.on('request', (req, res) => {
     if (req.url?.startsWith('/interaction/') === true) {
@@ -74,7 +101,7 @@ export async function startOidcProvider(options: OidcProviderOptions = {}): Prom
     },
     rotate: async () => {
       keys = [await signingKey(), keys[0]!];
-      provider = configuredProvider(issuer, keys, copyLoginClaims);
+      provider = configuredProvider(issuer, keys, settings);
       callback = provider.callback();
     },
     token: (flow) => authorizationCodeFlow(issuer, flow),
@@ -92,8 +119,23 @@ async function signingKey(): Promise<Record<string, unknown>> {
 function configuredProvider(
   issuer: string,
   keys: readonly Record<string, unknown>[],
-  copyLoginClaims: boolean,
+  settings: { readonly copyLoginClaims: boolean; readonly stepUpLogin: boolean },
 ): Provider {
+  const { copyLoginClaims, stepUpLogin } = settings;
+  const policy = interactionPolicy.base();
+  if (stepUpLogin) {
+    // The step-up interaction: a login whose acr the request's acr_values does not name is done again.
+    policy.get('login')!.checks.add(
+      new interactionPolicy.Check('acr_values_not_met', 'the login is weaker than acr_values asks', (ctx) => {
+        const requested = String(ctx.oidc.params?.['acr_values'] ?? '')
+          .split(' ')
+          .filter(Boolean);
+        return requested.length > 0 && !requested.includes(String(ctx.oidc.session?.acr ?? ''))
+          ? interactionPolicy.Check.REQUEST_PROMPT
+          : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      }),
+    );
+  }
   return new Provider(issuer, {
     clients: [
       {
@@ -132,7 +174,7 @@ function configuredProvider(
       if (!copyLoginClaims || code === undefined) return undefined;
       return { acr: code.acr, amr: code.amr, auth_time: code.authTime };
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { policy, url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   });
 }
 
@@ -160,10 +202,7 @@ async function interaction(provider: Provider, req: IncomingMessage, res: Server
 }
 
 /** The client's side of the flow: the authorization request, redirects with cookies, the token request. */
-async function authorizationCodeFlow(
-  issuer: string,
-  options: { user: string; acrValues?: string; dpop?: DpopKey },
-): Promise<string> {
+async function authorizationCodeFlow(issuer: string, options: TokenFlow): Promise<string> {
   const verifier = randomBytes(32).toString('base64url');
   const authorize = new URL(`${issuer}/auth`);
   authorize.search = new URLSearchParams({
@@ -175,10 +214,10 @@ async function authorizationCodeFlow(
     code_challenge: createHash('sha256').update(verifier).digest('base64url'),
     code_challenge_method: 'S256',
     login_hint: options.user,
-    prompt: 'login consent',
+    ...(options.session === undefined ? { prompt: 'login consent' } : {}),
     ...(options.acrValues === undefined ? {} : { acr_values: options.acrValues }),
   }).toString();
-  const cookies = new Map<string, string>();
+  const cookies = options.session?.cookies ?? new Map<string, string>();
   let next = authorize.toString();
   let code: string | undefined;
   for (let hop = 0; hop < 12 && code === undefined; hop += 1) {
@@ -187,9 +226,17 @@ async function authorizationCodeFlow(
       headers: { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
     });
     for (const line of response.headers.getSetCookie()) {
-      const [pair] = line.split(';');
+      const [pair, ...attributes] = line.split(';');
       const at = pair!.indexOf('=');
-      cookies.set(pair!.slice(0, at), pair!.slice(at + 1));
+      const [name, value] = [pair!.slice(0, at).trim(), pair!.slice(at + 1)];
+      // A cookie set to expire (the provider's way to delete one) leaves the jar.
+      const expired = attributes.some((attribute) => {
+        const [key, when] = attribute.trim().split('=');
+        if (key?.toLowerCase() === 'max-age') return Number(when) <= 0;
+        return key?.toLowerCase() === 'expires' && Date.parse(when ?? '') <= Date.now();
+      });
+      if (expired || value === '') cookies.delete(name);
+      else cookies.set(name, value);
     }
     const location = response.headers.get('location');
     if (location === null)
