@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { request, type IncomingHttpHeaders } from 'node:http';
 import * as path from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeDemoPolicy } from '../kit/demo-policy.js';
 import { repoRoot } from '../kit/process.js';
+import { rawRequest } from '../kit/raw-http.js';
 import { waitUntil } from '../kit/wait-until.js';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
 import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
@@ -32,7 +32,6 @@ let holder: DpopKey;
 
 interface Answer {
   readonly status: number;
-  readonly headers: IncomingHttpHeaders;
   readonly challenges: readonly string[];
   readonly json: Record<string, unknown>;
 }
@@ -44,45 +43,18 @@ async function call(
   headers: Record<string, string>,
   body?: unknown,
 ): Promise<Answer> {
-  const { hostname, port } = new URL(base);
-  const text = body === undefined ? undefined : JSON.stringify(body);
-  const sent: Record<string, string> = {
-    ...headers,
-    ...(text === undefined
-      ? {}
-      : { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) }),
-  };
-  const answer = await new Promise<{
-    status: number;
-    headers: IncomingHttpHeaders;
-    challenges: string[];
-    text: string;
-  }>((resolve, reject) => {
-    const req = request(
-      { host: hostname, port, method, path: target, headers: sent, agent: false },
-      (res) => {
-        let received = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (received += chunk));
-        const challenges = res.rawHeaders.filter(
-          (_value, index, raw) => index % 2 === 1 && raw[index - 1]!.toLowerCase() === 'www-authenticate',
-        );
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, challenges, text: received }),
-        );
-      },
-    );
-    req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${target} timed out`)));
-    req.on('error', reject);
-    req.end(text);
+  const answer = await rawRequest(base, target, {
+    method,
+    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   let json: Record<string, unknown>;
   try {
-    json = JSON.parse(answer.text) as Record<string, unknown>;
+    json = JSON.parse(answer.body) as Record<string, unknown>;
   } catch {
-    json = { raw: answer.text };
+    json = { raw: answer.body };
   }
-  return { status: answer.status, headers: answer.headers, challenges: answer.challenges, json };
+  return { status: answer.status, challenges: answer.challenges, json };
 }
 
 /** `Authorization: DPoP <token>` and a fresh proof of the holder's key for this request. */

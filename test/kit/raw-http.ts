@@ -4,6 +4,8 @@ import { request, type IncomingHttpHeaders } from 'node:http';
 export interface RawAnswer {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
+  /** Each `WWW-Authenticate` line on its own, in order (`headers` joins them with commas). */
+  readonly challenges: readonly string[];
   readonly body: string;
 }
 
@@ -16,22 +18,40 @@ export interface RawAnswer {
 export function rawRequest(
   base: string,
   path: string,
-  init: { readonly method?: string; readonly headers?: Record<string, string | string[]> } = {},
+  init: {
+    readonly method?: string;
+    readonly headers?: Record<string, string | string[]>;
+    /** Sent as the request body (with its content-length). */
+    readonly body?: string;
+  } = {},
 ): Promise<RawAnswer> {
   const { hostname, port } = new URL(base);
   const method = init.method ?? 'GET';
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: hostname, port, method, path, headers: init.headers ?? {}, agent: false },
+      {
+        host: hostname,
+        port,
+        method,
+        path,
+        headers: {
+          ...init.headers,
+          ...(init.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(init.body)) }),
+        },
+        agent: false,
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        const challenges = res.rawHeaders.filter(
+          (_value, index, raw) => index % 2 === 1 && raw[index - 1]!.toLowerCase() === 'www-authenticate',
+        );
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, challenges, body }));
       },
     );
     req.setTimeout(5_000, () => req.destroy(new Error(`${method} ${path} timed out`)));
     req.on('error', reject);
-    req.end();
+    req.end(init.body);
   });
 }
