@@ -1,9 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import * as path from 'node:path';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { claimShape, recordedToken } from '../kit/claim-shapes.js';
 import { writeDemoPolicy } from '../kit/demo-policy.js';
-import { repoRoot } from '../kit/process.js';
 import { rawRequest } from '../kit/raw-http.js';
 import { waitUntil } from '../kit/wait-until.js';
 import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
@@ -202,21 +200,11 @@ describe('oidc-provider as shipped, without extraTokenClaims', () => {
 });
 
 describe('the claim shape docs/policy.md shows for oidc-provider (test/fixtures/claim-shapes/oidc-provider.json)', () => {
-  /** Each member's name and JSON type: what a policy's claim settings depend on, not the values. */
-  const shape = (value: Record<string, unknown>) =>
-    Object.fromEntries(
-      Object.entries(value)
-        .map(([name, member]) => [name, Array.isArray(member) ? 'array' : typeof member] as const)
-        .sort(([a], [b]) => (a < b ? -1 : 1)),
-    );
-
   it('is the shape of a token the running provider issues after a step-up with DPoP', async () => {
-    const recorded = JSON.parse(
-      await readFile(path.join(repoRoot, 'test', 'fixtures', 'claim-shapes', 'oidc-provider.json'), 'utf8'),
-    ) as { header: Record<string, unknown>; claims: Record<string, unknown> };
+    const recorded = await recordedToken('oidc-provider');
     const token = await provider.token({ user: 'alice', acrValues: MFA_ACR, dpop: holder });
-    expect(shape(decodeProtectedHeader(token))).toEqual(shape(recorded.header));
-    expect(shape(decodeJwt(token))).toEqual(shape(recorded.claims));
+    expect(claimShape(decodeProtectedHeader(token))).toEqual(claimShape(recorded.header));
+    expect(claimShape(decodeJwt(token))).toEqual(claimShape(recorded.claims));
     expect(decodeJwt(token)).toMatchObject({
       acr: recorded.claims['acr'],
       amr: recorded.claims['amr'],
