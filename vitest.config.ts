@@ -13,9 +13,10 @@ const oneFileAtATime = {
 } as const;
 
 // The suites that run tools built from the Go module proxy (kustomize, manifest-check, promtool, the
-// OpenTelemetry Collector: scripts/install-go-tools.sh). They form the last project, `go-tools`, so that
-// those builds, which `npm test`'s pretest starts in the background at low priority, take the CPU the
-// suites before leave idle rather than delaying them; its setup file waits for the builds to end.
+// OpenTelemetry Collector: scripts/install-go-tools.sh), and Keycloak, which the same background job
+// installs. They form the last project, `go-tools`, so that those builds, which `npm test`'s pretest starts
+// in the background at low priority, take the CPU the suites before leave idle rather than delaying them;
+// its setup file waits for the builds to end.
 const GO_TOOL_SUITES = [
   'test/integration/deploy-agreement.test.ts',
   'test/integration/deploy-manifests.test.ts',
@@ -24,6 +25,7 @@ const GO_TOOL_SUITES = [
   'test/integration/monitoring-metrics.test.ts',
   'test/integration/monitoring-rules.test.ts',
   'test/e2e/traces-through-envoy.test.ts',
+  'test/e2e/keycloak-through-envoy.test.ts',
 ];
 
 // Five projects; `vitest run` runs them all, `vitest run --project unit` one of them.

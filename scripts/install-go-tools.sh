@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs every test tool the project builds from the Go module proxy, one after the other, into the
 # git-ignored .tools/: kustomize, manifest-check and the Envoy Gateway CRDs (install-deploy-tools.sh),
-# promtool (install-promtool.sh) and the minimal OpenTelemetry Collector (install-otelcol.sh). Each of them
-# is idempotent: a second run builds nothing.
+# promtool (install-promtool.sh) and the minimal OpenTelemetry Collector (install-otelcol.sh); then
+# Keycloak from Maven Central (install-keycloak.sh: a download and its build step, some 30 s), which only
+# the same last project needs. Each of them is idempotent: a second run builds nothing.
 #
 # The builds are the longest part of a fresh machine's set-up (some 5 CPU-minutes on 2 cores), and only the
 # `go-tools` vitest project needs them, which runs last (vitest.config.ts). So `npm test`'s pretest starts
@@ -33,5 +34,6 @@ trap 'echo failed > .tools/go-tools.status' ERR
 bash scripts/install-deploy-tools.sh > /dev/null
 bash scripts/install-promtool.sh > /dev/null
 bash scripts/install-otelcol.sh > /dev/null
+bash scripts/install-keycloak.sh > /dev/null
 
 echo ok > .tools/go-tools.status

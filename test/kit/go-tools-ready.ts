@@ -5,8 +5,8 @@ import { repoRoot } from './process.js';
 
 /*
  * The setup file of the `go-tools` vitest project (vitest.config.ts): before each of its files, the tools
- * built from the Go module proxy (kustomize, manifest-check, promtool, the OpenTelemetry Collector) must be
- * installed. `npm test`'s pretest starts their build in the background (scripts/install-go-tools.sh
+ * built from the Go module proxy (kustomize, manifest-check, promtool, the OpenTelemetry Collector) and
+ * Keycloak must be installed. `npm test`'s pretest starts their build in the background (scripts/install-go-tools.sh
  * --background); this waits for it to end (its lock), then reads what it ended with. Without a status (the
  * script never ran, e.g. `npx vitest run` on a fresh checkout) or after a failure, it runs the script here,
  * in the foreground, so that the error it prints is the one the test run reports.
