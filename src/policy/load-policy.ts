@@ -3,11 +3,12 @@ import type { CompiledPolicy } from './compiled-policy.js';
 import { compilePolicy } from './compile-policy.js';
 import {
   judgePolicyDirectory,
+  refusedFilesError,
   type DirectoryInForce,
   type DirectoryJudgement,
   type PolicyDirectoryListing,
 } from './policy-directory.js';
-import { PolicyError, type PolicyProblem } from './policy-error.js';
+import { PolicyError } from './policy-error.js';
 import { isPolicyDirectory, readPolicyDirectory } from './read-policy-directory.js';
 import { readPolicyText } from './read-policy-text.js';
 import type { TextFileRead } from './read-text-file.js';
@@ -38,21 +39,8 @@ export interface LoadPolicyOptions {
 export async function loadPolicy(file: string, options: LoadPolicyOptions = {}): Promise<CompiledPolicy> {
   if (await isPolicyDirectory(file)) {
     const judgement = await loadPolicyDirectory(file, undefined, options);
-    const problems = judgement.verdicts.flatMap((verdict): PolicyProblem[] =>
-      verdict.inForce
-        ? []
-        : (verdict.problems ?? []).map((message) => ({
-            file: verdict.file,
-            line: 0,
-            column: 0,
-            path: '',
-            message: message.startsWith(`${verdict.file}`)
-              ? message.slice(verdict.file.length).replace(/^:\s?/, '')
-              : message,
-          })),
-    );
-    const refused = judgement.verdicts.find((verdict) => !verdict.inForce);
-    if (refused !== undefined) throw new PolicyError(refused.code ?? 'ERR_POLICY_INVALID', problems);
+    const refused = refusedFilesError(judgement.verdicts);
+    if (refused !== undefined) throw refused;
     return judgement.inForce.policy;
   }
   return policyFromRead(await readPolicyText(file), file, options);

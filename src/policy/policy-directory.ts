@@ -230,19 +230,27 @@ function findRoot(
 function startError(refusal: Refusal, file: string): PolicyError {
   return new PolicyError(
     refusal.code,
-    refusal.problems.map((message) => ({
-      file,
-      line: 0,
-      column: 0,
-      path: '',
-      message: unprefixed(message, file),
-    })),
+    refusal.problems.map((message) => problemOf(message, file)),
   );
 }
 
-/** A problem string already starting with its file, as the error's message (the file is its own field). */
-function unprefixed(message: string, file: string): string {
-  return message.startsWith(`${file}: `) ? message.slice(file.length + 2) : message;
+/**
+ * The files of a judgement that are not in force, as one error (the first one's code): for the tools,
+ * which judge the policy as written, every file of it. Undefined when every file is in force.
+ */
+export function refusedFilesError(verdicts: readonly FileVerdict[]): PolicyError | undefined {
+  const refused = verdicts.filter((verdict) => !verdict.inForce);
+  if (refused.length === 0) return undefined;
+  return new PolicyError(
+    refused[0]!.code ?? 'ERR_POLICY_INVALID',
+    refused.flatMap((verdict) => (verdict.problems ?? []).map((message) => problemOf(message, verdict.file))),
+  );
+}
+
+/** A refusal's problem line (`file:line:column: path: message`, as logged) as a problem of `file`. */
+function problemOf(message: string, file: string): PolicyProblem {
+  const own = message.startsWith(file) ? message.slice(file.length).replace(/^:\s?/, '') : message;
+  return { file, line: 0, column: 0, path: '', message: own };
 }
 
 /** Compiles the root alone (its issuers, defaults, replay store): its problems refuse it. */

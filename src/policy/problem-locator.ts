@@ -19,8 +19,8 @@ export interface DocumentLocator {
 /** Turns document paths and offsets into located problems in this file. */
 export class Locator implements DocumentLocator {
   constructor(
-    readonly file: string,
-    readonly locations: YamlLocations,
+    private readonly file: string,
+    private readonly locations: YamlLocations,
   ) {}
 
   at(path: YamlPath, message: string): PolicyProblem {

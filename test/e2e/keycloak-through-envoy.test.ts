@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { claimShape, recordedToken } from '../kit/claim-shapes.js';
 import { demoPolicyWith, writeDemoPolicy } from '../kit/demo-policy.js';
-import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
+import { dpopHeaders, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
 import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
 import {
   KEYCLOAK_MFA_ACR,
@@ -11,7 +11,7 @@ import {
   startKeycloak,
   type StartedKeycloak,
 } from '../kit/keycloak.js';
-import { rawRequest } from '../kit/raw-http.js';
+import { jsonRequest } from '../kit/raw-http.js';
 import { waitUntil } from '../kit/wait-until.js';
 
 // Another party's identity provider: a real Keycloak (the pinned distribution, scripts/install-keycloak.sh)
@@ -25,36 +25,13 @@ let stack: EnvoyStack;
 let base: string;
 let holder: DpopKey;
 
-interface Answer {
-  readonly status: number;
-  readonly challenges: readonly string[];
-  readonly json: Record<string, unknown>;
-}
+/** One request through Envoy on a fresh connection; `body` is sent as JSON. */
+const call = (method: string, target: string, headers: Record<string, string>, body?: unknown) =>
+  jsonRequest(base, method, target, headers, body);
 
-async function call(
-  method: string,
-  target: string,
-  headers: Record<string, string>,
-  body?: unknown,
-): Promise<Answer> {
-  const answer = await rawRequest(base, target, {
-    method,
-    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(answer.body) as Record<string, unknown>;
-  } catch {
-    json = { raw: answer.body };
-  }
-  return { status: answer.status, challenges: answer.challenges, json };
-}
-
-async function dpop(method: string, target: string, token: string): Promise<Record<string, string>> {
-  const proof = await dpopProof(holder, { method, url: `${base}${target}`, accessToken: token });
-  return { authorization: `DPoP ${token}`, dpop: proof };
-}
+/** `Authorization: DPoP <token>` and a fresh proof of the holder's key for this request. */
+const dpop = (method: string, target: string, token: string) =>
+  dpopHeaders(holder, method, `${base}${target}`, token);
 
 beforeAll(async () => {
   keycloak = await startKeycloak();

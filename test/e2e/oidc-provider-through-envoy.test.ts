@@ -2,9 +2,9 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { claimShape, recordedToken } from '../kit/claim-shapes.js';
 import { writeDemoPolicy } from '../kit/demo-policy.js';
-import { rawRequest } from '../kit/raw-http.js';
+import { jsonRequest } from '../kit/raw-http.js';
 import { waitUntil } from '../kit/wait-until.js';
-import { dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
+import { dpopHeaders, dpopProof, generateDpopKey, type DpopKey } from '../kit/dpop-proofs.js';
 import { startEnvoyStack, type EnvoyStack } from '../kit/envoy-stack.js';
 import {
   BANK_RESOURCE,
@@ -28,38 +28,13 @@ let stack: EnvoyStack;
 let base: string;
 let holder: DpopKey;
 
-interface Answer {
-  readonly status: number;
-  readonly challenges: readonly string[];
-  readonly json: Record<string, unknown>;
-}
-
 /** One request through Envoy on a fresh connection; `body` is sent as JSON. */
-async function call(
-  method: string,
-  target: string,
-  headers: Record<string, string>,
-  body?: unknown,
-): Promise<Answer> {
-  const answer = await rawRequest(base, target, {
-    method,
-    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(answer.body) as Record<string, unknown>;
-  } catch {
-    json = { raw: answer.body };
-  }
-  return { status: answer.status, challenges: answer.challenges, json };
-}
+const call = (method: string, target: string, headers: Record<string, string>, body?: unknown) =>
+  jsonRequest(base, method, target, headers, body);
 
 /** `Authorization: DPoP <token>` and a fresh proof of the holder's key for this request. */
-async function dpop(method: string, target: string, token: string): Promise<Record<string, string>> {
-  const proof = await dpopProof(holder, { method, url: `${base}${target}`, accessToken: token });
-  return { authorization: `DPoP ${token}`, dpop: proof };
-}
+const dpop = (method: string, target: string, token: string) =>
+  dpopHeaders(holder, method, `${base}${target}`, token);
 
 beforeAll(async () => {
   [provider, plain, voluntary] = await Promise.all([

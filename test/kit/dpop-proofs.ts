@@ -80,3 +80,16 @@ function proofClaims(init: ProofInit): Record<string, unknown> {
 function withoutUndefined(value: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
 }
+
+/**
+ * `Authorization: DPoP <token>` and a fresh proof of `key` for `method` and `url` (RFC 9449 section 7.1):
+ * a new proof each time, as a proof is single-use.
+ */
+export async function dpopHeaders(
+  key: DpopKey,
+  method: string,
+  url: string,
+  accessToken: string,
+): Promise<Record<string, string>> {
+  return { authorization: `DPoP ${accessToken}`, dpop: await dpopProof(key, { method, url, accessToken }) };
+}

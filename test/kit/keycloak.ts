@@ -1,9 +1,10 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { cp, mkdir, rm } from 'node:fs/promises';
 import * as path from 'node:path';
-import { dpopProof, type DpopKey } from './dpop-proofs.js';
+import type { DpopKey } from './dpop-proofs.js';
 import { freePort } from './free-port.js';
 import { installedBinary } from './installed-binary.js';
+import { codeAt, CookieJar, exchangeCode, pkcePair } from './oauth-client.js';
 import { repoRoot, startProcess, type KitProcess } from './process.js';
 import { waitUntil } from './wait-until.js';
 
@@ -110,74 +111,37 @@ export async function startKeycloak(): Promise<StartedKeycloak> {
   };
 }
 
-/** Cookies kept across the login pages of one flow. */
-class CookieJar {
-  private readonly cookies = new Map<string, string>();
-
-  header(): string {
-    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
-  }
-
-  take(response: Response): void {
-    for (const line of response.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(';');
-      const at = pair!.indexOf('=');
-      const [name, value] = [pair!.slice(0, at).trim(), pair!.slice(at + 1)];
-      const expired = attributes.some((attribute) => {
-        const [key, when] = attribute.trim().split('=');
-        if (key?.toLowerCase() === 'max-age') return Number(when) <= 0;
-        return key?.toLowerCase() === 'expires' && Date.parse(when ?? '') <= Date.now();
-      });
-      if (expired || value === '') this.cookies.delete(name);
-      else this.cookies.set(name, value);
-    }
-  }
-}
-
 async function authorizationCodeFlow(
   issuer: string,
   options: { acrValues?: string; dpop?: DpopKey },
 ): Promise<string> {
-  const verifier = randomBytes(32).toString('base64url');
+  const { verifier, challenge } = pkcePair();
   const authorize = new URL(`${issuer}/protocol/openid-connect/auth`);
   authorize.search = new URLSearchParams({
     client_id: CLIENT_ID,
     response_type: 'code',
     redirect_uri: REDIRECT_URI,
     scope: 'openid view:balance transfer:funds',
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge: challenge,
     code_challenge_method: 'S256',
     ...(options.acrValues === undefined ? {} : { acr_values: options.acrValues }),
   }).toString();
   const jar = new CookieJar();
-  const get = async (url: string) => {
-    const response = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header() } });
-    jar.take(response);
-    return response;
-  };
-  const post = async (url: string, form: Record<string, string>) => {
-    const response = await fetch(url, {
+  const post = (url: string, form: Record<string, string>) =>
+    jar.fetch(url, {
       method: 'POST',
-      redirect: 'manual',
-      headers: { cookie: jar.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams(form),
     });
-    jar.take(response);
-    return response;
-  };
 
-  let response = await get(authorize.toString());
+  let response = await jar.fetch(authorize.toString());
   let code: string | undefined;
   for (let page = 0; page < 6 && code === undefined; page += 1) {
     const location = response.headers.get('location');
     if (location !== null) {
       const url = new URL(location, issuer);
-      if (url.origin + url.pathname === REDIRECT_URI) {
-        code = url.searchParams.get('code') ?? undefined;
-        if (code === undefined) throw new Error(`Keycloak redirected without a code: ${url.search}`);
-        break;
-      }
-      response = await get(url.toString());
+      code = codeAt(url, REDIRECT_URI);
+      if (code === undefined) response = await jar.fetch(url.toString());
       continue;
     }
     const html = await response.text();
@@ -191,35 +155,13 @@ async function authorizationCodeFlow(
       );
   }
   if (code === undefined) throw new Error('the login did not end at the redirect URI');
-
-  const tokenEndpoint = `${issuer}/protocol/openid-connect/token`;
-  const token = await fetch(tokenEndpoint, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      ...(options.dpop === undefined
-        ? {}
-        : {
-            dpop: await dpopProof(options.dpop, {
-              method: 'POST',
-              url: tokenEndpoint,
-              accessToken: '',
-              claims: { ath: undefined },
-            }),
-          }),
-    },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code,
-      redirect_uri: REDIRECT_URI,
-      client_id: CLIENT_ID,
-      code_verifier: verifier,
-    }),
+  return exchangeCode(`${issuer}/protocol/openid-connect/token`, {
+    code,
+    verifier,
+    redirectUri: REDIRECT_URI,
+    clientId: CLIENT_ID,
+    ...(options.dpop === undefined ? {} : { dpop: options.dpop }),
   });
-  const body = (await token.json()) as { access_token?: string };
-  if (body.access_token === undefined)
-    throw new Error(`Keycloak refused the token request: ${JSON.stringify(body)}`);
-  return body.access_token;
 }
 
 /** The login page's form action, its HTML entities decoded. */

@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import Provider, { interactionPolicy, type KoaContextWithOIDC } from 'oidc-provider';
-import { dpopProof, type DpopKey } from './dpop-proofs.js';
+import type { DpopKey } from './dpop-proofs.js';
+import { codeAt, CookieJar, exchangeCode, pkcePair } from './oauth-client.js';
 
 /**
  * panva's `oidc-provider` 9 (an OpenID Certified provider library), configured for the bank as its
@@ -51,11 +52,11 @@ export interface TokenFlow {
 
 /** A browser's cookies at the provider, kept across authorization flows. */
 export interface BrowserSession {
-  readonly cookies: Map<string, string>;
+  readonly jar: CookieJar;
 }
 
 export function newBrowserSession(): BrowserSession {
-  return { cookies: new Map() };
+  return { jar: new CookieJar() };
 }
 
 export interface OidcProviderOptions {
@@ -203,7 +204,7 @@ async function interaction(provider: Provider, req: IncomingMessage, res: Server
 
 /** The client's side of the flow: the authorization request, redirects with cookies, the token request. */
 async function authorizationCodeFlow(issuer: string, options: TokenFlow): Promise<string> {
-  const verifier = randomBytes(32).toString('base64url');
+  const { verifier, challenge } = pkcePair();
   const authorize = new URL(`${issuer}/auth`);
   authorize.search = new URLSearchParams({
     client_id: CLIENT_ID,
@@ -211,71 +212,31 @@ async function authorizationCodeFlow(issuer: string, options: TokenFlow): Promis
     redirect_uri: REDIRECT_URI,
     scope: `openid ${BANK_SCOPES}`,
     resource: BANK_RESOURCE,
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge: challenge,
     code_challenge_method: 'S256',
     login_hint: options.user,
     ...(options.session === undefined ? { prompt: 'login consent' } : {}),
     ...(options.acrValues === undefined ? {} : { acr_values: options.acrValues }),
   }).toString();
-  const cookies = options.session?.cookies ?? new Map<string, string>();
+  const jar = options.session?.jar ?? new CookieJar();
   let next = authorize.toString();
   let code: string | undefined;
   for (let hop = 0; hop < 12 && code === undefined; hop += 1) {
-    const response = await fetch(next, {
-      redirect: 'manual',
-      headers: { cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join('; ') },
-    });
-    for (const line of response.headers.getSetCookie()) {
-      const [pair, ...attributes] = line.split(';');
-      const at = pair!.indexOf('=');
-      const [name, value] = [pair!.slice(0, at).trim(), pair!.slice(at + 1)];
-      // A cookie set to expire (the provider's way to delete one) leaves the jar.
-      const expired = attributes.some((attribute) => {
-        const [key, when] = attribute.trim().split('=');
-        if (key?.toLowerCase() === 'max-age') return Number(when) <= 0;
-        return key?.toLowerCase() === 'expires' && Date.parse(when ?? '') <= Date.now();
-      });
-      if (expired || value === '') cookies.delete(name);
-      else cookies.set(name, value);
-    }
+    const response = await jar.fetch(next);
     const location = response.headers.get('location');
     if (location === null)
       throw new Error(`oidc-provider answered ${response.status}: ${await response.text()}`);
     const url = new URL(location, next);
-    if (url.origin + url.pathname === REDIRECT_URI) {
-      code = url.searchParams.get('code') ?? undefined;
-      if (code === undefined) throw new Error(`no code: ${url.search}`);
-    }
+    code = codeAt(url, REDIRECT_URI);
     next = url.toString();
   }
   if (code === undefined) throw new Error('the authorization flow did not end at the redirect URI');
-  const tokenEndpoint = `${issuer}/token`;
-  const response = await fetch(tokenEndpoint, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      ...(options.dpop === undefined
-        ? {}
-        : {
-            // A proof for the token request: no access token yet, so no `ath` (RFC 9449 section 5).
-            dpop: await dpopProof(options.dpop, {
-              method: 'POST',
-              url: tokenEndpoint,
-              accessToken: '',
-              claims: { ath: undefined },
-            }),
-          }),
-    },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code,
-      redirect_uri: REDIRECT_URI,
-      client_id: CLIENT_ID,
-      code_verifier: verifier,
-      resource: BANK_RESOURCE,
-    }),
+  return exchangeCode(`${issuer}/token`, {
+    code,
+    verifier,
+    redirectUri: REDIRECT_URI,
+    clientId: CLIENT_ID,
+    ...(options.dpop === undefined ? {} : { dpop: options.dpop }),
+    params: { resource: BANK_RESOURCE },
   });
-  const body = (await response.json()) as { access_token?: string; error?: string };
-  if (body.access_token === undefined) throw new Error(`token request refused: ${JSON.stringify(body)}`);
-  return body.access_token;
 }

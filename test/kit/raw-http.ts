@@ -55,3 +55,32 @@ export function rawRequest(
     req.end(init.body);
   });
 }
+
+/** An answer read as JSON (a body that is not JSON as `{ raw }`), with its challenges. */
+export interface JsonAnswer {
+  readonly status: number;
+  readonly challenges: readonly string[];
+  readonly json: Record<string, unknown>;
+}
+
+/** {@link rawRequest} with `body` sent as JSON and the answer's body read as JSON. */
+export async function jsonRequest(
+  base: string,
+  method: string,
+  target: string,
+  headers: Record<string, string>,
+  body?: unknown,
+): Promise<JsonAnswer> {
+  const answer = await rawRequest(base, target, {
+    method,
+    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(answer.body) as Record<string, unknown>;
+  } catch {
+    json = { raw: answer.body };
+  }
+  return { status: answer.status, challenges: answer.challenges, json };
+}
